@@ -1,0 +1,5 @@
+//! The `hdpf` command-line interface.
+
+fn main() {
+    println!("hdpf");
+}
