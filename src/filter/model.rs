@@ -37,6 +37,17 @@ pub trait Model: Sync {
         self.loss(x)
     }
 
+    /// Loss of particle `index` — for models whose loss carries per-particle state (e.g. a
+    /// regulariser anchored at each particle's own previous-task parameters). Defaults to [`Model::loss`].
+    fn particle_loss(&self, _index: usize, x: &[f64]) -> f64 {
+        self.loss(x)
+    }
+
+    /// Loss and gradient of particle `index`; defaults to [`Model::loss_grad`].
+    fn particle_loss_grad(&self, _index: usize, x: &[f64], grad: &mut [f64]) -> f64 {
+        self.loss_grad(x, grad)
+    }
+
     /// An upper bound on the Lipschitz constant of `∇L` (the largest Hessian eigenvalue), when known.
     ///
     /// Gradient moves use it to split a step `η` into `K = ⌈η·Lip⌉` stable sub-moves.
