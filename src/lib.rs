@@ -17,5 +17,6 @@
 pub mod error;
 pub mod filter;
 pub mod geometry;
+pub mod pose;
 
 pub use error::{Error, Result};
