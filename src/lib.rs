@@ -17,6 +17,7 @@
 pub mod error;
 pub mod filter;
 pub mod geometry;
+pub mod pipeline;
 pub mod pose;
 
 pub use error::{Error, Result};
