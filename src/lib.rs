@@ -16,5 +16,6 @@
 
 pub mod error;
 pub mod filter;
+pub mod pose;
 
 pub use error::{Error, Result};
