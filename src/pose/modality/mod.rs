@@ -16,7 +16,8 @@
 //!
 //! # Gradients
 //! A point `q = c + ρ + R v` (with `R = Exp(φ)`, `v = T_ref x − c`) has
-//! `∂q/∂ρ = I` and `∂q/∂φ = −[R v]× J_l(φ)`, with `J_l` the SO(3) left Jacobian, so a loss with
+//! `∂q/∂ρ = I` and `∂q/∂φ = −[R v]× J_l(φ)`, with `J_l` the SO(3) left Jacobian
+//! ([`crate::geometry::se3::left_jacobian`]), so a loss with
 //! point gradient `g_q` has `∂L/∂ρ = Σ g_q` and `∂L/∂φ = J_l(φ)ᵀ Σ (R v) × g_q`
 //! ([`GradAccumulator`]). Rotated directions `n' = R n` contribute `J_lᵀ Σ n' × g_n`.
 //!
@@ -31,6 +32,7 @@ pub mod edge;
 pub mod visible;
 
 use crate::filter::Model;
+use crate::geometry::se3::left_jacobian;
 use nalgebra::{
     Isometry3, Matrix3, Matrix6, Rotation3, Translation3, UnitQuaternion, Vector3, Vector6,
 };
@@ -156,19 +158,6 @@ impl Robust {
     }
 }
 
-/// SO(3) left Jacobian `J_l(φ) = I + (1 − cos θ)/θ² [φ]× + (θ − sin θ)/θ³ [φ]×²`, `θ = |φ|`.
-pub fn so3_left_jacobian(phi: &Vector3<f64>) -> Matrix3<f64> {
-    let th2 = phi.norm_squared();
-    let k = phi.cross_matrix();
-    let (a, b) = if th2 < 1e-8 {
-        (0.5 - th2 / 24.0, 1.0 / 6.0 - th2 / 120.0)
-    } else {
-        let th = th2.sqrt();
-        ((1.0 - th.cos()) / th2, (th - th.sin()) / (th2 * th))
-    };
-    Matrix3::identity() + k * a + k * k * b
-}
-
 /// The chart `T(ξ)` of the module docs: reference pose and rotation centre (camera frame).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct PoseChart {
@@ -228,7 +217,7 @@ impl RigidMotion {
         Self {
             rot: *Rotation3::new(phi).matrix(),
             rho: xi.fixed_rows::<3>(0).into_owned(),
-            jl: so3_left_jacobian(&phi),
+            jl: left_jacobian(&phi),
         }
     }
 
@@ -479,7 +468,7 @@ mod tests {
     fn left_jacobian_matches_finite_differences() {
         // Exp(φ + δ) ≈ Exp(J_l δ) Exp(φ)
         let phi = Vector3::new(0.4, -0.3, 0.9);
-        let jl = so3_left_jacobian(&phi);
+        let jl = left_jacobian(&phi);
         let d = Vector3::new(1e-6, -2e-6, 0.5e-6);
         let lhs = Rotation3::new(phi + d);
         let rhs = Rotation3::new(jl * d) * Rotation3::new(phi);
