@@ -5,5 +5,6 @@ pub mod bop;
 pub mod mesh;
 pub mod metrics;
 pub mod modality;
+pub mod tracker;
 
 pub use mesh::{Mesh, SurfacePoint};
