@@ -4,5 +4,7 @@
 pub mod bop;
 pub mod mesh;
 pub mod metrics;
+pub mod modality;
+pub mod tracker;
 
 pub use mesh::{Mesh, SurfacePoint};
