@@ -17,7 +17,9 @@
 pub mod error;
 pub mod filter;
 pub mod geometry;
+pub mod launch;
 pub mod pipeline;
 pub mod pose;
+pub mod viz;
 
 pub use error::{Error, Result};

@@ -121,6 +121,8 @@ pub struct ObjectEstimate {
     pub velocity: Vector6<f64>,
     /// The particle cloud, when the tracker exposes it.
     pub particles: Option<ParticleCloud>,
+    /// Particle spread (metres at the object surface; NaN when the tracker does not report it).
+    pub spread: f64,
     /// Diagnostics of the filter update.
     pub diagnostics: Diagnostics,
 }

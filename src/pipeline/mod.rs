@@ -20,7 +20,9 @@
 //! # Ok(()) }
 //! ```
 
+pub mod bench_bridge;
 pub mod control;
+pub mod control_loop;
 pub mod message;
 pub mod processor;
 pub mod queue;
@@ -28,6 +30,8 @@ pub mod sink;
 pub mod source;
 pub mod stage;
 pub mod summary;
+pub mod synthetic;
+pub mod tracking;
 
 pub use control::{ControlHandle, ObjectState, Published};
 pub use message::{
@@ -40,6 +44,7 @@ pub use sink::{CsvSink, JsonLinesSink, JsonTarget, Sink};
 pub use source::{DirectorySource, Poll, SequenceSource, Source, SourceFrame};
 pub use stage::{ctrlc_requested, install_ctrlc, Playback};
 pub use summary::{ModelPoints, RunSummary, SummaryCollector, TrackerSummary};
+pub use tracking::{MeshLibrary, TrackerProcessor};
 
 use crate::error::{Error, Result};
 use queue::queue;
@@ -181,7 +186,9 @@ impl Pipeline {
             collector.register(&name);
             dropped.push((format!("filter:{name}"), rx.drop_counter()));
             tracker_txs.push(tx);
-            let wants = handle_name.as_deref().is_some_and(|n| n == name || (n.is_empty() && i == 0));
+            let wants = handle_name
+                .as_deref()
+                .is_some_and(|n| n == name || (n.is_empty() && i == 0));
             let h = handle.as_ref().filter(|_| wants).map(|(_, h)| h.clone());
             let (sink, sh) = (sink_tx.clone(), shared.clone());
             threads.push(spawn(&format!("filter:{name}"), move || {
@@ -200,7 +207,9 @@ impl Pipeline {
             max_frames: config.max_frames,
         };
         let sh = shared.clone();
-        threads.push(spawn("source", move || stage::run_source(source, src_tx, play, &sh)));
+        threads.push(spawn("source", move || {
+            stage::run_source(source, src_tx, play, &sh)
+        }));
         let progress = config.progress.then(|| progress_printer(shared.clone()));
         let sh = shared.clone();
         let sink_thread = std::thread::Builder::new()
@@ -224,7 +233,7 @@ fn spawn(name: &str, f: impl FnOnce() + Send + 'static) -> JoinHandle<()> {
         .expect("spawning a thread")
 }
 
-fn progress_printer(sh: Shared) -> Box<dyn FnMut(&SummaryCollector) + Send> {
+fn progress_printer(sh: Shared) -> stage::Progress {
     Box::new(move |c: &SummaryCollector| {
         let per: Vec<String> = c
             .tracker_summaries()
@@ -265,11 +274,13 @@ impl Running {
     pub fn join(self) -> RunOutcome {
         for t in self.threads {
             if t.join().is_err() {
-                self.shared.fail(Error::Other("a pipeline stage panicked".into()));
+                self.shared
+                    .fail(Error::Other("a pipeline stage panicked".into()));
             }
         }
         let collector = self.sink_thread.join().unwrap_or_else(|_| {
-            self.shared.fail(Error::Other("the sink stage panicked".into()));
+            self.shared
+                .fail(Error::Other("the sink stage panicked".into()));
             SummaryCollector::default()
         });
         let error = self.shared.failure.lock().ok().and_then(|mut e| e.take());

@@ -4,8 +4,8 @@
 //! processor and publishes what comes back. The adapter to [`crate::pose::tracker`] implements it.
 
 use crate::error::Result;
-use crate::pose::bop::{Frame, GtPose};
 use crate::pipeline::message::ObjectEstimate;
+use crate::pose::bop::{Frame, GtPose};
 
 /// What a processor sees of one frame.
 #[derive(Clone, Copy, Debug)]

@@ -91,7 +91,10 @@ impl JsonLinesSink {
         let err = |e| Error::Other(format!("jsonl sink {}: {e}", self.target));
         match &mut self.out {
             JsonOut::Writer(w) => writeln!(w, "{line}").and_then(|_| w.flush()).map_err(err),
-            JsonOut::Udp(sock, addr) => sock.send_to(line.as_bytes(), addr.as_str()).map(drop).map_err(err),
+            JsonOut::Udp(sock, addr) => sock
+                .send_to(line.as_bytes(), addr.as_str())
+                .map(drop)
+                .map_err(err),
         }
     }
 }
@@ -101,7 +104,9 @@ pub fn object_json(o: &ObjectEstimate) -> Value {
     let t = o.pose.translation.vector;
     let q = o.pose.rotation.quaternion();
     let r = o.pose.rotation.to_rotation_matrix();
-    let rm: Vec<f64> = (0..3).flat_map(|i| (0..3).map(move |j| r[(i, j)])).collect();
+    let rm: Vec<f64> = (0..3)
+        .flat_map(|i| (0..3).map(move |j| r[(i, j)]))
+        .collect();
     let cov: Vec<f64> = (0..6)
         .flat_map(|i| (0..6).map(move |j| o.covariance[(i, j)]))
         .collect();
@@ -175,7 +180,9 @@ impl CsvSink {
             return self.pattern.replace("{tracker}", tracker).into();
         }
         let p = PathBuf::from(&self.pattern);
-        let stem = p.file_stem().map_or("results".into(), |s| s.to_string_lossy().to_string());
+        let stem = p
+            .file_stem()
+            .map_or("results".into(), |s| s.to_string_lossy().to_string());
         p.with_file_name(format!("{stem}_{tracker}.csv"))
     }
 
@@ -185,7 +192,8 @@ impl CsvSink {
             if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
                 std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
             }
-            self.writers.insert(tracker.to_string(), ResultsWriter::create(&path)?);
+            self.writers
+                .insert(tracker.to_string(), ResultsWriter::create(&path)?);
         }
         Ok(self.writers.get_mut(tracker).expect("inserted above"))
     }
@@ -238,7 +246,13 @@ mod tests {
 
     #[test]
     fn csv_paths_per_tracker() {
-        assert_eq!(CsvSink::new("o/r_{tracker}.csv").path_for("sir"), PathBuf::from("o/r_sir.csv"));
-        assert_eq!(CsvSink::new("o/r.csv").path_for("sir"), PathBuf::from("o/r_sir.csv"));
+        assert_eq!(
+            CsvSink::new("o/r_{tracker}.csv").path_for("sir"),
+            PathBuf::from("o/r_sir.csv")
+        );
+        assert_eq!(
+            CsvSink::new("o/r.csv").path_for("sir"),
+            PathBuf::from("o/r_sir.csv")
+        );
     }
 }

@@ -61,8 +61,14 @@ impl SequenceSource {
         let mut frames = Vec::new();
         for (split, id) in scenes {
             let scene = ds.scene(split, *id)?;
-            let ids = scene.image_ids.iter().take(max_frames.unwrap_or(usize::MAX));
-            frames.extend(ids.map(|&im_id| scene_frame(&scene, im_id)).collect::<Result<Vec<_>>>()?);
+            let ids = scene
+                .image_ids
+                .iter()
+                .take(max_frames.unwrap_or(usize::MAX));
+            frames.extend(
+                ids.map(|&im_id| scene_frame(&scene, im_id))
+                    .collect::<Result<Vec<_>>>()?,
+            );
         }
         let name = format!("bop:{}", root.display());
         Ok(Self {
@@ -75,7 +81,10 @@ impl SequenceSource {
 
 fn scene_frame(scene: &bop::Scene, im_id: u32) -> Result<SourceFrame> {
     let camera = *scene.cameras.get(&im_id).ok_or_else(|| {
-        Error::format(scene.dir.join("scene_camera.json"), format!("no camera for image {im_id}"))
+        Error::format(
+            scene.dir.join("scene_camera.json"),
+            format!("no camera for image {im_id}"),
+        )
     })?;
     let encoded = EncodedFrame {
         rgb: scene.image_path("rgb", im_id),

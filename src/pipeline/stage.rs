@@ -94,7 +94,12 @@ pub struct Playback {
 }
 
 /// Run the source: pace, stamp and number frames, until end of stream or stop.
-pub fn run_source(mut source: Box<dyn Source>, out: QueueSender<FrameMsg>, play: Playback, sh: &Shared) {
+pub fn run_source(
+    mut source: Box<dyn Source>,
+    out: QueueSender<FrameMsg>,
+    play: Playback,
+    sh: &Shared,
+) {
     let mut seq = 0u64;
     let mut last_im = -1i64;
     while !sh.stopping() && play.max_frames.is_none_or(|m| seq < m) {
@@ -145,9 +150,15 @@ pub fn decode(msg: &FrameMsg) -> Result<Arc<Frame>> {
         .map_err(|e| Error::format(&enc.rgb, e.to_string()))?
         .to_rgb8();
     let depth = read_depth_png(&enc.depth, enc.camera.depth_scale)?;
-    for (path, (w, h)) in [(&enc.rgb, rgb.dimensions()), (&enc.depth, (depth.width, depth.height))] {
+    for (path, (w, h)) in [
+        (&enc.rgb, rgb.dimensions()),
+        (&enc.depth, (depth.width, depth.height)),
+    ] {
         if (w, h) != (cam.width, cam.height) {
-            let msg = format!("resolution {w}x{h}, camera says {}x{}", cam.width, cam.height);
+            let msg = format!(
+                "resolution {w}x{h}, camera says {}x{}",
+                cam.width, cam.height
+            );
             return Err(Error::format(path, msg));
         }
     }
@@ -243,6 +254,9 @@ fn process_one(proc: &mut dyn FrameProcessor, m: &FrameMsg, sh: &Shared) -> Resu
     })
 }
 
+/// A progress callback, called about once a second by the sink stage.
+pub type Progress = Box<dyn FnMut(&SummaryCollector) + Send>;
+
 /// Run the sinks until every producer has gone; returns the summary collector.
 ///
 /// A failing sink stops the run but the other sinks keep receiving everything already produced.
@@ -250,7 +264,7 @@ pub fn run_sinks(
     rx: Receiver<SinkMsg>,
     mut sinks: Vec<Box<dyn Sink>>,
     mut summary: SummaryCollector,
-    progress: Option<Box<dyn FnMut(&SummaryCollector) + Send>>,
+    progress: Option<Progress>,
     sh: &Shared,
 ) -> SummaryCollector {
     let mut progress = progress;
@@ -262,7 +276,10 @@ pub fn run_sinks(
             SinkMsg::Frame(_) => {}
         }
         sinks.retain_mut(|s| deliver(s.as_mut(), &msg, sh));
-        if let Some(p) = progress.as_mut().filter(|_| last.elapsed() > Duration::from_secs(1)) {
+        if let Some(p) = progress
+            .as_mut()
+            .filter(|_| last.elapsed() > Duration::from_secs(1))
+        {
             p(&summary);
             last = std::time::Instant::now();
         }

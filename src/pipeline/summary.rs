@@ -32,7 +32,11 @@ fn mean(v: &[f64]) -> f64 {
 }
 
 /// ADD: mean distance between model points under the two poses (metres).
-pub fn add_error(points: &[Point3<f64>], a: &nalgebra::Isometry3<f64>, b: &nalgebra::Isometry3<f64>) -> f64 {
+pub fn add_error(
+    points: &[Point3<f64>],
+    a: &nalgebra::Isometry3<f64>,
+    b: &nalgebra::Isometry3<f64>,
+) -> f64 {
     let d: Vec<f64> = points.iter().map(|p| (a * p - b * p).norm()).collect();
     mean(&d)
 }
@@ -120,7 +124,9 @@ impl RunSummary {
 
 impl fmt::Display for RunSummary {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let rate = self.rate_hz.map_or("max".to_string(), |r| format!("{r} Hz"));
+        let rate = self
+            .rate_hz
+            .map_or("max".to_string(), |r| format!("{r} Hz"));
         writeln!(
             f,
             "run: {} frames from source in {:.2} s, policy {}, playback {}, dropped {}, skipped {}{}",
@@ -135,7 +141,15 @@ impl fmt::Display for RunSummary {
         writeln!(
             f,
             "{:<10} {:>6} {:>10} {:>10} {:>10} {:>9} {:>8} {:>8} {:>7}",
-            "tracker", "frames", "lat50 ms", "lat99 ms", "proc50 ms", "trans mm", "rot deg", "ADD mm", "ESS"
+            "tracker",
+            "frames",
+            "lat50 ms",
+            "lat99 ms",
+            "proc50 ms",
+            "trans mm",
+            "rot deg",
+            "ADD mm",
+            "ESS"
         )?;
         for t in &self.trackers {
             writeln!(
@@ -184,7 +198,8 @@ impl SummaryCollector {
     pub fn register(&mut self, tracker: &str) {
         if !self.trackers.contains_key(tracker) {
             self.order.push(tracker.to_string());
-            self.trackers.insert(tracker.to_string(), TrackerSamples::default());
+            self.trackers
+                .insert(tracker.to_string(), TrackerSamples::default());
         }
     }
 
@@ -199,7 +214,8 @@ impl SummaryCollector {
         for o in &m.objects {
             s.ess.push(o.diagnostics.ess);
             if let Some(gt) = find_gt(&m.gt, o.obj_id) {
-                s.trans_mm.push(se3::translation_error(&o.pose, &gt.pose) * 1e3);
+                s.trans_mm
+                    .push(se3::translation_error(&o.pose, &gt.pose) * 1e3);
                 s.rot_deg.push(se3::rotation_error_deg(&o.pose, &gt.pose));
                 if let Some(pts) = models.get(&o.obj_id) {
                     s.add_mm.push(add_error(pts, &o.pose, &gt.pose) * 1e3);
@@ -224,7 +240,11 @@ impl SummaryCollector {
 
     /// Latency p50 over all trackers so far (ms), for progress lines.
     pub fn latency_p50_ms(&self) -> f64 {
-        let all: Vec<f64> = self.trackers.values().flat_map(|s| s.latency_ms.clone()).collect();
+        let all: Vec<f64> = self
+            .trackers
+            .values()
+            .flat_map(|s| s.latency_ms.clone())
+            .collect();
         percentile(&all, 0.5)
     }
 

@@ -1,0 +1,211 @@
+//! The adapter from [`crate::pose::tracker::Tracker`] to the pipeline's [`FrameProcessor`].
+//!
+//! It starts a tracker on the first frame of every scene (objects and initial poses from that
+//! frame's ground truth, perturbed by the configured init noise), converts decoded frames to the
+//! tracker's input, and turns its output into [`ObjectEstimate`]s with a velocity (finite
+//! difference of consecutive estimates over their capture times) and a covariance.
+
+use crate::error::{Error, Result};
+use crate::filter::Diagnostics;
+use crate::geometry::se3;
+use crate::pipeline::message::ObjectEstimate;
+use crate::pipeline::processor::{FrameInput, FrameProcessor};
+use crate::pose::bop::{Frame, GtPose};
+use crate::pose::mesh::Mesh;
+use crate::pose::modality::visible::Pinhole;
+use crate::pose::modality::ImageF32;
+use crate::pose::tracker::{
+    FrameOutput, ModalityKind, ObjectModel, TrackFrame, Tracker, TrackerConfig,
+};
+use nalgebra::{Isometry3, Matrix6, Vector6};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+/// Meshes by object id (metres).
+pub type MeshLibrary = BTreeMap<u32, Arc<Mesh>>;
+
+/// A running tracker for one scene.
+struct Active {
+    scene_id: u32,
+    tracker: Tracker,
+    obj_ids: Vec<u32>,
+    radii: Vec<f64>,
+    last: Option<(f64, Vec<Isometry3<f64>>)>,
+}
+
+/// [`Tracker`] as a pipeline filter stage.
+pub struct TrackerProcessor {
+    name: String,
+    config: TrackerConfig,
+    meshes: Arc<MeshLibrary>,
+    objects: Option<Vec<u32>>,
+    models: BTreeMap<u32, ObjectModel>,
+    active: Option<Active>,
+}
+
+impl TrackerProcessor {
+    /// A processor named `name` tracking `objects` (all objects with ground truth when `None`).
+    pub fn new(
+        name: impl Into<String>,
+        config: TrackerConfig,
+        meshes: Arc<MeshLibrary>,
+        objects: Option<Vec<u32>>,
+    ) -> Self {
+        Self {
+            name: name.into(),
+            config,
+            meshes,
+            objects,
+            models: BTreeMap::new(),
+            active: None,
+        }
+    }
+
+    fn model(&mut self, obj_id: u32) -> Result<ObjectModel> {
+        if let Some(m) = self.models.get(&obj_id) {
+            return Ok(m.clone());
+        }
+        let mesh = self
+            .meshes
+            .get(&obj_id)
+            .ok_or_else(|| Error::param("obj_id", obj_id, "no mesh for this object"))?;
+        let n = self.config.surface_samples;
+        let model = ObjectModel::from_mesh(obj_id, mesh, n, self.config.seed ^ u64::from(obj_id))?;
+        self.models.insert(obj_id, model.clone());
+        Ok(model)
+    }
+
+    /// Start tracking the objects of `gt` (the first frame of a scene).
+    fn start(&mut self, scene_id: u32, gt: &[GtPose]) -> Result<Active> {
+        let wanted = |g: &&GtPose| self.objects.as_ref().is_none_or(|o| o.contains(&g.obj_id));
+        let gts: Vec<GtPose> = gt.iter().filter(wanted).copied().collect();
+        if gts.is_empty() {
+            let msg = "the first frame of the scene has no ground truth for the tracked objects";
+            return Err(Error::param("scene", scene_id, msg));
+        }
+        let mut models = Vec::new();
+        let mut initial = Vec::new();
+        for g in &gts {
+            let m = self.model(g.obj_id)?;
+            let seed = self.config.seed ^ (u64::from(g.obj_id) << 20) ^ u64::from(scene_id);
+            let pose = match &self.config.init_noise {
+                Some(n) => n.perturb(&g.pose, &m.centre, seed),
+                None => g.pose,
+            };
+            initial.push(pose);
+            models.push(m);
+        }
+        let radii = models.iter().map(|m| m.radius.max(1e-3)).collect();
+        Ok(Active {
+            scene_id,
+            tracker: Tracker::new(self.config.clone(), models, initial)?,
+            obj_ids: gts.iter().map(|g| g.obj_id).collect(),
+            radii,
+            last: None,
+        })
+    }
+}
+
+impl FrameProcessor for TrackerProcessor {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn process(&mut self, input: &FrameInput<'_>) -> Result<Vec<ObjectEstimate>> {
+        if self
+            .active
+            .as_ref()
+            .is_none_or(|a| a.scene_id != input.scene_id)
+        {
+            self.active = Some(self.start(input.scene_id, input.gt)?);
+        }
+        let track_frame = track_frame(input.frame, &self.config.modalities);
+        let active = self.active.as_mut().expect("started above");
+        let out = active.tracker.step(&track_frame)?;
+        let estimates = estimates(active, &out, input.capture);
+        active.last = Some((input.capture, out.poses));
+        Ok(estimates)
+    }
+}
+
+fn estimates(active: &Active, out: &FrameOutput, capture: f64) -> Vec<ObjectEstimate> {
+    (0..active.obj_ids.len())
+        .map(|k| ObjectEstimate {
+            obj_id: active.obj_ids[k],
+            pose: out.poses[k],
+            covariance: spread_covariance(out.spread[k], active.radii[k]),
+            velocity: velocity(active.last.as_ref(), k, &out.poses[k], capture),
+            particles: None,
+            spread: out.spread[k],
+            diagnostics: Diagnostics {
+                seconds: out.seconds[k],
+                ..Diagnostics::default()
+            },
+        })
+        .collect()
+}
+
+/// Twist that carried the previous estimate to `pose` over the capture interval (left convention).
+fn velocity(
+    last: Option<&(f64, Vec<Isometry3<f64>>)>,
+    k: usize,
+    pose: &Isometry3<f64>,
+    capture: f64,
+) -> Vector6<f64> {
+    match last {
+        Some((t, poses)) if capture > *t => se3::log(&(pose * poses[k].inverse())) / (capture - t),
+        _ => Vector6::zeros(),
+    }
+}
+
+/// Isotropic covariance from the tracker's particle spread `s` (metres at the object surface):
+/// `s²` per translation axis and `(s / radius)²` per rotation axis.
+///
+/// The tracker reports a scalar spread rather than its particle covariance; this is that spread
+/// expressed in the tangent space of the pose.
+pub fn spread_covariance(spread: f64, radius: f64) -> Matrix6<f64> {
+    let (t, r) = (spread * spread, (spread / radius).powi(2));
+    Matrix6::from_diagonal(&Vector6::new(t, t, t, r, r, r))
+}
+
+/// The tracker's view of a decoded frame: depth in metres and/or grey in `[0, 1]`, as needed.
+pub fn track_frame(frame: &Frame, modalities: &[ModalityKind]) -> TrackFrame {
+    let (w, h) = (frame.depth.width as usize, frame.depth.height as usize);
+    let depth = modalities.contains(&ModalityKind::Depth).then(|| {
+        Arc::new(ImageF32 {
+            width: w,
+            height: h,
+            data: frame.depth.data.clone(),
+        })
+    });
+    let grey = modalities
+        .contains(&ModalityKind::Edge)
+        .then(|| Arc::new(grey(&frame.rgb)));
+    let c = frame.camera;
+    TrackFrame {
+        depth,
+        grey,
+        camera: Pinhole {
+            fx: c.fx,
+            fy: c.fy,
+            cx: c.cx,
+            cy: c.cy,
+            width: c.width as usize,
+            height: c.height as usize,
+        },
+    }
+}
+
+fn grey(rgb: &image::RgbImage) -> ImageF32 {
+    let data = rgb
+        .pixels()
+        .map(|p| {
+            (0.299 * f32::from(p[0]) + 0.587 * f32::from(p[1]) + 0.114 * f32::from(p[2])) / 255.0
+        })
+        .collect();
+    ImageF32 {
+        width: rgb.width() as usize,
+        height: rgb.height() as usize,
+        data,
+    }
+}

@@ -1,0 +1,160 @@
+//! Launch files: validation errors point at file, line and key; `--set` overrides; the shipped
+//! launch files parse; a launch file runs the real tracker through the pipeline.
+
+#[path = "pipeline_support.rs"]
+mod support;
+
+use hdpf::launch::{self, RunKind};
+use hdpf::pipeline::QueuePolicy;
+use std::path::Path;
+
+const GOOD: &str = r#"
+run = "track"
+seed = 3
+
+[source]
+kind = "bop"
+dataset = "data/x"
+scenes = ["test/1"]
+
+[pipeline]
+policy = "latest"
+rate_hz = 30.0
+
+[[tracker]]
+filter = "rfpf"
+particles = 20
+
+[[tracker]]
+filter = "sir"
+particles = 20
+"#;
+
+fn err(text: &str, overrides: &[&str]) -> String {
+    let o: Vec<String> = overrides.iter().map(|s| s.to_string()).collect();
+    launch::load_str(Path::new("bad.toml"), text, &o)
+        .unwrap_err()
+        .to_string()
+}
+
+#[test]
+fn parses_a_good_file() {
+    let l = launch::load_str(Path::new("good.toml"), GOOD, &[]).unwrap();
+    assert_eq!(l.file.run, RunKind::Track);
+    assert_eq!(l.file.pipeline.policy, QueuePolicy::Latest);
+    assert_eq!(l.file.tracker.len(), 2);
+}
+
+#[test]
+fn unknown_key_is_rejected_with_line_and_key() {
+    let text = GOOD.replace("rate_hz = 30.0", "rate_hz = 30.0\nfps = 30");
+    let e = err(&text, &[]);
+    assert!(
+        e.contains("bad.toml") && e.contains("line 13") && e.contains("pipeline.fps"),
+        "{e}"
+    );
+    assert!(e.contains("unknown field"), "{e}");
+}
+
+#[test]
+fn bad_value_is_rejected_with_line_and_key() {
+    let e = err(
+        &GOOD.replace("particles = 20\n\n", "particles = \"many\"\n\n"),
+        &[],
+    );
+    assert!(
+        e.contains("line 16") && e.contains("tracker[0].particles"),
+        "{e}"
+    );
+    let e = err(&GOOD.replace("filter = \"sir\"", "filter = \"ukf\""), &[]);
+    assert!(
+        e.contains("line 19") && e.contains("tracker[1].filter"),
+        "{e}"
+    );
+    let e = err(&GOOD.replace("\"test/1\"", "\"test\""), &[]);
+    assert!(e.contains("line 8") && e.contains("source.scenes"), "{e}");
+    let e = err(
+        &GOOD.replace(
+            "particles = 20\n\n",
+            "particles = 20\ninit_noise = \"20mm\"\n\n",
+        ),
+        &[],
+    );
+    assert!(
+        e.contains("line 17") && e.contains("tracker[0].init_noise"),
+        "{e}"
+    );
+}
+
+#[test]
+fn set_overrides_keys_and_is_named_in_errors() {
+    let o = [
+        "pipeline.policy=lossless".to_string(),
+        "tracker.1.particles=7".into(),
+        "seed=9".into(),
+    ];
+    let l = launch::load_str(Path::new("good.toml"), GOOD, &o).unwrap();
+    assert_eq!(l.file.pipeline.policy, QueuePolicy::Lossless);
+    assert_eq!(*l.file.tracker[1].particles.get_ref(), 7);
+    assert_eq!(l.file.seed, 9);
+    let e = err(GOOD, &["pipeline.rate_hz=fast"]);
+    assert!(
+        e.contains("pipeline.rate_hz") && e.contains("--set pipeline.rate_hz=fast"),
+        "{e}"
+    );
+    let e = err(GOOD, &["tracker.5.particles=1"]);
+    assert!(e.contains("no index 5"), "{e}");
+}
+
+#[test]
+fn shipped_launch_files_parse() {
+    for f in ["demo", "ycbv_mini", "localization", "control_loop"] {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("launch")
+            .join(format!("{f}.toml"));
+        launch::load(&path, &[]).unwrap_or_else(|e| panic!("{f}: {e}"));
+    }
+}
+
+#[test]
+fn launch_runs_the_real_tracker_through_the_pipeline() {
+    let root = support::temp_dir("launch");
+    support::write_dataset(&root, 5);
+    let out = root.join("out");
+    let text = format!(
+        r#"
+[source]
+kind = "bop"
+dataset = "{}"
+scenes = ["test/1"]
+[pipeline]
+rate_hz = 0.0
+progress = false
+[[tracker]]
+filter = "rfpf"
+particles = 10
+[sinks]
+csv = "{}/r_{{tracker}}.csv"
+jsonl = "{}/e.jsonl"
+"#,
+        root.display(),
+        out.display(),
+        out.display()
+    );
+    let l = launch::load_str(Path::new("t.toml"), &text, &[]).unwrap();
+    let s = launch::run_track(&l).unwrap();
+    assert_eq!(s.tracker("rfpf").unwrap().frames, 5, "{s}");
+    assert_eq!(
+        std::fs::read_to_string(out.join("e.jsonl"))
+            .unwrap()
+            .lines()
+            .count(),
+        5
+    );
+    assert_eq!(
+        hdpf::pose::bop::read_results(out.join("r_rfpf.csv"))
+            .unwrap()
+            .len(),
+        5
+    );
+}
