@@ -118,19 +118,88 @@ impl Rendered {
     }
 }
 
-/// Render `objects` seen by `camera`.
+/// Render `objects` seen by `camera` (a one-off [`Renderer`]; reuse a [`Renderer`] to render
+/// many frames with the same camera, which computes the background once).
 ///
-/// Errors when the camera has no pixels or non-finite intrinsics, when there are more than
-/// `u16::MAX − 1` objects, when a pose is non-finite, or when a mesh face indexes a missing vertex.
+/// Errors as [`Renderer::new`] and [`Renderer::render`].
 pub fn render(camera: &Camera, objects: &[RenderObject], opts: &RenderOptions) -> Result<Rendered> {
-    validate(camera, objects, opts)?;
-    let posed: Vec<Posed> = objects.iter().map(Posed::new).collect();
-    let tris = setup_triangles(camera, objects, &posed, opts);
-    let frags = rasterize(camera, &tris);
-    Ok(resolve(camera, &posed, objects, &tris, &frags, opts))
+    Renderer::new(camera, opts)?.render(objects)
 }
 
-/// The background image alone (what [`render`] shows where there is no object).
+/// A rasterizer for one camera and set of options, holding the precomputed background image.
+#[derive(Clone, Debug)]
+pub struct Renderer {
+    camera: Camera,
+    opts: RenderOptions,
+    background: Vec<[u8; 3]>,
+}
+
+impl Renderer {
+    /// A renderer for `camera`; errors when the camera has no pixels or non-finite or
+    /// non-positive focal lengths, or when `opts.near` is not positive.
+    pub fn new(camera: &Camera, opts: &RenderOptions) -> Result<Renderer> {
+        validate_camera(camera, opts)?;
+        Ok(Renderer {
+            camera: *camera,
+            opts: *opts,
+            background: background_image(camera, &opts.background),
+        })
+    }
+
+    /// The camera rendered from.
+    pub fn camera(&self) -> &Camera {
+        &self.camera
+    }
+
+    /// The options in force.
+    pub fn options(&self) -> &RenderOptions {
+        &self.opts
+    }
+
+    /// Render `objects`; errors when there are more than `u16::MAX − 1` objects, when a pose is
+    /// non-finite, or when a mesh face indexes a missing vertex.
+    pub fn render(&self, objects: &[RenderObject]) -> Result<Rendered> {
+        validate_objects(objects)?;
+        let posed: Vec<Posed> = objects.iter().map(Posed::new).collect();
+        let tris = setup_triangles(&self.camera, objects, &posed, &self.opts);
+        let frags = rasterize(&self.camera, &tris);
+        Ok(self.resolve(&posed, objects, &tris, &frags))
+    }
+
+    /// Stage 3: shade the visible pixels over the background, parallel over rows.
+    fn resolve(
+        &self,
+        posed: &[Posed],
+        objects: &[RenderObject],
+        tris: &[Tri],
+        frags: &[Frag],
+    ) -> Rendered {
+        let (w, n) = (self.camera.width as usize, frags.len());
+        let mut out = Rendered {
+            width: self.camera.width,
+            height: self.camera.height,
+            depth: vec![0.0; n],
+            index: vec![0; n],
+            rgb: self.background.clone(),
+            cos_incidence: vec![0.0; n],
+        };
+        out.depth
+            .par_chunks_mut(w)
+            .zip(out.index.par_chunks_mut(w))
+            .zip(out.rgb.par_chunks_mut(w))
+            .zip(out.cos_incidence.par_chunks_mut(w))
+            .zip(frags.par_chunks(w))
+            .for_each(|((((depth, index), rgb), cos), row)| {
+                for (x, f) in row.iter().enumerate().filter(|(_, f)| f.tri != u32::MAX) {
+                    let s = shade(posed, objects, &tris[f.tri as usize], f, self.opts.ambient);
+                    (depth[x], index[x], rgb[x], cos[x]) = (s.z, s.index, s.rgb, s.cos);
+                }
+            });
+        out
+    }
+}
+
+/// The background image alone (what a render shows where there is no object).
 pub fn background_image(camera: &Camera, background: &Background) -> Vec<[u8; 3]> {
     let w = camera.width as usize;
     let mut out = vec![[0u8; 3]; w * camera.height as usize];
@@ -144,7 +213,7 @@ pub fn background_image(camera: &Camera, background: &Background) -> Vec<[u8; 3]
     out
 }
 
-fn validate(camera: &Camera, objects: &[RenderObject], opts: &RenderOptions) -> Result<()> {
+fn validate_camera(camera: &Camera, opts: &RenderOptions) -> Result<()> {
     if camera.width == 0 || camera.height == 0 {
         return Err(Error::param(
             "camera size",
@@ -167,6 +236,10 @@ fn validate(camera: &Camera, objects: &[RenderObject], opts: &RenderOptions) -> 
             "must be positive and finite",
         ));
     }
+    Ok(())
+}
+
+fn validate_objects(objects: &[RenderObject]) -> Result<()> {
     if objects.len() >= u16::MAX as usize {
         return Err(Error::param(
             "object count",
@@ -496,42 +569,6 @@ struct Shaded {
     cos: f32,
 }
 
-/// Stage 3: shade the visible pixels over the background.
-fn resolve(
-    camera: &Camera,
-    posed: &[Posed],
-    objects: &[RenderObject],
-    tris: &[Tri],
-    frags: &[Frag],
-    opts: &RenderOptions,
-) -> Rendered {
-    let shaded: Vec<Option<Shaded>> = frags
-        .par_iter()
-        .map(|f| {
-            (f.tri != u32::MAX)
-                .then(|| shade(posed, objects, &tris[f.tri as usize], f, opts.ambient))
-        })
-        .collect();
-    let n = shaded.len();
-    let mut out = Rendered {
-        width: camera.width,
-        height: camera.height,
-        depth: vec![0.0; n],
-        index: vec![0; n],
-        rgb: background_image(camera, &opts.background),
-        cos_incidence: vec![0.0; n],
-    };
-    for (i, s) in shaded.iter().enumerate() {
-        if let Some(s) = s {
-            out.depth[i] = s.z;
-            out.index[i] = s.index;
-            out.rgb[i] = s.rgb;
-            out.cos_incidence[i] = s.cos;
-        }
-    }
-    out
-}
-
 /// Shade one fragment: perspective-correct barycentrics `βᵢ = (λᵢ/zᵢ)/Σⱼ λⱼ/zⱼ` mapped back to the
 /// original face, interpolated normal and colour, Lambertian headlight `I = a + (1 − a)·|n·ω|`.
 fn shade(posed: &[Posed], objects: &[RenderObject], t: &Tri, f: &Frag, ambient: f64) -> Shaded {
@@ -655,7 +692,7 @@ mod tests {
 
     #[test]
     fn fronto_parallel_cuboid_depth_equals_plane_distance() {
-        let mesh = Mesh::cuboid(0.1, 0.1, 0.1);
+        let mesh = Mesh::cuboid(0.1, 0.1, 0.1).unwrap();
         let r = one(&mesh, pose([0.0, 0.0, 0.5], [0.0; 3]));
         let d = r.depth_at(160, 120).unwrap();
         assert!((d - 0.45).abs() < 1e-6, "depth {d}");
@@ -665,7 +702,7 @@ mod tests {
 
     #[test]
     fn tilted_cuboid_depth_is_perspective_correct() {
-        let mesh = Mesh::cuboid(0.2, 0.2, 0.2);
+        let mesh = Mesh::cuboid(0.2, 0.2, 0.2).unwrap();
         let p = pose([0.01, -0.02, 0.8], [0.1, 0.5, 0.0]);
         let r = one(&mesh, p);
         let cam = camera();
@@ -684,7 +721,7 @@ mod tests {
 
     #[test]
     fn silhouette_area_matches_projected_square() {
-        let mesh = Mesh::cuboid(0.1, 0.1, 0.1);
+        let mesh = Mesh::cuboid(0.1, 0.1, 0.1).unwrap();
         let r = one(&mesh, pose([0.0, 0.0, 0.6], [0.0; 3]));
         let cam = camera();
         let expect = (cam.fx * 0.1 / 0.55) * (cam.fy * 0.1 / 0.55);
@@ -694,7 +731,7 @@ mod tests {
 
     #[test]
     fn nearer_object_occludes_regardless_of_order() {
-        let mesh = Mesh::cuboid(0.1, 0.1, 0.1);
+        let mesh = Mesh::cuboid(0.1, 0.1, 0.1).unwrap();
         let near = pose([0.0, 0.0, 0.5], [0.0; 3]);
         let far = pose([0.05, 0.0, 0.8], [0.0, 0.3, 0.0]);
         let cam = camera();
@@ -731,7 +768,7 @@ mod tests {
 
     #[test]
     fn near_plane_clipping_and_inside_view() {
-        let mesh = Mesh::cuboid(0.4, 0.4, 0.4);
+        let mesh = Mesh::cuboid(0.4, 0.4, 0.4).unwrap();
         // straddles the near plane: only the part beyond `near` renders
         let opts = RenderOptions {
             near: 0.1,
@@ -766,7 +803,7 @@ mod tests {
 
     #[test]
     fn rendered_pixels_agree_with_camera_projection() {
-        let mesh = Mesh::cuboid(0.01, 0.01, 0.01);
+        let mesh = Mesh::cuboid(0.01, 0.01, 0.01).unwrap();
         let cam = camera();
         let p = pose([0.03, -0.02, 0.5], [0.0; 3]);
         let uv = cam
@@ -792,7 +829,7 @@ mod tests {
 
     #[test]
     fn shading_and_background() {
-        let mesh = Mesh::cylinder(0.05, 0.1, 32);
+        let mesh = Mesh::cylinder(0.05, 0.1, 32).unwrap();
         let r = one(&mesh, pose([0.0, 0.0, 0.5], [1.2, 0.0, 0.0]));
         assert!(r.pixel_count(0) > 1000);
         let centre = r.rgb[120 * 320 + 160];
@@ -812,7 +849,7 @@ mod tests {
 
     #[test]
     fn bad_input_is_an_error() {
-        let mut mesh = Mesh::cuboid(0.1, 0.1, 0.1);
+        let mut mesh = Mesh::cuboid(0.1, 0.1, 0.1).unwrap();
         mesh.faces.push([0, 1, 99]);
         let obj = RenderObject {
             mesh: &mesh,
@@ -825,5 +862,75 @@ mod tests {
             ..camera()
         };
         assert!(render(&cam, &[], &RenderOptions::default()).is_err());
+    }
+
+    /// Timing at 640×480 (run with `cargo test --release --lib render_timing -- --ignored
+    /// --nocapture`; YCB-V meshes from `$YCBV_MINI`, default `../shared/datasets/ycbv-mini`).
+    #[test]
+    #[ignore]
+    fn render_timing() {
+        let cam = Camera {
+            fx: 1066.778,
+            fy: 1067.487,
+            cx: 312.9869,
+            cy: 241.3109,
+            width: 640,
+            height: 480,
+        };
+        let root =
+            std::env::var("YCBV_MINI").unwrap_or_else(|_| "../shared/datasets/ycbv-mini".into());
+        let ycb: Vec<Mesh> = [3, 6, 9, 13]
+            .iter()
+            .filter_map(|id| Mesh::load_ply(format!("{root}/models/obj_{id:06}.ply")).ok())
+            .collect();
+        let prims = vec![
+            Mesh::cuboid(0.1, 0.07, 0.05).unwrap(),
+            Mesh::cylinder(0.035, 0.1, 64).unwrap(),
+        ];
+        for (name, meshes) in [("primitives", &prims), ("ycb", &ycb)] {
+            for n in 1..=meshes.len() {
+                let objs: Vec<RenderObject> = meshes[..n]
+                    .iter()
+                    .enumerate()
+                    .map(|(k, m)| RenderObject {
+                        mesh: m,
+                        pose: pose(
+                            [-0.12 + 0.08 * k as f64, 0.0, 0.7],
+                            [0.4, 0.3 * k as f64, 0.1],
+                        ),
+                        color: [180, 120, 60],
+                    })
+                    .collect();
+                let tris: usize = objs.iter().map(|o| o.mesh.faces.len()).sum();
+                let renderer = Renderer::new(&cam, &RenderOptions::default()).unwrap();
+                renderer.render(&objs).unwrap();
+                let reps = 50;
+                let (t, cpu) = (std::time::Instant::now(), process_cpu_seconds());
+                for _ in 0..reps {
+                    std::hint::black_box(renderer.render(&objs).unwrap());
+                }
+                let ms = t.elapsed().as_secs_f64() * 1e3 / reps as f64;
+                let cpu_ms = (process_cpu_seconds() - cpu) * 1e3 / reps as f64;
+                println!("{name}: {n} objects, {tris} triangles: {ms:.2} ms wall, {cpu_ms:.2} ms CPU per 640x480 frame");
+            }
+        }
+    }
+
+    /// User + system CPU time of this process (Linux `/proc/self/stat`, 100 ticks per second).
+    fn process_cpu_seconds() -> f64 {
+        let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+        let fields: Vec<&str> = stat
+            .rsplit(')')
+            .next()
+            .unwrap_or("")
+            .split_whitespace()
+            .collect();
+        let tick = |i: usize| {
+            fields
+                .get(i)
+                .and_then(|f| f.parse::<f64>().ok())
+                .unwrap_or(0.0)
+        };
+        (tick(11) + tick(12)) / 100.0
     }
 }

@@ -1,0 +1,1 @@
+//! Synthetic BOP-format RGB-D recordings rendered with [`crate::pose::render`].
