@@ -345,9 +345,9 @@ fn read_vertices(path: &Path, body: &mut Body, el: &Element, scale: f64) -> Resu
     let color_is_float =
         color.is_some_and(|c| matches!(el.props[c[0]].kind, PropKind::Scalar(t) if t.is_float()));
     let mut out = RawVertices {
-        positions: Vec::with_capacity(el.count),
-        normals: normal.map(|_| Vec::with_capacity(el.count)),
-        colors: color.map(|_| Vec::with_capacity(el.count)),
+        positions: Vec::with_capacity(el.count.min(body.bytes.len())),
+        normals: normal.map(|_| Vec::with_capacity(el.count.min(body.bytes.len()))),
+        colors: color.map(|_| Vec::with_capacity(el.count.min(body.bytes.len()))),
     };
     let (mut row, mut list) = (Vec::new(), Vec::new());
     for i in 0..el.count {
@@ -392,7 +392,7 @@ fn read_faces(
                 "PLY element face has no list property 'vertex_indices' or 'vertex_index'",
             )
         })?;
-    let mut faces = Vec::with_capacity(el.count);
+    let mut faces = Vec::with_capacity(el.count.min(body.bytes.len()));
     let (mut row, mut idx) = (Vec::new(), Vec::new());
     for f in 0..el.count {
         let bad = |m: String| Error::format(path, format!("PLY face {f}: {m}"));
@@ -586,10 +586,9 @@ impl Mesh {
         let p = idx.iter().zip(w).fold(Vector3::zeros(), |acc, (&i, wi)| {
             acc + self.vertices[i].coords * wi
         });
-        let n = idx
-            .iter()
-            .zip(w)
-            .fold(Vector3::zeros(), |acc, (&i, wi)| acc + self.normals[i] * wi);
+        let n = idx.iter().zip(w).fold(Vector3::zeros(), |acc, (&i, wi)| {
+            acc + self.normal_or_zero(i) * wi
+        });
         let n = n
             .try_normalize(1e-12)
             .unwrap_or_else(|| self.face_normal(f));
@@ -597,6 +596,11 @@ impl Mesh {
             p: Point3::from(p),
             n,
         }
+    }
+
+    /// The normal of vertex `i`, or zero when the mesh has fewer normals than vertices.
+    fn normal_or_zero(&self, i: usize) -> Vector3<f64> {
+        self.normals.get(i).copied().unwrap_or_else(Vector3::zeros)
     }
 
     /// `n` vertices drawn uniformly (for meshes without faces).
@@ -609,7 +613,7 @@ impl Mesh {
                 let i = rng.random_range(0..self.vertices.len());
                 SurfacePoint {
                     p: self.vertices[i],
-                    n: self.normals[i],
+                    n: self.normal_or_zero(i),
                 }
             })
             .collect()
@@ -861,6 +865,14 @@ mod tests {
             let e = Mesh::load_ply(&path).unwrap_err().to_string();
             assert!(e.contains(name) && e.contains(needle), "{name}: {e}");
         }
+        // A huge declared count must fail on the body, not allocate.
+        let path = tmp("huge.ply");
+        let text = ASCII_QUAD.replace("element vertex 4", "element vertex 999999999999999");
+        std::fs::write(&path, text).unwrap();
+        assert!(Mesh::load_ply(&path)
+            .unwrap_err()
+            .to_string()
+            .contains("huge.ply"));
         let e = Mesh::load_ply(tmp("absent.ply")).unwrap_err().to_string();
         assert!(e.contains("absent.ply"), "{e}");
     }
