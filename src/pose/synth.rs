@@ -391,7 +391,7 @@ impl Synthesizer {
             .collect();
         let occluder = if cfg.occluder_enabled() {
             Some((
-                Mesh::cuboid(0.03, 0.4, 0.03)?,
+                Mesh::cuboid(0.02, 0.4, 0.03)?,
                 occluder_poses(&cfg.camera, cfg.frames),
             ))
         } else {
@@ -746,7 +746,7 @@ impl ViewBounds {
     }
 }
 
-/// Home positions: spread across the image (slot `k` of `n` at `x = (k + ½)/n − ½` of 1.6 × the
+/// Home positions: spread across the image (slot `k` of `n` at `x = (k + ½)/n − ½` of 2 × the
 /// usable width), depth uniform in 0.55–0.85 m, small random offsets.
 fn home_positions(cfg: &SynthConfig, n: usize) -> Vec<Vector3<f64>> {
     let b = ViewBounds::of(&cfg.camera);
@@ -755,7 +755,7 @@ fn home_positions(cfg: &SynthConfig, n: usize) -> Vec<Vector3<f64>> {
             let mut rng = stream(cfg.seed, TRAJECTORY_STREAM - 1, k as u64);
             let z = rng.random_range(0.55..0.85);
             let slot = (k as f64 + 0.5) / n as f64 - 0.5;
-            let x = (1.6 * slot * b.tan_x + rng.random_range(-0.05..0.05) * b.tan_x) * z;
+            let x = (2.0 * slot * b.tan_x + rng.random_range(-0.05..0.05) * b.tan_x) * z;
             let y = rng.random_range(-0.3..0.3) * b.tan_y * z;
             Vector3::new(x, y, z)
         })
@@ -883,7 +883,7 @@ fn trajectory(
     poses
 }
 
-/// The occluder: a vertical bar at 0.3 m sweeping back and forth across the view with period
+/// The occluder: a vertical bar (20 × 400 × 30 mm) at 0.3 m sweeping back and forth across the view with period
 /// 40 frames (triangle wave), entering from the left at frame 0, slightly tilted.
 fn occluder_poses(camera: &Camera, frames: usize) -> Vec<Isometry3<f64>> {
     let z = 0.3;
