@@ -50,5 +50,7 @@
 
 pub mod error;
 pub mod filter;
+pub mod geometry;
+pub mod pose;
 
 pub use error::{Error, Result};
