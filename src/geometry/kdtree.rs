@@ -132,12 +132,12 @@ fn search(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::filter::rng::StreamRng;
     use rand::{Rng, SeedableRng};
-    use rand_chacha::ChaCha8Rng;
 
     #[test]
     fn matches_brute_force() {
-        let mut rng = ChaCha8Rng::seed_from_u64(11);
+        let mut rng = StreamRng::seed_from_u64(11);
         let mut pt = |s: f64| {
             Point3::new(
                 rng.random::<f64>() * s,

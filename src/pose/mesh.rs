@@ -1,10 +1,10 @@
 //! Triangle meshes: PLY loading (ASCII and binary), built-in primitives, area-weighted surface
 //! sampling and basic measurements. Vertices are in metres; PLY files are in millimetres (BOP).
 
+use crate::filter::rng::StreamRng;
 use crate::{Error, Result};
 use nalgebra::{Point3, Vector3};
 use rand::{Rng, SeedableRng};
-use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
 use std::io::Write;
 use std::path::Path;
@@ -556,10 +556,10 @@ impl Mesh {
 
     /// `n` points sampled uniformly by area on the surface (faces drawn with probability ∝ area,
     /// barycentric `(1 − √r₁, √r₁(1 − r₂), √r₁ r₂)`), with the vertex normals interpolated
-    /// barycentrically. Deterministic for a given `seed` (ChaCha8). A mesh without area yields its
+    /// barycentrically. Deterministic for a given `seed` (xoshiro256++ stream). A mesh without area yields its
     /// vertices drawn uniformly; an empty mesh yields nothing.
     pub fn sample_surface(&self, n: usize, seed: u64) -> Vec<SurfacePoint> {
-        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let mut rng = StreamRng::seed_from_u64(seed);
         let mut cdf = Vec::with_capacity(self.faces.len());
         let mut total = 0.0;
         for f in 0..self.faces.len() {
@@ -604,7 +604,7 @@ impl Mesh {
     }
 
     /// `n` vertices drawn uniformly (for meshes without faces).
-    fn sample_vertices(&self, n: usize, rng: &mut ChaCha8Rng) -> Vec<SurfacePoint> {
+    fn sample_vertices(&self, n: usize, rng: &mut StreamRng) -> Vec<SurfacePoint> {
         if self.vertices.is_empty() {
             return Vec::new();
         }
