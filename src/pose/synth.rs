@@ -717,7 +717,7 @@ struct ViewBounds {
 impl ViewBounds {
     /// 70 % of the half field of view, depths 0.5–0.95 m.
     fn of(camera: &Camera) -> ViewBounds {
-        let half = |size: u32, c: f64, f: f64| (c + 0.5).min(size as f64 - 0.5 - c) / f;
+        let half = |size: u32, c: f64, f: f64| ((c + 0.5).min(size as f64 - 0.5 - c) / f).max(0.0);
         ViewBounds {
             tan_x: 0.7 * half(camera.width, camera.cx, camera.fx),
             tan_y: 0.7 * half(camera.height, camera.cy, camera.fy),
@@ -1169,7 +1169,7 @@ fn create_dir(dir: &Path) -> Result<()> {
 /// `hdpf dataset synth`: render a synthetic BOP-format RGB-D sequence.
 #[derive(clap::Args, Clone, Debug)]
 pub struct SynthArgs {
-    /// Output dataset directory (writes OUT/models and OUT/<split>/<scene>).
+    /// Output dataset directory (writes OUT/models and OUT/SPLIT/SCENE).
     #[arg(long)]
     pub out: PathBuf,
     /// Objects, comma-separated: built-in `box`, `cylinder`, or BOP object ids from --models.
@@ -1472,6 +1472,59 @@ mod tests {
             ..small("ids", Motion::Slow, 1, 0)
         };
         assert!(Synthesizer::new(&cfg).is_err());
+    }
+
+    #[test]
+    fn command_line_arguments() {
+        #[derive(clap::Parser)]
+        struct Cli {
+            #[command(flatten)]
+            synth: SynthArgs,
+        }
+        let parse = |args: &[&str]| <Cli as clap::Parser>::try_parse_from(args).map(|c| c.synth);
+        let a = parse(&[
+            "synth",
+            "--out",
+            "/tmp/x",
+            "--objects",
+            "box,3",
+            "--models",
+            "/m",
+            "--frames",
+            "7",
+        ])
+        .unwrap();
+        let a = SynthArgs {
+            motion: Motion::Fast,
+            ..a
+        };
+        let cfg = a.config().unwrap();
+        assert_eq!(cfg.objects, vec![ObjectSource::Box, ObjectSource::Model(3)]);
+        assert_eq!(
+            (cfg.frames, cfg.camera.width, cfg.split.as_str()),
+            (7, 640, "test")
+        );
+        assert!(cfg.occluder_enabled());
+        let b = parse(&[
+            "synth",
+            "--out",
+            "o",
+            "--motion",
+            "fast",
+            "--occluder",
+            "false",
+            "--width",
+            "160",
+            "--height",
+            "120",
+            "--clean",
+        ])
+        .unwrap();
+        let cfg = b.config().unwrap();
+        assert!(!cfg.occluder_enabled() && cfg.noise == SensorNoise::none());
+        assert!((cfg.camera.fx - 1066.778 / 4.0).abs() < 1e-9);
+        assert!(parse(&["synth", "--out", "o", "--objects", "sphere"]).is_err());
+        assert!(parse(&["synth", "--out", "o", "--motion", "medium"]).is_err());
     }
 
     #[test]
