@@ -2,6 +2,7 @@
 //! ([`bop`]) and pose-error metrics ([`metrics`]).
 
 pub mod bop;
+pub mod commands;
 pub mod mesh;
 pub mod metrics;
 pub mod modality;

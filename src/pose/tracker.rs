@@ -47,7 +47,10 @@ impl FromStr for ModalityKind {
 
 /// Parse a comma-separated modality list, e.g. `depth,edge`.
 pub fn parse_modalities(s: &str) -> Result<Vec<ModalityKind>> {
-    let v: Vec<ModalityKind> = s.split(',').map(|m| m.trim().parse()).collect::<Result<_>>()?;
+    let v: Vec<ModalityKind> = s
+        .split(',')
+        .map(|m| m.trim().parse())
+        .collect::<Result<_>>()?;
     if v.is_empty() {
         return Err(Error::param("modalities", s, "empty list"));
     }
@@ -78,7 +81,9 @@ impl FromStr for InitNoise {
     /// `20mm,10deg` (units `mm`/`m` and `deg`/`rad`; bare numbers are mm and degrees).
     fn from_str(s: &str) -> Result<Self> {
         let bad = |why: &str| Error::param("init-noise", s, why);
-        let (t, r) = s.split_once(',').ok_or_else(|| bad("expected e.g. 20mm,10deg"))?;
+        let (t, r) = s
+            .split_once(',')
+            .ok_or_else(|| bad("expected e.g. 20mm,10deg"))?;
         let num = |x: &str, suffixes: &[(&str, f64)]| -> Result<f64> {
             let x = x.trim();
             let (body, scale) = suffixes
@@ -86,7 +91,9 @@ impl FromStr for InitNoise {
                 .find_map(|(suf, k)| x.strip_suffix(suf).map(|b| (b, *k)))
                 .unwrap_or((x, suffixes[0].1));
             let v: f64 = body.trim().parse().map_err(|_| bad("not a number"))?;
-            (v >= 0.0 && v.is_finite()).then_some(v * scale).ok_or_else(|| bad("must be ≥ 0"))
+            (v >= 0.0 && v.is_finite())
+                .then_some(v * scale)
+                .ok_or_else(|| bad("must be ≥ 0"))
         };
         Ok(InitNoise {
             translation: num(t, &[("mm", 1e-3), ("m", 1.0)])?,
@@ -97,11 +104,17 @@ impl FromStr for InitNoise {
 
 impl InitNoise {
     /// Apply to `pose` about the model point `centre`, drawing directions from `seed`.
-    pub fn perturb(&self, pose: &Isometry3<f64>, centre: &Vector3<f64>, seed: u64) -> Isometry3<f64> {
+    pub fn perturb(
+        &self,
+        pose: &Isometry3<f64>,
+        centre: &Vector3<f64>,
+        seed: u64,
+    ) -> Isometry3<f64> {
         use rand::Rng;
         let mut rng = crate::filter::rng::stream(seed, 0x1417, 0);
         let mut dir = || loop {
-            let v = Vector3::new(rng.random::<f64>(), rng.random(), rng.random()) * 2.0 - Vector3::repeat(1.0);
+            let v = Vector3::new(rng.random::<f64>(), rng.random(), rng.random()) * 2.0
+                - Vector3::repeat(1.0);
             if let Some(u) = v.try_normalize(1e-3).filter(|_| v.norm() <= 1.0) {
                 return u;
             }
@@ -182,7 +195,10 @@ impl TrackerConfig {
         let (t, r) = self.motion_sigma;
         match self.init_noise {
             Some(n) => {
-                let (st, sr) = (n.translation / t / 3f64.sqrt(), n.rotation / r / 3f64.sqrt());
+                let (st, sr) = (
+                    n.translation / t / 3f64.sqrt(),
+                    n.rotation / r / 3f64.sqrt(),
+                );
                 Vector6::new(st, st, st, sr, sr, sr).map(|s| s.max(self.prior_sigma))
             }
             None => Vector6::repeat(self.prior_sigma),
@@ -209,15 +225,26 @@ impl ObjectModel {
         let points: Vec<OrientedPoint> = mesh
             .sample_surface(n, seed)
             .into_iter()
-            .map(|s| OrientedPoint { p: s.p.coords, n: s.n })
+            .map(|s| OrientedPoint {
+                p: s.p.coords,
+                n: s.n,
+            })
             .collect();
         if points.is_empty() {
             return Err(Error::param("mesh", obj_id, "object model has no surface"));
         }
         let (lo, hi) = mesh.bounding_box();
         let centre = (lo.coords + hi.coords) / 2.0;
-        let radius = points.iter().map(|p| (p.p - centre).norm()).fold(0.0, f64::max);
-        Ok(Self { obj_id, points, centre, radius })
+        let radius = points
+            .iter()
+            .map(|p| (p.p - centre).norm())
+            .fold(0.0, f64::max);
+        Ok(Self {
+            obj_id,
+            points,
+            centre,
+            radius,
+        })
     }
 }
 
@@ -267,7 +294,11 @@ pub struct Tracker {
 
 impl Tracker {
     /// A tracker for `objects` starting at `initial` poses (one per object).
-    pub fn new(config: TrackerConfig, objects: Vec<ObjectModel>, initial: Vec<Isometry3<f64>>) -> Result<Self> {
+    pub fn new(
+        config: TrackerConfig,
+        objects: Vec<ObjectModel>,
+        initial: Vec<Isometry3<f64>>,
+    ) -> Result<Self> {
         if objects.len() != initial.len() || objects.is_empty() {
             return Err(Error::Shape {
                 what: "initial poses per object".into(),
@@ -279,12 +310,32 @@ impl Tracker {
             return Err(Error::param("particles", 0, "need at least one particle"));
         }
         let groups = if config.joint {
-            vec![Group { members: (0..objects.len()).collect(), filter: None }]
+            vec![Group {
+                members: (0..objects.len()).collect(),
+                filter: None,
+            }]
         } else {
-            (0..objects.len()).map(|k| Group { members: vec![k], filter: None }).collect()
+            (0..objects.len())
+                .map(|k| Group {
+                    members: vec![k],
+                    filter: None,
+                })
+                .collect()
         };
-        let states = initial.into_iter().map(|estimate| ObjectState { estimate, previous: None }).collect();
-        Ok(Self { config, objects, states, groups, frames: 0 })
+        let states = initial
+            .into_iter()
+            .map(|estimate| ObjectState {
+                estimate,
+                previous: None,
+            })
+            .collect();
+        Ok(Self {
+            config,
+            objects,
+            states,
+            groups,
+            frames: 0,
+        })
     }
 
     /// The tracked objects.
@@ -310,7 +361,10 @@ impl Tracker {
             let start = Instant::now();
             self.step_group(g, frame, edge_map.as_ref(), &mut out)?;
             let per = start.elapsed().as_secs_f64() / self.groups[g].members.len() as f64;
-            self.groups[g].members.iter().for_each(|&k| out.seconds[k] = per);
+            self.groups[g]
+                .members
+                .iter()
+                .for_each(|&k| out.seconds[k] = per);
         }
         self.frames += 1;
         out.poses = self.estimates();
@@ -322,15 +376,28 @@ impl Tracker {
         if !self.config.modalities.contains(&ModalityKind::Edge) {
             return Ok(None);
         }
-        let grey = frame.grey.as_ref().ok_or_else(|| Error::param("modalities", "edge", "frame has no RGB image"))?;
+        let grey = frame
+            .grey
+            .as_ref()
+            .ok_or_else(|| Error::param("modalities", "edge", "frame has no RGB image"))?;
         Ok(Some(Arc::new(edge_distance_map(grey, &self.config.edge))))
     }
 
-    fn step_group(&mut self, g: usize, frame: &TrackFrame, edge: Option<&SharedImage>, out: &mut FrameOutput) -> Result<()> {
+    fn step_group(
+        &mut self,
+        g: usize,
+        frame: &TrackFrame,
+        edge: Option<&SharedImage>,
+        out: &mut FrameOutput,
+    ) -> Result<()> {
         let members = self.groups[g].members.clone();
         let first = self.groups[g].filter.is_none();
         let scale = self.config.scale();
-        let spreads: Vec<f64> = members.iter().enumerate().map(|(j, &k)| self.spread(g, j, k)).collect();
+        let spreads: Vec<f64> = members
+            .iter()
+            .enumerate()
+            .map(|(j, &k)| self.spread(g, j, k))
+            .collect();
         let charts: Vec<PoseChart> = members.iter().map(|&k| self.predicted_chart(k)).collect();
         let terms = members
             .iter()
@@ -339,7 +406,11 @@ impl Tracker {
             .map(|((&k, chart), &spread)| self.object_terms(k, chart, frame, edge, spread, first))
             .collect::<Result<Vec<_>>>()?;
         let model = ObservationModel { objects: terms };
-        let updates = if first { self.config.init_updates.max(1) } else { 1 };
+        let updates = if first {
+            self.config.init_updates.max(1)
+        } else {
+            1
+        };
         let mut filter = match self.groups[g].filter.take() {
             Some(f) => f,
             None => self.build_filter(g, &model)?,
@@ -352,7 +423,14 @@ impl Tracker {
             let xbar = Vector6::from_fn(|i, _| mean[6 * j + i] * scale[i]);
             let est = charts[j].pose(&xbar);
             let new_chart = PoseChart::new(est, &self.objects[k].centre);
-            recentre(filter.particles_mut().as_mut_slice(), j, members.len(), &scale, &charts[j], &new_chart);
+            recentre(
+                filter.particles_mut().as_mut_slice(),
+                j,
+                members.len(),
+                &scale,
+                &charts[j],
+                &new_chart,
+            );
             let st = &mut self.states[k];
             st.previous = Some(st.estimate);
             st.estimate = est;
@@ -417,14 +495,21 @@ impl Tracker {
         for kind in &c.modalities {
             let m: Box<dyn Modality> = match kind {
                 ModalityKind::Depth => {
-                    let depth = frame
-                        .depth
-                        .clone()
-                        .ok_or_else(|| Error::param("modalities", "depth", "frame has no depth image"))?;
-                    Box::new(DepthModality::prepare(depth, frame.camera, chart, pts, c.depth.scaled(f)))
+                    let depth = frame.depth.clone().ok_or_else(|| {
+                        Error::param("modalities", "depth", "frame has no depth image")
+                    })?;
+                    Box::new(DepthModality::prepare(
+                        depth,
+                        frame.camera,
+                        chart,
+                        pts,
+                        c.depth.scaled(f),
+                    ))
                 }
                 ModalityKind::Edge => {
-                    let map = edge.cloned().ok_or_else(|| Error::param("modalities", "edge", "no edge map"))?;
+                    let map = edge
+                        .cloned()
+                        .ok_or_else(|| Error::param("modalities", "edge", "no edge map"))?;
                     Box::new(EdgeModality::prepare(map, frame.camera, chart, pts, c.edge))
                 }
             };
@@ -434,7 +519,11 @@ impl Tracker {
         Ok(ObjectTerms {
             modalities,
             scale: c.scale(),
-            prior_sigma: if first { c.initial_prior() } else { Vector6::repeat(c.prior_sigma) },
+            prior_sigma: if first {
+                c.initial_prior()
+            } else {
+                Vector6::repeat(c.prior_sigma)
+            },
             process_sigma: Vector6::repeat(process),
         })
     }
@@ -442,7 +531,14 @@ impl Tracker {
 
 /// Re-express block `j` of every particle (stride `6·blocks`) from chart `from` in chart `to`:
 /// `x ← D⁻¹ to.coords(from.pose(D x))`.
-fn recentre(data: &mut [f64], j: usize, blocks: usize, scale: &Vector6<f64>, from: &PoseChart, to: &PoseChart) {
+fn recentre(
+    data: &mut [f64],
+    j: usize,
+    blocks: usize,
+    scale: &Vector6<f64>,
+    from: &PoseChart,
+    to: &PoseChart,
+) {
     for row in data.chunks_mut(6 * blocks) {
         let x = &mut row[6 * j..6 * j + 6];
         let xi = Vector6::from_fn(|i, _| x[i] * scale[i]);
@@ -462,7 +558,10 @@ mod tests {
         assert!((n.rotation - 10f64.to_radians()).abs() < 1e-12);
         assert!("20mm".parse::<InitNoise>().is_err());
         assert!("x,1".parse::<InitNoise>().is_err());
-        assert_eq!(parse_modalities("depth,edge").unwrap(), vec![ModalityKind::Depth, ModalityKind::Edge]);
+        assert_eq!(
+            parse_modalities("depth,edge").unwrap(),
+            vec![ModalityKind::Depth, ModalityKind::Edge]
+        );
         assert!(parse_modalities("sonar").is_err());
     }
 
@@ -470,7 +569,11 @@ mod tests {
     fn init_noise_has_the_requested_magnitude() {
         let pose = Isometry3::new(Vector3::new(0.0, 0.0, 0.8), Vector3::new(0.1, 0.2, 0.3));
         let c = Vector3::new(0.01, 0.0, 0.0);
-        let noisy = InitNoise { translation: 0.02, rotation: 0.1 }.perturb(&pose, &c, 3);
+        let noisy = InitNoise {
+            translation: 0.02,
+            rotation: 0.1,
+        }
+        .perturb(&pose, &c, 3);
         let xi = PoseChart::new(pose, &c).coords(&noisy);
         assert!((xi.fixed_rows::<3>(0).norm() - 0.02).abs() < 1e-9);
         assert!((xi.fixed_rows::<3>(3).norm() - 0.1).abs() < 1e-9);
