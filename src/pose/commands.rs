@@ -385,15 +385,15 @@ pub fn errors(
         else {
             continue;
         };
-        if !models.contains_key(&r.obj_id) {
-            let mesh = dataset.model(r.obj_id)?;
-            let step = (mesh.vertices.len() / 1000).max(1);
-            models.insert(
-                r.obj_id,
-                mesh.vertices.iter().step_by(step).copied().collect(),
-            );
-        }
-        let (add, adds) = add_adds(&models[&r.obj_id], &r.pose, &gt.pose);
+        let pts = match models.entry(r.obj_id) {
+            std::collections::btree_map::Entry::Occupied(e) => e.into_mut(),
+            std::collections::btree_map::Entry::Vacant(e) => {
+                let mesh = dataset.model(r.obj_id)?;
+                let step = (mesh.vertices.len() / 1000).max(1);
+                e.insert(mesh.vertices.iter().step_by(step).copied().collect())
+            }
+        };
+        let (add, adds) = add_adds(pts, &r.pose, &gt.pose);
         let rot = crate::geometry::se3::rotation_error_deg(&r.pose, &gt.pose);
         let trans = crate::geometry::se3::translation_error(&r.pose, &gt.pose);
         all.push(add, adds, rot, trans);
