@@ -157,7 +157,7 @@ pub fn config_from_args(args: &TrackArgs) -> Result<TrackerConfig> {
         modalities: parse_modalities(&args.modalities)?,
         joint: args.joint,
         init_noise: args.init_noise.as_deref().map(str::parse).transpose()?,
-        init_updates: if args.init_noise.is_some() { 3 } else { 1 },
+        init_updates: if args.init_noise.is_some() { 10 } else { 1 },
         ..TrackerConfig::default()
     })
 }
