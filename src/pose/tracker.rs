@@ -161,6 +161,8 @@ pub struct TrackerConfig {
     pub edge: EdgeParams,
     /// Surface samples per object.
     pub surface_samples: usize,
+    /// Pose hypotheses scored per round when starting from an uncertain (init-noise) pose.
+    pub hypotheses: usize,
 }
 
 impl Default for TrackerConfig {
@@ -182,6 +184,7 @@ impl Default for TrackerConfig {
             depth: DepthParams::default(),
             edge: EdgeParams::default(),
             surface_samples: 3000,
+            hypotheses: 2000,
         }
     }
 }
@@ -296,6 +299,7 @@ pub struct Tracker {
     states: Vec<ObjectState>,
     groups: Vec<Group>,
     frames: usize,
+    init_shrink: f64,
 }
 
 impl Tracker {
@@ -341,6 +345,7 @@ impl Tracker {
             states,
             groups,
             frames: 0,
+            init_shrink: 1.0,
         })
     }
 
@@ -398,6 +403,11 @@ impl Tracker {
     ) -> Result<()> {
         let members = self.groups[g].members.clone();
         let first = self.groups[g].filter.is_none();
+        if first && self.config.init_noise.is_some() {
+            for &k in &members {
+                self.select_hypothesis(k, frame, edge)?;
+            }
+        }
         let spreads: Vec<f64> = members
             .iter()
             .enumerate()
@@ -446,6 +456,46 @@ impl Tracker {
         Ok(())
     }
 
+    /// From an uncertain start, score `hypotheses` poses drawn from the init-noise prior (twice,
+    /// the second round around the first winner at a quarter of the spread) and restart from the
+    /// lowest loss: a global search the local filter moves cannot do.
+    fn select_hypothesis(
+        &mut self,
+        k: usize,
+        frame: &TrackFrame,
+        edge: Option<&SharedImage>,
+    ) -> Result<()> {
+        use rayon::prelude::*;
+        for (round, shrink) in [1.0, 0.25].into_iter().enumerate() {
+            let chart = PoseChart::new(self.states[k].estimate, &self.objects[k].centre);
+            let spread = self.spread(usize::MAX, 0, k) * shrink;
+            let mut terms = self.object_terms(k, &chart, frame, edge, spread, true)?;
+            terms.prior_sigma *= shrink;
+            let seed = self.config.seed;
+            let best = (0..self.config.hypotheses)
+                .into_par_iter()
+                .map(|i| {
+                    let mut rng = crate::filter::rng::stream(
+                        seed,
+                        0xB0 + round as u64,
+                        (k as u64) << 32 | i as u64,
+                    );
+                    let mut x = [0.0; 6];
+                    if i > 0 {
+                        add_noise6(&mut x, &terms.prior_sigma, &mut rng);
+                    }
+                    (terms.loss(&x), x)
+                })
+                .min_by(|a, b| a.0.total_cmp(&b.0))
+                .map(|(_, x)| x)
+                .unwrap_or([0.0; 6]);
+            let xi = Vector6::from_fn(|i, _| best[i] * terms.scale[i]);
+            self.states[k].estimate = chart.pose(&xi);
+        }
+        self.init_shrink = 0.25;
+        Ok(())
+    }
+
     /// Group `g`'s filter, with particles drawn from the first frame's prior.
     fn build_filter(&self, g: usize, model: &ObservationModel) -> Result<Filter> {
         let c = &self.config;
@@ -474,12 +524,15 @@ impl Tracker {
     /// spread before the first frame.
     fn spread(&self, g: usize, j: usize, k: usize) -> f64 {
         let scale = self.config.scale(self.objects[k].radius);
-        let var: Vector6<f64> = match &self.groups[g].filter {
+        let var: Vector6<f64> = match self.groups.get(g).and_then(|gr| gr.filter.as_ref()) {
             Some(f) => {
                 let cov = f.particles().covariance();
                 Vector6::from_fn(|i, _| cov[(6 * j + i, 6 * j + i)])
             }
-            None => self.config.initial_prior(&scale).map(|s| s * s),
+            None => self
+                .config
+                .initial_prior(&scale)
+                .map(|s| (s * self.init_shrink).powi(2)),
         };
         let sd = Vector6::from_fn(|i, _| (var[i].max(0.0)).sqrt() * scale[i]);
         sd.fixed_rows::<3>(0).norm() + self.objects[k].radius * sd.fixed_rows::<3>(3).norm()
@@ -531,7 +584,8 @@ impl Tracker {
             modalities,
             scale: d,
             prior_sigma: if first {
-                c.initial_prior(&d)
+                (c.initial_prior(&d) * self.init_shrink)
+                    .zip_map(&TrackerConfig::in_units(c.motion_sigma, &d), f64::max)
             } else {
                 TrackerConfig::in_units(c.motion_sigma, &d)
             },
@@ -588,5 +642,14 @@ mod tests {
         let xi = PoseChart::new(pose, &c).coords(&noisy);
         assert!((xi.fixed_rows::<3>(0).norm() - 0.02).abs() < 1e-9);
         assert!((xi.fixed_rows::<3>(3).norm() - 0.1).abs() < 1e-9);
+    }
+}
+
+/// Adds `σ_j · N(0,1)` to each of 6 coordinates.
+fn add_noise6(x: &mut [f64; 6], sigma: &Vector6<f64>, rng: &mut impl rand::Rng) {
+    use rand_distr::{Distribution, StandardNormal};
+    for j in 0..6 {
+        let z: f64 = StandardNormal.sample(rng);
+        x[j] += sigma[j] * z;
     }
 }
