@@ -154,7 +154,9 @@ impl DepthImage {
         if x >= self.width || y >= self.height {
             return None;
         }
-        let d = self.data[y as usize * self.width as usize + x as usize];
+        let d = *self
+            .data
+            .get(y as usize * self.width as usize + x as usize)?;
         (d > 0.0).then_some(d)
     }
 }

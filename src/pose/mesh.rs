@@ -1,10 +1,10 @@
 //! Triangle meshes: PLY loading (ASCII and binary), built-in primitives, area-weighted surface
 //! sampling and basic measurements. Vertices are in metres; PLY files are in millimetres (BOP).
 
+use crate::filter::rng::StreamRng;
 use crate::{Error, Result};
 use nalgebra::{Point3, Vector3};
 use rand::{Rng, SeedableRng};
-use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
 use std::io::Write;
 use std::path::Path;
@@ -345,9 +345,9 @@ fn read_vertices(path: &Path, body: &mut Body, el: &Element, scale: f64) -> Resu
     let color_is_float =
         color.is_some_and(|c| matches!(el.props[c[0]].kind, PropKind::Scalar(t) if t.is_float()));
     let mut out = RawVertices {
-        positions: Vec::with_capacity(el.count),
-        normals: normal.map(|_| Vec::with_capacity(el.count)),
-        colors: color.map(|_| Vec::with_capacity(el.count)),
+        positions: Vec::with_capacity(el.count.min(body.bytes.len())),
+        normals: normal.map(|_| Vec::with_capacity(el.count.min(body.bytes.len()))),
+        colors: color.map(|_| Vec::with_capacity(el.count.min(body.bytes.len()))),
     };
     let (mut row, mut list) = (Vec::new(), Vec::new());
     for i in 0..el.count {
@@ -392,7 +392,7 @@ fn read_faces(
                 "PLY element face has no list property 'vertex_indices' or 'vertex_index'",
             )
         })?;
-    let mut faces = Vec::with_capacity(el.count);
+    let mut faces = Vec::with_capacity(el.count.min(body.bytes.len()));
     let (mut row, mut idx) = (Vec::new(), Vec::new());
     for f in 0..el.count {
         let bad = |m: String| Error::format(path, format!("PLY face {f}: {m}"));
@@ -556,10 +556,10 @@ impl Mesh {
 
     /// `n` points sampled uniformly by area on the surface (faces drawn with probability ∝ area,
     /// barycentric `(1 − √r₁, √r₁(1 − r₂), √r₁ r₂)`), with the vertex normals interpolated
-    /// barycentrically. Deterministic for a given `seed` (ChaCha8). A mesh without area yields its
+    /// barycentrically. Deterministic for a given `seed` (xoshiro256++ stream). A mesh without area yields its
     /// vertices drawn uniformly; an empty mesh yields nothing.
     pub fn sample_surface(&self, n: usize, seed: u64) -> Vec<SurfacePoint> {
-        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let mut rng = StreamRng::seed_from_u64(seed);
         let mut cdf = Vec::with_capacity(self.faces.len());
         let mut total = 0.0;
         for f in 0..self.faces.len() {
@@ -586,10 +586,9 @@ impl Mesh {
         let p = idx.iter().zip(w).fold(Vector3::zeros(), |acc, (&i, wi)| {
             acc + self.vertices[i].coords * wi
         });
-        let n = idx
-            .iter()
-            .zip(w)
-            .fold(Vector3::zeros(), |acc, (&i, wi)| acc + self.normals[i] * wi);
+        let n = idx.iter().zip(w).fold(Vector3::zeros(), |acc, (&i, wi)| {
+            acc + self.normal_or_zero(i) * wi
+        });
         let n = n
             .try_normalize(1e-12)
             .unwrap_or_else(|| self.face_normal(f));
@@ -599,8 +598,13 @@ impl Mesh {
         }
     }
 
+    /// The normal of vertex `i`, or zero when the mesh has fewer normals than vertices.
+    fn normal_or_zero(&self, i: usize) -> Vector3<f64> {
+        self.normals.get(i).copied().unwrap_or_else(Vector3::zeros)
+    }
+
     /// `n` vertices drawn uniformly (for meshes without faces).
-    fn sample_vertices(&self, n: usize, rng: &mut ChaCha8Rng) -> Vec<SurfacePoint> {
+    fn sample_vertices(&self, n: usize, rng: &mut StreamRng) -> Vec<SurfacePoint> {
         if self.vertices.is_empty() {
             return Vec::new();
         }
@@ -609,7 +613,7 @@ impl Mesh {
                 let i = rng.random_range(0..self.vertices.len());
                 SurfacePoint {
                     p: self.vertices[i],
-                    n: self.normals[i],
+                    n: self.normal_or_zero(i),
                 }
             })
             .collect()
@@ -861,6 +865,14 @@ mod tests {
             let e = Mesh::load_ply(&path).unwrap_err().to_string();
             assert!(e.contains(name) && e.contains(needle), "{name}: {e}");
         }
+        // A huge declared count must fail on the body, not allocate.
+        let path = tmp("huge.ply");
+        let text = ASCII_QUAD.replace("element vertex 4", "element vertex 999999999999999");
+        std::fs::write(&path, text).unwrap();
+        assert!(Mesh::load_ply(&path)
+            .unwrap_err()
+            .to_string()
+            .contains("huge.ply"));
         let e = Mesh::load_ply(tmp("absent.ply")).unwrap_err().to_string();
         assert!(e.contains("absent.ply"), "{e}");
     }
