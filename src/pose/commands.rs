@@ -3,10 +3,11 @@
 use crate::error::{Error, Result};
 use crate::filter::FilterKind;
 use crate::pose::bop::{self, BopDataset, Frame, PoseResult, Scene};
+use crate::pose::metrics::{evaluate, evaluate_with, EvalOptions, EvalReport};
 use crate::pose::modality::visible::Pinhole;
 use crate::pose::modality::ImageF32;
 use crate::pose::tracker::{parse_modalities, ObjectModel, TrackFrame, Tracker, TrackerConfig};
-use nalgebra::{Isometry3, Point3};
+use nalgebra::Isometry3;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -99,6 +100,8 @@ pub struct TrackReport {
     pub all: ErrorSummary,
     /// Errors per object id.
     pub per_object: BTreeMap<u32, ErrorSummary>,
+    /// The full evaluation (AUC All / Average, medians).
+    pub eval: EvalReport,
 }
 
 /// Convert a loaded BOP frame into the tracker's inputs (depth always; grey when `grey`).
@@ -335,25 +338,6 @@ pub fn quantile(v: &[f64], q: f64) -> f64 {
     s[((q * s.len() as f64).ceil() as usize).clamp(1, s.len()) - 1]
 }
 
-/// ADD and ADD-S (metres) of `est` against `gt` over model points `pts`:
-/// `ADD = mean_i |T̂ p_i − T p_i|`, `ADD-S = mean_i min_j |T̂ p_i − T p_j|`.
-pub fn add_adds(pts: &[Point3<f64>], est: &Isometry3<f64>, gt: &Isometry3<f64>) -> (f64, f64) {
-    let a: Vec<Point3<f64>> = pts.iter().map(|p| est * p).collect();
-    let b: Vec<Point3<f64>> = pts.iter().map(|p| gt * p).collect();
-    let add = a.iter().zip(&b).map(|(x, y)| (x - y).norm()).sum::<f64>() / pts.len() as f64;
-    let adds = a
-        .iter()
-        .map(|x| {
-            b.iter()
-                .map(|y| (x - y).norm_squared())
-                .fold(f64::INFINITY, f64::min)
-                .sqrt()
-        })
-        .sum::<f64>()
-        / pts.len() as f64;
-    (add, adds)
-}
-
 impl ErrorSummary {
     fn push(&mut self, add: f64, adds: f64, rot: f64, trans: f64) {
         let n = self.count as f64;
@@ -366,44 +350,40 @@ impl ErrorSummary {
     }
 }
 
-/// Errors of `results` against the scene's GT (model vertices subsampled to ≤ 1000 points).
+/// Mean errors over the found targets of an evaluation, pooled and per object.
+pub fn mean_errors(report: &EvalReport) -> (ErrorSummary, BTreeMap<u32, ErrorSummary>) {
+    let (mut all, mut per) = (
+        ErrorSummary::default(),
+        BTreeMap::<u32, ErrorSummary>::new(),
+    );
+    for t in report.targets.iter().filter(|t| t.found) {
+        let e = (t.add_m, t.adds_m, t.rot_err_deg, t.trans_err_mm / 1e3);
+        all.push(e.0, e.1, e.2, e.3);
+        per.entry(t.obj_id).or_default().push(e.0, e.1, e.2, e.3);
+    }
+    (all, per)
+}
+
+/// Evaluate `results` of one scene (ADD/ADD-S with the metrics module) and average the errors.
 pub fn errors(
     dataset: &BopDataset,
     scene: &Scene,
     results: &[PoseResult],
 ) -> Result<(ErrorSummary, BTreeMap<u32, ErrorSummary>)> {
-    let mut models: BTreeMap<u32, Vec<Point3<f64>>> = BTreeMap::new();
-    let (mut all, mut per) = (
-        ErrorSummary::default(),
-        BTreeMap::<u32, ErrorSummary>::new(),
-    );
-    for r in results {
-        let Some(gt) = scene
-            .gt
-            .get(&r.im_id)
-            .and_then(|g| g.iter().find(|g| g.obj_id == r.obj_id))
-        else {
-            continue;
-        };
-        let pts = match models.entry(r.obj_id) {
-            std::collections::btree_map::Entry::Occupied(e) => e.into_mut(),
-            std::collections::btree_map::Entry::Vacant(e) => {
-                let mesh = dataset.model(r.obj_id)?;
-                let step = (mesh.vertices.len() / 1000).max(1);
-                e.insert(mesh.vertices.iter().step_by(step).copied().collect())
-            }
-        };
-        let (add, adds) = add_adds(pts, &r.pose, &gt.pose);
-        let rot = crate::geometry::se3::rotation_error_deg(&r.pose, &gt.pose);
-        let trans = crate::geometry::se3::translation_error(&r.pose, &gt.pose);
-        all.push(add, adds, rot, trans);
-        per.entry(r.obj_id).or_default().push(add, adds, rot, trans);
-    }
-    Ok((all, per))
+    Ok(mean_errors(&scene_eval(dataset, scene, results)?))
+}
+
+fn scene_eval(dataset: &BopDataset, scene: &Scene, results: &[PoseResult]) -> Result<EvalReport> {
+    let options = EvalOptions {
+        split: Some(scene.split.clone()),
+        obj_ids: Some(results.iter().map(|r| r.obj_id).collect()),
+    };
+    evaluate_with(dataset, results, &options)
 }
 
 fn summarize(dataset: &BopDataset, scene: &Scene, run: &SceneRun) -> Result<TrackReport> {
-    let (all, per_object) = errors(dataset, scene, &run.results)?;
+    let eval = scene_eval(dataset, scene, &run.results)?;
+    let (all, per_object) = mean_errors(&eval);
     Ok(TrackReport {
         results: run.results.len(),
         skipped: run.skipped.clone(),
@@ -412,12 +392,46 @@ fn summarize(dataset: &BopDataset, scene: &Scene, run: &SceneRun) -> Result<Trac
         decode_p50: quantile(&run.decode, 0.5),
         all,
         per_object,
+        eval,
     })
 }
 
 /// Print the summary table of a tracking run.
 pub fn print_summary(r: &TrackReport, title: &str) {
     println!("{title}");
+    print_means(&r.all, &r.per_object);
+    println!("{}", r.eval.summary);
+    println!(
+        "tracking latency per object per frame: p50 {:.2} ms, p99 {:.2} ms; image decode (excluded) p50 {:.2} ms/frame; skipped frames: {}",
+        r.latency_p50 * 1e3,
+        r.latency_p99 * 1e3,
+        r.decode_p50 * 1e3,
+        r.skipped.len()
+    );
+    for (im, why) in &r.skipped {
+        println!("  skipped image {im}: {why}");
+    }
+}
+
+/// `hdpf eval`: evaluate any BOP19 results file (AUC All / Average labelled, mean ADD / ADD-S).
+pub fn run_eval(args: &EvalArgs) -> Result<EvalReport> {
+    let dataset = BopDataset::open(&args.dataset)?;
+    let report = evaluate(&dataset, &bop::read_results(&args.results)?)?;
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&report).map_err(|e| Error::Other(e.to_string()))?
+        );
+    } else {
+        let (all, per) = mean_errors(&report);
+        print_means(&all, &per);
+        println!("{report}");
+    }
+    Ok(report)
+}
+
+/// Print mean ADD / ADD-S / rotation / translation errors per object and pooled.
+pub fn print_means(all: &ErrorSummary, per_object: &BTreeMap<u32, ErrorSummary>) {
     println!(
         "{:>8} {:>6} {:>9} {:>10} {:>9} {:>10}",
         "object", "n", "ADD mm", "ADD-S mm", "rot deg", "trans mm"
@@ -428,18 +442,8 @@ pub fn print_summary(r: &TrackReport, title: &str) {
             name, s.count, s.add_mm, s.adds_mm, s.rot_deg, s.trans_mm
         )
     };
-    for (id, s) in &r.per_object {
+    for (id, s) in per_object {
         row(&id.to_string(), s);
     }
-    row("all", &r.all);
-    println!(
-        "latency per object per frame: p50 {:.2} ms, p99 {:.2} ms; image decode (excluded) p50 {:.2} ms/frame; skipped frames: {}",
-        r.latency_p50 * 1e3,
-        r.latency_p99 * 1e3,
-        r.decode_p50 * 1e3,
-        r.skipped.len()
-    );
-    for (im, why) in &r.skipped {
-        println!("  skipped image {im}: {why}");
-    }
+    row("all", all);
 }

@@ -612,6 +612,15 @@ fn recentre(
     }
 }
 
+/// Adds `σ_j · N(0,1)` to each of 6 coordinates.
+fn add_noise6(x: &mut [f64; 6], sigma: &Vector6<f64>, rng: &mut impl rand::Rng) {
+    use rand_distr::{Distribution, StandardNormal};
+    for j in 0..6 {
+        let z: f64 = StandardNormal.sample(rng);
+        x[j] += sigma[j] * z;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -642,14 +651,5 @@ mod tests {
         let xi = PoseChart::new(pose, &c).coords(&noisy);
         assert!((xi.fixed_rows::<3>(0).norm() - 0.02).abs() < 1e-9);
         assert!((xi.fixed_rows::<3>(3).norm() - 0.1).abs() < 1e-9);
-    }
-}
-
-/// Adds `σ_j · N(0,1)` to each of 6 coordinates.
-fn add_noise6(x: &mut [f64; 6], sigma: &Vector6<f64>, rng: &mut impl rand::Rng) {
-    use rand_distr::{Distribution, StandardNormal};
-    for j in 0..6 {
-        let z: f64 = StandardNormal.sample(rng);
-        x[j] += sigma[j] * z;
     }
 }
