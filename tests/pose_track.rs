@@ -87,3 +87,10 @@ fn broken_frames_give_clear_errors_and_are_skipped_in_a_run() {
     assert_eq!(report.results, 2);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+#[ignore = "study run: cargo test --release --test pose_track -- --ignored --nocapture"]
+fn fast_motion_study() {
+    let table = hdpf::pose::study::pose_study(&hdpf::pose::study::StudyConfig::default()).unwrap();
+    println!("{table}");
+}

@@ -8,6 +8,7 @@ pub mod mesh;
 pub mod metrics;
 pub mod modality;
 pub mod render;
+pub mod study;
 pub mod synth;
 pub mod tracker;
 
