@@ -139,12 +139,14 @@ pub struct TrackerConfig {
     pub joint: bool,
     /// Reference prediction.
     pub motion: MotionModel,
-    /// One state unit `D` in metres (translation) and radians (rotation): the per-frame motion σ.
+    /// One state unit `D`: `unit` metres of translation and `unit / radius` radians of rotation
+    /// (so both move the object's surface by about `unit`, which conditions the gradient flow).
+    pub unit: f64,
+    /// Motion-prior σ per frame, metres and radians (the loss regulariser `½|ξ/σ|²` toward the
+    /// prediction; keep the rotation small: spins of symmetric objects are unobservable).
     pub motion_sigma: (f64, f64),
-    /// Random-walk process noise per frame, in state units.
-    pub process_noise: f64,
-    /// Motion-prior σ in state units (the loss regulariser `½|x/s|²` toward the prediction).
-    pub prior_sigma: f64,
+    /// Random-walk process noise per frame, metres and radians.
+    pub process_noise: (f64, f64),
     /// Uncertainty of the initial pose (widens the first prior), if any.
     pub init_noise: Option<InitNoise>,
     /// RF-PF / grad step `η` (gradient-flow time per frame, state units).
@@ -159,6 +161,8 @@ pub struct TrackerConfig {
     pub edge: EdgeParams,
     /// Surface samples per object.
     pub surface_samples: usize,
+    /// Pose hypotheses scored per round when starting from an uncertain (init-noise) pose.
+    pub hypotheses: usize,
 }
 
 impl Default for TrackerConfig {
@@ -170,38 +174,43 @@ impl Default for TrackerConfig {
             modalities: vec![ModalityKind::Depth],
             joint: false,
             motion: MotionModel::RandomWalk,
-            motion_sigma: (0.004, 1.5f64.to_radians()),
-            process_noise: 0.5,
-            prior_sigma: 1.0,
+            unit: 0.004,
+            motion_sigma: (0.005, 2f64.to_radians()),
+            process_noise: (0.001, 0.3f64.to_radians()),
             init_noise: None,
-            eta: 0.1,
+            eta: 0.06,
             init_updates: 1,
             coarse_scale: 0.008,
             depth: DepthParams::default(),
             edge: EdgeParams::default(),
             surface_samples: 3000,
+            hypotheses: 2000,
         }
     }
 }
 
 impl TrackerConfig {
-    fn scale(&self) -> Vector6<f64> {
-        let (t, r) = self.motion_sigma;
-        Vector6::new(t, t, t, r, r, r)
+    /// `D` for an object of the given radius.
+    fn scale(&self, radius: f64) -> Vector6<f64> {
+        let r = self.unit / radius.max(self.unit);
+        Vector6::new(self.unit, self.unit, self.unit, r, r, r)
     }
 
-    /// Prior σ (state units) at the first frame: the init noise spread per axis, else `prior_sigma`.
-    fn initial_prior(&self) -> Vector6<f64> {
-        let (t, r) = self.motion_sigma;
+    /// A physical `(metres, radians)` σ pair in state units for scale `d`.
+    fn in_units(pair: (f64, f64), d: &Vector6<f64>) -> Vector6<f64> {
+        Vector6::from_fn(|i, _| if i < 3 { pair.0 } else { pair.1 } / d[i])
+    }
+
+    /// Prior σ (state units) at the first frame: the init-noise spread per axis when larger than
+    /// the motion σ.
+    fn initial_prior(&self, d: &Vector6<f64>) -> Vector6<f64> {
+        let motion = Self::in_units(self.motion_sigma, d);
         match self.init_noise {
             Some(n) => {
-                let (st, sr) = (
-                    n.translation / t / 3f64.sqrt(),
-                    n.rotation / r / 3f64.sqrt(),
-                );
-                Vector6::new(st, st, st, sr, sr, sr).map(|s| s.max(self.prior_sigma))
+                let per_axis = (n.translation / 3f64.sqrt(), n.rotation / 3f64.sqrt());
+                Self::in_units(per_axis, d).zip_map(&motion, f64::max)
             }
-            None => Vector6::repeat(self.prior_sigma),
+            None => motion,
         }
     }
 }
@@ -290,6 +299,7 @@ pub struct Tracker {
     states: Vec<ObjectState>,
     groups: Vec<Group>,
     frames: usize,
+    init_shrink: f64,
 }
 
 impl Tracker {
@@ -335,6 +345,7 @@ impl Tracker {
             states,
             groups,
             frames: 0,
+            init_shrink: 1.0,
         })
     }
 
@@ -392,7 +403,11 @@ impl Tracker {
     ) -> Result<()> {
         let members = self.groups[g].members.clone();
         let first = self.groups[g].filter.is_none();
-        let scale = self.config.scale();
+        if first && self.config.init_noise.is_some() {
+            for &k in &members {
+                self.select_hypothesis(k, frame, edge)?;
+            }
+        }
         let spreads: Vec<f64> = members
             .iter()
             .enumerate()
@@ -420,6 +435,7 @@ impl Tracker {
         }
         let mean = filter.particles().mean();
         for (j, &k) in members.iter().enumerate() {
+            let scale = self.config.scale(self.objects[k].radius);
             let xbar = Vector6::from_fn(|i, _| mean[6 * j + i] * scale[i]);
             let est = charts[j].pose(&xbar);
             let new_chart = PoseChart::new(est, &self.objects[k].centre);
@@ -437,6 +453,46 @@ impl Tracker {
             out.spread[k] = spreads[j];
         }
         self.groups[g].filter = Some(filter);
+        Ok(())
+    }
+
+    /// From an uncertain start, score `hypotheses` poses drawn from the init-noise prior (twice,
+    /// the second round around the first winner at a quarter of the spread) and restart from the
+    /// lowest loss: a global search the local filter moves cannot do.
+    fn select_hypothesis(
+        &mut self,
+        k: usize,
+        frame: &TrackFrame,
+        edge: Option<&SharedImage>,
+    ) -> Result<()> {
+        use rayon::prelude::*;
+        for (round, shrink) in [1.0, 0.25].into_iter().enumerate() {
+            let chart = PoseChart::new(self.states[k].estimate, &self.objects[k].centre);
+            let spread = self.spread(usize::MAX, 0, k) * shrink;
+            let mut terms = self.object_terms(k, &chart, frame, edge, spread, true)?;
+            terms.prior_sigma *= shrink;
+            let seed = self.config.seed;
+            let best = (0..self.config.hypotheses)
+                .into_par_iter()
+                .map(|i| {
+                    let mut rng = crate::filter::rng::stream(
+                        seed,
+                        0xB0 + round as u64,
+                        (k as u64) << 32 | i as u64,
+                    );
+                    let mut x = [0.0; 6];
+                    if i > 0 {
+                        add_noise6(&mut x, &terms.prior_sigma, &mut rng);
+                    }
+                    (terms.loss(&x), x)
+                })
+                .min_by(|a, b| a.0.total_cmp(&b.0))
+                .map(|(_, x)| x)
+                .unwrap_or([0.0; 6]);
+            let xi = Vector6::from_fn(|i, _| best[i] * terms.scale[i]);
+            self.states[k].estimate = chart.pose(&xi);
+        }
+        self.init_shrink = 0.25;
         Ok(())
     }
 
@@ -467,13 +523,16 @@ impl Tracker {
     /// RMS particle spread of member `j` (object `k`) in metres at the surface; the initial prior
     /// spread before the first frame.
     fn spread(&self, g: usize, j: usize, k: usize) -> f64 {
-        let scale = self.config.scale();
-        let var: Vector6<f64> = match &self.groups[g].filter {
+        let scale = self.config.scale(self.objects[k].radius);
+        let var: Vector6<f64> = match self.groups.get(g).and_then(|gr| gr.filter.as_ref()) {
             Some(f) => {
                 let cov = f.particles().covariance();
                 Vector6::from_fn(|i, _| cov[(6 * j + i, 6 * j + i)])
             }
-            None => self.config.initial_prior().map(|s| s * s),
+            None => self
+                .config
+                .initial_prior(&scale)
+                .map(|s| (s * self.init_shrink).powi(2)),
         };
         let sd = Vector6::from_fn(|i, _| (var[i].max(0.0)).sqrt() * scale[i]);
         sd.fixed_rows::<3>(0).norm() + self.objects[k].radius * sd.fixed_rows::<3>(3).norm()
@@ -515,16 +574,22 @@ impl Tracker {
             };
             modalities.push((1.0, m));
         }
-        let process = if first { 0.0 } else { c.process_noise };
+        let d = c.scale(self.objects[k].radius);
+        let process = if first {
+            Vector6::zeros()
+        } else {
+            TrackerConfig::in_units(c.process_noise, &d)
+        };
         Ok(ObjectTerms {
             modalities,
-            scale: c.scale(),
+            scale: d,
             prior_sigma: if first {
-                c.initial_prior()
+                (c.initial_prior(&d) * self.init_shrink)
+                    .zip_map(&TrackerConfig::in_units(c.motion_sigma, &d), f64::max)
             } else {
-                Vector6::repeat(c.prior_sigma)
+                TrackerConfig::in_units(c.motion_sigma, &d)
             },
-            process_sigma: Vector6::repeat(process),
+            process_sigma: process,
         })
     }
 }
@@ -544,6 +609,15 @@ fn recentre(
         let xi = Vector6::from_fn(|i, _| x[i] * scale[i]);
         let y = from.transfer(&xi, to);
         (0..6).for_each(|i| x[i] = y[i] / scale[i]);
+    }
+}
+
+/// Adds `σ_j · N(0,1)` to each of 6 coordinates.
+fn add_noise6(x: &mut [f64; 6], sigma: &Vector6<f64>, rng: &mut impl rand::Rng) {
+    use rand_distr::{Distribution, StandardNormal};
+    for j in 0..6 {
+        let z: f64 = StandardNormal.sample(rng);
+        x[j] += sigma[j] * z;
     }
 }
 

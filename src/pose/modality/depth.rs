@@ -56,18 +56,21 @@ impl Default for DepthParams {
             free_space: 0.02,
             free_space_factor: 2.0,
             discontinuity: 0.03,
-            visibility: VisibilityParams::default(),
+            visibility: VisibilityParams {
+                max_points: 300,
+                ..Default::default()
+            },
         }
     }
 }
 
 impl DepthParams {
-    /// The same parameters with every length scale (kernel, σ, thresholds) multiplied by `f ≥ 1`,
-    /// for coarse-to-fine tracking from an uncertain start.
+    /// The same parameters with the kernel and thresholds (not σ) multiplied by `f ≥ 1`, for
+    /// coarse-to-fine tracking from an uncertain start: far-off points still pull, with the same
+    /// stiffness near the optimum.
     pub fn scaled(&self, f: f64) -> Self {
         Self {
             robust: self.robust.scaled(f),
-            sigma: self.sigma * f,
             reject: self.reject * f,
             free_space: self.free_space * f,
             ..*self

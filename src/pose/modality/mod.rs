@@ -323,7 +323,8 @@ impl ObjectTerms {
         Vector6::from_fn(|j, _| x[j] * self.scale[j])
     }
 
-    fn loss(&self, x: &[f64]) -> f64 {
+    /// `L(x)` of this block (state units).
+    pub fn loss(&self, x: &[f64]) -> f64 {
         let xi = self.tangent(x);
         let motion = RigidMotion::new(&xi);
         let data: f64 = self
