@@ -16,5 +16,6 @@
 
 pub mod error;
 pub mod filter;
+pub mod plot;
 
 pub use error::{Error, Result};
