@@ -14,6 +14,7 @@
 //! Models (pose tracking, continual learning, linear-Gaussian benchmarks) implement
 //! [`filter::Model`]; filters are configurations of [`filter::Step`]s.
 
+pub mod bench;
 pub mod error;
 pub mod filter;
 pub mod plot;
