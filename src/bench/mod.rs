@@ -2,3 +2,4 @@
 //! tracking against the Kalman filter, and per-step timing.
 
 pub mod gaussian;
+pub mod models;
