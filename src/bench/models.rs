@@ -201,7 +201,7 @@ impl LinearGaussianModel {
     /// standard normal); an empty slice turns perturbation off.
     pub fn perturb(&mut self, noise: &[f64]) -> Result<()> {
         let k = self.h.nrows();
-        if noise.len() % k != 0 {
+        if !noise.len().is_multiple_of(k) {
             return Err(Error::Shape {
                 what: "observation perturbations".into(),
                 expected: format!("a multiple of k = {k}"),
