@@ -72,6 +72,20 @@ pub struct LinePlot {
     pub series: Vec<Series>,
 }
 
+/// Line colours (Tableau 10), all readable on white.
+const PALETTE: [(u8, u8, u8); 10] = [
+    (31, 119, 180),
+    (214, 39, 40),
+    (44, 160, 44),
+    (255, 127, 14),
+    (148, 103, 189),
+    (140, 86, 75),
+    (227, 119, 194),
+    (127, 127, 127),
+    (188, 189, 34),
+    (23, 190, 207),
+];
+
 /// Pixel size of one panel.
 const PANEL: (u32, u32) = (640, 440);
 
@@ -120,6 +134,46 @@ impl LinePlot {
         };
         let (a, b) = pad(x0, x1);
         Ok((a..b, y))
+    }
+
+    /// The corner (of the four) whose 35 % × 35 % box holds the fewest data points, for the legend.
+    fn legend_corner(&self) -> SeriesLabelPosition {
+        let Ok((xr, yr)) = self.ranges() else {
+            return SeriesLabelPosition::UpperRight;
+        };
+        let ty = |y: f64| {
+            if self.log_y {
+                y.max(yr.start).log10()
+            } else {
+                y
+            }
+        };
+        let (y0, y1) = (ty(yr.start), ty(yr.end));
+        let unit = |x: f64, y: f64| {
+            (
+                (x - xr.start) / (xr.end - xr.start),
+                (ty(y) - y0) / (y1 - y0),
+            )
+        };
+        let pts: Vec<(f64, f64)> = self
+            .series
+            .iter()
+            .flat_map(|s| &s.points)
+            .map(|&(x, y)| unit(x, y))
+            .collect();
+        let corners = [
+            (SeriesLabelPosition::UpperRight, true, true),
+            (SeriesLabelPosition::UpperLeft, false, true),
+            (SeriesLabelPosition::LowerRight, true, false),
+            (SeriesLabelPosition::LowerLeft, false, false),
+        ];
+        let inside = |&(x, y): &(f64, f64), right: bool, upper: bool| {
+            (if right { x > 0.65 } else { x < 0.35 }) && (if upper { y > 0.65 } else { y < 0.35 })
+        };
+        corners
+            .into_iter()
+            .min_by_key(|&(_, r, u)| pts.iter().filter(|p| inside(p, r, u)).count())
+            .map_or(SeriesLabelPosition::UpperRight, |c| c.0)
     }
 
     /// Draw the chart on a drawing area, with or without text.
@@ -184,7 +238,8 @@ impl LinePlot {
             area.draw(&frame).map_err(plot_err)?;
         }
         for (i, s) in self.series.iter().enumerate() {
-            let color = Palette99::pick(i).to_rgba();
+            let (r, g, b) = PALETTE[i % PALETTE.len()];
+            let color = RGBColor(r, g, b).to_rgba();
             if let Some(err) = &s.err {
                 let upper = s
                     .points
@@ -217,7 +272,7 @@ impl LinePlot {
                 .background_style(WHITE.mix(0.85))
                 .border_style(BLACK.mix(0.3))
                 .label_font((FAMILY, 13))
-                .position(SeriesLabelPosition::UpperRight)
+                .position(self.legend_corner())
                 .draw()
                 .map_err(plot_err)?;
         }
