@@ -6,7 +6,7 @@
 //! font never fails a run.
 
 use crate::error::{Error, Result};
-use plotters::coord::ranged1d::ValueFormatter;
+use plotters::coord::ranged1d::{KeyPointHint, NoDefaultFormatting, ValueFormatter};
 use plotters::coord::Shift;
 use plotters::prelude::*;
 use std::ops::Range;
@@ -66,7 +66,9 @@ pub struct LinePlot {
     pub x_label: String,
     /// Label of the vertical axis.
     pub y_label: String,
-    /// Logarithmic `y` axis (non-positive values are clipped to the smallest positive one).
+    /// Logarithmic `x` axis (non-positive values are clipped to the axis minimum).
+    pub log_x: bool,
+    /// Logarithmic `y` axis (non-positive values are clipped to the axis minimum).
     pub log_y: bool,
     /// The curves.
     pub series: Vec<Series>,
@@ -100,6 +102,7 @@ impl LinePlot {
             title: title.into(),
             x_label: x_label.into(),
             y_label: y_label.into(),
+            log_x: false,
             log_y: false,
             series: Vec::new(),
         }
@@ -110,8 +113,8 @@ impl LinePlot {
         save_panels_png(path, std::slice::from_ref(self), 1)
     }
 
-    /// `(x range, y range)` covering every point and band, padded by 5 % (log-padded for `log_y`).
-    fn ranges(&self) -> Result<(Range<f64>, Range<f64>)> {
+    /// The `x` and `y` axes covering every point and band.
+    fn axes(&self) -> Result<(Axis, Axis)> {
         let mut xs = Vec::new();
         let mut ys = Vec::new();
         for s in &self.series {
@@ -122,44 +125,16 @@ impl LinePlot {
                 ys.extend([y - e, y + e]);
             }
         }
-        let ys: Vec<f64> = ys.into_iter().filter(|&y| !self.log_y || y > 0.0).collect();
-        let (x0, x1) = bounds(&xs).unwrap_or((0.0, 1.0));
-        let (y0, y1) = bounds(&ys).unwrap_or(if self.log_y { (0.1, 10.0) } else { (0.0, 1.0) });
-        let y = if self.log_y {
-            let (l0, l1) = pad(y0.log10(), y1.log10());
-            10f64.powf(l0)..10f64.powf(l1)
-        } else {
-            let (a, b) = pad(y0, y1);
-            a..b
-        };
-        let (a, b) = pad(x0, x1);
-        Ok((a..b, y))
+        Ok((Axis::fit(&xs, self.log_x), Axis::fit(&ys, self.log_y)))
     }
 
     /// The corner (of the four) whose 35 % × 35 % box holds the fewest data points, for the legend.
-    fn legend_corner(&self) -> SeriesLabelPosition {
-        let Ok((xr, yr)) = self.ranges() else {
-            return SeriesLabelPosition::UpperRight;
-        };
-        let ty = |y: f64| {
-            if self.log_y {
-                y.max(yr.start).log10()
-            } else {
-                y
-            }
-        };
-        let (y0, y1) = (ty(yr.start), ty(yr.end));
-        let unit = |x: f64, y: f64| {
-            (
-                (x - xr.start) / (xr.end - xr.start),
-                (ty(y) - y0) / (y1 - y0),
-            )
-        };
+    fn legend_corner(&self, x: &Axis, y: &Axis) -> SeriesLabelPosition {
         let pts: Vec<(f64, f64)> = self
             .series
             .iter()
             .flat_map(|s| &s.points)
-            .map(|&(x, y)| unit(x, y))
+            .map(|&(a, b)| (x.unit(a), y.unit(b)))
             .collect();
         let corners = [
             (SeriesLabelPosition::UpperRight, true, true),
@@ -167,8 +142,8 @@ impl LinePlot {
             (SeriesLabelPosition::LowerRight, true, false),
             (SeriesLabelPosition::LowerLeft, false, false),
         ];
-        let inside = |&(x, y): &(f64, f64), right: bool, upper: bool| {
-            (if right { x > 0.65 } else { x < 0.35 }) && (if upper { y > 0.65 } else { y < 0.35 })
+        let inside = |&(a, b): &(f64, f64), right: bool, upper: bool| {
+            (if right { a > 0.65 } else { a < 0.35 }) && (if upper { b > 0.65 } else { b < 0.35 })
         };
         corners
             .into_iter()
@@ -178,7 +153,7 @@ impl LinePlot {
 
     /// Draw the chart on a drawing area, with or without text.
     fn draw<DB: DrawingBackend>(&self, area: &DrawingArea<DB, Shift>, text: bool) -> Result<()> {
-        let (xr, yr) = self.ranges()?;
+        let (xa, ya) = self.axes()?;
         let mut builder = ChartBuilder::on(area);
         builder.margin(12);
         if text {
@@ -189,31 +164,7 @@ impl LinePlot {
         } else {
             builder.x_label_area_size(4).y_label_area_size(4);
         }
-        if self.log_y {
-            let ticks = log_ticks(yr.start, yr.end);
-            let y = yr.clone().log_scale().with_key_points(ticks);
-            let chart = builder.build_cartesian_2d(xr, y).map_err(plot_err)?;
-            self.fill(chart, yr.start, text)
-        } else {
-            let chart = builder
-                .build_cartesian_2d(xr, yr.clone())
-                .map_err(plot_err)?;
-            self.fill(chart, f64::NEG_INFINITY, text)
-        }
-    }
-
-    /// Mesh, bands, lines and legend on a built chart; `y_floor` clips band bottoms (log axes).
-    fn fill<'a, DB, X, Y>(
-        &self,
-        mut chart: ChartContext<'a, DB, Cartesian2d<X, Y>>,
-        y_floor: f64,
-        text: bool,
-    ) -> Result<()>
-    where
-        DB: DrawingBackend + 'a,
-        X: Ranged<ValueType = f64> + ValueFormatter<f64>,
-        Y: Ranged<ValueType = f64> + ValueFormatter<f64>,
-    {
+        let mut chart = builder.build_cartesian_2d(xa, ya).map_err(plot_err)?;
         if text {
             chart
                 .configure_mesh()
@@ -222,9 +173,6 @@ impl LinePlot {
                 .x_desc(&self.x_label)
                 .y_desc(&self.y_label)
                 .label_style((FAMILY, 14))
-                .y_labels(12)
-                .x_label_formatter(&|v| format_tick(*v))
-                .y_label_formatter(&|v| format_tick(*v))
                 .draw()
                 .map_err(plot_err)?;
         } else {
@@ -237,6 +185,7 @@ impl LinePlot {
             );
             area.draw(&frame).map_err(plot_err)?;
         }
+        let at = |x: f64, y: f64| (xa.coord(x), ya.coord(y));
         for (i, s) in self.series.iter().enumerate() {
             let (r, g, b) = PALETTE[i % PALETTE.len()];
             let color = RGBColor(r, g, b).to_rgba();
@@ -245,9 +194,13 @@ impl LinePlot {
                     .points
                     .iter()
                     .zip(err)
-                    .map(|(&(x, y), e)| (x, y + e.abs()));
-                let lower = s.points.iter().zip(err).rev();
-                let lower = lower.map(|(&(x, y), e)| (x, (y - e.abs()).max(y_floor)));
+                    .map(|(&(x, y), e)| at(x, y + e.abs()));
+                let lower = s
+                    .points
+                    .iter()
+                    .zip(err)
+                    .rev()
+                    .map(|(&(x, y), e)| at(x, y - e.abs()));
                 let poly: Vec<(f64, f64)> = upper.chain(lower).collect();
                 chart
                     .draw_series(std::iter::once(Polygon::new(
@@ -256,7 +209,7 @@ impl LinePlot {
                     )))
                     .map_err(plot_err)?;
             }
-            let points = s.points.iter().map(|&(x, y)| (x, y.max(y_floor)));
+            let points = s.points.iter().map(|&(x, y)| at(x, y));
             let line = chart
                 .draw_series(LineSeries::new(points, color.stroke_width(2)))
                 .map_err(plot_err)?;
@@ -272,11 +225,95 @@ impl LinePlot {
                 .background_style(WHITE.mix(0.85))
                 .border_style(BLACK.mix(0.3))
                 .label_font((FAMILY, 13))
-                .position(self.legend_corner())
+                .position(self.legend_corner(&xa, &ya))
                 .draw()
                 .map_err(plot_err)?;
         }
         Ok(())
+    }
+}
+
+/// One axis, linear or base-10 logarithmic: data values map to drawing coordinates (`log₁₀ v` on a
+/// log axis, values ≤ 0 clipped to the axis minimum).
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct Axis {
+    log: bool,
+    /// Range in drawing coordinates, padded by 5 % each side.
+    lo: f64,
+    hi: f64,
+}
+
+impl Axis {
+    /// The axis covering `values` (positive ones only, for a log axis).
+    fn fit(values: &[f64], log: bool) -> Self {
+        let coords: Vec<f64> = values
+            .iter()
+            .filter(|&&v| !log || v > 0.0)
+            .map(|&v| if log { v.log10() } else { v })
+            .collect();
+        let (lo, hi) = bounds(&coords).unwrap_or(if log { (-1.0, 1.0) } else { (0.0, 1.0) });
+        let (lo, hi) = pad(lo, hi);
+        Self { log, lo, hi }
+    }
+
+    /// Drawing coordinate of a data value.
+    fn coord(&self, v: f64) -> f64 {
+        if self.log {
+            if v > 0.0 {
+                v.log10().max(self.lo)
+            } else {
+                self.lo
+            }
+        } else {
+            v
+        }
+    }
+
+    /// Position of a data value across the axis, 0 at the low end and 1 at the high end.
+    fn unit(&self, v: f64) -> f64 {
+        (self.coord(v) - self.lo) / (self.hi - self.lo)
+    }
+
+    /// Tick positions (drawing coordinates).
+    fn ticks(&self) -> Vec<f64> {
+        if self.log {
+            log_ticks(10f64.powf(self.lo), 10f64.powf(self.hi))
+                .into_iter()
+                .map(f64::log10)
+                .collect()
+        } else {
+            linear_ticks(self.lo, self.hi)
+        }
+    }
+
+    /// Tick label of a drawing coordinate, in data units.
+    fn label(&self, c: f64) -> String {
+        format_tick(if self.log { 10f64.powf(c) } else { c })
+    }
+}
+
+impl Ranged for Axis {
+    type FormatOption = NoDefaultFormatting;
+    type ValueType = f64;
+
+    /// Linear map of the drawing coordinate `c ∈ [lo, hi]` onto the pixel range.
+    fn map(&self, c: &f64, limit: (i32, i32)) -> i32 {
+        let u = (c - self.lo) / (self.hi - self.lo);
+        limit.0 + (u * (limit.1 - limit.0) as f64).round() as i32
+    }
+
+    fn key_points<Hint: KeyPointHint>(&self, _hint: Hint) -> Vec<f64> {
+        self.ticks()
+    }
+
+    fn range(&self) -> Range<f64> {
+        self.lo..self.hi
+    }
+}
+
+impl ValueFormatter<f64> for Axis {
+    fn format_ext(&self, c: &f64) -> String {
+        self.label(*c)
     }
 }
 
@@ -369,6 +406,20 @@ fn bounds(v: &[f64]) -> Option<(f64, f64)> {
 fn pad(a: f64, b: f64) -> (f64, f64) {
     let d = if b > a { 0.05 * (b - a) } else { 0.5 };
     (a - d, b + d)
+}
+
+/// About six evenly spaced ticks on `[lo, hi]` at multiples of `{1, 2, 5}·10^k`.
+fn linear_ticks(lo: f64, hi: f64) -> Vec<f64> {
+    let raw = (hi - lo) / 6.0;
+    let mag = 10f64.powf(raw.log10().floor());
+    let step = [1.0, 2.0, 5.0, 10.0]
+        .into_iter()
+        .map(|d| d * mag)
+        .find(|&s| s >= raw)
+        .unwrap_or(10.0 * mag);
+    let first = (lo / step).ceil() as i64;
+    let last = (hi / step).floor() as i64;
+    (first..=last).map(|k| k as f64 * step).collect()
 }
 
 /// Ticks for a log axis on `[lo, hi]`: `{1, 2, 5}·10^k` inside the range, or every `d·10^k`
@@ -470,10 +521,10 @@ mod tests {
     fn rejects_bad_series() {
         let mut p = sample_plot(false);
         p.series[1].err = Some(vec![1.0; 3]);
-        assert!(matches!(p.ranges(), Err(Error::Shape { .. })));
+        assert!(matches!(p.axes(), Err(Error::Shape { .. })));
         let mut p = sample_plot(false);
         p.series[0].points[3].1 = f64::NAN;
-        assert!(p.ranges().unwrap_err().to_string().contains("mcl"));
+        assert!(p.axes().unwrap_err().to_string().contains("mcl"));
         assert!(save_panels_png("/nonexistent/x.png", &[], 1).is_err());
     }
 
@@ -487,6 +538,16 @@ mod tests {
             log_ticks(0.5, 300.0),
             vec![0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0, 200.0]
         );
+    }
+
+    #[test]
+    fn linear_ticks_are_round() {
+        assert_eq!(
+            linear_ticks(-2.45, 51.45),
+            vec![0.0, 10.0, 20.0, 30.0, 40.0, 50.0]
+        );
+        let a = Axis::fit(&[1.0, 1000.0], true);
+        assert!((a.unit(1.0) - 0.05 / 1.1).abs() < 1e-12 && a.coord(-1.0) == a.lo);
     }
 
     #[test]
