@@ -422,8 +422,8 @@ fn linear_ticks(lo: f64, hi: f64) -> Vec<f64> {
     (first..=last).map(|k| k as f64 * step).collect()
 }
 
-/// Ticks for a log axis on `[lo, hi]`: `{1, 2, 5}·10^k` inside the range, or every `d·10^k`
-/// (`d = 1..9`) when that gives fewer than four.
+/// Ticks for a log axis on `[lo, hi]`: `{1, 2, 5}·10^k` inside the range; only `10^k` when that
+/// gives more than twelve, every `d·10^k` (`d = 1..9`) when it gives fewer than four.
 fn log_ticks(lo: f64, hi: f64) -> Vec<f64> {
     let in_range = |mults: &[f64]| -> Vec<f64> {
         let (k0, k1) = (lo.log10().floor() as i32, hi.log10().ceil() as i32);
@@ -433,7 +433,9 @@ fn log_ticks(lo: f64, hi: f64) -> Vec<f64> {
             .collect()
     };
     let coarse = in_range(&[1.0, 2.0, 5.0]);
-    if coarse.len() >= 4 {
+    if coarse.len() > 12 {
+        in_range(&[1.0])
+    } else if coarse.len() >= 4 {
         coarse
     } else {
         in_range(&[1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0])
