@@ -48,11 +48,13 @@
 //! # Ok::<(), hdpf::Error>(())
 //! ```
 
+pub mod bench;
 pub mod error;
 pub mod filter;
 pub mod geometry;
 pub mod launch;
 pub mod pipeline;
+pub mod plot;
 pub mod pose;
 pub mod viz;
 
