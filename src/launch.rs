@@ -8,6 +8,7 @@
 use crate::error::{Error, Result};
 use crate::filter::FilterKind;
 use crate::pipeline::control_loop::{ControlLoopConfig, GtTimeline};
+use crate::pipeline::synthetic::{synth_config, SynthSource};
 use crate::pipeline::tracking::{MeshLibrary, TrackerProcessor};
 use crate::pipeline::{
     CsvSink, JsonLinesSink, JsonTarget, ModelPoints, Pipeline, PipelineConfig, QueuePolicy,
@@ -79,6 +80,8 @@ pub enum SourceKind {
     Bop,
     /// A BOP scene directory still being written.
     Dir,
+    /// A synthetic sequence rendered live in memory (`[source.synth]`).
+    Synth,
 }
 
 /// `[source]`.
@@ -123,6 +126,10 @@ pub struct SynthSpec {
     /// Motion profile (`slow` or `fast`).
     #[serde(default = "default_motion")]
     pub motion: String,
+    /// Image size `[width, height]` (default 640×480, the YCB-V camera).
+    pub resolution: Option<[u32; 2]>,
+    /// BOP model folder for objects given by id.
+    pub models: Option<PathBuf>,
 }
 
 fn default_synth_frames() -> usize {
@@ -483,7 +490,11 @@ impl Launch {
             SourceKind::Bop if s.dataset.is_none() => Err(missing("dataset")),
             SourceKind::Bop if s.scenes.is_empty() && s.synth.is_none() => Err(missing("scenes")),
             SourceKind::Dir if s.path.is_none() => Err(missing("path")),
-            _ => Ok(()),
+            SourceKind::Synth if s.synth.is_none() => Err(missing("a [source.synth] table")),
+            _ => match &s.synth {
+                Some(spec) => synth_config(Path::new("."), spec, 0).map(drop),
+                None => Ok(()),
+            },
         }
     }
 
@@ -612,7 +623,7 @@ pub struct Built {
 
 /// Render the synthetic sequence of `[source.synth]` if the dataset does not exist yet.
 fn prepare_dataset(launch: &Launch, spec: &SourceSpec) -> Result<()> {
-    let (Some(synth), Some(root)) = (&spec.synth, &spec.dataset) else {
+    let (Some(synth), Some(root), SourceKind::Bop) = (&spec.synth, &spec.dataset, spec.kind) else {
         return Ok(());
     };
     if root.exists() {
@@ -635,6 +646,21 @@ fn open_source(launch: &Launch, spec: &SourceSpec) -> Result<Opened> {
             let meshes = load_meshes(&ds, &timeline.object_ids())?;
             Ok((Box::new(src), meshes, timeline))
         }
+        SourceKind::Synth => {
+            let spec = spec
+                .synth
+                .as_ref()
+                .ok_or_else(|| Error::format(&launch.path, "no [source.synth]"))?;
+            let root = spec_root(spec);
+            let src = SynthSource::new(&synth_config(&root, spec, launch.file.seed)?)?;
+            let frames = src
+                .ground_truth()
+                .into_iter()
+                .map(|gt| gt.into_iter().map(|g| (g.obj_id, g.pose)).collect())
+                .collect();
+            let meshes = src.meshes();
+            Ok((Box::new(src), meshes, GtTimeline::new(rate, frames)))
+        }
         SourceKind::Dir => {
             let dir = spec.path.clone().unwrap_or_default();
             let idle = std::time::Duration::from_secs_f64(spec.idle_timeout_s.max(0.0));
@@ -646,6 +672,11 @@ fn open_source(launch: &Launch, spec: &SourceSpec) -> Result<Opened> {
             Ok((Box::new(src), meshes, GtTimeline::default()))
         }
     }
+}
+
+/// Where a live synthetic source would write (it writes nothing).
+fn spec_root(_spec: &SynthSpec) -> PathBuf {
+    std::env::temp_dir().join("hdpf-synth-live")
 }
 
 /// The scenes of `[source]`, or every scene of a rendered synthetic dataset.

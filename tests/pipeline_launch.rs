@@ -158,3 +158,39 @@ jsonl = "{}/e.jsonl"
         5
     );
 }
+
+#[test]
+fn localization_table_becomes_the_command_flags() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("launch/localization.toml");
+    let l = launch::load(&path, &["localization.trials=2".into()]).unwrap();
+    let flags = launch::table_to_flags(l.file.localization.as_ref().unwrap());
+    let args = hdpf::pipeline::bench_bridge::localization_args(&flags).unwrap();
+    assert_eq!(args.dims, (3..=10).collect::<Vec<_>>());
+    assert_eq!(args.particles, vec![20, 50, 100]);
+    assert_eq!(args.trials, 2);
+    let bad = hdpf::pipeline::bench_bridge::localization_args(&["--dimz".into(), "3".into()]);
+    assert!(bad.unwrap_err().to_string().contains("--dimz"));
+}
+
+#[test]
+fn live_synthetic_source_streams_through_the_tracker() {
+    let text = r#"
+[source]
+kind = "synth"
+[source.synth]
+objects = ["box"]
+frames = 4
+motion = "slow"
+resolution = [80, 60]
+[pipeline]
+rate_hz = 0.0
+progress = false
+[[tracker]]
+filter = "sir"
+particles = 10
+"#;
+    let l = launch::load_str(Path::new("s.toml"), text, &[]).unwrap();
+    let s = launch::run_track(&l).unwrap();
+    assert_eq!(s.source_frames, 4);
+    assert_eq!(s.tracker("sir").unwrap().frames, 4, "{s}");
+}

@@ -1,10 +1,27 @@
-//! Runs `hdpf bench localization` from a launch file's `[localization]` table (given as flags).
+//! Runs `hdpf bench localization` from a launch file's `[localization]` table (given as flags), so
+//! the launch file and the command line run exactly the same code.
 
+use crate::bench::localization::{self, LocalizationArgs};
 use crate::error::{Error, Result};
+use clap::Parser;
 
-/// Run the localization benchmark with command-line `flags` (e.g. `["--dims", "3,10"]`).
+#[derive(Parser)]
+#[command(name = "localization", no_binary_name = true)]
+struct Flags {
+    #[command(flatten)]
+    args: LocalizationArgs,
+}
+
+/// Parse `flags` (e.g. `["--dims", "3,10"]`) as `hdpf bench localization` does.
+pub fn localization_args(flags: &[String]) -> Result<LocalizationArgs> {
+    Flags::try_parse_from(flags)
+        .map(|f| f.args)
+        .map_err(|e| Error::Other(e.to_string().trim().to_string()))
+}
+
+/// Run the localization benchmark with command-line `flags` and print its table.
 pub fn localization(flags: &[String]) -> Result<()> {
-    Err(Error::Other(format!(
-        "the localization benchmark (crate::bench::localization) is not part of this build yet; flags were {flags:?}"
-    )))
+    let report = localization::run(&localization_args(flags)?)?;
+    println!("{report}");
+    Ok(())
 }

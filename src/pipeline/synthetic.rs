@@ -1,21 +1,104 @@
-//! Synthetic recordings for launch files: render a BOP-format sequence when it is missing, and
-//! list the scenes of a dataset.
+//! Synthetic recordings for launch files: render a BOP-format sequence when it is missing, stream a
+//! synthetic sequence live from memory ([`SynthSource`]), and list the scenes of a dataset.
 
 use crate::error::{Error, Result};
 use crate::launch::SynthSpec;
+use crate::pipeline::message::FrameData;
+use crate::pipeline::source::{Poll, Source, SourceFrame};
+use crate::pipeline::tracking::MeshLibrary;
+use crate::pose::synth::{self, Motion, ObjectSource, SynthConfig, Synthesizer};
+use clap::ValueEnum;
 use std::path::Path;
+use std::sync::Arc;
+
+/// The generator configuration of `spec` writing to `root`.
+pub fn synth_config(root: &Path, spec: &SynthSpec, seed: u64) -> Result<SynthConfig> {
+    let mut cfg = SynthConfig::new(root);
+    if !spec.objects.is_empty() {
+        cfg.objects = spec
+            .objects
+            .iter()
+            .map(|o| {
+                o.parse::<ObjectSource>()
+                    .map_err(|e| Error::param("source.synth.objects", o, e))
+            })
+            .collect::<Result<_>>()?;
+    }
+    cfg.frames = spec.frames;
+    cfg.motion = Motion::from_str(&spec.motion, true)
+        .map_err(|_| Error::param("source.synth.motion", &spec.motion, "expected slow or fast"))?;
+    cfg.seed = seed;
+    if let Some([w, h]) = spec.resolution {
+        cfg.camera = synth::ycbv_camera(w, h);
+    }
+    cfg.models_dir = spec.models.clone();
+    Ok(cfg)
+}
 
 /// Render the sequence `spec` into the BOP dataset directory `root`.
 pub fn render_dataset(root: &Path, spec: &SynthSpec, seed: u64) -> Result<()> {
-    let _ = (spec, seed);
-    Err(Error::Other(format!(
-        "{} does not exist and the synthetic generator (crate::pose::synth) is not part of this build yet",
-        root.display()
-    )))
+    eprintln!("rendering a synthetic sequence into {} ...", root.display());
+    let summary = synth::generate(&synth_config(root, spec, seed)?)?;
+    eprintln!("{summary}");
+    Ok(())
+}
+
+/// A synthetic sequence rendered frame by frame in the source thread, as a live camera would
+/// deliver it (nothing touches the disk).
+pub struct SynthSource {
+    synth: Synthesizer,
+    next: usize,
+}
+
+impl SynthSource {
+    /// A live source for `cfg`.
+    pub fn new(cfg: &SynthConfig) -> Result<Self> {
+        Ok(Self {
+            synth: Synthesizer::new(cfg)?,
+            next: 0,
+        })
+    }
+
+    /// The meshes of the generated objects, by object id.
+    pub fn meshes(&self) -> MeshLibrary {
+        self.synth
+            .models()
+            .map(|(_, id, mesh)| (id, Arc::new(mesh.clone())))
+            .collect()
+    }
+
+    /// Ground truth of every frame, in order.
+    pub fn ground_truth(&self) -> Vec<Vec<crate::pose::bop::GtPose>> {
+        (0..self.synth.len()).map(|k| self.synth.gt(k)).collect()
+    }
+}
+
+impl Source for SynthSource {
+    fn name(&self) -> String {
+        "synth".into()
+    }
+
+    fn poll(&mut self) -> Result<Poll> {
+        if self.next >= self.synth.len() {
+            return Ok(Poll::End);
+        }
+        let f = self.synth.frame(self.next)?;
+        self.next += 1;
+        Ok(Poll::Frame(SourceFrame {
+            scene_id: self.synth.config().scene_id,
+            im_id: f.im_id(),
+            gt: Arc::new(f.gt),
+            data: FrameData::Decoded(Arc::new(f.frame)),
+        }))
+    }
+
+    fn len_hint(&self) -> Option<usize> {
+        Some(self.synth.len())
+    }
 }
 
 /// Every `(split, scene_id)` of the dataset at `root`: directories `root/SPLIT/NNNNNN` holding a
-/// `scene_gt.json` or `scene_camera.json`, sorted.
+/// `scene_camera.json`, sorted.
 pub fn scenes_of(root: &Path) -> Result<Vec<(String, u32)>> {
     let mut out = Vec::new();
     for split in read_dirs(root)? {
