@@ -528,6 +528,8 @@ impl Launch {
         if *t.particles.get_ref() == 0 {
             return Err(self.error_at(&t.particles, "need at least one particle"));
         }
+        // As `hdpf track`: more updates on the first frame when the start is uncertain.
+        let init_updates = if init_noise.is_some() { 10 } else { 1 };
         let mut c = TrackerConfig {
             filter: t.filter,
             particles: *t.particles.get_ref(),
@@ -536,6 +538,7 @@ impl Launch {
             joint: t.joint,
             motion,
             init_noise,
+            init_updates,
             ..TrackerConfig::default()
         };
         if let Some(eta) = t.eta {

@@ -2,7 +2,7 @@
 //!
 //! It starts a tracker on the first frame of every scene (objects and initial poses from that
 //! frame's ground truth, perturbed by the configured init noise), converts decoded frames to the
-//! tracker's input, and turns its output into [`ObjectEstimate`]s with a velocity (finite
+//! tracker's input (as `hdpf track` does), and turns its output into [`ObjectEstimate`]s with a velocity (finite
 //! difference of consecutive estimates over their capture times) and a covariance.
 
 use crate::error::{Error, Result};
@@ -10,13 +10,10 @@ use crate::filter::Diagnostics;
 use crate::geometry::se3;
 use crate::pipeline::message::ObjectEstimate;
 use crate::pipeline::processor::{FrameInput, FrameProcessor};
-use crate::pose::bop::{Frame, GtPose};
+use crate::pose::bop::GtPose;
+use crate::pose::commands::track_frame;
 use crate::pose::mesh::Mesh;
-use crate::pose::modality::visible::Pinhole;
-use crate::pose::modality::ImageF32;
-use crate::pose::tracker::{
-    FrameOutput, ModalityKind, ObjectModel, TrackFrame, Tracker, TrackerConfig,
-};
+use crate::pose::tracker::{FrameOutput, ModalityKind, ObjectModel, Tracker, TrackerConfig};
 use nalgebra::{Isometry3, Matrix6, Vector6};
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -70,7 +67,7 @@ impl TrackerProcessor {
             .get(&obj_id)
             .ok_or_else(|| Error::param("obj_id", obj_id, "no mesh for this object"))?;
         let n = self.config.surface_samples;
-        let model = ObjectModel::from_mesh(obj_id, mesh, n, self.config.seed ^ u64::from(obj_id))?;
+        let model = ObjectModel::from_mesh(obj_id, mesh, n, self.config.seed)?;
         self.models.insert(obj_id, model.clone());
         Ok(model)
     }
@@ -87,7 +84,8 @@ impl TrackerProcessor {
         let mut initial = Vec::new();
         for g in &gts {
             let m = self.model(g.obj_id)?;
-            let seed = self.config.seed ^ (u64::from(g.obj_id) << 20) ^ u64::from(scene_id);
+            // The same seed as `hdpf track`, so a launch file reproduces the command.
+            let seed = self.config.seed.wrapping_add(u64::from(g.obj_id));
             let pose = match &self.config.init_noise {
                 Some(n) => n.perturb(&g.pose, &m.centre, seed),
                 None => g.pose,
@@ -119,7 +117,8 @@ impl FrameProcessor for TrackerProcessor {
         {
             self.active = Some(self.start(input.scene_id, input.gt)?);
         }
-        let track_frame = track_frame(input.frame, &self.config.modalities);
+        let grey = self.config.modalities.contains(&ModalityKind::Edge);
+        let track_frame = track_frame(input.frame, grey);
         let active = self.active.as_mut().expect("started above");
         let out = active.tracker.step(&track_frame)?;
         let estimates = estimates(active, &out, input.capture);
@@ -137,7 +136,11 @@ fn estimates(active: &Active, out: &FrameOutput, capture: f64) -> Vec<ObjectEsti
             velocity: velocity(active.last.as_ref(), k, &out.poses[k], capture),
             particles: None,
             spread: out.spread[k],
+            // The tracker does not report ESS or loss spread yet: NaN (null in JSON), not 0.
             diagnostics: Diagnostics {
+                ess: f64::NAN,
+                loss_std: f64::NAN,
+                loss_mean: f64::NAN,
                 seconds: out.seconds[k],
                 ..Diagnostics::default()
             },
@@ -166,46 +169,4 @@ fn velocity(
 pub fn spread_covariance(spread: f64, radius: f64) -> Matrix6<f64> {
     let (t, r) = (spread * spread, (spread / radius).powi(2));
     Matrix6::from_diagonal(&Vector6::new(t, t, t, r, r, r))
-}
-
-/// The tracker's view of a decoded frame: depth in metres and/or grey in `[0, 1]`, as needed.
-pub fn track_frame(frame: &Frame, modalities: &[ModalityKind]) -> TrackFrame {
-    let (w, h) = (frame.depth.width as usize, frame.depth.height as usize);
-    let depth = modalities.contains(&ModalityKind::Depth).then(|| {
-        Arc::new(ImageF32 {
-            width: w,
-            height: h,
-            data: frame.depth.data.clone(),
-        })
-    });
-    let grey = modalities
-        .contains(&ModalityKind::Edge)
-        .then(|| Arc::new(grey(&frame.rgb)));
-    let c = frame.camera;
-    TrackFrame {
-        depth,
-        grey,
-        camera: Pinhole {
-            fx: c.fx,
-            fy: c.fy,
-            cx: c.cx,
-            cy: c.cy,
-            width: c.width as usize,
-            height: c.height as usize,
-        },
-    }
-}
-
-fn grey(rgb: &image::RgbImage) -> ImageF32 {
-    let data = rgb
-        .pixels()
-        .map(|p| {
-            (0.299 * f32::from(p[0]) + 0.587 * f32::from(p[1]) + 0.114 * f32::from(p[2])) / 255.0
-        })
-        .collect();
-    ImageF32 {
-        width: rgb.width() as usize,
-        height: rgb.height() as usize,
-        data,
-    }
 }
