@@ -767,6 +767,7 @@ fn report(launch: &Launch, summary: &RunSummary) -> Result<()> {
     if let Some(p) = &launch.file.sinks.summary_json {
         let json =
             serde_json::to_string_pretty(summary).map_err(|e| Error::Other(e.to_string()))?;
+        create_parent(&JsonTarget::File(p.clone()))?;
         std::fs::write(p, json).map_err(|e| Error::io(p, e))?;
     }
     Ok(())
