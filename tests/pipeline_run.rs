@@ -186,3 +186,24 @@ fn control_handle_sees_estimates_while_running() {
     let pose = last.extrapolate(1, last.capture).unwrap();
     assert!((pose.translation.vector - last.objects[0].pose.translation.vector).norm() < 1e-12);
 }
+
+#[test]
+fn jsonl_over_udp_delivers_one_datagram_per_estimate() {
+    let root = temp_dir("udp");
+    write_dataset(&root, 3);
+    let rx = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    rx.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let target = JsonTarget::Udp(rx.local_addr().unwrap().to_string());
+    let mut p = Pipeline::new(config(QueuePolicy::Lossless, None), source(&root));
+    let (t, _) = EchoGt::new("t");
+    p.add_tracker(Box::new(t));
+    p.add_sink(Box::new(JsonLinesSink::open(&target, p.clock()).unwrap()));
+    p.run().into_result().unwrap();
+    let mut buf = [0u8; 65536];
+    for seq in 0..3 {
+        let n = rx.recv(&mut buf).unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&buf[..n]).unwrap();
+        assert_eq!(v["seq"], seq);
+        assert!(v["publish"].as_f64().unwrap() >= v["capture"].as_f64().unwrap());
+    }
+}
