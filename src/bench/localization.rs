@@ -29,7 +29,7 @@ use std::path::PathBuf;
 pub const COV_RIDGE: f64 = 1e-6;
 
 /// Flags of `hdpf bench localization` (defaults: the paper's protocol).
-#[derive(clap::Args, Clone, Debug)]
+#[derive(clap::Args, Clone, Debug, PartialEq)]
 pub struct LocalizationArgs {
     /// State dimensions m (comma-separated).
     #[arg(long, value_delimiter = ',', default_values_t = [3, 4, 5, 6, 7, 8, 9, 10])]

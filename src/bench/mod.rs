@@ -151,3 +151,38 @@ mod tests {
         assert!(check_list("dims", &[], 3).is_err());
     }
 }
+
+#[cfg(test)]
+mod cli_tests {
+    use super::localization::LocalizationArgs;
+    use super::tracking::TrackingArgs;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    enum Cli {
+        Localization(LocalizationArgs),
+        Tracking(TrackingArgs),
+    }
+
+    #[test]
+    fn flag_defaults_match_default_impls() {
+        match Cli::parse_from(["hdpf", "localization"]) {
+            Cli::Localization(a) => assert_eq!(a, LocalizationArgs::default()),
+            Cli::Tracking(_) => unreachable!(),
+        }
+        match Cli::parse_from(["hdpf", "tracking"]) {
+            Cli::Tracking(a) => assert_eq!(a, TrackingArgs::default()),
+            Cli::Localization(_) => unreachable!(),
+        }
+        let parsed = Cli::try_parse_from([
+            "hdpf",
+            "tracking",
+            "--methods",
+            "rfpf-po,sir",
+            "--dims",
+            "3,7",
+        ]);
+        assert!(matches!(parsed, Ok(Cli::Tracking(a)) if a.methods.len() == 2 && a.dims == [3, 7]));
+        assert!(Cli::try_parse_from(["hdpf", "localization", "--methods", "kalman"]).is_err());
+    }
+}

@@ -95,7 +95,7 @@ impl FromStr for Method {
 }
 
 /// Flags of `hdpf bench tracking`.
-#[derive(clap::Args, Clone, Debug)]
+#[derive(clap::Args, Clone, Debug, PartialEq)]
 pub struct TrackingArgs {
     /// State dimensions m (comma-separated); rfpf needs m ≥ 3 and is skipped below.
     #[arg(long, value_delimiter = ',', default_values_t = [2, 10, 50, 100, 500])]
