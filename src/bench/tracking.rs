@@ -595,48 +595,57 @@ fn summarize(rows: &[TrackRow]) -> Vec<TrackSummary> {
 /// Picks one statistic out of a summary.
 type Pick = fn(&TrackSummary) -> MeanSe;
 
-/// RMSE ratio, NEES and ms per step vs m (log–log), a curve per (method, n, budget).
+/// RMSE ratio, NEES and ms per step vs m (log–log): a row of panels per budget, a curve per
+/// (method, n).
 fn write_plot(args: &TrackingArgs, summary: &[TrackSummary]) -> Result<PathBuf> {
     let metrics: [(&str, Pick); 3] = [
         ("RMSE / RMSE of KF", |s| s.rmse_ratio),
         ("NEES / d", |s| s.nees),
         ("ms per step", |s| s.ms_per_step),
     ];
-    let mut curves: BTreeMap<(usize, Budget, usize), Vec<&TrackSummary>> = BTreeMap::new();
-    for s in summary.iter().filter(|s| s.rmse_ratio.count > 0) {
-        let n = if s.budget == Budget::Particles {
-            s.particles
-        } else {
-            0
-        };
-        curves
-            .entry((s.method.order(), s.budget, n))
-            .or_default()
-            .push(s);
-    }
-    let panels: Vec<LinePlot> = metrics
-        .iter()
-        .map(|(label, pick)| {
-            let mut plot = LinePlot::new(
-                format!("{label} vs m (q = {}, r = {})", args.q, args.r),
-                "dimension m",
-                *label,
-            );
+    let mut panels = Vec::new();
+    for budget in [Budget::Particles, Budget::Time] {
+        let mut curves: BTreeMap<(usize, usize), Vec<&TrackSummary>> = BTreeMap::new();
+        // The equal-time row also shows the reference method (the first one) at its own budget.
+        let reference =
+            |s: &TrackSummary| budget == Budget::Time && args.methods.first() == Some(&s.method);
+        for s in summary
+            .iter()
+            .filter(|s| (s.budget == budget || reference(s)) && s.rmse_ratio.count > 0)
+        {
+            let n = if budget == Budget::Particles {
+                s.particles
+            } else {
+                0
+            };
+            curves.entry((s.method.order(), n)).or_default().push(s);
+        }
+        if curves.is_empty() {
+            continue;
+        }
+        for (label, pick) in metrics {
+            let title = match budget {
+                Budget::Particles => format!("{label}, equal particles"),
+                Budget::Time => format!("{label}, equal time"),
+            };
+            let mut plot = LinePlot::new(title, "dimension m", label);
             plot.log_x = true;
             plot.log_y = true;
             for g in curves.values() {
-                let name = match g[0].budget {
+                let name = match budget {
                     Budget::Particles => format!("{} n={}", g[0].method, g[0].particles),
-                    Budget::Time => format!("{} equal time", g[0].method),
+                    Budget::Time if g[0].budget == Budget::Particles => {
+                        format!("{} (reference)", g[0].method)
+                    }
+                    Budget::Time => g[0].method.to_string(),
                 };
                 let points = g.iter().map(|s| (s.dim as f64, pick(s).mean)).collect();
-                plot.series.push(
-                    Series::new(name, points).with_err(g.iter().map(|s| pick(s).se).collect()),
-                );
+                let err = g.iter().map(|s| pick(s).se).collect();
+                plot.series.push(Series::new(name, points).with_err(err));
             }
-            plot
-        })
-        .collect();
+            panels.push(plot);
+        }
+    }
     let path = args.out.join("tracking.png");
     save_panels_png(&path, &panels, 3)?;
     Ok(path)
