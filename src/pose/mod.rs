@@ -3,9 +3,13 @@
 //! BOP-format recordings ([`synth`]).
 
 pub mod bop;
+pub mod commands;
 pub mod mesh;
 pub mod metrics;
+pub mod modality;
 pub mod render;
+pub mod study;
 pub mod synth;
+pub mod tracker;
 
 pub use mesh::{Mesh, SurfacePoint};
