@@ -48,6 +48,7 @@
 //! # Ok::<(), hdpf::Error>(())
 //! ```
 
+pub mod datasets;
 pub mod error;
 pub mod filter;
 pub mod geometry;

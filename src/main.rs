@@ -2,7 +2,7 @@
 //! function that takes the same arguments (so launch files and tests run exactly what the CLI runs).
 
 use clap::{Parser, Subcommand};
-use hdpf::pose::synth;
+use hdpf::pose::{commands, study, synth};
 use std::process::ExitCode;
 
 /// High-dimensional particle filters for robotic state estimation.
@@ -15,11 +15,43 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
+    /// Track the objects of a recorded BOP scene; writes BOP19 results and prints the summary.
+    Track(commands::TrackArgs),
+    /// Evaluate any BOP19 results file (ADD, ADD-S, AUC All/Average, rotation/translation error).
+    Eval(commands::EvalArgs),
+    /// Benchmarks and studies.
+    Bench {
+        #[command(subcommand)]
+        command: BenchCommand,
+    },
     /// Datasets: generate synthetic BOP-format recordings.
     Dataset {
         #[command(subcommand)]
         command: DatasetCommand,
     },
+}
+
+#[derive(Subcommand, Debug)]
+enum BenchCommand {
+    /// Synthetic fast-motion pose study: filters × particle counts, joint vs per-object.
+    Pose(PoseStudyArgs),
+}
+
+/// Flags of `hdpf bench pose`.
+#[derive(clap::Args, Debug)]
+struct PoseStudyArgs {
+    /// Frames of the synthetic sequence.
+    #[arg(long, default_value_t = 40)]
+    frames: usize,
+    /// Particle counts (comma-separated).
+    #[arg(long, value_delimiter = ',', default_value = "25,50,100,200")]
+    particles: Vec<usize>,
+    /// Filters (comma-separated: rfpf, grad, sir, mcl).
+    #[arg(long, value_delimiter = ',', default_value = "rfpf,grad,sir,mcl")]
+    filters: Vec<hdpf::filter::FilterKind>,
+    /// Seed of the sequence and the filters.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
 }
 
 #[derive(Subcommand, Debug)]
@@ -33,6 +65,21 @@ fn run(cli: Cli) -> hdpf::Result<()> {
         Some(Command::Dataset {
             command: DatasetCommand::Synth(args),
         }) => synth::run(&args),
+        Some(Command::Track(args)) => commands::run_track(&args).map(drop),
+        Some(Command::Eval(args)) => commands::run_eval(&args).map(drop),
+        Some(Command::Bench {
+            command: BenchCommand::Pose(a),
+        }) => {
+            let cfg = study::StudyConfig {
+                frames: a.frames,
+                particles: a.particles,
+                filters: a.filters,
+                seed: a.seed,
+                ..Default::default()
+            };
+            println!("{}", study::pose_study(&cfg)?);
+            Ok(())
+        }
         None => {
             use clap::CommandFactory;
             Cli::command()

@@ -7,19 +7,7 @@ use hdpf::pose::commands::{run_track, TrackArgs, TrackReport};
 use std::path::{Path, PathBuf};
 
 fn dataset() -> Option<PathBuf> {
-    let root = PathBuf::from(
-        std::env::var("YCBV_MINI").unwrap_or_else(|_| "/work/shared/datasets/ycbv-mini".into()),
-    );
-    if root.join("models").is_dir() {
-        return Some(root);
-    }
-    assert!(
-        std::env::var("CI").as_deref() != Ok("true"),
-        "ycbv-mini missing at {} and CI=true",
-        root.display()
-    );
-    println!("skipping: ycbv-mini not found at {}", root.display());
-    None
+    hdpf::datasets::shared_or_skip("ycbv-mini")
 }
 
 fn args(root: &Path, split: &str, scene: u32) -> TrackArgs {
