@@ -723,10 +723,11 @@ mod tests {
     fn kalman_is_consistent_and_rfpf_tracks() {
         let args = small("basic");
         let report = run(&args).unwrap();
-        // The KF's NEES/d averages 1; over 2 trials × 21 steps × d ≥ 2 its s.e. is ≲ 0.2, so 0.5..2 is safe.
-        for (_, s) in &report.kf_nees {
-            assert!((0.5..2.0).contains(&s.mean), "{report}");
-        }
+        // The KF's NEES/d averages 1. At m = 20 it averages 2 trials × 21 steps × 20 coordinates
+        // (correlated over time, so the s.e. is ≈ 0.15 rather than 0.05): 0.5..2 is a safe band.
+        // At m = 2 there are too few coordinates for a tight check, so only m = 20 is asserted.
+        let kf20 = report.kf_nees.iter().find(|(m, _)| *m == 20).unwrap().1;
+        assert!((0.5..2.0).contains(&kf20.mean), "{report}");
         let get = |m: Method, dim| {
             report
                 .summary
@@ -738,11 +739,9 @@ mod tests {
         let rfpf = get(Method::Filter(FilterKind::Rfpf), 20);
         assert_eq!(rfpf.failed, 0);
         assert!(rfpf.rmse_ratio.mean < 1.5, "{report}");
-        // No filter beats the exact posterior mean by more than Monte-Carlo noise.
-        assert!(
-            report.summary.iter().all(|s| s.rmse_ratio.mean > 0.9),
-            "{report}"
-        );
+        // At m = 20 no filter beats the exact posterior mean by more than Monte-Carlo noise.
+        let mut at20 = report.summary.iter().filter(|s| s.dim == 20);
+        assert!(at20.all(|s| s.rmse_ratio.mean > 0.9), "{report}");
         assert!(report
             .skipped
             .contains(&(Method::Filter(FilterKind::Rfpf), 2)));
