@@ -2,6 +2,7 @@
 //! function that takes the same arguments (so launch files and tests run exactly what the CLI runs).
 
 use clap::{Parser, Subcommand};
+use hdpf::bench;
 use hdpf::pose::{commands, study, synth};
 use std::process::ExitCode;
 
@@ -33,6 +34,12 @@ enum Command {
 
 #[derive(Subcommand, Debug)]
 enum BenchCommand {
+    /// The RF-PF paper's synthetic localization experiment (KL to the posterior vs iterations).
+    Localization(bench::localization::LocalizationArgs),
+    /// Dynamic linear-Gaussian tracking against the Kalman filter (RMSE ratio, NEES, time).
+    Tracking(bench::tracking::TrackingArgs),
+    /// Time one filter update on the localization model; prints one JSON line.
+    Step(bench::step::StepArgs),
     /// Synthetic fast-motion pose study: filters × particle counts, joint vs per-object.
     Pose(PoseStudyArgs),
 }
@@ -67,9 +74,22 @@ fn run(cli: Cli) -> hdpf::Result<()> {
         }) => synth::run(&args),
         Some(Command::Track(args)) => commands::run_track(&args).map(drop),
         Some(Command::Eval(args)) => commands::run_eval(&args).map(drop),
-        Some(Command::Bench {
-            command: BenchCommand::Pose(a),
-        }) => {
+        Some(Command::Bench { command }) => run_bench(command),
+        None => {
+            use clap::CommandFactory;
+            Cli::command()
+                .print_help()
+                .map_err(|e| hdpf::Error::Other(e.to_string()))
+        }
+    }
+}
+
+fn run_bench(command: BenchCommand) -> hdpf::Result<()> {
+    match command {
+        BenchCommand::Localization(a) => println!("{}", bench::localization::run(&a)?),
+        BenchCommand::Tracking(a) => println!("{}", bench::tracking::run(&a)?),
+        BenchCommand::Step(a) => println!("{}", bench::step::run(&a)?),
+        BenchCommand::Pose(a) => {
             let cfg = study::StudyConfig {
                 frames: a.frames,
                 particles: a.particles,
@@ -78,15 +98,9 @@ fn run(cli: Cli) -> hdpf::Result<()> {
                 ..Default::default()
             };
             println!("{}", study::pose_study(&cfg)?);
-            Ok(())
-        }
-        None => {
-            use clap::CommandFactory;
-            Cli::command()
-                .print_help()
-                .map_err(|e| hdpf::Error::Other(e.to_string()))
         }
     }
+    Ok(())
 }
 
 fn main() -> ExitCode {
