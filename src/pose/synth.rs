@@ -79,9 +79,14 @@ pub enum Motion {
     /// Smooth: constant speed 2 mm and 0.2° per frame, direction drifting slowly (like the real
     /// YCB-V clips, which move 1–2 mm and 0.1–0.2° per frame).
     Slow,
-    /// Fast and jerky: damped random accelerations plus random jerks (tens of mm and several
-    /// degrees per frame), with an occluder bar sweeping in front by default.
+    /// Fast and jerky, like a quick hand-held or robot motion at 30 Hz: damped random
+    /// accelerations plus random jerks, about 10–20 mm and 2–5° per frame on average (0.3–0.6 m/s,
+    /// 60–150°/s), up to 35 mm and 9°, with an occluder bar sweeping in front by default.
     Fast,
+    /// The earlier, more violent "fast" profile: about 30 mm and 7° per frame on average (~1 m/s
+    /// sustained, up to 60 mm and 15° per frame, i.e. 1.8 m/s and 450°/s) — a thrown object more
+    /// than a hand-held one; kept as a stress test. Occluder bar as for `Fast`.
+    Extreme,
 }
 
 /// The sensor model applied to the rendered images.
@@ -152,7 +157,8 @@ pub struct SynthConfig {
     pub depth_scale: f64,
     /// Sensor model.
     pub noise: SensorNoise,
-    /// Occluder bar sweeping in front of the objects; `None` = only for [`Motion::Fast`].
+    /// Occluder bar sweeping in front of the objects; `None` = only for [`Motion::Fast`] and
+    /// [`Motion::Extreme`].
     pub occluder: Option<bool>,
     /// Split directory name.
     pub split: String,
@@ -182,7 +188,8 @@ impl SynthConfig {
 
     /// Whether the occluder bar is rendered.
     pub fn occluder_enabled(&self) -> bool {
-        self.occluder.unwrap_or(self.motion == Motion::Fast)
+        self.occluder
+            .unwrap_or(matches!(self.motion, Motion::Fast | Motion::Extreme))
     }
 
     fn validate(&self) -> Result<()> {
@@ -817,9 +824,25 @@ impl Body {
     }
 
     /// Fast: damped random acceleration, a spring to home and random jerks,
+    /// `v ← cap(0.8·v + 4 mm·ε − 0.05·(t − home) + jerk(p 0.2, 25 mm), 35 mm)`,
+    /// `ω ← cap(0.8·ω + 0.8°·ε + jerk(p 0.2, 6°), 9°)`.
+    fn accelerate_fast(&mut self, rng: &mut StreamRng) {
+        let deg = std::f64::consts::PI / 180.0;
+        let pull = -0.05 * (self.t - self.home);
+        self.v = cap_norm(
+            0.8 * self.v + 0.004 * gauss3(rng) + pull + jerk(rng, 0.2, 0.025),
+            0.035,
+        );
+        self.w = cap_norm(
+            0.8 * self.w + 0.8 * deg * gauss3(rng) + jerk(rng, 0.2, 6.0 * deg),
+            9.0 * deg,
+        );
+    }
+
+    /// Extreme: as fast with larger kicks,
     /// `v ← cap(0.8·v + 8 mm·ε − 0.05·(t − home) + jerk(p 0.2, 45 mm), 60 mm)`,
     /// `ω ← cap(0.8·ω + 1.5°·ε + jerk(p 0.2, 10°), 15°)`.
-    fn accelerate_fast(&mut self, rng: &mut StreamRng) {
+    fn accelerate_extreme(&mut self, rng: &mut StreamRng) {
         let deg = std::f64::consts::PI / 180.0;
         let pull = -0.05 * (self.t - self.home);
         self.v = cap_norm(
@@ -862,7 +885,8 @@ fn trajectory(
             with_norm(gauss3(rng), SLOW_SPEED),
             with_norm(gauss3(rng), SLOW_ANGLE),
         ),
-        Motion::Fast => (0.02 * gauss3(rng), 0.05 * gauss3(rng)),
+        Motion::Fast => (0.01 * gauss3(rng), 0.03 * gauss3(rng)),
+        Motion::Extreme => (0.02 * gauss3(rng), 0.05 * gauss3(rng)),
     };
     let mut body = Body {
         t: home,
@@ -877,6 +901,7 @@ fn trajectory(
         match motion {
             Motion::Slow => body.accelerate_slow(rng),
             Motion::Fast => body.accelerate_fast(rng),
+            Motion::Extreme => body.accelerate_extreme(rng),
         }
         body.advance(bounds);
     }
@@ -1408,8 +1433,22 @@ mod tests {
             "{slow:?}"
         );
         assert!(slow.max_mm <= 2.0 + 1e-9, "{slow:?}");
-        assert!(fast.mean_mm > 10.0 && fast.mean_deg > 2.0, "{fast:?}");
-        assert!(fast.max_mm > 30.0 && fast.max_deg > 8.0, "{fast:?}");
+        assert!(
+            (10.0..20.0).contains(&fast.mean_mm) && (2.0..5.0).contains(&fast.mean_deg),
+            "{fast:?}"
+        );
+        assert!(fast.max_mm > 25.0 && fast.max_deg > 6.0, "{fast:?}");
+        let extreme = Synthesizer::new(&small("extreme", Motion::Extreme, 100, 1))
+            .unwrap()
+            .motion_stats();
+        assert!(
+            extreme.mean_mm > 20.0 && extreme.mean_deg > 5.0,
+            "{extreme:?}"
+        );
+        assert!(
+            extreme.max_mm > 50.0 && extreme.max_deg > 12.0,
+            "{extreme:?}"
+        );
     }
 
     #[test]

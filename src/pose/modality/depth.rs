@@ -10,8 +10,9 @@
 //! ```
 //!
 //! and the per-point cost is `ρ(r)` for a robust kernel `ρ`, except that
-//! - missing depth (any of the 4 interpolated pixels is 0, or they span a depth discontinuity) or a
-//!   projection outside the image costs 0 (ignored);
+//! - a depth discontinuity (the 4 interpolated pixels span more than `discontinuity`) costs 0
+//!   (ignored); missing depth (any of the 4 pixels is 0) or a projection outside the image costs
+//!   `missing_cost · ρ(reject)` (0 by default: ignored);
 //! - an occluded or far-off point, `q_z − d > reject`, costs the outlier constant `ρ(reject)` (capped);
 //! - a *free-space violation*, `d − q_z > free_space` (the camera sees through the model), costs
 //!   `free_space_factor · ρ(reject)`.
@@ -22,7 +23,7 @@
 //! `∂r/∂q = k n' + (n'·q)(−∇_q d / q_z + d/q_z² e_z)` with `k = 1 − d/q_z`, `∂r/∂n' = k q`.
 
 use super::visible::{visible_points, OrientedPoint, Pinhole, VisibilityParams};
-use super::{GradAccumulator, Modality, PoseChart, RigidMotion, Robust, SharedImage};
+use super::{GradAccumulator, ImageF32, Modality, PoseChart, RigidMotion, Robust, SharedImage};
 use nalgebra::{Matrix6, Vector3, Vector6};
 
 /// Parameters of the depth modality (metres).
@@ -42,6 +43,12 @@ pub struct DepthParams {
     pub free_space_factor: f64,
     /// Four interpolated pixels spanning more than this are a depth discontinuity (ignored).
     pub discontinuity: f64,
+    /// Cost of a point that projects outside the image or onto missing depth, in outlier
+    /// constants. 0 (the default) treats missing depth as uninformative, right for sensors that
+    /// see a background behind the objects; when missing depth also means "nothing within range"
+    /// (an empty synthetic background), a positive value keeps an estimate from escaping into
+    /// empty space, where every point would otherwise cost nothing.
+    pub missing_cost: f64,
     /// Visible-point selection.
     pub visibility: VisibilityParams,
 }
@@ -56,6 +63,7 @@ impl Default for DepthParams {
             free_space: 0.02,
             free_space_factor: 2.0,
             discontinuity: 0.03,
+            missing_cost: 0.0,
             visibility: VisibilityParams {
                 max_points: 300,
                 ..Default::default()
@@ -137,17 +145,27 @@ impl DepthModality {
             return Term::Ignored;
         }
         let (u, v) = self.cam.project(q);
-        let disc = self.params.discontinuity;
-        let valid = |p: &[f64; 4]| {
-            let (lo, hi) = p
-                .iter()
-                .fold((f64::INFINITY, 0.0f64), |(l, h), &x| (l.min(x), h.max(x)));
-            lo > 0.0 && hi - lo < disc
-        };
-        let Some((d, du, dv)) = self.depth.bilinear(u, v, valid) else {
-            return Term::Ignored;
-        };
         let p = &self.params;
+        let missing = || {
+            if p.missing_cost > 0.0 {
+                Term::Constant(p.missing_cost * p.outlier_cost())
+            } else {
+                Term::Ignored
+            }
+        };
+        let Some((px, a, b)) = self.depth.cell(u, v) else {
+            return missing();
+        };
+        let (lo, hi) = px
+            .iter()
+            .fold((f64::INFINITY, 0.0f64), |(l, h), &x| (l.min(x), h.max(x)));
+        if lo <= 0.0 {
+            return missing();
+        }
+        if hi - lo >= p.discontinuity {
+            return Term::Ignored;
+        }
+        let (d, du, dv) = ImageF32::interpolate(&px, a, b);
         if d - q.z > p.free_space {
             return Term::Constant(p.free_space_factor * p.outlier_cost());
         }
@@ -215,7 +233,6 @@ impl Modality for DepthModality {
 
 #[cfg(test)]
 mod tests {
-    use super::super::ImageF32;
     use super::*;
     use nalgebra::Isometry3;
     use std::sync::Arc;

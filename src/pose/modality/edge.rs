@@ -13,7 +13,7 @@
 //!
 //! with `DT` interpolated bilinearly (piecewise linear, so `L` is piecewise smooth).
 
-use super::visible::{visible_points, OrientedPoint, Pinhole, VisibilityParams};
+use super::visible::{contour_points, visible_points, OrientedPoint, Pinhole, VisibilityParams};
 use super::{GradAccumulator, ImageF32, Modality, PoseChart, RigidMotion, Robust, SharedImage};
 use nalgebra::{Matrix6, Vector3, Vector6};
 
@@ -150,6 +150,29 @@ pub fn edge_distance_map(grey: &ImageF32, params: &EdgeParams) -> ImageF32 {
     )
 }
 
+/// The per-frame *depth-edge* distance map of a depth image (metres, 0 = missing): distance to the
+/// nearest valid pixel that borders missing depth or a jump of more than `jump` metres to a
+/// 4-neighbour — the occluding contours of the objects as a depth sensor sees them. Used with
+/// [`EdgeModality`] it gives silhouette points a pull in the image plane, which point-to-plane
+/// depth residuals lack (sliding a face along itself leaves them unchanged).
+pub fn depth_edge_distance_map(depth: &ImageF32, jump: f32, truncate: f32) -> ImageF32 {
+    let (w, h) = (depth.width, depth.height);
+    let d = &depth.data;
+    let edge = |i: usize| {
+        let z = d[i];
+        if z <= 0.0 {
+            return false;
+        }
+        let (x, y) = (i % w, i / w);
+        let differs = |j: usize| d[j] <= 0.0 || (d[j] - z).abs() > jump;
+        (x > 0 && differs(i - 1))
+            || (x + 1 < w && differs(i + 1))
+            || (y > 0 && differs(i - w))
+            || (y + 1 < h && differs(i + w))
+    };
+    distance_transform(w, h, edge, truncate)
+}
+
 /// A prepared edge modality: centre-relative silhouette points and the frame's distance map.
 pub struct EdgeModality {
     dist: SharedImage,
@@ -170,10 +193,34 @@ impl EdgeModality {
         model: &[OrientedPoint],
         params: EdgeParams,
     ) -> Self {
-        let points: Vec<_> = visible_points(model, &chart.reference, &cam, &params.visibility)
-            .into_iter()
-            .map(|p| p.p - chart.centre)
-            .collect();
+        let points = visible_points(model, &chart.reference, &cam, &params.visibility);
+        Self::with_points(dist, cam, chart, &points, params)
+    }
+
+    /// Like [`EdgeModality::prepare`] but with the points on the occluding contour of the model's
+    /// projection ([`contour_points`], cells of `params.visibility.cell_px` pixels) rather than
+    /// the near-silhouette points selected by their normals — right for a map of occluding
+    /// contours such as [`depth_edge_distance_map`].
+    pub fn prepare_contour(
+        dist: SharedImage,
+        cam: Pinhole,
+        chart: &PoseChart,
+        model: &[OrientedPoint],
+        params: EdgeParams,
+    ) -> Self {
+        let v = &params.visibility;
+        let points = contour_points(model, &chart.reference, &cam, v.cell_px, v.max_points);
+        Self::with_points(dist, cam, chart, &points, params)
+    }
+
+    fn with_points(
+        dist: SharedImage,
+        cam: Pinhole,
+        chart: &PoseChart,
+        points: &[OrientedPoint],
+        params: EdgeParams,
+    ) -> Self {
+        let points: Vec<_> = points.iter().map(|p| p.p - chart.centre).collect();
         let norm = params.n_eff / (points.len().max(1) as f64 * params.sigma * params.sigma);
         Self {
             dist,
@@ -240,6 +287,30 @@ mod tests {
     use super::*;
     use nalgebra::Isometry3;
     use std::sync::Arc;
+
+    #[test]
+    fn depth_edges_are_occluding_contours() {
+        // A 4×4 square at 0.5 m on a missing background and a 0.02 m step inside it.
+        let (w, h) = (12, 10);
+        let mut data = vec![0.0f32; w * h];
+        for y in 3..7 {
+            for x in 3..7 {
+                data[y * w + x] = if x < 5 { 0.5 } else { 0.51 };
+            }
+        }
+        let depth = ImageF32 {
+            width: w,
+            height: h,
+            data,
+        };
+        let dt = depth_edge_distance_map(&depth, 0.05, 50.0);
+        assert_eq!(dt.at(3, 4), 0.0);
+        assert!((dt.at(0, 4) - 3.0).abs() < 1e-6);
+        // The 1 cm step is below the jump threshold: not an edge.
+        let inner = depth_edge_distance_map(&depth, 0.005, 50.0);
+        assert_eq!(inner.at(4, 4), 0.0);
+        assert_eq!(dt.at(4, 4), 1.0);
+    }
 
     #[test]
     fn distance_transform_is_euclidean() {

@@ -64,7 +64,7 @@ impl ImageF32 {
     /// The four pixels around `(u, v)` (pixel centres at integer coordinates) and the fractions,
     /// or `None` outside the image.
     #[inline]
-    fn cell(&self, u: f64, v: f64) -> Option<([f64; 4], f64, f64)> {
+    pub fn cell(&self, u: f64, v: f64) -> Option<([f64; 4], f64, f64)> {
         if !(u >= 0.0 && v >= 0.0) {
             return None;
         }
@@ -91,10 +91,17 @@ impl ImageF32 {
         if !valid(&p) {
             return None;
         }
+        Some(Self::interpolate(&p, a, b))
+    }
+
+    /// Bilinear interpolation of the four pixels of [`ImageF32::cell`] at fractions `(a, b)`,
+    /// with its derivatives.
+    #[inline]
+    pub fn interpolate(p: &[f64; 4], a: f64, b: f64) -> Sample {
         let top = p[0] + a * (p[1] - p[0]);
         let bottom = p[2] + a * (p[3] - p[2]);
         let du = (1.0 - b) * (p[1] - p[0]) + b * (p[3] - p[2]);
-        Some((top + b * (bottom - top), du, bottom - top))
+        (top + b * (bottom - top), du, bottom - top)
     }
 }
 

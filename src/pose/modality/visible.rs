@@ -114,6 +114,109 @@ pub fn visible_points(
     subsample(visible, params.max_points)
 }
 
+/// Points of `model` (posed by `pose`, camera frame) on the occluding contour of its projection:
+/// all points in front of the camera are splatted into a grid of `cell_px` pixels over the
+/// projected bounding box, the cells outside the silhouette are found by flood fill from the
+/// grid border (so interior gaps between samples are not mistaken for contour), and every
+/// silhouette cell next to an outside cell contributes its point farthest from the projected
+/// centroid. Evenly subsampled to at most `max_points`. Normals are returned as posed.
+pub fn contour_points(
+    model: &[OrientedPoint],
+    pose: &Isometry3<f64>,
+    cam: &Pinhole,
+    cell_px: f64,
+    max_points: usize,
+) -> Vec<OrientedPoint> {
+    let projected: Vec<(OrientedPoint, (f64, f64))> = model
+        .iter()
+        .filter_map(|m| {
+            let p = pose * nalgebra::Point3::from(m.p);
+            (p.z > 1e-3).then(|| {
+                (
+                    OrientedPoint {
+                        p: p.coords,
+                        n: pose.rotation * m.n,
+                    },
+                    cam.project(&p.coords),
+                )
+            })
+        })
+        .collect();
+    if projected.is_empty() {
+        return Vec::new();
+    }
+    let (mut lo, mut hi) = (
+        (f64::INFINITY, f64::INFINITY),
+        (f64::NEG_INFINITY, f64::NEG_INFINITY),
+    );
+    let (mut cu, mut cv) = (0.0, 0.0);
+    for (_, (u, v)) in &projected {
+        lo = (lo.0.min(*u), lo.1.min(*v));
+        hi = (hi.0.max(*u), hi.1.max(*v));
+        cu += u;
+        cv += v;
+    }
+    let count = projected.len() as f64;
+    let (cu, cv) = (cu / count, cv / count);
+    // One empty cell of margin on every side, so the flood fill reaches around the silhouette.
+    let cols = ((hi.0 - lo.0) / cell_px) as usize + 3;
+    let rows = ((hi.1 - lo.1) / cell_px) as usize + 3;
+    if cols * rows > 4_000_000 {
+        return Vec::new();
+    }
+    let cell = |u: f64, v: f64| {
+        let x = ((u - lo.0) / cell_px) as usize + 1;
+        let y = ((v - lo.1) / cell_px) as usize + 1;
+        y * cols + x
+    };
+    // Best (farthest from the centroid) point per occupied cell.
+    let mut best: Vec<Option<(f64, usize)>> = vec![None; cols * rows];
+    for (i, (_, (u, v))) in projected.iter().enumerate() {
+        let r2 = (u - cu).powi(2) + (v - cv).powi(2);
+        let b = &mut best[cell(*u, *v)];
+        if b.is_none_or(|(d, _)| r2 > d) {
+            *b = Some((r2, i));
+        }
+    }
+    let mut outside = vec![false; cols * rows];
+    let mut stack = vec![0usize];
+    outside[0] = true;
+    while let Some(c) = stack.pop() {
+        let (x, y) = (c % cols, c / cols);
+        let mut visit = |n: usize| {
+            if !outside[n] && best[n].is_none() {
+                outside[n] = true;
+                stack.push(n);
+            }
+        };
+        if x > 0 {
+            visit(c - 1);
+        }
+        if x + 1 < cols {
+            visit(c + 1);
+        }
+        if y > 0 {
+            visit(c - cols);
+        }
+        if y + 1 < rows {
+            visit(c + cols);
+        }
+    }
+    let inside_image =
+        |u: f64, v: f64| u >= 0.0 && v >= 0.0 && u < cam.width as f64 && v < cam.height as f64;
+    let contour: Vec<OrientedPoint> = (0..cols * rows)
+        .filter_map(|c| {
+            let (_, i) = best[c]?;
+            let (x, y) = (c % cols, c / cols);
+            let border = outside[c - 1] || outside[c + 1] || outside[c - cols] || outside[c + cols];
+            let (pt, (u, v)) = projected[i];
+            let _ = (x, y);
+            (border && inside_image(u, v)).then_some(pt)
+        })
+        .collect();
+    subsample(contour, max_points)
+}
+
 /// Every `⌈len/max⌉`-th element, so at most `max` remain (deterministic, spatially even for
 /// surface samples drawn in random order).
 fn subsample<T: Copy>(v: Vec<T>, max: usize) -> Vec<T> {
@@ -161,6 +264,27 @@ mod tests {
         let vis = visible_points(&model, &pose, &cam(), &VisibilityParams::default());
         assert_eq!(vis.len(), 1);
         assert!((vis[0].p.z - 0.95).abs() < 1e-12);
+    }
+
+    #[test]
+    fn contour_points_lie_on_the_silhouette() {
+        // A face-on square plate of 10 cm at 1 m: its contour is the square's outline.
+        let mut model = Vec::new();
+        for i in 0..=40 {
+            for j in 0..=40 {
+                model.push(OrientedPoint {
+                    p: Vector3::new(i as f64 * 0.0025 - 0.05, j as f64 * 0.0025 - 0.05, 0.0),
+                    n: -Vector3::z(),
+                });
+            }
+        }
+        let pose = Isometry3::translation(0.0, 0.0, 1.0);
+        let c = contour_points(&model, &pose, &cam(), 2.0, 1000);
+        assert!(c.len() > 40, "{}", c.len());
+        for p in &c {
+            let edge = p.p.x.abs().max(p.p.y.abs());
+            assert!(edge > 0.045, "interior point {:?}", p.p);
+        }
     }
 
     #[test]
