@@ -1,4 +1,4 @@
-//! Micro-benchmark: cost of one depth-modality loss+gradient evaluation (300 visible points).
+//! Micro-benchmark (`cargo bench --bench pose_cost`): cost of one depth-modality loss+gradient evaluation (300 visible points).
 use hdpf::pose::modality::depth::{DepthModality, DepthParams};
 use hdpf::pose::modality::{ImageF32, Modality, PoseChart};
 use hdpf::pose::tracker::ObjectModel;
