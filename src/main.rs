@@ -76,10 +76,9 @@ fn run(cli: Cli) -> hdpf::Result<()> {
         Some(Command::Eval(args)) => commands::run_eval(&args).map(drop),
         Some(Command::Bench { command }) => run_bench(command),
         None => {
-            use clap::CommandFactory;
-            Cli::command()
-                .print_help()
-                .map_err(|e| hdpf::Error::Other(e.to_string()))
+            eprintln!("hdpf: no subcommand given; running the RF-PF paper's localization benchmark (see `hdpf --help`)");
+            println!("{}", bench::localization::run(&Default::default())?);
+            Ok(())
         }
     }
 }
