@@ -16,5 +16,6 @@
 
 pub mod error;
 pub mod filter;
+pub mod learn;
 
 pub use error::{Error, Result};
