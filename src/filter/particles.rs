@@ -114,8 +114,7 @@ impl ParticleSet {
     /// Mutable log-weights, creating uniform ones (`−log n`) if the set was unweighted.
     pub fn log_weights_mut(&mut self) -> &mut [f64] {
         let n = self.n;
-        self.log_w
-            .get_or_insert_with(|| vec![-(n as f64).ln(); n])
+        self.log_w.get_or_insert_with(|| vec![-(n as f64).ln(); n])
     }
 
     /// Drop the weights (every particle counts `1/n`).
@@ -207,7 +206,8 @@ mod tests {
     #[test]
     fn weighted_moments() {
         let mut p = ParticleSet::from_vec(2, 1, vec![0.0, 2.0]).unwrap();
-        p.log_weights_mut().copy_from_slice(&[0.25f64.ln(), 0.75f64.ln()]);
+        p.log_weights_mut()
+            .copy_from_slice(&[0.25f64.ln(), 0.75f64.ln()]);
         assert!((p.mean()[0] - 1.5).abs() < 1e-12);
         // Σ w (x−μ)² = 0.25·2.25 + 0.75·0.25 = 0.75
         assert!((p.covariance()[(0, 0)] - 0.75).abs() < 1e-12);
