@@ -154,7 +154,11 @@ pub fn generated(seed: u64, per_class: usize) -> Dataset {
 /// Seeded stratified split: per class, a `test_frac` share (rounded) goes to the test set.
 pub fn stratified_split(data: &Dataset, test_frac: f64, seed: u64) -> Result<(Dataset, Dataset)> {
     if !(0.0..1.0).contains(&test_frac) {
-        return Err(Error::param("test fraction", test_frac, "must be in [0, 1)"));
+        return Err(Error::param(
+            "test fraction",
+            test_frac,
+            "must be in [0, 1)",
+        ));
     }
     let (mut train, mut test) = (Vec::new(), Vec::new());
     for c in 0..N_CLASSES {
@@ -240,9 +244,7 @@ impl TaskData {
 pub fn split_tasks(data: &Dataset, scenario: Scenario) -> Vec<TaskData> {
     (0..N_TASKS)
         .map(|t| {
-            let idx: Vec<usize> = (0..data.len())
-                .filter(|&i| data.y[i] / 2 == t)
-                .collect();
+            let idx: Vec<usize> = (0..data.len()).filter(|&i| data.y[i] / 2 == t).collect();
             let sub = data.subset(&idx);
             TaskData {
                 task: t,
@@ -278,14 +280,21 @@ mod tests {
         let good: String = std::iter::repeat_n("0", 64).collect::<Vec<_>>().join(",") + ",1";
         let cases = [
             (format!("{good}\n1,2,3\n"), "line 2", "expected 65"),
-            (format!("{good}\n{}", good.replace(",1", ",x")), "line 2", "not an integer"),
+            (
+                format!("{good}\n{}", good.replace(",1", ",x")),
+                "line 2",
+                "not an integer",
+            ),
             (good.replacen('0', "17", 1), "line 1", "outside 0..=16"),
             (good.replace(",1", ",10"), "line 1", "label 10"),
         ];
         for (text, line, what) in cases {
             let e = parse_digits(text.as_bytes(), Path::new("bad.csv")).unwrap_err();
             let msg = e.to_string();
-            assert!(msg.contains("bad.csv") && msg.contains(line) && msg.contains(what), "{msg}");
+            assert!(
+                msg.contains("bad.csv") && msg.contains(line) && msg.contains(what),
+                "{msg}"
+            );
         }
         let e = load_digits(Path::new("/nonexistent/digits.csv.gz")).unwrap_err();
         assert!(e.to_string().contains("/nonexistent/digits.csv.gz"));
@@ -314,7 +323,9 @@ mod tests {
         assert_eq!(stratified_split(&d, 0.25, 7).unwrap().1, te);
         let tasks = split_tasks(&tr, Scenario::Domain);
         assert_eq!(tasks.len(), 5);
-        assert!(tasks.iter().all(|t| t.len() == 30 && t.y.iter().all(|&y| y < 2)));
+        assert!(tasks
+            .iter()
+            .all(|t| t.len() == 30 && t.y.iter().all(|&y| y < 2)));
         assert_eq!(Scenario::Task.logit_range(3), (6, 8));
     }
 }

@@ -3,6 +3,7 @@
 
 use crate::error::{Error, Result};
 use crate::filter::rng::stream;
+use crate::filter::PairConfig;
 use crate::learn::data::{self, Scenario, Source, TaskData};
 use crate::learn::methods::{Hyper, Method};
 use crate::learn::metrics::{final_accuracy, forgetting, mean, variance};
@@ -94,6 +95,12 @@ pub struct LearnArgs {
     /// Test share of the stratified split.
     #[arg(long, default_value_t = 0.25)]
     pub test_frac: f64,
+    /// Add the RF-PF pair term of the filter core to the WPF move.
+    #[arg(long)]
+    pub pair: bool,
+    /// Kernel γ of the pair term (default: the move's γ = η·N).
+    #[arg(long)]
+    pub pair_gamma: Option<f64>,
     /// Worker threads (0 = all cores).
     #[arg(long, default_value_t = 0)]
     pub threads: usize,
@@ -295,16 +302,36 @@ fn run_in_pool(args: &LearnArgs) -> Result<LearnReport> {
                 batch: args.batch,
                 particles: pf.then_some(args.particles),
                 temperature: args.temperature,
-                pair: None,
+                pair: args.pair.then_some(PairConfig {
+                    gamma: args.pair_gamma,
+                }),
                 hyper: hyper.clone(),
             };
-            results.push(train_sequence(&net, &setup.base, &tr, &te, method, &cfg, setup.seed)?);
+            results.push(train_sequence(
+                &net,
+                &setup.base,
+                &tr,
+                &te,
+                method,
+                &cfg,
+                setup.seed,
+            )?);
         }
-        eprintln!("order {}/{} done (tasks {:?})", o + 1, args.orders, setup.perm);
+        eprintln!(
+            "order {}/{} done (tasks {:?})",
+            o + 1,
+            args.orders,
+            setup.perm
+        );
     }
     let methods: Vec<(String, MethodSummary)> = specs
         .iter()
-        .map(|s| (s.name.clone(), summarize(s, &runs[&(s.method, s.pf)], args.head)))
+        .map(|s| {
+            (
+                s.name.clone(),
+                summarize(s, &runs[&(s.method, s.pf)], args.head),
+            )
+        })
         .collect();
     let table = format_table(&methods, &source, args);
     print!("{table}");
@@ -422,6 +449,9 @@ mod tests {
         let e = parse_method("ewc+pf", Readout::MaxWeight).unwrap();
         assert!(e.pf && e.method == Method::Ewc && e.readout == Readout::MaxWeight);
         assert!(!parse_method("si", w).unwrap().pf);
-        assert!(parse_method("adam", w).unwrap_err().to_string().contains("adam"));
+        assert!(parse_method("adam", w)
+            .unwrap_err()
+            .to_string()
+            .contains("adam"));
     }
 }

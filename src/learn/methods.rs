@@ -128,14 +128,17 @@ impl MethodState {
                     strength: vec![0.0; theta.len()],
                 });
                 p.anchor = theta.to_vec();
-                p.strength.iter_mut().zip(&fisher).for_each(|(s, f)| *s += scale * f);
+                p.strength
+                    .iter_mut()
+                    .zip(&fisher)
+                    .for_each(|(s, f)| *s += scale * f);
             }
             Method::Si => {
                 let (c, xi) = (self.hyper.si_c, self.hyper.si_xi);
                 self.si_omega.resize(theta.len(), 0.0);
-                for k in 0..theta.len() {
-                    let d = theta[k] - self.si_start[k];
-                    self.si_omega[k] += self.si_path[k] / (d * d + xi);
+                let path = self.si_path.iter().zip(&self.si_start).zip(theta);
+                for (om, ((w, s), t)) in self.si_omega.iter_mut().zip(path) {
+                    *om += w / ((t - s) * (t - s) + xi);
                 }
                 self.penalty = Some(Quadratic {
                     anchor: theta.to_vec(),
@@ -177,11 +180,14 @@ impl MethodState {
         let m = net.n_params();
         let width = batch.len() * net.n_outputs();
         let mut logits = vec![0.0; n * width];
-        logits.par_chunks_mut(width).enumerate().for_each(|(i, out)| {
-            with_workspace(|ws| {
-                out.copy_from_slice(net.forward(&teacher[i * m..(i + 1) * m], &batch.x, ws))
-            })
-        });
+        logits
+            .par_chunks_mut(width)
+            .enumerate()
+            .for_each(|(i, out)| {
+                with_workspace(|ws| {
+                    out.copy_from_slice(net.forward(&teacher[i * m..(i + 1) * m], &batch.x, ws))
+                })
+            });
         Some(Distill {
             teacher: logits,
             lambda: self.hyper.lwf_lambda,
@@ -215,7 +221,11 @@ pub fn empirical_fisher(
 ) -> Result<Vec<f64>> {
     let m = particles.dim();
     if task.is_empty() {
-        return Err(Error::param("task", task.task, "empty task: no data for the Fisher"));
+        return Err(Error::param(
+            "task",
+            task.task,
+            "empty task: no data for the Fisher",
+        ));
     }
     let range = scenario.logit_range(task.task);
     let mut fisher = vec![0.0; particles.as_slice().len()];

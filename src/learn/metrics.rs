@@ -53,7 +53,9 @@ pub fn forgetting(r: &[Vec<f64>]) -> f64 {
     }
     let f: Vec<f64> = (0..t - 1)
         .map(|j| {
-            let best = (j..t - 1).map(|k| r[k][j]).fold(f64::NEG_INFINITY, f64::max);
+            let best = (j..t - 1)
+                .map(|k| r[k][j])
+                .fold(f64::NEG_INFINITY, f64::max);
             best - r[t - 1][j]
         })
         .collect();

@@ -153,17 +153,20 @@ impl Mlp {
             h_out.resize(bs * l.fan_out, 0.0);
             let w = &params[l.w..l.b];
             let b = &params[l.b..l.b + l.fan_out];
-            for (xs, zs) in h_in.chunks_exact(l.fan_in).zip(h_out.chunks_exact_mut(l.fan_out)) {
+            // z_s = b + Σ_i x_si W[i, :], input-major so each row W[i, :] is read once per batch.
+            for zs in h_out.chunks_exact_mut(l.fan_out) {
                 zs.copy_from_slice(b);
-                // z = b + Σ_i x_i W[i, :]
-                for (&xi, wi) in xs.iter().zip(w.chunks_exact(l.fan_out)) {
+            }
+            for (i, wi) in w.chunks_exact(l.fan_out).enumerate() {
+                for (s, zs) in h_out.chunks_exact_mut(l.fan_out).enumerate() {
+                    let xi = h_in[s * l.fan_in + i];
                     if xi != 0.0 {
                         axpy(xi, wi, zs);
                     }
                 }
-                if li < last || self.head == Head::Relu {
-                    zs.iter_mut().for_each(|z| *z = z.max(0.0));
-                }
+            }
+            if li < last || self.head == Head::Relu {
+                h_out.iter_mut().for_each(|z| *z = z.max(0.0));
             }
         }
         &ws.acts[self.layers.len()]
@@ -189,26 +192,31 @@ impl Mlp {
             }
             let h_in = &ws.acts[li];
             let (gw, gb) = grad[l.w..l.b + l.fan_out].split_at_mut(l.b - l.w);
-            for (xs, ds) in h_in.chunks_exact(l.fan_in).zip(delta.chunks_exact(l.fan_out)) {
+            for ds in delta.chunks_exact(l.fan_out) {
                 axpy(1.0, ds, gb);
-                for (&xi, gwi) in xs.iter().zip(gw.chunks_exact_mut(l.fan_out)) {
+            }
+            // ∂L/∂W[i, :] = Σ_s x_si δ_s and δ_prev[s, i] = W[i, :]·δ_s, input-major.
+            let w = &params[l.w..l.b];
+            if li > 0 {
+                prev.clear();
+                prev.resize(h_in.len(), 0.0);
+            }
+            for (i, (gwi, wi)) in gw
+                .chunks_exact_mut(l.fan_out)
+                .zip(w.chunks_exact(l.fan_out))
+                .enumerate()
+            {
+                for (s, ds) in delta.chunks_exact(l.fan_out).enumerate() {
+                    let xi = h_in[s * l.fan_in + i];
                     if xi != 0.0 {
                         axpy(xi, ds, gwi);
+                    }
+                    if li > 0 {
+                        prev[s * l.fan_in + i] = dot(wi, ds);
                     }
                 }
             }
             if li > 0 {
-                let w = &params[l.w..l.b];
-                prev.clear();
-                prev.resize(h_in.len(), 0.0);
-                for (ds, ps) in delta
-                    .chunks_exact(l.fan_out)
-                    .zip(prev.chunks_exact_mut(l.fan_in))
-                {
-                    for (p, wi) in ps.iter_mut().zip(w.chunks_exact(l.fan_out)) {
-                        *p = dot(wi, ds);
-                    }
-                }
                 std::mem::swap(&mut delta, &mut prev);
             }
         }

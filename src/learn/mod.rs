@@ -9,6 +9,7 @@
 //! after another ([`train::train_sequence`]); `hdpf learn` ([`experiment::run`]) compares SGD, EWC,
 //! SI, LwF, replay, each alone and with the PF, over random task orders.
 
+pub mod bench;
 pub mod data;
 pub mod experiment;
 pub mod methods;
@@ -16,8 +17,10 @@ pub mod metrics;
 pub mod mlp;
 pub mod model;
 pub mod report;
-mod stub;
 pub mod train;
 pub mod wpf;
 
 pub use experiment::{run, LearnArgs, LearnReport};
+
+#[cfg(test)]
+mod tests;

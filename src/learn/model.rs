@@ -145,7 +145,14 @@ pub fn cross_entropy(z: &[f64], dz: &mut [f64], batch: &Batch, out: usize) -> f6
 
 /// LwF distillation `λ T² (1/B) Σ_s Σ_c −q_sc log p_sc` with `q = softmax(t/T)`, `p = softmax(z/T)`;
 /// adds `∂/∂z = λ T (p − q)/B` to `dz`.
-pub fn distillation(z: &[f64], t: &[f64], dz: &mut [f64], lambda: f64, temp: f64, out: usize) -> f64 {
+pub fn distillation(
+    z: &[f64],
+    t: &[f64],
+    dz: &mut [f64],
+    lambda: f64,
+    temp: f64,
+    out: usize,
+) -> f64 {
     let bs = z.len() / out;
     let scale = lambda / bs as f64;
     let mut lp = vec![0.0; out];
@@ -241,7 +248,9 @@ mod tests {
             let b = batch(4, masked, 3);
             let theta = params(&net, 5);
             let m = net.n_params();
-            let teacher: Vec<f64> = (0..2 * b.len() * 4).map(|k| (k as f64 * 0.37).sin()).collect();
+            let teacher: Vec<f64> = (0..2 * b.len() * 4)
+                .map(|k| (k as f64 * 0.37).sin())
+                .collect();
             let distill = Distill {
                 teacher,
                 lambda: 0.7,
@@ -263,7 +272,11 @@ mod tests {
             model.particle_loss_grad(1, &theta, &mut g);
             let mut fd = vec![0.0; m];
             finite_difference_gradient(|y| model.particle_loss(1, y), &theta, &mut fd, 1e-6);
-            let err = g.iter().zip(&fd).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max);
+            let err = g
+                .iter()
+                .zip(&fd)
+                .map(|(a, b)| (a - b).abs())
+                .fold(0.0, f64::max);
             assert!(err < 1e-6, "{err}");
         }
     }

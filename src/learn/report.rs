@@ -34,7 +34,12 @@ pub fn write_outputs(
     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
     let summary: serde_json::Map<String, serde_json::Value> = methods
         .iter()
-        .map(|(n, s)| Ok((n.clone(), serde_json::to_value(s).map_err(|e| Error::Other(e.to_string()))?)))
+        .map(|(n, s)| {
+            Ok((
+                n.clone(),
+                serde_json::to_value(s).map_err(|e| Error::Other(e.to_string()))?,
+            ))
+        })
         .collect::<Result<_>>()?;
     json(&dir.join("summary.json"), &summary)?;
     json(
@@ -60,7 +65,8 @@ fn run_name(method: Method, pf: bool) -> String {
 
 /// `method,order,final_acc,forgetting,mean_ess,final_ess,seconds`.
 fn results_csv(specs: &[MethodSpec], runs: &BTreeMap<(Method, bool), Vec<RunResult>>) -> String {
-    let mut t = String::from("method,readout,order,final_acc,forgetting,mean_ess,final_ess,seconds\n");
+    let mut t =
+        String::from("method,readout,order,final_acc,forgetting,mean_ess,final_ess,seconds\n");
     for s in specs {
         for (o, r) in runs[&(s.method, s.pf)].iter().enumerate() {
             let m = r.matrix(s.readout);

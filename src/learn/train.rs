@@ -3,13 +3,13 @@
 
 use crate::error::{Error, Result};
 use crate::filter::rng::stream;
+use crate::filter::PairConfig;
 use crate::filter::ParticleSet;
 use crate::learn::data::{Scenario, TaskData};
 use crate::learn::methods::{Hyper, Method, MethodState};
 use crate::learn::metrics::accuracies;
 use crate::learn::mlp::Mlp;
 use crate::learn::model::Batch;
-use crate::learn::stub::PairConfig;
 use crate::learn::wpf::{init_particles, Optimizer, Readout};
 use rand::seq::SliceRandom;
 use std::time::Instant;
@@ -46,6 +46,10 @@ pub struct RunResult {
     pub seconds: f64,
     /// Number of particles.
     pub particles: usize,
+    /// Final normalised log-weights (uniform for SGD).
+    pub log_weights: Vec<f64>,
+    /// Final particles, row-major.
+    pub final_particles: Vec<f64>,
 }
 
 impl RunResult {
@@ -85,9 +89,12 @@ pub fn train_sequence(
     let mut opt = match cfg.particles {
         Some(n) => {
             let set = init_particles(net, base, n, seed)?;
-            Optimizer::wpf(cfg.eta, cfg.temperature, cfg.pair.clone(), set, seed)?
+            Optimizer::wpf(cfg.eta, cfg.temperature, cfg.pair, set, seed)?
         }
-        None => Optimizer::sgd(cfg.eta, ParticleSet::from_vec(1, base.len(), base.to_vec())?),
+        None => Optimizer::sgd(
+            cfg.eta,
+            ParticleSet::from_vec(1, base.len(), base.to_vec())?,
+        ),
     };
     let n = opt.particles().len();
     let mut state = MethodState::new(method, cfg.hyper.clone(), cfg.scenario, cfg.eta, seed);
@@ -124,5 +131,8 @@ pub fn train_sequence(
         }
     }
     out.seconds = start.elapsed().as_secs_f64();
+    let w = opt.particles().weights();
+    out.log_weights = w.iter().map(|v| v.ln()).collect();
+    out.final_particles = opt.particles().as_slice().to_vec();
     Ok(out)
 }

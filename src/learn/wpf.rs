@@ -5,9 +5,9 @@
 
 use crate::error::{Error, Result};
 use crate::filter::rng::stream;
+use crate::filter::{presets, Filter, PairConfig};
 use crate::filter::{Model, ParticleSet};
 use crate::learn::mlp::Mlp;
-use crate::learn::stub::{presets, Filter, PairConfig};
 use rand::Rng;
 use rand_distr::{Distribution, StandardNormal};
 use rayon::prelude::*;
@@ -34,7 +34,9 @@ pub fn init_particles(net: &Mlp, base: &[f64], n: usize, seed: u64) -> Result<Pa
 }
 
 /// How an ensemble of particles predicts: logits `z(x) = Σ_i c_i z_i(x)`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, clap::ValueEnum, serde::Serialize)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, clap::ValueEnum, serde::Serialize,
+)]
 pub enum Readout {
     /// `c_i = w_i` (the filter's weights; the paper's default).
     Weighted,
@@ -55,7 +57,9 @@ impl Readout {
             Readout::Uniform => vec![1.0 / w.len() as f64; w.len()],
             Readout::MaxWeight => {
                 let best = (0..w.len()).fold(0, |b, i| if w[i] > w[b] { i } else { b });
-                (0..w.len()).map(|i| if i == best { 1.0 } else { 0.0 }).collect()
+                (0..w.len())
+                    .map(|i| if i == best { 1.0 } else { 0.0 })
+                    .collect()
             }
         }
     }
@@ -121,7 +125,12 @@ impl Optimizer {
 }
 
 /// `θ_i ← θ_i − η∇L_i(θ_i)` in parallel over particles, failing on a non-finite loss or gradient.
-fn sgd_step<M: Model + ?Sized>(eta: f64, set: &mut ParticleSet, model: &M, step: usize) -> Result<()> {
+fn sgd_step<M: Model + ?Sized>(
+    eta: f64,
+    set: &mut ParticleSet,
+    model: &M,
+    step: usize,
+) -> Result<()> {
     let m = set.dim();
     set.as_mut_slice()
         .par_chunks_mut(m)
@@ -143,7 +152,9 @@ fn sgd_step<M: Model + ?Sized>(eta: f64, set: &mut ParticleSet, model: &M, step:
                 if let Some(v) = g.iter().find(|v| !v.is_finite()) {
                     return Err(bad("gradient", *v));
                 }
-                x.iter_mut().zip(g.iter()).for_each(|(xk, gk)| *xk -= eta * gk);
+                x.iter_mut()
+                    .zip(g.iter())
+                    .for_each(|(xk, gk)| *xk -= eta * gk);
                 Ok(())
             })
         })
