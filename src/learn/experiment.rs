@@ -78,7 +78,7 @@ pub struct LearnArgs {
     #[arg(long, default_value_t = 100.0)]
     pub ewc_lambda: f64,
     /// SI strength c.
-    #[arg(long, default_value_t = 1.0)]
+    #[arg(long, default_value_t = 100.0)]
     pub si_c: f64,
     /// SI damping ξ.
     #[arg(long, default_value_t = 0.1)]
