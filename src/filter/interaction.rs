@@ -68,22 +68,24 @@ pub fn epsilon(gamma: f64, m: usize) -> Result<f64> {
 /// into `out` (`n × m`).
 ///
 /// Computed as `S_i = p_i Σ_j w_ij − Σ_j w_ij p_j` with distances from a Gram matrix of centred
-/// particles, a block of `BLOCK` rows at a time in parallel: `O(n² m)` work as two matrix products,
-/// an `O(BLOCK · n)` temporary per task, and results independent of the thread count.
+/// particles, a block of `BLOCK` particles at a time in parallel: `O(n² m)` work as two matrix
+/// products plus branch-free (vectorisable) passes over contiguous weight columns, an
+/// `O(BLOCK · n)` temporary per task, and results independent of the thread count.
 pub fn pair_sums(particles: &[f64], n: usize, m: usize, eps: f64, out: &mut [f64]) {
     let centred = centre(particles, n, m);
     let pt = DMatrixView::from_slice(&centred, m, n); // column j = particle j
+    let p_rows = pt.transpose(); // n × m, for the Gram products
     let sq: Vec<f64> = pt.column_iter().map(|c| c.norm_squared()).collect();
     out.par_chunks_mut(BLOCK * m)
         .enumerate()
         .for_each(|(b, out_block)| {
             let i0 = b * BLOCK;
             let rows = out_block.len() / m;
-            let weights = block_weights(&pt, &sq, i0, rows, eps, m);
-            // Σ_j w_ij p_j for the block: (rows × n)·(n × m), stored transposed as m × rows.
-            let weighted = pt * weights.transpose();
+            let weights = block_weights(&p_rows, &pt, &sq, i0, rows, eps, m);
+            // Σ_j w_ij p_j for the block: (m × n)·(n × rows).
+            let weighted = pt * &weights;
             for r in 0..rows {
-                let wsum: f64 = weights.row(r).sum();
+                let wsum: f64 = weights.column(r).sum();
                 let pi = pt.column(i0 + r);
                 for k in 0..m {
                     out_block[r * m + k] = pi[k] * wsum - weighted[(k, r)];
@@ -107,8 +109,10 @@ fn centre(particles: &[f64], n: usize, m: usize) -> Vec<f64> {
         .collect()
 }
 
-/// Weights `w_ij = (ε / (d_ij + ε))^m` for rows `i0..i0+rows`, with `w_ii = 0`.
+/// Weights `w_ji = (ε / (d_ij + ε))^m` as an `n × rows` matrix (column `r` = particle `i0 + r`,
+/// contiguous over `j`), with `w_ii = 0`. `d²_ij = ‖p_i‖² + ‖p_j‖² − 2 p_i·p_j`, clamped at 0.
 fn block_weights(
+    p_rows: &DMatrix<f64>,
     pt: &DMatrixView<f64>,
     sq: &[f64],
     i0: usize,
@@ -116,20 +120,34 @@ fn block_weights(
     eps: f64,
     m: usize,
 ) -> DMatrix<f64> {
-    let block = pt.columns(i0, rows);
-    let mut w = block.tr_mul(pt); // rows × n Gram block
-    let mi = m as i32;
-    for r in 0..rows {
-        for j in 0..sq.len() {
-            let d2 = (sq[i0 + r] + sq[j] - 2.0 * w[(r, j)]).max(0.0);
-            w[(r, j)] = if i0 + r == j {
-                0.0
-            } else {
-                (eps / (d2.sqrt() + eps)).powi(mi)
-            };
-        }
+    let mut w = p_rows * pt.columns(i0, rows); // n × rows Gram block
+    for (r, mut col) in w.column_iter_mut().enumerate() {
+        let col = col.as_mut_slice();
+        let sq_i = sq[i0 + r];
+        col.iter_mut().zip(sq).for_each(|(g, sq_j)| {
+            let d = (sq_i + sq_j - 2.0 * *g).max(0.0).sqrt();
+            *g = eps / (d + eps);
+        });
+        pow_in_place(col, m);
+        col[i0 + r] = 0.0;
     }
     w
+}
+
+/// `x_j ← x_j^e` for a whole slice by binary exponentiation, one vectorisable pass per bit of `e`.
+fn pow_in_place(x: &mut [f64], e: usize) {
+    let mut base = x.to_vec();
+    x.iter_mut().for_each(|v| *v = 1.0);
+    let mut e = e;
+    while e > 0 {
+        if e & 1 == 1 {
+            x.iter_mut().zip(&base).for_each(|(v, b)| *v *= b);
+        }
+        e >>= 1;
+        if e > 0 {
+            base.iter_mut().for_each(|b| *b *= *b);
+        }
+    }
 }
 
 #[cfg(test)]

@@ -2,10 +2,11 @@
 //! how particles are scheduled across threads.
 
 use rand::SeedableRng;
-use rand_chacha::ChaCha8Rng;
+use rand_xoshiro::Xoshiro256PlusPlus;
 
-/// The RNG type used for every stream in hdpf.
-pub type StreamRng = ChaCha8Rng;
+/// The RNG type used for every stream in hdpf: xoshiro256++ — fast to seed (one stream per particle
+/// per step must be cheap) with good statistical quality.
+pub type StreamRng = Xoshiro256PlusPlus;
 
 /// SplitMix64 finaliser: a bijective 64-bit mix.
 fn mix(mut z: u64) -> u64 {
