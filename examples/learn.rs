@@ -1,25 +1,16 @@
-//! Stand-alone runner of `hdpf learn` until the CLI wires it: `cargo run --release --example learn -- --out DIR`.
-//! `--speed N` runs the WPF-vs-SGD speed benchmark with N particles instead.
+//! Stand-alone runner of `hdpf learn` until the CLI wires it:
+//! `cargo run --release --example learn -- --out DIR [flags of hdpf learn]`.
 
 use clap::Parser;
-use hdpf::learn::{bench, run, LearnArgs};
+use hdpf::learn::{run, LearnArgs};
 
 #[derive(Parser)]
 struct Cli {
     #[command(flatten)]
     learn: LearnArgs,
-    /// Run the speed benchmark with this many particles instead of the study.
-    #[arg(long)]
-    speed: Option<usize>,
 }
 
 fn main() -> hdpf::Result<()> {
-    let cli = Cli::parse();
-    if let Some(n) = cli.speed {
-        let r = bench::speed(n, &[1, 2], 3)?;
-        println!("{}", serde_json::to_string_pretty(&r).unwrap_or_default());
-        return Ok(());
-    }
-    run(&cli.learn)?;
+    run(&Cli::parse().learn)?;
     Ok(())
 }

@@ -4,6 +4,7 @@
 use crate::error::{Error, Result};
 use crate::filter::rng::stream;
 use crate::filter::PairConfig;
+use crate::learn::bench::{speed, SpeedReport};
 use crate::learn::data::{self, Scenario, Source, TaskData};
 use crate::learn::methods::{Hyper, Method};
 use crate::learn::metrics::{final_accuracy, forgetting, mean, variance};
@@ -20,11 +21,17 @@ use std::path::{Path, PathBuf};
 /// directory, as laid out for the project: `main/` beside `shared/`).
 pub const DEFAULT_DATA: &str = "../shared/datasets/digits/digits.csv.gz";
 
+/// The same file beside the crate's source tree (for runs from another working directory).
+const CRATE_DATA: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../shared/datasets/digits/digits.csv.gz"
+);
+
 /// Arguments of `hdpf learn`.
 #[derive(clap::Args, Clone, Debug)]
 pub struct LearnArgs {
-    /// Digits CSV(.gz); default `../shared/datasets/digits/digits.csv.gz`, and when that is missing a
-    /// generated task family (said so in the output).
+    /// Digits CSV(.gz); default `../shared/datasets/digits/digits.csv.gz` (relative to the working
+    /// directory, then to the crate), and when that is missing a generated task family (said so).
     #[arg(long)]
     pub data: Option<PathBuf>,
     /// Use the in-process generated task family even if the data file exists.
@@ -101,6 +108,10 @@ pub struct LearnArgs {
     /// Kernel γ of the pair term (default: the move's γ = η·N).
     #[arg(long)]
     pub pair_gamma: Option<f64>,
+    /// Instead of the study, time a WPF pass with this many particles against as many single-network
+    /// SGD passes (1 and 2 threads) and write `speed.json`.
+    #[arg(long)]
+    pub speed: Option<usize>,
     /// Worker threads (0 = all cores).
     #[arg(long, default_value_t = 0)]
     pub threads: usize,
@@ -196,6 +207,8 @@ pub struct LearnReport {
     pub methods: Vec<(String, MethodSummary)>,
     /// The printed table.
     pub table: String,
+    /// The speed benchmark, when `--speed` was given (then `methods` is empty).
+    pub speed: Option<SpeedReport>,
 }
 
 /// One order's inputs: the task permutation and the initial network.
@@ -210,11 +223,42 @@ struct OrderSetup {
 /// `ess.csv` and the plot into `args.out`.
 pub fn run(args: &LearnArgs) -> Result<LearnReport> {
     validate(args)?;
+    if let Some(n) = args.speed {
+        return run_speed(args, n);
+    }
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(args.threads)
         .build()
         .map_err(|e| Error::Other(format!("thread pool: {e}")))?;
     pool.install(|| run_in_pool(args))
+}
+
+fn run_speed(args: &LearnArgs, n: usize) -> Result<LearnReport> {
+    let r = speed(n, &[1, 2], 3)?;
+    let mut table = format!(
+        "speed ({} params, {} batches of 8): SGD pass {:.4} s; WPF N = {n}:",
+        r.params, r.batches, r.sgd_seconds
+    );
+    for (t, s) in &r.wpf_seconds {
+        let _ = write!(table, " {s:.3} s on {t} thread(s);");
+    }
+    let _ = writeln!(
+        table,
+        " WPF/(N·SGD) = {:.2} (model work alone {:.2})",
+        r.ratio_one_thread,
+        r.model_seconds / (n as f64 * r.sgd_seconds)
+    );
+    print!("{table}");
+    std::fs::create_dir_all(&args.out).map_err(|e| Error::io(&args.out, e))?;
+    let path = args.out.join("speed.json");
+    let text = serde_json::to_string_pretty(&r).map_err(|e| Error::format(&path, e.to_string()))?;
+    std::fs::write(&path, text).map_err(|e| Error::io(&path, e))?;
+    Ok(LearnReport {
+        source: Source::Generated,
+        methods: Vec::new(),
+        table,
+        speed: Some(r),
+    })
 }
 
 fn validate(args: &LearnArgs) -> Result<()> {
@@ -243,10 +287,13 @@ pub fn load_data(args: &LearnArgs) -> Result<(data::Dataset, Source)> {
     if args.generated {
         return Ok((data::generated(args.seed, 180), Source::Generated));
     }
-    let path = match &args.data {
-        Some(p) => p.clone(),
-        None if Path::new(DEFAULT_DATA).exists() => PathBuf::from(DEFAULT_DATA),
-        None => {
+    let found = [DEFAULT_DATA, CRATE_DATA]
+        .into_iter()
+        .find(|p| Path::new(p).exists());
+    let path = match (&args.data, found) {
+        (Some(p), _) => p.clone(),
+        (None, Some(p)) => PathBuf::from(p),
+        (None, None) => {
             println!("no digits file at {DEFAULT_DATA}: using the generated task family");
             return Ok((data::generated(args.seed, 180), Source::Generated));
         }
@@ -340,6 +387,7 @@ fn run_in_pool(args: &LearnArgs) -> Result<LearnReport> {
         source,
         methods,
         table,
+        speed: None,
     })
 }
 

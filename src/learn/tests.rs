@@ -280,6 +280,7 @@ fn learn_runs_end_to_end_on_generated_data() {
         test_frac: 0.25,
         pair: false,
         pair_gamma: None,
+        speed: None,
         threads: 1,
     };
     let report = run(&args).unwrap();
