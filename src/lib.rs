@@ -48,10 +48,13 @@
 //! # Ok::<(), hdpf::Error>(())
 //! ```
 
+pub mod bench;
+pub mod datasets;
 pub mod error;
 pub mod filter;
 pub mod geometry;
 pub mod learn;
+pub mod plot;
 pub mod pose;
 
 pub use error::{Error, Result};

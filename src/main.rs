@@ -1,5 +1,100 @@
-//! The `hdpf` command-line interface.
+//! The `hdpf` command-line interface: one subcommand per job, each a thin wrapper over a library
+//! function that takes the same arguments (so launch files and tests run exactly what the CLI runs).
 
-fn main() {
-    println!("hdpf");
+use clap::{Parser, Subcommand};
+use hdpf::pose::{commands, study, synth};
+use std::process::ExitCode;
+
+/// High-dimensional particle filters for robotic state estimation.
+#[derive(Parser, Debug)]
+#[command(name = "hdpf", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Track the objects of a recorded BOP scene; writes BOP19 results and prints the summary.
+    Track(commands::TrackArgs),
+    /// Evaluate any BOP19 results file (ADD, ADD-S, AUC All/Average, rotation/translation error).
+    Eval(commands::EvalArgs),
+    /// Benchmarks and studies.
+    Bench {
+        #[command(subcommand)]
+        command: BenchCommand,
+    },
+    /// Datasets: generate synthetic BOP-format recordings.
+    Dataset {
+        #[command(subcommand)]
+        command: DatasetCommand,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum BenchCommand {
+    /// Synthetic fast-motion pose study: filters × particle counts, joint vs per-object.
+    Pose(PoseStudyArgs),
+}
+
+/// Flags of `hdpf bench pose`.
+#[derive(clap::Args, Debug)]
+struct PoseStudyArgs {
+    /// Frames of the synthetic sequence.
+    #[arg(long, default_value_t = 40)]
+    frames: usize,
+    /// Particle counts (comma-separated).
+    #[arg(long, value_delimiter = ',', default_value = "25,50,100,200")]
+    particles: Vec<usize>,
+    /// Filters (comma-separated: rfpf, grad, sir, mcl).
+    #[arg(long, value_delimiter = ',', default_value = "rfpf,grad,sir,mcl")]
+    filters: Vec<hdpf::filter::FilterKind>,
+    /// Seed of the sequence and the filters.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+}
+
+#[derive(Subcommand, Debug)]
+enum DatasetCommand {
+    /// Render a synthetic BOP-format RGB-D sequence with ground truth.
+    Synth(synth::SynthArgs),
+}
+
+fn run(cli: Cli) -> hdpf::Result<()> {
+    match cli.command {
+        Some(Command::Dataset {
+            command: DatasetCommand::Synth(args),
+        }) => synth::run(&args),
+        Some(Command::Track(args)) => commands::run_track(&args).map(drop),
+        Some(Command::Eval(args)) => commands::run_eval(&args).map(drop),
+        Some(Command::Bench {
+            command: BenchCommand::Pose(a),
+        }) => {
+            let cfg = study::StudyConfig {
+                frames: a.frames,
+                particles: a.particles,
+                filters: a.filters,
+                seed: a.seed,
+                ..Default::default()
+            };
+            println!("{}", study::pose_study(&cfg)?);
+            Ok(())
+        }
+        None => {
+            use clap::CommandFactory;
+            Cli::command()
+                .print_help()
+                .map_err(|e| hdpf::Error::Other(e.to_string()))
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    match run(Cli::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }

@@ -5,6 +5,7 @@
 
 pub mod engine;
 pub mod interaction;
+pub mod kalman;
 pub mod model;
 pub mod particles;
 pub mod presets;

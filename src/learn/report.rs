@@ -7,6 +7,7 @@ use crate::learn::methods::Method;
 use crate::learn::metrics::{final_accuracy, forgetting, mean};
 use crate::learn::train::RunResult;
 use crate::learn::wpf::Readout;
+use crate::plot::{save_panels_png, LinePlot, Series};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::Path;
@@ -56,7 +57,45 @@ pub fn write_outputs(
     write(&dir.join("acc_matrix.csv"), &matrix_csv(specs, runs))?;
     write(&dir.join("curve.csv"), &curve_csv(methods))?;
     write(&dir.join("ess.csv"), &ess_csv(runs))?;
-    Ok(())
+    let panels = [accuracy_plot(args, methods), ess_plot(runs)];
+    save_panels_png(dir.join("accuracy.png"), &panels, 2)
+}
+
+/// Average accuracy on the tasks seen so far after each task, per method, ± its std over orders.
+fn accuracy_plot(args: &LearnArgs, methods: &[(String, MethodSummary)]) -> LinePlot {
+    let mut plot = LinePlot::new(
+        format!("SplitDigits {:?}-IL, {:?} head", args.scenario, args.head),
+        "tasks trained",
+        "accuracy on tasks seen (%)",
+    );
+    for (name, s) in methods {
+        let points = (1..)
+            .zip(&s.curve_mean)
+            .map(|(t, m)| (t as f64, 100.0 * m))
+            .collect();
+        let err = s.curve_std.iter().map(|v| 100.0 * v).collect();
+        plot.series
+            .push(Series::new(name.clone(), points).with_err(err));
+    }
+    plot
+}
+
+/// ESS after each update of the PF runs, mean over orders.
+fn ess_plot(runs: &BTreeMap<(Method, bool), Vec<RunResult>>) -> LinePlot {
+    let mut plot = LinePlot::new("WPF effective sample size", "update", "ESS");
+    for (&(method, pf), rs) in runs.iter().filter(|((_, pf), _)| *pf) {
+        let steps = rs.iter().map(|r| r.ess.len()).min().unwrap_or(0);
+        let points = (0..steps)
+            .map(|k| {
+                (
+                    k as f64,
+                    mean(&rs.iter().map(|r| r.ess[k]).collect::<Vec<_>>()),
+                )
+            })
+            .collect();
+        plot.series.push(Series::new(run_name(method, pf), points));
+    }
+    plot
 }
 
 fn run_name(method: Method, pf: bool) -> String {

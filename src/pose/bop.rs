@@ -373,6 +373,37 @@ pub fn write_scene_gt(path: impl AsRef<Path>, gt: &BTreeMap<u32, Vec<GtPose>>) -
     )
 }
 
+/// Writes `models/models_info.json` (lengths in mm, symmetries as BOP stores them), readable by
+/// [`BopDataset::models_info`].
+pub fn write_models_info(path: impl AsRef<Path>, info: &BTreeMap<u32, ModelInfo>) -> Result<()> {
+    let mm = |v: &Vector3<f64>| [v.x / MM, v.y / MM, v.z / MM];
+    let entry = |m: &ModelInfo| {
+        let (min, size) = (mm(&m.min), mm(&m.size));
+        let mut v = serde_json::json!({
+            "diameter": m.diameter / MM,
+            "min_x": min[0], "min_y": min[1], "min_z": min[2],
+            "size_x": size[0], "size_y": size[1], "size_z": size[2],
+        });
+        if !m.symmetries_discrete.is_empty() {
+            let sym = |t: &Isometry3<f64>| -> Vec<f64> {
+                let mut h = t.to_homogeneous();
+                h.fixed_view_mut::<3, 1>(0, 3).unscale_mut(MM);
+                (0..16).map(|i| h[(i / 4, i % 4)]).collect()
+            };
+            v["symmetries_discrete"] = m.symmetries_discrete.iter().map(sym).collect();
+        }
+        if !m.symmetries_continuous.is_empty() {
+            v["symmetries_continuous"] = m
+                .symmetries_continuous
+                .iter()
+                .map(|c| serde_json::json!({"axis": [c.axis.x, c.axis.y, c.axis.z], "offset": mm(&c.offset.coords)}))
+                .collect();
+        }
+        v
+    };
+    write_id_map(path.as_ref(), info.iter().map(|(&id, m)| (id, entry(m))))
+}
+
 /// Writes BOP's root `camera.json` (`fx, fy, cx, cy, width, height, depth_scale`).
 pub fn write_camera_json(path: impl AsRef<Path>, camera: &Camera, depth_scale: f64) -> Result<()> {
     let path = path.as_ref();
@@ -1109,16 +1140,9 @@ mod tests {
     /// Real YCB-V frames: skipped (with a message) when the dataset is absent, except on CI.
     #[test]
     fn real_ycbv_frames_have_sane_depth_and_gt() {
-        let root = Path::new("/work/shared/datasets/ycbv-mini");
-        if !root.exists() {
-            assert!(
-                std::env::var("CI").as_deref() != Ok("true"),
-                "{} missing on CI",
-                root.display()
-            );
-            eprintln!("skipping: {} absent", root.display());
+        let Some(root) = crate::datasets::shared_or_skip("ycbv-mini") else {
             return;
-        }
+        };
         let ds = BopDataset::open(root).unwrap();
         for (split, scene_id, n_obj) in [("train_real", 2, 6), ("test", 49, 4)] {
             let scene = ds.scene(split, scene_id).unwrap();

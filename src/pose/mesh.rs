@@ -930,16 +930,9 @@ mod tests {
     /// The real YCB-V models: skipped (with a message) when the dataset is absent, except on CI.
     #[test]
     fn real_ycbv_models_load() {
-        let dir = Path::new("/work/shared/datasets/ycbv-mini/models");
-        if !dir.exists() {
-            assert!(
-                std::env::var("CI").as_deref() != Ok("true"),
-                "{} missing on CI",
-                dir.display()
-            );
-            eprintln!("skipping: {} absent", dir.display());
+        let Some(dir) = crate::datasets::shared_or_skip("ycbv-mini/models") else {
             return;
-        }
+        };
         let m = Mesh::load_ply(dir.join("obj_000005.ply")).unwrap();
         assert_eq!((m.vertices.len(), m.faces.len()), (7866, 15728));
         // models_info.json gives diameter 196.463 mm and min_x −49.815 mm for obj 5.

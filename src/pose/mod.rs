@@ -1,8 +1,15 @@
 //! 6D object pose estimation on RGB-D: meshes ([`mesh`]), the BOP dataset and results formats
-//! ([`bop`]) and pose-error metrics ([`metrics`]).
+//! ([`bop`]), pose-error metrics ([`metrics`]), a CPU rasterizer ([`render`]) and synthetic
+//! BOP-format recordings ([`synth`]).
 
 pub mod bop;
+pub mod commands;
 pub mod mesh;
 pub mod metrics;
+pub mod modality;
+pub mod render;
+pub mod study;
+pub mod synth;
+pub mod tracker;
 
 pub use mesh::{Mesh, SurfacePoint};

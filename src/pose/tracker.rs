@@ -1,0 +1,655 @@
+//! Multi-object 6D pose tracker: one particle filter per object (or one joint filter over all
+//! objects, 6K dimensions) over the tangent coordinates of [`crate::pose::modality`].
+//!
+//! Per frame and filter group:
+//! 1. **Predict** each object's reference pose: random walk `T̂_k = T_{k−1}`, or constant velocity
+//!    `T̂_k = chart(T_{k−1}).pose(v)` with `v = chart(T_{k−2}).coords(T_{k−1})`. Particles keep their
+//!    offsets `x_i` relative to the reference.
+//! 2. **Observe**: prepare the modalities about `T̂_k` (visible points chosen once per frame), with
+//!    length scales widened by `f = max(1, σ_pos / coarse_scale)` where `σ_pos` is the current particle
+//!    spread in metres at the object's surface (coarse-to-fine from an uncertain start).
+//! 3. **Filter**: one `Filter::update` (the filter propagates with the random-walk process noise,
+//!    then moves or reweights).
+//! 4. **Estimate** `T_k = T(D x̄)` with `x̄` the particle mean (unweighted for RF-PF/grad, weighted for
+//!    SIR), then **re-centre**: `x_i ← D⁻¹ chart(T_k).coords(chart(T̂_k).pose(D x_i))`.
+
+use crate::error::{Error, Result};
+use crate::filter::{Filter, FilterKind, FilterSpec};
+use crate::pose::mesh::Mesh;
+use crate::pose::modality::depth::{DepthModality, DepthParams};
+use crate::pose::modality::edge::{edge_distance_map, EdgeModality, EdgeParams};
+use crate::pose::modality::visible::{OrientedPoint, Pinhole};
+use crate::pose::modality::{Modality, ObjectTerms, ObservationModel, PoseChart, SharedImage};
+use nalgebra::{Isometry3, Vector3, Vector6};
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Instant;
+
+/// An observation modality the tracker can use.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ModalityKind {
+    /// [`DepthModality`].
+    Depth,
+    /// [`EdgeModality`] (RGB only).
+    Edge,
+}
+
+impl FromStr for ModalityKind {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "depth" => Ok(ModalityKind::Depth),
+            "edge" | "region" | "rgb" => Ok(ModalityKind::Edge),
+            _ => Err(Error::param("modalities", s, "expected depth or edge")),
+        }
+    }
+}
+
+/// Parse a comma-separated modality list, e.g. `depth,edge`.
+pub fn parse_modalities(s: &str) -> Result<Vec<ModalityKind>> {
+    let v: Vec<ModalityKind> = s
+        .split(',')
+        .map(|m| m.trim().parse())
+        .collect::<Result<_>>()?;
+    if v.is_empty() {
+        return Err(Error::param("modalities", s, "empty list"));
+    }
+    Ok(v)
+}
+
+/// Motion model of the reference prediction.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MotionModel {
+    /// `T̂_k = T_{k−1}`.
+    RandomWalk,
+    /// Repeat the last frame-to-frame increment.
+    ConstantVelocity,
+}
+
+/// A perturbation of the initial pose: translation of norm `translation` (m) and rotation of angle
+/// `rotation` (rad), in random directions.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct InitNoise {
+    /// Translation magnitude (metres).
+    pub translation: f64,
+    /// Rotation angle (radians).
+    pub rotation: f64,
+}
+
+impl FromStr for InitNoise {
+    type Err = Error;
+    /// `20mm,10deg` (units `mm`/`m` and `deg`/`rad`; bare numbers are mm and degrees).
+    fn from_str(s: &str) -> Result<Self> {
+        let bad = |why: &str| Error::param("init-noise", s, why);
+        let (t, r) = s
+            .split_once(',')
+            .ok_or_else(|| bad("expected e.g. 20mm,10deg"))?;
+        let num = |x: &str, suffixes: &[(&str, f64)]| -> Result<f64> {
+            let x = x.trim();
+            let (body, scale) = suffixes
+                .iter()
+                .find_map(|(suf, k)| x.strip_suffix(suf).map(|b| (b, *k)))
+                .unwrap_or((x, suffixes[0].1));
+            let v: f64 = body.trim().parse().map_err(|_| bad("not a number"))?;
+            (v >= 0.0 && v.is_finite())
+                .then_some(v * scale)
+                .ok_or_else(|| bad("must be ≥ 0"))
+        };
+        Ok(InitNoise {
+            translation: num(t, &[("mm", 1e-3), ("m", 1.0)])?,
+            rotation: num(r, &[("deg", std::f64::consts::PI / 180.0), ("rad", 1.0)])?,
+        })
+    }
+}
+
+impl InitNoise {
+    /// Apply to `pose` about the model point `centre`, drawing directions from `seed`.
+    pub fn perturb(
+        &self,
+        pose: &Isometry3<f64>,
+        centre: &Vector3<f64>,
+        seed: u64,
+    ) -> Isometry3<f64> {
+        use rand::Rng;
+        let mut rng = crate::filter::rng::stream(seed, 0x1417, 0);
+        let mut dir = || loop {
+            let v = Vector3::new(rng.random::<f64>(), rng.random(), rng.random()) * 2.0
+                - Vector3::repeat(1.0);
+            if let Some(u) = v.try_normalize(1e-3).filter(|_| v.norm() <= 1.0) {
+                return u;
+            }
+        };
+        let (t, r) = (dir() * self.translation, dir() * self.rotation);
+        PoseChart::new(*pose, centre).pose(&Vector6::new(t.x, t.y, t.z, r.x, r.y, r.z))
+    }
+}
+
+/// Everything the tracker needs to know besides the data.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TrackerConfig {
+    /// Which filter.
+    pub filter: FilterKind,
+    /// Particles per filter.
+    pub particles: usize,
+    /// Seed of every random stream.
+    pub seed: u64,
+    /// Modalities, each with weight 1.
+    pub modalities: Vec<ModalityKind>,
+    /// One joint filter over all objects instead of one per object.
+    pub joint: bool,
+    /// Reference prediction.
+    pub motion: MotionModel,
+    /// One state unit `D`: `unit` metres of translation and `unit / radius` radians of rotation
+    /// (so both move the object's surface by about `unit`, which conditions the gradient flow).
+    pub unit: f64,
+    /// Motion-prior σ per frame, metres and radians (the loss regulariser `½|ξ/σ|²` toward the
+    /// prediction; keep the rotation small: spins of symmetric objects are unobservable).
+    pub motion_sigma: (f64, f64),
+    /// Random-walk process noise per frame, metres and radians.
+    pub process_noise: (f64, f64),
+    /// Uncertainty of the initial pose (widens the first prior), if any.
+    pub init_noise: Option<InitNoise>,
+    /// RF-PF / grad step `η` (gradient-flow time per frame, state units).
+    pub eta: f64,
+    /// Filter updates on the first frame.
+    pub init_updates: usize,
+    /// Spread (m) at which modality length scales start to widen.
+    pub coarse_scale: f64,
+    /// Depth modality parameters (at scale 1).
+    pub depth: DepthParams,
+    /// Edge modality parameters.
+    pub edge: EdgeParams,
+    /// Surface samples per object.
+    pub surface_samples: usize,
+    /// Pose hypotheses scored per round when starting from an uncertain (init-noise) pose.
+    pub hypotheses: usize,
+}
+
+impl Default for TrackerConfig {
+    fn default() -> Self {
+        Self {
+            filter: FilterKind::Rfpf,
+            particles: 100,
+            seed: 0,
+            modalities: vec![ModalityKind::Depth],
+            joint: false,
+            motion: MotionModel::RandomWalk,
+            unit: 0.004,
+            motion_sigma: (0.005, 2f64.to_radians()),
+            process_noise: (0.001, 0.3f64.to_radians()),
+            init_noise: None,
+            eta: 0.06,
+            init_updates: 1,
+            coarse_scale: 0.008,
+            depth: DepthParams::default(),
+            edge: EdgeParams::default(),
+            surface_samples: 3000,
+            hypotheses: 2000,
+        }
+    }
+}
+
+impl TrackerConfig {
+    /// `D` for an object of the given radius.
+    fn scale(&self, radius: f64) -> Vector6<f64> {
+        let r = self.unit / radius.max(self.unit);
+        Vector6::new(self.unit, self.unit, self.unit, r, r, r)
+    }
+
+    /// A physical `(metres, radians)` σ pair in state units for scale `d`.
+    fn in_units(pair: (f64, f64), d: &Vector6<f64>) -> Vector6<f64> {
+        Vector6::from_fn(|i, _| if i < 3 { pair.0 } else { pair.1 } / d[i])
+    }
+
+    /// Prior σ (state units) at the first frame: the init-noise spread per axis when larger than
+    /// the motion σ.
+    fn initial_prior(&self, d: &Vector6<f64>) -> Vector6<f64> {
+        let motion = Self::in_units(self.motion_sigma, d);
+        match self.init_noise {
+            Some(n) => {
+                let per_axis = (n.translation / 3f64.sqrt(), n.rotation / 3f64.sqrt());
+                Self::in_units(per_axis, d).zip_map(&motion, f64::max)
+            }
+            None => motion,
+        }
+    }
+}
+
+/// A tracked object's geometry: oriented surface samples and the rotation centre (model frame).
+#[derive(Clone, Debug)]
+pub struct ObjectModel {
+    /// BOP object id.
+    pub obj_id: u32,
+    /// Surface samples with normals (metres).
+    pub points: Vec<OrientedPoint>,
+    /// Bounding-box centre (rotation centre of the chart).
+    pub centre: Vector3<f64>,
+    /// Largest distance of a sample from the centre.
+    pub radius: f64,
+}
+
+impl ObjectModel {
+    /// Sample `n` oriented points of `mesh` (deterministic in `seed`).
+    pub fn from_mesh(obj_id: u32, mesh: &Mesh, n: usize, seed: u64) -> Result<Self> {
+        let points: Vec<OrientedPoint> = mesh
+            .sample_surface(n, seed)
+            .into_iter()
+            .map(|s| OrientedPoint {
+                p: s.p.coords,
+                n: s.n,
+            })
+            .collect();
+        if points.is_empty() {
+            return Err(Error::param("mesh", obj_id, "object model has no surface"));
+        }
+        let (lo, hi) = mesh.bounding_box();
+        let centre = (lo.coords + hi.coords) / 2.0;
+        let radius = points
+            .iter()
+            .map(|p| (p.p - centre).norm())
+            .fold(0.0, f64::max);
+        Ok(Self {
+            obj_id,
+            points,
+            centre,
+            radius,
+        })
+    }
+}
+
+/// One observation: images (as needed by the modalities) and intrinsics.
+#[derive(Clone, Debug)]
+pub struct TrackFrame {
+    /// Depth in metres, 0 = missing.
+    pub depth: Option<SharedImage>,
+    /// Grey image in `[0, 1]`.
+    pub grey: Option<SharedImage>,
+    /// Intrinsics and size.
+    pub camera: Pinhole,
+}
+
+/// Per-object state.
+#[derive(Clone, Debug)]
+struct ObjectState {
+    estimate: Isometry3<f64>,
+    previous: Option<Isometry3<f64>>,
+}
+
+/// A set of objects sharing one filter.
+struct Group {
+    members: Vec<usize>,
+    filter: Option<Filter>,
+}
+
+/// The result of one frame.
+#[derive(Clone, Debug)]
+pub struct FrameOutput {
+    /// Estimated pose per object (tracker order).
+    pub poses: Vec<Isometry3<f64>>,
+    /// Wall-clock seconds per object for this frame (group time / group size).
+    pub seconds: Vec<f64>,
+    /// Particle spread per object (metres at the surface).
+    pub spread: Vec<f64>,
+}
+
+/// The tracker: objects, their filters and current estimates.
+pub struct Tracker {
+    config: TrackerConfig,
+    objects: Vec<ObjectModel>,
+    states: Vec<ObjectState>,
+    groups: Vec<Group>,
+    frames: usize,
+    init_shrink: f64,
+}
+
+impl Tracker {
+    /// A tracker for `objects` starting at `initial` poses (one per object).
+    pub fn new(
+        config: TrackerConfig,
+        objects: Vec<ObjectModel>,
+        initial: Vec<Isometry3<f64>>,
+    ) -> Result<Self> {
+        if objects.len() != initial.len() || objects.is_empty() {
+            return Err(Error::Shape {
+                what: "initial poses per object".into(),
+                expected: objects.len().to_string(),
+                got: initial.len().to_string(),
+            });
+        }
+        if config.particles == 0 {
+            return Err(Error::param("particles", 0, "need at least one particle"));
+        }
+        let groups = if config.joint {
+            vec![Group {
+                members: (0..objects.len()).collect(),
+                filter: None,
+            }]
+        } else {
+            (0..objects.len())
+                .map(|k| Group {
+                    members: vec![k],
+                    filter: None,
+                })
+                .collect()
+        };
+        let states = initial
+            .into_iter()
+            .map(|estimate| ObjectState {
+                estimate,
+                previous: None,
+            })
+            .collect();
+        Ok(Self {
+            config,
+            objects,
+            states,
+            groups,
+            frames: 0,
+            init_shrink: 1.0,
+        })
+    }
+
+    /// The tracked objects.
+    pub fn objects(&self) -> &[ObjectModel] {
+        &self.objects
+    }
+
+    /// Current estimates.
+    pub fn estimates(&self) -> Vec<Isometry3<f64>> {
+        self.states.iter().map(|s| s.estimate).collect()
+    }
+
+    /// Assimilate one frame and return the new estimates.
+    pub fn step(&mut self, frame: &TrackFrame) -> Result<FrameOutput> {
+        let n = self.objects.len();
+        let mut out = FrameOutput {
+            poses: vec![Isometry3::identity(); n],
+            seconds: vec![0.0; n],
+            spread: vec![0.0; n],
+        };
+        let edge_map = self.edge_map(frame)?;
+        for g in 0..self.groups.len() {
+            let start = Instant::now();
+            self.step_group(g, frame, edge_map.as_ref(), &mut out)?;
+            let per = start.elapsed().as_secs_f64() / self.groups[g].members.len() as f64;
+            self.groups[g]
+                .members
+                .iter()
+                .for_each(|&k| out.seconds[k] = per);
+        }
+        self.frames += 1;
+        out.poses = self.estimates();
+        Ok(out)
+    }
+
+    /// The frame's edge distance map when the edge modality is on (computed once per frame).
+    fn edge_map(&self, frame: &TrackFrame) -> Result<Option<SharedImage>> {
+        if !self.config.modalities.contains(&ModalityKind::Edge) {
+            return Ok(None);
+        }
+        let grey = frame
+            .grey
+            .as_ref()
+            .ok_or_else(|| Error::param("modalities", "edge", "frame has no RGB image"))?;
+        Ok(Some(Arc::new(edge_distance_map(grey, &self.config.edge))))
+    }
+
+    fn step_group(
+        &mut self,
+        g: usize,
+        frame: &TrackFrame,
+        edge: Option<&SharedImage>,
+        out: &mut FrameOutput,
+    ) -> Result<()> {
+        let members = self.groups[g].members.clone();
+        let first = self.groups[g].filter.is_none();
+        if first && self.config.init_noise.is_some() {
+            for &k in &members {
+                self.select_hypothesis(k, frame, edge)?;
+            }
+        }
+        let spreads: Vec<f64> = members
+            .iter()
+            .enumerate()
+            .map(|(j, &k)| self.spread(g, j, k))
+            .collect();
+        let charts: Vec<PoseChart> = members.iter().map(|&k| self.predicted_chart(k)).collect();
+        let terms = members
+            .iter()
+            .zip(&charts)
+            .zip(&spreads)
+            .map(|((&k, chart), &spread)| self.object_terms(k, chart, frame, edge, spread, first))
+            .collect::<Result<Vec<_>>>()?;
+        let model = ObservationModel { objects: terms };
+        let updates = if first {
+            self.config.init_updates.max(1)
+        } else {
+            1
+        };
+        let mut filter = match self.groups[g].filter.take() {
+            Some(f) => f,
+            None => self.build_filter(g, &model)?,
+        };
+        for _ in 0..updates {
+            filter.update(&model)?;
+        }
+        let mean = filter.particles().mean();
+        for (j, &k) in members.iter().enumerate() {
+            let scale = self.config.scale(self.objects[k].radius);
+            let xbar = Vector6::from_fn(|i, _| mean[6 * j + i] * scale[i]);
+            let est = charts[j].pose(&xbar);
+            let new_chart = PoseChart::new(est, &self.objects[k].centre);
+            recentre(
+                filter.particles_mut().as_mut_slice(),
+                j,
+                members.len(),
+                &scale,
+                &charts[j],
+                &new_chart,
+            );
+            let st = &mut self.states[k];
+            st.previous = Some(st.estimate);
+            st.estimate = est;
+            out.spread[k] = spreads[j];
+        }
+        self.groups[g].filter = Some(filter);
+        Ok(())
+    }
+
+    /// From an uncertain start, score `hypotheses` poses drawn from the init-noise prior (twice,
+    /// the second round around the first winner at a quarter of the spread) and restart from the
+    /// lowest loss: a global search the local filter moves cannot do.
+    fn select_hypothesis(
+        &mut self,
+        k: usize,
+        frame: &TrackFrame,
+        edge: Option<&SharedImage>,
+    ) -> Result<()> {
+        use rayon::prelude::*;
+        for (round, shrink) in [1.0, 0.25].into_iter().enumerate() {
+            let chart = PoseChart::new(self.states[k].estimate, &self.objects[k].centre);
+            let spread = self.spread(usize::MAX, 0, k) * shrink;
+            let mut terms = self.object_terms(k, &chart, frame, edge, spread, true)?;
+            terms.prior_sigma *= shrink;
+            let seed = self.config.seed;
+            let best = (0..self.config.hypotheses)
+                .into_par_iter()
+                .map(|i| {
+                    let mut rng = crate::filter::rng::stream(
+                        seed,
+                        0xB0 + round as u64,
+                        (k as u64) << 32 | i as u64,
+                    );
+                    let mut x = [0.0; 6];
+                    if i > 0 {
+                        add_noise6(&mut x, &terms.prior_sigma, &mut rng);
+                    }
+                    (terms.loss(&x), x)
+                })
+                .min_by(|a, b| a.0.total_cmp(&b.0))
+                .map(|(_, x)| x)
+                .unwrap_or([0.0; 6]);
+            let xi = Vector6::from_fn(|i, _| best[i] * terms.scale[i]);
+            self.states[k].estimate = chart.pose(&xi);
+        }
+        self.init_shrink = 0.25;
+        Ok(())
+    }
+
+    /// Group `g`'s filter, with particles drawn from the first frame's prior.
+    fn build_filter(&self, g: usize, model: &ObservationModel) -> Result<Filter> {
+        let c = &self.config;
+        let mut spec = FilterSpec::new(c.filter, c.particles, c.seed.wrapping_add(1000 * g as u64));
+        if matches!(c.filter, FilterKind::Rfpf | FilterKind::Grad) {
+            spec.eta = Some(c.eta);
+        }
+        spec.build(model)
+    }
+
+    /// Reference chart of object `k` for this frame (motion-model prediction).
+    fn predicted_chart(&self, k: usize) -> PoseChart {
+        let st = &self.states[k];
+        let centre = &self.objects[k].centre;
+        let here = PoseChart::new(st.estimate, centre);
+        match (self.config.motion, st.previous) {
+            (MotionModel::ConstantVelocity, Some(prev)) => {
+                let v = PoseChart::new(prev, centre).coords(&st.estimate);
+                PoseChart::new(here.pose(&v), centre)
+            }
+            _ => here,
+        }
+    }
+
+    /// RMS particle spread of member `j` (object `k`) in metres at the surface; the initial prior
+    /// spread before the first frame.
+    fn spread(&self, g: usize, j: usize, k: usize) -> f64 {
+        let scale = self.config.scale(self.objects[k].radius);
+        let var: Vector6<f64> = match self.groups.get(g).and_then(|gr| gr.filter.as_ref()) {
+            Some(f) => {
+                let cov = f.particles().covariance();
+                Vector6::from_fn(|i, _| cov[(6 * j + i, 6 * j + i)])
+            }
+            None => self
+                .config
+                .initial_prior(&scale)
+                .map(|s| (s * self.init_shrink).powi(2)),
+        };
+        let sd = Vector6::from_fn(|i, _| (var[i].max(0.0)).sqrt() * scale[i]);
+        sd.fixed_rows::<3>(0).norm() + self.objects[k].radius * sd.fixed_rows::<3>(3).norm()
+    }
+
+    fn object_terms(
+        &self,
+        k: usize,
+        chart: &PoseChart,
+        frame: &TrackFrame,
+        edge: Option<&SharedImage>,
+        spread: f64,
+        first: bool,
+    ) -> Result<ObjectTerms> {
+        let c = &self.config;
+        let f = (spread / c.coarse_scale).max(1.0);
+        let pts = &self.objects[k].points;
+        let mut modalities: Vec<(f64, Box<dyn Modality>)> = Vec::new();
+        for kind in &c.modalities {
+            let m: Box<dyn Modality> = match kind {
+                ModalityKind::Depth => {
+                    let depth = frame.depth.clone().ok_or_else(|| {
+                        Error::param("modalities", "depth", "frame has no depth image")
+                    })?;
+                    Box::new(DepthModality::prepare(
+                        depth,
+                        frame.camera,
+                        chart,
+                        pts,
+                        c.depth.scaled(f),
+                    ))
+                }
+                ModalityKind::Edge => {
+                    let map = edge
+                        .cloned()
+                        .ok_or_else(|| Error::param("modalities", "edge", "no edge map"))?;
+                    Box::new(EdgeModality::prepare(map, frame.camera, chart, pts, c.edge))
+                }
+            };
+            modalities.push((1.0, m));
+        }
+        let d = c.scale(self.objects[k].radius);
+        let process = if first {
+            Vector6::zeros()
+        } else {
+            TrackerConfig::in_units(c.process_noise, &d)
+        };
+        Ok(ObjectTerms {
+            modalities,
+            scale: d,
+            prior_sigma: if first {
+                (c.initial_prior(&d) * self.init_shrink)
+                    .zip_map(&TrackerConfig::in_units(c.motion_sigma, &d), f64::max)
+            } else {
+                TrackerConfig::in_units(c.motion_sigma, &d)
+            },
+            process_sigma: process,
+        })
+    }
+}
+
+/// Re-express block `j` of every particle (stride `6·blocks`) from chart `from` in chart `to`:
+/// `x ← D⁻¹ to.coords(from.pose(D x))`.
+fn recentre(
+    data: &mut [f64],
+    j: usize,
+    blocks: usize,
+    scale: &Vector6<f64>,
+    from: &PoseChart,
+    to: &PoseChart,
+) {
+    for row in data.chunks_mut(6 * blocks) {
+        let x = &mut row[6 * j..6 * j + 6];
+        let xi = Vector6::from_fn(|i, _| x[i] * scale[i]);
+        let y = from.transfer(&xi, to);
+        (0..6).for_each(|i| x[i] = y[i] / scale[i]);
+    }
+}
+
+/// Adds `σ_j · N(0,1)` to each of 6 coordinates.
+fn add_noise6(x: &mut [f64; 6], sigma: &Vector6<f64>, rng: &mut impl rand::Rng) {
+    use rand_distr::{Distribution, StandardNormal};
+    for j in 0..6 {
+        let z: f64 = StandardNormal.sample(rng);
+        x[j] += sigma[j] * z;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_init_noise_and_modalities() {
+        let n: InitNoise = "20mm,10deg".parse().unwrap();
+        assert!((n.translation - 0.02).abs() < 1e-12);
+        assert!((n.rotation - 10f64.to_radians()).abs() < 1e-12);
+        assert!("20mm".parse::<InitNoise>().is_err());
+        assert!("x,1".parse::<InitNoise>().is_err());
+        assert_eq!(
+            parse_modalities("depth,edge").unwrap(),
+            vec![ModalityKind::Depth, ModalityKind::Edge]
+        );
+        assert!(parse_modalities("sonar").is_err());
+    }
+
+    #[test]
+    fn init_noise_has_the_requested_magnitude() {
+        let pose = Isometry3::new(Vector3::new(0.0, 0.0, 0.8), Vector3::new(0.1, 0.2, 0.3));
+        let c = Vector3::new(0.01, 0.0, 0.0);
+        let noisy = InitNoise {
+            translation: 0.02,
+            rotation: 0.1,
+        }
+        .perturb(&pose, &c, 3);
+        let xi = PoseChart::new(pose, &c).coords(&noisy);
+        assert!((xi.fixed_rows::<3>(0).norm() - 0.02).abs() < 1e-9);
+        assert!((xi.fixed_rows::<3>(3).norm() - 0.1).abs() < 1e-9);
+    }
+}

@@ -1,0 +1,96 @@
+//! End-to-end tracking tests on small synthetic sequences rendered inside the test.
+
+use hdpf::geometry::se3::{rotation_error_deg, translation_error};
+use hdpf::pose::bop::BopDataset;
+use hdpf::pose::commands::{run_track, track_frame, TrackArgs};
+use hdpf::pose::synth::{
+    generate, render_sequence, ycbv_camera, Motion, ObjectSource, SynthConfig,
+};
+use hdpf::pose::tracker::{ObjectModel, Tracker, TrackerConfig};
+use std::path::Path;
+
+fn small_config(out: &Path, frames: usize) -> SynthConfig {
+    let mut cfg = SynthConfig::new(out);
+    cfg.objects = vec![ObjectSource::Box];
+    cfg.frames = frames;
+    cfg.motion = Motion::Slow;
+    cfg.camera = ycbv_camera(320, 240);
+    cfg.occluder = Some(false);
+    cfg
+}
+
+#[test]
+fn synthetic_sequence_is_tracked_within_1cm_and_2deg() {
+    let cfg = small_config(Path::new("unused"), 8);
+    let frames = render_sequence(&cfg).unwrap();
+    let mesh = hdpf::pose::Mesh::cuboid(0.1, 0.07, 0.05).unwrap();
+    let object = ObjectModel::from_mesh(frames[0].gt[0].obj_id, &mesh, 2000, 0).unwrap();
+    let config = TrackerConfig {
+        particles: 30,
+        ..TrackerConfig::default()
+    };
+    let mut tracker = Tracker::new(config, vec![object], vec![frames[0].gt[0].pose]).unwrap();
+    for f in &frames {
+        let out = tracker.step(&track_frame(&f.frame, false)).unwrap();
+        let (t, r) = (
+            translation_error(&out.poses[0], &f.gt[0].pose),
+            rotation_error_deg(&out.poses[0], &f.gt[0].pose),
+        );
+        assert!(
+            t < 0.01 && r < 2.0,
+            "frame {}: {:.1} mm, {:.2}°",
+            f.im_id(),
+            t * 1e3,
+            r
+        );
+    }
+}
+
+fn track_args(root: &Path, out: &Path) -> TrackArgs {
+    TrackArgs {
+        dataset: root.to_path_buf(),
+        split: "test".into(),
+        scene: 1,
+        objects: None,
+        filter: "rfpf".into(),
+        particles: 10,
+        modalities: "depth".into(),
+        init_noise: None,
+        init_results: None,
+        joint: false,
+        seed: 0,
+        out: out.to_path_buf(),
+    }
+}
+
+#[test]
+fn broken_frames_give_clear_errors_and_are_skipped_in_a_run() {
+    let dir = std::env::temp_dir().join(format!("hdpf_broken_{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    generate(&small_config(&dir, 5)).unwrap();
+    let scene_dir = dir.join("test/000001");
+    std::fs::write(scene_dir.join("rgb/000002.png"), b"not a png").unwrap();
+    std::fs::remove_file(scene_dir.join("depth/000003.png")).unwrap();
+    image::RgbImage::new(10, 10)
+        .save(scene_dir.join("rgb/000004.png"))
+        .unwrap();
+
+    let scene = BopDataset::open(&dir).unwrap().scene("test", 1).unwrap();
+    let msg = |im: u32| scene.load_frame(im).unwrap_err().to_string();
+    assert!(msg(2).contains("000002.png"), "{}", msg(2));
+    assert!(msg(3).contains("000003.png"), "{}", msg(3));
+    assert!(msg(4).contains("resolution"), "{}", msg(4));
+
+    let report = run_track(&track_args(&dir, &dir.join("results.csv"))).unwrap();
+    let skipped: Vec<u32> = report.skipped.iter().map(|s| s.0).collect();
+    assert_eq!(skipped, vec![2, 3, 4]);
+    assert_eq!(report.results, 2);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+#[ignore = "study run: cargo test --release --test pose_track -- --ignored --nocapture"]
+fn fast_motion_study() {
+    let table = hdpf::pose::study::pose_study(&hdpf::pose::study::StudyConfig::default()).unwrap();
+    println!("{table}");
+}
