@@ -53,6 +53,7 @@ pub mod datasets;
 pub mod error;
 pub mod filter;
 pub mod geometry;
+pub mod learn;
 pub mod plot;
 pub mod pose;
 
