@@ -3,6 +3,7 @@
 
 use clap::{Parser, Subcommand};
 use hdpf::bench;
+use hdpf::learn;
 use hdpf::pose::{commands, study, synth};
 use std::process::ExitCode;
 
@@ -20,6 +21,8 @@ enum Command {
     Track(commands::TrackArgs),
     /// Evaluate any BOP19 results file (ADD, ADD-S, AUC All/Average, rotation/translation error).
     Eval(commands::EvalArgs),
+    /// Continual learning on SplitDigits with the particle filter as the optimizer.
+    Learn(learn::LearnArgs),
     /// Benchmarks and studies.
     Bench {
         #[command(subcommand)]
@@ -74,6 +77,7 @@ fn run(cli: Cli) -> hdpf::Result<()> {
         }) => synth::run(&args),
         Some(Command::Track(args)) => commands::run_track(&args).map(drop),
         Some(Command::Eval(args)) => commands::run_eval(&args).map(drop),
+        Some(Command::Learn(args)) => learn::run(&args).map(drop),
         Some(Command::Bench { command }) => run_bench(command),
         None => {
             eprintln!("hdpf: no subcommand given; running the RF-PF paper's localization benchmark (see `hdpf --help`)");
