@@ -15,12 +15,14 @@
 
 use crate::error::{Error, Result};
 use crate::filter::{Filter, FilterKind, FilterSpec};
+use crate::geometry::camera::Camera;
 use crate::pose::mesh::Mesh;
+use crate::pose::mesh::SurfacePoint;
 use crate::pose::modality::depth::{DepthModality, DepthParams};
 use crate::pose::modality::edge::{
     depth_edge_distance_map, edge_distance_map, EdgeModality, EdgeParams,
 };
-use crate::pose::modality::visible::{OrientedPoint, Pinhole, VisibilityParams};
+use crate::pose::modality::visible::VisibilityParams;
 use crate::pose::modality::{Modality, ObjectTerms, ObservationModel, PoseChart, SharedImage};
 use nalgebra::{Isometry3, Vector3, Vector6};
 use std::str::FromStr;
@@ -249,7 +251,7 @@ pub struct ObjectModel {
     /// BOP object id.
     pub obj_id: u32,
     /// Surface samples with normals (metres).
-    pub points: Vec<OrientedPoint>,
+    pub points: Vec<SurfacePoint>,
     /// Bounding-box centre (rotation centre of the chart).
     pub centre: Vector3<f64>,
     /// Largest distance of a sample from the centre.
@@ -259,14 +261,7 @@ pub struct ObjectModel {
 impl ObjectModel {
     /// Sample `n` oriented points of `mesh` (deterministic in `seed`).
     pub fn from_mesh(obj_id: u32, mesh: &Mesh, n: usize, seed: u64) -> Result<Self> {
-        let points: Vec<OrientedPoint> = mesh
-            .sample_surface(n, seed)
-            .into_iter()
-            .map(|s| OrientedPoint {
-                p: s.p.coords,
-                n: s.n,
-            })
-            .collect();
+        let points = mesh.sample_surface(n, seed);
         if points.is_empty() {
             return Err(Error::param("mesh", obj_id, "object model has no surface"));
         }
@@ -274,7 +269,7 @@ impl ObjectModel {
         let centre = (lo.coords + hi.coords) / 2.0;
         let radius = points
             .iter()
-            .map(|p| (p.p - centre).norm())
+            .map(|p| (p.p.coords - centre).norm())
             .fold(0.0, f64::max);
         Ok(Self {
             obj_id,
@@ -293,7 +288,7 @@ pub struct TrackFrame {
     /// Grey image in `[0, 1]`.
     pub grey: Option<SharedImage>,
     /// Intrinsics and size.
-    pub camera: Pinhole,
+    pub camera: Camera,
 }
 
 /// Per-object state.

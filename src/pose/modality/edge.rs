@@ -13,9 +13,11 @@
 //!
 //! with `DT` interpolated bilinearly (piecewise linear, so `L` is piecewise smooth).
 
-use super::visible::{contour_points, visible_points, OrientedPoint, Pinhole, VisibilityParams};
+use super::visible::{contour_points, visible_points, VisibilityParams};
 use super::{GradAccumulator, ImageF32, Modality, PoseChart, RigidMotion, Robust, SharedImage};
-use nalgebra::{Matrix6, Vector3, Vector6};
+use crate::geometry::camera::Camera;
+use crate::pose::mesh::SurfacePoint;
+use nalgebra::{Matrix6, Vector2, Vector3, Vector6};
 
 /// Parameters of the edge modality (pixels).
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -176,7 +178,7 @@ pub fn depth_edge_distance_map(depth: &ImageF32, jump: f32, truncate: f32) -> Im
 /// A prepared edge modality: centre-relative silhouette points and the frame's distance map.
 pub struct EdgeModality {
     dist: SharedImage,
-    cam: Pinhole,
+    cam: Camera,
     centre: Vector3<f64>,
     points: Vec<Vector3<f64>>,
     params: EdgeParams,
@@ -188,9 +190,9 @@ impl EdgeModality {
     /// [`edge_distance_map`].
     pub fn prepare(
         dist: SharedImage,
-        cam: Pinhole,
+        cam: Camera,
         chart: &PoseChart,
-        model: &[OrientedPoint],
+        model: &[SurfacePoint],
         params: EdgeParams,
     ) -> Self {
         let points = visible_points(model, &chart.reference, &cam, &params.visibility);
@@ -203,9 +205,9 @@ impl EdgeModality {
     /// contours such as [`depth_edge_distance_map`].
     pub fn prepare_contour(
         dist: SharedImage,
-        cam: Pinhole,
+        cam: Camera,
         chart: &PoseChart,
-        model: &[OrientedPoint],
+        model: &[SurfacePoint],
         params: EdgeParams,
     ) -> Self {
         let v = &params.visibility;
@@ -215,12 +217,12 @@ impl EdgeModality {
 
     fn with_points(
         dist: SharedImage,
-        cam: Pinhole,
+        cam: Camera,
         chart: &PoseChart,
-        points: &[OrientedPoint],
+        points: &[SurfacePoint],
         params: EdgeParams,
     ) -> Self {
-        let points: Vec<_> = points.iter().map(|p| p.p - chart.centre).collect();
+        let points: Vec<_> = points.iter().map(|p| p.p.coords - chart.centre).collect();
         let norm = params.n_eff / (points.len().max(1) as f64 * params.sigma * params.sigma);
         Self {
             dist,
@@ -247,16 +249,16 @@ impl Modality for EdgeModality {
             if q.z < 1e-3 {
                 continue;
             }
-            let (u, w) = self.cam.project(&q);
+            let (u, w) = self.cam.project_xyz(&q);
             let Some((d, du, dv)) = self.dist.bilinear(u, w, |_| true) else {
                 total += self.params.robust.rho(cap);
                 continue;
             };
             total += self.params.robust.rho(d);
             if let Some(acc) = grad.as_deref_mut() {
-                let (ju, jv) = self.cam.jacobian(&q);
+                let j = self.cam.jacobian_xyz(&q);
                 let s = self.norm * self.params.robust.psi(d);
-                acc.add_point(&rv, &((ju * du + jv * dv) * s));
+                acc.add_point(&rv, &(j.tr_mul(&Vector2::new(du, dv)) * s));
             }
         }
         total * self.norm
@@ -267,8 +269,8 @@ impl Modality for EdgeModality {
         let mut h = Matrix6::zeros();
         for v in &self.points {
             let q = self.centre + v;
-            let (ju, jv) = self.cam.jacobian(&q);
-            for j in [ju, jv] {
+            let jac = self.cam.jacobian_xyz(&q);
+            for j in [jac.row(0).transpose(), jac.row(1).transpose()] {
                 let vj = v.cross(&j);
                 let row = Vector6::new(j.x, j.y, j.z, vj.x, vj.y, vj.z);
                 h += row * row.transpose();
@@ -325,7 +327,7 @@ mod tests {
 
     #[test]
     fn gradient_matches_finite_differences() {
-        let cam = Pinhole {
+        let cam = Camera {
             fx: 300.0,
             fy: 300.0,
             cx: 64.0,
@@ -347,12 +349,12 @@ mod tests {
         }
         let map = Arc::new(edge_distance_map(&grey, &EdgeParams::default()));
         // A cylinder-like ring of side points of radius 3 cm at 0.5 m (≈ 18 px).
-        let model: Vec<OrientedPoint> = (0..72)
+        let model: Vec<SurfacePoint> = (0..72)
             .flat_map(|i| {
                 let a = i as f64 * std::f64::consts::TAU / 72.0;
                 let n = Vector3::new(a.cos(), a.sin(), -0.3).normalize();
-                [-0.01, 0.01].map(|z| OrientedPoint {
-                    p: Vector3::new(0.03 * a.cos(), 0.03 * a.sin(), z),
+                [-0.01, 0.01].map(|z| SurfacePoint {
+                    p: nalgebra::Point3::new(0.03 * a.cos(), 0.03 * a.sin(), z),
                     n,
                 })
             })
