@@ -20,7 +20,7 @@ use crate::pose::mesh::Mesh;
 use crate::pose::mesh::SurfacePoint;
 use crate::pose::modality::depth::{DepthModality, DepthParams};
 use crate::pose::modality::edge::{
-    depth_edge_distance_map, edge_distance_map, EdgeModality, EdgeParams,
+    depth_edge_distance_map, edge_distance_map, EdgeModality, EdgeParams, EdgePoints,
 };
 use crate::pose::modality::visible::VisibilityParams;
 use crate::pose::modality::{Modality, ObjectTerms, ObservationModel, PoseChart, SharedImage};
@@ -56,6 +56,13 @@ impl FromStr for ModalityKind {
             )),
         }
     }
+}
+
+/// The image a modality `kind` needs, or an error `what` naming it.
+fn required(image: &Option<SharedImage>, kind: &str, what: &str) -> Result<SharedImage> {
+    image
+        .clone()
+        .ok_or_else(|| Error::param("modalities", kind, what))
 }
 
 /// Parse a comma-separated modality list, e.g. `depth,edge`.
@@ -597,37 +604,29 @@ impl Tracker {
         let mut modalities: Vec<(f64, Box<dyn Modality>)> = Vec::new();
         for kind in &c.modalities {
             let m: Box<dyn Modality> = match kind {
-                ModalityKind::Depth => {
-                    let depth = frame.depth.clone().ok_or_else(|| {
-                        Error::param("modalities", "depth", "frame has no depth image")
-                    })?;
-                    Box::new(DepthModality::prepare(
-                        depth,
-                        frame.camera,
-                        chart,
-                        pts,
-                        c.depth.scaled(f),
-                    ))
-                }
-                ModalityKind::Edge => {
-                    let map = maps
-                        .edge
-                        .clone()
-                        .ok_or_else(|| Error::param("modalities", "edge", "no edge map"))?;
-                    Box::new(EdgeModality::prepare(map, frame.camera, chart, pts, c.edge))
-                }
-                ModalityKind::DepthEdge => {
-                    let map = maps.depth_edge.clone().ok_or_else(|| {
-                        Error::param("modalities", "depth-edge", "no depth-edge map")
-                    })?;
-                    Box::new(EdgeModality::prepare_contour(
-                        map,
-                        frame.camera,
-                        chart,
-                        pts,
-                        c.depth_edge,
-                    ))
-                }
+                ModalityKind::Depth => Box::new(DepthModality::prepare(
+                    required(&frame.depth, "depth", "frame has no depth image")?,
+                    frame.camera,
+                    chart,
+                    pts,
+                    c.depth.scaled(f),
+                )),
+                ModalityKind::Edge => Box::new(EdgeModality::prepare(
+                    required(&maps.edge, "edge", "no edge map")?,
+                    frame.camera,
+                    chart,
+                    pts,
+                    c.edge,
+                    EdgePoints::Silhouette,
+                )),
+                ModalityKind::DepthEdge => Box::new(EdgeModality::prepare(
+                    required(&maps.depth_edge, "depth-edge", "no depth-edge map")?,
+                    frame.camera,
+                    chart,
+                    pts,
+                    c.depth_edge,
+                    EdgePoints::Contour,
+                )),
             };
             modalities.push((1.0, m));
         }

@@ -23,7 +23,9 @@
 //! `∂r/∂q = k n' + (n'·q)(−∇_q d / q_z + d/q_z² e_z)` with `k = 1 − d/q_z`, `∂r/∂n' = k q`.
 
 use super::visible::{visible_points, VisibilityParams};
-use super::{GradAccumulator, ImageF32, Modality, PoseChart, RigidMotion, Robust, SharedImage};
+use super::{
+    loss_scale, GradAccumulator, ImageF32, Modality, PoseChart, RigidMotion, Robust, SharedImage,
+};
 use crate::geometry::camera::Camera;
 use crate::pose::mesh::SurfacePoint;
 use nalgebra::{Matrix6, Vector2, Vector3, Vector6};
@@ -131,7 +133,7 @@ impl DepthModality {
             .into_iter()
             .map(|p| (p.p.coords - chart.centre, p.n))
             .collect();
-        let norm = params.n_eff / (points.len().max(1) as f64 * params.sigma * params.sigma);
+        let norm = loss_scale(params.n_eff, params.sigma, points.len());
         Self {
             depth,
             cam,

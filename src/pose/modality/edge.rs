@@ -14,7 +14,9 @@
 //! with `DT` interpolated bilinearly (piecewise linear, so `L` is piecewise smooth).
 
 use super::visible::{contour_points, visible_points, VisibilityParams};
-use super::{GradAccumulator, ImageF32, Modality, PoseChart, RigidMotion, Robust, SharedImage};
+use super::{
+    loss_scale, GradAccumulator, ImageF32, Modality, PoseChart, RigidMotion, Robust, SharedImage,
+};
 use crate::geometry::camera::Camera;
 use crate::pose::mesh::SurfacePoint;
 use nalgebra::{Matrix6, Vector2, Vector3, Vector6};
@@ -175,6 +177,18 @@ pub fn depth_edge_distance_map(depth: &ImageF32, jump: f32, truncate: f32) -> Im
     distance_transform(w, h, edge, truncate)
 }
 
+/// Which model points an [`EdgeModality`] matches against its distance map.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EdgePoints {
+    /// Near-silhouette points selected by their normals ([`visible_points`] with
+    /// `params.visibility`), for intensity edges.
+    Silhouette,
+    /// Points on the occluding contour of the model's projection ([`contour_points`], cells of
+    /// `params.visibility.cell_px` pixels), right for a map of occluding contours such as
+    /// [`depth_edge_distance_map`].
+    Contour,
+}
+
 /// A prepared edge modality: centre-relative silhouette points and the frame's distance map.
 pub struct EdgeModality {
     dist: SharedImage,
@@ -187,43 +201,25 @@ pub struct EdgeModality {
 
 impl EdgeModality {
     /// Prepare about `chart` from the model's oriented surface samples and a distance map from
-    /// [`edge_distance_map`].
+    /// [`edge_distance_map`] ([`EdgePoints::Silhouette`]) or [`depth_edge_distance_map`]
+    /// ([`EdgePoints::Contour`]).
     pub fn prepare(
         dist: SharedImage,
         cam: Camera,
         chart: &PoseChart,
         model: &[SurfacePoint],
         params: EdgeParams,
-    ) -> Self {
-        let points = visible_points(model, &chart.reference, &cam, &params.visibility);
-        Self::with_points(dist, cam, chart, &points, params)
-    }
-
-    /// Like [`EdgeModality::prepare`] but with the points on the occluding contour of the model's
-    /// projection ([`contour_points`], cells of `params.visibility.cell_px` pixels) rather than
-    /// the near-silhouette points selected by their normals — right for a map of occluding
-    /// contours such as [`depth_edge_distance_map`].
-    pub fn prepare_contour(
-        dist: SharedImage,
-        cam: Camera,
-        chart: &PoseChart,
-        model: &[SurfacePoint],
-        params: EdgeParams,
+        select: EdgePoints,
     ) -> Self {
         let v = &params.visibility;
-        let points = contour_points(model, &chart.reference, &cam, v.cell_px, v.max_points);
-        Self::with_points(dist, cam, chart, &points, params)
-    }
-
-    fn with_points(
-        dist: SharedImage,
-        cam: Camera,
-        chart: &PoseChart,
-        points: &[SurfacePoint],
-        params: EdgeParams,
-    ) -> Self {
+        let points = match select {
+            EdgePoints::Silhouette => visible_points(model, &chart.reference, &cam, v),
+            EdgePoints::Contour => {
+                contour_points(model, &chart.reference, &cam, v.cell_px, v.max_points)
+            }
+        };
         let points: Vec<_> = points.iter().map(|p| p.p.coords - chart.centre).collect();
-        let norm = params.n_eff / (points.len().max(1) as f64 * params.sigma * params.sigma);
+        let norm = loss_scale(params.n_eff, params.sigma, points.len());
         Self {
             dist,
             cam,
@@ -360,7 +356,14 @@ mod tests {
             })
             .collect();
         let chart = PoseChart::new(Isometry3::translation(0.0, 0.0, 0.5), &Vector3::zeros());
-        let m = EdgeModality::prepare(map, cam, &chart, &model, EdgeParams::default());
+        let m = EdgeModality::prepare(
+            map,
+            cam,
+            &chart,
+            &model,
+            EdgeParams::default(),
+            EdgePoints::Silhouette,
+        );
         assert!(m.len() > 50, "{}", m.len());
         let xi = Vector6::new(0.0013, -0.0021, 0.0047, 0.021, -0.013, 0.0171);
         let mut g = Vector6::zeros();

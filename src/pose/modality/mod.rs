@@ -241,6 +241,12 @@ impl RigidMotion {
     }
 }
 
+/// The loss scale `n_eff / (N σ²)` of `n_points` residuals of noise `sigma` treated as `n_eff`
+/// independent measurements (`N` at least 1).
+pub(crate) fn loss_scale(n_eff: f64, sigma: f64, n_points: usize) -> f64 {
+    n_eff / (n_points.max(1) as f64 * sigma * sigma)
+}
+
 /// Accumulates `∂L/∂ξ` from per-point gradients (see the module docs).
 #[derive(Clone, Copy, Debug, Default)]
 pub struct GradAccumulator {
