@@ -355,6 +355,14 @@ impl Tracker {
         if config.particles == 0 {
             return Err(Error::param("particles", 0, "need at least one particle"));
         }
+        let finite = |p: &Isometry3<f64>| p.to_homogeneous().iter().all(|x| x.is_finite());
+        if let Some((o, p)) = objects.iter().zip(&initial).find(|(_, p)| !finite(p)) {
+            return Err(Error::param(
+                format!("initial pose of object {}", o.obj_id),
+                format!("{p:?}"),
+                "must be finite",
+            ));
+        }
         let groups = if config.joint {
             vec![Group {
                 members: (0..objects.len()).collect(),
@@ -403,6 +411,10 @@ impl Tracker {
             seconds: vec![0.0; n],
             spread: vec![0.0; n],
         };
+        let images = [("depth", &frame.depth), ("grey", &frame.grey)];
+        for (what, image) in images {
+            image.as_ref().map_or(Ok(()), |i| i.check(what))?;
+        }
         let start = Instant::now();
         let maps = self.frame_maps(frame)?;
         // Per-frame maps are shared by all objects: their time is split evenly.
@@ -680,6 +692,7 @@ fn add_noise6(x: &mut [f64; 6], sigma: &Vector6<f64>, rng: &mut impl rand::Rng) 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::pose::modality::ImageF32;
 
     #[test]
     fn parses_init_noise_and_modalities() {
@@ -693,6 +706,52 @@ mod tests {
             vec![ModalityKind::Depth, ModalityKind::Edge]
         );
         assert!(parse_modalities("sonar").is_err());
+    }
+
+    fn cube() -> ObjectModel {
+        ObjectModel::from_mesh(1, &Mesh::cuboid(0.05, 0.05, 0.05).unwrap(), 200, 0).unwrap()
+    }
+
+    #[test]
+    fn non_finite_initial_poses_are_an_error_naming_the_object() {
+        let nan = Isometry3::translation(f64::NAN, 0.0, 0.5);
+        let err = Tracker::new(TrackerConfig::default(), vec![cube()], vec![nan])
+            .err()
+            .expect("NaN pose rejected")
+            .to_string();
+        assert!(err.contains("initial pose of object 1"), "{err}");
+    }
+
+    #[test]
+    fn malformed_frame_images_are_an_error_naming_the_image() {
+        let pose = Isometry3::translation(0.0, 0.0, 0.5);
+        let config = TrackerConfig {
+            modalities: vec![ModalityKind::Depth, ModalityKind::DepthEdge],
+            ..TrackerConfig::default()
+        };
+        let mut tracker = Tracker::new(config, vec![cube()], vec![pose]).unwrap();
+        let camera =
+            Camera::from_k(&[100.0, 0.0, 32.0, 0.0, 100.0, 24.0, 0.0, 0.0, 1.0], 64, 48).unwrap();
+        let image = |width, height, n| {
+            Some(Arc::new(ImageF32 {
+                width,
+                height,
+                data: vec![0.5; n],
+            }))
+        };
+        for (depth, grey, named) in [
+            (image(0, 0, 0), None, "depth"),
+            (image(64, 48, 100), None, "depth"),
+            (image(64, 48, 64 * 48), image(64, 48, 7), "grey"),
+        ] {
+            let frame = TrackFrame {
+                depth,
+                grey,
+                camera,
+            };
+            let err = tracker.step(&frame).expect_err("rejected").to_string();
+            assert!(err.contains(named), "{err}");
+        }
     }
 
     #[test]

@@ -107,7 +107,8 @@ fn dt_1d(f: &[f32], d: &mut [f32], v: &mut [usize], z: &mut [f32]) {
     }
 }
 
-/// Exact Euclidean distance (pixels) to the nearest pixel where `mask` holds, truncated at `t_max`.
+/// Exact Euclidean distance (pixels) to the nearest pixel where `mask` holds, truncated at `t_max`
+/// (an empty image for a zero width or height).
 pub fn distance_transform(
     width: usize,
     height: usize,
@@ -130,7 +131,8 @@ pub fn distance_transform(
         dt_1d(&f[..height], &mut d[..height], &mut v, &mut z);
         (0..height).for_each(|y| g[y * width + x] = d[y]);
     }
-    for row in g.chunks_mut(width) {
+    // `max(1)`: an empty image has no rows (and `chunks_mut(0)` would panic).
+    for row in g.chunks_mut(width.max(1)) {
         f[..width].copy_from_slice(row);
         dt_1d(&f[..width], &mut d[..width], &mut v, &mut z);
         row.copy_from_slice(&d[..width]);
@@ -319,6 +321,9 @@ mod tests {
         assert!((dt.at(7, 6) - 18f32.sqrt()).abs() < 1e-5);
         let t = distance_transform(w, h, |i| i == 0, 2.5);
         assert_eq!(t.at(8, 6), 2.5);
+        for (w, h) in [(0, 0), (0, 5), (5, 0)] {
+            assert!(distance_transform(w, h, |_| true, 1.0).data.is_empty());
+        }
     }
 
     #[test]

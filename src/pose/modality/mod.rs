@@ -31,6 +31,7 @@ pub mod depth;
 pub mod edge;
 pub mod visible;
 
+use crate::error::{Error, Result};
 use crate::filter::Model;
 use crate::geometry::se3::left_jacobian;
 use nalgebra::{
@@ -55,6 +56,20 @@ pub struct ImageF32 {
 pub type Sample = (f64, f64, f64);
 
 impl ImageF32 {
+    /// Error unless the image is non-empty and holds exactly `width × height` pixels (the
+    /// invariant every accessor relies on); `what` names the image in the message.
+    pub fn check(&self, what: &str) -> Result<()> {
+        let (w, h) = (self.width, self.height);
+        if w == 0 || h == 0 || w.checked_mul(h) != Some(self.data.len()) {
+            return Err(Error::Shape {
+                what: format!("{what} image pixels"),
+                expected: format!("{w}x{h} = {} (non-empty)", w.saturating_mul(h)),
+                got: self.data.len().to_string(),
+            });
+        }
+        Ok(())
+    }
+
     /// Pixel `(x, y)`, no bounds check beyond the slice's own.
     #[inline]
     pub fn at(&self, x: usize, y: usize) -> f32 {
