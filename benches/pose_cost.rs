@@ -6,7 +6,7 @@ use nalgebra::{Isometry3, Vector3, Vector6};
 use std::sync::Arc;
 
 fn main() {
-    let cam = hdpf::pose::modality::visible::Pinhole {
+    let cam = hdpf::geometry::camera::Camera {
         fx: 1066.0,
         fy: 1066.0,
         cx: 320.0,

@@ -17,7 +17,7 @@
 use crate::bench::gaussian::Gaussian;
 use crate::bench::models::{fill_normal, normal_vector, LinearGaussianModel};
 use crate::bench::table::Table;
-use crate::bench::{check_list, progress, sig3, sub_seed, write_csv, MeanSe};
+use crate::bench::{check_list, group_by, progress, sig3, sub_seed, write_csv, MeanSe};
 use crate::error::{Error, Result};
 use crate::filter::kalman::Kalman;
 use crate::filter::rng::stream;
@@ -564,28 +564,23 @@ fn equal_time_counts(rows: &[TrackRow], methods: &[Method], n: usize) -> Vec<(Me
 
 /// Group rows by (method, budget, m, n) and average over trials.
 fn summarize(rows: &[TrackRow]) -> Vec<TrackSummary> {
-    let mut groups: BTreeMap<(usize, Budget, usize, usize), Vec<&TrackRow>> = BTreeMap::new();
-    for r in rows {
-        groups
-            .entry((r.method.order(), r.budget, r.dim, r.particles))
-            .or_default()
-            .push(r);
-    }
-    groups
-        .into_values()
+    group_by(rows, |r| (r.method.order(), r.budget, r.dim, r.particles))
+        .into_iter()
         .map(|g| {
-            let ok: Vec<&&TrackRow> = g.iter().filter(|r| r.rmse_ratio.is_finite()).collect();
-            let stat =
-                |f: fn(&TrackRow) -> f64| MeanSe::of(&ok.iter().map(|r| f(r)).collect::<Vec<_>>());
+            let ok: Vec<&TrackRow> = g
+                .iter()
+                .copied()
+                .filter(|r| r.rmse_ratio.is_finite())
+                .collect();
             TrackSummary {
                 method: g[0].method,
                 budget: g[0].budget,
                 dim: g[0].dim,
                 particles: g[0].particles,
-                rmse_ratio: stat(|r| r.rmse_ratio),
-                nees: stat(|r| r.nees),
-                ms_per_step: stat(|r| r.ms_per_step),
-                pair_to_grad: stat(|r| r.pair_to_grad),
+                rmse_ratio: MeanSe::over(&ok, |r| r.rmse_ratio),
+                nees: MeanSe::over(&ok, |r| r.nees),
+                ms_per_step: MeanSe::over(&ok, |r| r.ms_per_step),
+                pair_to_grad: MeanSe::over(&ok, |r| r.pair_to_grad),
                 failed: g.len() - ok.len(),
             }
         })

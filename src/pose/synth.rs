@@ -811,6 +811,43 @@ struct Body {
     home: Vector3<f64>,
 }
 
+/// Sizes of the damped random acceleration of [`Body::accelerate_damped`]: speeds in metres per
+/// frame, angles in degrees per frame.
+struct Kicks {
+    /// Velocity noise σ_v.
+    noise_v: f64,
+    /// Velocity jerk size j_v.
+    jerk_v: f64,
+    /// Speed cap c_v.
+    cap_v: f64,
+    /// Angular-velocity noise σ_ω.
+    noise_w_deg: f64,
+    /// Angular jerk size j_ω.
+    jerk_w_deg: f64,
+    /// Angular speed cap c_ω.
+    cap_w_deg: f64,
+}
+
+/// [`Motion::Fast`]: 4 mm noise, 25 mm jerks, 35 mm cap; 0.8°, 6°, 9°.
+const FAST_KICKS: Kicks = Kicks {
+    noise_v: 0.004,
+    jerk_v: 0.025,
+    cap_v: 0.035,
+    noise_w_deg: 0.8,
+    jerk_w_deg: 6.0,
+    cap_w_deg: 9.0,
+};
+
+/// [`Motion::Extreme`]: as fast with larger kicks, 8 mm, 45 mm, 60 mm; 1.5°, 10°, 15°.
+const EXTREME_KICKS: Kicks = Kicks {
+    noise_v: 0.008,
+    jerk_v: 0.045,
+    cap_v: 0.06,
+    noise_w_deg: 1.5,
+    jerk_w_deg: 10.0,
+    cap_w_deg: 15.0,
+};
+
 /// Slow profile speeds: 2 mm and 0.2° per frame.
 const SLOW_SPEED: f64 = 0.002;
 const SLOW_ANGLE: f64 = 0.2 * std::f64::consts::PI / 180.0;
@@ -823,35 +860,20 @@ impl Body {
         self.w = with_norm(self.w + 0.3 * SLOW_ANGLE * gauss3(rng), SLOW_ANGLE);
     }
 
-    /// Fast: damped random acceleration, a spring to home and random jerks,
-    /// `v ← cap(0.8·v + 4 mm·ε − 0.05·(t − home) + jerk(p 0.2, 25 mm), 35 mm)`,
-    /// `ω ← cap(0.8·ω + 0.8°·ε + jerk(p 0.2, 6°), 9°)`.
-    fn accelerate_fast(&mut self, rng: &mut StreamRng) {
+    /// Fast and extreme: damped random acceleration, a spring to home and random jerks,
+    /// `v ← cap(0.8·v + σ_v·ε − 0.05·(t − home) + jerk(p 0.2, j_v), c_v)`,
+    /// `ω ← cap(0.8·ω + σ_ω·ε + jerk(p 0.2, j_ω), c_ω)` with the sizes of `k`
+    /// ([`FAST_KICKS`], [`EXTREME_KICKS`]).
+    fn accelerate_damped(&mut self, rng: &mut StreamRng, k: &Kicks) {
         let deg = std::f64::consts::PI / 180.0;
         let pull = -0.05 * (self.t - self.home);
         self.v = cap_norm(
-            0.8 * self.v + 0.004 * gauss3(rng) + pull + jerk(rng, 0.2, 0.025),
-            0.035,
+            0.8 * self.v + k.noise_v * gauss3(rng) + pull + jerk(rng, 0.2, k.jerk_v),
+            k.cap_v,
         );
         self.w = cap_norm(
-            0.8 * self.w + 0.8 * deg * gauss3(rng) + jerk(rng, 0.2, 6.0 * deg),
-            9.0 * deg,
-        );
-    }
-
-    /// Extreme: as fast with larger kicks,
-    /// `v ← cap(0.8·v + 8 mm·ε − 0.05·(t − home) + jerk(p 0.2, 45 mm), 60 mm)`,
-    /// `ω ← cap(0.8·ω + 1.5°·ε + jerk(p 0.2, 10°), 15°)`.
-    fn accelerate_extreme(&mut self, rng: &mut StreamRng) {
-        let deg = std::f64::consts::PI / 180.0;
-        let pull = -0.05 * (self.t - self.home);
-        self.v = cap_norm(
-            0.8 * self.v + 0.008 * gauss3(rng) + pull + jerk(rng, 0.2, 0.045),
-            0.06,
-        );
-        self.w = cap_norm(
-            0.8 * self.w + 1.5 * deg * gauss3(rng) + jerk(rng, 0.2, 10.0 * deg),
-            15.0 * deg,
+            0.8 * self.w + k.noise_w_deg * deg * gauss3(rng) + jerk(rng, 0.2, k.jerk_w_deg * deg),
+            k.cap_w_deg * deg,
         );
     }
 
@@ -900,8 +922,8 @@ fn trajectory(
         poses.push(body.pose());
         match motion {
             Motion::Slow => body.accelerate_slow(rng),
-            Motion::Fast => body.accelerate_fast(rng),
-            Motion::Extreme => body.accelerate_extreme(rng),
+            Motion::Fast => body.accelerate_damped(rng, &FAST_KICKS),
+            Motion::Extreme => body.accelerate_damped(rng, &EXTREME_KICKS),
         }
         body.advance(bounds);
     }

@@ -15,12 +15,14 @@
 
 use crate::error::{Error, Result};
 use crate::filter::{Filter, FilterKind, FilterSpec};
+use crate::geometry::camera::Camera;
 use crate::pose::mesh::Mesh;
+use crate::pose::mesh::SurfacePoint;
 use crate::pose::modality::depth::{DepthModality, DepthParams};
 use crate::pose::modality::edge::{
-    depth_edge_distance_map, edge_distance_map, EdgeModality, EdgeParams,
+    depth_edge_distance_map, edge_distance_map, EdgeModality, EdgeParams, EdgePoints,
 };
-use crate::pose::modality::visible::{OrientedPoint, Pinhole, VisibilityParams};
+use crate::pose::modality::visible::VisibilityParams;
 use crate::pose::modality::{Modality, ObjectTerms, ObservationModel, PoseChart, SharedImage};
 use nalgebra::{Isometry3, Vector3, Vector6};
 use std::str::FromStr;
@@ -54,6 +56,13 @@ impl FromStr for ModalityKind {
             )),
         }
     }
+}
+
+/// The image a modality `kind` needs, or an error `what` naming it.
+fn required(image: &Option<SharedImage>, kind: &str, what: &str) -> Result<SharedImage> {
+    image
+        .clone()
+        .ok_or_else(|| Error::param("modalities", kind, what))
 }
 
 /// Parse a comma-separated modality list, e.g. `depth,edge`.
@@ -249,7 +258,7 @@ pub struct ObjectModel {
     /// BOP object id.
     pub obj_id: u32,
     /// Surface samples with normals (metres).
-    pub points: Vec<OrientedPoint>,
+    pub points: Vec<SurfacePoint>,
     /// Bounding-box centre (rotation centre of the chart).
     pub centre: Vector3<f64>,
     /// Largest distance of a sample from the centre.
@@ -259,14 +268,7 @@ pub struct ObjectModel {
 impl ObjectModel {
     /// Sample `n` oriented points of `mesh` (deterministic in `seed`).
     pub fn from_mesh(obj_id: u32, mesh: &Mesh, n: usize, seed: u64) -> Result<Self> {
-        let points: Vec<OrientedPoint> = mesh
-            .sample_surface(n, seed)
-            .into_iter()
-            .map(|s| OrientedPoint {
-                p: s.p.coords,
-                n: s.n,
-            })
-            .collect();
+        let points = mesh.sample_surface(n, seed);
         if points.is_empty() {
             return Err(Error::param("mesh", obj_id, "object model has no surface"));
         }
@@ -274,7 +276,7 @@ impl ObjectModel {
         let centre = (lo.coords + hi.coords) / 2.0;
         let radius = points
             .iter()
-            .map(|p| (p.p - centre).norm())
+            .map(|p| (p.p.coords - centre).norm())
             .fold(0.0, f64::max);
         Ok(Self {
             obj_id,
@@ -293,7 +295,7 @@ pub struct TrackFrame {
     /// Grey image in `[0, 1]`.
     pub grey: Option<SharedImage>,
     /// Intrinsics and size.
-    pub camera: Pinhole,
+    pub camera: Camera,
 }
 
 /// Per-object state.
@@ -353,6 +355,14 @@ impl Tracker {
         if config.particles == 0 {
             return Err(Error::param("particles", 0, "need at least one particle"));
         }
+        let finite = |p: &Isometry3<f64>| p.to_homogeneous().iter().all(|x| x.is_finite());
+        if let Some((o, p)) = objects.iter().zip(&initial).find(|(_, p)| !finite(p)) {
+            return Err(Error::param(
+                format!("initial pose of object {}", o.obj_id),
+                format!("{p:?}"),
+                "must be finite",
+            ));
+        }
         let groups = if config.joint {
             vec![Group {
                 members: (0..objects.len()).collect(),
@@ -401,6 +411,10 @@ impl Tracker {
             seconds: vec![0.0; n],
             spread: vec![0.0; n],
         };
+        let images = [("depth", &frame.depth), ("grey", &frame.grey)];
+        for (what, image) in images {
+            image.as_ref().map_or(Ok(()), |i| i.check(what))?;
+        }
         let start = Instant::now();
         let maps = self.frame_maps(frame)?;
         // Per-frame maps are shared by all objects: their time is split evenly.
@@ -602,37 +616,29 @@ impl Tracker {
         let mut modalities: Vec<(f64, Box<dyn Modality>)> = Vec::new();
         for kind in &c.modalities {
             let m: Box<dyn Modality> = match kind {
-                ModalityKind::Depth => {
-                    let depth = frame.depth.clone().ok_or_else(|| {
-                        Error::param("modalities", "depth", "frame has no depth image")
-                    })?;
-                    Box::new(DepthModality::prepare(
-                        depth,
-                        frame.camera,
-                        chart,
-                        pts,
-                        c.depth.scaled(f),
-                    ))
-                }
-                ModalityKind::Edge => {
-                    let map = maps
-                        .edge
-                        .clone()
-                        .ok_or_else(|| Error::param("modalities", "edge", "no edge map"))?;
-                    Box::new(EdgeModality::prepare(map, frame.camera, chart, pts, c.edge))
-                }
-                ModalityKind::DepthEdge => {
-                    let map = maps.depth_edge.clone().ok_or_else(|| {
-                        Error::param("modalities", "depth-edge", "no depth-edge map")
-                    })?;
-                    Box::new(EdgeModality::prepare_contour(
-                        map,
-                        frame.camera,
-                        chart,
-                        pts,
-                        c.depth_edge,
-                    ))
-                }
+                ModalityKind::Depth => Box::new(DepthModality::prepare(
+                    required(&frame.depth, "depth", "frame has no depth image")?,
+                    frame.camera,
+                    chart,
+                    pts,
+                    c.depth.scaled(f),
+                )),
+                ModalityKind::Edge => Box::new(EdgeModality::prepare(
+                    required(&maps.edge, "edge", "no edge map")?,
+                    frame.camera,
+                    chart,
+                    pts,
+                    c.edge,
+                    EdgePoints::Silhouette,
+                )),
+                ModalityKind::DepthEdge => Box::new(EdgeModality::prepare(
+                    required(&maps.depth_edge, "depth-edge", "no depth-edge map")?,
+                    frame.camera,
+                    chart,
+                    pts,
+                    c.depth_edge,
+                    EdgePoints::Contour,
+                )),
             };
             modalities.push((1.0, m));
         }
@@ -686,6 +692,7 @@ fn add_noise6(x: &mut [f64; 6], sigma: &Vector6<f64>, rng: &mut impl rand::Rng) 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::pose::modality::ImageF32;
 
     #[test]
     fn parses_init_noise_and_modalities() {
@@ -699,6 +706,52 @@ mod tests {
             vec![ModalityKind::Depth, ModalityKind::Edge]
         );
         assert!(parse_modalities("sonar").is_err());
+    }
+
+    fn cube() -> ObjectModel {
+        ObjectModel::from_mesh(1, &Mesh::cuboid(0.05, 0.05, 0.05).unwrap(), 200, 0).unwrap()
+    }
+
+    #[test]
+    fn non_finite_initial_poses_are_an_error_naming_the_object() {
+        let nan = Isometry3::translation(f64::NAN, 0.0, 0.5);
+        let err = Tracker::new(TrackerConfig::default(), vec![cube()], vec![nan])
+            .err()
+            .expect("NaN pose rejected")
+            .to_string();
+        assert!(err.contains("initial pose of object 1"), "{err}");
+    }
+
+    #[test]
+    fn malformed_frame_images_are_an_error_naming_the_image() {
+        let pose = Isometry3::translation(0.0, 0.0, 0.5);
+        let config = TrackerConfig {
+            modalities: vec![ModalityKind::Depth, ModalityKind::DepthEdge],
+            ..TrackerConfig::default()
+        };
+        let mut tracker = Tracker::new(config, vec![cube()], vec![pose]).unwrap();
+        let camera =
+            Camera::from_k(&[100.0, 0.0, 32.0, 0.0, 100.0, 24.0, 0.0, 0.0, 1.0], 64, 48).unwrap();
+        let image = |width, height, n| {
+            Some(Arc::new(ImageF32 {
+                width,
+                height,
+                data: vec![0.5; n],
+            }))
+        };
+        for (depth, grey, named) in [
+            (image(0, 0, 0), None, "depth"),
+            (image(64, 48, 100), None, "depth"),
+            (image(64, 48, 64 * 48), image(64, 48, 7), "grey"),
+        ] {
+            let frame = TrackFrame {
+                depth,
+                grey,
+                camera,
+            };
+            let err = tracker.step(&frame).expect_err("rejected").to_string();
+            assert!(err.contains(named), "{err}");
+        }
     }
 
     #[test]
