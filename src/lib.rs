@@ -49,10 +49,12 @@
 //! ```
 
 pub mod bench;
+pub mod datasets;
 pub mod error;
 pub mod filter;
 pub mod geometry;
 pub mod launch;
+pub mod learn;
 pub mod pipeline;
 pub mod plot;
 pub mod pose;

@@ -2,7 +2,9 @@
 //! function that takes the same arguments (so launch files and tests run exactly what the CLI runs).
 
 use clap::{Parser, Subcommand};
-use hdpf::pose::synth;
+use hdpf::bench;
+use hdpf::learn;
+use hdpf::pose::{commands, study, synth};
 use std::process::ExitCode;
 
 /// High-dimensional particle filters for robotic state estimation.
@@ -15,11 +17,51 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
+    /// Track the objects of a recorded BOP scene; writes BOP19 results and prints the summary.
+    Track(commands::TrackArgs),
+    /// Evaluate any BOP19 results file (ADD, ADD-S, AUC All/Average, rotation/translation error).
+    Eval(commands::EvalArgs),
+    /// Continual learning on SplitDigits with the particle filter as the optimizer.
+    Learn(learn::LearnArgs),
+    /// Benchmarks and studies.
+    Bench {
+        #[command(subcommand)]
+        command: BenchCommand,
+    },
     /// Datasets: generate synthetic BOP-format recordings.
     Dataset {
         #[command(subcommand)]
         command: DatasetCommand,
     },
+}
+
+#[derive(Subcommand, Debug)]
+enum BenchCommand {
+    /// The RF-PF paper's synthetic localization experiment (KL to the posterior vs iterations).
+    Localization(bench::localization::LocalizationArgs),
+    /// Dynamic linear-Gaussian tracking against the Kalman filter (RMSE ratio, NEES, time).
+    Tracking(bench::tracking::TrackingArgs),
+    /// Time one filter update on the localization model; prints one JSON line.
+    Step(bench::step::StepArgs),
+    /// Synthetic fast-motion pose study: filters × particle counts, joint vs per-object.
+    Pose(PoseStudyArgs),
+}
+
+/// Flags of `hdpf bench pose`.
+#[derive(clap::Args, Debug)]
+struct PoseStudyArgs {
+    /// Frames of the synthetic sequence.
+    #[arg(long, default_value_t = 40)]
+    frames: usize,
+    /// Particle counts (comma-separated).
+    #[arg(long, value_delimiter = ',', default_value = "25,50,100,200")]
+    particles: Vec<usize>,
+    /// Filters (comma-separated: rfpf, grad, sir, mcl).
+    #[arg(long, value_delimiter = ',', default_value = "rfpf,grad,sir,mcl")]
+    filters: Vec<hdpf::filter::FilterKind>,
+    /// Seed of the sequence and the filters.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
 }
 
 #[derive(Subcommand, Debug)]
@@ -33,13 +75,35 @@ fn run(cli: Cli) -> hdpf::Result<()> {
         Some(Command::Dataset {
             command: DatasetCommand::Synth(args),
         }) => synth::run(&args),
+        Some(Command::Track(args)) => commands::run_track(&args).map(drop),
+        Some(Command::Eval(args)) => commands::run_eval(&args).map(drop),
+        Some(Command::Learn(args)) => learn::run(&args).map(drop),
+        Some(Command::Bench { command }) => run_bench(command),
         None => {
-            use clap::CommandFactory;
-            Cli::command()
-                .print_help()
-                .map_err(|e| hdpf::Error::Other(e.to_string()))
+            eprintln!("hdpf: no subcommand given; running the RF-PF paper's localization benchmark (see `hdpf --help`)");
+            println!("{}", bench::localization::run(&Default::default())?);
+            Ok(())
         }
     }
+}
+
+fn run_bench(command: BenchCommand) -> hdpf::Result<()> {
+    match command {
+        BenchCommand::Localization(a) => println!("{}", bench::localization::run(&a)?),
+        BenchCommand::Tracking(a) => println!("{}", bench::tracking::run(&a)?),
+        BenchCommand::Step(a) => println!("{}", bench::step::run(&a)?),
+        BenchCommand::Pose(a) => {
+            let cfg = study::StudyConfig {
+                frames: a.frames,
+                particles: a.particles,
+                filters: a.filters,
+                seed: a.seed,
+                ..Default::default()
+            };
+            println!("{}", study::pose_study(&cfg)?);
+        }
+    }
+    Ok(())
 }
 
 fn main() -> ExitCode {

@@ -88,6 +88,38 @@ fn broken_frames_give_clear_errors_and_are_skipped_in_a_run() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// A short fast, jerky sequence (box alone, no occluder; 10–20 mm and 2–5° per frame) is
+/// followed by RF-PF with the study's fast-motion settings: every frame within 20 mm ADD-S.
+#[test]
+fn fast_motion_is_followed() {
+    let mut cfg = small_config(Path::new("unused"), 12);
+    cfg.motion = Motion::Fast;
+    cfg.seed = 3;
+    let frames = render_sequence(&cfg).unwrap();
+    let mesh = hdpf::pose::Mesh::cuboid(0.1, 0.07, 0.05).unwrap();
+    let object = ObjectModel::from_mesh(frames[0].gt[0].obj_id, &mesh, 3000, 0).unwrap();
+    let pts: Vec<_> = mesh.vertices.clone();
+    let config = hdpf::pose::study::fast_config(hdpf::filter::FilterKind::Rfpf, 50, false, 0);
+    let mut tracker = Tracker::new(config, vec![object], vec![frames[0].gt[0].pose]).unwrap();
+    let mut worst: f64 = 0.0;
+    let mut steps = Vec::new();
+    for w in frames.windows(2) {
+        steps.push(translation_error(&w[0].gt[0].pose, &w[1].gt[0].pose) * 1e3);
+    }
+    for f in &frames {
+        let out = tracker.step(&track_frame(&f.frame, false)).unwrap();
+        let e = hdpf::pose::metrics::adds(&pts, &out.poses[0], &f.gt[0].pose);
+        worst = worst.max(e);
+    }
+    let mean_step = steps.iter().sum::<f64>() / steps.len() as f64;
+    println!(
+        "mean step {mean_step:.1} mm, worst ADD-S {:.1} mm",
+        worst * 1e3
+    );
+    assert!(mean_step > 8.0, "not fast: {steps:?}");
+    assert!(worst < 0.02, "worst ADD-S {:.1} mm", worst * 1e3);
+}
+
 #[test]
 #[ignore = "study run: cargo test --release --test pose_track -- --ignored --nocapture"]
 fn fast_motion_study() {

@@ -14,7 +14,7 @@
 use crate::bench::gaussian::Gaussian;
 use crate::bench::models::{normal_vector, LocalizationModel};
 use crate::bench::table::Table;
-use crate::bench::{check_list, parse_substeps, progress, sub_seed, write_csv, MeanSe};
+use crate::bench::{check_list, group_by, parse_substeps, progress, sub_seed, write_csv, MeanSe};
 use crate::error::{Error, Result};
 use crate::filter::rng::stream;
 use crate::filter::{FilterKind, FilterSpec, Substeps};
@@ -29,7 +29,7 @@ use std::path::PathBuf;
 pub const COV_RIDGE: f64 = 1e-6;
 
 /// Flags of `hdpf bench localization` (defaults: the paper's protocol).
-#[derive(clap::Args, Clone, Debug)]
+#[derive(clap::Args, Clone, Debug, PartialEq)]
 pub struct LocalizationArgs {
     /// State dimensions m (comma-separated).
     #[arg(long, value_delimiter = ',', default_values_t = [3, 4, 5, 6, 7, 8, 9, 10])]
@@ -278,23 +278,15 @@ pub fn run(args: &LocalizationArgs) -> Result<LocalizationReport> {
 
 /// Mean ± s.e. over trials of the KL at iteration `last`, by method × dim × particles.
 fn final_kl(rows: &[KlRow], last: usize) -> Vec<FinalKl> {
-    let mut groups: BTreeMap<(usize, usize, usize), Vec<&KlRow>> = BTreeMap::new();
-    for r in rows.iter().filter(|r| r.iter == last) {
-        let key = (method_order(r.method), r.dim, r.particles);
-        groups.entry(key).or_default().push(r);
-    }
-    groups
-        .into_values()
-        .map(|g| {
-            let stat =
-                |f: fn(&KlRow) -> f64| MeanSe::of(&g.iter().map(|r| f(r)).collect::<Vec<_>>());
-            FinalKl {
-                method: g[0].method,
-                dim: g[0].dim,
-                particles: g[0].particles,
-                kl_approx: stat(|r| r.kl_approx),
-                kl_exact: stat(|r| r.kl_exact),
-            }
+    let at_last = rows.iter().filter(|r| r.iter == last);
+    group_by(at_last, |r| (method_order(r.method), r.dim, r.particles))
+        .into_iter()
+        .map(|g| FinalKl {
+            method: g[0].method,
+            dim: g[0].dim,
+            particles: g[0].particles,
+            kl_approx: MeanSe::over(&g, |r| r.kl_approx),
+            kl_exact: MeanSe::over(&g, |r| r.kl_exact),
         })
         .collect()
 }

@@ -41,6 +41,23 @@ impl MeanSe {
         };
         Self { mean, se, count: n }
     }
+
+    /// Mean and standard error of `f` over `items`.
+    pub fn over<T>(items: &[T], f: impl Fn(&T) -> f64) -> Self {
+        Self::of(&items.iter().map(f).collect::<Vec<_>>())
+    }
+}
+
+/// `rows` grouped by `key`: groups in key order, each keeping the rows' input order.
+pub fn group_by<'a, R, K: Ord>(
+    rows: impl IntoIterator<Item = &'a R>,
+    key: impl Fn(&R) -> K,
+) -> Vec<Vec<&'a R>> {
+    let mut groups: std::collections::BTreeMap<K, Vec<&'a R>> = Default::default();
+    for r in rows {
+        groups.entry(key(r)).or_default().push(r);
+    }
+    groups.into_values().collect()
 }
 
 impl fmt::Display for MeanSe {
@@ -136,6 +153,14 @@ mod tests {
         assert!((s.se - 1.0 / 3f64.sqrt()).abs() < 1e-15);
         assert_eq!(MeanSe::of(&[5.0]).se, 0.0);
         assert_eq!(s.to_string(), "2.00 ± 0.577");
+        assert_eq!(MeanSe::over(&[(1, 1.0), (2, 3.0)], |p| p.1).mean, 2.0);
+    }
+
+    #[test]
+    fn group_by_orders_groups_by_key_and_keeps_row_order() {
+        let rows = [(2, 'a'), (1, 'b'), (2, 'c')];
+        let g = group_by(&rows, |r| r.0);
+        assert_eq!(g, vec![vec![&(1, 'b')], vec![&(2, 'a'), &(2, 'c')]]);
     }
 
     #[test]
@@ -149,5 +174,40 @@ mod tests {
         assert_ne!(sub_seed(1, &[2, 3]), sub_seed(1, &[3, 2]));
         assert!(check_list("dims", &[3, 2], 3).is_err());
         assert!(check_list("dims", &[], 3).is_err());
+    }
+}
+
+#[cfg(test)]
+mod cli_tests {
+    use super::localization::LocalizationArgs;
+    use super::tracking::TrackingArgs;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    enum Cli {
+        Localization(LocalizationArgs),
+        Tracking(TrackingArgs),
+    }
+
+    #[test]
+    fn flag_defaults_match_default_impls() {
+        match Cli::parse_from(["hdpf", "localization"]) {
+            Cli::Localization(a) => assert_eq!(a, LocalizationArgs::default()),
+            Cli::Tracking(_) => unreachable!(),
+        }
+        match Cli::parse_from(["hdpf", "tracking"]) {
+            Cli::Tracking(a) => assert_eq!(a, TrackingArgs::default()),
+            Cli::Localization(_) => unreachable!(),
+        }
+        let parsed = Cli::try_parse_from([
+            "hdpf",
+            "tracking",
+            "--methods",
+            "rfpf-po,sir",
+            "--dims",
+            "3,7",
+        ]);
+        assert!(matches!(parsed, Ok(Cli::Tracking(a)) if a.methods.len() == 2 && a.dims == [3, 7]));
+        assert!(Cli::try_parse_from(["hdpf", "localization", "--methods", "kalman"]).is_err());
     }
 }

@@ -12,7 +12,7 @@ use std::fmt;
 use std::time::Instant;
 
 /// Flags of `hdpf bench step`.
-#[derive(clap::Args, Clone, Debug)]
+#[derive(clap::Args, Clone, Debug, PartialEq)]
 pub struct StepArgs {
     /// Filter: rfpf, grad, sir or mcl.
     #[arg(long, default_value_t = FilterKind::Rfpf)]

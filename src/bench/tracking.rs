@@ -17,7 +17,7 @@
 use crate::bench::gaussian::Gaussian;
 use crate::bench::models::{fill_normal, normal_vector, LinearGaussianModel};
 use crate::bench::table::Table;
-use crate::bench::{check_list, progress, sig3, sub_seed, write_csv, MeanSe};
+use crate::bench::{check_list, group_by, progress, sig3, sub_seed, write_csv, MeanSe};
 use crate::error::{Error, Result};
 use crate::filter::kalman::Kalman;
 use crate::filter::rng::stream;
@@ -95,7 +95,7 @@ impl FromStr for Method {
 }
 
 /// Flags of `hdpf bench tracking`.
-#[derive(clap::Args, Clone, Debug)]
+#[derive(clap::Args, Clone, Debug, PartialEq)]
 pub struct TrackingArgs {
     /// State dimensions m (comma-separated); rfpf needs m ≥ 3 and is skipped below.
     #[arg(long, value_delimiter = ',', default_values_t = [2, 10, 50, 100, 500])]
@@ -564,28 +564,23 @@ fn equal_time_counts(rows: &[TrackRow], methods: &[Method], n: usize) -> Vec<(Me
 
 /// Group rows by (method, budget, m, n) and average over trials.
 fn summarize(rows: &[TrackRow]) -> Vec<TrackSummary> {
-    let mut groups: BTreeMap<(usize, Budget, usize, usize), Vec<&TrackRow>> = BTreeMap::new();
-    for r in rows {
-        groups
-            .entry((r.method.order(), r.budget, r.dim, r.particles))
-            .or_default()
-            .push(r);
-    }
-    groups
-        .into_values()
+    group_by(rows, |r| (r.method.order(), r.budget, r.dim, r.particles))
+        .into_iter()
         .map(|g| {
-            let ok: Vec<&&TrackRow> = g.iter().filter(|r| r.rmse_ratio.is_finite()).collect();
-            let stat =
-                |f: fn(&TrackRow) -> f64| MeanSe::of(&ok.iter().map(|r| f(r)).collect::<Vec<_>>());
+            let ok: Vec<&TrackRow> = g
+                .iter()
+                .copied()
+                .filter(|r| r.rmse_ratio.is_finite())
+                .collect();
             TrackSummary {
                 method: g[0].method,
                 budget: g[0].budget,
                 dim: g[0].dim,
                 particles: g[0].particles,
-                rmse_ratio: stat(|r| r.rmse_ratio),
-                nees: stat(|r| r.nees),
-                ms_per_step: stat(|r| r.ms_per_step),
-                pair_to_grad: stat(|r| r.pair_to_grad),
+                rmse_ratio: MeanSe::over(&ok, |r| r.rmse_ratio),
+                nees: MeanSe::over(&ok, |r| r.nees),
+                ms_per_step: MeanSe::over(&ok, |r| r.ms_per_step),
+                pair_to_grad: MeanSe::over(&ok, |r| r.pair_to_grad),
                 failed: g.len() - ok.len(),
             }
         })
@@ -595,48 +590,57 @@ fn summarize(rows: &[TrackRow]) -> Vec<TrackSummary> {
 /// Picks one statistic out of a summary.
 type Pick = fn(&TrackSummary) -> MeanSe;
 
-/// RMSE ratio, NEES and ms per step vs m (log–log), a curve per (method, n, budget).
+/// RMSE ratio, NEES and ms per step vs m (log–log): a row of panels per budget, a curve per
+/// (method, n).
 fn write_plot(args: &TrackingArgs, summary: &[TrackSummary]) -> Result<PathBuf> {
     let metrics: [(&str, Pick); 3] = [
         ("RMSE / RMSE of KF", |s| s.rmse_ratio),
         ("NEES / d", |s| s.nees),
         ("ms per step", |s| s.ms_per_step),
     ];
-    let mut curves: BTreeMap<(usize, Budget, usize), Vec<&TrackSummary>> = BTreeMap::new();
-    for s in summary.iter().filter(|s| s.rmse_ratio.count > 0) {
-        let n = if s.budget == Budget::Particles {
-            s.particles
-        } else {
-            0
-        };
-        curves
-            .entry((s.method.order(), s.budget, n))
-            .or_default()
-            .push(s);
-    }
-    let panels: Vec<LinePlot> = metrics
-        .iter()
-        .map(|(label, pick)| {
-            let mut plot = LinePlot::new(
-                format!("{label} vs m (q = {}, r = {})", args.q, args.r),
-                "dimension m",
-                *label,
-            );
+    let mut panels = Vec::new();
+    for budget in [Budget::Particles, Budget::Time] {
+        let mut curves: BTreeMap<(usize, usize), Vec<&TrackSummary>> = BTreeMap::new();
+        // The equal-time row also shows the reference method (the first one) at its own budget.
+        let reference =
+            |s: &TrackSummary| budget == Budget::Time && args.methods.first() == Some(&s.method);
+        for s in summary
+            .iter()
+            .filter(|s| (s.budget == budget || reference(s)) && s.rmse_ratio.count > 0)
+        {
+            let n = if budget == Budget::Particles {
+                s.particles
+            } else {
+                0
+            };
+            curves.entry((s.method.order(), n)).or_default().push(s);
+        }
+        if curves.is_empty() {
+            continue;
+        }
+        for (label, pick) in metrics {
+            let title = match budget {
+                Budget::Particles => format!("{label}, equal particles"),
+                Budget::Time => format!("{label}, equal time"),
+            };
+            let mut plot = LinePlot::new(title, "dimension m", label);
             plot.log_x = true;
             plot.log_y = true;
             for g in curves.values() {
-                let name = match g[0].budget {
+                let name = match budget {
                     Budget::Particles => format!("{} n={}", g[0].method, g[0].particles),
-                    Budget::Time => format!("{} equal time", g[0].method),
+                    Budget::Time if g[0].budget == Budget::Particles => {
+                        format!("{} (reference)", g[0].method)
+                    }
+                    Budget::Time => g[0].method.to_string(),
                 };
                 let points = g.iter().map(|s| (s.dim as f64, pick(s).mean)).collect();
-                plot.series.push(
-                    Series::new(name, points).with_err(g.iter().map(|s| pick(s).se).collect()),
-                );
+                let err = g.iter().map(|s| pick(s).se).collect();
+                plot.series.push(Series::new(name, points).with_err(err));
             }
-            plot
-        })
-        .collect();
+            panels.push(plot);
+        }
+    }
     let path = args.out.join("tracking.png");
     save_panels_png(&path, &panels, 3)?;
     Ok(path)
@@ -714,10 +718,11 @@ mod tests {
     fn kalman_is_consistent_and_rfpf_tracks() {
         let args = small("basic");
         let report = run(&args).unwrap();
-        // The KF's NEES/d averages 1; over 2 trials × 21 steps × d ≥ 2 its s.e. is ≲ 0.2, so 0.5..2 is safe.
-        for (_, s) in &report.kf_nees {
-            assert!((0.5..2.0).contains(&s.mean), "{report}");
-        }
+        // The KF's NEES/d averages 1. At m = 20 it averages 2 trials × 21 steps × 20 coordinates
+        // (correlated over time, so the s.e. is ≈ 0.15 rather than 0.05): 0.5..2 is a safe band.
+        // At m = 2 there are too few coordinates for a tight check, so only m = 20 is asserted.
+        let kf20 = report.kf_nees.iter().find(|(m, _)| *m == 20).unwrap().1;
+        assert!((0.5..2.0).contains(&kf20.mean), "{report}");
         let get = |m: Method, dim| {
             report
                 .summary
@@ -729,11 +734,9 @@ mod tests {
         let rfpf = get(Method::Filter(FilterKind::Rfpf), 20);
         assert_eq!(rfpf.failed, 0);
         assert!(rfpf.rmse_ratio.mean < 1.5, "{report}");
-        // No filter beats the exact posterior mean by more than Monte-Carlo noise.
-        assert!(
-            report.summary.iter().all(|s| s.rmse_ratio.mean > 0.9),
-            "{report}"
-        );
+        // At m = 20 no filter beats the exact posterior mean by more than Monte-Carlo noise.
+        let mut at20 = report.summary.iter().filter(|s| s.dim == 20);
+        assert!(at20.all(|s| s.rmse_ratio.mean > 0.9), "{report}");
         assert!(report
             .skipped
             .contains(&(Method::Filter(FilterKind::Rfpf), 2)));

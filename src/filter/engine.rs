@@ -39,6 +39,18 @@ pub struct Filter {
     particles: ParticleSet,
     seed: u64,
     t: usize,
+    scratch: Scratch,
+}
+
+/// Buffers reused across updates, so that an update allocates nothing proportional to `n·m`.
+#[derive(Clone, Debug, Default)]
+struct Scratch {
+    /// The particles as they were before the update (restored on error).
+    backup: Option<ParticleSet>,
+    /// Gradients (`n × m`).
+    grads: Vec<f64>,
+    /// Pair sums (`n × m`).
+    pair: Vec<f64>,
 }
 
 /// Scratch state threaded through the steps of one update.
@@ -62,6 +74,7 @@ impl Filter {
             particles,
             seed,
             t: 0,
+            scratch: Scratch::default(),
         })
     }
 
@@ -98,17 +111,24 @@ impl Filter {
             });
         }
         let start = Instant::now();
-        let backup = self.particles.clone();
+        let mut backup = self
+            .scratch
+            .backup
+            .take()
+            .unwrap_or_else(|| self.particles.clone());
+        backup.copy_from(&self.particles);
         self.t += 1;
         let mut state = UpdateState::default();
         let steps = self.steps.clone();
         for (k, step) in steps.iter().enumerate() {
             if let Err(e) = self.apply(k, step, model, &mut state) {
-                self.particles = backup;
+                std::mem::swap(&mut self.particles, &mut backup);
+                self.scratch.backup = Some(backup);
                 self.t -= 1;
                 return Err(e);
             }
         }
+        self.scratch.backup = Some(backup);
         let mut diag = state.diag;
         if let Some(l) = &state.last_loss {
             let (mean, std) = mean_std(l);
@@ -188,20 +208,44 @@ impl Filter {
             .map(|p| interaction::epsilon(p.gamma.unwrap_or(gamma), m))
             .transpose()?;
         let k = substep_count(cfg.substeps, eta, model);
-        let eta_k = eta / k as f64;
-        let mut grads = vec![0.0; n * m];
-        let mut pair = vec![0.0; if pair_eps.is_some() { n * m } else { 0 }];
+        let mut grads = std::mem::take(&mut self.scratch.grads);
+        grads.resize(n * m, 0.0);
+        let mut pair = std::mem::take(&mut self.scratch.pair);
+        pair.resize(if pair_eps.is_some() { n * m } else { 0 }, 0.0);
+        let result = self.move_with(
+            model,
+            st,
+            (eta / k as f64, k, pair_eps),
+            &mut grads,
+            &mut pair,
+        );
+        self.scratch.grads = grads;
+        self.scratch.pair = pair;
+        result
+    }
+
+    /// `k` sub-moves of size `eta_k` (with the pair term when `pair_eps` is set), using the
+    /// supplied gradient and pair-sum buffers.
+    fn move_with<M: Model + ?Sized>(
+        &mut self,
+        model: &M,
+        st: &mut UpdateState,
+        (eta_k, k, pair_eps): (f64, usize, Option<f64>),
+        grads: &mut [f64],
+        pair: &mut [f64],
+    ) -> Result<()> {
+        let (n, m) = (self.particles.len(), self.particles.dim());
         let mut ratio_sum = 0.0;
         for s in 0..k {
-            let losses = evaluate(model, &self.particles, Some(&mut grads), self.t)?;
+            let losses = evaluate(model, &self.particles, Some(grads), self.t)?;
             if s == 0 {
                 st.loss_before = Some(losses.clone());
             }
             if let Some(eps) = pair_eps {
-                interaction::pair_sums(self.particles.as_slice(), n, m, eps, &mut pair);
+                interaction::pair_sums(self.particles.as_slice(), n, m, eps, pair);
                 let (mean, _) = mean_std(&losses);
                 let c = (m as f64 - 2.0) / (eps * eps);
-                ratio_sum += add_pair_term(&mut grads, &pair, &losses, mean, c, m);
+                ratio_sum += add_pair_term(grads, pair, &losses, mean, c, m);
             }
             let p = self.particles.as_mut_slice();
             p.par_iter_mut()

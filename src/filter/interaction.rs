@@ -121,27 +121,61 @@ fn block_weights(
     m: usize,
 ) -> DMatrix<f64> {
     let mut w = p_rows * pt.columns(i0, rows); // n × rows Gram block
+    let mut base = vec![0.0; sq.len()];
     for (r, mut col) in w.column_iter_mut().enumerate() {
         let col = col.as_mut_slice();
-        let sq_i = sq[i0 + r];
-        col.iter_mut().zip(sq).for_each(|(g, sq_j)| {
-            let d = (sq_i + sq_j - 2.0 * *g).max(0.0).sqrt();
-            *g = eps / (d + eps);
-        });
-        pow_in_place(col, m);
+        weight_column(col, sq, sq[i0 + r], eps, m, &mut base);
         col[i0 + r] = 0.0;
     }
     w
 }
 
-/// `x_j ← x_j^e` for a whole slice by binary exponentiation, one vectorisable pass per bit of `e`.
-fn pow_in_place(x: &mut [f64], e: usize) {
-    let mut base = x.to_vec();
-    x.iter_mut().for_each(|v| *v = 1.0);
-    let mut e = e;
+/// One weight column from its Gram column, dispatched at run time to an AVX2 build of the same
+/// code where the CPU has it (IEEE sqrt, division and products round identically in SSE2 and AVX2,
+/// so the numbers do not depend on the dispatch).
+fn weight_column(col: &mut [f64], sq: &[f64], sq_i: f64, eps: f64, m: usize, base: &mut [f64]) {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU supports AVX2 (checked just above).
+        return unsafe { weight_column_avx2(col, sq, sq_i, eps, m, base) };
+    }
+    weight_column_portable(col, sq, sq_i, eps, m, base)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn weight_column_avx2(
+    col: &mut [f64],
+    sq: &[f64],
+    sq_i: f64,
+    eps: f64,
+    m: usize,
+    base: &mut [f64],
+) {
+    weight_column_portable(col, sq, sq_i, eps, m, base)
+}
+
+/// `col_j ← (ε / (√max(0, sq_i + sq_j − 2 col_j) + ε))^m`, branch-free so that it vectorises; the
+/// power by binary exponentiation, one pass per bit of `m`.
+#[inline(always)]
+fn weight_column_portable(
+    col: &mut [f64],
+    sq: &[f64],
+    sq_i: f64,
+    eps: f64,
+    m: usize,
+    base: &mut [f64],
+) {
+    for ((b, g), sq_j) in base.iter_mut().zip(col.iter_mut()).zip(sq) {
+        let d2 = sq_i + sq_j - 2.0 * *g;
+        let d2 = if d2 > 0.0 { d2 } else { 0.0 };
+        *b = eps / (d2.sqrt() + eps);
+        *g = 1.0;
+    }
+    let mut e = m;
     while e > 0 {
         if e & 1 == 1 {
-            x.iter_mut().zip(&base).for_each(|(v, b)| *v *= b);
+            col.iter_mut().zip(base.iter()).for_each(|(v, b)| *v *= b);
         }
         e >>= 1;
         if e > 0 {

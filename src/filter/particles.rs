@@ -117,6 +117,17 @@ impl ParticleSet {
         self.log_w.get_or_insert_with(|| vec![-(n as f64).ln(); n])
     }
 
+    /// Make `self` an exact copy of `other`, reusing `self`'s allocations.
+    pub fn copy_from(&mut self, other: &ParticleSet) {
+        self.n = other.n;
+        self.m = other.m;
+        self.data.clone_from(&other.data);
+        match (&mut self.log_w, &other.log_w) {
+            (Some(dst), Some(src)) => dst.clone_from(src),
+            (dst, src) => *dst = src.clone(),
+        }
+    }
+
     /// Drop the weights (every particle counts `1/n`).
     pub fn clear_weights(&mut self) {
         self.log_w = None;

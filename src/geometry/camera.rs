@@ -2,7 +2,7 @@
 //! `(u, v)` has its centre at integer coordinates, `(0, 0)` the centre of the top-left pixel.
 
 use crate::{Error, Result};
-use nalgebra::{Matrix2x3, Matrix3, Point2, Point3};
+use nalgebra::{Matrix2x3, Matrix3, Point2, Point3, Vector3};
 use serde::{Deserialize, Serialize};
 
 /// Points closer than this to the camera plane (`z`, metres) are treated as not projectable.
@@ -74,25 +74,46 @@ impl Camera {
     /// Projection `(u, v) = (fx·x/z + cx, fy·y/z + cy)`; `None` for points at or behind the camera
     /// plane (`z ≤ 10⁻⁹`). The result may lie outside the image: check [`Camera::contains`].
     pub fn project(&self, p: &Point3<f64>) -> Option<Point2<f64>> {
-        (p.z > MIN_DEPTH)
-            .then(|| Point2::new(self.fx * p.x / p.z + self.cx, self.fy * p.y / p.z + self.cy))
+        (p.z > MIN_DEPTH).then(|| {
+            let (u, v) = self.project_xyz(&p.coords);
+            Point2::new(u, v)
+        })
+    }
+
+    /// Unchecked projection for hot loops, `(u, v) = (fx·x/z + cx, fy·y/z + cy)`: the caller
+    /// guarantees `z > 0` (otherwise the result is infinite, NaN or mirrored).
+    #[inline]
+    pub fn project_xyz(&self, q: &Vector3<f64>) -> (f64, f64) {
+        (self.fx * q.x / q.z + self.cx, self.fy * q.y / q.z + self.cy)
     }
 
     /// Jacobian of [`Camera::project`] with respect to the point:
     /// `∂(u,v)/∂(x,y,z) = [fx/z, 0, −fx·x/z²; 0, fy/z, −fy·y/z²]`; `None` where `project` is.
     pub fn project_jacobian(&self, p: &Point3<f64>) -> Option<Matrix2x3<f64>> {
-        if p.z <= MIN_DEPTH {
-            return None;
-        }
-        let iz = 1.0 / p.z;
-        Some(Matrix2x3::new(
+        (p.z > MIN_DEPTH).then(|| self.jacobian_xyz(&p.coords))
+    }
+
+    /// Unchecked Jacobian of [`Camera::project_xyz`] for hot loops:
+    /// `∂(u,v)/∂(x,y,z) = [fx/z, 0, −fx·x/z²; 0, fy/z, −fy·y/z²]`; the caller guarantees `z > 0`.
+    #[inline]
+    pub fn jacobian_xyz(&self, q: &Vector3<f64>) -> Matrix2x3<f64> {
+        let iz = 1.0 / q.z;
+        Matrix2x3::new(
             self.fx * iz,
             0.0,
-            -self.fx * p.x * iz * iz,
+            -self.fx * q.x * iz * iz,
             0.0,
             self.fy * iz,
-            -self.fy * p.y * iz * iz,
-        ))
+            -self.fy * q.y * iz * iz,
+        )
+    }
+
+    /// Whether `(u, v)` lies in `[0, width) × [0, height)`: the image rectangle measured from the
+    /// top-left pixel's centre (stricter on the left/top than [`Camera::contains`]), the bound the
+    /// visible-point selection uses.
+    #[inline]
+    pub fn covers(&self, u: f64, v: f64) -> bool {
+        u >= 0.0 && v >= 0.0 && u < self.width as f64 && v < self.height as f64
     }
 
     /// Back-projection of pixel `(u, v)` at depth `z` (metres, along the optical axis):
@@ -196,6 +217,30 @@ mod tests {
                 j.column(k)
             );
         }
+    }
+
+    #[test]
+    fn unchecked_projection_and_jacobian_match_finite_differences() {
+        let c = ycbv();
+        let q = nalgebra::Vector3::new(0.1, -0.05, 0.9);
+        let (u, v) = c.project_xyz(&q);
+        assert_eq!(c.project(&Point3::from(q)).unwrap(), Point2::new(u, v));
+        let j = c.jacobian_xyz(&q);
+        for k in 0..3 {
+            let mut d = nalgebra::Vector3::zeros();
+            d[k] = 1e-7;
+            let (up, vp) = c.project_xyz(&(q + d));
+            let (um, vm) = c.project_xyz(&(q - d));
+            assert!(((up - um) / 2e-7 - j[(0, k)]).abs() < 1e-4);
+            assert!(((vp - vm) / 2e-7 - j[(1, k)]).abs() < 1e-4);
+        }
+    }
+
+    #[test]
+    fn covers_is_the_half_open_image_rectangle() {
+        let c = ycbv();
+        assert!(c.covers(0.0, 0.0) && c.covers(639.99, 479.99));
+        assert!(!c.covers(-0.01, 0.0) && !c.covers(640.0, 0.0) && !c.covers(0.0, 480.0));
     }
 
     #[test]

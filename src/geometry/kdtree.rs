@@ -45,14 +45,13 @@ impl KdTree {
         self.points.is_empty()
     }
 
-    /// The nearest point to `q`: `(original index, distance)`; `None` for an empty tree.
+    /// The nearest point to `q`: `(original index, distance)`; `None` for an empty tree or when no
+    /// distance is finite (a NaN or infinite query, e.g. from a diverged pose estimate).
     pub fn nearest(&self, q: &Point3<f64>) -> Option<(usize, f64)> {
-        if self.points.is_empty() {
-            return None;
-        }
         let mut best = (usize::MAX, f64::INFINITY);
         search(&self.points, &self.axis, 0, q, &mut best);
-        Some((self.index[best.0], best.1.sqrt()))
+        let &original = self.index.get(best.0)?;
+        Some((original, best.1.sqrt()))
     }
 }
 
@@ -134,6 +133,19 @@ mod tests {
     use super::*;
     use crate::filter::rng::StreamRng;
     use rand::{Rng, SeedableRng};
+
+    #[test]
+    fn non_finite_queries_find_nothing() {
+        let pts = [Point3::new(0.0, 0.0, 0.0), Point3::new(1.0, 0.0, 0.0)];
+        let tree = KdTree::new(&pts);
+        assert_eq!(tree.nearest(&Point3::new(f64::NAN, 0.0, 0.0)), None);
+        assert_eq!(tree.nearest(&Point3::new(f64::INFINITY, 0.0, 0.0)), None);
+        assert_eq!(KdTree::new(&[]).nearest(&Point3::origin()), None);
+        assert_eq!(
+            tree.nearest(&Point3::new(0.9, 0.0, 0.0)).map(|n| n.0),
+            Some(1)
+        );
+    }
 
     #[test]
     fn matches_brute_force() {

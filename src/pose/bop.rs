@@ -1140,16 +1140,9 @@ mod tests {
     /// Real YCB-V frames: skipped (with a message) when the dataset is absent, except on CI.
     #[test]
     fn real_ycbv_frames_have_sane_depth_and_gt() {
-        let root = Path::new("/work/shared/datasets/ycbv-mini");
-        if !root.exists() {
-            assert!(
-                std::env::var("CI").as_deref() != Ok("true"),
-                "{} missing on CI",
-                root.display()
-            );
-            eprintln!("skipping: {} absent", root.display());
+        let Some(root) = crate::datasets::shared_or_skip("ycbv-mini") else {
             return;
-        }
+        };
         let ds = BopDataset::open(root).unwrap();
         for (split, scene_id, n_obj) in [("train_real", 2, 6), ("test", 49, 4)] {
             let scene = ds.scene(split, scene_id).unwrap();

@@ -4,7 +4,6 @@ use crate::error::{Error, Result};
 use crate::filter::FilterKind;
 use crate::pose::bop::{self, BopDataset, Frame, PoseResult, Scene};
 use crate::pose::metrics::{evaluate, evaluate_with, EvalOptions, EvalReport};
-use crate::pose::modality::visible::Pinhole;
 use crate::pose::modality::ImageF32;
 use crate::pose::tracker::{parse_modalities, ObjectModel, TrackFrame, Tracker, TrackerConfig};
 use nalgebra::Isometry3;
@@ -128,14 +127,7 @@ pub fn track_frame(frame: &Frame, grey: bool) -> TrackFrame {
     TrackFrame {
         depth: Some(Arc::new(depth)),
         grey,
-        camera: Pinhole {
-            fx: cam.fx,
-            fy: cam.fy,
-            cx: cam.cx,
-            cy: cam.cy,
-            width: w,
-            height: h,
-        },
+        camera: cam,
     }
 }
 

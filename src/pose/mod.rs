@@ -4,6 +4,7 @@
 
 pub mod bop;
 pub mod commands;
+pub mod goals;
 pub mod mesh;
 pub mod metrics;
 pub mod modality;

@@ -877,8 +877,8 @@ mod tests {
             width: 640,
             height: 480,
         };
-        let root =
-            std::env::var("YCBV_MINI").unwrap_or_else(|_| "../shared/datasets/ycbv-mini".into());
+        let root = std::env::var("YCBV_MINI")
+            .unwrap_or_else(|_| crate::datasets::shared("ycbv-mini").display().to_string());
         let ycb: Vec<Mesh> = [3, 6, 9, 13]
             .iter()
             .filter_map(|id| Mesh::load_ply(format!("{root}/models/obj_{id:06}.ply")).ok())

@@ -79,9 +79,14 @@ pub enum Motion {
     /// Smooth: constant speed 2 mm and 0.2° per frame, direction drifting slowly (like the real
     /// YCB-V clips, which move 1–2 mm and 0.1–0.2° per frame).
     Slow,
-    /// Fast and jerky: damped random accelerations plus random jerks (tens of mm and several
-    /// degrees per frame), with an occluder bar sweeping in front by default.
+    /// Fast and jerky, like a quick hand-held or robot motion at 30 Hz: damped random
+    /// accelerations plus random jerks, about 10–20 mm and 2–5° per frame on average (0.3–0.6 m/s,
+    /// 60–150°/s), up to 35 mm and 9°, with an occluder bar sweeping in front by default.
     Fast,
+    /// The earlier, more violent "fast" profile: about 30 mm and 7° per frame on average (~1 m/s
+    /// sustained, up to 60 mm and 15° per frame, i.e. 1.8 m/s and 450°/s) — a thrown object more
+    /// than a hand-held one; kept as a stress test. Occluder bar as for `Fast`.
+    Extreme,
 }
 
 /// The sensor model applied to the rendered images.
@@ -152,7 +157,8 @@ pub struct SynthConfig {
     pub depth_scale: f64,
     /// Sensor model.
     pub noise: SensorNoise,
-    /// Occluder bar sweeping in front of the objects; `None` = only for [`Motion::Fast`].
+    /// Occluder bar sweeping in front of the objects; `None` = only for [`Motion::Fast`] and
+    /// [`Motion::Extreme`].
     pub occluder: Option<bool>,
     /// Split directory name.
     pub split: String,
@@ -182,7 +188,8 @@ impl SynthConfig {
 
     /// Whether the occluder bar is rendered.
     pub fn occluder_enabled(&self) -> bool {
-        self.occluder.unwrap_or(self.motion == Motion::Fast)
+        self.occluder
+            .unwrap_or(matches!(self.motion, Motion::Fast | Motion::Extreme))
     }
 
     fn validate(&self) -> Result<()> {
@@ -804,6 +811,43 @@ struct Body {
     home: Vector3<f64>,
 }
 
+/// Sizes of the damped random acceleration of [`Body::accelerate_damped`]: speeds in metres per
+/// frame, angles in degrees per frame.
+struct Kicks {
+    /// Velocity noise σ_v.
+    noise_v: f64,
+    /// Velocity jerk size j_v.
+    jerk_v: f64,
+    /// Speed cap c_v.
+    cap_v: f64,
+    /// Angular-velocity noise σ_ω.
+    noise_w_deg: f64,
+    /// Angular jerk size j_ω.
+    jerk_w_deg: f64,
+    /// Angular speed cap c_ω.
+    cap_w_deg: f64,
+}
+
+/// [`Motion::Fast`]: 4 mm noise, 25 mm jerks, 35 mm cap; 0.8°, 6°, 9°.
+const FAST_KICKS: Kicks = Kicks {
+    noise_v: 0.004,
+    jerk_v: 0.025,
+    cap_v: 0.035,
+    noise_w_deg: 0.8,
+    jerk_w_deg: 6.0,
+    cap_w_deg: 9.0,
+};
+
+/// [`Motion::Extreme`]: as fast with larger kicks, 8 mm, 45 mm, 60 mm; 1.5°, 10°, 15°.
+const EXTREME_KICKS: Kicks = Kicks {
+    noise_v: 0.008,
+    jerk_v: 0.045,
+    cap_v: 0.06,
+    noise_w_deg: 1.5,
+    jerk_w_deg: 10.0,
+    cap_w_deg: 15.0,
+};
+
 /// Slow profile speeds: 2 mm and 0.2° per frame.
 const SLOW_SPEED: f64 = 0.002;
 const SLOW_ANGLE: f64 = 0.2 * std::f64::consts::PI / 180.0;
@@ -816,19 +860,20 @@ impl Body {
         self.w = with_norm(self.w + 0.3 * SLOW_ANGLE * gauss3(rng), SLOW_ANGLE);
     }
 
-    /// Fast: damped random acceleration, a spring to home and random jerks,
-    /// `v ← cap(0.8·v + 8 mm·ε − 0.05·(t − home) + jerk(p 0.2, 45 mm), 60 mm)`,
-    /// `ω ← cap(0.8·ω + 1.5°·ε + jerk(p 0.2, 10°), 15°)`.
-    fn accelerate_fast(&mut self, rng: &mut StreamRng) {
+    /// Fast and extreme: damped random acceleration, a spring to home and random jerks,
+    /// `v ← cap(0.8·v + σ_v·ε − 0.05·(t − home) + jerk(p 0.2, j_v), c_v)`,
+    /// `ω ← cap(0.8·ω + σ_ω·ε + jerk(p 0.2, j_ω), c_ω)` with the sizes of `k`
+    /// ([`FAST_KICKS`], [`EXTREME_KICKS`]).
+    fn accelerate_damped(&mut self, rng: &mut StreamRng, k: &Kicks) {
         let deg = std::f64::consts::PI / 180.0;
         let pull = -0.05 * (self.t - self.home);
         self.v = cap_norm(
-            0.8 * self.v + 0.008 * gauss3(rng) + pull + jerk(rng, 0.2, 0.045),
-            0.06,
+            0.8 * self.v + k.noise_v * gauss3(rng) + pull + jerk(rng, 0.2, k.jerk_v),
+            k.cap_v,
         );
         self.w = cap_norm(
-            0.8 * self.w + 1.5 * deg * gauss3(rng) + jerk(rng, 0.2, 10.0 * deg),
-            15.0 * deg,
+            0.8 * self.w + k.noise_w_deg * deg * gauss3(rng) + jerk(rng, 0.2, k.jerk_w_deg * deg),
+            k.cap_w_deg * deg,
         );
     }
 
@@ -862,7 +907,8 @@ fn trajectory(
             with_norm(gauss3(rng), SLOW_SPEED),
             with_norm(gauss3(rng), SLOW_ANGLE),
         ),
-        Motion::Fast => (0.02 * gauss3(rng), 0.05 * gauss3(rng)),
+        Motion::Fast => (0.01 * gauss3(rng), 0.03 * gauss3(rng)),
+        Motion::Extreme => (0.02 * gauss3(rng), 0.05 * gauss3(rng)),
     };
     let mut body = Body {
         t: home,
@@ -876,7 +922,8 @@ fn trajectory(
         poses.push(body.pose());
         match motion {
             Motion::Slow => body.accelerate_slow(rng),
-            Motion::Fast => body.accelerate_fast(rng),
+            Motion::Fast => body.accelerate_damped(rng, &FAST_KICKS),
+            Motion::Extreme => body.accelerate_damped(rng, &EXTREME_KICKS),
         }
         body.advance(bounds);
     }
@@ -1408,8 +1455,22 @@ mod tests {
             "{slow:?}"
         );
         assert!(slow.max_mm <= 2.0 + 1e-9, "{slow:?}");
-        assert!(fast.mean_mm > 10.0 && fast.mean_deg > 2.0, "{fast:?}");
-        assert!(fast.max_mm > 30.0 && fast.max_deg > 8.0, "{fast:?}");
+        assert!(
+            (10.0..20.0).contains(&fast.mean_mm) && (2.0..5.0).contains(&fast.mean_deg),
+            "{fast:?}"
+        );
+        assert!(fast.max_mm > 25.0 && fast.max_deg > 6.0, "{fast:?}");
+        let extreme = Synthesizer::new(&small("extreme", Motion::Extreme, 100, 1))
+            .unwrap()
+            .motion_stats();
+        assert!(
+            extreme.mean_mm > 20.0 && extreme.mean_deg > 5.0,
+            "{extreme:?}"
+        );
+        assert!(
+            extreme.max_mm > 50.0 && extreme.max_deg > 12.0,
+            "{extreme:?}"
+        );
     }
 
     #[test]

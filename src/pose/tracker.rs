@@ -15,10 +15,14 @@
 
 use crate::error::{Error, Result};
 use crate::filter::{Filter, FilterKind, FilterSpec};
+use crate::geometry::camera::Camera;
 use crate::pose::mesh::Mesh;
+use crate::pose::mesh::SurfacePoint;
 use crate::pose::modality::depth::{DepthModality, DepthParams};
-use crate::pose::modality::edge::{edge_distance_map, EdgeModality, EdgeParams};
-use crate::pose::modality::visible::{OrientedPoint, Pinhole};
+use crate::pose::modality::edge::{
+    depth_edge_distance_map, edge_distance_map, EdgeModality, EdgeParams, EdgePoints,
+};
+use crate::pose::modality::visible::VisibilityParams;
 use crate::pose::modality::{Modality, ObjectTerms, ObservationModel, PoseChart, SharedImage};
 use nalgebra::{Isometry3, Vector3, Vector6};
 use std::str::FromStr;
@@ -32,6 +36,10 @@ pub enum ModalityKind {
     Depth,
     /// [`EdgeModality`] (RGB only).
     Edge,
+    /// [`EdgeModality`] on the occluding contours of the depth image
+    /// ([`depth_edge_distance_map`]): an image-plane pull that the point-to-plane depth residuals
+    /// lack, for large frame-to-frame motion.
+    DepthEdge,
 }
 
 impl FromStr for ModalityKind {
@@ -40,9 +48,21 @@ impl FromStr for ModalityKind {
         match s {
             "depth" => Ok(ModalityKind::Depth),
             "edge" | "region" | "rgb" => Ok(ModalityKind::Edge),
-            _ => Err(Error::param("modalities", s, "expected depth or edge")),
+            "depth-edge" | "depthedge" | "contour" => Ok(ModalityKind::DepthEdge),
+            _ => Err(Error::param(
+                "modalities",
+                s,
+                "expected depth, edge or depth-edge",
+            )),
         }
     }
+}
+
+/// The image a modality `kind` needs, or an error `what` naming it.
+fn required(image: &Option<SharedImage>, kind: &str, what: &str) -> Result<SharedImage> {
+    image
+        .clone()
+        .ok_or_else(|| Error::param("modalities", kind, what))
 }
 
 /// Parse a comma-separated modality list, e.g. `depth,edge`.
@@ -139,6 +159,10 @@ pub struct TrackerConfig {
     pub joint: bool,
     /// Reference prediction.
     pub motion: MotionModel,
+    /// Constant-velocity prediction repeats this fraction of the last increment (1 = pure
+    /// constant velocity; below 1 damps, so that a lost object's runaway estimate does not keep
+    /// accelerating and a jerk's overshoot decays).
+    pub velocity_damping: f64,
     /// One state unit `D`: `unit` metres of translation and `unit / radius` radians of rotation
     /// (so both move the object's surface by about `unit`, which conditions the gradient flow).
     pub unit: f64,
@@ -159,6 +183,9 @@ pub struct TrackerConfig {
     pub depth: DepthParams,
     /// Edge modality parameters.
     pub edge: EdgeParams,
+    /// Depth-edge modality parameters ([`ModalityKind::DepthEdge`]; `threshold` is the depth
+    /// jump in metres that makes a contour).
+    pub depth_edge: EdgeParams,
     /// Surface samples per object.
     pub surface_samples: usize,
     /// Pose hypotheses scored per round when starting from an uncertain (init-noise) pose.
@@ -174,6 +201,7 @@ impl Default for TrackerConfig {
             modalities: vec![ModalityKind::Depth],
             joint: false,
             motion: MotionModel::RandomWalk,
+            velocity_damping: 1.0,
             unit: 0.004,
             motion_sigma: (0.005, 2f64.to_radians()),
             process_noise: (0.001, 0.3f64.to_radians()),
@@ -183,6 +211,15 @@ impl Default for TrackerConfig {
             coarse_scale: 0.008,
             depth: DepthParams::default(),
             edge: EdgeParams::default(),
+            depth_edge: EdgeParams {
+                threshold: 0.03,
+                visibility: VisibilityParams {
+                    cell_px: 2.0,
+                    max_points: 150,
+                    ..VisibilityParams::default()
+                },
+                ..EdgeParams::default()
+            },
             surface_samples: 3000,
             hypotheses: 2000,
         }
@@ -221,7 +258,7 @@ pub struct ObjectModel {
     /// BOP object id.
     pub obj_id: u32,
     /// Surface samples with normals (metres).
-    pub points: Vec<OrientedPoint>,
+    pub points: Vec<SurfacePoint>,
     /// Bounding-box centre (rotation centre of the chart).
     pub centre: Vector3<f64>,
     /// Largest distance of a sample from the centre.
@@ -231,14 +268,7 @@ pub struct ObjectModel {
 impl ObjectModel {
     /// Sample `n` oriented points of `mesh` (deterministic in `seed`).
     pub fn from_mesh(obj_id: u32, mesh: &Mesh, n: usize, seed: u64) -> Result<Self> {
-        let points: Vec<OrientedPoint> = mesh
-            .sample_surface(n, seed)
-            .into_iter()
-            .map(|s| OrientedPoint {
-                p: s.p.coords,
-                n: s.n,
-            })
-            .collect();
+        let points = mesh.sample_surface(n, seed);
         if points.is_empty() {
             return Err(Error::param("mesh", obj_id, "object model has no surface"));
         }
@@ -246,7 +276,7 @@ impl ObjectModel {
         let centre = (lo.coords + hi.coords) / 2.0;
         let radius = points
             .iter()
-            .map(|p| (p.p - centre).norm())
+            .map(|p| (p.p.coords - centre).norm())
             .fold(0.0, f64::max);
         Ok(Self {
             obj_id,
@@ -265,7 +295,7 @@ pub struct TrackFrame {
     /// Grey image in `[0, 1]`.
     pub grey: Option<SharedImage>,
     /// Intrinsics and size.
-    pub camera: Pinhole,
+    pub camera: Camera,
 }
 
 /// Per-object state.
@@ -273,6 +303,12 @@ pub struct TrackFrame {
 struct ObjectState {
     estimate: Isometry3<f64>,
     previous: Option<Isometry3<f64>>,
+}
+
+/// Per-frame distance maps shared by all objects.
+struct FrameMaps {
+    edge: Option<SharedImage>,
+    depth_edge: Option<SharedImage>,
 }
 
 /// A set of objects sharing one filter.
@@ -318,6 +354,14 @@ impl Tracker {
         }
         if config.particles == 0 {
             return Err(Error::param("particles", 0, "need at least one particle"));
+        }
+        let finite = |p: &Isometry3<f64>| p.to_homogeneous().iter().all(|x| x.is_finite());
+        if let Some((o, p)) = objects.iter().zip(&initial).find(|(_, p)| !finite(p)) {
+            return Err(Error::param(
+                format!("initial pose of object {}", o.obj_id),
+                format!("{p:?}"),
+                "must be finite",
+            ));
         }
         let groups = if config.joint {
             vec![Group {
@@ -367,11 +411,18 @@ impl Tracker {
             seconds: vec![0.0; n],
             spread: vec![0.0; n],
         };
-        let edge_map = self.edge_map(frame)?;
+        let images = [("depth", &frame.depth), ("grey", &frame.grey)];
+        for (what, image) in images {
+            image.as_ref().map_or(Ok(()), |i| i.check(what))?;
+        }
+        let start = Instant::now();
+        let maps = self.frame_maps(frame)?;
+        // Per-frame maps are shared by all objects: their time is split evenly.
+        let shared = start.elapsed().as_secs_f64() / n as f64;
         for g in 0..self.groups.len() {
             let start = Instant::now();
-            self.step_group(g, frame, edge_map.as_ref(), &mut out)?;
-            let per = start.elapsed().as_secs_f64() / self.groups[g].members.len() as f64;
+            self.step_group(g, frame, &maps, &mut out)?;
+            let per = start.elapsed().as_secs_f64() / self.groups[g].members.len() as f64 + shared;
             self.groups[g]
                 .members
                 .iter()
@@ -382,30 +433,46 @@ impl Tracker {
         Ok(out)
     }
 
-    /// The frame's edge distance map when the edge modality is on (computed once per frame).
-    fn edge_map(&self, frame: &TrackFrame) -> Result<Option<SharedImage>> {
-        if !self.config.modalities.contains(&ModalityKind::Edge) {
-            return Ok(None);
-        }
-        let grey = frame
-            .grey
-            .as_ref()
-            .ok_or_else(|| Error::param("modalities", "edge", "frame has no RGB image"))?;
-        Ok(Some(Arc::new(edge_distance_map(grey, &self.config.edge))))
+    /// The frame's distance maps of the modalities that need one (computed once per frame).
+    fn frame_maps(&self, frame: &TrackFrame) -> Result<FrameMaps> {
+        let on = |k| self.config.modalities.contains(&k);
+        let edge = if on(ModalityKind::Edge) {
+            let grey = frame
+                .grey
+                .as_ref()
+                .ok_or_else(|| Error::param("modalities", "edge", "frame has no RGB image"))?;
+            Some(Arc::new(edge_distance_map(grey, &self.config.edge)))
+        } else {
+            None
+        };
+        let depth_edge = if on(ModalityKind::DepthEdge) {
+            let depth = frame.depth.as_ref().ok_or_else(|| {
+                Error::param("modalities", "depth-edge", "frame has no depth image")
+            })?;
+            let p = &self.config.depth_edge;
+            Some(Arc::new(depth_edge_distance_map(
+                depth,
+                p.threshold,
+                p.truncate,
+            )))
+        } else {
+            None
+        };
+        Ok(FrameMaps { edge, depth_edge })
     }
 
     fn step_group(
         &mut self,
         g: usize,
         frame: &TrackFrame,
-        edge: Option<&SharedImage>,
+        maps: &FrameMaps,
         out: &mut FrameOutput,
     ) -> Result<()> {
         let members = self.groups[g].members.clone();
         let first = self.groups[g].filter.is_none();
         if first && self.config.init_noise.is_some() {
             for &k in &members {
-                self.select_hypothesis(k, frame, edge)?;
+                self.select_hypothesis(k, frame, maps)?;
             }
         }
         let spreads: Vec<f64> = members
@@ -418,7 +485,7 @@ impl Tracker {
             .iter()
             .zip(&charts)
             .zip(&spreads)
-            .map(|((&k, chart), &spread)| self.object_terms(k, chart, frame, edge, spread, first))
+            .map(|((&k, chart), &spread)| self.object_terms(k, chart, frame, maps, spread, first))
             .collect::<Result<Vec<_>>>()?;
         let model = ObservationModel { objects: terms };
         let updates = if first {
@@ -459,17 +526,12 @@ impl Tracker {
     /// From an uncertain start, score `hypotheses` poses drawn from the init-noise prior (twice,
     /// the second round around the first winner at a quarter of the spread) and restart from the
     /// lowest loss: a global search the local filter moves cannot do.
-    fn select_hypothesis(
-        &mut self,
-        k: usize,
-        frame: &TrackFrame,
-        edge: Option<&SharedImage>,
-    ) -> Result<()> {
+    fn select_hypothesis(&mut self, k: usize, frame: &TrackFrame, maps: &FrameMaps) -> Result<()> {
         use rayon::prelude::*;
         for (round, shrink) in [1.0, 0.25].into_iter().enumerate() {
             let chart = PoseChart::new(self.states[k].estimate, &self.objects[k].centre);
             let spread = self.spread(usize::MAX, 0, k) * shrink;
-            let mut terms = self.object_terms(k, &chart, frame, edge, spread, true)?;
+            let mut terms = self.object_terms(k, &chart, frame, maps, spread, true)?;
             terms.prior_sigma *= shrink;
             let seed = self.config.seed;
             let best = (0..self.config.hypotheses)
@@ -513,7 +575,8 @@ impl Tracker {
         let here = PoseChart::new(st.estimate, centre);
         match (self.config.motion, st.previous) {
             (MotionModel::ConstantVelocity, Some(prev)) => {
-                let v = PoseChart::new(prev, centre).coords(&st.estimate);
+                let v = PoseChart::new(prev, centre).coords(&st.estimate)
+                    * self.config.velocity_damping;
                 PoseChart::new(here.pose(&v), centre)
             }
             _ => here,
@@ -543,7 +606,7 @@ impl Tracker {
         k: usize,
         chart: &PoseChart,
         frame: &TrackFrame,
-        edge: Option<&SharedImage>,
+        maps: &FrameMaps,
         spread: f64,
         first: bool,
     ) -> Result<ObjectTerms> {
@@ -553,24 +616,29 @@ impl Tracker {
         let mut modalities: Vec<(f64, Box<dyn Modality>)> = Vec::new();
         for kind in &c.modalities {
             let m: Box<dyn Modality> = match kind {
-                ModalityKind::Depth => {
-                    let depth = frame.depth.clone().ok_or_else(|| {
-                        Error::param("modalities", "depth", "frame has no depth image")
-                    })?;
-                    Box::new(DepthModality::prepare(
-                        depth,
-                        frame.camera,
-                        chart,
-                        pts,
-                        c.depth.scaled(f),
-                    ))
-                }
-                ModalityKind::Edge => {
-                    let map = edge
-                        .cloned()
-                        .ok_or_else(|| Error::param("modalities", "edge", "no edge map"))?;
-                    Box::new(EdgeModality::prepare(map, frame.camera, chart, pts, c.edge))
-                }
+                ModalityKind::Depth => Box::new(DepthModality::prepare(
+                    required(&frame.depth, "depth", "frame has no depth image")?,
+                    frame.camera,
+                    chart,
+                    pts,
+                    c.depth.scaled(f),
+                )),
+                ModalityKind::Edge => Box::new(EdgeModality::prepare(
+                    required(&maps.edge, "edge", "no edge map")?,
+                    frame.camera,
+                    chart,
+                    pts,
+                    c.edge,
+                    EdgePoints::Silhouette,
+                )),
+                ModalityKind::DepthEdge => Box::new(EdgeModality::prepare(
+                    required(&maps.depth_edge, "depth-edge", "no depth-edge map")?,
+                    frame.camera,
+                    chart,
+                    pts,
+                    c.depth_edge,
+                    EdgePoints::Contour,
+                )),
             };
             modalities.push((1.0, m));
         }
@@ -624,6 +692,7 @@ fn add_noise6(x: &mut [f64; 6], sigma: &Vector6<f64>, rng: &mut impl rand::Rng) 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::pose::modality::ImageF32;
 
     #[test]
     fn parses_init_noise_and_modalities() {
@@ -637,6 +706,52 @@ mod tests {
             vec![ModalityKind::Depth, ModalityKind::Edge]
         );
         assert!(parse_modalities("sonar").is_err());
+    }
+
+    fn cube() -> ObjectModel {
+        ObjectModel::from_mesh(1, &Mesh::cuboid(0.05, 0.05, 0.05).unwrap(), 200, 0).unwrap()
+    }
+
+    #[test]
+    fn non_finite_initial_poses_are_an_error_naming_the_object() {
+        let nan = Isometry3::translation(f64::NAN, 0.0, 0.5);
+        let err = Tracker::new(TrackerConfig::default(), vec![cube()], vec![nan])
+            .err()
+            .expect("NaN pose rejected")
+            .to_string();
+        assert!(err.contains("initial pose of object 1"), "{err}");
+    }
+
+    #[test]
+    fn malformed_frame_images_are_an_error_naming_the_image() {
+        let pose = Isometry3::translation(0.0, 0.0, 0.5);
+        let config = TrackerConfig {
+            modalities: vec![ModalityKind::Depth, ModalityKind::DepthEdge],
+            ..TrackerConfig::default()
+        };
+        let mut tracker = Tracker::new(config, vec![cube()], vec![pose]).unwrap();
+        let camera =
+            Camera::from_k(&[100.0, 0.0, 32.0, 0.0, 100.0, 24.0, 0.0, 0.0, 1.0], 64, 48).unwrap();
+        let image = |width, height, n| {
+            Some(Arc::new(ImageF32 {
+                width,
+                height,
+                data: vec![0.5; n],
+            }))
+        };
+        for (depth, grey, named) in [
+            (image(0, 0, 0), None, "depth"),
+            (image(64, 48, 100), None, "depth"),
+            (image(64, 48, 64 * 48), image(64, 48, 7), "grey"),
+        ] {
+            let frame = TrackFrame {
+                depth,
+                grey,
+                camera,
+            };
+            let err = tracker.step(&frame).expect_err("rejected").to_string();
+            assert!(err.contains(named), "{err}");
+        }
     }
 
     #[test]

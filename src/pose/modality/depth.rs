@@ -10,8 +10,9 @@
 //! ```
 //!
 //! and the per-point cost is `ρ(r)` for a robust kernel `ρ`, except that
-//! - missing depth (any of the 4 interpolated pixels is 0, or they span a depth discontinuity) or a
-//!   projection outside the image costs 0 (ignored);
+//! - a depth discontinuity (the 4 interpolated pixels span more than `discontinuity`) costs 0
+//!   (ignored); missing depth (any of the 4 pixels is 0) or a projection outside the image costs
+//!   `missing_cost · ρ(reject)` (0 by default: ignored);
 //! - an occluded or far-off point, `q_z − d > reject`, costs the outlier constant `ρ(reject)` (capped);
 //! - a *free-space violation*, `d − q_z > free_space` (the camera sees through the model), costs
 //!   `free_space_factor · ρ(reject)`.
@@ -21,9 +22,13 @@
 //! piecewise linear, so `L` is piecewise smooth):
 //! `∂r/∂q = k n' + (n'·q)(−∇_q d / q_z + d/q_z² e_z)` with `k = 1 − d/q_z`, `∂r/∂n' = k q`.
 
-use super::visible::{visible_points, OrientedPoint, Pinhole, VisibilityParams};
-use super::{GradAccumulator, Modality, PoseChart, RigidMotion, Robust, SharedImage};
-use nalgebra::{Matrix6, Vector3, Vector6};
+use super::visible::{visible_points, VisibilityParams};
+use super::{
+    loss_scale, GradAccumulator, ImageF32, Modality, PoseChart, RigidMotion, Robust, SharedImage,
+};
+use crate::geometry::camera::Camera;
+use crate::pose::mesh::SurfacePoint;
+use nalgebra::{Matrix6, Vector2, Vector3, Vector6};
 
 /// Parameters of the depth modality (metres).
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -42,6 +47,12 @@ pub struct DepthParams {
     pub free_space_factor: f64,
     /// Four interpolated pixels spanning more than this are a depth discontinuity (ignored).
     pub discontinuity: f64,
+    /// Cost of a point that projects outside the image or onto missing depth, in outlier
+    /// constants. 0 (the default) treats missing depth as uninformative, right for sensors that
+    /// see a background behind the objects; when missing depth also means "nothing within range"
+    /// (an empty synthetic background), a positive value keeps an estimate from escaping into
+    /// empty space, where every point would otherwise cost nothing.
+    pub missing_cost: f64,
     /// Visible-point selection.
     pub visibility: VisibilityParams,
 }
@@ -56,6 +67,7 @@ impl Default for DepthParams {
             free_space: 0.02,
             free_space_factor: 2.0,
             discontinuity: 0.03,
+            missing_cost: 0.0,
             visibility: VisibilityParams {
                 max_points: 300,
                 ..Default::default()
@@ -86,7 +98,7 @@ impl DepthParams {
 /// A prepared depth modality: centre-relative visible points and the frame's depth image.
 pub struct DepthModality {
     depth: SharedImage,
-    cam: Pinhole,
+    cam: Camera,
     centre: Vector3<f64>,
     /// `(v, n)`: point minus centre, and normal, camera frame at the reference.
     points: Vec<(Vector3<f64>, Vector3<f64>)>,
@@ -112,16 +124,16 @@ impl DepthModality {
     /// depth image (metres, 0 = missing).
     pub fn prepare(
         depth: SharedImage,
-        cam: Pinhole,
+        cam: Camera,
         chart: &PoseChart,
-        model: &[OrientedPoint],
+        model: &[SurfacePoint],
         params: DepthParams,
     ) -> Self {
         let points: Vec<_> = visible_points(model, &chart.reference, &cam, &params.visibility)
             .into_iter()
-            .map(|p| (p.p - chart.centre, p.n))
+            .map(|p| (p.p.coords - chart.centre, p.n))
             .collect();
-        let norm = params.n_eff / (points.len().max(1) as f64 * params.sigma * params.sigma);
+        let norm = loss_scale(params.n_eff, params.sigma, points.len());
         Self {
             depth,
             cam,
@@ -136,32 +148,41 @@ impl DepthModality {
         if q.z < 1e-3 {
             return Term::Ignored;
         }
-        let (u, v) = self.cam.project(q);
-        let disc = self.params.discontinuity;
-        let valid = |p: &[f64; 4]| {
-            let (lo, hi) = p
-                .iter()
-                .fold((f64::INFINITY, 0.0f64), |(l, h), &x| (l.min(x), h.max(x)));
-            lo > 0.0 && hi - lo < disc
-        };
-        let Some((d, du, dv)) = self.depth.bilinear(u, v, valid) else {
-            return Term::Ignored;
-        };
+        let (u, v) = self.cam.project_xyz(q);
         let p = &self.params;
+        let missing = || {
+            if p.missing_cost > 0.0 {
+                Term::Constant(p.missing_cost * p.outlier_cost())
+            } else {
+                Term::Ignored
+            }
+        };
+        let Some((px, a, b)) = self.depth.cell(u, v) else {
+            return missing();
+        };
+        let (lo, hi) = px
+            .iter()
+            .fold((f64::INFINITY, 0.0f64), |(l, h), &x| (l.min(x), h.max(x)));
+        if lo <= 0.0 {
+            return missing();
+        }
+        if hi - lo >= p.discontinuity {
+            return Term::Ignored;
+        }
+        let (d, du, dv) = ImageF32::interpolate(&px, a, b);
         if d - q.z > p.free_space {
             return Term::Constant(p.free_space_factor * p.outlier_cost());
         }
         if q.z - d > p.reject {
             return Term::Constant(p.outlier_cost());
         }
-        let (ju, jv) = self.cam.jacobian(q);
         let k = 1.0 - d / q.z;
         let a = n.dot(q);
         Term::Residual {
             r: a * k,
             k,
             a,
-            grad_d: ju * du + jv * dv,
+            grad_d: self.cam.jacobian_xyz(q).tr_mul(&Vector2::new(du, dv)),
             d,
         }
     }
@@ -215,13 +236,14 @@ impl Modality for DepthModality {
 
 #[cfg(test)]
 mod tests {
-    use super::super::ImageF32;
     use super::*;
     use nalgebra::Isometry3;
     use std::sync::Arc;
 
-    fn cam() -> Pinhole {
-        Pinhole {
+    use nalgebra::Point3;
+
+    fn cam() -> Camera {
+        Camera {
             fx: 400.0,
             fy: 400.0,
             cx: 80.0,
@@ -232,33 +254,34 @@ mod tests {
     }
 
     /// A tilted, gently curved observed surface `z(x, y)` rendered as a depth image.
-    fn surface_depth(cam: &Pinhole) -> ImageF32 {
-        let mut data = vec![0.0f32; cam.width * cam.height];
-        for y in 0..cam.height {
-            for x in 0..cam.width {
+    fn surface_depth(cam: &Camera) -> ImageF32 {
+        let (w, h) = (cam.width as usize, cam.height as usize);
+        let mut data = vec![0.0f32; w * h];
+        for y in 0..h {
+            for x in 0..w {
                 let (rx, ry) = ((x as f64 - cam.cx) / cam.fx, (y as f64 - cam.cy) / cam.fy);
-                data[y * cam.width + x] = (0.5 + 0.1 * rx + 0.05 * ry + 0.3 * rx * rx) as f32;
+                data[y * w + x] = (0.5 + 0.1 * rx + 0.05 * ry + 0.3 * rx * rx) as f32;
             }
         }
         ImageF32 {
-            width: cam.width,
-            height: cam.height,
+            width: w,
+            height: h,
             data,
         }
     }
 
     /// A small grid of camera-facing points with slightly varying normals.
-    fn model() -> Vec<OrientedPoint> {
+    fn model() -> Vec<SurfacePoint> {
         let mut pts = Vec::new();
         for i in -5..=5 {
             for j in -5..=5 {
-                let p = Vector3::new(
+                let p = Point3::new(
                     i as f64 * 0.004,
                     j as f64 * 0.004,
                     0.002 * (i * j) as f64 / 25.0,
                 );
                 let n = Vector3::new(0.05 * i as f64, -0.03 * j as f64, -1.0).normalize();
-                pts.push(OrientedPoint { p, n });
+                pts.push(SurfacePoint { p, n });
             }
         }
         pts
@@ -308,10 +331,11 @@ mod tests {
         assert!(at(0.004) < at(0.0) && at(0.004) < at(0.012));
         // With all depth missing the loss is zero.
         let c = cam();
+        let (w, h) = (c.width as usize, c.height as usize);
         let empty = ImageF32 {
-            width: c.width,
-            height: c.height,
-            data: vec![0.0; c.width * c.height],
+            width: w,
+            height: h,
+            data: vec![0.0; w * h],
         };
         let chart = PoseChart::new(Isometry3::translation(0.0, 0.0, 0.5), &Vector3::zeros());
         let m0 =

@@ -13,9 +13,13 @@
 //!
 //! with `DT` interpolated bilinearly (piecewise linear, so `L` is piecewise smooth).
 
-use super::visible::{visible_points, OrientedPoint, Pinhole, VisibilityParams};
-use super::{GradAccumulator, ImageF32, Modality, PoseChart, RigidMotion, Robust, SharedImage};
-use nalgebra::{Matrix6, Vector3, Vector6};
+use super::visible::{contour_points, visible_points, VisibilityParams};
+use super::{
+    loss_scale, GradAccumulator, ImageF32, Modality, PoseChart, RigidMotion, Robust, SharedImage,
+};
+use crate::geometry::camera::Camera;
+use crate::pose::mesh::SurfacePoint;
+use nalgebra::{Matrix6, Vector2, Vector3, Vector6};
 
 /// Parameters of the edge modality (pixels).
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -103,7 +107,8 @@ fn dt_1d(f: &[f32], d: &mut [f32], v: &mut [usize], z: &mut [f32]) {
     }
 }
 
-/// Exact Euclidean distance (pixels) to the nearest pixel where `mask` holds, truncated at `t_max`.
+/// Exact Euclidean distance (pixels) to the nearest pixel where `mask` holds, truncated at `t_max`
+/// (an empty image for a zero width or height).
 pub fn distance_transform(
     width: usize,
     height: usize,
@@ -126,7 +131,8 @@ pub fn distance_transform(
         dt_1d(&f[..height], &mut d[..height], &mut v, &mut z);
         (0..height).for_each(|y| g[y * width + x] = d[y]);
     }
-    for row in g.chunks_mut(width) {
+    // `max(1)`: an empty image has no rows (and `chunks_mut(0)` would panic).
+    for row in g.chunks_mut(width.max(1)) {
         f[..width].copy_from_slice(row);
         dt_1d(&f[..width], &mut d[..width], &mut v, &mut z);
         row.copy_from_slice(&d[..width]);
@@ -150,10 +156,45 @@ pub fn edge_distance_map(grey: &ImageF32, params: &EdgeParams) -> ImageF32 {
     )
 }
 
+/// The per-frame *depth-edge* distance map of a depth image (metres, 0 = missing): distance to the
+/// nearest valid pixel that borders missing depth or a jump of more than `jump` metres to a
+/// 4-neighbour — the occluding contours of the objects as a depth sensor sees them. Used with
+/// [`EdgeModality`] it gives silhouette points a pull in the image plane, which point-to-plane
+/// depth residuals lack (sliding a face along itself leaves them unchanged).
+pub fn depth_edge_distance_map(depth: &ImageF32, jump: f32, truncate: f32) -> ImageF32 {
+    let (w, h) = (depth.width, depth.height);
+    let d = &depth.data;
+    let edge = |i: usize| {
+        let z = d[i];
+        if z <= 0.0 {
+            return false;
+        }
+        let (x, y) = (i % w, i / w);
+        let differs = |j: usize| d[j] <= 0.0 || (d[j] - z).abs() > jump;
+        (x > 0 && differs(i - 1))
+            || (x + 1 < w && differs(i + 1))
+            || (y > 0 && differs(i - w))
+            || (y + 1 < h && differs(i + w))
+    };
+    distance_transform(w, h, edge, truncate)
+}
+
+/// Which model points an [`EdgeModality`] matches against its distance map.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EdgePoints {
+    /// Near-silhouette points selected by their normals ([`visible_points`] with
+    /// `params.visibility`), for intensity edges.
+    Silhouette,
+    /// Points on the occluding contour of the model's projection ([`contour_points`], cells of
+    /// `params.visibility.cell_px` pixels), right for a map of occluding contours such as
+    /// [`depth_edge_distance_map`].
+    Contour,
+}
+
 /// A prepared edge modality: centre-relative silhouette points and the frame's distance map.
 pub struct EdgeModality {
     dist: SharedImage,
-    cam: Pinhole,
+    cam: Camera,
     centre: Vector3<f64>,
     points: Vec<Vector3<f64>>,
     params: EdgeParams,
@@ -162,19 +203,25 @@ pub struct EdgeModality {
 
 impl EdgeModality {
     /// Prepare about `chart` from the model's oriented surface samples and a distance map from
-    /// [`edge_distance_map`].
+    /// [`edge_distance_map`] ([`EdgePoints::Silhouette`]) or [`depth_edge_distance_map`]
+    /// ([`EdgePoints::Contour`]).
     pub fn prepare(
         dist: SharedImage,
-        cam: Pinhole,
+        cam: Camera,
         chart: &PoseChart,
-        model: &[OrientedPoint],
+        model: &[SurfacePoint],
         params: EdgeParams,
+        select: EdgePoints,
     ) -> Self {
-        let points: Vec<_> = visible_points(model, &chart.reference, &cam, &params.visibility)
-            .into_iter()
-            .map(|p| p.p - chart.centre)
-            .collect();
-        let norm = params.n_eff / (points.len().max(1) as f64 * params.sigma * params.sigma);
+        let v = &params.visibility;
+        let points = match select {
+            EdgePoints::Silhouette => visible_points(model, &chart.reference, &cam, v),
+            EdgePoints::Contour => {
+                contour_points(model, &chart.reference, &cam, v.cell_px, v.max_points)
+            }
+        };
+        let points: Vec<_> = points.iter().map(|p| p.p.coords - chart.centre).collect();
+        let norm = loss_scale(params.n_eff, params.sigma, points.len());
         Self {
             dist,
             cam,
@@ -200,16 +247,16 @@ impl Modality for EdgeModality {
             if q.z < 1e-3 {
                 continue;
             }
-            let (u, w) = self.cam.project(&q);
+            let (u, w) = self.cam.project_xyz(&q);
             let Some((d, du, dv)) = self.dist.bilinear(u, w, |_| true) else {
                 total += self.params.robust.rho(cap);
                 continue;
             };
             total += self.params.robust.rho(d);
             if let Some(acc) = grad.as_deref_mut() {
-                let (ju, jv) = self.cam.jacobian(&q);
+                let j = self.cam.jacobian_xyz(&q);
                 let s = self.norm * self.params.robust.psi(d);
-                acc.add_point(&rv, &((ju * du + jv * dv) * s));
+                acc.add_point(&rv, &(j.tr_mul(&Vector2::new(du, dv)) * s));
             }
         }
         total * self.norm
@@ -220,8 +267,8 @@ impl Modality for EdgeModality {
         let mut h = Matrix6::zeros();
         for v in &self.points {
             let q = self.centre + v;
-            let (ju, jv) = self.cam.jacobian(&q);
-            for j in [ju, jv] {
+            let jac = self.cam.jacobian_xyz(&q);
+            for j in [jac.row(0).transpose(), jac.row(1).transpose()] {
                 let vj = v.cross(&j);
                 let row = Vector6::new(j.x, j.y, j.z, vj.x, vj.y, vj.z);
                 h += row * row.transpose();
@@ -242,6 +289,30 @@ mod tests {
     use std::sync::Arc;
 
     #[test]
+    fn depth_edges_are_occluding_contours() {
+        // A 4×4 square at 0.5 m on a missing background and a 0.02 m step inside it.
+        let (w, h) = (12, 10);
+        let mut data = vec![0.0f32; w * h];
+        for y in 3..7 {
+            for x in 3..7 {
+                data[y * w + x] = if x < 5 { 0.5 } else { 0.51 };
+            }
+        }
+        let depth = ImageF32 {
+            width: w,
+            height: h,
+            data,
+        };
+        let dt = depth_edge_distance_map(&depth, 0.05, 50.0);
+        assert_eq!(dt.at(3, 4), 0.0);
+        assert!((dt.at(0, 4) - 3.0).abs() < 1e-6);
+        // The 1 cm step is below the jump threshold: not an edge.
+        let inner = depth_edge_distance_map(&depth, 0.005, 50.0);
+        assert_eq!(inner.at(4, 4), 0.0);
+        assert_eq!(dt.at(4, 4), 1.0);
+    }
+
+    #[test]
     fn distance_transform_is_euclidean() {
         let (w, h) = (9, 7);
         let dt = distance_transform(w, h, |i| i == 3 * w + 4, 100.0);
@@ -250,11 +321,14 @@ mod tests {
         assert!((dt.at(7, 6) - 18f32.sqrt()).abs() < 1e-5);
         let t = distance_transform(w, h, |i| i == 0, 2.5);
         assert_eq!(t.at(8, 6), 2.5);
+        for (w, h) in [(0, 0), (0, 5), (5, 0)] {
+            assert!(distance_transform(w, h, |_| true, 1.0).data.is_empty());
+        }
     }
 
     #[test]
     fn gradient_matches_finite_differences() {
-        let cam = Pinhole {
+        let cam = Camera {
             fx: 300.0,
             fy: 300.0,
             cx: 64.0,
@@ -276,18 +350,25 @@ mod tests {
         }
         let map = Arc::new(edge_distance_map(&grey, &EdgeParams::default()));
         // A cylinder-like ring of side points of radius 3 cm at 0.5 m (≈ 18 px).
-        let model: Vec<OrientedPoint> = (0..72)
+        let model: Vec<SurfacePoint> = (0..72)
             .flat_map(|i| {
                 let a = i as f64 * std::f64::consts::TAU / 72.0;
                 let n = Vector3::new(a.cos(), a.sin(), -0.3).normalize();
-                [-0.01, 0.01].map(|z| OrientedPoint {
-                    p: Vector3::new(0.03 * a.cos(), 0.03 * a.sin(), z),
+                [-0.01, 0.01].map(|z| SurfacePoint {
+                    p: nalgebra::Point3::new(0.03 * a.cos(), 0.03 * a.sin(), z),
                     n,
                 })
             })
             .collect();
         let chart = PoseChart::new(Isometry3::translation(0.0, 0.0, 0.5), &Vector3::zeros());
-        let m = EdgeModality::prepare(map, cam, &chart, &model, EdgeParams::default());
+        let m = EdgeModality::prepare(
+            map,
+            cam,
+            &chart,
+            &model,
+            EdgeParams::default(),
+            EdgePoints::Silhouette,
+        );
         assert!(m.len() > 50, "{}", m.len());
         let xi = Vector6::new(0.0013, -0.0021, 0.0047, 0.021, -0.013, 0.0171);
         let mut g = Vector6::zeros();

@@ -31,6 +31,7 @@ pub mod depth;
 pub mod edge;
 pub mod visible;
 
+use crate::error::{Error, Result};
 use crate::filter::Model;
 use crate::geometry::se3::left_jacobian;
 use nalgebra::{
@@ -55,6 +56,20 @@ pub struct ImageF32 {
 pub type Sample = (f64, f64, f64);
 
 impl ImageF32 {
+    /// Error unless the image is non-empty and holds exactly `width × height` pixels (the
+    /// invariant every accessor relies on); `what` names the image in the message.
+    pub fn check(&self, what: &str) -> Result<()> {
+        let (w, h) = (self.width, self.height);
+        if w == 0 || h == 0 || w.checked_mul(h) != Some(self.data.len()) {
+            return Err(Error::Shape {
+                what: format!("{what} image pixels"),
+                expected: format!("{w}x{h} = {} (non-empty)", w.saturating_mul(h)),
+                got: self.data.len().to_string(),
+            });
+        }
+        Ok(())
+    }
+
     /// Pixel `(x, y)`, no bounds check beyond the slice's own.
     #[inline]
     pub fn at(&self, x: usize, y: usize) -> f32 {
@@ -64,7 +79,7 @@ impl ImageF32 {
     /// The four pixels around `(u, v)` (pixel centres at integer coordinates) and the fractions,
     /// or `None` outside the image.
     #[inline]
-    fn cell(&self, u: f64, v: f64) -> Option<([f64; 4], f64, f64)> {
+    pub fn cell(&self, u: f64, v: f64) -> Option<([f64; 4], f64, f64)> {
         if !(u >= 0.0 && v >= 0.0) {
             return None;
         }
@@ -91,10 +106,17 @@ impl ImageF32 {
         if !valid(&p) {
             return None;
         }
+        Some(Self::interpolate(&p, a, b))
+    }
+
+    /// Bilinear interpolation of the four pixels of [`ImageF32::cell`] at fractions `(a, b)`,
+    /// with its derivatives.
+    #[inline]
+    pub fn interpolate(p: &[f64; 4], a: f64, b: f64) -> Sample {
         let top = p[0] + a * (p[1] - p[0]);
         let bottom = p[2] + a * (p[3] - p[2]);
         let du = (1.0 - b) * (p[1] - p[0]) + b * (p[3] - p[2]);
-        Some((top + b * (bottom - top), du, bottom - top))
+        (top + b * (bottom - top), du, bottom - top)
     }
 }
 
@@ -232,6 +254,12 @@ impl RigidMotion {
     pub fn place(&self, centre: &Vector3<f64>, rv: &Vector3<f64>) -> Vector3<f64> {
         centre + self.rho + rv
     }
+}
+
+/// The loss scale `n_eff / (N σ²)` of `n_points` residuals of noise `sigma` treated as `n_eff`
+/// independent measurements (`N` at least 1).
+pub(crate) fn loss_scale(n_eff: f64, sigma: f64, n_points: usize) -> f64 {
+    n_eff / (n_points.max(1) as f64 * sigma * sigma)
 }
 
 /// Accumulates `∂L/∂ξ` from per-point gradients (see the module docs).

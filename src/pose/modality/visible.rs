@@ -2,51 +2,9 @@
 //! a coarse point z-buffer, then an even subsample — done once per frame, so the per-particle cost
 //! is independent of the image size.
 
-use nalgebra::{Isometry3, Vector3};
-
-/// A model surface point with its outward unit normal (model frame, metres).
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct OrientedPoint {
-    /// Position.
-    pub p: Vector3<f64>,
-    /// Outward unit normal.
-    pub n: Vector3<f64>,
-}
-
-/// Pinhole intrinsics in the OpenCV convention: `u = fx x/z + cx`, `v = fy y/z + cy`.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct Pinhole {
-    /// Focal length along x (pixels).
-    pub fx: f64,
-    /// Focal length along y (pixels).
-    pub fy: f64,
-    /// Principal point x (pixels).
-    pub cx: f64,
-    /// Principal point y (pixels).
-    pub cy: f64,
-    /// Image width (pixels).
-    pub width: usize,
-    /// Image height (pixels).
-    pub height: usize,
-}
-
-impl Pinhole {
-    /// `π(q) = (fx q_x/q_z + cx, fy q_y/q_z + cy)`.
-    #[inline]
-    pub fn project(&self, q: &Vector3<f64>) -> (f64, f64) {
-        (self.fx * q.x / q.z + self.cx, self.fy * q.y / q.z + self.cy)
-    }
-
-    /// `∂π/∂q` as two rows: `[fx/z, 0, −fx x/z²]`, `[0, fy/z, −fy y/z²]`.
-    #[inline]
-    pub fn jacobian(&self, q: &Vector3<f64>) -> (Vector3<f64>, Vector3<f64>) {
-        let iz = 1.0 / q.z;
-        (
-            Vector3::new(self.fx * iz, 0.0, -self.fx * q.x * iz * iz),
-            Vector3::new(0.0, self.fy * iz, -self.fy * q.y * iz * iz),
-        )
-    }
-}
+use crate::geometry::camera::Camera;
+use crate::pose::mesh::SurfacePoint;
+use nalgebra::Isometry3;
 
 /// Which points to keep.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -79,23 +37,21 @@ impl Default for VisibilityParams {
 /// front of it inside the image, and are not behind a nearer model point of the same z-buffer cell;
 /// evenly subsampled to at most `max_points`.
 pub fn visible_points(
-    model: &[OrientedPoint],
+    model: &[SurfacePoint],
     pose: &Isometry3<f64>,
-    cam: &Pinhole,
+    cam: &Camera,
     params: &VisibilityParams,
-) -> Vec<OrientedPoint> {
-    let candidates: Vec<(OrientedPoint, (usize, usize))> = model
+) -> Vec<SurfacePoint> {
+    let candidates: Vec<(SurfacePoint, (usize, usize))> = model
         .iter()
         .filter_map(|m| {
-            let p = pose * nalgebra::Point3::from(m.p);
-            let n = pose.rotation * m.n;
-            let facing = n.dot(&p.coords.normalize());
-            let ok = p.z > 1e-3 && facing < -params.min_facing && facing >= -params.max_facing;
-            let (u, v) = cam.project(&p.coords);
-            let inside = u >= 0.0 && v >= 0.0 && u < cam.width as f64 && v < cam.height as f64;
-            (ok && inside).then(|| {
+            let pt = posed(pose, m);
+            let facing = pt.n.dot(&pt.p.coords.normalize());
+            let ok = pt.p.z > 1e-3 && facing < -params.min_facing && facing >= -params.max_facing;
+            let (u, v) = cam.project_xyz(&pt.p.coords);
+            (ok && cam.covers(u, v)).then(|| {
                 let cell = ((u / params.cell_px) as usize, (v / params.cell_px) as usize);
-                (OrientedPoint { p: p.coords, n }, cell)
+                (pt, cell)
             })
         })
         .collect();
@@ -106,12 +62,111 @@ pub fn visible_points(
         let z = &mut zbuf[cy * cols + cx];
         *z = z.min(pt.p.z);
     }
-    let visible: Vec<OrientedPoint> = candidates
+    let visible: Vec<SurfacePoint> = candidates
         .into_iter()
         .filter(|(pt, (cx, cy))| pt.p.z <= zbuf[cy * cols + cx] + params.depth_tolerance)
         .map(|(pt, _)| pt)
         .collect();
     subsample(visible, params.max_points)
+}
+
+/// Points of `model` (posed by `pose`, camera frame) on the occluding contour of its projection:
+/// all points in front of the camera are splatted into a grid of `cell_px` pixels over the
+/// projected bounding box, the cells outside the silhouette are found by flood fill from the
+/// grid border (so interior gaps between samples are not mistaken for contour), and every
+/// silhouette cell next to an outside cell contributes its point farthest from the projected
+/// centroid. Evenly subsampled to at most `max_points`. Normals are returned as posed.
+pub fn contour_points(
+    model: &[SurfacePoint],
+    pose: &Isometry3<f64>,
+    cam: &Camera,
+    cell_px: f64,
+    max_points: usize,
+) -> Vec<SurfacePoint> {
+    let projected: Vec<(SurfacePoint, (f64, f64))> = model
+        .iter()
+        .filter_map(|m| {
+            let pt = posed(pose, m);
+            (pt.p.z > 1e-3).then(|| (pt, cam.project_xyz(&pt.p.coords)))
+        })
+        .collect();
+    if projected.is_empty() {
+        return Vec::new();
+    }
+    let (mut lo, mut hi) = (
+        (f64::INFINITY, f64::INFINITY),
+        (f64::NEG_INFINITY, f64::NEG_INFINITY),
+    );
+    let (mut cu, mut cv) = (0.0, 0.0);
+    for (_, (u, v)) in &projected {
+        lo = (lo.0.min(*u), lo.1.min(*v));
+        hi = (hi.0.max(*u), hi.1.max(*v));
+        cu += u;
+        cv += v;
+    }
+    let count = projected.len() as f64;
+    let (cu, cv) = (cu / count, cv / count);
+    // One empty cell of margin on every side, so the flood fill reaches around the silhouette.
+    let cols = ((hi.0 - lo.0) / cell_px) as usize + 3;
+    let rows = ((hi.1 - lo.1) / cell_px) as usize + 3;
+    if cols * rows > 4_000_000 {
+        return Vec::new();
+    }
+    let cell = |u: f64, v: f64| {
+        let x = ((u - lo.0) / cell_px) as usize + 1;
+        let y = ((v - lo.1) / cell_px) as usize + 1;
+        y * cols + x
+    };
+    // Best (farthest from the centroid) point per occupied cell.
+    let mut best: Vec<Option<(f64, usize)>> = vec![None; cols * rows];
+    for (i, (_, (u, v))) in projected.iter().enumerate() {
+        let r2 = (u - cu).powi(2) + (v - cv).powi(2);
+        let b = &mut best[cell(*u, *v)];
+        if b.is_none_or(|(d, _)| r2 > d) {
+            *b = Some((r2, i));
+        }
+    }
+    let mut outside = vec![false; cols * rows];
+    let mut stack = vec![0usize];
+    outside[0] = true;
+    while let Some(c) = stack.pop() {
+        let (x, y) = (c % cols, c / cols);
+        let mut visit = |n: usize| {
+            if !outside[n] && best[n].is_none() {
+                outside[n] = true;
+                stack.push(n);
+            }
+        };
+        if x > 0 {
+            visit(c - 1);
+        }
+        if x + 1 < cols {
+            visit(c + 1);
+        }
+        if y > 0 {
+            visit(c - cols);
+        }
+        if y + 1 < rows {
+            visit(c + cols);
+        }
+    }
+    let contour: Vec<SurfacePoint> = (0..cols * rows)
+        .filter_map(|c| {
+            let (_, i) = best[c]?;
+            let border = outside[c - 1] || outside[c + 1] || outside[c - cols] || outside[c + cols];
+            let (pt, (u, v)) = projected[i];
+            (border && cam.covers(u, v)).then_some(pt)
+        })
+        .collect();
+    subsample(contour, max_points)
+}
+
+/// `m` moved into the camera frame by `pose`.
+fn posed(pose: &Isometry3<f64>, m: &SurfacePoint) -> SurfacePoint {
+    SurfacePoint {
+        p: pose * m.p,
+        n: pose.rotation * m.n,
+    }
 }
 
 /// Every `⌈len/max⌉`-th element, so at most `max` remain (deterministic, spatially even for
@@ -128,8 +183,10 @@ fn subsample<T: Copy>(v: Vec<T>, max: usize) -> Vec<T> {
 mod tests {
     use super::*;
 
-    fn cam() -> Pinhole {
-        Pinhole {
+    use nalgebra::{Point3, Vector3};
+
+    fn cam() -> Camera {
+        Camera {
             fx: 500.0,
             fy: 500.0,
             cx: 160.0,
@@ -143,17 +200,17 @@ mod tests {
     fn culls_back_faces_and_occluded_points() {
         // Two points on the optical axis: a front face (normal towards camera) and a back face.
         let model = vec![
-            OrientedPoint {
-                p: Vector3::new(0.0, 0.0, -0.05),
+            SurfacePoint {
+                p: Point3::new(0.0, 0.0, -0.05),
                 n: -Vector3::z(),
             },
-            OrientedPoint {
-                p: Vector3::new(0.0, 0.0, 0.05),
+            SurfacePoint {
+                p: Point3::new(0.0, 0.0, 0.05),
                 n: Vector3::z(),
             },
             // Facing the camera but hidden behind the first point.
-            OrientedPoint {
-                p: Vector3::new(0.0, 0.0, 0.2),
+            SurfacePoint {
+                p: Point3::new(0.0, 0.0, 0.2),
                 n: -Vector3::z(),
             },
         ];
@@ -164,25 +221,31 @@ mod tests {
     }
 
     #[test]
+    fn contour_points_lie_on_the_silhouette() {
+        // A face-on square plate of 10 cm at 1 m: its contour is the square's outline.
+        let mut model = Vec::new();
+        for i in 0..=40 {
+            for j in 0..=40 {
+                model.push(SurfacePoint {
+                    p: Point3::new(i as f64 * 0.0025 - 0.05, j as f64 * 0.0025 - 0.05, 0.0),
+                    n: -Vector3::z(),
+                });
+            }
+        }
+        let pose = Isometry3::translation(0.0, 0.0, 1.0);
+        let c = contour_points(&model, &pose, &cam(), 2.0, 1000);
+        assert!(c.len() > 40, "{}", c.len());
+        for p in &c {
+            let edge = p.p.x.abs().max(p.p.y.abs());
+            assert!(edge > 0.045, "interior point {:?}", p.p);
+        }
+    }
+
+    #[test]
     fn subsamples_to_the_budget() {
         let v: Vec<usize> = (0..1000).collect();
         let s = subsample(v, 300);
         assert_eq!(s.len(), 300);
         assert_eq!(s[0], 0);
-    }
-
-    #[test]
-    fn projection_jacobian_matches_finite_differences() {
-        let c = cam();
-        let q = Vector3::new(0.1, -0.05, 0.9);
-        let (ju, jv) = c.jacobian(&q);
-        for k in 0..3 {
-            let mut d = Vector3::zeros();
-            d[k] = 1e-7;
-            let (up, vp) = c.project(&(q + d));
-            let (um, vm) = c.project(&(q - d));
-            assert!(((up - um) / 2e-7 - ju[k]).abs() < 1e-4);
-            assert!(((vp - vm) / 2e-7 - jv[k]).abs() < 1e-4);
-        }
     }
 }

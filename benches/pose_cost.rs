@@ -1,0 +1,60 @@
+//! Micro-benchmark (`cargo bench --bench pose_cost`): cost of one depth-modality loss+gradient evaluation (300 visible points).
+use hdpf::pose::modality::depth::{DepthModality, DepthParams};
+use hdpf::pose::modality::{ImageF32, Modality, PoseChart};
+use hdpf::pose::tracker::ObjectModel;
+use nalgebra::{Isometry3, Vector3, Vector6};
+use std::sync::Arc;
+
+fn main() {
+    let cam = hdpf::geometry::camera::Camera {
+        fx: 1066.0,
+        fy: 1066.0,
+        cx: 320.0,
+        cy: 240.0,
+        width: 640,
+        height: 480,
+    };
+    let mesh = hdpf::pose::Mesh::cuboid(0.1, 0.07, 0.05).unwrap();
+    let obj = ObjectModel::from_mesh(1, &mesh, 3000, 0).unwrap();
+    let pose = Isometry3::new(Vector3::new(0.0, 0.0, 0.8), Vector3::new(0.4, 0.3, 0.2));
+    let depth = ImageF32 {
+        width: 640,
+        height: 480,
+        data: vec![0.79; 640 * 480],
+    };
+    let chart = PoseChart::new(pose, &obj.centre);
+    let t0 = std::time::Instant::now();
+    let m = DepthModality::prepare(
+        Arc::new(depth),
+        cam,
+        &chart,
+        &obj.points,
+        DepthParams::default(),
+    );
+    println!(
+        "prepare {:.1} µs, {} points",
+        t0.elapsed().as_secs_f64() * 1e6,
+        m.len()
+    );
+    let n = 20000;
+    let mut g = Vector6::zeros();
+    let t0 = std::time::Instant::now();
+    let mut acc = 0.0;
+    for i in 0..n {
+        let xi = Vector6::new(1e-4 * (i % 7) as f64, 0.0, 1e-4, 0.001, 0.0, 0.0);
+        acc += m.loss_grad(&xi, &mut g);
+    }
+    println!(
+        "loss_grad {:.2} µs ({acc:.1})",
+        t0.elapsed().as_secs_f64() * 1e6 / n as f64
+    );
+    let t0 = std::time::Instant::now();
+    for i in 0..n {
+        let xi = Vector6::new(1e-4 * (i % 7) as f64, 0.0, 1e-4, 0.001, 0.0, 0.0);
+        acc += m.loss(&xi);
+    }
+    println!(
+        "loss {:.2} µs ({acc:.1})",
+        t0.elapsed().as_secs_f64() * 1e6 / n as f64
+    );
+}

@@ -1,0 +1,138 @@
+//! Speed of the WPF against single-model SGD: the bound is
+//! `t_WPF(N particles, 1 thread) ≤ 1.4 · N · t_SGD(1 network)`, and `t_WPF` should fall with cores.
+
+use crate::error::{Error, Result};
+use crate::filter::rng::stream;
+use crate::filter::ParticleSet;
+use crate::learn::data::{self, Scenario};
+use crate::learn::methods::{Hyper, Method, MethodState};
+use crate::learn::mlp::{Head, Mlp};
+use crate::learn::model::Batch;
+use crate::learn::train::make_batch;
+use crate::learn::wpf::{init_particles, Optimizer};
+use std::time::Instant;
+
+/// Measured times of one pass over the batches (seconds, best of the repetitions).
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct SpeedReport {
+    /// Particles N.
+    pub particles: usize,
+    /// Minibatches in one pass.
+    pub batches: usize,
+    /// Parameters per network.
+    pub params: usize,
+    /// One network, SGD, one thread (mean of N passes).
+    pub sgd_seconds: f64,
+    /// The same work as one WPF pass done by hand, one thread: per particle and batch
+    /// `∇L`, the step, `L(after)` — the model's share of the WPF cost, without the engine.
+    pub model_seconds: f64,
+    /// `(threads, seconds)` of the WPF pass.
+    pub wpf_seconds: Vec<(usize, f64)>,
+    /// `t_WPF(1 thread) / (N · t_SGD)`: at most 1.4 by the goal.
+    pub ratio_one_thread: f64,
+}
+
+fn best_of<F: FnMut() -> Result<()>>(reps: usize, mut f: F) -> Result<f64> {
+    let mut best = f64::INFINITY;
+    for _ in 0..reps.max(1) {
+        let t = Instant::now();
+        f()?;
+        best = best.min(t.elapsed().as_secs_f64());
+    }
+    Ok(best)
+}
+
+fn pass(opt: &mut Optimizer, net: &Mlp, state: &MethodState, batches: &[Batch]) -> Result<()> {
+    for b in batches {
+        opt.step(&state.model(net, b, None))?;
+    }
+    Ok(())
+}
+
+/// Time one pass of SplitDigits-sized minibatches (domain-IL, 64-100-100-2, batch 8, generated data
+/// of the digits' size) for SGD on one network and for the WPF with `n` particles on each thread
+/// count in `threads`.
+pub fn speed(n: usize, threads: &[usize], reps: usize) -> Result<SpeedReport> {
+    let scenario = Scenario::Domain;
+    let net = Mlp::new(&[64, 100, 100, 2], Head::Linear)?;
+    let tasks = data::split_tasks(&data::generated(0, 135), scenario);
+    let batches: Vec<Batch> = tasks
+        .iter()
+        .flat_map(|t| {
+            let idx: Vec<usize> = (0..t.len()).collect();
+            idx.chunks(8)
+                .map(|c| make_batch(t, c, scenario))
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    let mut base = vec![0.0; net.n_params()];
+    net.init(&mut stream(0, 0, 0), &mut base);
+    let hyper = Hyper {
+        ewc_lambda: 0.0,
+        si_c: 0.0,
+        si_xi: 0.1,
+        lwf_lambda: 0.0,
+        lwf_temp: 1.0,
+        replay_per_task: 0,
+    };
+    let state = MethodState::new(Method::Sgd, hyper, scenario, 0.01, 0);
+    let pool = |t: usize| {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(t)
+            .build()
+            .map_err(|e| Error::Other(format!("thread pool: {e}")))
+    };
+    // N separate single-network passes, timed together (same exposure to machine load as the WPF).
+    let sgd_seconds = pool(1)?.install(|| {
+        best_of(reps, || {
+            for _ in 0..n {
+                let set = ParticleSet::from_vec(1, base.len(), base.clone())?;
+                pass(&mut Optimizer::sgd(0.01, set), &net, &state, &batches)?;
+            }
+            Ok(())
+        })
+    })? / n as f64;
+    let set = init_particles(&net, &base, n, 0)?;
+    let model_seconds = best_of(reps, || {
+        let mut p = set.as_slice().to_vec();
+        let mut g = vec![0.0; n * base.len()];
+        for b in &batches {
+            let model = state.model(&net, b, None);
+            for (i, (x, gi)) in p
+                .chunks_exact_mut(base.len())
+                .zip(g.chunks_exact_mut(base.len()))
+                .enumerate()
+            {
+                model.eval(i, x, Some(gi));
+                x.iter_mut()
+                    .zip(gi.iter())
+                    .for_each(|(xk, gk)| *xk -= 0.01 * gk);
+                std::hint::black_box(model.eval(i, x, None));
+            }
+        }
+        Ok(())
+    })?;
+    let mut wpf_seconds = Vec::new();
+    for &t in threads {
+        let secs = pool(t)?.install(|| {
+            best_of(reps, || {
+                let mut opt = Optimizer::wpf(0.01, 1.0, None, set.clone(), 0)?;
+                pass(&mut opt, &net, &state, &batches)
+            })
+        })?;
+        wpf_seconds.push((t, secs));
+    }
+    let one = wpf_seconds
+        .iter()
+        .find(|(t, _)| *t == 1)
+        .map_or(f64::NAN, |(_, s)| *s);
+    Ok(SpeedReport {
+        particles: n,
+        batches: batches.len(),
+        params: net.n_params(),
+        sgd_seconds,
+        model_seconds,
+        ratio_one_thread: one / (n as f64 * sgd_seconds),
+        wpf_seconds,
+    })
+}
