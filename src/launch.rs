@@ -734,12 +734,18 @@ fn sinks(
     if let Some(csv) = &s.csv {
         out.push(Box::new(CsvSink::new(csv.clone())));
     }
-    if let Some(r) = &s.rerun {
-        out.push(crate::viz::rerun_sink(
+    match &s.rerun {
+        Some(_) if !cfg!(feature = "rerun") => eprintln!(
+            "warning: {}: [sinks.rerun] skipped: hdpf was built without the `rerun` feature \
+             (build with --features rerun)",
+            launch.path.display()
+        ),
+        Some(r) => out.push(crate::viz::rerun_sink(
             r,
             meshes.clone(),
             model_points(meshes),
-        )?);
+        )?),
+        None => {}
     }
     Ok(out)
 }
