@@ -568,9 +568,20 @@ fn tracker_name(t: &TrackerSpec) -> String {
 // ---------------------------------------------------------------------------------------------
 // Running
 
+/// The demo launch file, embedded so that the main job runs from any working directory.
+pub const DEMO: &str = include_str!("../launch/demo.toml");
+
 /// Run a launch file (what `hdpf launch` does): prints progress and the summary.
 pub fn run(args: &LaunchArgs) -> Result<()> {
-    let launch = load(&args.file, &args.set)?;
+    execute(load(&args.file, &args.set)?)
+}
+
+/// Run the embedded demo (`launch/demo.toml`): what `hdpf` with no subcommand does.
+pub fn run_demo() -> Result<()> {
+    execute(load_str(Path::new("launch/demo.toml"), DEMO, &[])?)
+}
+
+fn execute(launch: Launch) -> Result<()> {
     crate::pipeline::install_ctrlc();
     match launch.file.run {
         RunKind::Track => run_track(&launch).map(drop),

@@ -3,8 +3,8 @@
 
 use clap::{Parser, Subcommand};
 use hdpf::bench;
-use hdpf::learn;
 use hdpf::pose::{commands, study, synth};
+use hdpf::{launch, learn};
 use std::process::ExitCode;
 
 /// High-dimensional particle filters for robotic state estimation.
@@ -21,6 +21,8 @@ enum Command {
     Track(commands::TrackArgs),
     /// Evaluate any BOP19 results file (ADD, ADD-S, AUC All/Average, rotation/translation error).
     Eval(commands::EvalArgs),
+    /// Run a launch file (TOML): a pipeline, a control loop or a benchmark, written down.
+    Launch(launch::LaunchArgs),
     /// Continual learning on SplitDigits with the particle filter as the optimizer.
     Learn(learn::LearnArgs),
     /// Benchmarks and studies.
@@ -77,12 +79,15 @@ fn run(cli: Cli) -> hdpf::Result<()> {
         }) => synth::run(&args),
         Some(Command::Track(args)) => commands::run_track(&args).map(drop),
         Some(Command::Eval(args)) => commands::run_eval(&args).map(drop),
+        Some(Command::Launch(args)) => launch::run(&args),
         Some(Command::Learn(args)) => learn::run(&args).map(drop),
         Some(Command::Bench { command }) => run_bench(command),
         None => {
-            eprintln!("hdpf: no subcommand given; running the RF-PF paper's localization benchmark (see `hdpf --help`)");
-            println!("{}", bench::localization::run(&Default::default())?);
-            Ok(())
+            eprintln!(
+                "hdpf: no subcommand given; running the demo (launch/demo.toml): a synthetic \
+                 sequence tracked with rfpf and sir, saved to demo.rrd (see `hdpf --help`)"
+            );
+            launch::run_demo()
         }
     }
 }
