@@ -58,7 +58,7 @@ enum JsonOut {
     Udp(UdpSocket, String),
 }
 
-/// Writes one JSON object per line: `estimate` and `skipped` messages (schema in `docs/pipeline.md`).
+/// Writes one JSON object per line: `estimate` and `skipped` messages (schema in the README, "JSON-lines messages").
 pub struct JsonLinesSink {
     out: JsonOut,
     clock: Clock,
