@@ -51,6 +51,8 @@ struct Scratch {
     grads: Vec<f64>,
     /// Pair sums (`n × m`).
     pair: Vec<f64>,
+    /// The last losses the last successful update evaluated (one per particle).
+    last_losses: Vec<f64>,
 }
 
 /// Scratch state threaded through the steps of one update.
@@ -93,6 +95,12 @@ impl Filter {
         &self.steps
     }
 
+    /// The per-particle losses last evaluated by the last update (before its final move, for
+    /// moving filters; at the reweighted positions for weighting filters). Empty before the first.
+    pub fn last_losses(&self) -> &[f64] {
+        &self.scratch.last_losses
+    }
+
     /// Number of updates done so far.
     pub fn updates(&self) -> usize {
         self.t
@@ -130,10 +138,11 @@ impl Filter {
         }
         self.scratch.backup = Some(backup);
         let mut diag = state.diag;
-        if let Some(l) = &state.last_loss {
-            let (mean, std) = mean_std(l);
+        if let Some(l) = state.last_loss {
+            let (mean, std) = mean_std(&l);
             diag.loss_mean = mean;
             diag.loss_std = std;
+            self.scratch.last_losses = l;
         }
         diag.step = self.t;
         diag.ess = self.particles.ess();

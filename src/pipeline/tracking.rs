@@ -8,13 +8,13 @@
 use crate::error::{Error, Result};
 use crate::filter::Diagnostics;
 use crate::geometry::se3;
-use crate::pipeline::message::ObjectEstimate;
+use crate::pipeline::message::{ObjectEstimate, ParticleCloud};
 use crate::pipeline::processor::{FrameInput, FrameProcessor};
 use crate::pose::bop::GtPose;
 use crate::pose::commands::track_frame;
 use crate::pose::mesh::Mesh;
 use crate::pose::tracker::{FrameOutput, ModalityKind, ObjectModel, Tracker, TrackerConfig};
-use nalgebra::{Isometry3, Matrix6, Vector6};
+use nalgebra::{Isometry3, Vector3, Vector6};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -26,7 +26,6 @@ struct Active {
     scene_id: u32,
     tracker: Tracker,
     obj_ids: Vec<u32>,
-    radii: Vec<f64>,
     last: Option<(f64, Vec<Isometry3<f64>>)>,
 }
 
@@ -93,12 +92,10 @@ impl TrackerProcessor {
             initial.push(pose);
             models.push(m);
         }
-        let radii = models.iter().map(|m| m.radius.max(1e-3)).collect();
         Ok(Active {
             scene_id,
             tracker: Tracker::new(self.config.clone(), models, initial)?,
             obj_ids: gts.iter().map(|g| g.obj_id).collect(),
-            radii,
             last: None,
         })
     }
@@ -132,20 +129,30 @@ fn estimates(active: &Active, out: &FrameOutput, capture: f64) -> Vec<ObjectEsti
         .map(|k| ObjectEstimate {
             obj_id: active.obj_ids[k],
             pose: out.poses[k],
-            covariance: spread_covariance(out.spread[k], active.radii[k]),
+            covariance: out.covariance[k],
             velocity: velocity(active.last.as_ref(), k, &out.poses[k], capture),
-            particles: None,
+            particles: Some(cloud(&out.particles[k])),
             spread: out.spread[k],
-            // The tracker does not report ESS or loss spread yet: NaN (null in JSON), not 0.
             diagnostics: Diagnostics {
-                ess: f64::NAN,
-                loss_std: f64::NAN,
+                ess: out.ess[k],
+                loss_std: out.loss_std[k],
                 loss_mean: f64::NAN,
                 seconds: out.seconds[k],
                 ..Diagnostics::default()
             },
         })
         .collect()
+}
+
+/// The tracker's particles as a cloud for sinks (f32 translations and losses).
+fn cloud(particles: &[(Vector3<f64>, f64)]) -> ParticleCloud {
+    ParticleCloud {
+        translations: particles
+            .iter()
+            .map(|(t, _)| [t.x as f32, t.y as f32, t.z as f32])
+            .collect(),
+        losses: particles.iter().map(|(_, l)| *l as f32).collect(),
+    }
 }
 
 /// Twist that carried the previous estimate to `pose` over the capture interval (left convention).
@@ -159,14 +166,4 @@ fn velocity(
         Some((t, poses)) if capture > *t => se3::log(&(pose * poses[k].inverse())) / (capture - t),
         _ => Vector6::zeros(),
     }
-}
-
-/// Isotropic covariance from the tracker's particle spread `s` (metres at the object surface):
-/// `s²` per translation axis and `(s / radius)²` per rotation axis.
-///
-/// The tracker reports a scalar spread rather than its particle covariance; this is that spread
-/// expressed in the tangent space of the pose.
-pub fn spread_covariance(spread: f64, radius: f64) -> Matrix6<f64> {
-    let (t, r) = (spread * spread, (spread / radius).powi(2));
-    Matrix6::from_diagonal(&Vector6::new(t, t, t, r, r, r))
 }

@@ -24,7 +24,7 @@ use crate::pose::modality::edge::{
 };
 use crate::pose::modality::visible::VisibilityParams;
 use crate::pose::modality::{Modality, ObjectTerms, ObservationModel, PoseChart, SharedImage};
-use nalgebra::{Isometry3, Vector3, Vector6};
+use nalgebra::{Isometry3, Matrix6, Vector3, Vector6};
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Instant;
@@ -326,6 +326,16 @@ pub struct FrameOutput {
     pub seconds: Vec<f64>,
     /// Particle spread per object (metres at the surface).
     pub spread: Vec<f64>,
+    /// Per object: the particles as they were scored this frame — each particle's pose translation
+    /// (camera frame, metres) and its loss (the group's loss, lower is better).
+    pub particles: Vec<Vec<(Vector3<f64>, f64)>>,
+    /// Per object: covariance of the particle poses in the tangent space of [`crate::geometry::se3`]
+    /// at the estimate, `Σ = Σ_i w_i ξ_i ξ_iᵀ` with `ξ_i = log(T_i · T̂⁻¹)` (m², rad²).
+    pub covariance: Vec<Matrix6<f64>>,
+    /// Per object: the effective sample size of its filter after this frame.
+    pub ess: Vec<f64>,
+    /// Per object: the spread (standard deviation) of the particle losses of this frame.
+    pub loss_std: Vec<f64>,
 }
 
 /// The tracker: objects, their filters and current estimates.
@@ -410,6 +420,10 @@ impl Tracker {
             poses: vec![Isometry3::identity(); n],
             seconds: vec![0.0; n],
             spread: vec![0.0; n],
+            particles: vec![Vec::new(); n],
+            covariance: vec![Matrix6::zeros(); n],
+            ess: vec![f64::NAN; n],
+            loss_std: vec![f64::NAN; n],
         };
         let images = [("depth", &frame.depth), ("grey", &frame.grey)];
         for (what, image) in images {
@@ -497,14 +511,20 @@ impl Tracker {
             Some(f) => f,
             None => self.build_filter(g, &model)?,
         };
+        let mut diag = Default::default();
         for _ in 0..updates {
-            filter.update(&model)?;
+            diag = filter.update(&model)?;
         }
         let mean = filter.particles().mean();
         for (j, &k) in members.iter().enumerate() {
             let scale = self.config.scale(self.objects[k].radius);
             let xbar = Vector6::from_fn(|i, _| mean[6 * j + i] * scale[i]);
             let est = charts[j].pose(&xbar);
+            let (cloud, cov) = particle_poses(&filter, j, &scale, &charts[j], &est);
+            out.particles[k] = cloud;
+            out.covariance[k] = cov;
+            out.ess[k] = diag.ess;
+            out.loss_std[k] = diag.loss_std;
             let new_chart = PoseChart::new(est, &self.objects[k].centre);
             recentre(
                 filter.particles_mut().as_mut_slice(),
@@ -687,6 +707,35 @@ fn add_noise6(x: &mut [f64; 6], sigma: &Vector6<f64>, rng: &mut impl rand::Rng) 
         let z: f64 = StandardNormal.sample(rng);
         x[j] += sigma[j] * z;
     }
+}
+
+/// Object `j`'s particles of a group filter as poses: their translations with the particle losses,
+/// and the covariance `Σ_i w_i ξ_i ξ_iᵀ`, `ξ_i = log(T_i · T̂⁻¹)`, about the estimate `T̂`.
+fn particle_poses(
+    filter: &Filter,
+    j: usize,
+    scale: &Vector6<f64>,
+    chart: &PoseChart,
+    est: &Isometry3<f64>,
+) -> (Vec<(Vector3<f64>, f64)>, Matrix6<f64>) {
+    let p = filter.particles();
+    let weights = p.weights();
+    let losses = filter.last_losses();
+    let inv = est.inverse();
+    let mut cov = Matrix6::zeros();
+    let cloud = (0..p.len())
+        .map(|i| {
+            let x = &p.particle(i)[6 * j..6 * j + 6];
+            let pose = chart.pose(&Vector6::from_fn(|r, _| x[r] * scale[r]));
+            let xi = crate::geometry::se3::log(&(pose * inv));
+            cov += weights[i] * xi * xi.transpose();
+            (
+                pose.translation.vector,
+                losses.get(i).copied().unwrap_or(f64::NAN),
+            )
+        })
+        .collect();
+    (cloud, cov)
 }
 
 #[cfg(test)]
