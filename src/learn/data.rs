@@ -210,33 +210,20 @@ impl Scenario {
     }
 }
 
-/// One task's samples in a scenario: inputs, targets and per-sample allowed logit ranges.
+/// One task's samples in a scenario: the inputs with targets mapped by the scenario (e.g. the
+/// label mod 2 in domain-IL). Reads as its [`Dataset`] (`len`, `row`, `x`, `y`).
 #[derive(Clone, Debug, Default)]
 pub struct TaskData {
     /// SplitDigits task index (pair `(2t, 2t+1)`).
     pub task: usize,
-    /// Inputs, row-major.
-    pub x: Vec<f64>,
-    /// Targets in `0..n_outputs`.
-    pub y: Vec<usize>,
-    /// Input dimension.
-    pub dim: usize,
+    /// Inputs and scenario targets.
+    pub data: Dataset,
 }
 
-impl TaskData {
-    /// Number of samples.
-    pub fn len(&self) -> usize {
-        self.y.len()
-    }
-
-    /// True when empty.
-    pub fn is_empty(&self) -> bool {
-        self.y.is_empty()
-    }
-
-    /// Sample `i`'s input row.
-    pub fn row(&self, i: usize) -> &[f64] {
-        &self.x[i * self.dim..(i + 1) * self.dim]
+impl std::ops::Deref for TaskData {
+    type Target = Dataset;
+    fn deref(&self) -> &Dataset {
+        &self.data
     }
 }
 
@@ -248,9 +235,11 @@ pub fn split_tasks(data: &Dataset, scenario: Scenario) -> Vec<TaskData> {
             let sub = data.subset(&idx);
             TaskData {
                 task: t,
-                y: sub.y.iter().map(|&c| scenario.target(c)).collect(),
-                x: sub.x,
-                dim: data.dim,
+                data: Dataset {
+                    y: sub.y.iter().map(|&c| scenario.target(c)).collect(),
+                    x: sub.x,
+                    dim: data.dim,
+                },
             }
         })
         .collect()
