@@ -541,8 +541,10 @@ mod tests {
             for k in 0..3 {
                 let expect = pts[i][k] - 0.1 * (pts[i][k] + (1.0 / (eps * eps)) * lt[i] * s[k]);
                 let got = f.particles().particle(i)[k];
+                // The pair weights are computed in f32 (see interaction.rs): the pair contribution
+                // here is ≈ 1e-2, so its rounding is ≈ 1e-9; 1e-8 still pins every term.
                 assert!(
-                    (got - expect).abs() < 1e-12,
+                    (got - expect).abs() < 1e-8,
                     "particle {i} coord {k}: {got} vs {expect}"
                 );
             }
