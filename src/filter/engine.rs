@@ -3,7 +3,7 @@
 use crate::error::{Error, Result};
 use crate::filter::interaction;
 use crate::filter::model::Model;
-use crate::filter::particles::ParticleSet;
+use crate::filter::particles::{log_sum_exp, ParticleSet};
 use crate::filter::resample;
 use crate::filter::rng::stream;
 use crate::filter::steps::{MoveConfig, ResampleConfig, ResampleWhen, Reweight, Step, Substeps};
@@ -58,6 +58,8 @@ struct Scratch {
 /// Scratch state threaded through the steps of one update.
 #[derive(Default)]
 struct UpdateState {
+    /// Whether the pre-update particles are held in `Scratch::backup` (or swapped into it).
+    saved: bool,
     /// Losses at the positions before the last move (for the trapezoid rule).
     loss_before: Option<Vec<f64>>,
     /// The last losses evaluated, for diagnostics.
@@ -119,24 +121,18 @@ impl Filter {
             });
         }
         let start = Instant::now();
-        let mut backup = self
-            .scratch
-            .backup
-            .take()
-            .unwrap_or_else(|| self.particles.clone());
-        backup.copy_from(&self.particles);
         self.t += 1;
         let mut state = UpdateState::default();
         let steps = self.steps.clone();
         for (k, step) in steps.iter().enumerate() {
             if let Err(e) = self.apply(k, step, model, &mut state) {
-                std::mem::swap(&mut self.particles, &mut backup);
-                self.scratch.backup = Some(backup);
+                if let (true, Some(backup)) = (state.saved, self.scratch.backup.as_mut()) {
+                    std::mem::swap(&mut self.particles, backup);
+                }
                 self.t -= 1;
                 return Err(e);
             }
         }
-        self.scratch.backup = Some(backup);
         let mut diag = state.diag;
         if let Some(l) = state.last_loss {
             let (mean, std) = mean_std(&l);
@@ -159,8 +155,8 @@ impl Filter {
     ) -> Result<()> {
         let key = ((self.t as u64) << 8) | k as u64;
         match step {
-            Step::Propagate => self.propagate(model, key),
-            Step::Jitter { sigma } => self.jitter(*sigma, key),
+            Step::Propagate => self.propagate(model, key, st),
+            Step::Jitter { sigma } => self.jitter(*sigma, key, st),
             Step::Move(cfg) => self.move_particles(cfg, model, st),
             Step::Reweight(rw) => self.reweight(rw, model, st),
             Step::Resample(cfg) => self.resample(cfg, key, st),
@@ -183,19 +179,39 @@ impl Filter {
         check_finite(self.particles.as_slice(), m, what, self.t)
     }
 
-    fn propagate<M: Model + ?Sized>(&mut self, model: &M, key: u64) -> Result<()> {
+    /// Keep the pre-update particles (once per update) before a step changes them in place, so a
+    /// failure later in the update can restore them.
+    fn save(&mut self, st: &mut UpdateState) {
+        if st.saved {
+            return;
+        }
+        match &mut self.scratch.backup {
+            Some(b) => b.copy_from(&self.particles),
+            None => self.scratch.backup = Some(self.particles.clone()),
+        }
+        st.saved = true;
+    }
+
+    fn propagate<M: Model + ?Sized>(
+        &mut self,
+        model: &M,
+        key: u64,
+        st: &mut UpdateState,
+    ) -> Result<()> {
         if !model.has_transition() {
             return Ok(());
         }
+        self.save(st);
         self.for_each_particle(key, "state after transition", |row, rng| {
             model.transition(row, rng)
         })
     }
 
-    fn jitter(&mut self, sigma: f64, key: u64) -> Result<()> {
+    fn jitter(&mut self, sigma: f64, key: u64, st: &mut UpdateState) -> Result<()> {
         if sigma == 0.0 {
             return Ok(());
         }
+        self.save(st);
         self.for_each_particle(key, "state after jitter", |row, rng| {
             row.iter_mut().for_each(|v| {
                 let z: f64 = StandardNormal.sample(rng);
@@ -256,16 +272,35 @@ impl Filter {
                 let c = (m as f64 - 2.0) / (eps * eps);
                 ratio_sum += add_pair_term(grads, pair, &losses, mean, c, m);
             }
-            let p = self.particles.as_mut_slice();
-            p.par_iter_mut()
-                .zip(grads.par_iter())
-                .for_each(|(x, g)| *x -= eta_k * g);
-            check_finite(self.particles.as_slice(), m, "state after move", self.t)?;
+            self.gradient_step(grads, eta_k, st);
+            check_move(self.particles.as_slice(), grads, m, self.t)?;
             st.last_loss = Some(losses);
         }
         st.diag.substeps += k;
         st.diag.pair_to_grad = ratio_sum / k as f64;
         Ok(())
+    }
+
+    /// `p ← p − η g`. The update's first change of the particles writes the new positions into the
+    /// backup buffer and swaps, so the old positions become the backup without a copy.
+    fn gradient_step(&mut self, grads: &[f64], eta: f64, st: &mut UpdateState) {
+        if st.saved {
+            self.particles
+                .as_mut_slice()
+                .par_iter_mut()
+                .zip(grads.par_iter())
+                .for_each(|(x, g)| *x -= eta * g);
+            return;
+        }
+        let mut next = self
+            .scratch
+            .backup
+            .take()
+            .unwrap_or_else(|| self.particles.clone());
+        next.assign_gradient_step(&self.particles, grads, eta);
+        std::mem::swap(&mut self.particles, &mut next);
+        self.scratch.backup = Some(next);
+        st.saved = true;
     }
 
     fn reweight<M: Model + ?Sized>(
@@ -295,23 +330,18 @@ impl Filter {
                 )
             }
         };
-        let lw = self.particles.log_weights_mut();
+        // ℓ_i − inc_i/T, normalised by log-sum-exp; committed only once known to be finite.
+        let mut lw = match self.particles.log_weights() {
+            Some(lw) => lw.to_vec(),
+            None => vec![0.0; increments.len()],
+        };
         lw.iter_mut()
             .zip(&increments)
             .for_each(|(l, inc)| *l -= inc / temperature);
-        self.particles.normalize_log_weights();
-        if let Some(i) = self
-            .particles
-            .log_weights()
-            .and_then(|lw| lw.iter().position(|l| l.is_nan()))
-        {
-            return Err(Error::NonFinite {
-                what: "log-weight".into(),
-                step: self.t,
-                particle: i,
-                value: f64::NAN,
-            });
-        }
+        let z = log_sum_exp(&lw);
+        lw.iter_mut().for_each(|l| *l -= z);
+        check_finite(&lw, 1, "log-weight", self.t)?;
+        self.particles.log_weights_mut().copy_from_slice(&lw);
         st.last_loss = Some(after);
         Ok(())
     }
@@ -327,9 +357,10 @@ impl Filter {
         }
         let w = self.particles.weights();
         let idx = resample::resample(cfg.scheme, &w, n, &mut stream(self.seed, key, u64::MAX))?;
+        self.save(st);
         self.particles.select(&idx);
         st.diag.resampled = true;
-        self.jitter(cfg.jitter, key ^ (1 << 7))
+        self.jitter(cfg.jitter, key ^ (1 << 7), st)
     }
 }
 
@@ -361,7 +392,6 @@ fn evaluate<M: Model + ?Sized>(
                 .map(|((i, x), gi)| model.particle_loss_grad(i, x, gi))
                 .collect();
             check_finite(&l, 1, "loss", t)?;
-            check_finite(g, m, "gradient", t)?;
             l
         }
         None => rows.map(|(i, x)| model.particle_loss(i, x)).collect(),
@@ -398,7 +428,41 @@ fn add_pair_term(
     ratios.iter().sum::<f64>() / ratios.len() as f64
 }
 
+/// After a move: a non-finite position is reported as a non-finite gradient when the gradient row
+/// of that particle is (0·∞ and η·NaN propagate into the position, so one pass checks both).
+fn check_move(state: &[f64], grads: &[f64], m: usize, t: usize) -> Result<()> {
+    check_finite(state, m, "state after move", t).map_err(|e| match e {
+        Error::NonFinite { particle, .. } => {
+            let row = &grads[particle * m..(particle + 1) * m];
+            match row.iter().find(|g| !g.is_finite()) {
+                Some(&g) => Error::NonFinite {
+                    what: "gradient".into(),
+                    step: t,
+                    particle,
+                    value: g,
+                },
+                None => e,
+            }
+        }
+        other => other,
+    })
+}
+
+/// Whether every value is finite: an OR over "exponent bits all set" (NaN or ±∞), an integer
+/// reduction that vectorises, in parallel over chunks.
+fn all_finite(buf: &[f64]) -> bool {
+    const EXP: u64 = 0x7ff0_0000_0000_0000;
+    buf.par_chunks(1 << 14).all(|c| {
+        c.iter()
+            .fold(0u64, |acc, v| acc | u64::from(v.to_bits() & EXP == EXP))
+            == 0
+    })
+}
+
 fn check_finite(buf: &[f64], m: usize, what: &str, t: usize) -> Result<()> {
+    if all_finite(buf) {
+        return Ok(());
+    }
     match buf.iter().position(|v| !v.is_finite()) {
         None => Ok(()),
         Some(k) => Err(Error::NonFinite {
@@ -635,6 +699,57 @@ mod tests {
             "a failed update must leave the particles untouched"
         );
         assert_eq!(f.updates(), 0);
+    }
+
+    /// Loss ½‖x‖² with gradient −x (ascent: moves particles outward) and NaN gradient when x[1] > 5.
+    struct Outward;
+    impl Model for Outward {
+        fn dim(&self) -> usize {
+            3
+        }
+        fn sample_prior(&self, _rng: &mut dyn RngCore, out: &mut [f64]) {
+            out.fill(0.0);
+        }
+        fn loss(&self, x: &[f64]) -> f64 {
+            NanAbove(1.5).loss(x)
+        }
+        fn loss_grad(&self, x: &[f64], g: &mut [f64]) -> f64 {
+            let bad = x[1] > 5.0;
+            g.iter_mut()
+                .zip(x)
+                .for_each(|(gk, xk)| *gk = if bad { f64::NAN } else { -xk });
+            self.loss(x)
+        }
+    }
+
+    #[test]
+    fn failure_after_a_move_restores_the_particles() {
+        // WPF steps: the move (η = 1) doubles x; the reweight then evaluates the loss at x[0] = 2 > 1.5
+        // (NaN) and fails — after the move already changed the particles.
+        let set = ParticleSet::from_vec(2, 3, vec![0.1, 0.0, 0.0, 1.0, 0.0, 0.0]).unwrap();
+        let mut f =
+            Filter::new(crate::filter::presets::wpf(1.0, 1.0, None), set.clone(), 0).unwrap();
+        let e = f.update(&Outward).unwrap_err().to_string();
+        assert!(
+            e.contains("loss") && e.contains("particle 1") && e.contains("step 1"),
+            "{e}"
+        );
+        assert_eq!(f.particles(), &set);
+        // A NaN gradient is named as such.
+        let set = ParticleSet::from_vec(2, 3, vec![0.0, 0.0, 0.0, 0.0, 6.0, 0.0]).unwrap();
+        let mut f =
+            Filter::new(crate::filter::presets::wpf(1.0, 1.0, None), set.clone(), 0).unwrap();
+        let e = f.update(&Outward).unwrap_err().to_string();
+        assert!(e.contains("gradient") && e.contains("particle 1"), "{e}");
+        assert_eq!(f.particles(), &set);
+        // A successful update after a failed one proceeds from the restored particles.
+        let set = ParticleSet::from_vec(1, 3, vec![0.5, 0.0, 0.0]).unwrap();
+        let mut f = Filter::new(crate::filter::presets::wpf(0.5, 1.0, None), set, 0).unwrap();
+        f.update(&Outward).unwrap();
+        assert!((f.particles().particle(0)[0] - 0.75).abs() < 1e-15);
+        assert!(f.update(&Outward).is_ok()); // 1.125
+        assert!(f.update(&Outward).is_err()); // would reach 1.6875 > 1.5
+        assert!((f.particles().particle(0)[0] - 1.125).abs() < 1e-15);
     }
 
     #[test]

@@ -128,6 +128,22 @@ impl ParticleSet {
         }
     }
 
+    /// `self ← from − η·g`: the positions of `from` after a gradient step, with `from`'s weights,
+    /// reusing `self`'s allocations (`grads` is `n × m`, row-major).
+    pub fn assign_gradient_step(&mut self, from: &ParticleSet, grads: &[f64], eta: f64) {
+        self.n = from.n;
+        self.m = from.m;
+        self.data.resize(from.data.len(), 0.0);
+        self.data
+            .par_iter_mut()
+            .zip(from.data.par_iter().zip(grads.par_iter()))
+            .for_each(|(d, (x, g))| *d = x - eta * g);
+        match (&mut self.log_w, &from.log_w) {
+            (Some(dst), Some(src)) => dst.clone_from(src),
+            (dst, src) => *dst = src.clone(),
+        }
+    }
+
     /// Drop the weights (every particle counts `1/n`).
     pub fn clear_weights(&mut self) {
         self.log_w = None;
