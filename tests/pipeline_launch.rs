@@ -1,7 +1,7 @@
 //! Launch files: validation errors point at file, line and key; `--set` overrides; the shipped
 //! launch files parse; a launch file runs the real tracker through the pipeline.
 
-#[path = "pipeline_support.rs"]
+#[path = "support/pipeline.rs"]
 mod support;
 
 use hdpf::launch::{self, RunKind};

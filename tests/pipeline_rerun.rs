@@ -1,7 +1,7 @@
 //! rerun logging to an in-memory sink: the entity tree and the number of rows per entity.
 #![cfg(feature = "rerun")]
 
-#[path = "pipeline_support.rs"]
+#[path = "support/pipeline.rs"]
 mod support;
 
 use hdpf::pipeline::{MeshLibrary, ModelPoints, Pipeline, PipelineConfig, SequenceSource};

@@ -1,7 +1,7 @@
 //! End-to-end runs of the pipeline over a tiny recorded scene: both queue policies, a corrupt frame,
 //! a failing stage, a stop midway, a directory still being written, the control handle.
 
-#[path = "pipeline_support.rs"]
+#[path = "support/pipeline.rs"]
 mod support;
 
 use hdpf::pipeline::{
