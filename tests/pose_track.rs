@@ -146,3 +146,66 @@ fn fast_motion_study() {
     let table = hdpf::pose::study::pose_study(&hdpf::pose::study::StudyConfig::default()).unwrap();
     println!("{table}");
 }
+
+/// Track a slow box sequence whose depth images jump sideways by `shift` pixels from frame 6 on
+/// (an abrupt displacement of about `z·shift/fx`), with or without re-detection; the ADD-S (m)
+/// of the last three frames against the displaced ground truth.
+fn displaced_errors(redetect: bool, shift: usize) -> Vec<f64> {
+    let cfg = small_config(Path::new("unused"), 14);
+    let frames = render_sequence(&cfg).unwrap();
+    let mesh = hdpf::pose::Mesh::cuboid(0.1, 0.07, 0.05).unwrap();
+    let object = ObjectModel::from_mesh(frames[0].gt[0].obj_id, &mesh, 3000, 0).unwrap();
+    let mut config = hdpf::pose::study::fast_config(hdpf::filter::FilterKind::Rfpf, 50, false, 0);
+    if !redetect {
+        config.redetect = None;
+    }
+    let mut tracker = Tracker::new(config, vec![object], vec![frames[0].gt[0].pose]).unwrap();
+    let mut errors = Vec::new();
+    for (i, f) in frames.iter().enumerate() {
+        let mut frame = track_frame(&f.frame, false);
+        let mut gt = f.gt[0].pose;
+        if i >= 6 {
+            let depth = frame.depth.as_ref().unwrap();
+            let (w, h) = (depth.width, depth.height);
+            let mut data = vec![0.0; w * h];
+            for y in 0..h {
+                for x in shift..w {
+                    data[y * w + x] = depth.data[y * w + x - shift];
+                }
+            }
+            let fx = frame.camera.fx;
+            frame.depth = Some(std::sync::Arc::new(hdpf::pose::modality::ImageF32 {
+                width: depth.width,
+                height: depth.height,
+                data,
+            }));
+            let dx = gt.translation.vector.z * shift as f64 / fx;
+            gt.translation.vector.x += dx;
+        }
+        let out = tracker.step(&frame).unwrap();
+        errors.push(hdpf::pose::metrics::adds(
+            &mesh.vertices,
+            &out.poses[0],
+            &gt,
+        ));
+    }
+    println!(
+        "redetect {redetect}: ADD-S mm {:?}",
+        errors.iter().map(|e| (e * 1e3).round()).collect::<Vec<_>>()
+    );
+    errors[errors.len() - 3..].to_vec()
+}
+
+/// An object displaced abruptly mid-sequence (about 15 cm sideways in one frame) is found again
+/// by re-detection and stays lost without it.
+#[test]
+fn abrupt_displacement_is_recovered_by_redetection() {
+    let shift = 100;
+    let on = displaced_errors(true, shift);
+    let off = displaced_errors(false, shift);
+    assert!(on.iter().all(|&e| e < 0.015), "with re-detection: {on:?}");
+    assert!(
+        off.iter().all(|&e| e > 0.02),
+        "without re-detection: {off:?}"
+    );
+}

@@ -9,7 +9,9 @@ use crate::pose::metrics::{add, adds};
 use crate::pose::synth::{
     render_sequence, ycbv_camera, Motion, SynthConfig, SynthFrame, Synthesizer,
 };
-use crate::pose::tracker::{ModalityKind, MotionModel, ObjectModel, Tracker, TrackerConfig};
+use crate::pose::tracker::{
+    ModalityKind, MotionModel, ObjectModel, RedetectConfig, Tracker, TrackerConfig,
+};
 use nalgebra::Point3;
 use std::fmt;
 
@@ -107,7 +109,9 @@ impl fmt::Display for StudyTable {
 ///   see a face sliding along itself, so a 15 mm sideways step is invisible to their gradient;
 ///   the contour distance map pulls in the image plane;
 /// - missing depth costs half an outlier: the synthetic background is empty (depth 0), so
-///   otherwise a pose floating in empty space costs nothing and estimates escape there.
+///   otherwise a pose floating in empty space costs nothing and estimates escape there;
+/// - re-detection after loss ([`RedetectConfig`] defaults): an object lost behind the occluder
+///   during a jump is searched for again around the prediction.
 pub fn fast_config(kind: FilterKind, particles: usize, joint: bool, seed: u64) -> TrackerConfig {
     let mut c = TrackerConfig {
         filter: kind,
@@ -120,6 +124,7 @@ pub fn fast_config(kind: FilterKind, particles: usize, joint: bool, seed: u64) -
         process_noise: (0.006, 2f64.to_radians()),
         unit: 0.008,
         modalities: vec![ModalityKind::Depth, ModalityKind::DepthEdge],
+        redetect: Some(RedetectConfig::default()),
         ..TrackerConfig::default()
     };
     c.depth.missing_cost = 0.5;

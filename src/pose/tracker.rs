@@ -144,6 +144,54 @@ impl InitNoise {
     }
 }
 
+/// Re-detection after loss: when an object's depth loss at its estimate jumps far above its
+/// running level, the start-up hypothesis search is re-run around the constant-velocity
+/// prediction with a widened spread, and the object's particles restart around the winner.
+///
+/// The detection loss is the depth modality's loss at the estimate, at scale 1 (unwidened),
+/// divided by its outlier constant times `n_eff` (so about the fraction of visible points that
+/// are outliers: 0 for a perfect fit, ≈ 1 when nothing fits).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct RedetectConfig {
+    /// Trigger when the detection loss exceeds `ratio` × its running level …
+    pub ratio: f64,
+    /// … and exceeds this absolute value (outlier-fraction units).
+    pub min_loss: f64,
+    /// Weight of the newest frame in the running level (exponential moving average; frames
+    /// that trigger are left out).
+    pub smoothing: f64,
+    /// Frames before the running level is trusted.
+    pub warmup: usize,
+    /// Search spread about the prediction (translation norm, rotation angle), as an
+    /// [`InitNoise`].
+    pub spread: InitNoise,
+    /// Hypotheses scored per search round.
+    pub hypotheses: usize,
+    /// The search spread grows by one `spread` per consecutive lost frame, up to this many.
+    pub max_growth: f64,
+    /// The winner replaces the estimate only if its detection loss is below `accept` × the
+    /// estimate's and would not itself trigger (below `ratio` × the running level).
+    pub accept: f64,
+}
+
+impl Default for RedetectConfig {
+    fn default() -> Self {
+        Self {
+            ratio: 2.0,
+            min_loss: 0.25,
+            smoothing: 0.3,
+            warmup: 2,
+            spread: InitNoise {
+                translation: 0.06,
+                rotation: 10f64.to_radians(),
+            },
+            hypotheses: 1000,
+            max_growth: 4.0,
+            accept: 0.8,
+        }
+    }
+}
+
 /// Everything the tracker needs to know besides the data.
 #[derive(Clone, Debug, PartialEq)]
 pub struct TrackerConfig {
@@ -190,6 +238,8 @@ pub struct TrackerConfig {
     pub surface_samples: usize,
     /// Pose hypotheses scored per round when starting from an uncertain (init-noise) pose.
     pub hypotheses: usize,
+    /// Re-detection after loss (off by default).
+    pub redetect: Option<RedetectConfig>,
 }
 
 impl Default for TrackerConfig {
@@ -222,6 +272,7 @@ impl Default for TrackerConfig {
             },
             surface_samples: 3000,
             hypotheses: 2000,
+            redetect: None,
         }
     }
 }
@@ -241,8 +292,13 @@ impl TrackerConfig {
     /// Prior σ (state units) at the first frame: the init-noise spread per axis when larger than
     /// the motion σ.
     fn initial_prior(&self, d: &Vector6<f64>) -> Vector6<f64> {
+        self.noise_prior(self.init_noise, d)
+    }
+
+    /// Per-axis σ (state units) of a perturbation `noise`, at least the motion σ.
+    fn noise_prior(&self, noise: Option<InitNoise>, d: &Vector6<f64>) -> Vector6<f64> {
         let motion = Self::in_units(self.motion_sigma, d);
-        match self.init_noise {
+        match noise {
             Some(n) => {
                 let per_axis = (n.translation / 3f64.sqrt(), n.rotation / 3f64.sqrt());
                 Self::in_units(per_axis, d).zip_map(&motion, f64::max)
@@ -303,6 +359,12 @@ pub struct TrackFrame {
 struct ObjectState {
     estimate: Isometry3<f64>,
     previous: Option<Isometry3<f64>>,
+    /// Running level of the re-detection loss and the frames that fed it.
+    level: Option<(f64, usize)>,
+    /// Consecutive frames that triggered re-detection.
+    lost: usize,
+    /// The last estimate that did not trigger re-detection.
+    good: Isometry3<f64>,
 }
 
 /// Per-frame distance maps shared by all objects.
@@ -336,6 +398,9 @@ pub struct FrameOutput {
     pub ess: Vec<f64>,
     /// Per object: the spread (standard deviation) of the particle losses of this frame.
     pub loss_std: Vec<f64>,
+    /// Per object: whether re-detection ([`TrackerConfig::redetect`]) replaced its estimate
+    /// this frame.
+    pub redetected: Vec<bool>,
 }
 
 /// The tracker: objects, their filters and current estimates.
@@ -391,6 +456,9 @@ impl Tracker {
             .map(|estimate| ObjectState {
                 estimate,
                 previous: None,
+                level: None,
+                lost: 0,
+                good: estimate,
             })
             .collect();
         Ok(Self {
@@ -424,6 +492,7 @@ impl Tracker {
             covariance: vec![Matrix6::zeros(); n],
             ess: vec![f64::NAN; n],
             loss_std: vec![f64::NAN; n],
+            redetected: vec![false; n],
         };
         let images = [("depth", &frame.depth), ("grey", &frame.grey)];
         for (what, image) in images {
@@ -540,26 +609,175 @@ impl Tracker {
             out.spread[k] = spreads[j];
         }
         self.groups[g].filter = Some(filter);
+        if let Some(rd) = self.config.redetect {
+            for (j, &k) in members.iter().enumerate() {
+                let centre = charts[j].pose(&Vector6::zeros());
+                if self.redetect(g, j, k, &centre, &rd, frame, maps)? {
+                    out.redetected[k] = true;
+                }
+            }
+        }
         Ok(())
+    }
+
+    /// The re-detection loss of object `k` at `pose` (see [`RedetectConfig`]).
+    fn detection_loss(&self, k: usize, pose: &Isometry3<f64>, frame: &TrackFrame) -> Result<f64> {
+        let c = &self.config;
+        let chart = PoseChart::new(*pose, &self.objects[k].centre);
+        let depth = DepthModality::prepare(
+            required(&frame.depth, "depth", "frame has no depth image")?,
+            frame.camera,
+            &chart,
+            &self.objects[k].points,
+            c.depth,
+        );
+        if depth.len() == 0 {
+            return Ok(0.0);
+        }
+        let d = c.scale(self.objects[k].radius);
+        let terms = ObjectTerms {
+            modalities: vec![(1.0, Box::new(depth))],
+            scale: d,
+            prior_sigma: Vector6::repeat(1.0),
+            process_sigma: Vector6::zeros(),
+        };
+        let p = &c.depth;
+        Ok(terms.loss(&[0.0; 6]) * p.sigma * p.sigma / (p.n_eff * p.outlier_cost()))
+    }
+
+    /// Check object `k` (member `j` of group `g`) for loss and re-detect it about `centre` (this
+    /// frame's prediction); true when its estimate was replaced.
+    #[allow(clippy::too_many_arguments)]
+    fn redetect(
+        &mut self,
+        g: usize,
+        j: usize,
+        k: usize,
+        centre: &Isometry3<f64>,
+        rd: &RedetectConfig,
+        frame: &TrackFrame,
+        maps: &FrameMaps,
+    ) -> Result<bool> {
+        let est = self.states[k].estimate;
+        let loss = self.detection_loss(k, &est, frame)?;
+        let lost = match self.states[k].level {
+            Some((level, n)) => n >= rd.warmup && loss > rd.ratio * level && loss > rd.min_loss,
+            None => false,
+        };
+        if !lost {
+            let level = match self.states[k].level {
+                Some((level, n)) => (level + rd.smoothing * (loss - level), n + 1),
+                None => (loss, 1),
+            };
+            self.states[k].level = Some(level);
+            self.states[k].lost = 0;
+            self.states[k].good = est;
+            return Ok(false);
+        }
+        let d = self.config.scale(self.objects[k].radius);
+        let growth = (1.0 + self.states[k].lost as f64).min(rd.max_growth.max(1.0));
+        self.states[k].lost += 1;
+        let spread = InitNoise {
+            translation: rd.spread.translation * growth,
+            rotation: rd.spread.rotation * growth,
+        };
+        let sigma = self.config.noise_prior(Some(spread), &d);
+        let salt = self.config.seed ^ (self.frames as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        // Search about the prediction and about the last pose that did not trigger.
+        let mut best = (f64::INFINITY, est);
+        for (c, centre) in [*centre, self.states[k].good].into_iter().enumerate() {
+            let pose = self.hypothesis_search(
+                k,
+                centre,
+                sigma,
+                rd.hypotheses,
+                &[1.0, 0.3, 0.1],
+                (salt, 0xC0 + 4 * c as u64),
+                frame,
+                maps,
+            )?;
+            let l = self.detection_loss(k, &pose, frame)?;
+            if l < best.0 {
+                best = (l, pose);
+            }
+        }
+        let (found, winner) = best;
+        let level = self.states[k].level.map_or(f64::INFINITY, |l| l.0);
+        if found >= rd.accept * loss || found > rd.ratio * level {
+            // Not found: hold the estimate (no velocity) rather than let it run away.
+            let st = &mut self.states[k];
+            st.previous = Some(st.estimate);
+            return Ok(false);
+        }
+        // Restart the object's particles about the winner at the motion σ.
+        let motion = TrackerConfig::in_units(self.config.motion_sigma, &d);
+        let blocks = self.groups[g].members.len();
+        let filter = self.groups[g]
+            .filter
+            .as_mut()
+            .expect("filter after an update");
+        let mut rng = crate::filter::rng::stream(salt, 0xC8, k as u64);
+        for row in filter.particles_mut().as_mut_slice().chunks_mut(6 * blocks) {
+            let mut x = [0.0; 6];
+            add_noise6(&mut x, &motion, &mut rng);
+            row[6 * j..6 * j + 6].copy_from_slice(&x);
+        }
+        if blocks == 1 {
+            filter.particles_mut().clear_weights();
+        }
+        let st = &mut self.states[k];
+        st.estimate = winner;
+        st.previous = Some(winner);
+        Ok(true)
     }
 
     /// From an uncertain start, score `hypotheses` poses drawn from the init-noise prior (twice,
     /// the second round around the first winner at a quarter of the spread) and restart from the
     /// lowest loss: a global search the local filter moves cannot do.
     fn select_hypothesis(&mut self, k: usize, frame: &TrackFrame, maps: &FrameMaps) -> Result<()> {
+        let d = self.config.scale(self.objects[k].radius);
+        let sigma = self.config.initial_prior(&d).map(|s| s * self.init_shrink);
+        let (n, seed) = (self.config.hypotheses, self.config.seed);
+        let centre = self.states[k].estimate;
+        self.states[k].estimate =
+            self.hypothesis_search(k, centre, sigma, n, &[1.0, 0.25], (seed, 0xB0), frame, maps)?;
+        self.init_shrink = 0.25;
+        Ok(())
+    }
+
+    /// Score `n` poses of object `k` drawn about `centre` with per-axis σ `sigma` (state units),
+    /// in rounds, each about the last winner at the spread scaled by `shrinks[round]`, with the
+    /// observation terms widened to the spread; the lowest loss wins (the centre is always a
+    /// candidate). Random streams from `(seed, tag)`.
+    #[allow(clippy::too_many_arguments)]
+    fn hypothesis_search(
+        &self,
+        k: usize,
+        centre: Isometry3<f64>,
+        sigma: Vector6<f64>,
+        n: usize,
+        shrinks: &[f64],
+        (seed, tag): (u64, u64),
+        frame: &TrackFrame,
+        maps: &FrameMaps,
+    ) -> Result<Isometry3<f64>> {
         use rayon::prelude::*;
-        for (round, shrink) in [1.0, 0.25].into_iter().enumerate() {
-            let chart = PoseChart::new(self.states[k].estimate, &self.objects[k].centre);
-            let spread = self.spread(usize::MAX, 0, k) * shrink;
+        let d = self.config.scale(self.objects[k].radius);
+        let sd = sigma.component_mul(&d);
+        let spread0 =
+            sd.fixed_rows::<3>(0).norm() + self.objects[k].radius * sd.fixed_rows::<3>(3).norm();
+        let mut pose = centre;
+        for (round, &shrink) in shrinks.iter().enumerate() {
+            let chart = PoseChart::new(pose, &self.objects[k].centre);
+            let spread = spread0 * shrink;
             let mut terms = self.object_terms(k, &chart, frame, maps, spread, true)?;
-            terms.prior_sigma *= shrink;
-            let seed = self.config.seed;
-            let best = (0..self.config.hypotheses)
+            terms.prior_sigma = sigma * shrink;
+            let best = (0..n)
                 .into_par_iter()
                 .map(|i| {
                     let mut rng = crate::filter::rng::stream(
                         seed,
-                        0xB0 + round as u64,
+                        tag + round as u64,
                         (k as u64) << 32 | i as u64,
                     );
                     let mut x = [0.0; 6];
@@ -572,10 +790,9 @@ impl Tracker {
                 .map(|(_, x)| x)
                 .unwrap_or([0.0; 6]);
             let xi = Vector6::from_fn(|i, _| best[i] * terms.scale[i]);
-            self.states[k].estimate = chart.pose(&xi);
+            pose = chart.pose(&xi);
         }
-        self.init_shrink = 0.25;
-        Ok(())
+        Ok(pose)
     }
 
     /// Group `g`'s filter, with particles drawn from the first frame's prior.

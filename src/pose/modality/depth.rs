@@ -90,7 +90,7 @@ impl DepthParams {
     }
 
     /// Cost of an outlier, `min(ρ(reject), cap)`.
-    fn outlier_cost(&self) -> f64 {
+    pub fn outlier_cost(&self) -> f64 {
         self.robust.rho(self.reject).min(self.robust.cap())
     }
 }
