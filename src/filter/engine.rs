@@ -3,7 +3,7 @@
 use crate::error::{Error, Result};
 use crate::filter::interaction;
 use crate::filter::model::Model;
-use crate::filter::particles::{log_sum_exp, ParticleSet};
+use crate::filter::particles::{normalize_log, ParticleSet};
 use crate::filter::resample;
 use crate::filter::rng::stream;
 use crate::filter::steps::{MoveConfig, ResampleConfig, ResampleWhen, Reweight, Step, Substeps};
@@ -123,15 +123,19 @@ impl Filter {
         let start = Instant::now();
         self.t += 1;
         let mut state = UpdateState::default();
-        let steps = self.steps.clone();
-        for (k, step) in steps.iter().enumerate() {
-            if let Err(e) = self.apply(k, step, model, &mut state) {
-                if let (true, Some(backup)) = (state.saved, self.scratch.backup.as_mut()) {
-                    std::mem::swap(&mut self.particles, backup);
-                }
-                self.t -= 1;
-                return Err(e);
+        // The steps are taken out for the loop (each step borrows the filter mutably) and put back.
+        let steps = std::mem::take(&mut self.steps);
+        let result = steps
+            .iter()
+            .enumerate()
+            .try_for_each(|(k, step)| self.apply(k, step, model, &mut state));
+        self.steps = steps;
+        if let Err(e) = result {
+            if let (true, Some(backup)) = (state.saved, self.scratch.backup.as_mut()) {
+                std::mem::swap(&mut self.particles, backup);
             }
+            self.t -= 1;
+            return Err(e);
         }
         let mut diag = state.diag;
         if let Some(l) = state.last_loss {
@@ -338,8 +342,7 @@ impl Filter {
         lw.iter_mut()
             .zip(&increments)
             .for_each(|(l, inc)| *l -= inc / temperature);
-        let z = log_sum_exp(&lw);
-        lw.iter_mut().for_each(|l| *l -= z);
+        normalize_log(&mut lw);
         check_finite(&lw, 1, "log-weight", self.t)?;
         self.particles.log_weights_mut().copy_from_slice(&lw);
         st.last_loss = Some(after);

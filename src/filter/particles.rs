@@ -16,6 +16,14 @@ pub struct ParticleSet {
     log_w: Option<Vec<f64>>,
 }
 
+/// Normalise log-weights in place so that `Σ exp(ℓ_i) = 1`; returns the log normaliser
+/// `log Σ exp(ℓ_i)`.
+pub fn normalize_log(lw: &mut [f64]) -> f64 {
+    let z = log_sum_exp(lw);
+    lw.iter_mut().for_each(|l| *l -= z);
+    z
+}
+
 /// `log Σ exp(a_i)`, computed stably as `a* + log Σ exp(a_i − a*)`.
 pub fn log_sum_exp(a: &[f64]) -> f64 {
     let max = a.iter().copied().fold(f64::NEG_INFINITY, f64::max);
@@ -151,14 +159,7 @@ impl ParticleSet {
 
     /// Normalise log-weights so that `Σ exp(ℓ_i) = 1`, returning the log normaliser `log Σ exp(ℓ_i)`.
     pub fn normalize_log_weights(&mut self) -> f64 {
-        match &mut self.log_w {
-            None => 0.0,
-            Some(lw) => {
-                let z = log_sum_exp(lw);
-                lw.iter_mut().for_each(|l| *l -= z);
-                z
-            }
-        }
+        self.log_w.as_deref_mut().map_or(0.0, normalize_log)
     }
 
     /// Normalised linear weights `w_i = exp(ℓ_i − log Σ exp ℓ)`; uniform when unweighted.

@@ -15,23 +15,17 @@ use rand::seq::SliceRandom;
 use rand::Rng;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-/// Where the digits file is looked for when `--data` is not given (relative to the working
-/// directory, as laid out for the project: `main/` beside `shared/`).
-pub const DEFAULT_DATA: &str = "../shared/datasets/digits/digits.csv.gz";
-
-/// The same file beside the crate's source tree (for runs from another working directory).
-const CRATE_DATA: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../shared/datasets/digits/digits.csv.gz"
-);
+/// The digits file inside the shared datasets folder ([`crate::datasets::shared`]).
+pub const DIGITS: &str = "digits/digits.csv.gz";
 
 /// Arguments of `hdpf learn`.
 #[derive(clap::Args, Clone, Debug)]
 pub struct LearnArgs {
-    /// Digits CSV(.gz); default `../shared/datasets/digits/digits.csv.gz` (relative to the working
-    /// directory, then to the crate), and when that is missing a generated task family (said so).
+    /// Digits CSV(.gz); default `digits/digits.csv.gz` in the shared datasets folder
+    /// (`../shared/datasets` beside the repository, or `$HDPF_DATASETS`), and when that is missing a
+    /// generated task family (said so).
     #[arg(long)]
     pub data: Option<PathBuf>,
     /// Use the in-process generated task family even if the data file exists.
@@ -287,14 +281,15 @@ pub fn load_data(args: &LearnArgs) -> Result<(data::Dataset, Source)> {
     if args.generated {
         return Ok((data::generated(args.seed, 180), Source::Generated));
     }
-    let found = [DEFAULT_DATA, CRATE_DATA]
-        .into_iter()
-        .find(|p| Path::new(p).exists());
-    let path = match (&args.data, found) {
-        (Some(p), _) => p.clone(),
-        (None, Some(p)) => PathBuf::from(p),
-        (None, None) => {
-            println!("no digits file at {DEFAULT_DATA}: using the generated task family");
+    let default = crate::datasets::shared(DIGITS);
+    let path = match &args.data {
+        Some(p) => p.clone(),
+        None if default.exists() => default,
+        None => {
+            println!(
+                "no digits file at {}: using the generated task family",
+                default.display()
+            );
             return Ok((data::generated(args.seed, 180), Source::Generated));
         }
     };
