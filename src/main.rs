@@ -46,24 +46,7 @@ enum BenchCommand {
     /// Time one filter update on the localization model; prints one JSON line.
     Step(bench::step::StepArgs),
     /// Synthetic fast-motion pose study: filters × particle counts, joint vs per-object.
-    Pose(PoseStudyArgs),
-}
-
-/// Flags of `hdpf bench pose`.
-#[derive(clap::Args, Debug)]
-struct PoseStudyArgs {
-    /// Frames of the synthetic sequence.
-    #[arg(long, default_value_t = 40)]
-    frames: usize,
-    /// Particle counts (comma-separated).
-    #[arg(long, value_delimiter = ',', default_value = "25,50,100,200")]
-    particles: Vec<usize>,
-    /// Filters (comma-separated: rfpf, grad, sir, mcl).
-    #[arg(long, value_delimiter = ',', default_value = "rfpf,grad,sir,mcl")]
-    filters: Vec<hdpf::filter::FilterKind>,
-    /// Seed of the sequence and the filters.
-    #[arg(long, default_value_t = 0)]
-    seed: u64,
+    Pose(study::StudyConfig),
 }
 
 #[derive(Subcommand, Debug)]
@@ -97,16 +80,7 @@ fn run_bench(command: BenchCommand) -> hdpf::Result<()> {
         BenchCommand::Localization(a) => println!("{}", bench::localization::run(&a)?),
         BenchCommand::Tracking(a) => println!("{}", bench::tracking::run(&a)?),
         BenchCommand::Step(a) => println!("{}", bench::step::run(&a)?),
-        BenchCommand::Pose(a) => {
-            let cfg = study::StudyConfig {
-                frames: a.frames,
-                particles: a.particles,
-                filters: a.filters,
-                seed: a.seed,
-                ..Default::default()
-            };
-            println!("{}", study::pose_study(&cfg)?);
-        }
+        BenchCommand::Pose(cfg) => println!("{}", study::pose_study(&cfg)?),
     }
     Ok(())
 }

@@ -15,20 +15,26 @@ use crate::pose::tracker::{
 use nalgebra::Point3;
 use std::fmt;
 
-/// Study size.
-#[derive(Clone, Debug, PartialEq)]
+/// Study size — also the flags of `hdpf bench pose` (defaults equal [`StudyConfig::default`]).
+#[derive(Clone, Debug, PartialEq, clap::Args)]
 pub struct StudyConfig {
     /// Frames of the sequence.
+    #[arg(long, default_value_t = 40)]
     pub frames: usize,
     /// Image width (height = 3/4 width).
+    #[arg(long, default_value_t = 320)]
     pub width: u32,
-    /// Particle counts.
+    /// Particle counts (comma-separated).
+    #[arg(long, value_delimiter = ',', default_value = "25,50,100,200")]
     pub particles: Vec<usize>,
-    /// Filters.
+    /// Filters (comma-separated: rfpf, grad, sir, mcl).
+    #[arg(long, value_delimiter = ',', default_value = "rfpf,grad,sir,mcl")]
     pub filters: Vec<FilterKind>,
     /// Seed of the sequence and the filters.
+    #[arg(long, default_value_t = 0)]
     pub seed: u64,
     /// Motion profile of the sequence.
+    #[arg(long, value_enum, default_value_t = Motion::Fast)]
     pub motion: Motion,
 }
 
@@ -201,4 +207,34 @@ pub fn pose_study(study: &StudyConfig) -> Result<StudyTable> {
         )?);
     }
     Ok(StudyTable { rows })
+}
+
+#[cfg(test)]
+mod cli_tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        study: StudyConfig,
+    }
+
+    #[test]
+    fn flag_defaults_equal_the_library_defaults() {
+        assert_eq!(Cli::parse_from(["study"]).study, StudyConfig::default());
+        let c = Cli::parse_from([
+            "study",
+            "--particles",
+            "10,20",
+            "--filters",
+            "sir",
+            "--motion",
+            "slow",
+        ]);
+        assert_eq!(
+            (c.study.particles, c.study.filters, c.study.motion),
+            (vec![10, 20], vec![FilterKind::Sir], Motion::Slow)
+        );
+    }
 }
