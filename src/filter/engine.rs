@@ -1,13 +1,15 @@
 //! The filter: an ordered list of [`Step`]s applied to a [`ParticleSet`] for any [`Model`].
 
 use crate::error::{Error, Result};
+use crate::filter::independent::{
+    self, increment, jitter_row, move_row, row_finite, Plan, RowTrace,
+};
 use crate::filter::interaction;
 use crate::filter::model::Model;
-use crate::filter::particles::{normalize_log, ParticleSet};
+use crate::filter::particles::{ess_of, normalize_log, ParticleSet};
 use crate::filter::resample;
 use crate::filter::rng::stream;
 use crate::filter::steps::{MoveConfig, ResampleConfig, ResampleWhen, Reweight, Step, Substeps};
-use rand_distr::{Distribution, StandardNormal};
 use rayon::prelude::*;
 use std::time::Instant;
 
@@ -64,6 +66,8 @@ struct UpdateState {
     loss_before: Option<Vec<f64>>,
     /// The last losses evaluated, for diagnostics.
     last_loss: Option<Vec<f64>>,
+    /// Losses at the current positions, computed by a move for the reweight that follows it.
+    after_loss: Option<Vec<f64>>,
     diag: Diagnostics,
 }
 
@@ -113,22 +117,162 @@ impl Filter {
     /// On error (a NaN or infinite loss, gradient or state, naming the particle and step) the
     /// particles are left exactly as they were before the call.
     pub fn update<M: Model + ?Sized>(&mut self, model: &M) -> Result<Diagnostics> {
-        if model.dim() != self.particles.dim() {
+        let mut diags = self.update_window(&[model])?;
+        diags
+            .pop()
+            .ok_or_else(|| Error::Other("an update produced no diagnostics".into()))
+    }
+
+    /// Assimilate a window of observations in order, one update each: the same numbers as calling
+    /// [`Self::update`] on each model in turn. When the particles do not interact (no pair term,
+    /// no resampling — e.g. the WPF or a gradient filter) the window runs particle-major (see
+    /// [`crate::filter::independent`]), each particle's row staying in cache across the window.
+    ///
+    /// The window is atomic: on error the filter is left exactly as it was before the call, and
+    /// the error names the update, step and particle.
+    pub fn update_window<M: Model + ?Sized>(&mut self, models: &[&M]) -> Result<Vec<Diagnostics>> {
+        if let Some(model) = models.iter().find(|m| m.dim() != self.particles.dim()) {
             return Err(Error::Shape {
                 what: "model dimension vs particle dimension".into(),
                 expected: self.particles.dim().to_string(),
                 got: model.dim().to_string(),
             });
         }
+        if independent::is_independent(&self.steps) {
+            return self.window_independent(models);
+        }
+        if let [model] = models {
+            return self.update_coupled(*model).map(|d| vec![d]);
+        }
+        let (start, t0, last) = (
+            self.particles.clone(),
+            self.t,
+            self.scratch.last_losses.clone(),
+        );
+        let diags: Result<Vec<Diagnostics>> =
+            models.iter().map(|m| self.update_coupled(*m)).collect();
+        if diags.is_err() {
+            (self.particles, self.t, self.scratch.last_losses) = (start, t0, last);
+        }
+        diags
+    }
+
+    /// The particle-major window: every particle runs all updates on a copy of its row, then the
+    /// log-weights are settled update by update; committed only if everything succeeded.
+    fn window_independent<M: Model + ?Sized>(&mut self, models: &[&M]) -> Result<Vec<Diagnostics>> {
+        let start = Instant::now();
+        let plan = self.plan(models);
+        let mut next = self
+            .scratch
+            .backup
+            .take()
+            .unwrap_or_else(|| self.particles.clone());
+        let (steps, ctx) = (&self.steps, (self.seed, self.t));
+        let rows = next.assign_rows(&self.particles, |i, x, d| {
+            d.copy_from_slice(x);
+            independent::run_row(steps, &plan, models, ctx, i, d)
+        });
+        let settled =
+            first_error(rows).and_then(|traces| self.settle(models.len(), &plan, &traces));
+        let (log_w, mut diags) = match settled {
+            Ok(s) => s,
+            Err(e) => {
+                self.scratch.backup = Some(next);
+                return Err(e);
+            }
+        };
+        if let Some(lw) = log_w {
+            next.log_weights_mut().copy_from_slice(&lw);
+        }
+        std::mem::swap(&mut self.particles, &mut next);
+        self.scratch.backup = Some(next);
+        self.t += models.len();
+        let seconds = start.elapsed().as_secs_f64() / models.len().max(1) as f64;
+        diags.iter_mut().for_each(|d| d.seconds = seconds);
+        Ok(diags)
+    }
+
+    /// Sub-move sizes and counts of every (update, step) of a window.
+    fn plan<M: Model + ?Sized>(&self, models: &[&M]) -> Plan {
+        let n = self.particles.len();
+        let moves = models
+            .iter()
+            .flat_map(|model| {
+                self.steps.iter().map(move |step| match step {
+                    Step::Move(cfg) => {
+                        let eta = cfg.step.resolve(n).0;
+                        let k = substep_count(cfg.substeps, eta, *model);
+                        (eta / k as f64, k)
+                    }
+                    _ => (0.0, 0),
+                })
+            })
+            .collect();
+        Plan {
+            moves,
+            steps: self.steps.len(),
+            reweights: (self.steps.iter())
+                .filter(|s| matches!(s, Step::Reweight(_)))
+                .count(),
+        }
+    }
+
+    /// The log-weights after each update of a window, from the particles' traces, with the
+    /// arithmetic of [`Self::reweight`]; returns the final log-weights (if any reweight ran) and
+    /// one [`Diagnostics`] per update. Also records the last update's losses.
+    fn settle(
+        &mut self,
+        updates: usize,
+        plan: &Plan,
+        traces: &[RowTrace],
+    ) -> Result<(Option<Vec<f64>>, Vec<Diagnostics>)> {
+        let mut lw = self.particles.log_weights().map(<[f64]>::to_vec);
+        let reweights: Vec<&Reweight> = (self.steps.iter())
+            .filter_map(|s| match s {
+                Step::Reweight(rw) => Some(rw),
+                _ => None,
+            })
+            .collect();
+        let evaluates = (self.steps.iter()).any(|s| matches!(s, Step::Move(_) | Step::Reweight(_)));
+        let mut diags = Vec::with_capacity(updates);
+        let mut last = Vec::new();
+        for b in 0..updates {
+            let t = self.t + b + 1;
+            for (j, rw) in reweights.iter().enumerate() {
+                let inc: Vec<f64> = (traces.iter())
+                    .map(|tr| tr.increments[b * plan.reweights + j])
+                    .collect();
+                lw = Some(reweighted(lw.as_deref(), &inc, rw, t)?);
+            }
+            let mut d = Diagnostics {
+                step: t,
+                ess: lw.as_deref().map_or(traces.len() as f64, ess_of),
+                substeps: (0..plan.steps).map(|k| plan.movement(b, k).1).sum(),
+                ..Diagnostics::default()
+            };
+            if evaluates {
+                last = traces.iter().map(|tr| tr.last[b]).collect();
+                (d.loss_mean, d.loss_std) = mean_std(&last);
+            }
+            diags.push(d);
+        }
+        if evaluates && updates > 0 {
+            self.scratch.last_losses = last;
+        }
+        Ok((lw, diags))
+    }
+
+    /// One update of a filter whose particles interact (pair term or resampling).
+    fn update_coupled<M: Model + ?Sized>(&mut self, model: &M) -> Result<Diagnostics> {
         let start = Instant::now();
         self.t += 1;
         let mut state = UpdateState::default();
         // The steps are taken out for the loop (each step borrows the filter mutably) and put back.
         let steps = std::mem::take(&mut self.steps);
-        let result = steps
-            .iter()
-            .enumerate()
-            .try_for_each(|(k, step)| self.apply(k, step, model, &mut state));
+        let result = steps.iter().enumerate().try_for_each(|(k, step)| {
+            let then_reweight = independent::reweight_follows(&steps, k);
+            self.apply(k, step, then_reweight, model, &mut state)
+        });
         self.steps = steps;
         if let Err(e) = result {
             if let (true, Some(backup)) = (state.saved, self.scratch.backup.as_mut()) {
@@ -150,10 +294,13 @@ impl Filter {
         Ok(diag)
     }
 
+    /// Step `k` of this update; `then_reweight` says a reweight follows it directly (a pair-free
+    /// move then also evaluates the loss at the new positions, while each particle is in cache).
     fn apply<M: Model + ?Sized>(
         &mut self,
         k: usize,
         step: &Step,
+        then_reweight: bool,
         model: &M,
         st: &mut UpdateState,
     ) -> Result<()> {
@@ -161,7 +308,7 @@ impl Filter {
         match step {
             Step::Propagate => self.propagate(model, key, st),
             Step::Jitter { sigma } => self.jitter(*sigma, key, st),
-            Step::Move(cfg) => self.move_particles(cfg, model, st),
+            Step::Move(cfg) => self.move_particles(cfg, then_reweight, model, st),
             Step::Reweight(rw) => self.reweight(rw, model, st),
             Step::Resample(cfg) => self.resample(cfg, key, st),
         }
@@ -217,16 +364,14 @@ impl Filter {
         }
         self.save(st);
         self.for_each_particle(key, "state after jitter", |row, rng| {
-            row.iter_mut().for_each(|v| {
-                let z: f64 = StandardNormal.sample(rng);
-                *v += sigma * z
-            })
+            jitter_row(sigma, row, rng)
         })
     }
 
     fn move_particles<M: Model + ?Sized>(
         &mut self,
         cfg: &MoveConfig,
+        then_reweight: bool,
         model: &M,
         st: &mut UpdateState,
     ) -> Result<()> {
@@ -237,6 +382,9 @@ impl Filter {
             .map(|p| interaction::epsilon(p.gamma.unwrap_or(gamma), m))
             .transpose()?;
         let k = substep_count(cfg.substeps, eta, model);
+        if pair_eps.is_none() {
+            return self.move_independent(model, st, (eta / k as f64, k), then_reweight);
+        }
         let mut grads = std::mem::take(&mut self.scratch.grads);
         grads.resize(n * m, 0.0);
         let mut pair = std::mem::take(&mut self.scratch.pair);
@@ -285,6 +433,56 @@ impl Filter {
         Ok(())
     }
 
+    /// A move without the pair term: particles do not interact, so each runs its `k` sub-moves
+    /// `p ← p − η_k ∇L(p)` alone, start to finish, with its gradient in a per-thread buffer (one
+    /// pass over the particle buffer instead of one per sub-step and check; the same numbers as the
+    /// Jacobi form). With `then_reweight` each particle also evaluates `L` at its new position.
+    /// The update's first change of the particles writes into the backup buffer and swaps, as in
+    /// [`Self::gradient_step`].
+    fn move_independent<M: Model + ?Sized>(
+        &mut self,
+        model: &M,
+        st: &mut UpdateState,
+        (eta_k, k): (f64, usize),
+        then_reweight: bool,
+    ) -> Result<()> {
+        let (m, t) = (self.particles.dim(), self.t);
+        let row = |i: usize, x: &mut [f64]| move_row(model, (i, t), x, (eta_k, k), then_reweight);
+        let rows = if st.saved {
+            self.particles
+                .as_mut_slice()
+                .par_chunks_mut(m)
+                .enumerate()
+                .map(|(i, x)| row(i, x))
+                .collect()
+        } else {
+            let mut next = self
+                .scratch
+                .backup
+                .take()
+                .unwrap_or_else(|| self.particles.clone());
+            let rows = next.assign_rows(&self.particles, |i, x, d| {
+                d.copy_from_slice(x);
+                row(i, d)
+            });
+            if rows.iter().all(|r| r.is_ok()) {
+                std::mem::swap(&mut self.particles, &mut next);
+                st.saved = true;
+            }
+            self.scratch.backup = Some(next);
+            rows
+        };
+        let rows = rows
+            .into_iter()
+            .collect::<Result<Vec<independent::RowMove>>>()?;
+        st.loss_before = Some(rows.iter().map(|r| r.before).collect());
+        st.last_loss = Some(rows.iter().map(|r| r.last).collect());
+        st.after_loss = then_reweight.then(|| rows.iter().map(|r| r.after).collect());
+        st.diag.substeps += k;
+        st.diag.pair_to_grad = 0.0;
+        Ok(())
+    }
+
     /// `p ← p − η g`. The update's first change of the particles writes the new positions into the
     /// backup buffer and swaps, so the old positions become the backup without a copy.
     fn gradient_step(&mut self, grads: &[f64], eta: f64, st: &mut UpdateState) {
@@ -313,37 +511,15 @@ impl Filter {
         model: &M,
         st: &mut UpdateState,
     ) -> Result<()> {
-        let after = evaluate(model, &self.particles, None, self.t)?;
-        let (temperature, increments): (f64, Vec<f64>) = match rw {
-            Reweight::Likelihood { temperature } => (*temperature, after.clone()),
-            Reweight::Trapezoid { temperature } => {
-                let before = st.loss_before.as_ref().ok_or_else(|| {
-                    Error::param(
-                        "steps",
-                        "Reweight::Trapezoid",
-                        "needs a Move step before it",
-                    )
-                })?;
-                (
-                    *temperature,
-                    before
-                        .iter()
-                        .zip(&after)
-                        .map(|(b, a)| 0.5 * (a + b))
-                        .collect(),
-                )
-            }
+        let after = match st.after_loss.take() {
+            Some(after) => after,
+            None => evaluate(model, &self.particles, None, self.t)?,
         };
-        // ℓ_i − inc_i/T, normalised by log-sum-exp; committed only once known to be finite.
-        let mut lw = match self.particles.log_weights() {
-            Some(lw) => lw.to_vec(),
-            None => vec![0.0; increments.len()],
-        };
-        lw.iter_mut()
-            .zip(&increments)
-            .for_each(|(l, inc)| *l -= inc / temperature);
-        normalize_log(&mut lw);
-        check_finite(&lw, 1, "log-weight", self.t)?;
+        let before = st.loss_before.as_deref();
+        let increments = (after.iter().enumerate())
+            .map(|(i, a)| increment(rw, before.map(|b| b[i]), *a))
+            .collect::<Result<Vec<f64>>>()?;
+        let lw = reweighted(self.particles.log_weights(), &increments, rw, self.t)?;
         self.particles.log_weights_mut().copy_from_slice(&lw);
         st.last_loss = Some(after);
         Ok(())
@@ -365,6 +541,40 @@ impl Filter {
         st.diag.resampled = true;
         self.jitter(cfg.jitter, key ^ (1 << 7), st)
     }
+}
+
+/// All rows' results, or the error of the earliest update (lowest particle among equals), so that
+/// the reported failure does not depend on the thread schedule.
+fn first_error(rows: Vec<Result<RowTrace>>) -> Result<Vec<RowTrace>> {
+    let key = |e: &Error| match e {
+        Error::NonFinite { step, particle, .. } => (*step, *particle),
+        _ => (0, 0),
+    };
+    let first = rows
+        .iter()
+        .enumerate()
+        .filter_map(|(i, r)| r.as_ref().err().map(|e| (key(e), i)));
+    match first.min() {
+        Some((_, i)) => Err(rows
+            .into_iter()
+            .nth(i)
+            .and_then(Result::err)
+            .unwrap_or_else(|| Error::Other("row failure vanished".into()))),
+        None => rows.into_iter().collect(),
+    }
+}
+
+/// `ℓ_i − inc_i/T`, normalised by log-sum-exp (`ℓ = 0` for an unweighted set); an error names the
+/// first non-finite log-weight, so nothing is committed unless all are finite.
+fn reweighted(lw: Option<&[f64]>, increments: &[f64], rw: &Reweight, t: usize) -> Result<Vec<f64>> {
+    let (Reweight::Likelihood { temperature } | Reweight::Trapezoid { temperature }) = rw;
+    let mut lw = lw.map_or_else(|| vec![0.0; increments.len()], <[f64]>::to_vec);
+    lw.iter_mut()
+        .zip(increments)
+        .for_each(|(l, inc)| *l -= inc / temperature);
+    normalize_log(&mut lw);
+    check_finite(&lw, 1, "log-weight", t)?;
+    Ok(lw)
 }
 
 /// `K = ⌈η·Lip⌉` (at least 1) for [`Substeps::Auto`].
@@ -451,15 +661,9 @@ fn check_move(state: &[f64], grads: &[f64], m: usize, t: usize) -> Result<()> {
     })
 }
 
-/// Whether every value is finite: an OR over "exponent bits all set" (NaN or ±∞), an integer
-/// reduction that vectorises, in parallel over chunks.
+/// Whether every value is finite ([`row_finite`] in parallel over chunks).
 fn all_finite(buf: &[f64]) -> bool {
-    const EXP: u64 = 0x7ff0_0000_0000_0000;
-    buf.par_chunks(1 << 14).all(|c| {
-        c.iter()
-            .fold(0u64, |acc, v| acc | u64::from(v.to_bits() & EXP == EXP))
-            == 0
-    })
+    buf.par_chunks(1 << 14).all(row_finite)
 }
 
 fn check_finite(buf: &[f64], m: usize, what: &str, t: usize) -> Result<()> {
@@ -517,6 +721,7 @@ mod tests {
     use crate::filter::presets::{FilterKind, FilterSpec};
     use crate::filter::steps::{PairConfig, StepSize};
     use rand::RngCore;
+    use rand_distr::{Distribution, StandardNormal};
 
     /// Static linear-Gaussian model: prior N(0, I_m), one observation y = Hx + N(0, r I).
     struct LinearObs {
@@ -753,6 +958,117 @@ mod tests {
         assert!(f.update(&Outward).is_ok()); // 1.125
         assert!(f.update(&Outward).is_err()); // would reach 1.6875 > 1.5
         assert!((f.particles().particle(0)[0] - 1.125).abs() < 1e-15);
+    }
+
+    /// Random walk `x ← x + 0.05·ε` observed through `L = ½‖x − y‖²/r`.
+    struct Walk {
+        y: f64,
+    }
+    impl Model for Walk {
+        fn dim(&self) -> usize {
+            4
+        }
+        fn sample_prior(&self, rng: &mut dyn RngCore, out: &mut [f64]) {
+            out.iter_mut().for_each(|v| *v = StandardNormal.sample(rng));
+        }
+        fn has_transition(&self) -> bool {
+            true
+        }
+        fn transition(&self, x: &mut [f64], rng: &mut dyn RngCore) {
+            x.iter_mut().for_each(|v| {
+                let z: f64 = StandardNormal.sample(rng);
+                *v += 0.05 * z
+            });
+        }
+        fn loss(&self, x: &[f64]) -> f64 {
+            x.iter().map(|v| (v - self.y).powi(2)).sum::<f64>() / 0.2
+        }
+        fn loss_grad(&self, x: &[f64], g: &mut [f64]) -> f64 {
+            g.iter_mut()
+                .zip(x)
+                .for_each(|(gk, v)| *gk = 2.0 * (v - self.y) / 0.2);
+            self.loss(x)
+        }
+    }
+
+    /// Every kind of particle-independent step, twice-substepped move and both reweights.
+    fn independent_steps() -> Vec<Step> {
+        vec![
+            Step::Propagate,
+            Step::Jitter { sigma: 0.02 },
+            Step::Move(MoveConfig {
+                step: StepSize::Eta(0.03),
+                pair: None,
+                substeps: Substeps::Fixed(2),
+            }),
+            Step::Reweight(Reweight::Trapezoid { temperature: 2.0 }),
+            Step::Reweight(Reweight::Likelihood { temperature: 5.0 }),
+        ]
+    }
+
+    fn walks() -> Vec<Walk> {
+        (0..6).map(|t| Walk { y: 0.1 * t as f64 }).collect()
+    }
+
+    fn state_of(f: &Filter) -> (Vec<f64>, Vec<f64>, usize, Vec<f64>) {
+        let lw = f.particles().log_weights().unwrap_or(&[]).to_vec();
+        let p = f.particles().as_slice().to_vec();
+        (p, lw, f.updates(), f.last_losses().to_vec())
+    }
+
+    #[test]
+    fn particle_major_window_equals_the_update_by_update_schedule_bit_for_bit() {
+        let set = ParticleSet::from_prior(&Walk { y: 0.0 }, 16, 3).unwrap();
+        let models = walks();
+        let refs: Vec<&Walk> = models.iter().collect();
+        // Reference: the same steps plus a resampling that never fires (ESS < 0·n) force the
+        // coupled, update-by-update path.
+        let mut coupled_steps = independent_steps();
+        coupled_steps.push(Step::Resample(ResampleConfig {
+            scheme: resample::Scheme::Systematic,
+            when: ResampleWhen::EssBelow(0.0),
+            jitter: 0.0,
+        }));
+        let mut reference = Filter::new(coupled_steps, set.clone(), 9).unwrap();
+        let ref_diag: Vec<Diagnostics> =
+            refs.iter().map(|m| reference.update(*m).unwrap()).collect();
+        let mut window = Filter::new(independent_steps(), set.clone(), 9).unwrap();
+        let mut diag = window.update_window(&refs[..4]).unwrap();
+        diag.extend(window.update_window(&refs[4..]).unwrap());
+        assert_eq!(state_of(&window), state_of(&reference));
+        for (a, b) in diag.iter().zip(&ref_diag) {
+            assert_eq!((a.step, a.substeps), (b.step, b.substeps));
+            assert_eq!((a.loss_mean, a.loss_std), (b.loss_mean, b.loss_std));
+            // ESS from the log-weights directly vs via normalised weights: rounding only.
+            assert!(
+                (a.ess - b.ess).abs() < 1e-9 * b.ess,
+                "{} vs {}",
+                a.ess,
+                b.ess
+            );
+        }
+        assert!(diag.last().unwrap().ess < 16.0, "the reweights must act");
+    }
+
+    #[test]
+    fn a_failing_window_leaves_the_filter_as_it_was_and_names_the_update() {
+        let set = ParticleSet::from_prior(&Walk { y: 0.0 }, 8, 4).unwrap();
+        for steps in [
+            independent_steps(),
+            crate::filter::presets::rfpf(StepSize::Eta(0.01), Substeps::Fixed(1)),
+        ] {
+            let mut f = Filter::new(steps, set.clone(), 1).unwrap();
+            f.update(&Walk { y: 0.0 }).unwrap();
+            let before = state_of(&f);
+            let bad = Walk { y: f64::NAN };
+            let (good, later) = (Walk { y: 0.1 }, Walk { y: 0.2 });
+            let err = f.update_window(&[&good, &bad, &later]).unwrap_err();
+            match err {
+                Error::NonFinite { step, .. } => assert_eq!(step, 3, "{err}"),
+                other => panic!("unexpected error {other}"),
+            }
+            assert_eq!(state_of(&f), before);
+        }
     }
 
     #[test]

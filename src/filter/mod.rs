@@ -4,6 +4,7 @@
 //! RF-PF, gradient-only, SIR, MCL and the weighted particle filter are step lists ([`presets`]).
 
 pub mod engine;
+pub mod independent;
 pub mod interaction;
 pub mod kalman;
 pub mod model;

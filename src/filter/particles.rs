@@ -16,6 +16,12 @@ pub struct ParticleSet {
     log_w: Option<Vec<f64>>,
 }
 
+/// Effective sample size `1 / Σ w_i²` of log-weights (normalised here: `w_i = exp(ℓ_i − log Σ exp ℓ)`).
+pub fn ess_of(lw: &[f64]) -> f64 {
+    let z = log_sum_exp(lw);
+    1.0 / lw.iter().map(|l| (2.0 * (l - z)).exp()).sum::<f64>()
+}
+
 /// Normalise log-weights in place so that `Σ exp(ℓ_i) = 1`; returns the log normaliser
 /// `log Σ exp(ℓ_i)`.
 pub fn normalize_log(lw: &mut [f64]) -> f64 {
@@ -139,17 +145,37 @@ impl ParticleSet {
     /// `self ← from − η·g`: the positions of `from` after a gradient step, with `from`'s weights,
     /// reusing `self`'s allocations (`grads` is `n × m`, row-major).
     pub fn assign_gradient_step(&mut self, from: &ParticleSet, grads: &[f64], eta: f64) {
+        let m = from.m;
+        self.assign_rows(from, |i, x, d| {
+            let g = &grads[i * m..(i + 1) * m];
+            d.iter_mut()
+                .zip(x.iter().zip(g))
+                .for_each(|(d, (x, g))| *d = x - eta * g);
+        });
+    }
+
+    /// `self ← from` row by row: `f(i, from_row, self_row)` writes row `i`, in parallel over rows;
+    /// the weights are `from`'s and `self`'s allocations are reused. Returns `f`'s results in
+    /// particle order.
+    pub fn assign_rows<R: Send>(
+        &mut self,
+        from: &ParticleSet,
+        f: impl Fn(usize, &[f64], &mut [f64]) -> R + Sync,
+    ) -> Vec<R> {
         self.n = from.n;
         self.m = from.m;
         self.data.resize(from.data.len(), 0.0);
-        self.data
-            .par_iter_mut()
-            .zip(from.data.par_iter().zip(grads.par_iter()))
-            .for_each(|(d, (x, g))| *d = x - eta * g);
         match (&mut self.log_w, &from.log_w) {
             (Some(dst), Some(src)) => dst.clone_from(src),
             (dst, src) => *dst = src.clone(),
         }
+        let m = from.m.max(1);
+        from.data
+            .par_chunks(m)
+            .zip(self.data.par_chunks_mut(m))
+            .enumerate()
+            .map(|(i, (x, d))| f(i, x, d))
+            .collect()
     }
 
     /// Drop the weights (every particle counts `1/n`).
@@ -177,7 +203,7 @@ impl ParticleSet {
     pub fn ess(&self) -> f64 {
         match &self.log_w {
             None => self.n as f64,
-            Some(_) => 1.0 / self.weights().iter().map(|w| w * w).sum::<f64>(),
+            Some(lw) => ess_of(lw),
         }
     }
 

@@ -23,7 +23,7 @@ pub struct SpeedReport {
     pub params: usize,
     /// One network, SGD, one thread (mean of N passes).
     pub sgd_seconds: f64,
-    /// The same work as one WPF pass done by hand, one thread: per particle and batch
+    /// The same work as one WPF pass done by hand, one thread, particle by particle: per batch
     /// `∇L`, the step, `L(after)` — the model's share of the WPF cost, without the engine.
     pub model_seconds: f64,
     /// `(threads, seconds)` of the WPF pass.
@@ -42,9 +42,12 @@ fn best_of<F: FnMut() -> Result<()>>(reps: usize, mut f: F) -> Result<f64> {
     Ok(best)
 }
 
-fn pass(opt: &mut Optimizer, net: &Mlp, state: &MethodState, batches: &[Batch]) -> Result<()> {
-    for b in batches {
-        opt.step(&state.model(net, b, None))?;
+/// One pass over the tasks' minibatches as the training loop runs it: one optimizer window per task.
+fn pass(opt: &mut Optimizer, net: &Mlp, state: &MethodState, windows: &[Vec<Batch>]) -> Result<()> {
+    for batches in windows {
+        let models: Vec<_> = batches.iter().map(|b| state.model(net, b, None)).collect();
+        let refs: Vec<_> = models.iter().collect();
+        opt.step_window(&refs)?;
     }
     Ok(())
 }
@@ -56,13 +59,12 @@ pub fn speed(n: usize, threads: &[usize], reps: usize) -> Result<SpeedReport> {
     let scenario = Scenario::Domain;
     let net = Mlp::new(&[64, 100, 100, 2], Head::Linear)?;
     let tasks = data::split_tasks(&data::generated(0, 135), scenario);
-    let batches: Vec<Batch> = tasks
+    // One window per task, as the training loop runs one per task and epoch.
+    let windows: Vec<Vec<Batch>> = tasks
         .iter()
-        .flat_map(|t| {
+        .map(|t| {
             let idx: Vec<usize> = (0..t.len()).collect();
-            idx.chunks(8)
-                .map(|c| make_batch(t, c, scenario))
-                .collect::<Vec<_>>()
+            idx.chunks(8).map(|c| make_batch(t, c, scenario)).collect()
         })
         .collect();
     let mut base = vec![0.0; net.n_params()];
@@ -87,25 +89,22 @@ pub fn speed(n: usize, threads: &[usize], reps: usize) -> Result<SpeedReport> {
         best_of(reps, || {
             for _ in 0..n {
                 let set = ParticleSet::from_vec(1, base.len(), base.clone())?;
-                pass(&mut Optimizer::sgd(0.01, set), &net, &state, &batches)?;
+                pass(&mut Optimizer::sgd(0.01, set), &net, &state, &windows)?;
             }
             Ok(())
         })
     })? / n as f64;
     let set = init_particles(&net, &base, n, 0)?;
+    let m = base.len();
     let model_seconds = best_of(reps, || {
         let mut p = set.as_slice().to_vec();
-        let mut g = vec![0.0; n * base.len()];
-        for b in &batches {
-            let model = state.model(&net, b, None);
-            for (i, (x, gi)) in p
-                .chunks_exact_mut(base.len())
-                .zip(g.chunks_exact_mut(base.len()))
-                .enumerate()
-            {
-                model.eval(i, x, Some(gi));
+        let mut g = vec![0.0; m];
+        for (i, x) in p.chunks_exact_mut(m).enumerate() {
+            for b in windows.iter().flatten() {
+                let model = state.model(&net, b, None);
+                model.eval(i, x, Some(&mut g));
                 x.iter_mut()
-                    .zip(gi.iter())
+                    .zip(g.iter())
                     .for_each(|(xk, gk)| *xk -= 0.01 * gk);
                 std::hint::black_box(model.eval(i, x, None));
             }
@@ -117,7 +116,7 @@ pub fn speed(n: usize, threads: &[usize], reps: usize) -> Result<SpeedReport> {
         let secs = pool(t)?.install(|| {
             best_of(reps, || {
                 let mut opt = Optimizer::wpf(0.01, 1.0, None, set.clone(), 0)?;
-                pass(&mut opt, &net, &state, &batches)
+                pass(&mut opt, &net, &state, &windows)
             })
         })?;
         wpf_seconds.push((t, secs));
@@ -128,7 +127,7 @@ pub fn speed(n: usize, threads: &[usize], reps: usize) -> Result<SpeedReport> {
         .map_or(f64::NAN, |(_, s)| *s);
     Ok(SpeedReport {
         particles: n,
-        batches: batches.len(),
+        batches: windows.iter().map(Vec::len).sum(),
         params: net.n_params(),
         sgd_seconds,
         model_seconds,

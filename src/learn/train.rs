@@ -70,6 +70,23 @@ pub fn make_batch(task: &TaskData, idx: &[usize], scenario: Scenario) -> Batch {
     b
 }
 
+/// One epoch's minibatches as one optimizer window (the methods whose state does not change
+/// between steps): every batch's model — with LwF's teacher logits — built up front.
+fn epoch_window(
+    opt: &mut Optimizer,
+    state: &MethodState,
+    net: &Mlp,
+    batches: &[Batch],
+    n: usize,
+) -> Result<Vec<f64>> {
+    let distills: Vec<_> = batches.iter().map(|b| state.distill(net, b, n)).collect();
+    let models: Vec<_> = (batches.iter().zip(&distills))
+        .map(|(b, d)| state.model(net, b, d.as_ref()))
+        .collect();
+    let refs: Vec<_> = models.iter().collect();
+    opt.step_window(&refs)
+}
+
 /// Train `method` over `train` (tasks in training order) from the initial network `base`,
 /// evaluating on `test` (same order) after each task. Batches of task `j`, epoch `e` are shuffled
 /// by stream `(seed, 2 + j, MAX − e)`; particles are initialised from `(seed, 1, i)`.
@@ -107,18 +124,23 @@ pub fn train_sequence(
         for e in 0..cfg.epochs {
             let mut idx: Vec<usize> = (0..task.len()).collect();
             idx.shuffle(&mut stream(seed, 2 + j as u64, u64::MAX - e as u64));
-            for chunk in idx.chunks(cfg.batch) {
-                let step = out.ess.len() as u64;
-                let batch = state.training_batch(make_batch(task, chunk, cfg.scenario), step);
-                let distill = state.distill(net, &batch, n);
-                let before = state
-                    .tracks_steps()
-                    .then(|| opt.particles().as_slice().to_vec());
-                out.ess
-                    .push(opt.step(&state.model(net, &batch, distill.as_ref()))?);
-                if let Some(b) = before {
-                    state.after_step(&b, opt.particles().as_slice());
+            let batches: Vec<Batch> = (idx.chunks(cfg.batch).enumerate())
+                .map(|(b, chunk)| {
+                    let step = (out.ess.len() + b) as u64;
+                    state.training_batch(make_batch(task, chunk, cfg.scenario), step)
+                })
+                .collect();
+            if state.tracks_steps() {
+                for batch in &batches {
+                    let distill = state.distill(net, batch, n);
+                    let before = opt.particles().as_slice().to_vec();
+                    out.ess
+                        .push(opt.step(&state.model(net, batch, distill.as_ref()))?);
+                    state.after_step(&before, opt.particles().as_slice());
                 }
+            } else {
+                out.ess
+                    .extend(epoch_window(&mut opt, &state, net, &batches, n)?);
             }
         }
         state.end_task(net, opt.particles(), task)?;

@@ -113,13 +113,22 @@ impl Optimizer {
 
     /// One update on `model`'s minibatch; returns the ESS afterwards (`N` for SGD: unweighted).
     pub fn step<M: Model + ?Sized>(&mut self, model: &M) -> Result<f64> {
+        Ok(self.step_window(&[model])?[0])
+    }
+
+    /// One update per minibatch model, in order; returns the ESS after each. The WPF runs the
+    /// window particle-major ([`Filter::update_window`]; atomic on error), SGD one batch at a time.
+    pub fn step_window<M: Model + ?Sized>(&mut self, models: &[&M]) -> Result<Vec<f64>> {
         match self {
-            Optimizer::Sgd { eta, set, step } => {
-                *step += 1;
-                sgd_step(*eta, set, model, *step)?;
-                Ok(set.ess())
-            }
-            Optimizer::Pf(f) => Ok(f.update(model)?.ess),
+            Optimizer::Sgd { eta, set, step } => models
+                .iter()
+                .map(|model| {
+                    *step += 1;
+                    sgd_step(*eta, set, *model, *step)?;
+                    Ok(set.ess())
+                })
+                .collect(),
+            Optimizer::Pf(f) => Ok(f.update_window(models)?.iter().map(|d| d.ess).collect()),
         }
     }
 }
