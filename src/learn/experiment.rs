@@ -96,6 +96,10 @@ pub struct LearnArgs {
     /// Test share of the stratified split.
     #[arg(long, default_value_t = 0.25)]
     pub test_frac: f64,
+    /// Evaluate on a validation split carved (stratified, the same share) from the training part
+    /// instead of on the test split — for choosing hyper-parameters without looking at test data.
+    #[arg(long)]
+    pub validation: bool,
     /// Add the RF-PF pair term of the filter core to the WPF move.
     #[arg(long)]
     pub pair: bool,
@@ -297,6 +301,31 @@ pub fn load_data(args: &LearnArgs) -> Result<(data::Dataset, Source)> {
     Ok((d, Source::File(path.display().to_string())))
 }
 
+/// Salt of the validation split's seed, so that it differs from every test split's.
+const VALIDATION_SALT: u64 = 0x7a11_da7e_0000_0000;
+
+/// `(train, evaluation)`: the stratified train/test split, or with `--validation` the training
+/// part split again into train/validation (the test part unused).
+pub fn evaluation_split(
+    dataset: &data::Dataset,
+    args: &LearnArgs,
+) -> Result<(data::Dataset, data::Dataset)> {
+    let (train, test) = data::stratified_split(dataset, args.test_frac, args.seed)?;
+    if !args.validation {
+        return Ok((train, test));
+    }
+    data::stratified_split(&train, args.test_frac, args.seed ^ VALIDATION_SALT)
+}
+
+/// Which split the accuracies are measured on.
+pub fn evaluated_on(args: &LearnArgs) -> &'static str {
+    if args.validation {
+        "VALIDATION split (carved from train; test unused)"
+    } else {
+        "test split"
+    }
+}
+
 fn network(args: &LearnArgs) -> Result<Mlp> {
     let mut sizes = vec![data::N_PIXELS];
     sizes.extend(args.hidden.iter().copied().filter(|&h| h > 0));
@@ -311,7 +340,7 @@ fn run_in_pool(args: &LearnArgs) -> Result<LearnReport> {
         .map(|m| parse_method(m, args.readout))
         .collect::<Result<_>>()?;
     let (dataset, source) = load_data(args)?;
-    let (train, test) = data::stratified_split(&dataset, args.test_frac, args.seed)?;
+    let (train, test) = evaluation_split(&dataset, args)?;
     let (train, test) = (
         data::split_tasks(&train, args.scenario),
         data::split_tasks(&test, args.scenario),
@@ -454,8 +483,9 @@ fn format_table(methods: &[(String, MethodSummary)], source: &Source, args: &Lea
     };
     let _ = writeln!(
         t,
-        "hdpf learn — {src}; scenario {:?}, head {:?}, hidden {:?}, {} orders, N = {}, η = {}, {} epoch(s), batch {}",
-        args.scenario, args.head, args.hidden, args.orders, args.particles, args.lr, args.epochs, args.batch
+        "hdpf learn — {src}; scenario {:?}, head {:?}, hidden {:?}, {} orders, N = {}, η = {}, {} epoch(s), batch {}; accuracy on the {}",
+        args.scenario, args.head, args.hidden, args.orders, args.particles, args.lr, args.epochs, args.batch,
+        evaluated_on(args)
     );
     let _ = writeln!(
         t,

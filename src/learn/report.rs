@@ -47,6 +47,7 @@ pub fn write_outputs(
         &dir.join("run.json"),
         &serde_json::json!({
             "source": source,
+            "evaluated_on": crate::learn::experiment::evaluated_on(args),
             "args": format!("{args:?}"),
             "methods": specs,
         }),

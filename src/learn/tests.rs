@@ -3,7 +3,15 @@
 use crate::filter::rng::stream;
 use crate::filter::{Model, ParticleSet};
 use crate::learn::data::{self, Scenario, TaskData};
-use crate::learn::experiment::{run, LearnArgs};
+use crate::learn::experiment::{evaluation_split, run, LearnArgs};
+use clap::Parser;
+
+/// `hdpf learn`'s flags as a parser of their own.
+#[derive(clap::Parser)]
+struct LearnCli {
+    #[command(flatten)]
+    args: LearnArgs,
+}
 use crate::learn::methods::{Hyper, Method, MethodState};
 use crate::learn::mlp::{Head, Mlp};
 use crate::learn::model::Batch;
@@ -248,6 +256,27 @@ fn one_and_two_threads_give_identical_numbers() {
     assert_eq!(every_method_pf(1), every_method_pf(2));
 }
 
+/// `--validation` evaluates on rows carved from the training part: disjoint from the test split and
+/// from what is trained on, so hyper-parameters chosen on it never saw a test row.
+#[test]
+fn validation_split_never_touches_the_test_rows() {
+    let d = data::generated(5, 12);
+    let rows = |s: &data::Dataset| -> std::collections::BTreeSet<Vec<u64>> {
+        (0..s.len())
+            .map(|i| s.row(i).iter().map(|v| v.to_bits()).collect())
+            .collect()
+    };
+    let mut args = LearnCli::parse_from(["learn", "--out", "unused", "--generated"]).args;
+    let (_, test) = evaluation_split(&d, &args).unwrap();
+    args.validation = true;
+    let (train, valid) = evaluation_split(&d, &args).unwrap();
+    let (train, valid, test) = (rows(&train), rows(&valid), rows(&test));
+    assert_eq!(rows(&d).len(), d.len(), "generated rows are distinct");
+    assert!(!valid.is_empty() && valid.is_disjoint(&test) && valid.is_disjoint(&train));
+    assert!(train.is_disjoint(&test));
+    assert_eq!(train.len() + valid.len() + test.len(), d.len());
+}
+
 /// The driver end to end on the generated family: every method, summary.json with the keys.
 #[test]
 fn learn_runs_end_to_end_on_generated_data() {
@@ -278,6 +307,7 @@ fn learn_runs_end_to_end_on_generated_data() {
         lwf_temp: 2.0,
         replay_per_task: 5,
         test_frac: 0.25,
+        validation: false,
         pair: false,
         pair_gamma: None,
         speed: None,
