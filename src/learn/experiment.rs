@@ -242,9 +242,11 @@ fn run_speed(args: &LearnArgs, n: usize) -> Result<LearnReport> {
     }
     let _ = writeln!(
         table,
-        " WPF/(N·SGD) = {:.2} (model work alone {:.2})",
+        " WPF/(N·SGD) = {:.2} (model work alone {:.2}; one update per batch instead of per-task \
+         windows: {:.2})",
         r.ratio_one_thread,
-        r.model_seconds / (n as f64 * r.sgd_seconds)
+        r.model_seconds / (n as f64 * r.sgd_seconds),
+        r.wpf_batch_major_seconds / (n as f64 * r.sgd_seconds)
     );
     print!("{table}");
     std::fs::create_dir_all(&args.out).map_err(|e| Error::io(&args.out, e))?;
@@ -359,6 +361,9 @@ fn run_in_pool(args: &LearnArgs) -> Result<LearnReport> {
     for spec in &specs {
         runs.entry((spec.method, spec.pf)).or_default();
     }
+    // A method whose training fails (e.g. diverges to a non-finite loss) is dropped from later
+    // orders and reported; the others run on and are written.
+    let mut failed: BTreeMap<(Method, bool), String> = BTreeMap::new();
     for o in 0..args.orders {
         let setup = order_setup(&net, args.seed, o);
         let ordered = |tasks: &[TaskData]| -> Vec<TaskData> {
@@ -366,6 +371,9 @@ fn run_in_pool(args: &LearnArgs) -> Result<LearnReport> {
         };
         let (tr, te) = (ordered(&train), ordered(&test));
         for (&(method, pf), results) in runs.iter_mut() {
+            if failed.contains_key(&(method, pf)) {
+                continue;
+            }
             let cfg = RunConfig {
                 scenario: args.scenario,
                 eta: args.lr,
@@ -378,15 +386,17 @@ fn run_in_pool(args: &LearnArgs) -> Result<LearnReport> {
                 }),
                 hyper: hyper.clone(),
             };
-            results.push(train_sequence(
-                &net,
-                &setup.base,
-                &tr,
-                &te,
-                method,
-                &cfg,
-                setup.seed,
-            )?);
+            match train_sequence(&net, &setup.base, &tr, &te, method, &cfg, setup.seed) {
+                Ok(r) => results.push(r),
+                Err(e) => {
+                    eprintln!(
+                        "{}: failed in order {}: {e}",
+                        method_name(method, pf),
+                        o + 1
+                    );
+                    failed.insert((method, pf), format!("order {}: {e}", o + 1));
+                }
+            }
         }
         eprintln!(
             "order {}/{} done (tasks {:?})",
@@ -395,6 +405,9 @@ fn run_in_pool(args: &LearnArgs) -> Result<LearnReport> {
             setup.perm
         );
     }
+    runs.retain(|key, _| !failed.contains_key(key));
+    let (specs, failed_specs): (Vec<MethodSpec>, Vec<MethodSpec>) =
+        (specs.into_iter()).partition(|s| runs.contains_key(&(s.method, s.pf)));
     let methods: Vec<(String, MethodSummary)> = specs
         .iter()
         .map(|s| {
@@ -404,15 +417,36 @@ fn run_in_pool(args: &LearnArgs) -> Result<LearnReport> {
             )
         })
         .collect();
-    let table = format_table(&methods, &source, args);
+    let mut table = format_table(&methods, &source, args);
+    for s in &failed_specs {
+        let why = &failed[&(s.method, s.pf)];
+        let _ = writeln!(
+            table,
+            "{:<10} FAILED ({why}); lower --lr or the method's strength",
+            s.name
+        );
+    }
     print!("{table}");
     super::report::write_outputs(args, &source, &specs, &runs, &methods, &table)?;
+    if !failed_specs.is_empty() {
+        let names: Vec<&str> = failed_specs.iter().map(|s| s.name.as_str()).collect();
+        return Err(Error::Other(format!(
+            "training failed for {}: see the table; the other methods' results are in {}",
+            names.join(", "),
+            args.out.display()
+        )));
+    }
     Ok(LearnReport {
         source,
         methods,
         table,
         speed: None,
     })
+}
+
+/// `X` or `X+pf`, as on the command line.
+fn method_name(method: Method, pf: bool) -> String {
+    format!("{}{}", method.name(), if pf { "+pf" } else { "" })
 }
 
 /// Task order and initial network of order `o`: seed `s_o` from stream `(seed, 0x0d, o)`, the

@@ -277,6 +277,34 @@ fn validation_split_never_touches_the_test_rows() {
     assert_eq!(train.len() + valid.len() + test.len(), d.len());
 }
 
+/// A method that diverges (EWC with an absurd strength: each step overshoots its anchor by a growing
+/// factor until the loss is infinite) is reported by name, and the other methods' results are still
+/// written.
+#[test]
+fn a_diverging_method_is_named_and_the_others_are_kept() {
+    let out = std::env::temp_dir().join(format!("hdpf-learn-diverge-{}", std::process::id()));
+    let dir = out.to_string_lossy().to_string();
+    #[rustfmt::skip]
+    let args = LearnCli::parse_from([
+        "learn", "--generated", "--orders", "1", "--particles", "2", "--hidden", "8",
+        "--methods", "sgd,ewc+pf", "--ewc-lambda", "1e12", "--lr", "0.05", "--threads", "1",
+        "--out", &dir,
+    ])
+    .args;
+    let err = run(&args).unwrap_err().to_string();
+    assert!(err.contains("ewc+pf") && !err.contains("sgd"), "{err}");
+    let text = std::fs::read_to_string(out.join("summary.json")).unwrap();
+    let json: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert!(json["sgd"]["mean_acc"].as_f64().is_some_and(f64::is_finite));
+    assert!(json.get("ewc+pf").is_none());
+    let table = std::fs::read_to_string(out.join("table.txt")).unwrap();
+    assert!(
+        table.contains("ewc+pf     FAILED (order 1: non-finite"),
+        "{table}"
+    );
+    std::fs::remove_dir_all(&out).ok();
+}
+
 /// The driver end to end on the generated family: every method, summary.json with the keys.
 #[test]
 fn learn_runs_end_to_end_on_generated_data() {
