@@ -75,16 +75,16 @@ pub struct LearnArgs {
     /// Readout of the X+pf methods (all three are written to readouts.csv).
     #[arg(long, value_enum, default_value_t = Readout::Weighted)]
     pub readout: Readout,
-    /// EWC strength λ.
-    #[arg(long, default_value_t = 100.0)]
+    /// EWC strength λ (default picked on the validation split from {1, 10, 100, 1000}).
+    #[arg(long, default_value_t = 1.0)]
     pub ewc_lambda: f64,
-    /// SI strength c.
-    #[arg(long, default_value_t = 100.0)]
+    /// SI strength c (default picked on the validation split from {1, 10, 100, 1000}).
+    #[arg(long, default_value_t = 1.0)]
     pub si_c: f64,
     /// SI damping ξ.
     #[arg(long, default_value_t = 0.1)]
     pub si_xi: f64,
-    /// LwF distillation weight.
+    /// LwF distillation weight (default picked on the validation split from {0.3, 1, 3, 10}).
     #[arg(long, default_value_t = 1.0)]
     pub lwf_lambda: f64,
     /// LwF temperature.
