@@ -36,14 +36,11 @@ pub struct SpeedReport {
     pub ratio_one_thread: f64,
 }
 
-fn best_of<F: FnMut() -> Result<()>>(reps: usize, mut f: F) -> Result<f64> {
-    let mut best = f64::INFINITY;
-    for _ in 0..reps.max(1) {
-        let t = Instant::now();
-        f()?;
-        best = best.min(t.elapsed().as_secs_f64());
-    }
-    Ok(best)
+/// Wall-clock seconds of one call of `f`.
+fn timed(f: impl FnOnce() -> Result<()>) -> Result<f64> {
+    let t = Instant::now();
+    f()?;
+    Ok(t.elapsed().as_secs_f64())
 }
 
 /// One pass over the tasks' minibatches as the training loop runs it: one optimizer window per
@@ -97,24 +94,24 @@ pub fn speed(n: usize, threads: &[usize], reps: usize) -> Result<SpeedReport> {
             .build()
             .map_err(|e| Error::Other(format!("thread pool: {e}")))
     };
+    let single = pool(1)?;
+    let pools = (threads.iter())
+        .map(|&t| Ok((t, pool(t)?)))
+        .collect::<Result<Vec<_>>>()?;
+    let set = init_particles(&net, &base, n, 0)?;
     // N separate single-network passes, timed together (same exposure to machine load as the WPF).
-    let sgd_seconds = pool(1)?.install(|| {
-        best_of(reps, || {
+    let sgd_passes = || {
+        single.install(|| {
             for _ in 0..n {
                 let set = ParticleSet::from_vec(1, base.len(), base.clone())?;
-                pass(
-                    &mut Optimizer::sgd(0.01, set),
-                    (&net, &state),
-                    &windows,
-                    true,
-                )?;
+                let mut opt = Optimizer::sgd(0.01, set);
+                pass(&mut opt, (&net, &state), &windows, true)?;
             }
             Ok(())
         })
-    })? / n as f64;
-    let set = init_particles(&net, &base, n, 0)?;
+    };
     let m = base.len();
-    let model_seconds = best_of(reps, || {
+    let model_work = || {
         let mut p = set.as_slice().to_vec();
         let mut g = vec![0.0; m];
         for (i, x) in p.chunks_exact_mut(m).enumerate() {
@@ -128,19 +125,26 @@ pub fn speed(n: usize, threads: &[usize], reps: usize) -> Result<SpeedReport> {
             }
         }
         Ok(())
-    })?;
-    let wpf = |t: usize, batch_major: bool| {
-        pool(t)?.install(|| {
-            best_of(reps, || {
-                let mut opt = Optimizer::wpf(0.01, 1.0, None, set.clone(), 0)?;
-                pass(&mut opt, (&net, &state), &windows, batch_major)
-            })
+    };
+    let wpf_pass = |p: &rayon::ThreadPool, batch_major: bool| {
+        p.install(|| {
+            let mut opt = Optimizer::wpf(0.01, 1.0, None, set.clone(), 0)?;
+            pass(&mut opt, (&net, &state), &windows, batch_major)
         })
     };
-    let wpf_seconds = (threads.iter())
-        .map(|&t| Ok((t, wpf(t, false)?)))
-        .collect::<Result<Vec<_>>>()?;
-    let wpf_batch_major_seconds = wpf(1, true)?;
+    // Repetitions interleave all measurements, so a change in machine load hits every one of them;
+    // each keeps its best time.
+    let (mut sgd_seconds, mut model_seconds, mut wpf_batch_major_seconds) =
+        (f64::INFINITY, f64::INFINITY, f64::INFINITY);
+    let mut wpf_seconds: Vec<(usize, f64)> = threads.iter().map(|&t| (t, f64::INFINITY)).collect();
+    for _ in 0..reps.max(1) {
+        sgd_seconds = sgd_seconds.min(timed(sgd_passes)? / n as f64);
+        model_seconds = model_seconds.min(timed(model_work)?);
+        for ((_, best), (_, p)) in wpf_seconds.iter_mut().zip(&pools) {
+            *best = best.min(timed(|| wpf_pass(p, false))?);
+        }
+        wpf_batch_major_seconds = wpf_batch_major_seconds.min(timed(|| wpf_pass(&single, true))?);
+    }
     let one = wpf_seconds
         .iter()
         .find(|(t, _)| *t == 1)
