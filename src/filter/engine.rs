@@ -9,7 +9,9 @@ use crate::filter::model::Model;
 use crate::filter::particles::{ess_of, normalize_log, ParticleSet};
 use crate::filter::resample;
 use crate::filter::rng::stream;
-use crate::filter::steps::{MoveConfig, ResampleConfig, ResampleWhen, Reweight, Step, Substeps};
+use crate::filter::steps::{
+    MoveConfig, ResampleConfig, ResampleWhen, Reweight, Step, StepSize, Substeps,
+};
 use rayon::prelude::*;
 use std::time::Instant;
 
@@ -30,7 +32,7 @@ pub struct Diagnostics {
     pub pair_to_grad: f64,
     /// Whether the particles were resampled.
     pub resampled: bool,
-    /// Wall-clock seconds of the update.
+    /// Wall-clock seconds of the update (for an update in a window: the window's mean).
     pub seconds: f64,
 }
 
@@ -55,6 +57,8 @@ struct Scratch {
     pair: Vec<f64>,
     /// The last losses the last successful update evaluated (one per particle).
     last_losses: Vec<f64>,
+    /// A window's last losses until the window commits.
+    pending_losses: Option<Vec<f64>>,
 }
 
 /// Scratch state threaded through the steps of one update.
@@ -68,6 +72,9 @@ struct UpdateState {
     last_loss: Option<Vec<f64>>,
     /// Losses at the current positions, computed by a move for the reweight that follows it.
     after_loss: Option<Vec<f64>>,
+    /// The log-weights before the update's first reweight (restored on error: a reweight changes
+    /// them without a backup of the particles).
+    log_w_before: Option<Option<Vec<f64>>>,
     diag: Diagnostics,
 }
 
@@ -114,8 +121,8 @@ impl Filter {
 
     /// Assimilate one observation, held by `model`: run every step in order.
     ///
-    /// On error (a NaN or infinite loss, gradient or state, naming the particle and step) the
-    /// particles are left exactly as they were before the call.
+    /// On error (a NaN or infinite loss, gradient or state, naming the particle and the update
+    /// number) the particles and weights are left exactly as they were before the call.
     pub fn update<M: Model + ?Sized>(&mut self, model: &M) -> Result<Diagnostics> {
         let mut diags = self.update_window(&[model])?;
         diags
@@ -129,7 +136,8 @@ impl Filter {
     /// [`crate::filter::independent`]), each particle's row staying in cache across the window.
     ///
     /// The window is atomic: on error the filter is left exactly as it was before the call, and
-    /// the error names the update, step and particle.
+    /// the error names the update number and the particle. Among several failures it reports the
+    /// earliest update, then the earliest step in the list, then the lowest particle.
     pub fn update_window<M: Model + ?Sized>(&mut self, models: &[&M]) -> Result<Vec<Diagnostics>> {
         if let Some(model) = models.iter().find(|m| m.dim() != self.particles.dim()) {
             return Err(Error::Shape {
@@ -162,18 +170,21 @@ impl Filter {
     fn window_independent<M: Model + ?Sized>(&mut self, models: &[&M]) -> Result<Vec<Diagnostics>> {
         let start = Instant::now();
         let plan = self.plan(models);
-        let mut next = self
-            .scratch
-            .backup
-            .take()
-            .unwrap_or_else(|| self.particles.clone());
+        let mut next = self.spare_buffer();
         let (steps, ctx) = (&self.steps, (self.seed, self.t));
         let rows = next.assign_rows(&self.particles, |i, x, d| {
             d.copy_from_slice(x);
             independent::run_row(steps, &plan, models, ctx, i, d)
         });
-        let settled =
-            first_error(rows).and_then(|traces| self.settle(models.len(), &plan, &traces));
+        let (traces, failure) = split_failure(rows);
+        // Settle the updates before the earliest failing one: a non-finite log-weight there is the
+        // earlier failure and is the one reported.
+        let settled_updates = failure
+            .as_ref()
+            .map_or(models.len(), |f| f.at.0 - self.t - 1);
+        let settled = self
+            .settle(settled_updates, &plan, &traces)
+            .and_then(|s| failure.map_or(Ok(s), |f| Err(f.error)));
         let (log_w, mut diags) = match settled {
             Ok(s) => s,
             Err(e) => {
@@ -186,6 +197,9 @@ impl Filter {
         }
         std::mem::swap(&mut self.particles, &mut next);
         self.scratch.backup = Some(next);
+        if let Some(l) = self.scratch.pending_losses.take() {
+            self.scratch.last_losses = l;
+        }
         self.t += models.len();
         let seconds = start.elapsed().as_secs_f64() / models.len().max(1) as f64;
         diags.iter_mut().for_each(|d| d.seconds = seconds);
@@ -217,9 +231,10 @@ impl Filter {
         }
     }
 
-    /// The log-weights after each update of a window, from the particles' traces, with the
-    /// arithmetic of [`Self::reweight`]; returns the final log-weights (if any reweight ran) and
-    /// one [`Diagnostics`] per update. Also records the last update's losses.
+    /// The log-weights after each of the first `updates` updates of a window, from the particles'
+    /// traces, with the arithmetic of [`Self::reweight`]; returns the final log-weights (if any
+    /// reweight ran) and one [`Diagnostics`] per update (the last update's losses are left in
+    /// `pending_losses` until the window commits).
     fn settle(
         &mut self,
         updates: usize,
@@ -256,9 +271,7 @@ impl Filter {
             }
             diags.push(d);
         }
-        if evaluates && updates > 0 {
-            self.scratch.last_losses = last;
-        }
+        self.scratch.pending_losses = (evaluates && updates > 0).then_some(last);
         Ok((lw, diags))
     }
 
@@ -277,6 +290,9 @@ impl Filter {
         if let Err(e) = result {
             if let (true, Some(backup)) = (state.saved, self.scratch.backup.as_mut()) {
                 std::mem::swap(&mut self.particles, backup);
+            }
+            if let Some(lw) = state.log_w_before {
+                self.particles.restore_log_weights(lw);
             }
             self.t -= 1;
             return Err(e);
@@ -328,6 +344,15 @@ impl Filter {
             .enumerate()
             .for_each(|(i, row)| f(row, &mut stream(seed, key, i as u64)));
         check_finite(self.particles.as_slice(), m, what, self.t)
+    }
+
+    /// The backup buffer (its contents stale), or a fresh copy of the particles the first time: the
+    /// target of a double-buffered change.
+    fn spare_buffer(&mut self) -> ParticleSet {
+        self.scratch
+            .backup
+            .take()
+            .unwrap_or_else(|| self.particles.clone())
     }
 
     /// Keep the pre-update particles (once per update) before a step changes them in place, so a
@@ -456,11 +481,7 @@ impl Filter {
                 .map(|(i, x)| row(i, x))
                 .collect()
         } else {
-            let mut next = self
-                .scratch
-                .backup
-                .take()
-                .unwrap_or_else(|| self.particles.clone());
+            let mut next = self.spare_buffer();
             let rows = next.assign_rows(&self.particles, |i, x, d| {
                 d.copy_from_slice(x);
                 row(i, d)
@@ -494,11 +515,7 @@ impl Filter {
                 .for_each(|(x, g)| *x -= eta * g);
             return;
         }
-        let mut next = self
-            .scratch
-            .backup
-            .take()
-            .unwrap_or_else(|| self.particles.clone());
+        let mut next = self.spare_buffer();
         next.assign_gradient_step(&self.particles, grads, eta);
         std::mem::swap(&mut self.particles, &mut next);
         self.scratch.backup = Some(next);
@@ -520,6 +537,9 @@ impl Filter {
             .map(|(i, a)| increment(rw, before.map(|b| b[i]), *a))
             .collect::<Result<Vec<f64>>>()?;
         let lw = reweighted(self.particles.log_weights(), &increments, rw, self.t)?;
+        if st.log_w_before.is_none() {
+            st.log_w_before = Some(self.particles.log_weights().map(<[f64]>::to_vec));
+        }
         self.particles.log_weights_mut().copy_from_slice(&lw);
         st.last_loss = Some(after);
         Ok(())
@@ -543,25 +563,25 @@ impl Filter {
     }
 }
 
-/// All rows' results, or the error of the earliest update (lowest particle among equals), so that
-/// the reported failure does not depend on the thread schedule.
-fn first_error(rows: Vec<Result<RowTrace>>) -> Result<Vec<RowTrace>> {
-    let key = |e: &Error| match e {
-        Error::NonFinite { step, particle, .. } => (*step, *particle),
-        _ => (0, 0),
-    };
-    let first = rows
-        .iter()
-        .enumerate()
-        .filter_map(|(i, r)| r.as_ref().err().map(|e| (key(e), i)));
-    match first.min() {
-        Some((_, i)) => Err(rows
-            .into_iter()
-            .nth(i)
-            .and_then(Result::err)
-            .unwrap_or_else(|| Error::Other("row failure vanished".into()))),
-        None => rows.into_iter().collect(),
+/// The rows' traces, and the failure that the update-by-update schedule would meet first as far as
+/// rows can tell — earliest update, then earliest step, then lowest particle — so that the reported
+/// failure does not depend on the thread schedule.
+fn split_failure(
+    rows: Vec<(RowTrace, Option<independent::RowFailure>)>,
+) -> (Vec<RowTrace>, Option<independent::RowFailure>) {
+    let (mut traces, mut failure) = (Vec::with_capacity(rows.len()), None);
+    for (trace, row_failure) in rows {
+        traces.push(trace);
+        if let Some(f) = row_failure {
+            let earlier = failure
+                .as_ref()
+                .is_none_or(|g: &independent::RowFailure| f.at < g.at);
+            if earlier {
+                failure = Some(f);
+            }
+        }
     }
+    (traces, failure)
 }
 
 /// `ℓ_i − inc_i/T`, normalised by log-sum-exp (`ℓ = 0` for an unweighted set); an error names the
@@ -710,6 +730,12 @@ fn validate_step(step: &Step) -> Result<()> {
             ..
         }) if !(0.0..=1.0).contains(tau) => {
             Err(Error::param("ess_threshold", tau, "must lie in [0, 1]"))
+        }
+        Step::Move(MoveConfig {
+            step: StepSize::Eta(v) | StepSize::Gamma(v) | StepSize::GammaPerParticle(v),
+            ..
+        }) if !(*v >= 0.0 && v.is_finite()) => {
+            Err(Error::param("move step size", v, "must be finite and ≥ 0"))
         }
         _ => Ok(()),
     }
@@ -1069,6 +1095,58 @@ mod tests {
             }
             assert_eq!(state_of(&f), before);
         }
+    }
+
+    #[test]
+    fn a_window_reports_its_earliest_failure_even_a_log_weight_one() {
+        // Update 2's losses are finite (1.7e308 before, 8.8e307 after the move) but their sum
+        // overflows, so its log-weights are not finite; update 3 has a NaN loss. Update 2's
+        // failure comes first.
+        let set = ParticleSet::from_prior(&Walk { y: 0.0 }, 8, 5).unwrap();
+        let mut f = Filter::new(independent_steps(), set, 1).unwrap();
+        let (good, huge, bad) = (Walk { y: 0.1 }, Walk { y: 2.9e153 }, Walk { y: f64::NAN });
+        let err = f.update_window(&[&good, &huge, &bad]).unwrap_err();
+        match &err {
+            Error::NonFinite { what, step, .. } => {
+                assert_eq!((what.as_str(), *step), ("log-weight", 2))
+            }
+            other => panic!("unexpected error {other}"),
+        }
+        assert_eq!(f.updates(), 0);
+    }
+
+    /// A gradient that is NaN while the loss is finite.
+    struct NanGradient;
+    impl Model for NanGradient {
+        fn dim(&self) -> usize {
+            3
+        }
+        fn sample_prior(&self, rng: &mut dyn RngCore, out: &mut [f64]) {
+            out.iter_mut().for_each(|v| *v = StandardNormal.sample(rng));
+        }
+        fn loss(&self, x: &[f64]) -> f64 {
+            0.5 * x.iter().map(|v| v * v).sum::<f64>()
+        }
+        fn loss_grad(&self, x: &[f64], g: &mut [f64]) -> f64 {
+            g.fill(f64::NAN);
+            self.loss(x)
+        }
+    }
+
+    #[test]
+    fn a_reweight_before_a_failing_step_is_undone() {
+        // The reweight is the update's first change (no particle backup is taken for it); the
+        // coupled move after it fails on the NaN gradient: the weights must be as before.
+        let mut steps = vec![Step::Reweight(Reweight::Likelihood { temperature: 1.0 })];
+        steps.extend(crate::filter::presets::rfpf(
+            StepSize::Eta(0.01),
+            Substeps::Fixed(1),
+        ));
+        let set = ParticleSet::from_prior(&NanGradient, 6, 2).unwrap();
+        let mut f = Filter::new(steps, set.clone(), 0).unwrap();
+        assert!(f.update(&NanGradient).is_err());
+        assert_eq!(f.particles().log_weights(), None);
+        assert_eq!(f.particles().as_slice(), set.as_slice());
     }
 
     #[test]

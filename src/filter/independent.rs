@@ -58,7 +58,17 @@ pub(crate) struct RowTrace {
     pub last: Vec<f64>,
 }
 
-/// Run every update of the window on particle `i` (row `x`), updates numbered from `t0 + 1`.
+/// Where and how a particle's row failed: the update number, the index of the step in the list, and
+/// the error (which names the particle).
+pub(crate) struct RowFailure {
+    /// `(update t, step k)`.
+    pub at: (usize, usize),
+    /// The error.
+    pub error: Error,
+}
+
+/// Run every update of the window on particle `i` (row `x`), updates numbered from `t0 + 1`; on a
+/// failure the row stops there and the trace holds the updates completed before it.
 pub(crate) fn run_row<M: Model + ?Sized>(
     steps: &[Step],
     plan: &Plan,
@@ -66,50 +76,66 @@ pub(crate) fn run_row<M: Model + ?Sized>(
     (seed, t0): (u64, usize),
     i: usize,
     x: &mut [f64],
-) -> Result<RowTrace> {
+) -> (RowTrace, Option<RowFailure>) {
     let mut trace = RowTrace {
         increments: Vec::with_capacity(models.len() * plan.reweights),
         last: Vec::with_capacity(models.len()),
     };
-    for (b, model) in models.iter().enumerate() {
+    let failure = models.iter().enumerate().find_map(|(b, model)| {
         let t = t0 + b + 1;
-        let (mut before, mut after, mut last) = (None, None, f64::NAN);
-        for (k, step) in steps.iter().enumerate() {
-            let rng = || stream(seed, ((t as u64) << 8) | k as u64, i as u64);
-            match step {
-                Step::Propagate if model.has_transition() => {
-                    model.transition(x, &mut rng());
-                    check_row(x, "state after transition", (i, t))?;
-                }
-                Step::Jitter { sigma } if *sigma > 0.0 => {
-                    jitter_row(*sigma, x, &mut rng());
-                    check_row(x, "state after jitter", (i, t))?;
-                }
-                Step::Propagate | Step::Jitter { .. } => {}
-                Step::Move(_) => {
-                    let then = reweight_follows(steps, k);
-                    let mv = move_row(*model, (i, t), x, plan.movement(b, k), then)?;
-                    (before, last) = (Some(mv.before), mv.last);
-                    after = then.then_some(mv.after);
-                }
-                Step::Reweight(rw) => {
-                    let a = match after.take() {
-                        Some(a) => a,
-                        None => finite_loss(model.particle_loss(i, x), (i, t))?,
-                    };
-                    trace.increments.push(increment(rw, before, a)?);
-                    last = a;
-                }
-                Step::Resample(_) => {
-                    return Err(Error::Other(
-                        "resampling couples particles: not a particle-major step".into(),
-                    ))
-                }
+        let ctx = (seed, t, i, plan, b);
+        row_update(steps, *model, ctx, x, &mut trace).err()
+    });
+    (trace, failure)
+}
+
+/// One update `t` (the window's `b`-th) of particle `i`: every step in order.
+fn row_update<M: Model + ?Sized>(
+    steps: &[Step],
+    model: &M,
+    (seed, t, i, plan, b): (u64, usize, usize, &Plan, usize),
+    x: &mut [f64],
+    trace: &mut RowTrace,
+) -> Result<(), RowFailure> {
+    let (mut before, mut after, mut last) = (None, None, f64::NAN);
+    for (k, step) in steps.iter().enumerate() {
+        let rng = || stream(seed, ((t as u64) << 8) | k as u64, i as u64);
+        let fail = |error| RowFailure { at: (t, k), error };
+        match step {
+            Step::Propagate if model.has_transition() => {
+                model.transition(x, &mut rng());
+                check_row(x, "state after transition", (i, t)).map_err(fail)?;
+            }
+            Step::Jitter { sigma } if *sigma > 0.0 => {
+                jitter_row(*sigma, x, &mut rng());
+                check_row(x, "state after jitter", (i, t)).map_err(fail)?;
+            }
+            Step::Propagate | Step::Jitter { .. } => {}
+            Step::Move(_) => {
+                let then = reweight_follows(steps, k);
+                let mv = move_row(model, (i, t), x, plan.movement(b, k), then).map_err(fail)?;
+                (before, last) = (Some(mv.before), mv.last);
+                after = then.then_some(mv.after);
+            }
+            Step::Reweight(rw) => {
+                let a = match after.take() {
+                    Some(a) => a,
+                    None => finite_loss(model.particle_loss(i, x), (i, t)).map_err(fail)?,
+                };
+                trace
+                    .increments
+                    .push(increment(rw, before, a).map_err(fail)?);
+                last = a;
+            }
+            Step::Resample(_) => {
+                return Err(fail(Error::Other(
+                    "resampling couples particles: not a particle-major step".into(),
+                )))
             }
         }
-        trace.last.push(last);
     }
-    Ok(trace)
+    trace.last.push(last);
+    Ok(())
 }
 
 /// The log-weight increment of a reweight: `L(after)` for the likelihood rule,
@@ -159,16 +185,31 @@ pub(crate) fn move_row<M: Model + ?Sized>(
     (eta_k, k): (f64, usize),
     after: bool,
 ) -> Result<RowMove> {
-    ROW_GRAD.with(|g| {
-        let mut g = g.borrow_mut();
-        g.resize(x.len(), 0.0);
+    // The buffer is taken out of its cell for the duration (not borrowed), so a model that itself
+    // runs parallel work — letting this thread pick up another particle meanwhile — cannot collide.
+    let mut g = ROW_GRAD.with(RefCell::take);
+    g.resize(x.len(), 0.0);
+    let result = move_row_with(model, (i, t), x, (eta_k, k), after, &mut g);
+    ROW_GRAD.with(|cell| cell.replace(g));
+    result
+}
+
+fn move_row_with<M: Model + ?Sized>(
+    model: &M,
+    (i, t): (usize, usize),
+    x: &mut [f64],
+    (eta_k, k): (f64, usize),
+    after: bool,
+    g: &mut [f64],
+) -> Result<RowMove> {
+    {
         let mut out = RowMove {
             before: f64::NAN,
             last: f64::NAN,
             after: f64::NAN,
         };
         for s in 0..k {
-            out.last = finite_loss(model.particle_loss_grad(i, x, &mut g), (i, t))?;
+            out.last = finite_loss(model.particle_loss_grad(i, x, g), (i, t))?;
             if s == 0 {
                 out.before = out.last;
             }
@@ -186,7 +227,7 @@ pub(crate) fn move_row<M: Model + ?Sized>(
             out.after = finite_loss(model.particle_loss(i, x), (i, t))?;
         }
         Ok(out)
-    })
+    }
 }
 
 /// Whether every value is finite: an OR over "exponent bits all set" (NaN or ±∞), an integer

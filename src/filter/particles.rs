@@ -178,6 +178,11 @@ impl ParticleSet {
             .collect()
     }
 
+    /// Put back log-weights saved from this set (`None`: unweighted), e.g. when an update fails.
+    pub(crate) fn restore_log_weights(&mut self, lw: Option<Vec<f64>>) {
+        self.log_w = lw;
+    }
+
     /// Drop the weights (every particle counts `1/n`).
     pub fn clear_weights(&mut self) {
         self.log_w = None;

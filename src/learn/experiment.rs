@@ -276,6 +276,13 @@ fn validate(args: &LearnArgs) -> Result<()> {
     if !(args.lr.is_finite() && args.lr >= 0.0) {
         return Err(Error::param("lr", args.lr, "must be finite and ≥ 0"));
     }
+    if !(args.test_frac > 0.0 && args.test_frac < 1.0) {
+        return Err(Error::param(
+            "test-frac",
+            args.test_frac,
+            "must lie in (0, 1): every task needs evaluation samples",
+        ));
+    }
     if !(args.temperature.is_finite() && args.temperature > 0.0) {
         return Err(Error::param("temperature", args.temperature, "must be > 0"));
     }
@@ -347,6 +354,16 @@ fn run_in_pool(args: &LearnArgs) -> Result<LearnReport> {
         data::split_tasks(&train, args.scenario),
         data::split_tasks(&test, args.scenario),
     );
+    if let Some(t) = test.iter().chain(&train).find(|t| t.is_empty()) {
+        return Err(Error::param(
+            "test-frac",
+            args.test_frac,
+            format!(
+                "task {} gets no samples in one of the splits: too little data",
+                t.task
+            ),
+        ));
+    }
     let net = network(args)?;
     let hyper = Hyper {
         ewc_lambda: args.ewc_lambda,
@@ -391,7 +408,7 @@ fn run_in_pool(args: &LearnArgs) -> Result<LearnReport> {
                 Err(e) => {
                     eprintln!(
                         "{}: failed in order {}: {e}",
-                        method_name(method, pf),
+                        super::report::run_name(method, pf),
                         o + 1
                     );
                     failed.insert((method, pf), format!("order {}: {e}", o + 1));
@@ -427,7 +444,16 @@ fn run_in_pool(args: &LearnArgs) -> Result<LearnReport> {
         );
     }
     print!("{table}");
-    super::report::write_outputs(args, &source, &specs, &runs, &methods, &table)?;
+    let failures: Vec<(String, String)> = (failed_specs.iter())
+        .map(|s| (s.name.clone(), failed[&(s.method, s.pf)].clone()))
+        .collect();
+    let results = super::report::Results {
+        specs: &specs,
+        runs: &runs,
+        methods: &methods,
+        failures: &failures,
+    };
+    super::report::write_outputs(args, &source, &results, &table)?;
     if !failed_specs.is_empty() {
         let names: Vec<&str> = failed_specs.iter().map(|s| s.name.as_str()).collect();
         return Err(Error::Other(format!(
@@ -442,11 +468,6 @@ fn run_in_pool(args: &LearnArgs) -> Result<LearnReport> {
         table,
         speed: None,
     })
-}
-
-/// `X` or `X+pf`, as on the command line.
-fn method_name(method: Method, pf: bool) -> String {
-    format!("{}{}", method.name(), if pf { "+pf" } else { "" })
 }
 
 /// Task order and initial network of order `o`: seed `s_o` from stream `(seed, 0x0d, o)`, the

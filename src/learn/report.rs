@@ -22,15 +22,31 @@ fn json(path: &Path, value: &impl serde::Serialize) -> Result<()> {
     write(path, &text)
 }
 
+/// What a study produced: the methods that ran to the end and those that failed.
+pub struct Results<'a> {
+    /// Methods that completed every order.
+    pub specs: &'a [MethodSpec],
+    /// Their runs, per (method, trained by the PF).
+    pub runs: &'a BTreeMap<(Method, bool), Vec<RunResult>>,
+    /// Their summaries, by name.
+    pub methods: &'a [(String, MethodSummary)],
+    /// `(name, why)` of the methods that failed.
+    pub failures: &'a [(String, String)],
+}
+
 /// Write every output file of the study into `args.out`.
 pub fn write_outputs(
     args: &LearnArgs,
     source: &Source,
-    specs: &[MethodSpec],
-    runs: &BTreeMap<(Method, bool), Vec<RunResult>>,
-    methods: &[(String, MethodSummary)],
+    results: &Results,
     table: &str,
 ) -> Result<()> {
+    let Results {
+        specs,
+        runs,
+        methods,
+        failures,
+    } = *results;
     let dir = &args.out;
     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
     let summary: serde_json::Map<String, serde_json::Value> = methods
@@ -50,6 +66,10 @@ pub fn write_outputs(
             "evaluated_on": crate::learn::experiment::evaluated_on(args),
             "args": format!("{args:?}"),
             "methods": specs,
+            "failed": failures
+                .iter()
+                .map(|(name, why)| serde_json::json!({ "method": name, "error": why }))
+                .collect::<Vec<_>>(),
         }),
     )?;
     write(&dir.join("table.txt"), table)?;
@@ -99,7 +119,8 @@ fn ess_plot(runs: &BTreeMap<(Method, bool), Vec<RunResult>>) -> LinePlot {
     plot
 }
 
-fn run_name(method: Method, pf: bool) -> String {
+/// `X` or `X+pf`, as on the command line.
+pub(crate) fn run_name(method: Method, pf: bool) -> String {
     format!("{}{}", method.name(), if pf { "+pf" } else { "" })
 }
 

@@ -6,18 +6,19 @@ use crate::learn::data::{self, Scenario, TaskData};
 use crate::learn::experiment::{evaluation_split, run, LearnArgs};
 use clap::Parser;
 
-/// `hdpf learn`'s flags as a parser of their own.
-#[derive(clap::Parser)]
-struct LearnCli {
-    #[command(flatten)]
-    args: LearnArgs,
-}
 use crate::learn::methods::{Hyper, Method, MethodState};
 use crate::learn::mlp::{Head, Mlp};
 use crate::learn::model::Batch;
 use crate::learn::train::{make_batch, train_sequence, RunConfig};
 use crate::learn::wpf::{init_particles, Optimizer, Readout};
 use rand::RngCore;
+
+/// `hdpf learn`'s flags as a parser of their own.
+#[derive(clap::Parser)]
+struct LearnCli {
+    #[command(flatten)]
+    args: LearnArgs,
+}
 
 /// A small SplitDigits-like task family from the generated data (10 samples per class).
 fn tasks(scenario: Scenario) -> Vec<TaskData> {

@@ -3,7 +3,8 @@
 //! `θ_i ← θ_i − η∇L_b(θ_i)` and the trapezoid reweight `ℓ_i ← ℓ_i − ½[L_b(θ_i) + L_b(θ_i')]/T`,
 //! log-weights normalised by log-sum-exp, no resampling, no jitter).
 
-use crate::error::{Error, Result};
+use crate::error::Result;
+use crate::filter::independent::move_row;
 use crate::filter::rng::stream;
 use crate::filter::{presets, Filter, PairConfig};
 use crate::filter::{Model, ParticleSet};
@@ -11,7 +12,6 @@ use crate::learn::mlp::Mlp;
 use rand::Rng;
 use rand_distr::{Distribution, StandardNormal};
 use rayon::prelude::*;
-use std::cell::RefCell;
 
 /// The paper's particle initialisation: particle `i` = `base` with each parameter tensor `t`
 /// perturbed by `r_it·ε`, `ε ~ N(0, I)`, `r_it ~ U(0.001, 0.04)`; randomness from stream `(seed, 1, i)`.
@@ -80,10 +80,6 @@ pub enum Optimizer {
     Pf(Box<Filter>),
 }
 
-thread_local! {
-    static GRAD: RefCell<Vec<f64>> = const { RefCell::new(Vec::new()) };
-}
-
 impl Optimizer {
     /// Plain SGD with step `eta` on `set`.
     pub fn sgd(eta: f64, set: ParticleSet) -> Self {
@@ -133,7 +129,9 @@ impl Optimizer {
     }
 }
 
-/// `θ_i ← θ_i − η∇L_i(θ_i)` in parallel over particles, failing on a non-finite loss or gradient.
+/// `θ_i ← θ_i − η∇L_i(θ_i)` in parallel over particles (the engine's pair-free move of one
+/// particle, [`move_row`]), failing on a non-finite loss, gradient or parameter; the error of the
+/// lowest failing particle is reported.
 fn sgd_step<M: Model + ?Sized>(
     eta: f64,
     set: &mut ParticleSet,
@@ -141,30 +139,8 @@ fn sgd_step<M: Model + ?Sized>(
     step: usize,
 ) -> Result<()> {
     let m = set.dim();
-    set.as_mut_slice()
-        .par_chunks_mut(m)
-        .enumerate()
-        .try_for_each(|(i, x)| {
-            GRAD.with(|g| {
-                let mut g = g.borrow_mut();
-                g.resize(m, 0.0);
-                let loss = model.particle_loss_grad(i, x, &mut g);
-                let bad = |what: &str, value: f64| Error::NonFinite {
-                    what: what.into(),
-                    step,
-                    particle: i,
-                    value,
-                };
-                if !loss.is_finite() {
-                    return Err(bad("loss", loss));
-                }
-                if let Some(v) = g.iter().find(|v| !v.is_finite()) {
-                    return Err(bad("gradient", *v));
-                }
-                x.iter_mut()
-                    .zip(g.iter())
-                    .for_each(|(xk, gk)| *xk -= eta * gk);
-                Ok(())
-            })
-        })
+    let rows: Vec<Result<()>> = (set.as_mut_slice().par_chunks_mut(m).enumerate())
+        .map(|(i, x)| move_row(model, (i, step), x, (eta, 1), false).map(drop))
+        .collect();
+    rows.into_iter().collect()
 }
