@@ -148,9 +148,10 @@ fn fast_motion_study() {
 }
 
 /// Track a slow box sequence whose depth images jump sideways by `shift` pixels from frame 6 on
-/// (an abrupt displacement of about `z·shift/fx`), with or without re-detection; the ADD-S (m)
-/// of the last three frames against the displaced ground truth.
-fn displaced_errors(redetect: bool, shift: usize) -> Vec<f64> {
+/// (an abrupt displacement of about `z·shift/fx`), with or without re-detection, and with no
+/// depth at all in frames 6 to `6 + hidden` (exclusive: the object hidden while it jumps); the
+/// ADD-S (m) of the last three frames against the displaced ground truth.
+fn displaced_errors(redetect: bool, shift: usize, hidden: usize) -> Vec<f64> {
     let cfg = small_config(Path::new("unused"), 14);
     let frames = render_sequence(&cfg).unwrap();
     let mesh = hdpf::pose::Mesh::cuboid(0.1, 0.07, 0.05).unwrap();
@@ -172,6 +173,9 @@ fn displaced_errors(redetect: bool, shift: usize) -> Vec<f64> {
                 for x in shift..w {
                     data[y * w + x] = depth.data[y * w + x - shift];
                 }
+            }
+            if i < 6 + hidden {
+                data.iter_mut().for_each(|d| *d = 0.0);
             }
             let fx = frame.camera.fx;
             frame.depth = Some(std::sync::Arc::new(hdpf::pose::modality::ImageF32 {
@@ -201,8 +205,22 @@ fn displaced_errors(redetect: bool, shift: usize) -> Vec<f64> {
 #[test]
 fn abrupt_displacement_is_recovered_by_redetection() {
     let shift = 100;
-    let on = displaced_errors(true, shift);
-    let off = displaced_errors(false, shift);
+    let on = displaced_errors(true, shift, 0);
+    let off = displaced_errors(false, shift, 0);
+    assert!(on.iter().all(|&e| e < 0.015), "with re-detection: {on:?}");
+    assert!(
+        off.iter().all(|&e| e > 0.02),
+        "without re-detection: {off:?}"
+    );
+}
+
+/// An object that jumps about 10 cm sideways while fully hidden for three frames is found again
+/// by re-detection once it re-emerges, and stays lost without it.
+#[test]
+fn object_displaced_while_hidden_is_reacquired() {
+    let shift = 70;
+    let on = displaced_errors(true, shift, 3);
+    let off = displaced_errors(false, shift, 3);
     assert!(on.iter().all(|&e| e < 0.015), "with re-detection: {on:?}");
     assert!(
         off.iter().all(|&e| e > 0.02),

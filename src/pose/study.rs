@@ -1,8 +1,8 @@
 //! The synthetic fast-motion study behind `hdpf bench pose`: filters × particle counts, and joint
-//! versus per-object filtering, on one rendered sequence (box and cylinder, fast jerky motion,
-//! occluder bar), with the tracker settings of [`fast_config`].
+//! versus per-object filtering, averaged over independently rendered sequences (box and cylinder,
+//! fast jerky motion, occluder bar), with the tracker settings of [`fast_config`].
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::filter::FilterKind;
 use crate::pose::commands::{quantile, track_frame};
 use crate::pose::metrics::{add, adds};
@@ -30,9 +30,12 @@ pub struct StudyConfig {
     /// Filters (comma-separated: rfpf, grad, sir, mcl).
     #[arg(long, value_delimiter = ',', default_value = "rfpf,grad,sir,mcl")]
     pub filters: Vec<FilterKind>,
-    /// Seed of the sequence and the filters.
+    /// Seed of the first sequence (and its filters); sequence `i` uses `seed + i`.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+    /// Independently rendered sequences every cell is averaged over.
+    #[arg(long, default_value_t = 3)]
+    pub seeds: usize,
     /// Motion profile of the sequence.
     #[arg(long, value_enum, default_value_t = Motion::Fast)]
     pub motion: Motion,
@@ -46,12 +49,14 @@ impl Default for StudyConfig {
             particles: vec![25, 50, 100, 200],
             filters: FilterKind::ALL.to_vec(),
             seed: 0,
+            seeds: 3,
             motion: Motion::Fast,
         }
     }
 }
 
-/// One row of the study table: mean errors over all objects and frames.
+/// One row of the study table: errors averaged over all objects and frames of a sequence, then
+/// over the sequences.
 #[derive(Clone, Debug, PartialEq, serde::Serialize)]
 pub struct StudyRow {
     /// Filter name.
@@ -64,7 +69,11 @@ pub struct StudyRow {
     pub add_mm: f64,
     /// Mean ADD-S (mm).
     pub adds_mm: f64,
-    /// Median tracking latency per object per frame (ms).
+    /// Standard error of the mean ADD-S over the sequences (mm; 0 for one sequence).
+    pub adds_se_mm: f64,
+    /// Sequences averaged.
+    pub sequences: usize,
+    /// Median tracking latency per object per frame over all sequences (ms).
     pub latency_ms: f64,
     /// Fraction of object-frames tracked: ADD-S below [`TRACKED_ADDS`].
     pub tracked: f64,
@@ -84,19 +93,19 @@ impl fmt::Display for StudyTable {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(
             f,
-            "{:>6} {:>9} {:>10} {:>8} {:>9} {:>9} {:>11}",
-            "filter", "particles", "mode", "ADD mm", "ADD-S mm", "tracked", "p50 ms/obj"
+            "{:>6} {:>9} {:>10} {:>8} {:>16} {:>9} {:>11}",
+            "filter", "particles", "mode", "ADD mm", "ADD-S mm ± se", "tracked", "p50 ms/obj"
         )?;
         for r in &self.rows {
             let mode = if r.joint { "joint" } else { "per-object" };
             writeln!(
                 f,
-                "{:>6} {:>9} {:>10} {:>8.2} {:>9.2} {:>8.0}% {:>11.2}",
+                "{:>6} {:>9} {:>10} {:>8.2} {:>16} {:>8.0}% {:>11.2}",
                 r.filter,
                 r.particles,
                 mode,
                 r.add_mm,
-                r.adds_mm,
+                format!("{:.2} ± {:.2}", r.adds_mm, r.adds_se_mm),
                 r.tracked * 100.0,
                 r.latency_ms
             )?;
@@ -137,22 +146,59 @@ pub fn fast_config(kind: FilterKind, particles: usize, joint: bool, seed: u64) -
     c
 }
 
-/// Track `frames` with `config` and return the row.
-fn run_one(
-    frames: &[SynthFrame],
-    objects: &[(ObjectModel, Vec<Point3<f64>>)],
-    config: TrackerConfig,
-) -> Result<StudyRow> {
-    let (filter, particles, joint) = (config.filter.to_string(), config.particles, config.joint);
-    let models = objects.iter().map(|o| o.0.clone()).collect();
-    let init = frames[0].gt.iter().map(|g| g.pose).collect();
+/// One rendered sequence and the tracked objects' models (with ADD evaluation points).
+struct Sequence {
+    frames: Vec<SynthFrame>,
+    objects: Vec<(ObjectModel, Vec<Point3<f64>>)>,
+    seed: u64,
+}
+
+impl Sequence {
+    /// Render the study's sequence with `seed`.
+    fn render(study: &StudyConfig, seed: u64) -> Result<Self> {
+        let mut cfg = SynthConfig::new("in-memory");
+        cfg.frames = study.frames;
+        cfg.motion = study.motion;
+        cfg.seed = seed;
+        cfg.camera = ycbv_camera(study.width, study.width * 3 / 4);
+        let frames = render_sequence(&cfg)?;
+        let synth = Synthesizer::new(&cfg)?;
+        let objects = synth
+            .models()
+            .map(|(_, id, mesh)| {
+                let step = (mesh.vertices.len() / 500).max(1);
+                let pts = mesh.vertices.iter().step_by(step).copied().collect();
+                Ok((ObjectModel::from_mesh(id, mesh, 3000, seed)?, pts))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Self {
+            frames,
+            objects,
+            seed,
+        })
+    }
+}
+
+/// Errors and latencies of one tracker run over one sequence.
+struct Run {
+    add: f64,
+    adds: f64,
+    tracked: f64,
+    latencies: Vec<f64>,
+}
+
+/// Track `seq` with `config` (its seed replaced by the sequence's).
+fn run_one(seq: &Sequence, mut config: TrackerConfig) -> Result<Run> {
+    config.seed = seq.seed;
+    let models = seq.objects.iter().map(|o| o.0.clone()).collect();
+    let init = seq.frames[0].gt.iter().map(|g| g.pose).collect();
     let mut tracker = Tracker::new(config, models, init)?;
-    let (mut sum_add, mut sum_adds, mut n, mut lat) = (0.0, 0.0, 0usize, Vec::new());
-    let mut tracked = 0usize;
-    for f in frames {
+    let (mut sum_add, mut sum_adds, mut n, mut tracked) = (0.0, 0.0, 0usize, 0usize);
+    let mut latencies = Vec::new();
+    for f in &seq.frames {
         let out = tracker.step(&track_frame(&f.frame, false))?;
-        lat.extend(&out.seconds);
-        for ((pose, gt), (_, pts)) in out.poses.iter().zip(&f.gt).zip(objects) {
+        latencies.extend(&out.seconds);
+        for ((pose, gt), (_, pts)) in out.poses.iter().zip(&f.gt).zip(&seq.objects) {
             sum_add += add(pts, pose, &gt.pose);
             let e = adds(pts, pose, &gt.pose);
             sum_adds += e;
@@ -160,52 +206,73 @@ fn run_one(
             n += 1;
         }
     }
+    let n = n.max(1) as f64;
+    Ok(Run {
+        add: sum_add / n,
+        adds: sum_adds / n,
+        tracked: tracked as f64 / n,
+        latencies,
+    })
+}
+
+/// Mean and standard error of the mean of `v` (0 for fewer than two values).
+fn mean_se(v: &[f64]) -> (f64, f64) {
+    let n = v.len().max(1) as f64;
+    let mean = v.iter().sum::<f64>() / n;
+    if v.len() < 2 {
+        return (mean, 0.0);
+    }
+    let var = v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0);
+    (mean, (var / n).sqrt())
+}
+
+/// The row of `config` over all `seqs`.
+fn run_cell(seqs: &[Sequence], config: &TrackerConfig) -> Result<StudyRow> {
+    let runs = seqs
+        .iter()
+        .map(|s| run_one(s, config.clone()))
+        .collect::<Result<Vec<_>>>()?;
+    let field = |f: fn(&Run) -> f64| runs.iter().map(f).collect::<Vec<_>>();
+    let (adds_mm, adds_se_mm) = mean_se(&field(|r| r.adds * 1e3));
+    let latencies: Vec<f64> = runs
+        .iter()
+        .flat_map(|r| r.latencies.iter().copied())
+        .collect();
     Ok(StudyRow {
-        filter,
-        particles,
-        joint,
-        add_mm: sum_add / n as f64 * 1e3,
-        adds_mm: sum_adds / n as f64 * 1e3,
-        latency_ms: quantile(&lat, 0.5) * 1e3,
-        tracked: tracked as f64 / n as f64,
+        filter: config.filter.to_string(),
+        particles: config.particles,
+        joint: config.joint,
+        add_mm: mean_se(&field(|r| r.add * 1e3)).0,
+        adds_mm,
+        adds_se_mm,
+        sequences: runs.len(),
+        latency_ms: quantile(&latencies, 0.5) * 1e3,
+        tracked: mean_se(&field(|r| r.tracked)).0,
     })
 }
 
 /// Run the study: every filter × particle count per object, then joint vs per-object for RF-PF
-/// at every particle count.
+/// at every particle count; each cell over `study.seeds` sequences (seeds `seed`, `seed + 1`, …).
 pub fn pose_study(study: &StudyConfig) -> Result<StudyTable> {
-    let mut cfg = SynthConfig::new("in-memory");
-    cfg.frames = study.frames;
-    cfg.motion = study.motion;
-    cfg.seed = study.seed;
-    cfg.camera = ycbv_camera(study.width, study.width * 3 / 4);
-    let frames = render_sequence(&cfg)?;
-    let synth = Synthesizer::new(&cfg)?;
-    let objects = synth
-        .models()
-        .map(|(_, id, mesh)| {
-            let step = (mesh.vertices.len() / 500).max(1);
-            let pts = mesh.vertices.iter().step_by(step).copied().collect();
-            Ok((ObjectModel::from_mesh(id, mesh, 3000, study.seed)?, pts))
-        })
+    if study.seeds == 0 || study.frames == 0 {
+        return Err(Error::param(
+            "seeds/frames",
+            0,
+            "need at least one sequence and frame",
+        ));
+    }
+    let seqs = (0..study.seeds as u64)
+        .map(|i| Sequence::render(study, study.seed.wrapping_add(i)))
         .collect::<Result<Vec<_>>>()?;
-    let mut rows = Vec::new();
+    let mut cells: Vec<(FilterKind, usize, bool)> = Vec::new();
     for &kind in &study.filters {
-        for &n in &study.particles {
-            rows.push(run_one(
-                &frames,
-                &objects,
-                fast_config(kind, n, false, study.seed),
-            )?);
-        }
+        cells.extend(study.particles.iter().map(|&n| (kind, n, false)));
     }
-    for &n in &study.particles {
-        rows.push(run_one(
-            &frames,
-            &objects,
-            fast_config(FilterKind::Rfpf, n, true, study.seed),
-        )?);
-    }
+    cells.extend(study.particles.iter().map(|&n| (FilterKind::Rfpf, n, true)));
+    let rows = cells
+        .into_iter()
+        .map(|(kind, n, joint)| run_cell(&seqs, &fast_config(kind, n, joint, study.seed)))
+        .collect::<Result<Vec<_>>>()?;
     Ok(StudyTable { rows })
 }
 
