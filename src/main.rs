@@ -46,7 +46,7 @@ enum BenchCommand {
     /// Time one filter update on the localization model; prints one JSON line.
     Step(bench::step::StepArgs),
     /// Synthetic fast-motion pose study: filters × particle counts, joint vs per-object.
-    Pose(study::StudyConfig),
+    Pose(study::StudyArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -80,7 +80,7 @@ fn run_bench(command: BenchCommand) -> hdpf::Result<()> {
         BenchCommand::Localization(a) => println!("{}", bench::localization::run(&a)?),
         BenchCommand::Tracking(a) => println!("{}", bench::tracking::run(&a)?),
         BenchCommand::Step(a) => println!("{}", bench::step::run(&a)?),
-        BenchCommand::Pose(cfg) => println!("{}", study::pose_study(&cfg)?),
+        BenchCommand::Pose(args) => println!("{}", study::run(&args)?),
     }
     Ok(())
 }

@@ -4,6 +4,7 @@
 
 use crate::error::{Error, Result};
 use crate::filter::FilterKind;
+use crate::plot::{LinePlot, Series};
 use crate::pose::commands::{quantile, track_frame};
 use crate::pose::metrics::{add, adds};
 use crate::pose::synth::{
@@ -14,6 +15,8 @@ use crate::pose::tracker::{
 };
 use nalgebra::Point3;
 use std::fmt;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
 
 /// Study size — also the flags of `hdpf bench pose` (defaults equal [`StudyConfig::default`]).
 #[derive(Clone, Debug, PartialEq, clap::Args)]
@@ -97,13 +100,12 @@ impl fmt::Display for StudyTable {
             "filter", "particles", "mode", "ADD mm", "ADD-S mm ± se", "tracked", "p50 ms/obj"
         )?;
         for r in &self.rows {
-            let mode = if r.joint { "joint" } else { "per-object" };
             writeln!(
                 f,
                 "{:>6} {:>9} {:>10} {:>8.2} {:>16} {:>8.0}% {:>11.2}",
                 r.filter,
                 r.particles,
-                mode,
+                r.mode(),
                 r.add_mm,
                 format!("{:.2} ± {:.2}", r.adds_mm, r.adds_se_mm),
                 r.tracked * 100.0,
@@ -269,11 +271,117 @@ pub fn pose_study(study: &StudyConfig) -> Result<StudyTable> {
         cells.extend(study.particles.iter().map(|&n| (kind, n, false)));
     }
     cells.extend(study.particles.iter().map(|&n| (FilterKind::Rfpf, n, true)));
-    let rows = cells
-        .into_iter()
-        .map(|(kind, n, joint)| run_cell(&seqs, &fast_config(kind, n, joint, study.seed)))
+    let total = cells.len();
+    let rows = (cells.into_iter().enumerate())
+        .map(|(k, (kind, n, joint))| {
+            let row = run_cell(&seqs, &fast_config(kind, n, joint, study.seed))?;
+            eprintln!(
+                "[{}/{total}] {kind} {n} particles {}: ADD-S {:.1} ± {:.1} mm",
+                k + 1,
+                row.mode(),
+                row.adds_mm,
+                row.adds_se_mm
+            );
+            Ok(row)
+        })
         .collect::<Result<Vec<_>>>()?;
     Ok(StudyTable { rows })
+}
+
+/// `hdpf bench pose`: the study's size and where its outputs go.
+#[derive(Clone, Debug, PartialEq, clap::Args)]
+pub struct StudyArgs {
+    /// The study.
+    #[command(flatten)]
+    pub study: StudyConfig,
+    /// Output directory: `pose_study.json`, `pose_study.csv`, `pose_study.png`.
+    #[arg(long, default_value = "out/pose_study")]
+    pub out: PathBuf,
+}
+
+/// Run the study and write its table as JSON and CSV and its ADD-S curves as a PNG into `out`.
+pub fn run(args: &StudyArgs) -> Result<StudyTable> {
+    let table = pose_study(&args.study)?;
+    table.write(&args.out)?;
+    Ok(table)
+}
+
+impl StudyRow {
+    /// `per-object` or `joint`.
+    pub fn mode(&self) -> &'static str {
+        if self.joint {
+            "joint"
+        } else {
+            "per-object"
+        }
+    }
+}
+
+impl StudyTable {
+    /// Write `pose_study.json`, `pose_study.csv` and `pose_study.png` (mean ADD-S against particle
+    /// count per filter and mode, ± one standard error) into `dir`.
+    pub fn write(&self, dir: &Path) -> Result<()> {
+        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        let json = dir.join("pose_study.json");
+        let text = serde_json::to_string_pretty(self)
+            .map_err(|e| Error::format(&json, format!("JSON encoding: {e}")))?;
+        std::fs::write(&json, text).map_err(|e| Error::io(&json, e))?;
+        let csv = dir.join("pose_study.csv");
+        std::fs::write(&csv, self.csv()).map_err(|e| Error::io(&csv, e))?;
+        self.plot().save_png(dir.join("pose_study.png"))
+    }
+
+    /// One line per cell.
+    pub fn csv(&self) -> String {
+        let mut t = String::from(
+            "filter,mode,particles,sequences,add_mm,adds_mm,adds_se_mm,tracked,latency_p50_ms\n",
+        );
+        for r in &self.rows {
+            let _ = writeln!(
+                t,
+                "{},{},{},{},{:.3},{:.3},{:.3},{:.4},{:.3}",
+                r.filter,
+                r.mode(),
+                r.particles,
+                r.sequences,
+                r.add_mm,
+                r.adds_mm,
+                r.adds_se_mm,
+                r.tracked,
+                r.latency_ms
+            );
+        }
+        t
+    }
+
+    /// Mean ADD-S (mm) against particles, one curve per filter and mode, with a ± s.e. band.
+    pub fn plot(&self) -> LinePlot {
+        let mut plot = LinePlot::new(
+            "Synthetic fast motion: mean ADD-S (± s.e. over sequences)",
+            "particles",
+            "ADD-S (mm)",
+        );
+        plot.log_x = true;
+        let mut names: Vec<(String, bool)> = Vec::new();
+        for r in &self.rows {
+            if !names.contains(&(r.filter.clone(), r.joint)) {
+                names.push((r.filter.clone(), r.joint));
+            }
+        }
+        for (filter, joint) in names {
+            let rows: Vec<&StudyRow> = (self.rows.iter())
+                .filter(|r| r.filter == filter && r.joint == joint)
+                .collect();
+            let points = rows
+                .iter()
+                .map(|r| (r.particles as f64, r.adds_mm))
+                .collect();
+            let name = format!("{filter}{}", if joint { " joint" } else { "" });
+            let err = rows.iter().map(|r| r.adds_se_mm).collect();
+            plot.series.push(Series::new(name, points).with_err(err));
+        }
+        plot
+    }
 }
 
 #[cfg(test)]
@@ -285,6 +393,44 @@ mod cli_tests {
     struct Cli {
         #[command(flatten)]
         study: StudyConfig,
+    }
+
+    #[test]
+    fn the_table_is_written_as_json_csv_and_png() {
+        let row = |filter: &str, particles, joint, adds_mm| StudyRow {
+            filter: filter.into(),
+            particles,
+            joint,
+            add_mm: 2.0 * adds_mm,
+            adds_mm,
+            adds_se_mm: 1.0,
+            sequences: 3,
+            latency_ms: 4.0,
+            tracked: 0.5,
+        };
+        let table = StudyTable {
+            rows: vec![
+                row("rfpf", 25, false, 20.0),
+                row("rfpf", 50, false, 15.0),
+                row("rfpf", 25, true, 18.0),
+            ],
+        };
+        let dir = std::env::temp_dir().join(format!("hdpf-study-{}", std::process::id()));
+        table.write(&dir).unwrap();
+        let csv = std::fs::read_to_string(dir.join("pose_study.csv")).unwrap();
+        assert_eq!(csv.lines().count(), 4);
+        assert!(csv.contains("rfpf,joint,25,3,36.000,18.000,1.000,0.5000,4.000"));
+        let json: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(dir.join("pose_study.json")).unwrap())
+                .unwrap();
+        assert_eq!(json["rows"][1]["adds_mm"], 15.0);
+        assert!(std::fs::metadata(dir.join("pose_study.png")).unwrap().len() > 1000);
+        assert_eq!(
+            table.plot().series.len(),
+            2,
+            "one curve per filter and mode"
+        );
+        std::fs::remove_dir_all(&dir).ok();
     }
 
     #[test]
