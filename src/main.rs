@@ -80,7 +80,12 @@ fn run_bench(command: BenchCommand) -> hdpf::Result<()> {
         BenchCommand::Localization(a) => println!("{}", bench::localization::run(&a)?),
         BenchCommand::Tracking(a) => println!("{}", bench::tracking::run(&a)?),
         BenchCommand::Step(a) => println!("{}", bench::step::run(&a)?),
-        BenchCommand::Pose(args) => println!("{}", study::run(&args)?),
+        BenchCommand::Pose(args) => {
+            // Printed before the files are written, so a failed write loses no result.
+            let table = study::pose_study(&args.study)?;
+            println!("{table}");
+            table.write(&args.out)?
+        }
     }
     Ok(())
 }

@@ -150,8 +150,9 @@ fn fast_motion_study() {
 /// Track a slow box sequence whose depth images jump sideways by `shift` pixels from frame 6 on
 /// (an abrupt displacement of about `z·shift/fx`), with or without re-detection, and with no
 /// depth at all in frames 6 to `6 + hidden` (exclusive: the object hidden while it jumps); the
-/// ADD-S (m) of the last three frames against the displaced ground truth.
-fn displaced_errors(redetect: bool, shift: usize, hidden: usize) -> Vec<f64> {
+/// ADD-S (m) of the last three frames against the displaced ground truth, and the frames in which
+/// the tracker reported a re-detection.
+fn displaced_errors(redetect: bool, shift: usize, hidden: usize) -> (Vec<f64>, Vec<usize>) {
     let cfg = small_config(Path::new("unused"), 14);
     let frames = render_sequence(&cfg).unwrap();
     let mesh = hdpf::pose::Mesh::cuboid(0.1, 0.07, 0.05).unwrap();
@@ -161,7 +162,7 @@ fn displaced_errors(redetect: bool, shift: usize, hidden: usize) -> Vec<f64> {
         config.redetect = None;
     }
     let mut tracker = Tracker::new(config, vec![object], vec![frames[0].gt[0].pose]).unwrap();
-    let mut errors = Vec::new();
+    let (mut errors, mut redetected) = (Vec::new(), Vec::new());
     for (i, f) in frames.iter().enumerate() {
         let mut frame = track_frame(&f.frame, false);
         let mut gt = f.gt[0].pose;
@@ -187,6 +188,9 @@ fn displaced_errors(redetect: bool, shift: usize, hidden: usize) -> Vec<f64> {
             gt.translation.vector.x += dx;
         }
         let out = tracker.step(&frame).unwrap();
+        if out.redetected[0] {
+            redetected.push(i);
+        }
         errors.push(hdpf::pose::metrics::adds(
             &mesh.vertices,
             &out.poses[0],
@@ -197,7 +201,15 @@ fn displaced_errors(redetect: bool, shift: usize, hidden: usize) -> Vec<f64> {
         "redetect {redetect}: ADD-S mm {:?}",
         errors.iter().map(|e| (e * 1e3).round()).collect::<Vec<_>>()
     );
-    errors[errors.len() - 3..].to_vec()
+    (errors[errors.len() - 3..].to_vec(), redetected)
+}
+
+/// Re-detection fires only after the displacement (frame 6 on), and at least once.
+fn assert_fired_after_the_jump(frames: &[usize]) {
+    assert!(
+        !frames.is_empty() && frames.iter().all(|&i| i >= 6),
+        "re-detections in frames {frames:?}"
+    );
 }
 
 /// An object displaced abruptly mid-sequence (about 15 cm sideways in one frame) is found again
@@ -205,8 +217,10 @@ fn displaced_errors(redetect: bool, shift: usize, hidden: usize) -> Vec<f64> {
 #[test]
 fn abrupt_displacement_is_recovered_by_redetection() {
     let shift = 100;
-    let on = displaced_errors(true, shift, 0);
-    let off = displaced_errors(false, shift, 0);
+    let (on, fired) = displaced_errors(true, shift, 0);
+    let (off, never) = displaced_errors(false, shift, 0);
+    assert_fired_after_the_jump(&fired);
+    assert!(never.is_empty());
     assert!(on.iter().all(|&e| e < 0.015), "with re-detection: {on:?}");
     assert!(
         off.iter().all(|&e| e > 0.02),
@@ -219,8 +233,10 @@ fn abrupt_displacement_is_recovered_by_redetection() {
 #[test]
 fn object_displaced_while_hidden_is_reacquired() {
     let shift = 70;
-    let on = displaced_errors(true, shift, 3);
-    let off = displaced_errors(false, shift, 3);
+    let (on, fired) = displaced_errors(true, shift, 3);
+    let (off, never) = displaced_errors(false, shift, 3);
+    assert_fired_after_the_jump(&fired);
+    assert!(never.is_empty());
     assert!(on.iter().all(|&e| e < 0.015), "with re-detection: {on:?}");
     assert!(
         off.iter().all(|&e| e > 0.02),

@@ -299,13 +299,6 @@ pub struct StudyArgs {
     pub out: PathBuf,
 }
 
-/// Run the study and write its table as JSON and CSV and its ADD-S curves as a PNG into `out`.
-pub fn run(args: &StudyArgs) -> Result<StudyTable> {
-    let table = pose_study(&args.study)?;
-    table.write(&args.out)?;
-    Ok(table)
-}
-
 impl StudyRow {
     /// `per-object` or `joint`.
     pub fn mode(&self) -> &'static str {

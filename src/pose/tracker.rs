@@ -232,7 +232,7 @@ impl PixelGrid {
     /// The grid over `a`, `b` ± `margin`, at `step` pixels or coarser so that no axis has more
     /// than `max` points.
     fn new(cam: &Camera, a: (f64, f64), b: (f64, f64), margin: f64, step: f64, max: usize) -> Self {
-        let clip = |x: f64, size: u32| x.clamp(0.0, size as f64 - 1.0);
+        let clip = |x: f64, size: u32| x.clamp(0.0, (size as f64 - 1.0).max(0.0));
         let (u0, u1) = (
             clip(a.0.min(b.0) - margin, cam.width),
             clip(a.0.max(b.0) + margin, cam.width),
@@ -713,8 +713,15 @@ impl Tracker {
         Ok(())
     }
 
-    /// The re-detection loss of object `k` at `pose` (see [`RedetectConfig`]).
-    fn detection_loss(&self, k: usize, pose: &Isometry3<f64>, frame: &TrackFrame) -> Result<f64> {
+    /// The re-detection loss of object `k` at `pose` (see [`RedetectConfig`]); `None` when no model
+    /// point is visible there (nothing to judge by: the trigger treats it as no loss, the search as
+    /// no candidate).
+    fn detection_loss(
+        &self,
+        k: usize,
+        pose: &Isometry3<f64>,
+        frame: &TrackFrame,
+    ) -> Result<Option<f64>> {
         let c = &self.config;
         let chart = PoseChart::new(*pose, &self.objects[k].centre);
         let depth = DepthModality::prepare(
@@ -725,7 +732,7 @@ impl Tracker {
             c.depth,
         );
         if depth.len() == 0 {
-            return Ok(0.0);
+            return Ok(None);
         }
         let d = c.scale(self.objects[k].radius);
         let terms = ObjectTerms {
@@ -735,7 +742,9 @@ impl Tracker {
             process_sigma: Vector6::zeros(),
         };
         let p = &c.depth;
-        Ok(terms.loss(&[0.0; 6]) * p.sigma * p.sigma / (p.n_eff * p.outlier_cost()))
+        Ok(Some(
+            terms.loss(&[0.0; 6]) * p.sigma * p.sigma / (p.n_eff * p.outlier_cost()),
+        ))
     }
 
     /// Check object `k` (member `j` of group `g`) for loss and re-detect it about `pred` (this
@@ -752,7 +761,7 @@ impl Tracker {
         maps: &FrameMaps,
     ) -> Result<bool> {
         let est = self.states[k].estimate;
-        let loss = self.detection_loss(k, &est, frame)?;
+        let loss = self.detection_loss(k, &est, frame)?.unwrap_or(0.0);
         if !self.update_level(k, loss, rd) {
             return Ok(false);
         }
@@ -825,12 +834,18 @@ impl Tracker {
         scored.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
         let coarse = self.config.coarse_scale;
         let schedule = [step, step, step / 2.0, coarse, coarse, coarse];
-        let mut best = (self.detection_loss(k, pred, frame)?, *pred);
+        // A pose from which nothing of the object is visible is no candidate (it would score 0).
+        let score = |pose: &Isometry3<f64>| -> Result<f64> {
+            Ok(self
+                .detection_loss(k, pose, frame)?
+                .unwrap_or(f64::INFINITY))
+        };
+        let mut best = (score(pred)?, *pred);
         for &(_, i) in scored.iter().take(rd.candidates) {
             let t = shifts[i];
             let start = chart.pose(&Vector6::new(t.x, t.y, t.z, 0.0, 0.0, 0.0));
             let pose = self.refine(k, start, &schedule, frame, maps)?;
-            let l = self.detection_loss(k, &pose, frame)?;
+            let l = score(&pose)?;
             if l < best.0 {
                 best = (l, pose);
             }
@@ -1231,6 +1246,31 @@ mod tests {
             };
             let err = tracker.step(&frame).expect_err("rejected").to_string();
             assert!(err.contains(named), "{err}");
+        }
+    }
+
+    #[test]
+    fn a_pose_that_shows_nothing_of_the_object_is_not_scored_as_a_perfect_match() {
+        let pose = Isometry3::translation(0.0, 0.0, 0.5);
+        let tracker = Tracker::new(TrackerConfig::default(), vec![cube()], vec![pose]).unwrap();
+        let camera =
+            Camera::from_k(&[100.0, 0.0, 32.0, 0.0, 100.0, 24.0, 0.0, 0.0, 1.0], 64, 48).unwrap();
+        let frame = TrackFrame {
+            depth: Some(Arc::new(ImageF32 {
+                width: 64,
+                height: 48,
+                data: vec![0.475; 64 * 48],
+            })),
+            grey: None,
+            camera,
+        };
+        let seen = tracker.detection_loss(0, &pose, &frame).unwrap();
+        assert!(seen.is_some_and(f64::is_finite), "{seen:?}");
+        for hidden in [
+            Isometry3::translation(0.0, 0.0, -0.5),
+            Isometry3::translation(3.0, 0.0, 0.5),
+        ] {
+            assert_eq!(tracker.detection_loss(0, &hidden, &frame).unwrap(), None);
         }
     }
 
