@@ -194,6 +194,7 @@ pub(crate) fn move_row<M: Model + ?Sized>(
     result
 }
 
+/// [`move_row`] with the gradient buffer `g` given.
 fn move_row_with<M: Model + ?Sized>(
     model: &M,
     (i, t): (usize, usize),
@@ -202,32 +203,30 @@ fn move_row_with<M: Model + ?Sized>(
     after: bool,
     g: &mut [f64],
 ) -> Result<RowMove> {
-    {
-        let mut out = RowMove {
-            before: f64::NAN,
-            last: f64::NAN,
-            after: f64::NAN,
-        };
-        for s in 0..k {
-            out.last = finite_loss(model.particle_loss_grad(i, x, g), (i, t))?;
-            if s == 0 {
-                out.before = out.last;
-            }
-            x.iter_mut()
-                .zip(g.iter())
-                .for_each(|(xk, gk)| *xk -= eta_k * gk);
-            if !row_finite(x) {
-                return Err(match g.iter().find(|v| !v.is_finite()) {
-                    Some(&v) => non_finite("gradient", v, (i, t)),
-                    None => first_non_finite(x, "state after move", (i, t)),
-                });
-            }
+    let mut out = RowMove {
+        before: f64::NAN,
+        last: f64::NAN,
+        after: f64::NAN,
+    };
+    for s in 0..k {
+        out.last = finite_loss(model.particle_loss_grad(i, x, g), (i, t))?;
+        if s == 0 {
+            out.before = out.last;
         }
-        if after {
-            out.after = finite_loss(model.particle_loss(i, x), (i, t))?;
+        x.iter_mut()
+            .zip(g.iter())
+            .for_each(|(xk, gk)| *xk -= eta_k * gk);
+        if !row_finite(x) {
+            return Err(match g.iter().find(|v| !v.is_finite()) {
+                Some(&v) => non_finite("gradient", v, (i, t)),
+                None => first_non_finite(x, "state after move", (i, t)),
+            });
         }
-        Ok(out)
     }
+    if after {
+        out.after = finite_loss(model.particle_loss(i, x), (i, t))?;
+    }
+    Ok(out)
 }
 
 /// Whether every value is finite: an OR over "exponent bits all set" (NaN or ±∞), an integer
