@@ -204,11 +204,21 @@ fn displaced_errors(redetect: bool, shift: usize, hidden: usize) -> (Vec<f64>, V
     (errors[errors.len() - 3..].to_vec(), redetected)
 }
 
-/// Re-detection fires only after the displacement (frame 6 on), and at least once.
-fn assert_fired_after_the_jump(frames: &[usize]) {
+/// With re-detection the object displaced by `shift` pixels (hidden for `hidden` frames) is found
+/// again — re-detection firing only after the jump (frame 6 on), at least once — and without it
+/// the object stays lost.
+fn assert_reacquired_only_with_redetection(shift: usize, hidden: usize) {
+    let (on, fired) = displaced_errors(true, shift, hidden);
+    let (off, never) = displaced_errors(false, shift, hidden);
     assert!(
-        !frames.is_empty() && frames.iter().all(|&i| i >= 6),
-        "re-detections in frames {frames:?}"
+        !fired.is_empty() && fired.iter().all(|&i| i >= 6),
+        "re-detections in frames {fired:?}"
+    );
+    assert!(never.is_empty());
+    assert!(on.iter().all(|&e| e < 0.015), "with re-detection: {on:?}");
+    assert!(
+        off.iter().all(|&e| e > 0.02),
+        "without re-detection: {off:?}"
     );
 }
 
@@ -216,30 +226,12 @@ fn assert_fired_after_the_jump(frames: &[usize]) {
 /// by re-detection and stays lost without it.
 #[test]
 fn abrupt_displacement_is_recovered_by_redetection() {
-    let shift = 100;
-    let (on, fired) = displaced_errors(true, shift, 0);
-    let (off, never) = displaced_errors(false, shift, 0);
-    assert_fired_after_the_jump(&fired);
-    assert!(never.is_empty());
-    assert!(on.iter().all(|&e| e < 0.015), "with re-detection: {on:?}");
-    assert!(
-        off.iter().all(|&e| e > 0.02),
-        "without re-detection: {off:?}"
-    );
+    assert_reacquired_only_with_redetection(100, 0);
 }
 
 /// An object that jumps about 10 cm sideways while fully hidden for three frames is found again
 /// by re-detection once it re-emerges, and stays lost without it.
 #[test]
 fn object_displaced_while_hidden_is_reacquired() {
-    let shift = 70;
-    let (on, fired) = displaced_errors(true, shift, 3);
-    let (off, never) = displaced_errors(false, shift, 3);
-    assert_fired_after_the_jump(&fired);
-    assert!(never.is_empty());
-    assert!(on.iter().all(|&e| e < 0.015), "with re-detection: {on:?}");
-    assert!(
-        off.iter().all(|&e| e > 0.02),
-        "without re-detection: {off:?}"
-    );
+    assert_reacquired_only_with_redetection(70, 3);
 }

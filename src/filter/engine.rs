@@ -1,9 +1,7 @@
 //! The filter: an ordered list of [`Step`]s applied to a [`ParticleSet`] for any [`Model`].
 
 use crate::error::{Error, Result};
-use crate::filter::independent::{
-    self, increment, jitter_row, move_row, row_finite, Plan, RowTrace,
-};
+use crate::filter::independent::{self, increment, jitter_row, row_finite, Plan, RowTrace};
 use crate::filter::interaction;
 use crate::filter::model::Model;
 use crate::filter::particles::{ess_of, normalize_log, ParticleSet};
@@ -70,8 +68,6 @@ struct UpdateState {
     loss_before: Option<Vec<f64>>,
     /// The last losses evaluated, for diagnostics.
     last_loss: Option<Vec<f64>>,
-    /// Losses at the current positions, computed by a move for the reweight that follows it.
-    after_loss: Option<Vec<f64>>,
     /// The log-weights before the update's first reweight (restored on error: a reweight changes
     /// them without a backup of the particles).
     log_w_before: Option<Option<Vec<f64>>>,
@@ -282,10 +278,10 @@ impl Filter {
         let mut state = UpdateState::default();
         // The steps are taken out for the loop (each step borrows the filter mutably) and put back.
         let steps = std::mem::take(&mut self.steps);
-        let result = steps.iter().enumerate().try_for_each(|(k, step)| {
-            let then_reweight = independent::reweight_follows(&steps, k);
-            self.apply(k, step, then_reweight, model, &mut state)
-        });
+        let result = steps
+            .iter()
+            .enumerate()
+            .try_for_each(|(k, step)| self.apply(k, step, model, &mut state));
         self.steps = steps;
         if let Err(e) = result {
             if let (true, Some(backup)) = (state.saved, self.scratch.backup.as_mut()) {
@@ -310,13 +306,11 @@ impl Filter {
         Ok(diag)
     }
 
-    /// Step `k` of this update; `then_reweight` says a reweight follows it directly (a pair-free
-    /// move then also evaluates the loss at the new positions, while each particle is in cache).
+    /// Step `k` of this update.
     fn apply<M: Model + ?Sized>(
         &mut self,
         k: usize,
         step: &Step,
-        then_reweight: bool,
         model: &M,
         st: &mut UpdateState,
     ) -> Result<()> {
@@ -324,7 +318,7 @@ impl Filter {
         match step {
             Step::Propagate => self.propagate(model, key, st),
             Step::Jitter { sigma } => self.jitter(*sigma, key, st),
-            Step::Move(cfg) => self.move_particles(cfg, then_reweight, model, st),
+            Step::Move(cfg) => self.move_particles(cfg, model, st),
             Step::Reweight(rw) => self.reweight(rw, model, st),
             Step::Resample(cfg) => self.resample(cfg, key, st),
         }
@@ -396,7 +390,6 @@ impl Filter {
     fn move_particles<M: Model + ?Sized>(
         &mut self,
         cfg: &MoveConfig,
-        then_reweight: bool,
         model: &M,
         st: &mut UpdateState,
     ) -> Result<()> {
@@ -407,9 +400,6 @@ impl Filter {
             .map(|p| interaction::epsilon(p.gamma.unwrap_or(gamma), m))
             .transpose()?;
         let k = substep_count(cfg.substeps, eta, model);
-        if pair_eps.is_none() {
-            return self.move_independent(model, st, (eta / k as f64, k), then_reweight);
-        }
         let mut grads = std::mem::take(&mut self.scratch.grads);
         grads.resize(n * m, 0.0);
         let mut pair = std::mem::take(&mut self.scratch.pair);
@@ -458,52 +448,6 @@ impl Filter {
         Ok(())
     }
 
-    /// A move without the pair term: particles do not interact, so each runs its `k` sub-moves
-    /// `p ← p − η_k ∇L(p)` alone, start to finish, with its gradient in a per-thread buffer (one
-    /// pass over the particle buffer instead of one per sub-step and check; the same numbers as the
-    /// Jacobi form). With `then_reweight` each particle also evaluates `L` at its new position.
-    /// The update's first change of the particles writes into the backup buffer and swaps, as in
-    /// [`Self::gradient_step`].
-    fn move_independent<M: Model + ?Sized>(
-        &mut self,
-        model: &M,
-        st: &mut UpdateState,
-        (eta_k, k): (f64, usize),
-        then_reweight: bool,
-    ) -> Result<()> {
-        let (m, t) = (self.particles.dim(), self.t);
-        let row = |i: usize, x: &mut [f64]| move_row(model, (i, t), x, (eta_k, k), then_reweight);
-        let rows = if st.saved {
-            self.particles
-                .as_mut_slice()
-                .par_chunks_mut(m)
-                .enumerate()
-                .map(|(i, x)| row(i, x))
-                .collect()
-        } else {
-            let mut next = self.spare_buffer();
-            let rows = next.assign_rows(&self.particles, |i, x, d| {
-                d.copy_from_slice(x);
-                row(i, d)
-            });
-            if rows.iter().all(|r| r.is_ok()) {
-                std::mem::swap(&mut self.particles, &mut next);
-                st.saved = true;
-            }
-            self.scratch.backup = Some(next);
-            rows
-        };
-        let rows = rows
-            .into_iter()
-            .collect::<Result<Vec<independent::RowMove>>>()?;
-        st.loss_before = Some(rows.iter().map(|r| r.before).collect());
-        st.last_loss = Some(rows.iter().map(|r| r.last).collect());
-        st.after_loss = then_reweight.then(|| rows.iter().map(|r| r.after).collect());
-        st.diag.substeps += k;
-        st.diag.pair_to_grad = 0.0;
-        Ok(())
-    }
-
     /// `p ← p − η g`. The update's first change of the particles writes the new positions into the
     /// backup buffer and swaps, so the old positions become the backup without a copy.
     fn gradient_step(&mut self, grads: &[f64], eta: f64, st: &mut UpdateState) {
@@ -528,10 +472,7 @@ impl Filter {
         model: &M,
         st: &mut UpdateState,
     ) -> Result<()> {
-        let after = match st.after_loss.take() {
-            Some(after) => after,
-            None => evaluate(model, &self.particles, None, self.t)?,
-        };
+        let after = evaluate(model, &self.particles, None, self.t)?;
         let before = st.loss_before.as_deref();
         let increments = (after.iter().enumerate())
             .map(|(i, a)| increment(rw, before.map(|b| b[i]), *a))
