@@ -1,12 +1,12 @@
 //! Micro-benchmark (`cargo bench --bench pose_cost`): cost of one depth-modality loss+gradient evaluation (300 visible points).
-use hdpf::pose::modality::depth::{DepthModality, DepthParams};
-use hdpf::pose::modality::{ImageF32, Modality, PoseChart};
-use hdpf::pose::tracker::ObjectModel;
+use hdpf::domains::pose::modality::depth::{DepthModality, DepthParams};
+use hdpf::domains::pose::modality::{ImageF32, Modality, PoseChart};
+use hdpf::domains::pose::tracker::ObjectModel;
 use nalgebra::{Isometry3, Vector3, Vector6};
 use std::sync::Arc;
 
 fn main() {
-    let cam = hdpf::geometry::camera::Camera {
+    let cam = hdpf::core::geometry::camera::Camera {
         fx: 1066.0,
         fy: 1066.0,
         cx: 320.0,
@@ -14,7 +14,7 @@ fn main() {
         width: 640,
         height: 480,
     };
-    let mesh = hdpf::pose::Mesh::cuboid(0.1, 0.07, 0.05).unwrap();
+    let mesh = hdpf::domains::pose::Mesh::cuboid(0.1, 0.07, 0.05).unwrap();
     let obj = ObjectModel::from_mesh(1, &mesh, 3000, 0).unwrap();
     let pose = Isometry3::new(Vector3::new(0.0, 0.0, 0.8), Vector3::new(0.4, 0.3, 0.2));
     let depth = ImageF32 {

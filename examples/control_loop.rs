@@ -9,9 +9,9 @@
 //! compares it with the ground truth at that instant. It ends with one JSON line:
 //! `{"loop_hz":…,"jitter_p99_ms":…,"staleness_p50_ms":…,"staleness_p99_ms":…,"error_mm_p50":…,"frames":…,"dropped":…}`.
 
-use hdpf::launch;
-use hdpf::pipeline::control_loop::{self, ControlLoopConfig};
-use hdpf::pipeline::ControlHandle;
+use hdpf::app::launch;
+use hdpf::runtime::pipeline::control_loop::{self, ControlLoopConfig};
+use hdpf::runtime::pipeline::ControlHandle;
 use std::path::PathBuf;
 
 fn main() {
@@ -28,7 +28,7 @@ fn run() -> hdpf::Result<()> {
         .map_or_else(|| PathBuf::from("launch/control_loop.toml"), PathBuf::from);
     let overrides: Vec<String> = args.collect();
     let launch = launch::load(&file, &overrides)?;
-    hdpf::pipeline::install_ctrlc();
+    hdpf::runtime::pipeline::install_ctrlc();
 
     let mut built = launch::build(&launch)?;
     let handle: ControlHandle = built.pipeline.control_handle();

@@ -15,7 +15,7 @@
 //! [`filter::Model`]; filters are configurations of [`filter::Step`]s.
 //!
 //! ```
-//! use hdpf::filter::{FilterKind, FilterSpec, Model};
+//! use hdpf::core::filter::{FilterKind, FilterSpec, Model};
 //! use rand::RngCore;
 //! use rand_distr::{Distribution, StandardNormal};
 //!
@@ -48,16 +48,9 @@
 //! # Ok::<(), hdpf::Error>(())
 //! ```
 
-pub mod bench;
-pub mod datasets;
-pub mod error;
-pub mod filter;
-pub mod geometry;
-pub mod launch;
-pub mod learn;
-pub mod pipeline;
-pub mod plot;
-pub mod pose;
-pub mod viz;
+pub mod app;
+pub mod core;
+pub mod domains;
+pub mod runtime;
 
-pub use error::{Error, Result};
+pub use crate::core::error::{Error, Result};

@@ -2,9 +2,10 @@
 //! function that takes the same arguments (so launch files and tests run exactly what the CLI runs).
 
 use clap::{Parser, Subcommand};
-use hdpf::bench;
-use hdpf::pose::{commands, study, synth};
-use hdpf::{launch, learn};
+use hdpf::app::launch;
+use hdpf::domains::bench;
+use hdpf::domains::learn;
+use hdpf::domains::pose::{commands, study, synth};
 use std::process::ExitCode;
 
 /// High-dimensional particle filters for robotic state estimation.

@@ -4,9 +4,9 @@
 #[path = "support/pipeline.rs"]
 mod support;
 
-use hdpf::pipeline::{MeshLibrary, ModelPoints, Pipeline, PipelineConfig, SequenceSource};
-use hdpf::pose::mesh::Mesh;
-use hdpf::viz::{entity_counts, RerunSink};
+use hdpf::app::viz::{entity_counts, RerunSink};
+use hdpf::domains::pose::mesh::Mesh;
+use hdpf::runtime::pipeline::{MeshLibrary, ModelPoints, Pipeline, PipelineConfig, SequenceSource};
 use std::sync::Arc;
 
 #[test]

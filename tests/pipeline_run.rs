@@ -4,7 +4,7 @@
 #[path = "support/pipeline.rs"]
 mod support;
 
-use hdpf::pipeline::{
+use hdpf::runtime::pipeline::{
     CsvSink, DirectorySource, JsonLinesSink, JsonTarget, Pipeline, PipelineConfig, QueuePolicy,
     SequenceSource,
 };
@@ -134,7 +134,7 @@ fn run_stopped_midway_leaves_valid_csv_and_jsonl() {
         assert_eq!(v["type"], "estimate");
         assert_eq!(v["objects"][0]["cov"].as_array().unwrap().len(), 36);
     }
-    let results = hdpf::pose::bop::read_results(root.join("r_t.csv")).unwrap();
+    let results = hdpf::domains::pose::bop::read_results(root.join("r_t.csv")).unwrap();
     assert_eq!(results.len(), n);
 }
 

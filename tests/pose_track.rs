@@ -1,12 +1,12 @@
 //! End-to-end tracking tests on small synthetic sequences rendered inside the test.
 
-use hdpf::geometry::se3::{rotation_error_deg, translation_error};
-use hdpf::pose::bop::BopDataset;
-use hdpf::pose::commands::{run_track, track_frame, TrackArgs};
-use hdpf::pose::synth::{
+use hdpf::core::geometry::se3::{rotation_error_deg, translation_error};
+use hdpf::domains::pose::bop::BopDataset;
+use hdpf::domains::pose::commands::{run_track, track_frame, TrackArgs};
+use hdpf::domains::pose::synth::{
     generate, render_sequence, ycbv_camera, Motion, ObjectSource, SynthConfig,
 };
-use hdpf::pose::tracker::{ObjectModel, Tracker, TrackerConfig};
+use hdpf::domains::pose::tracker::{ObjectModel, Tracker, TrackerConfig};
 use std::path::Path;
 
 fn small_config(out: &Path, frames: usize) -> SynthConfig {
@@ -23,7 +23,7 @@ fn small_config(out: &Path, frames: usize) -> SynthConfig {
 fn synthetic_sequence_is_tracked_within_1cm_and_2deg() {
     let cfg = small_config(Path::new("unused"), 8);
     let frames = render_sequence(&cfg).unwrap();
-    let mesh = hdpf::pose::Mesh::cuboid(0.1, 0.07, 0.05).unwrap();
+    let mesh = hdpf::domains::pose::Mesh::cuboid(0.1, 0.07, 0.05).unwrap();
     let object = ObjectModel::from_mesh(frames[0].gt[0].obj_id, &mesh, 2000, 0).unwrap();
     let config = TrackerConfig {
         particles: 30,
@@ -116,10 +116,11 @@ fn fast_motion_is_followed() {
     cfg.motion = Motion::Fast;
     cfg.seed = 3;
     let frames = render_sequence(&cfg).unwrap();
-    let mesh = hdpf::pose::Mesh::cuboid(0.1, 0.07, 0.05).unwrap();
+    let mesh = hdpf::domains::pose::Mesh::cuboid(0.1, 0.07, 0.05).unwrap();
     let object = ObjectModel::from_mesh(frames[0].gt[0].obj_id, &mesh, 3000, 0).unwrap();
     let pts: Vec<_> = mesh.vertices.clone();
-    let config = hdpf::pose::study::fast_config(hdpf::filter::FilterKind::Rfpf, 50, false, 0);
+    let config =
+        hdpf::domains::pose::study::fast_config(hdpf::core::filter::FilterKind::Rfpf, 50, false, 0);
     let mut tracker = Tracker::new(config, vec![object], vec![frames[0].gt[0].pose]).unwrap();
     let mut worst: f64 = 0.0;
     let mut steps = Vec::new();
@@ -128,7 +129,7 @@ fn fast_motion_is_followed() {
     }
     for f in &frames {
         let out = tracker.step(&track_frame(&f.frame, false)).unwrap();
-        let e = hdpf::pose::metrics::adds(&pts, &out.poses[0], &f.gt[0].pose);
+        let e = hdpf::domains::pose::metrics::adds(&pts, &out.poses[0], &f.gt[0].pose);
         worst = worst.max(e);
     }
     let mean_step = steps.iter().sum::<f64>() / steps.len() as f64;
@@ -143,7 +144,9 @@ fn fast_motion_is_followed() {
 #[test]
 #[ignore = "study run: cargo test --release --test pose_track -- --ignored --nocapture"]
 fn fast_motion_study() {
-    let table = hdpf::pose::study::pose_study(&hdpf::pose::study::StudyConfig::default()).unwrap();
+    let table =
+        hdpf::domains::pose::study::pose_study(&hdpf::domains::pose::study::StudyConfig::default())
+            .unwrap();
     println!("{table}");
 }
 
@@ -155,9 +158,10 @@ fn fast_motion_study() {
 fn displaced_errors(redetect: bool, shift: usize, hidden: usize) -> (Vec<f64>, Vec<usize>) {
     let cfg = small_config(Path::new("unused"), 14);
     let frames = render_sequence(&cfg).unwrap();
-    let mesh = hdpf::pose::Mesh::cuboid(0.1, 0.07, 0.05).unwrap();
+    let mesh = hdpf::domains::pose::Mesh::cuboid(0.1, 0.07, 0.05).unwrap();
     let object = ObjectModel::from_mesh(frames[0].gt[0].obj_id, &mesh, 3000, 0).unwrap();
-    let mut config = hdpf::pose::study::fast_config(hdpf::filter::FilterKind::Rfpf, 50, false, 0);
+    let mut config =
+        hdpf::domains::pose::study::fast_config(hdpf::core::filter::FilterKind::Rfpf, 50, false, 0);
     if !redetect {
         config.redetect = None;
     }
@@ -179,11 +183,13 @@ fn displaced_errors(redetect: bool, shift: usize, hidden: usize) -> (Vec<f64>, V
                 data.iter_mut().for_each(|d| *d = 0.0);
             }
             let fx = frame.camera.fx;
-            frame.depth = Some(std::sync::Arc::new(hdpf::pose::modality::ImageF32 {
-                width: depth.width,
-                height: depth.height,
-                data,
-            }));
+            frame.depth = Some(std::sync::Arc::new(
+                hdpf::domains::pose::modality::ImageF32 {
+                    width: depth.width,
+                    height: depth.height,
+                    data,
+                },
+            ));
             let dx = gt.translation.vector.z * shift as f64 / fx;
             gt.translation.vector.x += dx;
         }
@@ -191,7 +197,7 @@ fn displaced_errors(redetect: bool, shift: usize, hidden: usize) -> (Vec<f64>, V
         if out.redetected[0] {
             redetected.push(i);
         }
-        errors.push(hdpf::pose::metrics::adds(
+        errors.push(hdpf::domains::pose::metrics::adds(
             &mesh.vertices,
             &out.poses[0],
             &gt,

@@ -1,15 +1,15 @@
 //! Real-data tracking on ycbv-mini (skipped with a message when the dataset is absent, failing
 //! when `CI=true`).
 
-use hdpf::pose::bop::{read_results, BopDataset};
-use hdpf::pose::commands::errors;
-use hdpf::pose::commands::{run_track, TrackArgs, TrackReport};
-use hdpf::pose::goals::track_clip;
-use hdpf::pose::tracker::TrackerConfig;
+use hdpf::domains::pose::bop::{read_results, BopDataset};
+use hdpf::domains::pose::commands::errors;
+use hdpf::domains::pose::commands::{run_track, TrackArgs, TrackReport};
+use hdpf::domains::pose::goals::track_clip;
+use hdpf::domains::pose::tracker::TrackerConfig;
 use std::path::{Path, PathBuf};
 
 fn dataset() -> Option<PathBuf> {
-    hdpf::datasets::shared_or_skip("ycbv-mini")
+    hdpf::core::datasets::shared_or_skip("ycbv-mini")
 }
 
 fn args(root: &Path, split: &str, scene: u32) -> TrackArgs {

@@ -2,11 +2,11 @@
 //! frame processor that reports the ground truth (it exercises the pipeline, not tracking).
 #![allow(dead_code)]
 
-use hdpf::filter::Diagnostics;
-use hdpf::geometry::Camera;
-use hdpf::pipeline::{FrameInput, FrameProcessor, ObjectEstimate, ParticleCloud};
-use hdpf::pose::bop::{self, DepthImage, FrameCamera, GtPose};
-use hdpf::pose::mesh::Mesh;
+use hdpf::core::filter::Diagnostics;
+use hdpf::core::geometry::Camera;
+use hdpf::domains::pose::bop::{self, DepthImage, FrameCamera, GtPose};
+use hdpf::domains::pose::mesh::Mesh;
+use hdpf::runtime::pipeline::{FrameInput, FrameProcessor, ObjectEstimate, ParticleCloud};
 use nalgebra::{Isometry3, Matrix6, Vector6};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

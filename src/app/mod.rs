@@ -1,0 +1,5 @@
+//! Application layer: launch files, rerun logging, plots. Imports from every layer below.
+
+pub mod launch;
+pub mod plot;
+pub mod viz;

@@ -1,0 +1,85 @@
+//! The model interface: what a filter needs to know about a problem, and nothing about the filter.
+//!
+//! A model supplies a prior sampler, an optional transition (one particle propagated with process
+//! noise), and the observation loss `L(x) = −log p(y | x)` of the *current* observation with its
+//! gradient `∇L(x)`. Time-varying observations are expressed by handing the filter a model that
+//! holds the current observation (see [`crate::core::filter::Filter::update`]).
+
+use rand::RngCore;
+
+/// A state-space model seen through its loss.
+///
+/// Implementations must be `Sync`: filters evaluate particles in parallel.
+pub trait Model: Sync {
+    /// State dimension `m`.
+    fn dim(&self) -> usize;
+
+    /// Draw one particle from the prior into `out` (length `m`).
+    fn sample_prior(&self, rng: &mut dyn RngCore, out: &mut [f64]);
+
+    /// Whether [`Model::transition`] does anything; static models return `false`.
+    fn has_transition(&self) -> bool {
+        false
+    }
+
+    /// Propagate one particle in place, `x ← f(x) + w`, with process noise drawn from `rng`.
+    fn transition(&self, _x: &mut [f64], _rng: &mut dyn RngCore) {}
+
+    /// Observation loss `L(x) = −log p(y | x)` (up to an additive constant).
+    fn loss(&self, x: &[f64]) -> f64;
+
+    /// Loss and its gradient: returns `L(x)` and writes `∇L(x)` into `grad`.
+    ///
+    /// The default uses central finite differences ([`finite_difference_gradient`]); models with an
+    /// analytic gradient should override it.
+    fn loss_grad(&self, x: &[f64], grad: &mut [f64]) -> f64 {
+        finite_difference_gradient(|y| self.loss(y), x, grad, 1e-6);
+        self.loss(x)
+    }
+
+    /// Loss of particle `index` — for models whose loss carries per-particle state (e.g. a
+    /// regulariser anchored at each particle's own previous-task parameters). Defaults to [`Model::loss`].
+    fn particle_loss(&self, _index: usize, x: &[f64]) -> f64 {
+        self.loss(x)
+    }
+
+    /// Loss and gradient of particle `index`; defaults to [`Model::loss_grad`].
+    fn particle_loss_grad(&self, _index: usize, x: &[f64], grad: &mut [f64]) -> f64 {
+        self.loss_grad(x, grad)
+    }
+
+    /// An upper bound on the Lipschitz constant of `∇L` (the largest Hessian eigenvalue), when known.
+    ///
+    /// Gradient moves use it to split a step `η` into `K = ⌈η·Lip⌉` stable sub-moves.
+    fn gradient_lipschitz(&self) -> Option<f64> {
+        None
+    }
+}
+
+/// Central finite-difference gradient: `g_k = (f(x + h e_k) − f(x − h e_k)) / 2h`, with `h` scaled by `max(1, |x_k|)`.
+pub fn finite_difference_gradient(f: impl Fn(&[f64]) -> f64, x: &[f64], grad: &mut [f64], h: f64) {
+    let mut y = x.to_vec();
+    for k in 0..x.len() {
+        let hk = h * x[k].abs().max(1.0);
+        y[k] = x[k] + hk;
+        let fp = f(&y);
+        y[k] = x[k] - hk;
+        let fm = f(&y);
+        y[k] = x[k];
+        grad[k] = (fp - fm) / (2.0 * hk);
+    }
+}
+
+/// Largest relative error between an analytic and a finite-difference gradient, for tests:
+/// `max_k |g_k − ĝ_k| / max(1, |ĝ_k|)`.
+pub fn gradient_check<M: Model + ?Sized>(model: &M, x: &[f64], h: f64) -> f64 {
+    let mut analytic = vec![0.0; x.len()];
+    model.loss_grad(x, &mut analytic);
+    let mut numeric = vec![0.0; x.len()];
+    finite_difference_gradient(|y| model.loss(y), x, &mut numeric, h);
+    analytic
+        .iter()
+        .zip(&numeric)
+        .map(|(a, n)| (a - n).abs() / n.abs().max(1.0))
+        .fold(0.0, f64::max)
+}

@@ -1,0 +1,284 @@
+//! The particle set: `n × m` particles in one contiguous row-major `f64` buffer, with optional
+//! log-weights.
+
+use crate::core::error::{Error, Result};
+use crate::core::filter::model::Model;
+use crate::core::filter::rng;
+use nalgebra::{DMatrix, DVector};
+use rayon::prelude::*;
+
+/// `n` particles of dimension `m`, row-major, plus optional normalised log-weights.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ParticleSet {
+    n: usize,
+    m: usize,
+    data: Vec<f64>,
+    log_w: Option<Vec<f64>>,
+}
+
+/// Effective sample size `1 / Σ w_i²` of log-weights (normalised here: `w_i = exp(ℓ_i − log Σ exp ℓ)`).
+pub fn ess_of(lw: &[f64]) -> f64 {
+    let z = log_sum_exp(lw);
+    1.0 / lw.iter().map(|l| (2.0 * (l - z)).exp()).sum::<f64>()
+}
+
+/// Normalise log-weights in place so that `Σ exp(ℓ_i) = 1`; returns the log normaliser
+/// `log Σ exp(ℓ_i)`.
+pub fn normalize_log(lw: &mut [f64]) -> f64 {
+    let z = log_sum_exp(lw);
+    lw.iter_mut().for_each(|l| *l -= z);
+    z
+}
+
+/// `log Σ exp(a_i)`, computed stably as `a* + log Σ exp(a_i − a*)`.
+pub fn log_sum_exp(a: &[f64]) -> f64 {
+    let max = a.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    if !max.is_finite() {
+        return max;
+    }
+    max + a.iter().map(|x| (x - max).exp()).sum::<f64>().ln()
+}
+
+impl ParticleSet {
+    /// Wrap an existing row-major buffer of `n·m` values (unweighted).
+    pub fn from_vec(n: usize, m: usize, data: Vec<f64>) -> Result<Self> {
+        if n == 0 {
+            return Err(Error::param("particles", n, "need at least one particle"));
+        }
+        if m == 0 {
+            return Err(Error::param("dim", m, "need at least one dimension"));
+        }
+        if data.len() != n * m {
+            return Err(Error::Shape {
+                what: "particle buffer".into(),
+                expected: format!("{n}×{m} = {}", n * m),
+                got: data.len().to_string(),
+            });
+        }
+        if let Some(k) = data.iter().position(|v| !v.is_finite()) {
+            return Err(Error::NonFinite {
+                what: "initial particle value".into(),
+                step: 0,
+                particle: k / m,
+                value: data[k],
+            });
+        }
+        Ok(Self {
+            n,
+            m,
+            data,
+            log_w: None,
+        })
+    }
+
+    /// Draw `n` particles from the model's prior, particle `i` from stream `(seed, 0, i)`.
+    pub fn from_prior<M: Model + ?Sized>(model: &M, n: usize, seed: u64) -> Result<Self> {
+        let m = model.dim();
+        let mut set = Self::from_vec(n.max(1), m.max(1), vec![0.0; n.max(1) * m.max(1)])?;
+        if n == 0 {
+            return Err(Error::param("particles", n, "need at least one particle"));
+        }
+        set.data
+            .par_chunks_mut(m)
+            .enumerate()
+            .for_each(|(i, row)| model.sample_prior(&mut rng::stream(seed, 0, i as u64), row));
+        Ok(set)
+    }
+
+    /// Number of particles `n`.
+    pub fn len(&self) -> usize {
+        self.n
+    }
+
+    /// Always false: a particle set has at least one particle.
+    pub fn is_empty(&self) -> bool {
+        self.n == 0
+    }
+
+    /// Dimension `m`.
+    pub fn dim(&self) -> usize {
+        self.m
+    }
+
+    /// Particle `i` as a slice.
+    pub fn particle(&self, i: usize) -> &[f64] {
+        &self.data[i * self.m..(i + 1) * self.m]
+    }
+
+    /// Particle `i` as a mutable slice.
+    pub fn particle_mut(&mut self, i: usize) -> &mut [f64] {
+        &mut self.data[i * self.m..(i + 1) * self.m]
+    }
+
+    /// The whole row-major buffer.
+    pub fn as_slice(&self) -> &[f64] {
+        &self.data
+    }
+
+    /// The whole row-major buffer, mutable.
+    pub fn as_mut_slice(&mut self) -> &mut [f64] {
+        &mut self.data
+    }
+
+    /// Normalised log-weights, or `None` for an unweighted set.
+    pub fn log_weights(&self) -> Option<&[f64]> {
+        self.log_w.as_deref()
+    }
+
+    /// Mutable log-weights, creating uniform ones (`−log n`) if the set was unweighted.
+    pub fn log_weights_mut(&mut self) -> &mut [f64] {
+        let n = self.n;
+        self.log_w.get_or_insert_with(|| vec![-(n as f64).ln(); n])
+    }
+
+    /// Make `self` an exact copy of `other`, reusing `self`'s allocations.
+    pub fn copy_from(&mut self, other: &ParticleSet) {
+        self.n = other.n;
+        self.m = other.m;
+        self.data.clone_from(&other.data);
+        match (&mut self.log_w, &other.log_w) {
+            (Some(dst), Some(src)) => dst.clone_from(src),
+            (dst, src) => *dst = src.clone(),
+        }
+    }
+
+    /// `self ← from − η·g`: the positions of `from` after a gradient step, with `from`'s weights,
+    /// reusing `self`'s allocations (`grads` is `n × m`, row-major).
+    pub fn assign_gradient_step(&mut self, from: &ParticleSet, grads: &[f64], eta: f64) {
+        let m = from.m;
+        self.assign_rows(from, |i, x, d| {
+            let g = &grads[i * m..(i + 1) * m];
+            d.iter_mut()
+                .zip(x.iter().zip(g))
+                .for_each(|(d, (x, g))| *d = x - eta * g);
+        });
+    }
+
+    /// `self ← from` row by row: `f(i, from_row, self_row)` writes row `i`, in parallel over rows;
+    /// the weights are `from`'s and `self`'s allocations are reused. Returns `f`'s results in
+    /// particle order.
+    pub fn assign_rows<R: Send>(
+        &mut self,
+        from: &ParticleSet,
+        f: impl Fn(usize, &[f64], &mut [f64]) -> R + Sync,
+    ) -> Vec<R> {
+        self.n = from.n;
+        self.m = from.m;
+        self.data.resize(from.data.len(), 0.0);
+        match (&mut self.log_w, &from.log_w) {
+            (Some(dst), Some(src)) => dst.clone_from(src),
+            (dst, src) => *dst = src.clone(),
+        }
+        let m = from.m.max(1);
+        from.data
+            .par_chunks(m)
+            .zip(self.data.par_chunks_mut(m))
+            .enumerate()
+            .map(|(i, (x, d))| f(i, x, d))
+            .collect()
+    }
+
+    /// Put back log-weights saved from this set (`None`: unweighted), e.g. when an update fails.
+    pub(crate) fn restore_log_weights(&mut self, lw: Option<Vec<f64>>) {
+        self.log_w = lw;
+    }
+
+    /// Drop the weights (every particle counts `1/n`).
+    pub fn clear_weights(&mut self) {
+        self.log_w = None;
+    }
+
+    /// Normalise log-weights so that `Σ exp(ℓ_i) = 1`, returning the log normaliser `log Σ exp(ℓ_i)`.
+    pub fn normalize_log_weights(&mut self) -> f64 {
+        self.log_w.as_deref_mut().map_or(0.0, normalize_log)
+    }
+
+    /// Normalised linear weights `w_i = exp(ℓ_i − log Σ exp ℓ)`; uniform when unweighted.
+    pub fn weights(&self) -> Vec<f64> {
+        match &self.log_w {
+            None => vec![1.0 / self.n as f64; self.n],
+            Some(lw) => {
+                let z = log_sum_exp(lw);
+                lw.iter().map(|l| (l - z).exp()).collect()
+            }
+        }
+    }
+
+    /// Effective sample size `ESS = 1 / Σ w_i²` (equals `n` when unweighted).
+    pub fn ess(&self) -> f64 {
+        match &self.log_w {
+            None => self.n as f64,
+            Some(lw) => ess_of(lw),
+        }
+    }
+
+    /// Weighted mean `μ = Σ w_i p_i`.
+    pub fn mean(&self) -> DVector<f64> {
+        let w = self.weights();
+        let mut mu = DVector::zeros(self.m);
+        for (i, wi) in w.iter().enumerate() {
+            for (k, v) in self.particle(i).iter().enumerate() {
+                mu[k] += wi * v;
+            }
+        }
+        mu
+    }
+
+    /// Weighted covariance `Σ = Σ w_i (p_i − μ)(p_i − μ)ᵀ` (the plug-in, not bias-corrected, estimate).
+    pub fn covariance(&self) -> DMatrix<f64> {
+        let mu = self.mean();
+        let w = self.weights();
+        let mut centered = DMatrix::zeros(self.m, self.n);
+        for i in 0..self.n {
+            let s = w[i].sqrt();
+            for k in 0..self.m {
+                centered[(k, i)] = s * (self.data[i * self.m + k] - mu[k]);
+            }
+        }
+        &centered * centered.transpose()
+    }
+
+    /// Replace the particles by those at `indices` (after resampling); weights become uniform/absent.
+    pub fn select(&mut self, indices: &[usize]) {
+        let m = self.m;
+        let mut out = vec![0.0; indices.len() * m];
+        for (row, &j) in out.chunks_mut(m).zip(indices) {
+            row.copy_from_slice(&self.data[j * m..(j + 1) * m]);
+        }
+        self.n = indices.len();
+        self.data = out;
+        self.log_w = None;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn log_sum_exp_is_stable() {
+        assert!((log_sum_exp(&[1000.0, 1000.0]) - (1000.0 + 2f64.ln())).abs() < 1e-12);
+        assert!((log_sum_exp(&[-1000.0, -1000.0]) - (-1000.0 + 2f64.ln())).abs() < 1e-12);
+        assert_eq!(log_sum_exp(&[f64::NEG_INFINITY]), f64::NEG_INFINITY);
+    }
+
+    #[test]
+    fn weighted_moments() {
+        let mut p = ParticleSet::from_vec(2, 1, vec![0.0, 2.0]).unwrap();
+        p.log_weights_mut()
+            .copy_from_slice(&[0.25f64.ln(), 0.75f64.ln()]);
+        assert!((p.mean()[0] - 1.5).abs() < 1e-12);
+        // Σ w (x−μ)² = 0.25·2.25 + 0.75·0.25 = 0.75
+        assert!((p.covariance()[(0, 0)] - 0.75).abs() < 1e-12);
+        // ESS = 1/(0.0625 + 0.5625) = 1.6
+        assert!((p.ess() - 1.6).abs() < 1e-12);
+    }
+
+    #[test]
+    fn rejects_bad_shapes_and_values() {
+        assert!(ParticleSet::from_vec(0, 3, vec![]).is_err());
+        assert!(ParticleSet::from_vec(2, 3, vec![0.0; 5]).is_err());
+        let e = ParticleSet::from_vec(2, 1, vec![0.0, f64::NAN]).unwrap_err();
+        assert!(e.to_string().contains("particle 1"), "{e}");
+    }
+}

@@ -1,0 +1,1186 @@
+//! The BOP scenewise dataset format and the BOP19 results format, read and written as files are.
+//!
+//! Layout (`root` = the dataset directory):
+//! ```text
+//! models/models_info.json            per obj id: diameter, min_x.., size_x.. (mm), symmetries
+//! models/obj_XXXXXX.ply              meshes, mm
+//! <split>/<scene:06>/scene_camera.json   per image id: cam_K (row-major 9), depth_scale, [cam_R_w2c, cam_t_w2c]
+//! <split>/<scene:06>/scene_gt.json       per image id: [{obj_id, cam_R_m2c (row-major 9), cam_t_m2c (mm)}]
+//! <split>/<scene:06>/rgb/NNNNNN.png      8-bit RGB
+//! <split>/<scene:06>/depth/NNNNNN.png    16-bit, depth_mm = raw · depth_scale
+//! ```
+//! Everything in memory is in metres; millimetres exist only in these files.
+
+use crate::core::geometry::Camera;
+use crate::domains::pose::mesh::Mesh;
+use crate::{Error, Result};
+use nalgebra::{Isometry3, Matrix3, Point3, Translation3, UnitQuaternion, Vector3};
+use serde_json::{Map, Value};
+use std::collections::BTreeMap;
+use std::fs::{File, OpenOptions};
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+/// Metres per millimetre.
+const MM: f64 = 1e-3;
+
+/// Largest deviation `|RᵀR − I|_F` accepted for a rotation read from a file.
+const ROTATION_TOL: f64 = 1e-3;
+
+// ---------------------------------------------------------------------------------------------
+// Types
+
+/// A BOP dataset rooted at a directory.
+#[derive(Debug, Clone)]
+pub struct BopDataset {
+    /// The dataset directory (holding `models/` and the split directories).
+    pub root: PathBuf,
+}
+
+/// Per-object entry of `models/models_info.json`, in metres.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ModelInfo {
+    /// Model diameter (largest vertex distance), metres.
+    pub diameter: f64,
+    /// Bounding-box minimum corner `(min_x, min_y, min_z)`, metres.
+    pub min: Vector3<f64>,
+    /// Bounding-box size `(size_x, size_y, size_z)`, metres.
+    pub size: Vector3<f64>,
+    /// Discrete symmetry transforms (`symmetries_discrete`, 4×4 row-major, translation mm → m).
+    pub symmetries_discrete: Vec<Isometry3<f64>>,
+    /// Continuous symmetries (`symmetries_continuous`).
+    pub symmetries_continuous: Vec<ContinuousSymmetry>,
+}
+
+/// A continuous rotational symmetry: any rotation about `axis` through `offset`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ContinuousSymmetry {
+    /// Unit rotation axis in the model frame.
+    pub axis: Vector3<f64>,
+    /// A point on the axis, metres.
+    pub offset: Point3<f64>,
+}
+
+/// The camera of one image: intrinsics plus the depth PNG scale (`depth_mm = raw · depth_scale`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct FrameCamera {
+    /// Intrinsics and image size.
+    pub camera: Camera,
+    /// Millimetres per raw depth unit.
+    pub depth_scale: f64,
+}
+
+/// A ground-truth object pose: model-to-camera, metres.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct GtPose {
+    /// BOP object id.
+    pub obj_id: u32,
+    /// `T_m2c`: maps model points (metres) into the camera frame (metres).
+    pub pose: Isometry3<f64>,
+}
+
+/// One scene of a split: cameras and GT for every image, images loaded on demand.
+#[derive(Debug, Clone)]
+pub struct Scene {
+    /// Split name (`test`, `train_real`, ...).
+    pub split: String,
+    /// Scene id.
+    pub scene_id: u32,
+    /// The scene directory `<root>/<split>/<scene_id:06>`.
+    pub dir: PathBuf,
+    /// Image ids in increasing order (the keys of `scene_camera.json`).
+    pub image_ids: Vec<u32>,
+    /// Camera of each image.
+    pub cameras: BTreeMap<u32, FrameCamera>,
+    /// GT poses of each image (empty when the scene has no `scene_gt.json`).
+    pub gt: BTreeMap<u32, Vec<GtPose>>,
+    /// World-to-camera pose of each image that has `cam_R_w2c`/`cam_t_w2c` (metres).
+    pub cam_w2c: BTreeMap<u32, Isometry3<f64>>,
+}
+
+/// A depth map in metres, row-major; `0` marks a missing measurement.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DepthImage {
+    /// Width, pixels.
+    pub width: u32,
+    /// Height, pixels.
+    pub height: u32,
+    /// `width · height` depths, metres, row-major (`data[y·width + x]`).
+    pub data: Vec<f32>,
+}
+
+/// One loaded RGB-D frame.
+#[derive(Debug, Clone)]
+pub struct Frame {
+    /// Image id.
+    pub im_id: u32,
+    /// Colour image.
+    pub rgb: image::RgbImage,
+    /// Depth registered to `rgb`, metres.
+    pub depth: DepthImage,
+    /// Intrinsics of both images.
+    pub camera: Camera,
+}
+
+/// One row of a BOP19 results file.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PoseResult {
+    /// Scene id.
+    pub scene_id: u32,
+    /// Image id.
+    pub im_id: u32,
+    /// Object id.
+    pub obj_id: u32,
+    /// Confidence score.
+    pub score: f64,
+    /// Estimated model-to-camera pose, metres.
+    pub pose: Isometry3<f64>,
+    /// Run time for the image, seconds (BOP uses −1 for unknown).
+    pub time: f64,
+}
+
+impl DepthImage {
+    /// A `width × height` depth map with every pixel missing (0).
+    pub fn new(width: u32, height: u32) -> DepthImage {
+        DepthImage {
+            width,
+            height,
+            data: vec![0.0; width as usize * height as usize],
+        }
+    }
+
+    /// Depth at pixel `(x, y)` in metres; `None` outside the image or where the depth is missing.
+    pub fn get(&self, x: u32, y: u32) -> Option<f32> {
+        if x >= self.width || y >= self.height {
+            return None;
+        }
+        let d = *self
+            .data
+            .get(y as usize * self.width as usize + x as usize)?;
+        (d > 0.0).then_some(d)
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// JSON helpers: every error names the file and the field.
+
+/// Reads and parses a JSON file.
+fn read_json(path: &Path) -> Result<Value> {
+    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    serde_json::from_str(&text).map_err(|e| Error::format(path, format!("invalid JSON: {e}")))
+}
+
+/// `v` as an object, or an error naming `what`.
+fn as_object<'a>(path: &Path, v: &'a Value, what: &str) -> Result<&'a Map<String, Value>> {
+    v.as_object()
+        .ok_or_else(|| Error::format(path, format!("{what}: expected a JSON object")))
+}
+
+/// A JSON object key that is an id (`"12"`).
+fn parse_id(path: &Path, key: &str, what: &str) -> Result<u32> {
+    key.parse().map_err(|_| {
+        Error::format(
+            path,
+            format!("{what}: key '{key}' is not a non-negative integer id"),
+        )
+    })
+}
+
+/// Field `key` of `obj` as a number.
+fn get_f64(path: &Path, obj: &Map<String, Value>, key: &str, what: &str) -> Result<f64> {
+    obj.get(key)
+        .ok_or_else(|| Error::format(path, format!("{what}: missing field '{key}'")))?
+        .as_f64()
+        .ok_or_else(|| Error::format(path, format!("{what}: field '{key}' is not a number")))
+}
+
+/// Field `key` of `obj` as an array of exactly `N` numbers.
+fn get_array<const N: usize>(
+    path: &Path,
+    obj: &Map<String, Value>,
+    key: &str,
+    what: &str,
+) -> Result<[f64; N]> {
+    let bad = || {
+        Error::format(
+            path,
+            format!("{what}: field '{key}' must be an array of {N} numbers"),
+        )
+    };
+    let arr = obj
+        .get(key)
+        .ok_or_else(|| Error::format(path, format!("{what}: missing field '{key}'")))?
+        .as_array()
+        .filter(|a| a.len() == N)
+        .ok_or_else(bad)?;
+    let mut out = [0.0; N];
+    for (o, v) in out.iter_mut().zip(arr) {
+        *o = v.as_f64().filter(|x| x.is_finite()).ok_or_else(bad)?;
+    }
+    Ok(out)
+}
+
+/// A rotation from a row-major 3×3 matrix that is orthonormal (within 10⁻³) with determinant +1.
+pub fn rotation_from_row_major(r: &[f64; 9]) -> Option<UnitQuaternion<f64>> {
+    let m = Matrix3::from_row_slice(r);
+    let ok =
+        (m.transpose() * m - Matrix3::identity()).norm() < ROTATION_TOL && m.determinant() > 0.0;
+    ok.then(|| UnitQuaternion::from_matrix(&m))
+}
+
+/// The row-major 3×3 matrix of a rotation.
+pub fn rotation_to_row_major(q: &UnitQuaternion<f64>) -> [f64; 9] {
+    let m = q.to_rotation_matrix().into_inner();
+    std::array::from_fn(|i| m[(i / 3, i % 3)])
+}
+
+/// A pose from BOP's `R` (row-major 9) and `t` (mm) fields of `obj`.
+fn get_pose(
+    path: &Path,
+    obj: &Map<String, Value>,
+    r_key: &str,
+    t_key: &str,
+    what: &str,
+) -> Result<Isometry3<f64>> {
+    let r = get_array::<9>(path, obj, r_key, what)?;
+    let t = get_array::<3>(path, obj, t_key, what)?;
+    let q = rotation_from_row_major(&r).ok_or_else(|| {
+        Error::format(
+            path,
+            format!("{what}: field '{r_key}' is not a rotation matrix"),
+        )
+    })?;
+    Ok(Isometry3::from_parts(
+        Translation3::new(t[0] * MM, t[1] * MM, t[2] * MM),
+        q,
+    ))
+}
+
+/// Writes `{"id": value, ...}` with one id per line, as BOP files are.
+fn write_id_map(path: &Path, entries: impl Iterator<Item = (u32, Value)>) -> Result<()> {
+    let lines: Vec<String> = entries.map(|(id, v)| format!("  \"{id}\": {v}")).collect();
+    let text = format!("{{\n{}\n}}\n", lines.join(",\n"));
+    std::fs::write(path, text).map_err(|e| Error::io(path, e))
+}
+
+// ---------------------------------------------------------------------------------------------
+// scene_camera.json, scene_gt.json
+
+/// Parsed `scene_camera.json`: cameras and the optional world-to-camera poses.
+type SceneCameras = (BTreeMap<u32, FrameCamera>, BTreeMap<u32, Isometry3<f64>>);
+
+/// Parses `scene_camera.json` for images of `width × height` pixels (BOP stores no image size).
+fn parse_scene_camera(path: &Path, width: u32, height: u32) -> Result<SceneCameras> {
+    let json = read_json(path)?;
+    let (mut cams, mut w2c) = (BTreeMap::new(), BTreeMap::new());
+    for (key, v) in as_object(path, &json, "top level")? {
+        let id = parse_id(path, key, "top level")?;
+        let what = format!("image {key}");
+        let obj = as_object(path, v, &what)?;
+        let k = get_array::<9>(path, obj, "cam_K", &what)?;
+        let camera = Camera::from_k(&k, width, height)
+            .map_err(|e| Error::format(path, format!("{what}: {e}")))?;
+        let depth_scale = get_f64(path, obj, "depth_scale", &what)?;
+        if !(depth_scale.is_finite() && depth_scale > 0.0) {
+            return Err(Error::format(
+                path,
+                format!("{what}: field 'depth_scale' = {depth_scale} must be positive"),
+            ));
+        }
+        cams.insert(
+            id,
+            FrameCamera {
+                camera,
+                depth_scale,
+            },
+        );
+        if obj.contains_key("cam_R_w2c") {
+            w2c.insert(id, get_pose(path, obj, "cam_R_w2c", "cam_t_w2c", &what)?);
+        }
+    }
+    Ok((cams, w2c))
+}
+
+/// Reads `scene_camera.json` (`cam_K`, `depth_scale` per image id); BOP stores no image size, so
+/// it is given.
+pub fn read_scene_camera(
+    path: impl AsRef<Path>,
+    width: u32,
+    height: u32,
+) -> Result<BTreeMap<u32, FrameCamera>> {
+    parse_scene_camera(path.as_ref(), width, height).map(|(cams, _)| cams)
+}
+
+/// Writes `scene_camera.json` (`cam_K` row-major, `depth_scale`), readable by [`read_scene_camera`].
+pub fn write_scene_camera(
+    path: impl AsRef<Path>,
+    cameras: &BTreeMap<u32, FrameCamera>,
+) -> Result<()> {
+    write_id_map(
+        path.as_ref(),
+        cameras.iter().map(|(&id, c)| {
+            (
+                id,
+                serde_json::json!({"cam_K": c.camera.k_row_major(), "depth_scale": c.depth_scale}),
+            )
+        }),
+    )
+}
+
+/// Reads `scene_gt.json`: per image id, the list of `{obj_id, cam_R_m2c, cam_t_m2c (mm)}`.
+pub fn read_scene_gt(path: impl AsRef<Path>) -> Result<BTreeMap<u32, Vec<GtPose>>> {
+    let path = path.as_ref();
+    let json = read_json(path)?;
+    let mut out = BTreeMap::new();
+    for (key, v) in as_object(path, &json, "top level")? {
+        let id = parse_id(path, key, "top level")?;
+        let list = v.as_array().ok_or_else(|| {
+            Error::format(path, format!("image {key}: expected a list of GT poses"))
+        })?;
+        let mut poses = Vec::with_capacity(list.len());
+        for (i, entry) in list.iter().enumerate() {
+            let what = format!("image {key}, entry {i}");
+            let obj = as_object(path, entry, &what)?;
+            let obj_id = obj
+                .get("obj_id")
+                .and_then(Value::as_u64)
+                .and_then(|x| u32::try_from(x).ok())
+                .ok_or_else(|| {
+                    Error::format(path, format!("{what}: field 'obj_id' missing or not an id"))
+                })?;
+            let pose = get_pose(path, obj, "cam_R_m2c", "cam_t_m2c", &what)?;
+            poses.push(GtPose { obj_id, pose });
+        }
+        out.insert(id, poses);
+    }
+    Ok(out)
+}
+
+/// Writes `scene_gt.json` (translations in mm), readable by [`read_scene_gt`].
+pub fn write_scene_gt(path: impl AsRef<Path>, gt: &BTreeMap<u32, Vec<GtPose>>) -> Result<()> {
+    let entry = |g: &GtPose| {
+        let t = g.pose.translation.vector / MM;
+        serde_json::json!({
+            "cam_R_m2c": rotation_to_row_major(&g.pose.rotation),
+            "cam_t_m2c": [t.x, t.y, t.z],
+            "obj_id": g.obj_id,
+        })
+    };
+    write_id_map(
+        path.as_ref(),
+        gt.iter()
+            .map(|(&id, list)| (id, Value::Array(list.iter().map(entry).collect()))),
+    )
+}
+
+/// Writes `models/models_info.json` (lengths in mm, symmetries as BOP stores them), readable by
+/// [`BopDataset::models_info`].
+pub fn write_models_info(path: impl AsRef<Path>, info: &BTreeMap<u32, ModelInfo>) -> Result<()> {
+    let mm = |v: &Vector3<f64>| [v.x / MM, v.y / MM, v.z / MM];
+    let entry = |m: &ModelInfo| {
+        let (min, size) = (mm(&m.min), mm(&m.size));
+        let mut v = serde_json::json!({
+            "diameter": m.diameter / MM,
+            "min_x": min[0], "min_y": min[1], "min_z": min[2],
+            "size_x": size[0], "size_y": size[1], "size_z": size[2],
+        });
+        if !m.symmetries_discrete.is_empty() {
+            let sym = |t: &Isometry3<f64>| -> Vec<f64> {
+                let mut h = t.to_homogeneous();
+                h.fixed_view_mut::<3, 1>(0, 3).unscale_mut(MM);
+                (0..16).map(|i| h[(i / 4, i % 4)]).collect()
+            };
+            v["symmetries_discrete"] = m.symmetries_discrete.iter().map(sym).collect();
+        }
+        if !m.symmetries_continuous.is_empty() {
+            v["symmetries_continuous"] = m
+                .symmetries_continuous
+                .iter()
+                .map(|c| serde_json::json!({"axis": [c.axis.x, c.axis.y, c.axis.z], "offset": mm(&c.offset.coords)}))
+                .collect();
+        }
+        v
+    };
+    write_id_map(path.as_ref(), info.iter().map(|(&id, m)| (id, entry(m))))
+}
+
+/// Writes BOP's root `camera.json` (`fx, fy, cx, cy, width, height, depth_scale`).
+pub fn write_camera_json(path: impl AsRef<Path>, camera: &Camera, depth_scale: f64) -> Result<()> {
+    let path = path.as_ref();
+    let v = serde_json::json!({
+        "cx": camera.cx, "cy": camera.cy, "depth_scale": depth_scale, "fx": camera.fx, "fy": camera.fy,
+        "height": camera.height, "width": camera.width,
+    });
+    std::fs::write(path, format!("{v:#}\n")).map_err(|e| Error::io(path, e))
+}
+
+/// Reads the `(width, height)` of BOP's root `camera.json`.
+fn read_camera_json_size(path: &Path) -> Result<(u32, u32)> {
+    let json = read_json(path)?;
+    let obj = as_object(path, &json, "top level")?;
+    let size = |key| {
+        obj.get(key)
+            .and_then(Value::as_u64)
+            .and_then(|x| u32::try_from(x).ok())
+            .ok_or_else(|| {
+                Error::format(path, format!("field '{key}' missing or not a pixel count"))
+            })
+    };
+    Ok((size("width")?, size("height")?))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Images
+
+/// Opens and decodes an image file, naming it on failure.
+fn decode_image(path: &Path) -> Result<image::DynamicImage> {
+    image::ImageReader::open(path)
+        .map_err(|e| Error::io(path, e))?
+        .with_guessed_format()
+        .map_err(|e| Error::io(path, e))?
+        .decode()
+        .map_err(|e| Error::format(path, format!("cannot decode image: {e}")))
+}
+
+/// Reads a 16-bit depth PNG as metres: `d = raw · depth_scale / 1000` (0 stays 0 = missing).
+pub fn read_depth_png(path: impl AsRef<Path>, depth_scale: f64) -> Result<DepthImage> {
+    let path = path.as_ref();
+    let image::DynamicImage::ImageLuma16(raw) = decode_image(path)? else {
+        return Err(Error::format(
+            path,
+            "depth image must be a 16-bit single-channel PNG",
+        ));
+    };
+    let k = depth_scale * MM;
+    Ok(DepthImage {
+        width: raw.width(),
+        height: raw.height(),
+        data: raw
+            .as_raw()
+            .iter()
+            .map(|&r| (r as f64 * k) as f32)
+            .collect(),
+    })
+}
+
+/// Writes a depth map as a 16-bit PNG with `raw = round(d · 1000 / depth_scale)`; rejects negative,
+/// non-finite or too-large depths (naming the pixel).
+pub fn write_depth_png(path: impl AsRef<Path>, depth: &DepthImage, depth_scale: f64) -> Result<()> {
+    let path = path.as_ref();
+    if !(depth_scale.is_finite() && depth_scale > 0.0) {
+        return Err(Error::param("depth_scale", depth_scale, "must be positive"));
+    }
+    if depth.data.len() != depth.width as usize * depth.height as usize {
+        return Err(Error::Shape {
+            what: "depth image".into(),
+            expected: format!("{}x{} values", depth.width, depth.height),
+            got: depth.data.len().to_string(),
+        });
+    }
+    let mut raw = Vec::with_capacity(depth.data.len());
+    for (i, &d) in depth.data.iter().enumerate() {
+        let r = (d as f64 / (depth_scale * MM)).round();
+        if !(0.0..=u16::MAX as f64).contains(&r) {
+            let (x, y) = (i % depth.width as usize, i / depth.width as usize);
+            return Err(Error::param(
+                format!("depth at pixel ({x}, {y})"),
+                d,
+                "not representable at this depth_scale",
+            ));
+        }
+        raw.push(r as u16);
+    }
+    let img = image::ImageBuffer::<image::Luma<u16>, _>::from_raw(depth.width, depth.height, raw)
+        .ok_or_else(|| Error::format(path, "depth buffer size mismatch"))?;
+    img.save(path)
+        .map_err(|e| Error::format(path, format!("cannot write PNG: {e}")))
+}
+
+/// Writes an RGB PNG.
+pub fn write_rgb_png(path: impl AsRef<Path>, rgb: &image::RgbImage) -> Result<()> {
+    let path = path.as_ref();
+    rgb.save(path)
+        .map_err(|e| Error::format(path, format!("cannot write PNG: {e}")))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Dataset and scene
+
+impl BopDataset {
+    /// Opens a dataset directory (it must exist; files are read on demand).
+    pub fn open(root: impl AsRef<Path>) -> Result<BopDataset> {
+        let root = root.as_ref();
+        if !root.is_dir() {
+            return Err(Error::io(
+                root,
+                std::io::Error::new(std::io::ErrorKind::NotFound, "dataset directory not found"),
+            ));
+        }
+        Ok(BopDataset {
+            root: root.to_path_buf(),
+        })
+    }
+
+    /// `<root>/<split>/<scene_id:06>`.
+    pub fn scene_dir(&self, split: &str, scene_id: u32) -> PathBuf {
+        self.root.join(split).join(format!("{scene_id:06}"))
+    }
+
+    /// The splits (sub-directories other than `models*`) that contain scene `scene_id`.
+    pub fn splits_with_scene(&self, scene_id: u32) -> Result<Vec<String>> {
+        let entries = std::fs::read_dir(&self.root).map_err(|e| Error::io(&self.root, e))?;
+        let mut splits: Vec<String> = entries
+            .filter_map(|e| e.ok())
+            .filter_map(|e| e.file_name().into_string().ok())
+            .filter(|name| !name.starts_with("models") && self.scene_dir(name, scene_id).is_dir())
+            .collect();
+        splits.sort();
+        Ok(splits)
+    }
+
+    /// Loads a scene's cameras and GT; the image size comes from the first RGB (or depth) image, or
+    /// else from `<root>/camera.json`.
+    pub fn scene(&self, split: &str, scene_id: u32) -> Result<Scene> {
+        let dir = self.scene_dir(split, scene_id);
+        let cam_path = dir.join("scene_camera.json");
+        let first = first_image_id(&cam_path)?;
+        let (width, height) = self.image_size(&dir, first)?;
+        let (cameras, cam_w2c) = parse_scene_camera(&cam_path, width, height)?;
+        let gt_path = dir.join("scene_gt.json");
+        let gt = if gt_path.exists() {
+            read_scene_gt(&gt_path)?
+        } else {
+            BTreeMap::new()
+        };
+        Ok(Scene {
+            split: split.to_string(),
+            scene_id,
+            image_ids: cameras.keys().copied().collect(),
+            dir,
+            cameras,
+            gt,
+            cam_w2c,
+        })
+    }
+
+    /// The image size of a scene (see [`BopDataset::scene`]).
+    fn image_size(&self, dir: &Path, first: Option<u32>) -> Result<(u32, u32)> {
+        if let Some(id) = first {
+            for sub in ["rgb", "depth"] {
+                let p = dir.join(sub).join(format!("{id:06}.png"));
+                if p.exists() {
+                    return image::image_dimensions(&p)
+                        .map_err(|e| Error::format(&p, format!("cannot read image size: {e}")));
+                }
+            }
+        }
+        let p = self.root.join("camera.json");
+        if p.exists() {
+            return read_camera_json_size(&p);
+        }
+        Err(Error::format(dir, "image size unknown: no rgb/ or depth/ image for the first image id and no camera.json at the dataset root"))
+    }
+
+    /// Reads `models/models_info.json` (converted to metres).
+    pub fn models_info(&self) -> Result<BTreeMap<u32, ModelInfo>> {
+        let path = self.root.join("models").join("models_info.json");
+        let json = read_json(&path)?;
+        let mut out = BTreeMap::new();
+        for (key, v) in as_object(&path, &json, "top level")? {
+            let id = parse_id(&path, key, "top level")?;
+            out.insert(id, parse_model_info(&path, v, &format!("object {key}"))?);
+        }
+        Ok(out)
+    }
+
+    /// Path of the mesh of object `obj_id`: `models/obj_XXXXXX.ply`.
+    pub fn model_path(&self, obj_id: u32) -> PathBuf {
+        self.root
+            .join("models")
+            .join(format!("obj_{obj_id:06}.ply"))
+    }
+
+    /// Loads the mesh of object `obj_id` (metres).
+    pub fn model(&self, obj_id: u32) -> Result<Mesh> {
+        Mesh::load_ply(self.model_path(obj_id))
+    }
+}
+
+/// The smallest image id in `scene_camera.json`, cheaply (keys only).
+fn first_image_id(path: &Path) -> Result<Option<u32>> {
+    let json = read_json(path)?;
+    let keys = as_object(path, &json, "top level")?.keys();
+    let ids: Result<Vec<u32>> = keys.map(|k| parse_id(path, k, "top level")).collect();
+    Ok(ids?.into_iter().min())
+}
+
+/// One entry of `models_info.json`.
+fn parse_model_info(path: &Path, v: &Value, what: &str) -> Result<ModelInfo> {
+    let obj = as_object(path, v, what)?;
+    let vec3 = |keys: [&str; 3]| -> Result<Vector3<f64>> {
+        Ok(Vector3::new(
+            get_f64(path, obj, keys[0], what)?,
+            get_f64(path, obj, keys[1], what)?,
+            get_f64(path, obj, keys[2], what)?,
+        ) * MM)
+    };
+    let mut info = ModelInfo {
+        diameter: get_f64(path, obj, "diameter", what)? * MM,
+        min: vec3(["min_x", "min_y", "min_z"])?,
+        size: vec3(["size_x", "size_y", "size_z"])?,
+        symmetries_discrete: Vec::new(),
+        symmetries_continuous: Vec::new(),
+    };
+    let list = |key: &str| -> Result<Vec<Map<String, Value>>> {
+        let Some(v) = obj.get(key) else {
+            return Ok(Vec::new());
+        };
+        let arr = v
+            .as_array()
+            .ok_or_else(|| Error::format(path, format!("{what}: field '{key}' must be a list")))?;
+        // Wrap each item in an object so the array helpers can name the field.
+        Ok(arr
+            .iter()
+            .map(|x| Map::from_iter([(key.to_string(), x.clone())]))
+            .collect())
+    };
+    for m in list("symmetries_discrete")? {
+        let a = get_array::<16>(path, &m, "symmetries_discrete", what)?;
+        let r = [a[0], a[1], a[2], a[4], a[5], a[6], a[8], a[9], a[10]];
+        let q = rotation_from_row_major(&r).ok_or_else(|| {
+            Error::format(
+                path,
+                format!("{what}: a symmetries_discrete entry is not rigid"),
+            )
+        })?;
+        info.symmetries_discrete.push(Isometry3::from_parts(
+            Translation3::new(a[3] * MM, a[7] * MM, a[11] * MM),
+            q,
+        ));
+    }
+    for m in list("symmetries_continuous")? {
+        let inner = as_object(path, &m["symmetries_continuous"], what)?;
+        let axis = Vector3::from(get_array::<3>(path, inner, "axis", what)?);
+        let offset = Point3::from(Vector3::from(get_array::<3>(path, inner, "offset", what)?) * MM);
+        let axis = axis.try_normalize(1e-12).ok_or_else(|| {
+            Error::format(path, format!("{what}: symmetries_continuous axis is zero"))
+        })?;
+        info.symmetries_continuous
+            .push(ContinuousSymmetry { axis, offset });
+    }
+    Ok(info)
+}
+
+impl Scene {
+    /// Path of image `im_id` in sub-directory `sub` (`rgb`, `depth`, ...).
+    pub fn image_path(&self, sub: &str, im_id: u32) -> PathBuf {
+        self.dir.join(sub).join(format!("{im_id:06}.png"))
+    }
+
+    /// Loads RGB and depth of image `im_id`, checking both against the camera's resolution.
+    pub fn load_frame(&self, im_id: u32) -> Result<Frame> {
+        let cam = self.cameras.get(&im_id).ok_or_else(|| {
+            Error::param(
+                "im_id",
+                im_id,
+                format!("not in {}", self.dir.join("scene_camera.json").display()),
+            )
+        })?;
+        let camera = cam.camera;
+        let rgb_path = self.image_path("rgb", im_id);
+        let rgb = decode_image(&rgb_path)?.to_rgb8();
+        check_size(&rgb_path, rgb.dimensions(), &camera)?;
+        let depth_path = self.image_path("depth", im_id);
+        let depth = read_depth_png(&depth_path, cam.depth_scale)?;
+        check_size(&depth_path, (depth.width, depth.height), &camera)?;
+        Ok(Frame {
+            im_id,
+            rgb,
+            depth,
+            camera,
+        })
+    }
+}
+
+/// Rejects an image whose size disagrees with the camera (and hence with the other image).
+fn check_size(path: &Path, (w, h): (u32, u32), camera: &Camera) -> Result<()> {
+    if (w, h) == (camera.width, camera.height) {
+        return Ok(());
+    }
+    Err(Error::format(
+        path,
+        format!(
+            "resolution {w}x{h} disagrees with the camera / rgb resolution {}x{}",
+            camera.width, camera.height
+        ),
+    ))
+}
+
+// ---------------------------------------------------------------------------------------------
+// BOP19 results CSV
+
+/// The header line of a BOP19 results file.
+pub const RESULTS_HEADER: &str = "scene_id,im_id,obj_id,score,R,t,time";
+
+/// One CSV row of `r` (R row-major, t in mm, both space-separated).
+fn format_result(r: &PoseResult) -> String {
+    let join = |v: &[f64]| v.iter().map(f64::to_string).collect::<Vec<_>>().join(" ");
+    let t = r.pose.translation.vector / MM;
+    format!(
+        "{},{},{},{},{},{},{}",
+        r.scene_id,
+        r.im_id,
+        r.obj_id,
+        r.score,
+        join(&rotation_to_row_major(&r.pose.rotation)),
+        join(t.as_slice()),
+        r.time
+    )
+}
+
+/// Parses one CSV row (1-based `line` for messages).
+fn parse_result(path: &Path, line: usize, text: &str) -> Result<PoseResult> {
+    let err =
+        |field: &str, msg: &str| Error::format(path, format!("line {line}, field {field}: {msg}"));
+    let f: Vec<&str> = text.split(',').map(str::trim).collect();
+    if f.len() != 7 {
+        return Err(Error::format(
+            path,
+            format!(
+                "line {line}: expected 7 comma-separated fields ({RESULTS_HEADER}), found {}",
+                f.len()
+            ),
+        ));
+    }
+    let id = |i: usize, name: &str| f[i].parse::<u32>().map_err(|_| err(name, "not an id"));
+    let num = |i: usize, name: &str| f[i].parse::<f64>().map_err(|_| err(name, "not a number"));
+    let nums = |i: usize, name: &str, n: usize| -> Result<Vec<f64>> {
+        let v: Vec<f64> = f[i]
+            .split_whitespace()
+            .map(str::parse)
+            .collect::<std::result::Result<_, _>>()
+            .map_err(|_| err(name, "not a list of numbers"))?;
+        (v.len() == n && v.iter().all(|x| x.is_finite()))
+            .then_some(v)
+            .ok_or_else(|| err(name, &format!("expected {n} finite numbers")))
+    };
+    let r = nums(4, "R", 9)?;
+    let t = nums(5, "t", 3)?;
+    let r: [f64; 9] = std::array::from_fn(|i| r[i]);
+    let q = rotation_from_row_major(&r).ok_or_else(|| err("R", "not a rotation matrix"))?;
+    Ok(PoseResult {
+        scene_id: id(0, "scene_id")?,
+        im_id: id(1, "im_id")?,
+        obj_id: id(2, "obj_id")?,
+        score: num(3, "score")?,
+        pose: Isometry3::from_parts(Translation3::new(t[0] * MM, t[1] * MM, t[2] * MM), q),
+        time: num(6, "time")?,
+    })
+}
+
+/// Reads a BOP19 results CSV (`scene_id,im_id,obj_id,score,R,t,time`; header optional).
+pub fn read_results(path: impl AsRef<Path>) -> Result<Vec<PoseResult>> {
+    let path = path.as_ref();
+    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    text.lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty() && !l.trim_start().starts_with("scene_id"))
+        .map(|(i, l)| parse_result(path, i + 1, l))
+        .collect()
+}
+
+/// Writes a BOP19 results CSV with its header (replacing the file).
+pub fn write_results(path: impl AsRef<Path>, results: &[PoseResult]) -> Result<()> {
+    let mut w = ResultsWriter::create(path)?;
+    results.iter().try_for_each(|r| w.write(r))?;
+    w.flush()
+}
+
+/// An incremental BOP19 results writer: one row per [`ResultsWriter::write`], flushed each time so
+/// the file is complete whenever the process stops.
+#[derive(Debug)]
+pub struct ResultsWriter {
+    path: PathBuf,
+    out: BufWriter<File>,
+}
+
+impl ResultsWriter {
+    /// Creates (or truncates) `path` and writes the header.
+    pub fn create(path: impl AsRef<Path>) -> Result<ResultsWriter> {
+        Self::open(path.as_ref(), false)
+    }
+
+    /// Opens `path` for appending, writing the header only if the file is new or empty.
+    pub fn append(path: impl AsRef<Path>) -> Result<ResultsWriter> {
+        Self::open(path.as_ref(), true)
+    }
+
+    fn open(path: &Path, append: bool) -> Result<ResultsWriter> {
+        let file = OpenOptions::new()
+            .create(true)
+            .write(true)
+            .append(append)
+            .truncate(!append)
+            .open(path)
+            .map_err(|e| Error::io(path, e))?;
+        let empty = file.metadata().map_err(|e| Error::io(path, e))?.len() == 0;
+        let mut w = ResultsWriter {
+            path: path.to_path_buf(),
+            out: BufWriter::new(file),
+        };
+        if empty {
+            writeln!(w.out, "{RESULTS_HEADER}").map_err(|e| Error::io(path, e))?;
+        }
+        Ok(w)
+    }
+
+    /// Appends one row and flushes.
+    pub fn write(&mut self, r: &PoseResult) -> Result<()> {
+        writeln!(self.out, "{}", format_result(r)).map_err(|e| Error::io(&self.path, e))?;
+        self.flush()
+    }
+
+    /// Flushes buffered rows to the file.
+    pub fn flush(&mut self) -> Result<()> {
+        self.out.flush().map_err(|e| Error::io(&self.path, e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use nalgebra::Vector3;
+
+    /// A fresh temporary directory for one test.
+    fn tmp_dir(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("hdpf-bop-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    fn camera(w: u32, h: u32) -> Camera {
+        Camera::from_k(&[500.0, 0.0, 2.0, 0.0, 510.0, 1.5, 0.0, 0.0, 1.0], w, h).unwrap()
+    }
+
+    fn pose(i: f64) -> Isometry3<f64> {
+        Isometry3::new(
+            Vector3::new(0.01 * i, -0.02, 0.8 + 0.001 * i),
+            Vector3::new(0.3, -0.2 * i, 0.1),
+        )
+    }
+
+    /// A synthetic 4×3 scene `test/000007` with two images, written with the public writers.
+    fn write_scene(root: &Path) -> (BTreeMap<u32, FrameCamera>, BTreeMap<u32, Vec<GtPose>>) {
+        let dir = root.join("test").join("000007");
+        std::fs::create_dir_all(dir.join("rgb")).unwrap();
+        std::fs::create_dir_all(dir.join("depth")).unwrap();
+        let mut cams = BTreeMap::new();
+        let mut gt = BTreeMap::new();
+        for id in [3u32, 4] {
+            cams.insert(
+                id,
+                FrameCamera {
+                    camera: camera(4, 3),
+                    depth_scale: 0.1,
+                },
+            );
+            gt.insert(
+                id,
+                vec![
+                    GtPose {
+                        obj_id: 2,
+                        pose: pose(id as f64),
+                    },
+                    GtPose {
+                        obj_id: 5,
+                        pose: pose(-1.0),
+                    },
+                ],
+            );
+            let rgb = image::RgbImage::from_fn(4, 3, |x, y| {
+                image::Rgb([x as u8 * 10, y as u8 * 20, id as u8])
+            });
+            write_rgb_png(dir.join("rgb").join(format!("{id:06}.png")), &rgb).unwrap();
+            let mut depth = DepthImage::new(4, 3);
+            depth
+                .data
+                .iter_mut()
+                .enumerate()
+                .for_each(|(i, d)| *d = 0.5 + 0.01 * i as f32);
+            depth.data[0] = 0.0;
+            write_depth_png(dir.join("depth").join(format!("{id:06}.png")), &depth, 0.1).unwrap();
+        }
+        write_scene_camera(dir.join("scene_camera.json"), &cams).unwrap();
+        write_scene_gt(dir.join("scene_gt.json"), &gt).unwrap();
+        (cams, gt)
+    }
+
+    fn assert_pose_close(a: &Isometry3<f64>, b: &Isometry3<f64>) {
+        assert!(
+            (a.translation.vector - b.translation.vector).norm() < 1e-12,
+            "{a} vs {b}"
+        );
+        assert!(a.rotation.angle_to(&b.rotation) < 1e-9, "{a} vs {b}");
+    }
+
+    #[test]
+    fn scene_round_trip_through_writers_and_loader() {
+        let root = tmp_dir("scene");
+        let (cams, gt) = write_scene(&root);
+        let ds = BopDataset::open(&root).unwrap();
+        let scene = ds.scene("test", 7).unwrap();
+        assert_eq!(scene.image_ids, vec![3, 4]);
+        assert_eq!(scene.cameras, cams);
+        assert!(scene.cam_w2c.is_empty());
+        for (id, list) in &gt {
+            for (a, b) in list.iter().zip(&scene.gt[id]) {
+                assert_eq!(a.obj_id, b.obj_id);
+                assert_pose_close(&a.pose, &b.pose);
+            }
+        }
+        let frame = scene.load_frame(4).unwrap();
+        assert_eq!(frame.rgb.get_pixel(3, 2).0, [30, 40, 4]);
+        assert_eq!(frame.depth.get(0, 0), None);
+        assert!((frame.depth.get(1, 0).unwrap() - 0.51).abs() < 1e-6);
+        assert!((frame.depth.get(3, 2).unwrap() - 0.61).abs() < 1e-6);
+        assert_eq!(frame.depth.get(4, 0), None);
+        assert_eq!(frame.camera, camera(4, 3));
+        assert_eq!(ds.splits_with_scene(7).unwrap(), vec!["test".to_string()]);
+        assert!(scene
+            .load_frame(99)
+            .unwrap_err()
+            .to_string()
+            .contains("im_id"));
+    }
+
+    #[test]
+    fn frame_errors_name_the_file() {
+        let root = tmp_dir("errors");
+        write_scene(&root);
+        let ds = BopDataset::open(&root).unwrap();
+        let scene = ds.scene("test", 7).unwrap();
+        let depth4 = scene.image_path("depth", 4);
+        std::fs::remove_file(&depth4).unwrap();
+        let e = scene.load_frame(4).unwrap_err().to_string();
+        assert!(e.contains("depth/000004.png"), "{e}");
+        write_depth_png(&depth4, &DepthImage::new(5, 3), 0.1).unwrap();
+        let e = scene.load_frame(4).unwrap_err().to_string();
+        assert!(
+            e.contains("depth/000004.png") && e.contains("5x3") && e.contains("4x3"),
+            "{e}"
+        );
+        std::fs::write(scene.image_path("rgb", 3), b"\x89PNG\r\n\x1a\nnot really").unwrap();
+        let e = scene.load_frame(3).unwrap_err().to_string();
+        assert!(e.contains("rgb/000003.png") && e.contains("decode"), "{e}");
+        // An 8-bit depth image is rejected.
+        image::GrayImage::new(4, 3).save(&depth4).unwrap();
+        let e = scene.load_frame(4).unwrap_err().to_string();
+        assert!(e.contains("16-bit"), "{e}");
+        assert!(BopDataset::open(root.join("nope")).is_err());
+    }
+
+    #[test]
+    fn bad_json_fields_are_named() {
+        let root = tmp_dir("json");
+        write_scene(&root);
+        let dir = root.join("test").join("000007");
+        let cases = [
+            (
+                "scene_camera.json",
+                r#"{"3": {"cam_K": [1, 0, 0, 0, 1, 0, 0, 0], "depth_scale": 1}}"#,
+                "cam_K",
+            ),
+            (
+                "scene_camera.json",
+                r#"{"3": {"cam_K": [1, 0, 0, 0, 1, 0, 0, 0, 1]}}"#,
+                "depth_scale",
+            ),
+            ("scene_camera.json", r#"{"x": {}}"#, "'x'"),
+            ("scene_camera.json", r#"{"3": "#, "invalid JSON"),
+            (
+                "scene_gt.json",
+                r#"{"3": [{"cam_R_m2c": [1,0,0,0,1,0,0,0,1], "cam_t_m2c": [0,0,1]}]}"#,
+                "obj_id",
+            ),
+            (
+                "scene_gt.json",
+                r#"{"3": [{"obj_id": 1, "cam_R_m2c": [2,0,0,0,1,0,0,0,1], "cam_t_m2c": [0,0,1]}]}"#,
+                "cam_R_m2c",
+            ),
+            (
+                "scene_gt.json",
+                r#"{"3": [{"obj_id": 1, "cam_R_m2c": [1,0,0,0,1,0,0,0,1], "cam_t_m2c": [0,"a",1]}]}"#,
+                "cam_t_m2c",
+            ),
+        ];
+        for (file, text, needle) in cases {
+            let backup = std::fs::read(dir.join(file)).unwrap();
+            std::fs::write(dir.join(file), text).unwrap();
+            let e = BopDataset::open(&root)
+                .unwrap()
+                .scene("test", 7)
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(file) && e.contains(needle), "{file} {text}: {e}");
+            std::fs::write(dir.join(file), backup).unwrap();
+        }
+    }
+
+    #[test]
+    fn models_info_with_symmetries_and_camera_json() {
+        let root = tmp_dir("models");
+        std::fs::create_dir_all(root.join("models")).unwrap();
+        let info = r#"{"1": {"diameter": 100.0, "min_x": -10, "min_y": -20, "min_z": -30, "size_x": 20,
+            "size_y": 40, "size_z": 60, "symmetries_discrete": [[-1,0,0,0, 0,-1,0,0, 0,0,1,5, 0,0,0,1]],
+            "symmetries_continuous": [{"axis": [0,0,2], "offset": [0,0,10]}]}}"#;
+        std::fs::write(root.join("models/models_info.json"), info).unwrap();
+        let ds = BopDataset::open(&root).unwrap();
+        let m = &ds.models_info().unwrap()[&1];
+        assert!((m.diameter - 0.1).abs() < 1e-15);
+        assert!((m.min - Vector3::new(-0.01, -0.02, -0.03)).norm() < 1e-15);
+        assert!((m.symmetries_discrete[0].translation.z - 0.005).abs() < 1e-15);
+        assert!((m.symmetries_discrete[0].rotation.angle() - std::f64::consts::PI).abs() < 1e-12);
+        assert_eq!(m.symmetries_continuous[0].axis, Vector3::z());
+        assert!((m.symmetries_continuous[0].offset.z - 0.01).abs() < 1e-15);
+        let e = ds.model(3).unwrap_err().to_string();
+        assert!(e.contains("obj_000003.ply"), "{e}");
+        // Image size from camera.json when there are no images.
+        write_camera_json(root.join("camera.json"), &camera(64, 48), 1.0).unwrap();
+        let dir = ds.scene_dir("val", 1);
+        std::fs::create_dir_all(&dir).unwrap();
+        let cams = BTreeMap::from([(
+            0,
+            FrameCamera {
+                camera: camera(64, 48),
+                depth_scale: 1.0,
+            },
+        )]);
+        write_scene_camera(dir.join("scene_camera.json"), &cams).unwrap();
+        let scene = ds.scene("val", 1).unwrap();
+        assert_eq!(scene.cameras, cams);
+        assert!(scene.gt.is_empty());
+    }
+
+    #[test]
+    fn depth_writer_rejects_unrepresentable_depths() {
+        let dir = tmp_dir("depth");
+        let mut d = DepthImage::new(2, 2);
+        d.data[3] = 7.0; // 7 m at 0.1 mm per unit = 70000 > 65535
+        let e = write_depth_png(dir.join("d.png"), &d, 0.1)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("(1, 1)"), "{e}");
+        d.data[3] = -1.0;
+        assert!(write_depth_png(dir.join("d.png"), &d, 1.0).is_err());
+        d.data[3] = 7.0;
+        write_depth_png(dir.join("d.png"), &d, 1.0).unwrap();
+        assert_eq!(read_depth_png(dir.join("d.png"), 1.0).unwrap(), d);
+    }
+
+    #[test]
+    fn results_csv_round_trip_append_and_errors() {
+        let dir = tmp_dir("results");
+        let path = dir.join("res.csv");
+        let rows: Vec<PoseResult> = (0..3)
+            .map(|i| PoseResult {
+                scene_id: 49,
+                im_id: i + 1,
+                obj_id: 6,
+                score: 0.5,
+                pose: pose(i as f64),
+                time: 0.012,
+            })
+            .collect();
+        write_results(&path, &rows[..2]).unwrap();
+        let mut w = ResultsWriter::append(&path).unwrap();
+        w.write(&rows[2]).unwrap();
+        drop(w);
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(
+            text.lines().filter(|l| l.starts_with("scene_id")).count(),
+            1
+        );
+        let back = read_results(&path).unwrap();
+        assert_eq!(back.len(), 3);
+        for (a, b) in rows.iter().zip(&back) {
+            assert_eq!(
+                (a.scene_id, a.im_id, a.obj_id, a.score, a.time),
+                (b.scene_id, b.im_id, b.obj_id, b.score, b.time)
+            );
+            assert_pose_close(&a.pose, &b.pose);
+        }
+        // A new file gets a header through append too.
+        let fresh = dir.join("fresh.csv");
+        ResultsWriter::append(&fresh)
+            .unwrap()
+            .write(&rows[0])
+            .unwrap();
+        assert!(std::fs::read_to_string(&fresh)
+            .unwrap()
+            .starts_with(RESULTS_HEADER));
+        // Errors name the line and field.
+        let bad = [
+            ("1,2,3,0.5,1 0 0 0 1 0 0 0 1,0 0 1", "7 comma-separated"),
+            ("1,2,x,0.5,1 0 0 0 1 0 0 0 1,0 0 1,1", "obj_id"),
+            ("1,2,3,0.5,1 0 0 0 1 0 0 0,0 0 1,1", "field R"),
+            ("1,2,3,0.5,1 0 0 0 1 0 0 0 -1,0 0 1,1", "rotation"),
+            ("1,2,3,0.5,1 0 0 0 1 0 0 0 1,0 0,1", "field t"),
+        ];
+        for (row, needle) in bad {
+            std::fs::write(&path, format!("{RESULTS_HEADER}\n{row}\n")).unwrap();
+            let e = read_results(&path).unwrap_err().to_string();
+            assert!(
+                e.contains("res.csv") && e.contains("line 2") && e.contains(needle),
+                "{row}: {e}"
+            );
+        }
+    }
+
+    /// Real YCB-V frames: skipped (with a message) when the dataset is absent, except on CI.
+    #[test]
+    fn real_ycbv_frames_have_sane_depth_and_gt() {
+        let Some(root) = crate::core::datasets::shared_or_skip("ycbv-mini") else {
+            return;
+        };
+        let ds = BopDataset::open(root).unwrap();
+        for (split, scene_id, n_obj) in [("train_real", 2, 6), ("test", 49, 4)] {
+            let scene = ds.scene(split, scene_id).unwrap();
+            assert_eq!(scene.image_ids, (1..=20).collect::<Vec<_>>());
+            assert_eq!(scene.cam_w2c.len(), 20);
+            let frame = scene.load_frame(1).unwrap();
+            assert_eq!((frame.camera.width, frame.camera.height), (640, 480));
+            let mut valid: Vec<f32> = frame
+                .depth
+                .data
+                .iter()
+                .copied()
+                .filter(|&d| d > 0.0)
+                .collect();
+            valid.sort_by(f32::total_cmp);
+            let median = valid[valid.len() / 2];
+            let coverage = valid.len() as f64 / frame.depth.data.len() as f64;
+            eprintln!(
+                "{split}/{scene_id:06} frame 1: depth median {median:.3} m, coverage {coverage:.3}"
+            );
+            assert!((0.5..1.5).contains(&median), "median depth {median}");
+            assert!(coverage > 0.5);
+            // Each GT object centre is seen at about its depth (surface in front of the centre).
+            let gt = &scene.gt[&1];
+            assert_eq!(gt.len(), n_obj);
+            for g in gt {
+                let c = Point3::from(g.pose.translation.vector);
+                let uv = frame.camera.project(&c).unwrap();
+                assert!(frame.camera.contains(uv.x, uv.y));
+                if let Some(d) = frame.depth.get(uv.x.round() as u32, uv.y.round() as u32) {
+                    assert!(
+                        (d as f64 - c.z).abs() < 0.15,
+                        "obj {}: depth {d} vs centre z {}",
+                        g.obj_id,
+                        c.z
+                    );
+                }
+            }
+        }
+    }
+}

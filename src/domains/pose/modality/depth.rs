@@ -1,0 +1,353 @@
+//! Depth modality: visible model points against the observed depth image by projective
+//! association and robust point-to-plane residuals.
+//!
+//! For a model point `q` (camera frame) with rotated normal `n'`, project `(u, v) = π(q)`, read the
+//! bilinearly interpolated depth `d(u, v)` and back-project `y = d · (q / q_z)` (the observed point on
+//! the same ray). The point-to-plane residual is
+//!
+//! ```text
+//!   r = n'·(q − y) = (n'·q)(1 − d/q_z)
+//! ```
+//!
+//! and the per-point cost is `ρ(r)` for a robust kernel `ρ`, except that
+//! - a depth discontinuity (the 4 interpolated pixels span more than `discontinuity`) costs 0
+//!   (ignored); missing depth (any of the 4 pixels is 0) or a projection outside the image costs
+//!   `missing_cost · ρ(reject)` (0 by default: ignored);
+//! - an occluded or far-off point, `q_z − d > reject`, costs the outlier constant `ρ(reject)` (capped);
+//! - a *free-space violation*, `d − q_z > free_space` (the camera sees through the model), costs
+//!   `free_space_factor · ρ(reject)`.
+//!
+//! The loss is `L = n_eff / (N σ²) · Σ_i cost_i`: `N` points treated as `n_eff` independent
+//! measurements of noise `σ`. The gradient differentiates `d(u,v)` too (bilinear interpolation is
+//! piecewise linear, so `L` is piecewise smooth):
+//! `∂r/∂q = k n' + (n'·q)(−∇_q d / q_z + d/q_z² e_z)` with `k = 1 − d/q_z`, `∂r/∂n' = k q`.
+
+use super::visible::{visible_points, VisibilityParams};
+use super::{
+    loss_scale, GradAccumulator, ImageF32, Modality, PoseChart, RigidMotion, Robust, SharedImage,
+};
+use crate::core::geometry::camera::Camera;
+use crate::domains::pose::mesh::SurfacePoint;
+use nalgebra::{Matrix6, Vector2, Vector3, Vector6};
+
+/// Parameters of the depth modality (metres).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct DepthParams {
+    /// Robust kernel on the point-to-plane residual.
+    pub robust: Robust,
+    /// Depth noise σ.
+    pub sigma: f64,
+    /// Effective number of independent points.
+    pub n_eff: f64,
+    /// `q_z − d` beyond this is an outlier (occlusion or mismatch).
+    pub reject: f64,
+    /// `d − q_z` beyond this is a free-space violation.
+    pub free_space: f64,
+    /// Free-space violations cost this many outlier constants.
+    pub free_space_factor: f64,
+    /// Four interpolated pixels spanning more than this are a depth discontinuity (ignored).
+    pub discontinuity: f64,
+    /// Cost of a point that projects outside the image or onto missing depth, in outlier
+    /// constants. 0 (the default) treats missing depth as uninformative, right for sensors that
+    /// see a background behind the objects; when missing depth also means "nothing within range"
+    /// (an empty synthetic background), a positive value keeps an estimate from escaping into
+    /// empty space, where every point would otherwise cost nothing.
+    pub missing_cost: f64,
+    /// Visible-point selection.
+    pub visibility: VisibilityParams,
+}
+
+impl Default for DepthParams {
+    fn default() -> Self {
+        Self {
+            robust: Robust::Tukey(0.012),
+            sigma: 0.003,
+            n_eff: 50.0,
+            reject: 0.02,
+            free_space: 0.02,
+            free_space_factor: 2.0,
+            discontinuity: 0.03,
+            missing_cost: 0.0,
+            visibility: VisibilityParams {
+                max_points: 300,
+                ..Default::default()
+            },
+        }
+    }
+}
+
+impl DepthParams {
+    /// The same parameters with the kernel and thresholds (not σ) multiplied by `f ≥ 1`, for
+    /// coarse-to-fine tracking from an uncertain start: far-off points still pull, with the same
+    /// stiffness near the optimum.
+    pub fn scaled(&self, f: f64) -> Self {
+        Self {
+            robust: self.robust.scaled(f),
+            reject: self.reject * f,
+            free_space: self.free_space * f,
+            ..*self
+        }
+    }
+
+    /// Cost of an outlier, `min(ρ(reject), cap)`.
+    pub fn outlier_cost(&self) -> f64 {
+        self.robust.rho(self.reject).min(self.robust.cap())
+    }
+}
+
+/// A prepared depth modality: centre-relative visible points and the frame's depth image.
+pub struct DepthModality {
+    depth: SharedImage,
+    cam: Camera,
+    centre: Vector3<f64>,
+    /// `(v, n)`: point minus centre, and normal, camera frame at the reference.
+    points: Vec<(Vector3<f64>, Vector3<f64>)>,
+    params: DepthParams,
+    norm: f64,
+}
+
+/// What one point contributes.
+enum Term {
+    Ignored,
+    Constant(f64),
+    Residual {
+        r: f64,
+        k: f64,
+        a: f64,
+        grad_d: Vector3<f64>,
+        d: f64,
+    },
+}
+
+impl DepthModality {
+    /// Prepare about `chart` from the model's oriented surface samples (model frame) and the
+    /// depth image (metres, 0 = missing).
+    pub fn prepare(
+        depth: SharedImage,
+        cam: Camera,
+        chart: &PoseChart,
+        model: &[SurfacePoint],
+        params: DepthParams,
+    ) -> Self {
+        let points: Vec<_> = visible_points(model, &chart.reference, &cam, &params.visibility)
+            .into_iter()
+            .map(|p| (p.p.coords - chart.centre, p.n))
+            .collect();
+        let norm = loss_scale(params.n_eff, params.sigma, points.len());
+        Self {
+            depth,
+            cam,
+            centre: chart.centre,
+            points,
+            params,
+            norm,
+        }
+    }
+
+    fn term(&self, q: &Vector3<f64>, n: &Vector3<f64>) -> Term {
+        if q.z < 1e-3 {
+            return Term::Ignored;
+        }
+        let (u, v) = self.cam.project_xyz(q);
+        let p = &self.params;
+        let missing = || {
+            if p.missing_cost > 0.0 {
+                Term::Constant(p.missing_cost * p.outlier_cost())
+            } else {
+                Term::Ignored
+            }
+        };
+        let Some((px, a, b)) = self.depth.cell(u, v) else {
+            return missing();
+        };
+        let (lo, hi) = px
+            .iter()
+            .fold((f64::INFINITY, 0.0f64), |(l, h), &x| (l.min(x), h.max(x)));
+        if lo <= 0.0 {
+            return missing();
+        }
+        if hi - lo >= p.discontinuity {
+            return Term::Ignored;
+        }
+        let (d, du, dv) = ImageF32::interpolate(&px, a, b);
+        if d - q.z > p.free_space {
+            return Term::Constant(p.free_space_factor * p.outlier_cost());
+        }
+        if q.z - d > p.reject {
+            return Term::Constant(p.outlier_cost());
+        }
+        let k = 1.0 - d / q.z;
+        let a = n.dot(q);
+        Term::Residual {
+            r: a * k,
+            k,
+            a,
+            grad_d: self.cam.jacobian_xyz(q).tr_mul(&Vector2::new(du, dv)),
+            d,
+        }
+    }
+}
+
+impl Modality for DepthModality {
+    fn name(&self) -> &str {
+        "depth"
+    }
+
+    fn evaluate(&self, motion: &RigidMotion, mut grad: Option<&mut GradAccumulator>) -> f64 {
+        let mut total = 0.0;
+        for (v, n) in &self.points {
+            let rv = motion.rotate(v);
+            let q = motion.place(&self.centre, &rv);
+            let nr = motion.rot * n;
+            match self.term(&q, &nr) {
+                Term::Ignored => {}
+                Term::Constant(c) => total += c,
+                Term::Residual { r, k, a, grad_d, d } => {
+                    total += self.params.robust.rho(r);
+                    if let Some(acc) = grad.as_deref_mut() {
+                        let s = self.norm * self.params.robust.psi(r);
+                        let dk = -grad_d / q.z + Vector3::new(0.0, 0.0, d / (q.z * q.z));
+                        acc.add_point(&rv, &((nr * k + dk * a) * s));
+                        acc.add_direction(&nr, &(q * (k * s)));
+                    }
+                }
+            }
+        }
+        total * self.norm
+    }
+
+    /// `H = n_eff/(Nσ²) Σ J_iᵀJ_i` with `J_i = [n_iᵀ, (v_i × n_i)ᵀ]` (association held fixed).
+    fn curvature(&self) -> Matrix6<f64> {
+        self.points
+            .iter()
+            .map(|(v, n)| {
+                let vn = v.cross(n);
+                let j = Vector6::new(n.x, n.y, n.z, vn.x, vn.y, vn.z);
+                j * j.transpose()
+            })
+            .fold(Matrix6::zeros(), |a, b| a + b)
+            * self.norm
+    }
+
+    fn len(&self) -> usize {
+        self.points.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use nalgebra::Isometry3;
+    use std::sync::Arc;
+
+    use nalgebra::Point3;
+
+    fn cam() -> Camera {
+        Camera {
+            fx: 400.0,
+            fy: 400.0,
+            cx: 80.0,
+            cy: 60.0,
+            width: 160,
+            height: 120,
+        }
+    }
+
+    /// A tilted, gently curved observed surface `z(x, y)` rendered as a depth image.
+    fn surface_depth(cam: &Camera) -> ImageF32 {
+        let (w, h) = (cam.width as usize, cam.height as usize);
+        let mut data = vec![0.0f32; w * h];
+        for y in 0..h {
+            for x in 0..w {
+                let (rx, ry) = ((x as f64 - cam.cx) / cam.fx, (y as f64 - cam.cy) / cam.fy);
+                data[y * w + x] = (0.5 + 0.1 * rx + 0.05 * ry + 0.3 * rx * rx) as f32;
+            }
+        }
+        ImageF32 {
+            width: w,
+            height: h,
+            data,
+        }
+    }
+
+    /// A small grid of camera-facing points with slightly varying normals.
+    fn model() -> Vec<SurfacePoint> {
+        let mut pts = Vec::new();
+        for i in -5..=5 {
+            for j in -5..=5 {
+                let p = Point3::new(
+                    i as f64 * 0.004,
+                    j as f64 * 0.004,
+                    0.002 * (i * j) as f64 / 25.0,
+                );
+                let n = Vector3::new(0.05 * i as f64, -0.03 * j as f64, -1.0).normalize();
+                pts.push(SurfacePoint { p, n });
+            }
+        }
+        pts
+    }
+
+    fn modality(params: DepthParams) -> DepthModality {
+        let c = cam();
+        let chart = PoseChart::new(
+            Isometry3::translation(0.003, -0.002, 0.496),
+            &Vector3::zeros(),
+        );
+        DepthModality::prepare(Arc::new(surface_depth(&c)), c, &chart, &model(), params)
+    }
+
+    #[test]
+    fn gradient_matches_finite_differences() {
+        let params = DepthParams {
+            robust: Robust::Cauchy(0.01),
+            ..Default::default()
+        };
+        let m = modality(params);
+        assert!(m.len() > 100);
+        for xi in [
+            Vector6::new(0.001, -0.002, 0.0015, 0.01, -0.02, 0.015),
+            Vector6::new(-0.002, 0.001, -0.003, -0.03, 0.01, 0.05),
+        ] {
+            let mut g = Vector6::zeros();
+            m.loss_grad(&xi, &mut g);
+            let h = 1e-7;
+            for k in 0..6 {
+                let mut e = Vector6::zeros();
+                e[k] = h;
+                let fd = (m.loss(&(xi + e)) - m.loss(&(xi - e))) / (2.0 * h);
+                assert!(
+                    (fd - g[k]).abs() <= 1e-3 * g.norm().max(1.0),
+                    "coord {k}: fd {fd} vs {}",
+                    g[k]
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn loss_is_minimal_near_the_surface_and_ignores_missing_depth() {
+        let m = modality(DepthParams::default());
+        let at = |dz: f64| m.loss(&Vector6::new(0.0, 0.0, dz, 0.0, 0.0, 0.0));
+        assert!(at(0.004) < at(0.0) && at(0.004) < at(0.012));
+        // With all depth missing the loss is zero.
+        let c = cam();
+        let (w, h) = (c.width as usize, c.height as usize);
+        let empty = ImageF32 {
+            width: w,
+            height: h,
+            data: vec![0.0; w * h],
+        };
+        let chart = PoseChart::new(Isometry3::translation(0.0, 0.0, 0.5), &Vector3::zeros());
+        let m0 =
+            DepthModality::prepare(Arc::new(empty), c, &chart, &model(), DepthParams::default());
+        assert_eq!(m0.loss(&Vector6::zeros()), 0.0);
+    }
+
+    #[test]
+    fn free_space_costs_more_than_occlusion() {
+        let m = modality(DepthParams::default());
+        let front = m.loss(&Vector6::new(0.0, 0.0, -0.1, 0.0, 0.0, 0.0));
+        let behind = m.loss(&Vector6::new(0.0, 0.0, 0.1, 0.0, 0.0, 0.0));
+        assert!(front > behind, "free space {front} vs occluded {behind}");
+    }
+}

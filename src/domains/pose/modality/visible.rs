@@ -1,0 +1,251 @@
+//! Per-frame selection of the model points visible from the reference pose: back-face culling plus
+//! a coarse point z-buffer, then an even subsample — done once per frame, so the per-particle cost
+//! is independent of the image size.
+
+use crate::core::geometry::camera::Camera;
+use crate::domains::pose::mesh::SurfacePoint;
+use nalgebra::Isometry3;
+
+/// Which points to keep.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct VisibilityParams {
+    /// Keep points with `n·raŷ < −min_facing` (facing the camera).
+    pub min_facing: f64,
+    /// Keep at most `max_facing`: `|n·raŷ| ≤ max_facing` selects near-silhouette points (1 = all).
+    pub max_facing: f64,
+    /// z-buffer cell size in pixels.
+    pub cell_px: f64,
+    /// Points within this depth (metres) of the nearest point of their cell count as visible.
+    pub depth_tolerance: f64,
+    /// Upper bound on the number of points returned.
+    pub max_points: usize,
+}
+
+impl Default for VisibilityParams {
+    fn default() -> Self {
+        Self {
+            min_facing: 0.05,
+            max_facing: 1.0,
+            cell_px: 4.0,
+            depth_tolerance: 0.01,
+            max_points: 500,
+        }
+    }
+}
+
+/// Points of `model` (posed by `pose`, returned in the camera frame) that face the camera, lie in
+/// front of it inside the image, and are not behind a nearer model point of the same z-buffer cell;
+/// evenly subsampled to at most `max_points`.
+pub fn visible_points(
+    model: &[SurfacePoint],
+    pose: &Isometry3<f64>,
+    cam: &Camera,
+    params: &VisibilityParams,
+) -> Vec<SurfacePoint> {
+    let candidates: Vec<(SurfacePoint, (usize, usize))> = model
+        .iter()
+        .filter_map(|m| {
+            let pt = posed(pose, m);
+            let facing = pt.n.dot(&pt.p.coords.normalize());
+            let ok = pt.p.z > 1e-3 && facing < -params.min_facing && facing >= -params.max_facing;
+            let (u, v) = cam.project_xyz(&pt.p.coords);
+            (ok && cam.covers(u, v)).then(|| {
+                let cell = ((u / params.cell_px) as usize, (v / params.cell_px) as usize);
+                (pt, cell)
+            })
+        })
+        .collect();
+    let cols = (cam.width as f64 / params.cell_px).ceil() as usize + 1;
+    let rows = (cam.height as f64 / params.cell_px).ceil() as usize + 1;
+    let mut zbuf = vec![f64::INFINITY; cols * rows];
+    for (pt, (cx, cy)) in &candidates {
+        let z = &mut zbuf[cy * cols + cx];
+        *z = z.min(pt.p.z);
+    }
+    let visible: Vec<SurfacePoint> = candidates
+        .into_iter()
+        .filter(|(pt, (cx, cy))| pt.p.z <= zbuf[cy * cols + cx] + params.depth_tolerance)
+        .map(|(pt, _)| pt)
+        .collect();
+    subsample(visible, params.max_points)
+}
+
+/// Points of `model` (posed by `pose`, camera frame) on the occluding contour of its projection:
+/// all points in front of the camera are splatted into a grid of `cell_px` pixels over the
+/// projected bounding box, the cells outside the silhouette are found by flood fill from the
+/// grid border (so interior gaps between samples are not mistaken for contour), and every
+/// silhouette cell next to an outside cell contributes its point farthest from the projected
+/// centroid. Evenly subsampled to at most `max_points`. Normals are returned as posed.
+pub fn contour_points(
+    model: &[SurfacePoint],
+    pose: &Isometry3<f64>,
+    cam: &Camera,
+    cell_px: f64,
+    max_points: usize,
+) -> Vec<SurfacePoint> {
+    let projected: Vec<(SurfacePoint, (f64, f64))> = model
+        .iter()
+        .filter_map(|m| {
+            let pt = posed(pose, m);
+            (pt.p.z > 1e-3).then(|| (pt, cam.project_xyz(&pt.p.coords)))
+        })
+        .collect();
+    if projected.is_empty() {
+        return Vec::new();
+    }
+    let (mut lo, mut hi) = (
+        (f64::INFINITY, f64::INFINITY),
+        (f64::NEG_INFINITY, f64::NEG_INFINITY),
+    );
+    let (mut cu, mut cv) = (0.0, 0.0);
+    for (_, (u, v)) in &projected {
+        lo = (lo.0.min(*u), lo.1.min(*v));
+        hi = (hi.0.max(*u), hi.1.max(*v));
+        cu += u;
+        cv += v;
+    }
+    let count = projected.len() as f64;
+    let (cu, cv) = (cu / count, cv / count);
+    // One empty cell of margin on every side, so the flood fill reaches around the silhouette.
+    let cols = ((hi.0 - lo.0) / cell_px) as usize + 3;
+    let rows = ((hi.1 - lo.1) / cell_px) as usize + 3;
+    if cols * rows > 4_000_000 {
+        return Vec::new();
+    }
+    let cell = |u: f64, v: f64| {
+        let x = ((u - lo.0) / cell_px) as usize + 1;
+        let y = ((v - lo.1) / cell_px) as usize + 1;
+        y * cols + x
+    };
+    // Best (farthest from the centroid) point per occupied cell.
+    let mut best: Vec<Option<(f64, usize)>> = vec![None; cols * rows];
+    for (i, (_, (u, v))) in projected.iter().enumerate() {
+        let r2 = (u - cu).powi(2) + (v - cv).powi(2);
+        let b = &mut best[cell(*u, *v)];
+        if b.is_none_or(|(d, _)| r2 > d) {
+            *b = Some((r2, i));
+        }
+    }
+    let mut outside = vec![false; cols * rows];
+    let mut stack = vec![0usize];
+    outside[0] = true;
+    while let Some(c) = stack.pop() {
+        let (x, y) = (c % cols, c / cols);
+        let mut visit = |n: usize| {
+            if !outside[n] && best[n].is_none() {
+                outside[n] = true;
+                stack.push(n);
+            }
+        };
+        if x > 0 {
+            visit(c - 1);
+        }
+        if x + 1 < cols {
+            visit(c + 1);
+        }
+        if y > 0 {
+            visit(c - cols);
+        }
+        if y + 1 < rows {
+            visit(c + cols);
+        }
+    }
+    let contour: Vec<SurfacePoint> = (0..cols * rows)
+        .filter_map(|c| {
+            let (_, i) = best[c]?;
+            let border = outside[c - 1] || outside[c + 1] || outside[c - cols] || outside[c + cols];
+            let (pt, (u, v)) = projected[i];
+            (border && cam.covers(u, v)).then_some(pt)
+        })
+        .collect();
+    subsample(contour, max_points)
+}
+
+/// `m` moved into the camera frame by `pose`.
+fn posed(pose: &Isometry3<f64>, m: &SurfacePoint) -> SurfacePoint {
+    SurfacePoint {
+        p: pose * m.p,
+        n: pose.rotation * m.n,
+    }
+}
+
+/// Every `⌈len/max⌉`-th element, so at most `max` remain (deterministic, spatially even for
+/// surface samples drawn in random order).
+fn subsample<T: Copy>(v: Vec<T>, max: usize) -> Vec<T> {
+    if v.len() <= max || max == 0 {
+        return if max == 0 { Vec::new() } else { v };
+    }
+    let step = v.len() as f64 / max as f64;
+    (0..max).map(|i| v[(i as f64 * step) as usize]).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    use nalgebra::{Point3, Vector3};
+
+    fn cam() -> Camera {
+        Camera {
+            fx: 500.0,
+            fy: 500.0,
+            cx: 160.0,
+            cy: 120.0,
+            width: 320,
+            height: 240,
+        }
+    }
+
+    #[test]
+    fn culls_back_faces_and_occluded_points() {
+        // Two points on the optical axis: a front face (normal towards camera) and a back face.
+        let model = vec![
+            SurfacePoint {
+                p: Point3::new(0.0, 0.0, -0.05),
+                n: -Vector3::z(),
+            },
+            SurfacePoint {
+                p: Point3::new(0.0, 0.0, 0.05),
+                n: Vector3::z(),
+            },
+            // Facing the camera but hidden behind the first point.
+            SurfacePoint {
+                p: Point3::new(0.0, 0.0, 0.2),
+                n: -Vector3::z(),
+            },
+        ];
+        let pose = Isometry3::translation(0.0, 0.0, 1.0);
+        let vis = visible_points(&model, &pose, &cam(), &VisibilityParams::default());
+        assert_eq!(vis.len(), 1);
+        assert!((vis[0].p.z - 0.95).abs() < 1e-12);
+    }
+
+    #[test]
+    fn contour_points_lie_on_the_silhouette() {
+        // A face-on square plate of 10 cm at 1 m: its contour is the square's outline.
+        let mut model = Vec::new();
+        for i in 0..=40 {
+            for j in 0..=40 {
+                model.push(SurfacePoint {
+                    p: Point3::new(i as f64 * 0.0025 - 0.05, j as f64 * 0.0025 - 0.05, 0.0),
+                    n: -Vector3::z(),
+                });
+            }
+        }
+        let pose = Isometry3::translation(0.0, 0.0, 1.0);
+        let c = contour_points(&model, &pose, &cam(), 2.0, 1000);
+        assert!(c.len() > 40, "{}", c.len());
+        for p in &c {
+            let edge = p.p.x.abs().max(p.p.y.abs());
+            assert!(edge > 0.045, "interior point {:?}", p.p);
+        }
+    }
+
+    #[test]
+    fn subsamples_to_the_budget() {
+        let v: Vec<usize> = (0..1000).collect();
+        let s = subsample(v, 300);
+        assert_eq!(s.len(), 300);
+        assert_eq!(s[0], 0);
+    }
+}

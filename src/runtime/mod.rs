@@ -1,0 +1,4 @@
+//! Runtime layer: the streaming pipeline (sources → stages → sinks), queue policies, the control
+//! handle and transports. Imports from `core` and `domains`.
+
+pub mod pipeline;

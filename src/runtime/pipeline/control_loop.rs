@@ -1,0 +1,225 @@
+//! A fixed-rate control loop driven by a [`ControlHandle`]: each tick reads the latest estimate
+//! without blocking, extrapolates it to the tick's time and measures jitter, staleness and the
+//! error against ground truth at that instant.
+
+use crate::core::error::Result;
+use crate::core::geometry::se3;
+use crate::domains::pose::bop::BopDataset;
+use crate::runtime::pipeline::control::ControlHandle;
+use crate::runtime::pipeline::summary::{percentile, RunSummary};
+use nalgebra::Isometry3;
+use serde::Serialize;
+use std::collections::BTreeMap;
+
+/// Loop settings.
+#[derive(Clone, Debug)]
+pub struct ControlLoopConfig {
+    /// Loop frequency (Hz).
+    pub hz: f64,
+    /// Object to control on (default: the first object of the estimate).
+    pub obj_id: Option<u32>,
+}
+
+/// Ground truth over playback time: frame `seq` of the stream is the world at `seq / rate`
+/// seconds on the pipeline clock; between frames the pose is interpolated on SE(3).
+#[derive(Clone, Debug, Default)]
+pub struct GtTimeline {
+    rate_hz: f64,
+    frames: Vec<BTreeMap<u32, Isometry3<f64>>>,
+}
+
+impl GtTimeline {
+    /// The ground truth of `scenes` played one after the other at `rate_hz` (0: no timeline).
+    pub fn from_scenes(
+        ds: &BopDataset,
+        scenes: &[(String, u32)],
+        max_frames: Option<usize>,
+        rate_hz: f64,
+    ) -> Result<Self> {
+        let mut frames = Vec::new();
+        for (split, id) in scenes {
+            let scene = ds.scene(split, *id)?;
+            for im in scene
+                .image_ids
+                .iter()
+                .take(max_frames.unwrap_or(usize::MAX))
+            {
+                let gt = scene.gt.get(im).map(Vec::as_slice).unwrap_or_default();
+                frames.push(gt.iter().map(|g| (g.obj_id, g.pose)).collect());
+            }
+        }
+        Ok(Self { rate_hz, frames })
+    }
+
+    /// A timeline from per-frame poses at `rate_hz`.
+    pub fn new(rate_hz: f64, frames: Vec<BTreeMap<u32, Isometry3<f64>>>) -> Self {
+        Self { rate_hz, frames }
+    }
+
+    /// Every object id appearing in the ground truth.
+    pub fn object_ids(&self) -> Vec<u32> {
+        let ids: std::collections::BTreeSet<u32> =
+            self.frames.iter().flat_map(|f| f.keys().copied()).collect();
+        ids.into_iter().collect()
+    }
+
+    /// Ground-truth pose of `obj_id` at clock time `t`, if `t` lies within the played frames.
+    pub fn at(&self, obj_id: u32, t: f64) -> Option<Isometry3<f64>> {
+        if self.rate_hz <= 0.0 || t < 0.0 {
+            return None;
+        }
+        let x = t * self.rate_hz;
+        let k = x.floor() as usize;
+        let a = self.frames.get(k)?.get(&obj_id)?;
+        let Some(b) = self.frames.get(k + 1).and_then(|f| f.get(&obj_id)) else {
+            return Some(*a);
+        };
+        let xi = se3::log(&(b * a.inverse())) * (x - k as f64);
+        Some(se3::exp(&xi) * a)
+    }
+}
+
+/// Samples of a control loop run.
+#[derive(Clone, Debug, Default)]
+pub struct LoopStats {
+    /// Ticks executed.
+    pub ticks: u64,
+    /// Seconds the loop ran.
+    pub seconds: f64,
+    /// |actual − scheduled| tick time (s).
+    pub jitter: Vec<f64>,
+    /// Tick time minus capture time of the estimate used (s).
+    pub staleness: Vec<f64>,
+    /// Translation error of the extrapolated pose against ground truth at the tick (m).
+    pub error: Vec<f64>,
+    /// Estimates published during the loop.
+    pub estimates: u64,
+}
+
+/// The one-line JSON report of a control loop run (field order as printed).
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct ControlLoopReport {
+    /// Achieved loop rate (Hz).
+    pub loop_hz: f64,
+    /// 99th percentile of tick jitter (ms).
+    pub jitter_p99_ms: f64,
+    /// Median estimate staleness at the tick (ms).
+    pub staleness_p50_ms: f64,
+    /// 99th percentile staleness (ms).
+    pub staleness_p99_ms: f64,
+    /// Median translation error at the control instant (mm).
+    pub error_mm_p50: f64,
+    /// Frames the tracker published estimates for.
+    pub frames: u64,
+    /// Frames dropped by `latest` queues.
+    pub dropped: u64,
+}
+
+impl ControlLoopReport {
+    /// `{"loop_hz":…,"jitter_p99_ms":…,…}` (NaN printed as null).
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).unwrap_or_default()
+    }
+}
+
+impl LoopStats {
+    /// The report, with frame and drop counts from the run's summary.
+    pub fn report(&self, summary: &RunSummary) -> ControlLoopReport {
+        let ms = |v: &[f64], q| percentile(v, q) * 1e3;
+        ControlLoopReport {
+            loop_hz: self.ticks as f64 / self.seconds.max(1e-9),
+            jitter_p99_ms: ms(&self.jitter, 0.99),
+            staleness_p50_ms: ms(&self.staleness, 0.5),
+            staleness_p99_ms: ms(&self.staleness, 0.99),
+            error_mm_p50: ms(&self.error, 0.5),
+            frames: summary
+                .trackers
+                .first()
+                .map_or(self.estimates, |t| t.frames),
+            dropped: summary.total_dropped(),
+        }
+    }
+
+    /// A human-readable line.
+    pub fn describe(&self) -> String {
+        let ms = |v: &[f64], q| percentile(v, q) * 1e3;
+        format!(
+            "control loop: {} ticks in {:.2} s, jitter p50 {:.3} ms p99 {:.3} ms, staleness p50 {:.1} ms p99 {:.1} ms, error p50 {:.2} mm p99 {:.2} mm",
+            self.ticks,
+            self.seconds,
+            ms(&self.jitter, 0.5),
+            ms(&self.jitter, 0.99),
+            ms(&self.staleness, 0.5),
+            ms(&self.staleness, 0.99),
+            ms(&self.error, 0.5),
+            ms(&self.error, 0.99),
+        )
+    }
+}
+
+/// Run the loop at `cfg.hz` until `finished()` returns true.
+pub fn run(
+    handle: &ControlHandle,
+    truth: &GtTimeline,
+    cfg: &ControlLoopConfig,
+    finished: impl Fn() -> bool,
+) -> LoopStats {
+    let clock = handle.clock();
+    let period = 1.0 / cfg.hz.max(1e-3);
+    let start = clock.now();
+    let mut stats = LoopStats::default();
+    let mut k = 0u64;
+    while !finished() {
+        let due = start + k as f64 * period;
+        sleep_until(&clock, due);
+        let t = clock.now();
+        stats.jitter.push((t - due).abs());
+        tick(handle, truth, cfg.obj_id, t, &mut stats);
+        stats.ticks += 1;
+        // After an overrun, resume on the schedule instead of bursting to catch up.
+        k = (k + 1).max(((t - start) / period).floor() as u64 + 1);
+    }
+    stats.seconds = clock.now() - start;
+    stats.estimates = handle.updates();
+    stats
+}
+
+fn tick(
+    handle: &ControlHandle,
+    truth: &GtTimeline,
+    obj_id: Option<u32>,
+    t: f64,
+    stats: &mut LoopStats,
+) {
+    let Some(p) = handle.latest() else { return };
+    stats.staleness.push(p.staleness(t));
+    let Some(obj) = obj_id.or_else(|| p.objects.first().map(|o| o.obj_id)) else {
+        return;
+    };
+    if let (Some(est), Some(gt)) = (p.extrapolate(obj, t), truth.at(obj, t)) {
+        stats.error.push(se3::translation_error(&est, &gt));
+    }
+}
+
+fn sleep_until(clock: &crate::runtime::pipeline::message::Clock, t: f64) {
+    let target = clock.instant(t);
+    let now = std::time::Instant::now();
+    if target > now {
+        std::thread::sleep(target - now);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timeline_interpolates_between_frames() {
+        let f = |z: f64| BTreeMap::from([(1u32, Isometry3::translation(0.0, 0.0, z))]);
+        let tl = GtTimeline::new(10.0, vec![f(1.0), f(2.0)]);
+        let p = tl.at(1, 0.05).unwrap();
+        assert!((p.translation.z - 1.5).abs() < 1e-9);
+        assert!(tl.at(1, 0.5).is_none());
+        assert!(tl.at(2, 0.0).is_none());
+    }
+}

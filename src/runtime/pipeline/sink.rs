@@ -1,0 +1,260 @@
+//! Sinks: where estimates go. JSON lines (stdout, file, UDP) for controllers in any language, and
+//! BOP19 results CSV for evaluation. Every line is written whole and flushed per frame, so a run
+//! stopped midway leaves valid files behind.
+
+use crate::core::error::{Error, Result};
+use crate::domains::pose::bop::{PoseResult, ResultsWriter};
+use crate::runtime::pipeline::message::{
+    Clock, EstimateMsg, ObjectEstimate, SinkMsg, SkippedFrame,
+};
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::net::UdpSocket;
+use std::path::PathBuf;
+
+/// A consumer of pipeline output, run on the sink thread.
+pub trait Sink: Send {
+    /// Name used in error messages.
+    fn name(&self) -> &str;
+    /// Whether this sink wants decoded frames ([`SinkMsg::Frame`]), e.g. to show images.
+    fn wants_frames(&self) -> bool {
+        false
+    }
+    /// Handle one message.
+    fn handle(&mut self, msg: &SinkMsg) -> Result<()>;
+    /// Flush and close at the end of the run (also after a failure).
+    fn finish(&mut self) -> Result<()> {
+        Ok(())
+    }
+}
+
+/// Where JSON lines go.
+#[derive(Clone, Debug, PartialEq)]
+pub enum JsonTarget {
+    /// Standard output.
+    Stdout,
+    /// A file (created or truncated).
+    File(PathBuf),
+    /// One UDP datagram per line to this address (`host:port`).
+    Udp(String),
+}
+
+impl std::str::FromStr for JsonTarget {
+    type Err = Error;
+    /// `-` or `stdout`; `udp://host:port`; anything else is a file path.
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "" => Err(Error::param("jsonl", s, "empty target")),
+            "-" | "stdout" => Ok(JsonTarget::Stdout),
+            _ => Ok(s
+                .strip_prefix("udp://")
+                .map_or_else(|| JsonTarget::File(s.into()), |a| JsonTarget::Udp(a.into()))),
+        }
+    }
+}
+
+enum JsonOut {
+    Writer(Box<dyn Write + Send>),
+    Udp(UdpSocket, String),
+}
+
+/// Writes one JSON object per line: `estimate` and `skipped` messages (schema in the README, "JSON-lines messages").
+pub struct JsonLinesSink {
+    out: JsonOut,
+    clock: Clock,
+    target: String,
+}
+
+impl JsonLinesSink {
+    /// Open `target`; times are converted to Unix time with `clock`.
+    pub fn open(target: &JsonTarget, clock: Clock) -> Result<Self> {
+        let out = match target {
+            JsonTarget::Stdout => JsonOut::Writer(Box::new(std::io::stdout())),
+            JsonTarget::File(p) => {
+                let f = File::create(p).map_err(|e| Error::io(p, e))?;
+                JsonOut::Writer(Box::new(BufWriter::new(f)))
+            }
+            JsonTarget::Udp(addr) => {
+                let sock = UdpSocket::bind("0.0.0.0:0").map_err(|e| Error::io(addr, e))?;
+                JsonOut::Udp(sock, addr.clone())
+            }
+        };
+        Ok(Self {
+            out,
+            clock,
+            target: format!("{target:?}"),
+        })
+    }
+
+    fn write_line(&mut self, v: &Value) -> Result<()> {
+        let line = v.to_string();
+        let err = |e| Error::Other(format!("jsonl sink {}: {e}", self.target));
+        match &mut self.out {
+            JsonOut::Writer(w) => writeln!(w, "{line}").and_then(|_| w.flush()).map_err(err),
+            JsonOut::Udp(sock, addr) => sock
+                .send_to(line.as_bytes(), addr.as_str())
+                .map(drop)
+                .map_err(err),
+        }
+    }
+}
+
+/// The JSON of one object estimate.
+pub fn object_json(o: &ObjectEstimate) -> Value {
+    let t = o.pose.translation.vector;
+    let q = o.pose.rotation.quaternion();
+    let r = o.pose.rotation.to_rotation_matrix();
+    let rm: Vec<f64> = (0..3)
+        .flat_map(|i| (0..3).map(move |j| r[(i, j)]))
+        .collect();
+    let cov: Vec<f64> = (0..6)
+        .flat_map(|i| (0..6).map(move |j| o.covariance[(i, j)]))
+        .collect();
+    json!({
+        "obj_id": o.obj_id,
+        "t": [t.x, t.y, t.z],
+        "q": [q.w, q.i, q.j, q.k],
+        "R": rm,
+        "cov": cov,
+        "velocity": o.velocity.as_slice(),
+        "ess": o.diagnostics.ess,
+        "loss_std": o.diagnostics.loss_std,
+    })
+}
+
+/// The JSON of one estimate message (`"type": "estimate"`).
+pub fn estimate_json(m: &EstimateMsg, clock: &Clock) -> Value {
+    json!({
+        "type": "estimate",
+        "tracker": m.tracker,
+        "seq": m.seq,
+        "scene_id": m.scene_id,
+        "im_id": m.im_id,
+        "capture": m.capture,
+        "publish": m.publish,
+        "capture_unix": clock.unix(m.capture),
+        "publish_unix": clock.unix(m.publish),
+        "latency_ms": m.latency() * 1e3,
+        "objects": m.objects.iter().map(object_json).collect::<Vec<_>>(),
+    })
+}
+
+/// The JSON of one skipped frame (`"type": "skipped"`).
+pub fn skipped_json(s: &SkippedFrame) -> Value {
+    json!({"type": "skipped", "stage": s.stage, "seq": s.seq, "im_id": s.im_id, "reason": s.reason})
+}
+
+impl Sink for JsonLinesSink {
+    fn name(&self) -> &str {
+        "jsonl"
+    }
+
+    fn handle(&mut self, msg: &SinkMsg) -> Result<()> {
+        match msg {
+            SinkMsg::Estimate(m) => self.write_line(&estimate_json(m, &self.clock)),
+            SinkMsg::Skipped(s) => self.write_line(&skipped_json(s)),
+            SinkMsg::Frame(_) => Ok(()),
+        }
+    }
+}
+
+/// Writes BOP19 results, one CSV file per tracker: `pattern` with `{tracker}` replaced.
+pub struct CsvSink {
+    pattern: String,
+    writers: BTreeMap<String, ResultsWriter>,
+}
+
+impl CsvSink {
+    /// A sink writing to `pattern` (e.g. `out/results_{tracker}.csv`); without `{tracker}` the
+    /// tracker name is inserted before the extension when there is more than one tracker.
+    pub fn new(pattern: impl Into<String>) -> Self {
+        Self {
+            pattern: pattern.into(),
+            writers: BTreeMap::new(),
+        }
+    }
+
+    /// The file of `tracker`.
+    pub fn path_for(&self, tracker: &str) -> PathBuf {
+        if self.pattern.contains("{tracker}") {
+            return self.pattern.replace("{tracker}", tracker).into();
+        }
+        let p = PathBuf::from(&self.pattern);
+        let stem = p
+            .file_stem()
+            .map_or("results".into(), |s| s.to_string_lossy().to_string());
+        p.with_file_name(format!("{stem}_{tracker}.csv"))
+    }
+
+    fn writer(&mut self, tracker: &str) -> Result<&mut ResultsWriter> {
+        if !self.writers.contains_key(tracker) {
+            let path = self.path_for(tracker);
+            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+            }
+            self.writers
+                .insert(tracker.to_string(), ResultsWriter::create(&path)?);
+        }
+        Ok(self.writers.get_mut(tracker).expect("inserted above"))
+    }
+}
+
+impl Sink for CsvSink {
+    fn name(&self) -> &str {
+        "csv"
+    }
+
+    fn handle(&mut self, msg: &SinkMsg) -> Result<()> {
+        let SinkMsg::Estimate(m) = msg else {
+            return Ok(());
+        };
+        let w = self.writer(&m.tracker)?;
+        for o in &m.objects {
+            w.write(&PoseResult {
+                scene_id: m.scene_id,
+                im_id: m.im_id,
+                obj_id: o.obj_id,
+                score: 1.0,
+                pose: o.pose,
+                time: m.process_seconds,
+            })?;
+        }
+        w.flush()
+    }
+
+    fn finish(&mut self) -> Result<()> {
+        self.writers.values_mut().try_for_each(ResultsWriter::flush)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_targets() {
+        assert_eq!("-".parse::<JsonTarget>().unwrap(), JsonTarget::Stdout);
+        assert_eq!(
+            "udp://127.0.0.1:9000".parse::<JsonTarget>().unwrap(),
+            JsonTarget::Udp("127.0.0.1:9000".into())
+        );
+        assert_eq!(
+            "a/b.jsonl".parse::<JsonTarget>().unwrap(),
+            JsonTarget::File("a/b.jsonl".into())
+        );
+    }
+
+    #[test]
+    fn csv_paths_per_tracker() {
+        assert_eq!(
+            CsvSink::new("o/r_{tracker}.csv").path_for("sir"),
+            PathBuf::from("o/r_sir.csv")
+        );
+        assert_eq!(
+            CsvSink::new("o/r.csv").path_for("sir"),
+            PathBuf::from("o/r_sir.csv")
+        );
+    }
+}

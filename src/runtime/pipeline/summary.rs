@@ -1,0 +1,295 @@
+//! The run summary: frames, drops, skips, latency percentiles and pose errors per tracker.
+
+use crate::core::geometry::se3;
+use crate::domains::pose::bop::GtPose;
+use crate::runtime::pipeline::message::{EstimateMsg, SkippedFrame};
+use nalgebra::Point3;
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::Arc;
+
+/// Model points per object id, for the ADD error (metres, model frame).
+pub type ModelPoints = BTreeMap<u32, Arc<Vec<Point3<f64>>>>;
+
+/// Percentile `q ∈ [0, 1]` of `v` (nearest rank); NaN when empty.
+pub fn percentile(v: &[f64], q: f64) -> f64 {
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    let mut s = v.to_vec();
+    s.sort_by(f64::total_cmp);
+    let rank = ((q * s.len() as f64).ceil() as usize).clamp(1, s.len());
+    s[rank - 1]
+}
+
+fn mean(v: &[f64]) -> f64 {
+    if v.is_empty() {
+        f64::NAN
+    } else {
+        v.iter().sum::<f64>() / v.len() as f64
+    }
+}
+
+/// ADD: mean distance between model points under the two poses (metres).
+pub fn add_error(
+    points: &[Point3<f64>],
+    a: &nalgebra::Isometry3<f64>,
+    b: &nalgebra::Isometry3<f64>,
+) -> f64 {
+    let d: Vec<f64> = points.iter().map(|p| (a * p - b * p).norm()).collect();
+    mean(&d)
+}
+
+/// Samples of one tracker accumulated while running.
+#[derive(Clone, Debug, Default)]
+struct TrackerSamples {
+    frames: u64,
+    latency_ms: Vec<f64>,
+    process_ms: Vec<f64>,
+    trans_mm: Vec<f64>,
+    rot_deg: Vec<f64>,
+    add_mm: Vec<f64>,
+    ess: Vec<f64>,
+}
+
+/// One tracker's line of the summary.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct TrackerSummary {
+    /// Tracker name.
+    pub tracker: String,
+    /// Frames it published estimates for.
+    pub frames: u64,
+    /// Capture-to-publish latency, median (ms).
+    pub latency_p50_ms: f64,
+    /// Capture-to-publish latency, 99th percentile (ms).
+    pub latency_p99_ms: f64,
+    /// Tracker time per frame, median (ms).
+    pub process_p50_ms: f64,
+    /// Mean translation error against ground truth (mm; NaN without ground truth).
+    pub trans_err_mm: f64,
+    /// Mean rotation error against ground truth (degrees).
+    pub rot_err_deg: f64,
+    /// Mean ADD against ground truth (mm; NaN without model points).
+    pub add_mm: f64,
+    /// Mean effective sample size reported by the filter.
+    pub ess_mean: f64,
+}
+
+/// Everything a run reports at the end.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct RunSummary {
+    /// Queue policy of the run.
+    pub policy: String,
+    /// Playback rate (Hz), or `None` for as fast as possible.
+    pub rate_hz: Option<f64>,
+    /// Frames the source emitted.
+    pub source_frames: u64,
+    /// Frames dropped by `latest` queues, per queue (`"decode"`, `"filter:NAME"`).
+    pub dropped: BTreeMap<String, u64>,
+    /// Frames skipped (corrupt or unreadable), with reasons.
+    pub skipped: Vec<SkippedSummary>,
+    /// Per tracker.
+    pub trackers: Vec<TrackerSummary>,
+    /// Wall-clock seconds of the run.
+    pub seconds: f64,
+    /// Whether the run was stopped by Ctrl-C.
+    pub interrupted: bool,
+    /// The stage failure that ended the run, if any.
+    pub failure: Option<String>,
+}
+
+/// A skipped frame as reported.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct SkippedSummary {
+    /// Stage that skipped it.
+    pub stage: String,
+    /// BOP image id.
+    pub im_id: u32,
+    /// Why.
+    pub reason: String,
+}
+
+impl RunSummary {
+    /// Total frames dropped over all queues.
+    pub fn total_dropped(&self) -> u64 {
+        self.dropped.values().sum()
+    }
+
+    /// The line of tracker `name`.
+    pub fn tracker(&self, name: &str) -> Option<&TrackerSummary> {
+        self.trackers.iter().find(|t| t.tracker == name)
+    }
+}
+
+impl fmt::Display for RunSummary {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let rate = self
+            .rate_hz
+            .map_or("max".to_string(), |r| format!("{r} Hz"));
+        writeln!(
+            f,
+            "run: {} frames from source in {:.2} s, policy {}, playback {}, dropped {}, skipped {}{}",
+            self.source_frames,
+            self.seconds,
+            self.policy,
+            rate,
+            self.total_dropped(),
+            self.skipped.len(),
+            if self.interrupted { ", interrupted" } else { "" }
+        )?;
+        writeln!(
+            f,
+            "{:<10} {:>6} {:>10} {:>10} {:>10} {:>9} {:>8} {:>8} {:>7}",
+            "tracker",
+            "frames",
+            "lat50 ms",
+            "lat99 ms",
+            "proc50 ms",
+            "trans mm",
+            "rot deg",
+            "ADD mm",
+            "ESS"
+        )?;
+        for t in &self.trackers {
+            writeln!(
+                f,
+                "{:<10} {:>6} {:>10.2} {:>10.2} {:>10.2} {:>9.2} {:>8.2} {:>8.2} {:>7.1}",
+                t.tracker,
+                t.frames,
+                t.latency_p50_ms,
+                t.latency_p99_ms,
+                t.process_p50_ms,
+                t.trans_err_mm,
+                t.rot_err_deg,
+                t.add_mm,
+                t.ess_mean
+            )?;
+        }
+        for s in &self.skipped {
+            writeln!(f, "skipped im_id {} in {}: {}", s.im_id, s.stage, s.reason)?;
+        }
+        if let Some(e) = &self.failure {
+            writeln!(f, "FAILED: {e}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Accumulates estimates and skips into a [`RunSummary`].
+#[derive(Default)]
+pub struct SummaryCollector {
+    trackers: BTreeMap<String, TrackerSamples>,
+    order: Vec<String>,
+    skipped: Vec<SkippedSummary>,
+    models: ModelPoints,
+}
+
+impl SummaryCollector {
+    /// A collector that computes ADD for the objects in `models`.
+    pub fn new(models: ModelPoints) -> Self {
+        Self {
+            models,
+            ..Self::default()
+        }
+    }
+
+    /// Register a tracker so that it appears in the summary even without output.
+    pub fn register(&mut self, tracker: &str) {
+        if !self.trackers.contains_key(tracker) {
+            self.order.push(tracker.to_string());
+            self.trackers
+                .insert(tracker.to_string(), TrackerSamples::default());
+        }
+    }
+
+    /// Account for one estimate message.
+    pub fn add_estimate(&mut self, m: &EstimateMsg) {
+        self.register(&m.tracker);
+        let models = &self.models;
+        let s = self.trackers.entry(m.tracker.clone()).or_default();
+        s.frames += 1;
+        s.latency_ms.push(m.latency() * 1e3);
+        s.process_ms.push(m.process_seconds * 1e3);
+        for o in &m.objects {
+            s.ess.push(o.diagnostics.ess);
+            if let Some(gt) = find_gt(&m.gt, o.obj_id) {
+                s.trans_mm
+                    .push(se3::translation_error(&o.pose, &gt.pose) * 1e3);
+                s.rot_deg.push(se3::rotation_error_deg(&o.pose, &gt.pose));
+                if let Some(pts) = models.get(&o.obj_id) {
+                    s.add_mm.push(add_error(pts, &o.pose, &gt.pose) * 1e3);
+                }
+            }
+        }
+    }
+
+    /// Account for a skipped frame.
+    pub fn add_skipped(&mut self, s: &SkippedFrame) {
+        self.skipped.push(SkippedSummary {
+            stage: s.stage.clone(),
+            im_id: s.im_id,
+            reason: s.reason.clone(),
+        });
+    }
+
+    /// Frames published so far by `tracker`.
+    pub fn frames(&self, tracker: &str) -> u64 {
+        self.trackers.get(tracker).map_or(0, |s| s.frames)
+    }
+
+    /// Latency p50 over all trackers so far (ms), for progress lines.
+    pub fn latency_p50_ms(&self) -> f64 {
+        let all: Vec<f64> = self
+            .trackers
+            .values()
+            .flat_map(|s| s.latency_ms.clone())
+            .collect();
+        percentile(&all, 0.5)
+    }
+
+    /// The tracker lines, in registration order.
+    pub fn tracker_summaries(&self) -> Vec<TrackerSummary> {
+        self.order
+            .iter()
+            .map(|name| summarize(name, &self.trackers[name]))
+            .collect()
+    }
+
+    /// The skipped frames so far.
+    pub fn skipped(&self) -> Vec<SkippedSummary> {
+        self.skipped.clone()
+    }
+}
+
+fn find_gt(gt: &[GtPose], obj_id: u32) -> Option<&GtPose> {
+    gt.iter().find(|g| g.obj_id == obj_id)
+}
+
+fn summarize(name: &str, s: &TrackerSamples) -> TrackerSummary {
+    TrackerSummary {
+        tracker: name.to_string(),
+        frames: s.frames,
+        latency_p50_ms: percentile(&s.latency_ms, 0.5),
+        latency_p99_ms: percentile(&s.latency_ms, 0.99),
+        process_p50_ms: percentile(&s.process_ms, 0.5),
+        trans_err_mm: mean(&s.trans_mm),
+        rot_err_deg: mean(&s.rot_deg),
+        add_mm: mean(&s.add_mm),
+        ess_mean: mean(&s.ess),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentiles_by_nearest_rank() {
+        let v: Vec<f64> = (1..=100).map(f64::from).collect();
+        assert_eq!(percentile(&v, 0.5), 50.0);
+        assert_eq!(percentile(&v, 0.99), 99.0);
+        assert_eq!(percentile(&v, 1.0), 100.0);
+        assert!(percentile(&[], 0.5).is_nan());
+    }
+}
