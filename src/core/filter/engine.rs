@@ -1,16 +1,22 @@
 //! The filter: an ordered list of [`Step`]s applied to a [`ParticleSet`] for any [`Model`].
+//!
+//! The engine only schedules and rolls back; what each step does is defined once, in
+//! [`crate::core::filter::step`]. Two schedules run the same step code:
+//! - **step by step** (the general case): consecutive row-local steps run as one parallel pass over
+//!   the particles, a set-level step (pair move, resampling) runs on the whole set between passes;
+//! - **particle-major windows**, when every step is row-local (no pair term, no resampling:
+//!   `grad`, `sgd`, `wpf`): each particle runs a whole window of observations on its own row, which
+//!   stays in cache, and the log-weights are settled afterwards update by update.
+//!
+//! Particle `i`'s path depends only on its own row, payload and random streams `(seed, t<<8 | k, i)`,
+//! and log-weight normalisation `ℓ ← ℓ − log Σ_j exp ℓ_j` is a shift common to all particles, so
+//! both schedules give bit-identical numbers, whatever the thread count.
 
 use crate::core::error::{Error, Result};
-use crate::core::filter::independent::{self, increment, jitter_row, row_finite, Plan, RowTrace};
-use crate::core::filter::interaction;
 use crate::core::filter::model::Model;
-use crate::core::filter::particles::{ess_of, normalize_log, ParticleSet};
-use crate::core::filter::resample;
-use crate::core::filter::rng::stream;
-use crate::core::filter::steps::{
-    MoveConfig, ResampleConfig, ResampleWhen, Reweight, Step, StepSize, Substeps,
-};
-use rayon::prelude::*;
+use crate::core::filter::particles::{ess_of, ParticleSet};
+use crate::core::filter::step::{reweighted, Guard, Row, RowMemo, RowPlan, SetCtx, Step};
+use std::ops::Range;
 use std::time::Instant;
 
 /// Per-update diagnostics.
@@ -41,51 +47,41 @@ pub struct Filter {
     particles: ParticleSet,
     seed: u64,
     t: usize,
-    scratch: Scratch,
-}
-
-/// Buffers reused across updates, so that an update allocates nothing proportional to `n·m`.
-#[derive(Clone, Debug, Default)]
-struct Scratch {
-    /// The particles as they were before the update (restored on error).
-    backup: Option<ParticleSet>,
-    /// Gradients (`n × m`).
-    grads: Vec<f64>,
-    /// Pair sums (`n × m`).
-    pair: Vec<f64>,
+    guard: Guard,
+    /// Reusable `n × m` buffers of set-level moves (gradients, pair sums).
+    buffers: (Vec<f64>, Vec<f64>),
     /// The last losses the last successful update evaluated (one per particle).
     last_losses: Vec<f64>,
-    /// A window's last losses until the window commits.
-    pending_losses: Option<Vec<f64>>,
 }
 
-/// Scratch state threaded through the steps of one update.
-#[derive(Default)]
-struct UpdateState {
-    /// Whether the pre-update particles are held in `Scratch::backup` (or swapped into it).
-    saved: bool,
-    /// Losses at the positions before the last move (for the trapezoid rule).
-    loss_before: Option<Vec<f64>>,
-    /// The last losses evaluated, for diagnostics.
-    last_loss: Option<Vec<f64>>,
-    /// The log-weights before the update's first reweight (restored on error: a reweight changes
-    /// them without a backup of the particles).
-    log_w_before: Option<Option<Vec<f64>>>,
-    diag: Diagnostics,
+/// What one particle did in a row pass.
+struct RowTrace {
+    /// Reweight increments, one per (update, reweight step), update-major.
+    increments: Vec<f64>,
+    /// The particle's memo after each update of the pass.
+    memos: Vec<RowMemo>,
+}
+
+/// Where a particle's row failed: `(update, step)` and the error (which names the particle).
+struct RowFailure {
+    at: (usize, usize),
+    error: Error,
 }
 
 impl Filter {
     /// A filter with the given steps over existing particles.
     pub fn new(steps: Vec<Step>, particles: ParticleSet, seed: u64) -> Result<Self> {
         for step in &steps {
-            validate_step(step)?;
+            step.validate()?;
         }
         Ok(Self {
             steps,
             particles,
             seed,
             t: 0,
-            scratch: Scratch::default(),
+            guard: Guard::default(),
+            buffers: Default::default(),
+            last_losses: Vec::new(),
         })
     }
 
@@ -94,7 +90,8 @@ impl Filter {
         &self.particles
     }
 
-    /// The particles, mutable (e.g. to re-centre a tangent space between updates).
+    /// The particles, mutable (e.g. to re-centre a tangent space, or to update the payload,
+    /// between updates).
     pub fn particles_mut(&mut self) -> &mut ParticleSet {
         &mut self.particles
     }
@@ -107,12 +104,17 @@ impl Filter {
     /// The per-particle losses last evaluated by the last update (before its final move, for
     /// moving filters; at the reweighted positions for weighting filters). Empty before the first.
     pub fn last_losses(&self) -> &[f64] {
-        &self.scratch.last_losses
+        &self.last_losses
     }
 
     /// Number of updates done so far.
     pub fn updates(&self) -> usize {
         self.t
+    }
+
+    /// Whether every step is row-local, so that windows run particle-major.
+    pub fn is_particle_major(&self) -> bool {
+        self.steps.iter().all(Step::is_row_local)
     }
 
     /// Assimilate one observation, held by `model`: run every step in order.
@@ -127,9 +129,8 @@ impl Filter {
     }
 
     /// Assimilate a window of observations in order, one update each: the same numbers as calling
-    /// [`Self::update`] on each model in turn. When the particles do not interact (no pair term,
-    /// no resampling — e.g. the WPF or a gradient filter) the window runs particle-major (see
-    /// [`crate::core::filter::independent`]), each particle's row staying in cache across the window.
+    /// [`Self::update`] on each model in turn. When every step is row-local the window runs
+    /// particle-major (see the module docs).
     ///
     /// The window is atomic: on error the filter is left exactly as it was before the call, and
     /// the error names the update number and the particle. Among several failures it reports the
@@ -142,59 +143,49 @@ impl Filter {
                 got: model.dim().to_string(),
             });
         }
-        if independent::is_independent(&self.steps) {
-            return self.window_independent(models);
+        if self.is_particle_major() {
+            return self.window(models);
         }
         if let [model] = models {
             return self.update_coupled(*model).map(|d| vec![d]);
         }
-        let (start, t0, last) = (
-            self.particles.clone(),
-            self.t,
-            self.scratch.last_losses.clone(),
-        );
+        let (start, t0, last) = (self.particles.clone(), self.t, self.last_losses.clone());
         let diags: Result<Vec<Diagnostics>> =
             models.iter().map(|m| self.update_coupled(*m)).collect();
         if diags.is_err() {
-            (self.particles, self.t, self.scratch.last_losses) = (start, t0, last);
+            (self.particles, self.t, self.last_losses) = (start, t0, last);
         }
         diags
     }
 
-    /// The particle-major window: every particle runs all updates on a copy of its row, then the
-    /// log-weights are settled update by update; committed only if everything succeeded.
-    fn window_independent<M: Model + ?Sized>(&mut self, models: &[&M]) -> Result<Vec<Diagnostics>> {
+    /// The particle-major window: one row pass over every update and step, then the log-weights
+    /// settled update by update; committed only if everything succeeded.
+    fn window<M: Model + ?Sized>(&mut self, models: &[&M]) -> Result<Vec<Diagnostics>> {
         let start = Instant::now();
-        let plan = self.plan(models);
-        let mut next = self.spare_buffer();
-        let (steps, ctx) = (&self.steps, (self.seed, self.t));
-        let rows = next.assign_rows(&self.particles, |i, x, d| {
-            d.copy_from_slice(x);
-            independent::run_row(steps, &plan, models, ctx, i, d)
-        });
-        let (traces, failure) = split_failure(rows);
-        // Settle the updates before the earliest failing one: a non-finite log-weight there is the
-        // earlier failure and is the one reported.
+        self.guard.begin();
+        let fresh = vec![RowMemo::default(); self.particles.len()];
+        let (traces, failure) = self.row_pass(models, 0..self.steps.len(), &fresh);
         let settled_updates = failure
             .as_ref()
             .map_or(models.len(), |f| f.at.0 - self.t - 1);
         let settled = self
-            .settle(settled_updates, &plan, &traces)
+            .settle(models, settled_updates, &traces)
             .and_then(|s| failure.map_or(Ok(s), |f| Err(f.error)));
         let (log_w, mut diags) = match settled {
             Ok(s) => s,
             Err(e) => {
-                self.scratch.backup = Some(next);
+                self.guard.restore(&mut self.particles);
                 return Err(e);
             }
         };
         if let Some(lw) = log_w {
-            next.log_weights_mut().copy_from_slice(&lw);
+            self.particles.log_weights_mut().copy_from_slice(&lw);
         }
-        std::mem::swap(&mut self.particles, &mut next);
-        self.scratch.backup = Some(next);
-        if let Some(l) = self.scratch.pending_losses.take() {
-            self.scratch.last_losses = l;
+        if self.evaluates() && !models.is_empty() {
+            self.last_losses = traces
+                .iter()
+                .map(|tr| tr.memos[models.len() - 1].last)
+                .collect();
         }
         self.t += models.len();
         let seconds = start.elapsed().as_secs_f64() / models.len().max(1) as f64;
@@ -202,103 +193,142 @@ impl Filter {
         Ok(diags)
     }
 
-    /// Sub-move sizes and counts of every (update, step) of a window.
-    fn plan<M: Model + ?Sized>(&self, models: &[&M]) -> Plan {
-        let n = self.particles.len();
-        let moves = models
-            .iter()
-            .flat_map(|model| {
-                self.steps.iter().map(move |step| match step {
-                    Step::Move(cfg) => {
-                        let eta = cfg.step.resolve(n).0;
-                        let k = substep_count(cfg.substeps, eta, *model);
-                        (eta / k as f64, k)
-                    }
-                    _ => (0.0, 0),
-                })
-            })
-            .collect();
-        Plan {
-            moves,
-            steps: self.steps.len(),
-            reweights: (self.steps.iter())
-                .filter(|s| matches!(s, Step::Reweight(_)))
-                .count(),
-        }
+    /// Whether any step evaluates the loss (so that an update has "last losses").
+    fn evaluates(&self) -> bool {
+        (self.steps.iter()).any(|s| matches!(s, Step::Move(_) | Step::Reweight(_)))
     }
 
-    /// The log-weights after each of the first `updates` updates of a window, from the particles'
-    /// traces, with the arithmetic of [`Self::reweight`]; returns the final log-weights (if any
-    /// reweight ran) and one [`Diagnostics`] per update (the last update's losses are left in
-    /// `pending_losses` until the window commits).
-    fn settle(
+    /// Run steps `ks` of updates `t+1 … t+len(models)` on every particle, each particle on its own
+    /// row (starting from `memo[i]`); returns the traces and the failure that the step-by-step
+    /// schedule would meet first (earliest update, then step, then lowest particle), so that the
+    /// reported failure does not depend on the thread schedule.
+    fn row_pass<M: Model + ?Sized>(
         &mut self,
+        models: &[&M],
+        ks: Range<usize>,
+        memo: &[RowMemo],
+    ) -> (Vec<RowTrace>, Option<RowFailure>) {
+        let n = self.particles.len();
+        let plans: Vec<Vec<RowPlan>> = models.iter().map(|m| self.plans(*m, n)).collect();
+        let changes = models.iter().any(|m| {
+            self.steps[ks.clone()]
+                .iter()
+                .any(|s| s.changes_positions(*m))
+        });
+        let (steps, seed, t0) = (&self.steps, self.seed, self.t);
+        let run = |i: usize, state: &[f64], x: &mut [f64]| {
+            let mut trace = RowTrace {
+                increments: Vec::new(),
+                memos: Vec::with_capacity(models.len()),
+            };
+            let mut mm = memo[i];
+            let failure = models.iter().enumerate().find_map(|(b, model)| {
+                let t = t0 + b + 1;
+                if b > 0 {
+                    mm = RowMemo::default();
+                }
+                let fail = ks.clone().find_map(|k| {
+                    let mut row = Row {
+                        i,
+                        t,
+                        k,
+                        seed,
+                        x: &mut *x,
+                        state,
+                    };
+                    match steps[k].run_row(*model, plans[b][k], &mut row, &mut mm) {
+                        Ok(inc) => {
+                            trace.increments.extend(inc);
+                            None
+                        }
+                        Err(error) => Some(RowFailure { at: (t, k), error }),
+                    }
+                });
+                if fail.is_none() {
+                    trace.memos.push(mm);
+                }
+                fail
+            });
+            (trace, failure)
+        };
+        let rows = match changes {
+            true => self.guard.change_rows(&mut self.particles, run),
+            false => self.particles.update_rows(run),
+        };
+        earliest_failure(rows)
+    }
+
+    /// The row plan of every step for one update's model.
+    fn plans<M: Model + ?Sized>(&self, model: &M, n: usize) -> Vec<RowPlan> {
+        (self.steps.iter().enumerate())
+            .map(|(k, step)| RowPlan {
+                movement: match step {
+                    Step::Move(cfg) => cfg.movement(n, model),
+                    _ => (0.0, 0),
+                },
+                reweight_follows: matches!(self.steps.get(k + 1), Some(Step::Reweight(_))),
+            })
+            .collect()
+    }
+
+    /// The log-weights after each of the first `updates` updates of a pass, from the rows' traces
+    /// (increments in step order), and one [`Diagnostics`] per update.
+    fn settle<M: Model + ?Sized>(
+        &mut self,
+        models: &[&M],
         updates: usize,
-        plan: &Plan,
         traces: &[RowTrace],
     ) -> Result<(Option<Vec<f64>>, Vec<Diagnostics>)> {
-        let mut lw = self.particles.log_weights().map(<[f64]>::to_vec);
-        let reweights: Vec<&Reweight> = (self.steps.iter())
+        let reweights: Vec<_> = (self.steps.iter())
             .filter_map(|s| match s {
-                Step::Reweight(rw) => Some(rw),
+                Step::Reweight(rw) => Some(*rw),
                 _ => None,
             })
             .collect();
-        let evaluates = (self.steps.iter()).any(|s| matches!(s, Step::Move(_) | Step::Reweight(_)));
+        let mut lw = self.particles.log_weights().map(<[f64]>::to_vec);
+        let n = self.particles.len();
         let mut diags = Vec::with_capacity(updates);
-        let mut last = Vec::new();
-        for b in 0..updates {
+        for (b, model) in models.iter().enumerate().take(updates) {
             let t = self.t + b + 1;
             for (j, rw) in reweights.iter().enumerate() {
                 let inc: Vec<f64> = (traces.iter())
-                    .map(|tr| tr.increments[b * plan.reweights + j])
+                    .map(|tr| tr.increments[b * reweights.len() + j])
                     .collect();
                 lw = Some(reweighted(lw.as_deref(), &inc, rw, t)?);
             }
             let mut d = Diagnostics {
                 step: t,
-                ess: lw.as_deref().map_or(traces.len() as f64, ess_of),
-                substeps: (0..plan.steps).map(|k| plan.movement(b, k).1).sum(),
+                ess: lw.as_deref().map_or(n as f64, ess_of),
+                substeps: self.plans(*model, n).iter().map(|p| p.movement.1).sum(),
                 ..Diagnostics::default()
             };
-            if evaluates {
-                last = traces.iter().map(|tr| tr.last[b]).collect();
+            if self.evaluates() {
+                let last: Vec<f64> = traces.iter().map(|tr| tr.memos[b].last).collect();
                 (d.loss_mean, d.loss_std) = mean_std(&last);
             }
             diags.push(d);
         }
-        self.scratch.pending_losses = (evaluates && updates > 0).then_some(last);
         Ok((lw, diags))
     }
 
-    /// One update of a filter whose particles interact (pair term or resampling).
+    /// One update, step by step: consecutive row-local steps as one row pass (with their
+    /// reweights settled right after it), set-level steps on the whole set.
     fn update_coupled<M: Model + ?Sized>(&mut self, model: &M) -> Result<Diagnostics> {
         let start = Instant::now();
-        self.t += 1;
-        let mut state = UpdateState::default();
-        // The steps are taken out for the loop (each step borrows the filter mutably) and put back.
-        let steps = std::mem::take(&mut self.steps);
-        let result = steps
-            .iter()
-            .enumerate()
-            .try_for_each(|(k, step)| self.apply(k, step, model, &mut state));
-        self.steps = steps;
+        self.guard.begin();
+        let mut memo = vec![RowMemo::default(); self.particles.len()];
+        let mut diag = Diagnostics::default();
+        let result = segments(&self.steps)
+            .into_iter()
+            .try_for_each(|seg| self.run_segment(model, seg, &mut memo, &mut diag));
         if let Err(e) = result {
-            if let (true, Some(backup)) = (state.saved, self.scratch.backup.as_mut()) {
-                std::mem::swap(&mut self.particles, backup);
-            }
-            if let Some(lw) = state.log_w_before {
-                self.particles.restore_log_weights(lw);
-            }
-            self.t -= 1;
+            self.guard.restore(&mut self.particles);
             return Err(e);
         }
-        let mut diag = state.diag;
-        if let Some(l) = state.last_loss {
-            let (mean, std) = mean_std(&l);
-            diag.loss_mean = mean;
-            diag.loss_std = std;
-            self.scratch.last_losses = l;
+        self.t += 1;
+        if self.evaluates() {
+            self.last_losses = memo.iter().map(|m| m.last).collect();
+            (diag.loss_mean, diag.loss_std) = mean_std(&self.last_losses);
         }
         diag.step = self.t;
         diag.ess = self.particles.ess();
@@ -306,218 +336,80 @@ impl Filter {
         Ok(diag)
     }
 
-    /// Step `k` of this update.
-    fn apply<M: Model + ?Sized>(
-        &mut self,
-        k: usize,
-        step: &Step,
-        model: &M,
-        st: &mut UpdateState,
-    ) -> Result<()> {
-        let key = ((self.t as u64) << 8) | k as u64;
-        match step {
-            Step::Propagate => self.propagate(model, key, st),
-            Step::Jitter { sigma } => self.jitter(*sigma, key, st),
-            Step::Move(cfg) => self.move_particles(cfg, model, st),
-            Step::Reweight(rw) => self.reweight(rw, model, st),
-            Step::Resample(cfg) => self.resample(cfg, key, st),
-        }
-    }
-
-    /// Apply `f` to every particle with its own stream `(seed, key, i)`, then check finiteness.
-    fn for_each_particle(
-        &mut self,
-        key: u64,
-        what: &str,
-        f: impl Fn(&mut [f64], &mut dyn rand::RngCore) + Sync,
-    ) -> Result<()> {
-        let (m, seed) = (self.particles.dim(), self.seed);
-        self.particles
-            .as_mut_slice()
-            .par_chunks_mut(m)
-            .enumerate()
-            .for_each(|(i, row)| f(row, &mut stream(seed, key, i as u64)));
-        check_finite(self.particles.as_slice(), m, what, self.t)
-    }
-
-    /// The backup buffer (its contents stale), or a fresh copy of the particles the first time: the
-    /// target of a double-buffered change.
-    fn spare_buffer(&mut self) -> ParticleSet {
-        self.scratch
-            .backup
-            .take()
-            .unwrap_or_else(|| self.particles.clone())
-    }
-
-    /// Keep the pre-update particles (once per update) before a step changes them in place, so a
-    /// failure later in the update can restore them.
-    fn save(&mut self, st: &mut UpdateState) {
-        if st.saved {
-            return;
-        }
-        match &mut self.scratch.backup {
-            Some(b) => b.copy_from(&self.particles),
-            None => self.scratch.backup = Some(self.particles.clone()),
-        }
-        st.saved = true;
-    }
-
-    fn propagate<M: Model + ?Sized>(
+    /// One segment of update `t + 1`: a range of row-local steps, or one set-level step.
+    fn run_segment<M: Model + ?Sized>(
         &mut self,
         model: &M,
-        key: u64,
-        st: &mut UpdateState,
+        seg: Range<usize>,
+        memo: &mut [RowMemo],
+        diag: &mut Diagnostics,
     ) -> Result<()> {
-        if !model.has_transition() {
-            return Ok(());
+        let k = seg.start;
+        if !self.steps[k].is_row_local() {
+            let steps = std::mem::take(&mut self.steps);
+            let mut cx = SetCtx {
+                particles: &mut self.particles,
+                guard: &mut self.guard,
+                memo,
+                diag,
+                buffers: &mut self.buffers,
+                seed: self.seed,
+                t: self.t + 1,
+                k,
+            };
+            let result = steps[k].run_set(model, &mut cx);
+            self.steps = steps;
+            return result;
         }
-        self.save(st);
-        self.for_each_particle(key, "state after transition", |row, rng| {
-            model.transition(row, rng)
-        })
-    }
-
-    fn jitter(&mut self, sigma: f64, key: u64, st: &mut UpdateState) -> Result<()> {
-        if sigma == 0.0 {
-            return Ok(());
+        let (traces, failure) = self.row_pass(&[model], seg.clone(), memo);
+        if let Some(f) = failure {
+            return Err(f.error);
         }
-        self.save(st);
-        self.for_each_particle(key, "state after jitter", |row, rng| {
-            jitter_row(sigma, row, rng)
-        })
-    }
-
-    fn move_particles<M: Model + ?Sized>(
-        &mut self,
-        cfg: &MoveConfig,
-        model: &M,
-        st: &mut UpdateState,
-    ) -> Result<()> {
-        let (n, m) = (self.particles.len(), self.particles.dim());
-        let (eta, gamma) = cfg.step.resolve(n);
-        let pair_eps = cfg
-            .pair
-            .map(|p| interaction::epsilon(p.gamma.unwrap_or(gamma), m))
-            .transpose()?;
-        let k = substep_count(cfg.substeps, eta, model);
-        let mut grads = std::mem::take(&mut self.scratch.grads);
-        grads.resize(n * m, 0.0);
-        let mut pair = std::mem::take(&mut self.scratch.pair);
-        pair.resize(if pair_eps.is_some() { n * m } else { 0 }, 0.0);
-        let result = self.move_with(
-            model,
-            st,
-            (eta / k as f64, k, pair_eps),
-            &mut grads,
-            &mut pair,
-        );
-        self.scratch.grads = grads;
-        self.scratch.pair = pair;
-        result
-    }
-
-    /// `k` sub-moves of size `eta_k` (with the pair term when `pair_eps` is set), using the
-    /// supplied gradient and pair-sum buffers.
-    fn move_with<M: Model + ?Sized>(
-        &mut self,
-        model: &M,
-        st: &mut UpdateState,
-        (eta_k, k, pair_eps): (f64, usize, Option<f64>),
-        grads: &mut [f64],
-        pair: &mut [f64],
-    ) -> Result<()> {
-        let (n, m) = (self.particles.len(), self.particles.dim());
-        let mut ratio_sum = 0.0;
-        for s in 0..k {
-            let losses = evaluate(model, &self.particles, Some(grads), self.t)?;
-            if s == 0 {
-                st.loss_before = Some(losses.clone());
-            }
-            if let Some(eps) = pair_eps {
-                interaction::pair_sums(self.particles.as_slice(), n, m, eps, pair);
-                let (mean, _) = mean_std(&losses);
-                let c = (m as f64 - 2.0) / (eps * eps);
-                ratio_sum += add_pair_term(grads, pair, &losses, mean, c, m);
-            }
-            self.gradient_step(grads, eta_k, st);
-            check_move(self.particles.as_slice(), grads, m, self.t)?;
-            st.last_loss = Some(losses);
+        for (m, tr) in memo.iter_mut().zip(&traces) {
+            *m = tr.memos[0];
         }
-        st.diag.substeps += k;
-        st.diag.pair_to_grad = ratio_sum / k as f64;
+        let plans = self.plans(model, self.particles.len());
+        diag.substeps += seg.clone().map(|k| plans[k].movement.1).sum::<usize>();
+        let reweights: Vec<_> = (self.steps[seg].iter())
+            .filter_map(|s| match s {
+                Step::Reweight(rw) => Some(*rw),
+                _ => None,
+            })
+            .collect();
+        for (j, rw) in reweights.iter().enumerate() {
+            let inc: Vec<f64> = traces.iter().map(|tr| tr.increments[j]).collect();
+            let lw = reweighted(self.particles.log_weights(), &inc, rw, self.t + 1)?;
+            self.guard.save_log_weights(&self.particles);
+            self.particles.log_weights_mut().copy_from_slice(&lw);
+        }
         Ok(())
-    }
-
-    /// `p ← p − η g`. The update's first change of the particles writes the new positions into the
-    /// backup buffer and swaps, so the old positions become the backup without a copy.
-    fn gradient_step(&mut self, grads: &[f64], eta: f64, st: &mut UpdateState) {
-        if st.saved {
-            self.particles
-                .as_mut_slice()
-                .par_iter_mut()
-                .zip(grads.par_iter())
-                .for_each(|(x, g)| *x -= eta * g);
-            return;
-        }
-        let mut next = self.spare_buffer();
-        next.assign_gradient_step(&self.particles, grads, eta);
-        std::mem::swap(&mut self.particles, &mut next);
-        self.scratch.backup = Some(next);
-        st.saved = true;
-    }
-
-    fn reweight<M: Model + ?Sized>(
-        &mut self,
-        rw: &Reweight,
-        model: &M,
-        st: &mut UpdateState,
-    ) -> Result<()> {
-        let after = evaluate(model, &self.particles, None, self.t)?;
-        let before = st.loss_before.as_deref();
-        let increments = (after.iter().enumerate())
-            .map(|(i, a)| increment(rw, before.map(|b| b[i]), *a))
-            .collect::<Result<Vec<f64>>>()?;
-        let lw = reweighted(self.particles.log_weights(), &increments, rw, self.t)?;
-        if st.log_w_before.is_none() {
-            st.log_w_before = Some(self.particles.log_weights().map(<[f64]>::to_vec));
-        }
-        self.particles.log_weights_mut().copy_from_slice(&lw);
-        st.last_loss = Some(after);
-        Ok(())
-    }
-
-    fn resample(&mut self, cfg: &ResampleConfig, key: u64, st: &mut UpdateState) -> Result<()> {
-        let n = self.particles.len();
-        let due = match cfg.when {
-            ResampleWhen::Always => true,
-            ResampleWhen::EssBelow(tau) => self.particles.ess() < tau * n as f64,
-        };
-        if !due || self.particles.log_weights().is_none() {
-            return Ok(());
-        }
-        let w = self.particles.weights();
-        let idx = resample::resample(cfg.scheme, &w, n, &mut stream(self.seed, key, u64::MAX))?;
-        self.save(st);
-        self.particles.select(&idx);
-        st.diag.resampled = true;
-        self.jitter(cfg.jitter, key ^ (1 << 7), st)
     }
 }
 
-/// The rows' traces, and the failure that the update-by-update schedule would meet first as far as
-/// rows can tell — earliest update, then earliest step, then lowest particle — so that the reported
-/// failure does not depend on the thread schedule.
-fn split_failure(
-    rows: Vec<(RowTrace, Option<independent::RowFailure>)>,
-) -> (Vec<RowTrace>, Option<independent::RowFailure>) {
+/// The step list cut into maximal runs of row-local steps and single set-level steps.
+fn segments(steps: &[Step]) -> Vec<Range<usize>> {
+    let mut out: Vec<Range<usize>> = Vec::new();
+    for (k, step) in steps.iter().enumerate() {
+        match out.last_mut() {
+            Some(last) if step.is_row_local() && steps[last.start].is_row_local() => {
+                last.end = k + 1
+            }
+            _ => out.push(k..k + 1),
+        }
+    }
+    out
+}
+
+/// The rows' traces, and the earliest failure: earliest update, then earliest step, then lowest
+/// particle (rows come in particle order).
+fn earliest_failure(
+    rows: Vec<(RowTrace, Option<RowFailure>)>,
+) -> (Vec<RowTrace>, Option<RowFailure>) {
     let (mut traces, mut failure) = (Vec::with_capacity(rows.len()), None);
     for (trace, row_failure) in rows {
         traces.push(trace);
         if let Some(f) = row_failure {
-            let earlier = failure
-                .as_ref()
-                .is_none_or(|g: &independent::RowFailure| f.at < g.at);
-            if earlier {
+            if failure.as_ref().is_none_or(|g: &RowFailure| f.at < g.at) {
                 failure = Some(f);
             }
         }
@@ -525,123 +417,7 @@ fn split_failure(
     (traces, failure)
 }
 
-/// `ℓ_i − inc_i/T`, normalised by log-sum-exp (`ℓ = 0` for an unweighted set); an error names the
-/// first non-finite log-weight, so nothing is committed unless all are finite.
-fn reweighted(lw: Option<&[f64]>, increments: &[f64], rw: &Reweight, t: usize) -> Result<Vec<f64>> {
-    let (Reweight::Likelihood { temperature } | Reweight::Trapezoid { temperature }) = rw;
-    let mut lw = lw.map_or_else(|| vec![0.0; increments.len()], <[f64]>::to_vec);
-    lw.iter_mut()
-        .zip(increments)
-        .for_each(|(l, inc)| *l -= inc / temperature);
-    normalize_log(&mut lw);
-    check_finite(&lw, 1, "log-weight", t)?;
-    Ok(lw)
-}
-
-/// `K = ⌈η·Lip⌉` (at least 1) for [`Substeps::Auto`].
-fn substep_count<M: Model + ?Sized>(rule: Substeps, eta: f64, model: &M) -> usize {
-    match rule {
-        Substeps::Fixed(k) => k.max(1),
-        Substeps::Auto => model
-            .gradient_lipschitz()
-            .map(|lip| (eta * lip).ceil().max(1.0) as usize)
-            .unwrap_or(1),
-    }
-}
-
-/// Losses of all particles (and gradients into `grads` when given), in parallel; errors name the
-/// first non-finite particle.
-fn evaluate<M: Model + ?Sized>(
-    model: &M,
-    p: &ParticleSet,
-    grads: Option<&mut [f64]>,
-    t: usize,
-) -> Result<Vec<f64>> {
-    let m = p.dim();
-    let rows = p.as_slice().par_chunks(m).enumerate();
-    let losses: Vec<f64> = match grads {
-        Some(g) => {
-            let l: Vec<f64> = rows
-                .zip(g.par_chunks_mut(m))
-                .map(|((i, x), gi)| model.particle_loss_grad(i, x, gi))
-                .collect();
-            check_finite(&l, 1, "loss", t)?;
-            l
-        }
-        None => rows.map(|(i, x)| model.particle_loss(i, x)).collect(),
-    };
-    check_finite(&losses, 1, "loss", t)?;
-    Ok(losses)
-}
-
-/// Add `c · L̃_i · S_i` to each gradient row; returns `Σ_i ‖c L̃_i S_i‖ / ‖∇L_i‖ / n`.
-fn add_pair_term(
-    grads: &mut [f64],
-    pair: &[f64],
-    losses: &[f64],
-    mean: f64,
-    c: f64,
-    m: usize,
-) -> f64 {
-    let ratios: Vec<f64> = grads
-        .par_chunks_mut(m)
-        .zip(pair.par_chunks(m))
-        .zip(losses.par_iter())
-        .map(|((g, s), l)| {
-            let scale = c * (l - mean);
-            let gnorm = g.iter().map(|v| v * v).sum::<f64>().sqrt();
-            let pnorm = scale.abs() * s.iter().map(|v| v * v).sum::<f64>().sqrt();
-            g.iter_mut().zip(s).for_each(|(gk, sk)| *gk += scale * sk);
-            if gnorm > 0.0 {
-                pnorm / gnorm
-            } else {
-                0.0
-            }
-        })
-        .collect();
-    ratios.iter().sum::<f64>() / ratios.len() as f64
-}
-
-/// After a move: a non-finite position is reported as a non-finite gradient when the gradient row
-/// of that particle is (0·∞ and η·NaN propagate into the position, so one pass checks both).
-fn check_move(state: &[f64], grads: &[f64], m: usize, t: usize) -> Result<()> {
-    check_finite(state, m, "state after move", t).map_err(|e| match e {
-        Error::NonFinite { particle, .. } => {
-            let row = &grads[particle * m..(particle + 1) * m];
-            match row.iter().find(|g| !g.is_finite()) {
-                Some(&g) => Error::NonFinite {
-                    what: "gradient".into(),
-                    step: t,
-                    particle,
-                    value: g,
-                },
-                None => e,
-            }
-        }
-        other => other,
-    })
-}
-
-/// Whether every value is finite ([`row_finite`] in parallel over chunks).
-fn all_finite(buf: &[f64]) -> bool {
-    buf.par_chunks(1 << 14).all(row_finite)
-}
-
-fn check_finite(buf: &[f64], m: usize, what: &str, t: usize) -> Result<()> {
-    if all_finite(buf) {
-        return Ok(());
-    }
-    match buf.iter().position(|v| !v.is_finite()) {
-        None => Ok(()),
-        Some(k) => Err(Error::NonFinite {
-            what: what.into(),
-            step: t,
-            particle: k / m,
-            value: buf[k],
-        }),
-    }
-}
-
+/// Mean and (population) standard deviation.
 fn mean_std(v: &[f64]) -> (f64, f64) {
     let n = v.len() as f64;
     let mean = v.iter().sum::<f64>() / n;
@@ -649,44 +425,14 @@ fn mean_std(v: &[f64]) -> (f64, f64) {
     (mean, var.sqrt())
 }
 
-fn validate_step(step: &Step) -> Result<()> {
-    let positive = |name: &str, v: f64| {
-        if v > 0.0 && v.is_finite() {
-            Ok(())
-        } else {
-            Err(Error::param(name, v, "must be finite and positive"))
-        }
-    };
-    match step {
-        Step::Jitter { sigma } if !(*sigma >= 0.0 && sigma.is_finite()) => Err(Error::param(
-            "jitter sigma",
-            sigma,
-            "must be finite and ≥ 0",
-        )),
-        Step::Reweight(
-            Reweight::Likelihood { temperature } | Reweight::Trapezoid { temperature },
-        ) => positive("temperature", *temperature),
-        Step::Resample(ResampleConfig {
-            when: ResampleWhen::EssBelow(tau),
-            ..
-        }) if !(0.0..=1.0).contains(tau) => {
-            Err(Error::param("ess_threshold", tau, "must lie in [0, 1]"))
-        }
-        Step::Move(MoveConfig {
-            step: StepSize::Eta(v) | StepSize::Gamma(v) | StepSize::GammaPerParticle(v),
-            ..
-        }) if !(*v >= 0.0 && v.is_finite()) => {
-            Err(Error::param("move step size", v, "must be finite and ≥ 0"))
-        }
-        _ => Ok(()),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::core::filter::presets::{FilterKind, FilterSpec};
-    use crate::core::filter::steps::{PairConfig, StepSize};
+    use crate::core::filter::resample;
+    use crate::core::filter::step::{
+        MoveConfig, PairConfig, ResampleConfig, ResampleWhen, Reweight, StepSize, Substeps,
+    };
     use rand::RngCore;
     use rand_distr::{Distribution, StandardNormal};
 
@@ -803,7 +549,10 @@ mod tests {
         let cov = lambda.try_inverse().unwrap();
         let mu = cov * nalgebra::Vector2::new(1.6, 0.0);
         let mut spec = FilterSpec::new(FilterKind::Sir, 50_000, 11);
-        spec.ess_threshold = 0.0; // keep the weights: estimate the posterior by importance sampling
+        spec.preset = crate::core::filter::Preset::Sir(crate::core::filter::presets::SirParams {
+            ess_threshold: 0.0,
+            ..Default::default()
+        }); // keep the weights: estimate the posterior by importance sampling
         let mut f = spec.build(&model).unwrap();
         f.update(&model).unwrap();
         let (m_hat, c_hat) = (f.particles().mean(), f.particles().covariance());
@@ -1115,7 +864,7 @@ mod tests {
             .build(&model)
             .is_err());
         let mut spec = FilterSpec::new(FilterKind::Rfpf, 10, 0);
-        spec.gamma = Some(f64::NAN);
+        spec.preset.gradient_flow_mut().unwrap().gamma = Some(f64::NAN);
         assert!(spec.build(&model).is_err());
         // A pair term with an explicit γ still needs m ≥ 3.
         let steps = vec![Step::Move(MoveConfig {

@@ -37,14 +37,16 @@ pub trait Model: Sync {
         self.loss(x)
     }
 
-    /// Loss of particle `index` — for models whose loss carries per-particle state (e.g. a
-    /// regulariser anchored at each particle's own previous-task parameters). Defaults to [`Model::loss`].
-    fn particle_loss(&self, _index: usize, x: &[f64]) -> f64 {
+    /// Loss of a particle that carries per-particle state: `state` is its row of the particle set's
+    /// payload (empty when the set has none) — e.g. a regulariser anchored at the particle's own
+    /// previous-task parameters. The model never sees the particle's row number, so state that
+    /// belongs to a particle moves with it when resampling reorders rows. Defaults to [`Model::loss`].
+    fn particle_loss(&self, x: &[f64], _state: &[f64]) -> f64 {
         self.loss(x)
     }
 
-    /// Loss and gradient of particle `index`; defaults to [`Model::loss_grad`].
-    fn particle_loss_grad(&self, _index: usize, x: &[f64], grad: &mut [f64]) -> f64 {
+    /// Loss and gradient of a particle with payload row `state`; defaults to [`Model::loss_grad`].
+    fn particle_loss_grad(&self, x: &[f64], _state: &[f64], grad: &mut [f64]) -> f64 {
         self.loss_grad(x, grad)
     }
 

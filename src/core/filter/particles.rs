@@ -1,5 +1,11 @@
 //! The particle set: `n × m` particles in one contiguous row-major `f64` buffer, with optional
-//! log-weights.
+//! log-weights and an optional per-particle payload.
+//!
+//! The payload is `w` numbers per particle (`n × w`, row-major) that belong to the particle rather
+//! than to its state — a learning method's anchor and importances, a particle's own perturbed
+//! observation. Resampling moves a payload row with its particle, and a model receives the row
+//! beside the particle's state ([`crate::core::filter::Model::particle_loss`]); it never learns the
+//! particle's row number.
 
 use crate::core::error::{Error, Result};
 use crate::core::filter::model::Model;
@@ -14,6 +20,10 @@ pub struct ParticleSet {
     m: usize,
     data: Vec<f64>,
     log_w: Option<Vec<f64>>,
+    /// Payload numbers per particle (0: none).
+    width: usize,
+    /// The payload, `n × width`, row-major.
+    payload: Vec<f64>,
 }
 
 /// Effective sample size `1 / Σ w_i²` of log-weights (normalised here: `w_i = exp(ℓ_i − log Σ exp ℓ)`).
@@ -68,7 +78,70 @@ impl ParticleSet {
             m,
             data,
             log_w: None,
+            width: 0,
+            payload: Vec::new(),
         })
+    }
+
+    /// Attach a payload of `width` numbers per particle (`n × width`, row-major), replacing any.
+    pub fn set_payload(&mut self, width: usize, payload: Vec<f64>) -> Result<()> {
+        if payload.len() != self.n * width {
+            return Err(Error::Shape {
+                what: "particle payload".into(),
+                expected: format!("{}×{width} = {}", self.n, self.n * width),
+                got: payload.len().to_string(),
+            });
+        }
+        (self.width, self.payload) = (width, payload);
+        Ok(())
+    }
+
+    /// Payload numbers per particle (0 without a payload).
+    pub fn payload_width(&self) -> usize {
+        self.width
+    }
+
+    /// The payload row of particle `i` (empty without a payload).
+    pub fn payload(&self, i: usize) -> &[f64] {
+        &self.payload[i * self.width..(i + 1) * self.width]
+    }
+
+    /// The whole payload buffer (`n × width`, row-major).
+    pub fn payload_slice(&self) -> &[f64] {
+        &self.payload
+    }
+
+    /// The whole payload buffer, mutable.
+    pub fn payload_mut_slice(&mut self) -> &mut [f64] {
+        &mut self.payload
+    }
+
+    /// The payload row of particle `i` (`&[]` for every particle without a payload).
+    fn payload_row(payload: &[f64], width: usize, i: usize) -> &[f64] {
+        &payload[i * width..(i + 1) * width]
+    }
+
+    /// Every particle as `(state row, payload row)`, in parallel and in particle order.
+    pub fn rows(&self) -> impl IndexedParallelIterator<Item = (&[f64], &[f64])> + '_ {
+        let (m, w) = (self.m, self.width);
+        self.data
+            .par_chunks(m)
+            .enumerate()
+            .map(move |(i, x)| (x, Self::payload_row(&self.payload, w, i)))
+    }
+
+    /// Apply `f(i, payload_row, row)` to every particle's row in place, in parallel; returns `f`'s
+    /// results in particle order.
+    pub fn update_rows<R: Send>(
+        &mut self,
+        f: impl Fn(usize, &[f64], &mut [f64]) -> R + Sync,
+    ) -> Vec<R> {
+        let (m, w, payload) = (self.m, self.width, &self.payload);
+        self.data
+            .par_chunks_mut(m)
+            .enumerate()
+            .map(|(i, x)| f(i, Self::payload_row(payload, w, i), x))
+            .collect()
     }
 
     /// Draw `n` particles from the model's prior, particle `i` from stream `(seed, 0, i)`.
@@ -136,45 +209,36 @@ impl ParticleSet {
         self.n = other.n;
         self.m = other.m;
         self.data.clone_from(&other.data);
+        self.copy_weights_and_payload(other);
+    }
+
+    /// Take `other`'s log-weights and payload, reusing `self`'s allocations.
+    fn copy_weights_and_payload(&mut self, other: &ParticleSet) {
         match (&mut self.log_w, &other.log_w) {
             (Some(dst), Some(src)) => dst.clone_from(src),
             (dst, src) => *dst = src.clone(),
         }
+        self.width = other.width;
+        self.payload.clone_from(&other.payload);
     }
 
-    /// `self ← from − η·g`: the positions of `from` after a gradient step, with `from`'s weights,
-    /// reusing `self`'s allocations (`grads` is `n × m`, row-major).
-    pub fn assign_gradient_step(&mut self, from: &ParticleSet, grads: &[f64], eta: f64) {
-        let m = from.m;
-        self.assign_rows(from, |i, x, d| {
-            let g = &grads[i * m..(i + 1) * m];
-            d.iter_mut()
-                .zip(x.iter().zip(g))
-                .for_each(|(d, (x, g))| *d = x - eta * g);
-        });
-    }
-
-    /// `self ← from` row by row: `f(i, from_row, self_row)` writes row `i`, in parallel over rows;
-    /// the weights are `from`'s and `self`'s allocations are reused. Returns `f`'s results in
-    /// particle order.
+    /// `self ← from` row by row: `f(i, from_row, payload_row, self_row)` writes row `i`, in parallel
+    /// over rows; the weights and payload are `from`'s and `self`'s allocations are reused. Returns
+    /// `f`'s results in particle order.
     pub fn assign_rows<R: Send>(
         &mut self,
         from: &ParticleSet,
-        f: impl Fn(usize, &[f64], &mut [f64]) -> R + Sync,
+        f: impl Fn(usize, &[f64], &[f64], &mut [f64]) -> R + Sync,
     ) -> Vec<R> {
         self.n = from.n;
         self.m = from.m;
         self.data.resize(from.data.len(), 0.0);
-        match (&mut self.log_w, &from.log_w) {
-            (Some(dst), Some(src)) => dst.clone_from(src),
-            (dst, src) => *dst = src.clone(),
-        }
+        self.copy_weights_and_payload(from);
         let m = from.m.max(1);
-        from.data
-            .par_chunks(m)
+        from.rows()
             .zip(self.data.par_chunks_mut(m))
             .enumerate()
-            .map(|(i, (x, d))| f(i, x, d))
+            .map(|(i, ((x, s), d))| f(i, x, s, d))
             .collect()
     }
 
@@ -238,17 +302,25 @@ impl ParticleSet {
         &centered * centered.transpose()
     }
 
-    /// Replace the particles by those at `indices` (after resampling); weights become uniform/absent.
+    /// Replace the particles by those at `indices` (after resampling), each with its payload row;
+    /// weights become uniform/absent.
     pub fn select(&mut self, indices: &[usize]) {
-        let m = self.m;
-        let mut out = vec![0.0; indices.len() * m];
-        for (row, &j) in out.chunks_mut(m).zip(indices) {
-            row.copy_from_slice(&self.data[j * m..(j + 1) * m]);
-        }
+        self.data = gather(&self.data, self.m, indices);
+        self.payload = gather(&self.payload, self.width, indices);
         self.n = indices.len();
-        self.data = out;
         self.log_w = None;
     }
+}
+
+/// Rows `indices` of a row-major buffer of `width` columns, in that order.
+fn gather(buf: &[f64], width: usize, indices: &[usize]) -> Vec<f64> {
+    let mut out = vec![0.0; indices.len() * width];
+    if width > 0 {
+        for (row, &j) in out.chunks_mut(width).zip(indices) {
+            row.copy_from_slice(&buf[j * width..(j + 1) * width]);
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -272,6 +344,17 @@ mod tests {
         assert!((p.covariance()[(0, 0)] - 0.75).abs() < 1e-12);
         // ESS = 1/(0.0625 + 0.5625) = 1.6
         assert!((p.ess() - 1.6).abs() < 1e-12);
+    }
+
+    #[test]
+    fn resampling_moves_each_payload_row_with_its_particle() {
+        let mut p = ParticleSet::from_vec(3, 1, vec![10.0, 20.0, 30.0]).unwrap();
+        p.set_payload(2, vec![1.0, 1.5, 2.0, 2.5, 3.0, 3.5])
+            .unwrap();
+        p.select(&[2, 2, 0]);
+        assert_eq!(p.as_slice(), &[30.0, 30.0, 10.0]);
+        assert_eq!(p.payload_slice(), &[3.0, 3.5, 3.0, 3.5, 1.0, 1.5]);
+        assert!(p.set_payload(2, vec![0.0; 5]).is_err());
     }
 
     #[test]

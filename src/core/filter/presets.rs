@@ -1,25 +1,30 @@
-//! Named filters as step lists: RF-PF, gradient-only, SIR, MCL and the weighted particle filter.
+//! Named filters as values: one preset namespace for the CLI, launch files and benches, each preset
+//! with its own typed parameters and its step list.
 //!
-//! | filter | steps |
-//! |---|---|
-//! | `rfpf` | propagate → move (∇L + pair term, η = γ/n, γ = 0.1·n) |
-//! | `grad` | propagate → move (∇L only) |
-//! | `sir`  | propagate → reweight (likelihood) → systematic resample when ESS < τ·n |
-//! | `mcl`  | propagate → jitter σ = 0.1 → reweight → multinomial resample every step |
-//! | `wpf`  | move (SGD step, η) → reweight (trapezoid) |
+//! | preset | parameters | steps |
+//! |---|---|---|
+//! | `rfpf` | [`GradientFlow`] | propagate → move (∇L + pair term, η = γ/n, γ = 0.1·n) |
+//! | `grad` | [`GradientFlow`] | propagate → move (∇L only) |
+//! | `sir`  | [`SirParams`] | propagate → reweight (likelihood) → resample when ESS < τ·n |
+//! | `mcl`  | [`MclParams`] | propagate → jitter σ → reweight → multinomial resample every step |
+//! | `wpf`  | [`WpfParams`] | move (SGD step, η) → reweight (trapezoid) |
+//! | `sgd`  | [`SgdParams`] | move (SGD step, η), unweighted |
+//!
+//! Adding a preset: a variant of [`FilterKind`] (its name) and of [`Preset`] (its parameters), its
+//! parameter struct and its step list below.
 
 use crate::core::error::{Error, Result};
 use crate::core::filter::engine::Filter;
 use crate::core::filter::model::Model;
 use crate::core::filter::particles::ParticleSet;
 use crate::core::filter::resample::Scheme;
-use crate::core::filter::steps::*;
+use crate::core::filter::step::*;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::str::FromStr;
 
-/// The named filters users pick on the command line.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+/// The names of the presets.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum FilterKind {
     /// Resampling-free particle filter (gradient + pair interaction).
@@ -30,11 +35,25 @@ pub enum FilterKind {
     Sir,
     /// The RF-PF paper's MCL baseline: jitter, likelihood weights, multinomial resampling every step.
     Mcl,
+    /// The weighted particle filter of the continual-learning paper (SGD move, trapezoid weights).
+    Wpf,
+    /// Plain SGD on every particle, unweighted (the WPF without its weights).
+    Sgd,
 }
 
 impl FilterKind {
-    /// All kinds, in the order tables list them.
-    pub const ALL: [FilterKind; 4] = [
+    /// Every preset, in the order tables list them.
+    pub const ALL: [FilterKind; 6] = [
+        FilterKind::Rfpf,
+        FilterKind::Grad,
+        FilterKind::Sir,
+        FilterKind::Mcl,
+        FilterKind::Wpf,
+        FilterKind::Sgd,
+    ];
+
+    /// The state-estimation filters the benchmarks compare by default.
+    pub const TRACKING: [FilterKind; 4] = [
         FilterKind::Rfpf,
         FilterKind::Grad,
         FilterKind::Sir,
@@ -48,12 +67,22 @@ impl FilterKind {
             FilterKind::Grad => "grad",
             FilterKind::Sir => "sir",
             FilterKind::Mcl => "mcl",
+            FilterKind::Wpf => "wpf",
+            FilterKind::Sgd => "sgd",
         }
     }
 
     /// Whether the filter's estimate uses weights.
     pub fn is_weighted(self) -> bool {
-        matches!(self, FilterKind::Sir | FilterKind::Mcl)
+        matches!(self, FilterKind::Sir | FilterKind::Mcl | FilterKind::Wpf)
+    }
+
+    /// The smallest state dimension the preset works in (RF-PF's kernel constant needs `m ≥ 3`).
+    pub fn min_dim(self) -> usize {
+        match self {
+            FilterKind::Rfpf => 3,
+            _ => 1,
+        }
     }
 }
 
@@ -69,7 +98,256 @@ impl FromStr for FilterKind {
         FilterKind::ALL
             .into_iter()
             .find(|k| k.name() == s)
-            .ok_or_else(|| Error::param("filter", s, "expected rfpf, grad, sir or mcl"))
+            .ok_or_else(|| {
+                let names: Vec<_> = FilterKind::ALL.iter().map(|k| k.name()).collect();
+                Error::param("filter", s, format!("expected one of {}", names.join(", ")))
+            })
+    }
+}
+
+/// Parameters of a gradient flow (`rfpf`, `grad`): the move's time step and its sub-stepping.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GradientFlow {
+    /// `η` directly (overrides `gamma`).
+    #[serde(default)]
+    pub eta: Option<f64>,
+    /// `γ`, with `η = γ/n`; default `γ = 0.1·n` (the paper's).
+    #[serde(default)]
+    pub gamma: Option<f64>,
+    /// Sub-stepping rule.
+    #[serde(default = "auto")]
+    pub substeps: Substeps,
+}
+
+fn auto() -> Substeps {
+    Substeps::Auto
+}
+
+impl Default for GradientFlow {
+    fn default() -> Self {
+        Self {
+            eta: None,
+            gamma: None,
+            substeps: Substeps::Auto,
+        }
+    }
+}
+
+impl GradientFlow {
+    /// The move's step size: `η` if set, else `γ` if set, else the paper's `γ = 0.1·n`.
+    pub fn step_size(&self) -> StepSize {
+        match (self.eta, self.gamma) {
+            (Some(eta), _) => StepSize::Eta(eta),
+            (None, Some(g)) => StepSize::Gamma(g),
+            (None, None) => StepSize::GammaPerParticle(0.1),
+        }
+    }
+
+    fn move_config(&self, pair: Option<PairConfig>) -> MoveConfig {
+        MoveConfig {
+            step: self.step_size(),
+            pair,
+            substeps: self.substeps,
+        }
+    }
+}
+
+/// Parameters of `sir`.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SirParams {
+    /// Resample when `ESS < τ·n`.
+    #[serde(default = "half")]
+    pub ess_threshold: f64,
+    /// Resampling scheme.
+    #[serde(default = "systematic")]
+    pub scheme: Scheme,
+    /// Gaussian σ added to every coordinate after a resampling (roughening; 0: none).
+    #[serde(default)]
+    pub roughening: f64,
+}
+
+fn half() -> f64 {
+    0.5
+}
+fn systematic() -> Scheme {
+    Scheme::Systematic
+}
+
+impl Default for SirParams {
+    fn default() -> Self {
+        Self {
+            ess_threshold: 0.5,
+            scheme: Scheme::Systematic,
+            roughening: 0.0,
+        }
+    }
+}
+
+/// Parameters of `mcl`.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MclParams {
+    /// σ of the jitter added to every particle before weighting (the paper's 0.1).
+    #[serde(default = "tenth")]
+    pub sigma: f64,
+}
+
+fn tenth() -> f64 {
+    0.1
+}
+
+impl Default for MclParams {
+    fn default() -> Self {
+        Self { sigma: 0.1 }
+    }
+}
+
+/// Parameters of `wpf`.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WpfParams {
+    /// SGD step size `η`.
+    #[serde(default = "hundredth")]
+    pub eta: f64,
+    /// Likelihood temperature `T` of the trapezoid weights.
+    #[serde(default = "one")]
+    pub temperature: f64,
+    /// The RF-PF pair interaction in the move (off by default).
+    #[serde(default)]
+    pub pair: Option<PairConfig>,
+}
+
+fn hundredth() -> f64 {
+    0.01
+}
+fn one() -> f64 {
+    1.0
+}
+
+impl Default for WpfParams {
+    fn default() -> Self {
+        Self {
+            eta: 0.01,
+            temperature: 1.0,
+            pair: None,
+        }
+    }
+}
+
+/// Parameters of `sgd`.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SgdParams {
+    /// Step size `η`.
+    #[serde(default = "hundredth")]
+    pub eta: f64,
+}
+
+impl Default for SgdParams {
+    fn default() -> Self {
+        Self { eta: 0.01 }
+    }
+}
+
+/// A preset: a named filter with its own typed parameters. In a launch file it is a table with
+/// `kind` and that preset's keys only (unknown keys are refused).
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum Preset {
+    /// RF-PF.
+    Rfpf(GradientFlow),
+    /// Gradient-only.
+    Grad(GradientFlow),
+    /// SIR.
+    Sir(SirParams),
+    /// MCL.
+    Mcl(MclParams),
+    /// Weighted particle filter.
+    Wpf(WpfParams),
+    /// SGD.
+    Sgd(SgdParams),
+}
+
+impl Preset {
+    /// The preset named `kind` with its default parameters.
+    pub fn new(kind: FilterKind) -> Self {
+        match kind {
+            FilterKind::Rfpf => Preset::Rfpf(GradientFlow::default()),
+            FilterKind::Grad => Preset::Grad(GradientFlow::default()),
+            FilterKind::Sir => Preset::Sir(SirParams::default()),
+            FilterKind::Mcl => Preset::Mcl(MclParams::default()),
+            FilterKind::Wpf => Preset::Wpf(WpfParams::default()),
+            FilterKind::Sgd => Preset::Sgd(SgdParams::default()),
+        }
+    }
+
+    /// Its name.
+    pub fn kind(&self) -> FilterKind {
+        match self {
+            Preset::Rfpf(_) => FilterKind::Rfpf,
+            Preset::Grad(_) => FilterKind::Grad,
+            Preset::Sir(_) => FilterKind::Sir,
+            Preset::Mcl(_) => FilterKind::Mcl,
+            Preset::Wpf(_) => FilterKind::Wpf,
+            Preset::Sgd(_) => FilterKind::Sgd,
+        }
+    }
+
+    /// The gradient-flow parameters of a preset that has them (`rfpf`, `grad`).
+    pub fn gradient_flow_mut(&mut self) -> Option<&mut GradientFlow> {
+        match self {
+            Preset::Rfpf(f) | Preset::Grad(f) => Some(f),
+            _ => None,
+        }
+    }
+
+    /// The same preset with the sub-stepping rule `substeps` where it has a gradient flow.
+    pub fn with_substeps(mut self, substeps: Substeps) -> Self {
+        if let Some(f) = self.gradient_flow_mut() {
+            f.substeps = substeps;
+        }
+        self
+    }
+
+    /// The step list.
+    pub fn steps(&self) -> Vec<Step> {
+        match self {
+            Preset::Rfpf(f) => vec![
+                Step::Propagate,
+                Step::Move(f.move_config(Some(PairConfig::default()))),
+            ],
+            Preset::Grad(f) => vec![Step::Propagate, Step::Move(f.move_config(None))],
+            Preset::Sir(p) => sir(p.scheme, p.ess_threshold, p.roughening),
+            Preset::Mcl(p) => mcl(p.sigma),
+            Preset::Wpf(p) => wpf(p.eta, p.temperature, p.pair),
+            Preset::Sgd(p) => sgd(p.eta),
+        }
+    }
+
+    /// Check the parameters for state dimension `dim` (steps check their own on build).
+    pub fn validate(&self, dim: usize) -> Result<()> {
+        let kind = self.kind();
+        if dim < kind.min_dim() {
+            return Err(Error::param("dim", dim, format!("{kind} needs dimension m ≥ {} (RF-PF's kernel constant C_m has m − 2 in the denominator)", kind.min_dim())));
+        }
+        let positive = |name: &str, v: Option<f64>| match v {
+            Some(v) if !(v > 0.0 && v.is_finite()) => {
+                Err(Error::param(name, v, "must be finite and positive"))
+            }
+            _ => Ok(()),
+        };
+        match self {
+            Preset::Rfpf(f) | Preset::Grad(f) => {
+                positive("gamma", f.gamma)?;
+                positive("eta", f.eta)
+            }
+            Preset::Wpf(WpfParams { eta, .. }) | Preset::Sgd(SgdParams { eta }) => {
+                positive("eta", Some(*eta))
+            }
+            _ => Ok(()),
+        }
     }
 }
 
@@ -94,15 +372,15 @@ fn gradient_filter(step: StepSize, pair: Option<PairConfig>, substeps: Substeps)
     ]
 }
 
-/// SIR steps: `[Propagate, Reweight(likelihood), Resample(scheme, ESS < τn, jitter)]`.
-pub fn sir(scheme: Scheme, ess_threshold: f64, jitter: f64) -> Vec<Step> {
+/// SIR steps: `[Propagate, Reweight(likelihood), Resample(scheme, ESS < τn, roughening)]`.
+pub fn sir(scheme: Scheme, ess_threshold: f64, roughening: f64) -> Vec<Step> {
     vec![
         Step::Propagate,
         Step::Reweight(Reweight::Likelihood { temperature: 1.0 }),
         Step::Resample(ResampleConfig {
             scheme,
             when: ResampleWhen::EssBelow(ess_threshold),
-            jitter,
+            jitter: roughening,
         }),
     ]
 }
@@ -124,107 +402,63 @@ pub fn mcl(sigma: f64) -> Vec<Step> {
 /// Weighted particle filter (continual-learning optimizer): `[Move(SGD η, optional pair), Reweight(trapezoid)]`.
 pub fn wpf(eta: f64, temperature: f64, pair: Option<PairConfig>) -> Vec<Step> {
     vec![
-        Step::Move(MoveConfig {
-            step: StepSize::Eta(eta),
-            pair,
-            substeps: Substeps::Fixed(1),
-        }),
+        Step::Move(sgd_move(eta, pair)),
         Step::Reweight(Reweight::Trapezoid { temperature }),
     ]
 }
 
-/// A named filter with its parameters — what a command line or launch file specifies.
+/// SGD on every particle: `[Move(η, one sub-move)]`, no weights.
+pub fn sgd(eta: f64) -> Vec<Step> {
+    vec![Step::Move(sgd_move(eta, None))]
+}
+
+fn sgd_move(eta: f64, pair: Option<PairConfig>) -> MoveConfig {
+    MoveConfig {
+        step: StepSize::Eta(eta),
+        pair,
+        substeps: Substeps::Fixed(1),
+    }
+}
+
+/// A preset with its particle count and seed — what a command line or launch file specifies.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FilterSpec {
-    /// Which filter.
-    pub kind: FilterKind,
+    /// Which filter, with its parameters.
+    pub preset: Preset,
     /// Number of particles `n`.
     pub particles: usize,
-    /// RF-PF/grad `γ` (η = γ/n); default `0.1·n`.
-    #[serde(default)]
-    pub gamma: Option<f64>,
-    /// RF-PF/grad `η` directly (overrides `gamma`).
-    #[serde(default)]
-    pub eta: Option<f64>,
-    /// Sub-stepping rule for gradient moves.
-    #[serde(default = "default_substeps")]
-    pub substeps: Substeps,
-    /// SIR resampling threshold τ (resample when ESS < τ·n).
-    #[serde(default = "default_tau")]
-    pub ess_threshold: f64,
-    /// MCL jitter σ (default 0.1), or SIR post-resampling jitter (default 0).
-    #[serde(default)]
-    pub jitter: Option<f64>,
-    /// SIR resampling scheme.
-    #[serde(default = "default_scheme")]
-    pub scheme: Scheme,
     /// Seed of every random stream.
     #[serde(default)]
     pub seed: u64,
 }
 
-fn default_substeps() -> Substeps {
-    Substeps::Auto
-}
-fn default_tau() -> f64 {
-    0.5
-}
-fn default_scheme() -> Scheme {
-    Scheme::Systematic
-}
-
 impl FilterSpec {
-    /// Defaults for `kind` with `particles` particles.
+    /// The preset `kind` with its defaults and `particles` particles.
     pub fn new(kind: FilterKind, particles: usize, seed: u64) -> Self {
         Self {
-            kind,
+            preset: Preset::new(kind),
             particles,
-            gamma: None,
-            eta: None,
-            substeps: Substeps::Auto,
-            ess_threshold: 0.5,
-            jitter: None,
-            scheme: Scheme::Systematic,
             seed,
         }
     }
 
-    /// The move's step size: `η` if set, else `γ` if set, else the paper's `γ = 0.1·n`.
-    pub fn step_size(&self) -> StepSize {
-        match (self.eta, self.gamma) {
-            (Some(eta), _) => StepSize::Eta(eta),
-            (None, Some(g)) => StepSize::Gamma(g),
-            (None, None) => StepSize::GammaPerParticle(0.1),
-        }
+    /// The preset's name.
+    pub fn kind(&self) -> FilterKind {
+        self.preset.kind()
     }
 
     /// The step list of this filter.
     pub fn steps(&self) -> Vec<Step> {
-        match self.kind {
-            FilterKind::Rfpf => rfpf(self.step_size(), self.substeps),
-            FilterKind::Grad => grad(self.step_size(), self.substeps),
-            FilterKind::Sir => sir(self.scheme, self.ess_threshold, self.jitter.unwrap_or(0.0)),
-            FilterKind::Mcl => mcl(self.jitter.unwrap_or(0.1)),
-        }
+        self.preset.steps()
     }
 
-    /// Check parameters: `n ≥ 1`, `m ≥ 3` for RF-PF, positive finite step sizes.
+    /// Check parameters: `n ≥ 1`, the preset's own for dimension `dim`.
     pub fn validate(&self, dim: usize) -> Result<()> {
         if self.particles == 0 {
             return Err(Error::param("particles", 0, "need at least one particle"));
         }
-        if self.kind == FilterKind::Rfpf && dim < 3 {
-            return Err(Error::param("dim", dim, "RF-PF needs dimension m ≥ 3 (its kernel constant C_m has m − 2 in the denominator)"));
-        }
-        for (name, v) in [("gamma", self.gamma), ("eta", self.eta)] {
-            if let Some(v) = v {
-                if !(v > 0.0 && v.is_finite()) {
-                    return Err(Error::param(name, v, "must be finite and positive"));
-                }
-            }
-        }
-        Ok(())
+        self.preset.validate(dim)
     }
 
     /// Build the filter over `particles` given explicitly.
@@ -237,5 +471,43 @@ impl FilterSpec {
     pub fn build<M: Model + ?Sized>(&self, model: &M) -> Result<Filter> {
         self.validate(model.dim())?;
         self.build_with(ParticleSet::from_prior(model, self.particles, self.seed)?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_preset_round_trips_by_name_and_as_a_launch_table() {
+        for kind in FilterKind::ALL {
+            assert_eq!(kind.name().parse::<FilterKind>().unwrap(), kind);
+            let preset = Preset::new(kind);
+            let text = toml::to_string(&preset).unwrap();
+            assert_eq!(toml::from_str::<Preset>(&text).unwrap(), preset, "{text}");
+            assert!(!preset.steps().is_empty());
+        }
+        let e = "kalman".parse::<FilterKind>().unwrap_err().to_string();
+        assert!(e.contains("rfpf") && e.contains("sgd"), "{e}");
+    }
+
+    #[test]
+    fn a_key_of_another_preset_is_refused() {
+        let ok: Preset = toml::from_str("kind = \"mcl\"\nsigma = 0.2").unwrap();
+        assert_eq!(ok, Preset::Mcl(MclParams { sigma: 0.2 }));
+        let e = toml::from_str::<Preset>("kind = \"sir\"\nsigma = 0.2").unwrap_err();
+        assert!(e.to_string().contains("sigma"), "{e}");
+        let e = toml::from_str::<Preset>("kind = \"rfpf\"\nroughening = 1").unwrap_err();
+        assert!(e.to_string().contains("roughening"), "{e}");
+    }
+
+    #[test]
+    fn parameters_are_validated() {
+        let mut p = Preset::new(FilterKind::Rfpf);
+        assert!(p.validate(2).is_err());
+        p.gradient_flow_mut().unwrap().eta = Some(f64::NAN);
+        assert!(p.validate(3).unwrap_err().to_string().contains("eta"));
+        assert!(Preset::Sgd(SgdParams { eta: -1.0 }).validate(1).is_err());
+        assert!(Preset::new(FilterKind::Sir).gradient_flow_mut().is_none());
     }
 }

@@ -46,7 +46,7 @@ pub struct LocalizationArgs {
     #[arg(long, default_value_t = 50)]
     pub iters: usize,
     /// Filters to compare: rfpf, grad, sir, mcl (comma-separated).
-    #[arg(long, value_delimiter = ',', default_values_t = FilterKind::ALL)]
+    #[arg(long, value_delimiter = ',', default_values_t = FilterKind::TRACKING)]
     pub methods: Vec<FilterKind>,
     /// Seed of every problem and filter.
     #[arg(long, default_value_t = 0)]
@@ -70,7 +70,7 @@ impl Default for LocalizationArgs {
             particles: vec![20, 50, 100],
             trials: 10,
             iters: 50,
-            methods: FilterKind::ALL.to_vec(),
+            methods: FilterKind::TRACKING.to_vec(),
             seed: 0,
             out: PathBuf::from("out/localization"),
             substeps: Substeps::Fixed(1),
@@ -187,7 +187,7 @@ fn run_trial(
         n,
         sub_seed(args.seed, &[dim as u64, trial as u64, n as u64, 1]),
     );
-    spec.substeps = args.substeps;
+    spec.preset = spec.preset.with_substeps(args.substeps);
     let mut filter = spec.build(&model)?;
     let mut rows = Vec::with_capacity(args.iters);
     for (t, x) in problem.directions.iter().enumerate() {
@@ -293,9 +293,9 @@ fn final_kl(rows: &[KlRow], last: usize) -> Vec<FinalKl> {
         .collect()
 }
 
-/// Position of a method in [`FilterKind::ALL`], for stable ordering.
+/// Position of a method in [`FilterKind::TRACKING`], for stable ordering.
 fn method_order(k: FilterKind) -> usize {
-    FilterKind::ALL
+    FilterKind::TRACKING
         .iter()
         .position(|&a| a == k)
         .unwrap_or(usize::MAX)
@@ -522,7 +522,7 @@ mod tests {
         let mut args = small_args("threads");
         args.iters = 10;
         args.trials = 2;
-        args.methods = FilterKind::ALL.to_vec();
+        args.methods = FilterKind::TRACKING.to_vec();
         let with = |threads| {
             let pool = rayon::ThreadPoolBuilder::new()
                 .num_threads(threads)

@@ -118,8 +118,9 @@ impl Model for LocalizationModel {
 /// Random walk with linear-Gaussian observations:
 /// `x_t = x_{t−1} + w`, `w ~ N(0, q I)`; `y_t = H x_t + v`, `v ~ N(0, r I)`; prior `N(0, I)`.
 ///
-/// With [`Self::perturb`], particle `i` is scored against its own perturbed observation `y + v_i`
-/// (the perturbed-observation extension; not part of the RF-PF paper).
+/// A particle whose payload row holds `k` standard-normal numbers `z_i` is scored against its own
+/// perturbed observation `y + √r·z_i` (the perturbed-observation extension; not part of the RF-PF
+/// paper); a particle without payload sees `y`.
 #[derive(Clone, Debug, PartialEq)]
 pub struct LinearGaussianModel {
     h: DMatrix<f64>,
@@ -128,8 +129,6 @@ pub struct LinearGaussianModel {
     y: DVector<f64>,
     /// `‖H‖₂² / r`.
     lipschitz: f64,
-    /// Per-particle observation perturbations, `n × k` row-major (empty: none).
-    perturbations: Vec<f64>,
 }
 
 impl LinearGaussianModel {
@@ -164,7 +163,6 @@ impl LinearGaussianModel {
             h,
             q,
             r,
-            perturbations: Vec::new(),
         })
     }
 
@@ -197,29 +195,12 @@ impl LinearGaussianModel {
         Ok(())
     }
 
-    /// Give particle `i` its own observation `y + √r · z_i`, `z_i` row `i` of `noise` (`n × k`, row-major,
-    /// standard normal); an empty slice turns perturbation off.
-    pub fn perturb(&mut self, noise: &[f64]) -> Result<()> {
-        let k = self.h.nrows();
-        if !noise.len().is_multiple_of(k) {
-            return Err(Error::Shape {
-                what: "observation perturbations".into(),
-                expected: format!("a multiple of k = {k}"),
-                got: noise.len().to_string(),
-            });
-        }
-        check_finite("observation perturbation", noise)?;
-        let s = self.r.sqrt();
-        self.perturbations = noise.iter().map(|z| s * z).collect();
-        Ok(())
-    }
-
-    /// Residual `e = (y + v_i) − H x` for particle `index` (`v_i = 0` without perturbations).
-    fn residual(&self, index: Option<usize>, x: &[f64]) -> DVector<f64> {
-        let k = self.h.nrows();
+    /// Residual `e = (y + √r·z) − H x` for a particle whose payload row is `z` (`z` empty: `y − Hx`).
+    fn residual(&self, z: &[f64], x: &[f64]) -> DVector<f64> {
         let mut e = &self.y - &self.h * DVectorView::from_slice(x, x.len());
-        if let Some(v) = index.and_then(|i| self.perturbations.get(i * k..(i + 1) * k)) {
-            e += DVector::from_column_slice(v);
+        if z.len() == self.h.nrows() {
+            let s = self.r.sqrt();
+            e.iter_mut().zip(z).for_each(|(ek, zk)| *ek += s * zk);
         }
         e
     }
@@ -259,22 +240,22 @@ impl Model for LinearGaussianModel {
 
     /// `L(x) = ½ (y − Hx)ᵀ(y − Hx) / r`.
     fn loss(&self, x: &[f64]) -> f64 {
-        self.residual(None, x).norm_squared() / (2.0 * self.r)
+        self.residual(&[], x).norm_squared() / (2.0 * self.r)
     }
 
     /// `∇L(x) = −Hᵀ(y − Hx) / r`.
     fn loss_grad(&self, x: &[f64], grad: &mut [f64]) -> f64 {
-        self.loss_grad_of(&self.residual(None, x), grad)
+        self.loss_grad_of(&self.residual(&[], x), grad)
     }
 
-    /// Loss against particle `index`'s perturbed observation `y + v_i`.
-    fn particle_loss(&self, index: usize, x: &[f64]) -> f64 {
-        self.residual(Some(index), x).norm_squared() / (2.0 * self.r)
+    /// Loss against the particle's own perturbed observation `y + √r·z` (`z` its payload row).
+    fn particle_loss(&self, x: &[f64], z: &[f64]) -> f64 {
+        self.residual(z, x).norm_squared() / (2.0 * self.r)
     }
 
-    /// Loss and gradient against `y + v_i`: `∇L = −Hᵀ(y + v_i − Hx) / r`.
-    fn particle_loss_grad(&self, index: usize, x: &[f64], grad: &mut [f64]) -> f64 {
-        self.loss_grad_of(&self.residual(Some(index), x), grad)
+    /// Loss and gradient against `y + v`, `v = √r·z`: `∇L = −Hᵀ(y + v − Hx) / r`.
+    fn particle_loss_grad(&self, x: &[f64], z: &[f64], grad: &mut [f64]) -> f64 {
+        self.loss_grad_of(&self.residual(z, x), grad)
     }
 
     /// The Hessian is `HᵀH / r`, whose largest eigenvalue is `‖H‖₂² / r`.
@@ -325,28 +306,21 @@ mod tests {
         // ‖H‖₂² = largest eigenvalue of HᵀH.
         let top = (h.transpose() * &h).symmetric_eigen().eigenvalues.max();
         assert!((model.gradient_lipschitz().unwrap() - top / 0.1).abs() < 1e-9 * top);
-        // Perturbed observation: particle 1 sees y + √r z_1; out-of-range particles see y.
-        let z = [0.0, 0.0, 0.0, 1.0, -1.0, 2.0];
-        model.perturb(&z).unwrap();
-        let e = model.residual(None, x.as_slice())
-            + DVector::from_column_slice(&z[3..]) * 0.1f64.sqrt();
-        assert!((model.particle_loss(1, x.as_slice()) - e.norm_squared() / 0.2).abs() < 1e-12);
+        // Perturbed observation: a particle with payload z sees y + √r z; without payload, y.
+        let z = [1.0, -1.0, 2.0];
+        let e = model.residual(&[], x.as_slice()) + DVector::from_column_slice(&z) * 0.1f64.sqrt();
+        assert!((model.particle_loss(x.as_slice(), &z) - e.norm_squared() / 0.2).abs() < 1e-12);
         assert_eq!(
-            model.particle_loss(0, x.as_slice()),
-            model.loss(x.as_slice())
-        );
-        assert_eq!(
-            model.particle_loss(7, x.as_slice()),
+            model.particle_loss(x.as_slice(), &[]),
             model.loss(x.as_slice())
         );
         let mut g = vec![0.0; m];
-        model.particle_loss_grad(1, x.as_slice(), &mut g);
+        model.particle_loss_grad(x.as_slice(), &z, &mut g);
         let want = h.tr_mul(&e) / -0.1;
         assert!(g
             .iter()
             .zip(want.iter())
             .all(|(a, b)| (a - b).abs() < 1e-12));
-        assert!(model.perturb(&[1.0; 4]).is_err());
         assert!(LinearGaussianModel::new(h, 0.01, 0.0).is_err());
     }
 

@@ -79,7 +79,7 @@ impl StepBench {
             particles,
             sub_seed(seed, &[dim as u64, particles as u64]),
         );
-        spec.substeps = substeps;
+        spec.preset = spec.preset.with_substeps(substeps);
         let filter = spec.build(&model)?;
         Ok(Self { model, filter, rng })
     }

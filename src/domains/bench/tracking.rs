@@ -373,7 +373,7 @@ fn run_filter(
             noise.par_chunks_mut(k).enumerate().for_each(|(i, row)| {
                 fill_normal(&mut stream(seed ^ 0x706f, t as u64, i as u64), row)
             });
-            model.perturb(&noise)?;
+            filter.particles_mut().set_payload(k, noise.clone())?;
         }
         let start = Instant::now();
         let diag = match filter.update(&model) {

@@ -52,7 +52,7 @@ fn pass(
     batch_major: bool,
 ) -> Result<()> {
     for batches in windows {
-        let models: Vec<_> = batches.iter().map(|b| state.model(net, b, None)).collect();
+        let models: Vec<_> = batches.iter().map(|b| state.model(net, b)).collect();
         let refs: Vec<_> = models.iter().collect();
         let size = if batch_major { 1 } else { refs.len().max(1) };
         for window in refs.chunks(size) {
@@ -104,7 +104,7 @@ pub fn speed(n: usize, threads: &[usize], reps: usize) -> Result<SpeedReport> {
         single.install(|| {
             for _ in 0..n {
                 let set = ParticleSet::from_vec(1, base.len(), base.clone())?;
-                let mut opt = Optimizer::sgd(0.01, set);
+                let mut opt = Optimizer::sgd(0.01, set)?;
                 pass(&mut opt, (&net, &state), &windows, true)?;
             }
             Ok(())
@@ -114,14 +114,14 @@ pub fn speed(n: usize, threads: &[usize], reps: usize) -> Result<SpeedReport> {
     let model_work = || {
         let mut p = set.as_slice().to_vec();
         let mut g = vec![0.0; m];
-        for (i, x) in p.chunks_exact_mut(m).enumerate() {
+        for x in p.chunks_exact_mut(m) {
             for b in windows.iter().flatten() {
-                let model = state.model(&net, b, None);
-                model.eval(i, x, Some(&mut g));
+                let model = state.model(&net, b);
+                model.eval(x, &[], Some(&mut g));
                 x.iter_mut()
                     .zip(g.iter())
                     .for_each(|(xk, gk)| *xk -= 0.01 * gk);
-                std::hint::black_box(model.eval(i, x, None));
+                std::hint::black_box(model.eval(x, &[], None));
             }
         }
         Ok(())

@@ -6,8 +6,8 @@ use crate::core::error::{Error, Result};
 use crate::core::filter::rng::stream;
 use crate::core::filter::ParticleSet;
 use crate::domains::learn::data::{Scenario, TaskData};
-use crate::domains::learn::mlp::{with_workspace, Mlp};
-use crate::domains::learn::model::{Batch, Distill, LearnModel, Quadratic};
+use crate::domains::learn::mlp::Mlp;
+use crate::domains::learn::model::{Batch, Distill, LearnModel, StateLayout};
 use rand::Rng;
 use rayon::prelude::*;
 
@@ -63,11 +63,11 @@ pub struct MethodState {
     scenario: Scenario,
     eta: f64,
     seed: u64,
-    penalty: Option<Quadratic>,
     si_path: Vec<f64>,
     si_start: Vec<f64>,
     si_omega: Vec<f64>,
-    teacher: Option<Vec<f64>>,
+    /// Whether a task has ended (the regulariser state in the payload is in force).
+    anchored: bool,
     memory: Batch,
 }
 
@@ -80,11 +80,10 @@ impl MethodState {
             scenario,
             eta,
             seed,
-            penalty: None,
             si_path: Vec::new(),
             si_start: Vec::new(),
             si_omega: Vec::new(),
-            teacher: None,
+            anchored: false,
             memory: Batch::default(),
         }
     }
@@ -114,38 +113,66 @@ impl MethodState {
         }
     }
 
+    /// Where this method keeps per-particle state in the payload of particles of dimension `m`.
+    pub fn layout(&self, m: usize) -> StateLayout {
+        StateLayout {
+            m,
+            penalty: matches!(self.method, Method::Ewc | Method::Si),
+            teacher: self.method == Method::Lwf,
+        }
+    }
+
     /// End a task: EWC adds `(λ/2)·F` and re-anchors, SI adds `c·ω/(Δ² + ξ)` and re-anchors,
-    /// LwF snapshots the teacher, replay stores `replay_per_task` random samples of the task.
-    pub fn end_task(&mut self, net: &Mlp, particles: &ParticleSet, task: &TaskData) -> Result<()> {
-        let theta = particles.as_slice();
+    /// LwF snapshots the teacher — each particle in its own payload row — and replay stores
+    /// `replay_per_task` random samples of the task.
+    pub fn end_task(
+        &mut self,
+        net: &Mlp,
+        particles: &mut ParticleSet,
+        task: &TaskData,
+    ) -> Result<()> {
+        let (m, layout) = (particles.dim(), self.layout(particles.dim()));
+        if particles.payload_width() != layout.width() {
+            particles.set_payload(layout.width(), vec![0.0; particles.len() * layout.width()])?;
+        }
         match self.method {
             Method::Sgd => {}
             Method::Ewc => {
                 let fisher = empirical_fisher(net, particles, task, self.scenario)?;
                 let scale = 0.5 * self.hyper.ewc_lambda;
-                let p = self.penalty.get_or_insert_with(|| Quadratic {
-                    anchor: Vec::new(),
-                    strength: vec![0.0; theta.len()],
+                update_states(particles, layout, |i, theta, state| {
+                    if let Some((anchor, strength)) = layout.penalty_mut(state) {
+                        anchor.copy_from_slice(theta);
+                        let f = &fisher[i * m..(i + 1) * m];
+                        strength
+                            .iter_mut()
+                            .zip(f)
+                            .for_each(|(s, f)| *s += scale * f);
+                    }
                 });
-                p.anchor = theta.to_vec();
-                p.strength
-                    .iter_mut()
-                    .zip(&fisher)
-                    .for_each(|(s, f)| *s += scale * f);
             }
             Method::Si => {
                 let (c, xi) = (self.hyper.si_c, self.hyper.si_xi);
+                let theta = particles.as_slice();
                 self.si_omega.resize(theta.len(), 0.0);
                 let path = self.si_path.iter().zip(&self.si_start).zip(theta);
                 for (om, ((w, s), t)) in self.si_omega.iter_mut().zip(path) {
                     *om += w / ((t - s) * (t - s) + xi);
                 }
-                self.penalty = Some(Quadratic {
-                    anchor: theta.to_vec(),
-                    strength: self.si_omega.iter().map(|o| c * o).collect(),
+                let omega = &self.si_omega;
+                update_states(particles, layout, |i, theta, state| {
+                    if let Some((anchor, strength)) = layout.penalty_mut(state) {
+                        anchor.copy_from_slice(theta);
+                        let o = &omega[i * m..(i + 1) * m];
+                        strength.iter_mut().zip(o).for_each(|(s, o)| *s = c * o);
+                    }
                 });
             }
-            Method::Lwf => self.teacher = Some(theta.to_vec()),
+            Method::Lwf => update_states(particles, layout, |_, theta, state| {
+                if let Some(t) = layout.teacher_mut(state) {
+                    t.copy_from_slice(theta);
+                }
+            }),
             Method::Replay => {
                 let mut rng = stream(self.seed, 0x7e, task.task as u64);
                 let range = self.scenario.logit_range(task.task);
@@ -155,6 +182,7 @@ impl MethodState {
                 }
             }
         }
+        self.anchored = true;
         Ok(())
     }
 
@@ -173,42 +201,38 @@ impl MethodState {
         current
     }
 
-    /// LwF's teacher logits for `batch`, one forward pass per particle (`None` before the first task
-    /// ends or for other methods).
-    pub fn distill(&self, net: &Mlp, batch: &Batch, n: usize) -> Option<Distill> {
-        let teacher = self.teacher.as_ref()?;
-        let m = net.n_params();
-        let width = batch.len() * net.n_outputs();
-        let mut logits = vec![0.0; n * width];
-        logits
-            .par_chunks_mut(width)
-            .enumerate()
-            .for_each(|(i, out)| {
-                with_workspace(|ws| {
-                    out.copy_from_slice(net.forward(&teacher[i * m..(i + 1) * m], &batch.x, ws))
-                })
-            });
-        Some(Distill {
-            teacher: logits,
-            lambda: self.hyper.lwf_lambda,
-            temperature: self.hyper.lwf_temp,
-        })
-    }
-
-    /// The filter's model for this batch.
-    pub fn model<'a>(
-        &'a self,
-        net: &'a Mlp,
-        batch: &'a Batch,
-        distill: Option<&'a Distill>,
-    ) -> LearnModel<'a> {
+    /// The filter's model for this batch: the penalty and teacher read from each particle's
+    /// payload once the first task has ended.
+    pub fn model<'a>(&self, net: &'a Mlp, batch: &'a Batch) -> LearnModel<'a> {
+        let layout = match self.anchored {
+            true => self.layout(net.n_params()),
+            false => StateLayout::default(),
+        };
         LearnModel {
             net,
             batch,
-            distill,
-            penalty: self.penalty.as_ref(),
+            distill: (layout.teacher).then_some(Distill {
+                lambda: self.hyper.lwf_lambda,
+                temperature: self.hyper.lwf_temp,
+            }),
+            layout,
         }
     }
+}
+
+/// `f(i, θ_i, payload_i)` for every particle, in parallel.
+fn update_states(
+    particles: &mut ParticleSet,
+    layout: StateLayout,
+    f: impl Fn(usize, &[f64], &mut [f64]) + Sync,
+) {
+    let (m, w) = (particles.dim(), layout.width());
+    let theta = particles.as_slice().to_vec();
+    particles
+        .payload_mut_slice()
+        .par_chunks_mut(w.max(1))
+        .enumerate()
+        .for_each(|(i, state)| f(i, &theta[i * m..(i + 1) * m], state));
 }
 
 /// Diagonal empirical Fisher per particle: `F_ik = (1/|D|) Σ_{s∈D} (∂/∂θ_k log p(y_s | x_s, θ_i))²`,
@@ -239,9 +263,9 @@ pub fn empirical_fisher(
                 net,
                 batch: &b,
                 distill: None,
-                penalty: None,
+                layout: StateLayout::default(),
             };
-            model.eval(i, theta, Some(&mut g));
+            model.eval(theta, &[], Some(&mut g));
             f.iter_mut().zip(&g).for_each(|(fk, gk)| *fk += gk * gk);
         }
         let inv = 1.0 / task.len() as f64;

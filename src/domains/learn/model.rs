@@ -4,9 +4,10 @@
 //! For particle `i` with parameters `θ`:
 //! `L_i(θ) = CE(θ; B) + λ_KD·T²·KD(t_i, z(θ)) + Σ_k s_ik (θ_k − a_ik)²`,
 //! where `CE` is the mean cross-entropy over the batch (logits masked to each sample's allowed
-//! range), `KD` the mean distillation cross-entropy from teacher logits `t_i` at temperature `T`
-//! (LwF), and the quadratic term is EWC's or SI's penalty around particle `i`'s own anchor `a_i`
-//! with strengths `s_i`.
+//! range), `KD` the mean distillation cross-entropy from teacher logits `t_i = z(θ_T,i)` at
+//! temperature `T` (LwF), and the quadratic term is EWC's or SI's penalty around particle `i`'s own
+//! anchor `a_i` with strengths `s_i`. The anchor, strengths and teacher `θ_T,i` are particle `i`'s
+//! payload row ([`StateLayout`]): the model reads them beside `θ`, never by row number.
 
 use crate::core::filter::Model;
 use crate::domains::learn::mlp::{with_workspace, Mlp};
@@ -42,50 +43,86 @@ impl Batch {
     }
 }
 
-/// Distillation term of LwF: teacher logits per particle for this batch (`n × bs × out`).
-#[derive(Clone, Debug)]
+/// LwF's distillation weight and temperature (the teacher itself travels in each particle's payload).
+#[derive(Clone, Copy, Debug)]
 pub struct Distill {
-    /// Teacher logits, particle-major.
-    pub teacher: Vec<f64>,
     /// Weight `λ_KD`.
     pub lambda: f64,
     /// Temperature `T`.
     pub temperature: f64,
 }
 
-/// Quadratic penalty `Σ_k s_ik (θ_k − a_ik)²` (EWC: `s = λ/2·F`; SI: `s = c·Ω`), particle-major.
-#[derive(Clone, Debug, Default)]
-pub struct Quadratic {
-    /// Anchors `a`, `n × m`.
-    pub anchor: Vec<f64>,
-    /// Strengths `s`, `n × m`.
-    pub strength: Vec<f64>,
+/// Where a particle's regulariser state sits in its payload row (see
+/// [`crate::core::filter::ParticleSet::set_payload`]): `[anchor a (m) | strength s (m)]` when there
+/// is a quadratic penalty, then `[teacher θ_T (m)]` when there is a teacher. The state moves with
+/// its particle when a filter resamples.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct StateLayout {
+    /// Parameters per network `m`.
+    pub m: usize,
+    /// Whether rows carry an EWC/SI anchor and strengths.
+    pub penalty: bool,
+    /// Whether rows carry an LwF teacher.
+    pub teacher: bool,
 }
 
-impl Quadratic {
-    /// Penalty of particle `i` and, if `grad` is given, `∂/∂θ = 2 s (θ − a)` added to it.
-    pub fn eval(&self, i: usize, theta: &[f64], grad: Option<&mut [f64]>) -> f64 {
-        let m = theta.len();
-        let a = &self.anchor[i * m..(i + 1) * m];
-        let s = &self.strength[i * m..(i + 1) * m];
-        let mut total = 0.0;
-        match grad {
-            Some(g) => {
-                for k in 0..m {
-                    let d = theta[k] - a[k];
-                    total += s[k] * d * d;
-                    g[k] += 2.0 * s[k] * d;
-                }
-            }
-            None => {
-                for k in 0..m {
-                    let d = theta[k] - a[k];
-                    total += s[k] * d * d;
-                }
+impl StateLayout {
+    /// Payload numbers per particle.
+    pub fn width(&self) -> usize {
+        self.m * (2 * usize::from(self.penalty) + usize::from(self.teacher))
+    }
+
+    /// `(anchor, strength)` of a payload row, when the layout has a penalty (and the row holds the
+    /// layout: a particle without payload has no penalty).
+    pub fn penalty<'s>(&self, state: &'s [f64]) -> Option<(&'s [f64], &'s [f64])> {
+        let m = self.m;
+        (self.penalty && state.len() >= self.width()).then(|| (&state[..m], &state[m..2 * m]))
+    }
+
+    /// Mutable `(anchor, strength)` of a payload row.
+    pub fn penalty_mut<'s>(&self, state: &'s mut [f64]) -> Option<(&'s mut [f64], &'s mut [f64])> {
+        let m = self.m;
+        self.penalty.then(|| state[..2 * m].split_at_mut(m))
+    }
+
+    /// The teacher's parameters in a payload row, when the layout has one.
+    pub fn teacher<'s>(&self, state: &'s [f64]) -> Option<&'s [f64]> {
+        let off = 2 * self.m * usize::from(self.penalty);
+        (self.teacher && state.len() >= self.width()).then(|| &state[off..off + self.m])
+    }
+
+    /// Mutable teacher parameters of a payload row.
+    pub fn teacher_mut<'s>(&self, state: &'s mut [f64]) -> Option<&'s mut [f64]> {
+        let off = 2 * self.m * usize::from(self.penalty);
+        self.teacher.then(|| &mut state[off..off + self.m])
+    }
+}
+
+/// Quadratic penalty `Σ_k s_k (θ_k − a_k)²` (EWC: `s = λ/2·F`; SI: `s = c·Ω`) and, if `grad` is
+/// given, `∂/∂θ = 2 s (θ − a)` added to it.
+pub fn quadratic_penalty(
+    anchor: &[f64],
+    strength: &[f64],
+    theta: &[f64],
+    grad: Option<&mut [f64]>,
+) -> f64 {
+    let mut total = 0.0;
+    match grad {
+        Some(g) => {
+            for k in 0..theta.len() {
+                let d = theta[k] - anchor[k];
+                total += strength[k] * d * d;
+                g[k] += 2.0 * strength[k] * d;
             }
         }
-        total
+        None => {
+            for k in 0..theta.len() {
+                let d = theta[k] - anchor[k];
+                total += strength[k] * d * d;
+            }
+        }
     }
+    total
 }
 
 /// The filter's model for one minibatch (see the module docs for the loss).
@@ -94,26 +131,33 @@ pub struct LearnModel<'a> {
     pub net: &'a Mlp,
     /// The current minibatch.
     pub batch: &'a Batch,
-    /// LwF distillation, if any.
-    pub distill: Option<&'a Distill>,
-    /// EWC/SI penalty, if any.
-    pub penalty: Option<&'a Quadratic>,
+    /// LwF distillation, if any (needs a teacher in the layout).
+    pub distill: Option<Distill>,
+    /// Where the regulariser state sits in each particle's payload.
+    pub layout: StateLayout,
 }
 
 impl LearnModel<'_> {
-    /// `L_i(θ)` and, if `grad` is given, `∇L_i(θ)` written into it.
-    pub fn eval(&self, i: usize, theta: &[f64], grad: Option<&mut [f64]>) -> f64 {
-        let bs = self.batch.len();
+    /// `L(θ; state)` and, if `grad` is given, `∇L` written into it; `state` is the particle's
+    /// payload row (ignored where the layout is empty).
+    pub fn eval(&self, theta: &[f64], state: &[f64], grad: Option<&mut [f64]>) -> f64 {
         let out = self.net.n_outputs();
+        let teacher = match (self.distill, self.layout.teacher(state)) {
+            (Some(d), Some(t)) => Some((d, self.teacher_logits(t))),
+            _ => None,
+        };
         with_workspace(|ws| {
             self.net.forward(theta, &self.batch.x, ws);
             let (z, dz) = ws.logits_and_dz();
             let mut loss = cross_entropy(z, dz, self.batch, out);
-            if let Some(d) = self.distill {
-                let t = &d.teacher[i * bs * out..(i + 1) * bs * out];
+            if let Some((d, t)) = &teacher {
                 loss += distillation(z, t, dz, d.lambda, d.temperature, out);
             }
-            let penalty = |g: Option<&mut [f64]>| self.penalty.map_or(0.0, |p| p.eval(i, theta, g));
+            let penalty = |g: Option<&mut [f64]>| {
+                self.layout
+                    .penalty(state)
+                    .map_or(0.0, |(a, s)| quadratic_penalty(a, s, theta, g))
+            };
             match grad {
                 Some(g) => {
                     g.fill(0.0);
@@ -123,6 +167,11 @@ impl LearnModel<'_> {
                 None => loss + penalty(None),
             }
         })
+    }
+
+    /// The teacher network's logits on this batch.
+    fn teacher_logits(&self, teacher: &[f64]) -> Vec<f64> {
+        with_workspace(|ws| self.net.forward(teacher, &self.batch.x, ws).to_vec())
     }
 }
 
@@ -192,20 +241,21 @@ impl Model for LearnModel<'_> {
         self.net.init(rng, out);
     }
 
+    /// The loss without regulariser state (a particle with an empty payload).
     fn loss(&self, x: &[f64]) -> f64 {
-        self.eval(0, x, None)
+        self.eval(x, &[], None)
     }
 
     fn loss_grad(&self, x: &[f64], grad: &mut [f64]) -> f64 {
-        self.eval(0, x, Some(grad))
+        self.eval(x, &[], Some(grad))
     }
 
-    fn particle_loss(&self, index: usize, x: &[f64]) -> f64 {
-        self.eval(index, x, None)
+    fn particle_loss(&self, x: &[f64], state: &[f64]) -> f64 {
+        self.eval(x, state, None)
     }
 
-    fn particle_loss_grad(&self, index: usize, x: &[f64], grad: &mut [f64]) -> f64 {
-        self.eval(index, x, Some(grad))
+    fn particle_loss_grad(&self, x: &[f64], state: &[f64], grad: &mut [f64]) -> f64 {
+        self.eval(x, state, Some(grad))
     }
 }
 
@@ -248,30 +298,35 @@ mod tests {
             let b = batch(4, masked, 3);
             let theta = params(&net, 5);
             let m = net.n_params();
-            let teacher: Vec<f64> = (0..2 * b.len() * 4)
-                .map(|k| (k as f64 * 0.37).sin())
+            let layout = StateLayout {
+                m,
+                penalty: true,
+                teacher: true,
+            };
+            // One particle's payload: anchor, strengths, teacher parameters.
+            let state: Vec<f64> = (0..layout.width())
+                .map(|k| match k / m {
+                    0 => (k as f64 * 0.11).cos() * 0.1,
+                    1 => 0.5 + (k % 3) as f64,
+                    _ => theta[k % m] + 0.05 * (k as f64 * 0.37).sin(),
+                })
                 .collect();
-            let distill = Distill {
-                teacher,
-                lambda: 0.7,
-                temperature: 2.0,
-            };
-            let penalty = Quadratic {
-                anchor: (0..2 * m).map(|k| (k as f64 * 0.11).cos() * 0.1).collect(),
-                strength: (0..2 * m).map(|k| 0.5 + (k % 3) as f64).collect(),
-            };
             let model = LearnModel {
                 net: &net,
                 batch: &b,
-                distill: Some(&distill),
-                penalty: Some(&penalty),
+                distill: Some(Distill {
+                    lambda: 0.7,
+                    temperature: 2.0,
+                }),
+                layout,
             };
             assert!(gradient_check(&model, &theta, 1e-6) < 1e-6, "{sizes:?}");
-            // Particle 1's own state enters its gradient.
+            // The particle's own state (penalty and teacher) enters its gradient.
             let mut g = vec![0.0; m];
-            model.particle_loss_grad(1, &theta, &mut g);
+            model.particle_loss_grad(&theta, &state, &mut g);
             let mut fd = vec![0.0; m];
-            finite_difference_gradient(|y| model.particle_loss(1, y), &theta, &mut fd, 1e-6);
+            finite_difference_gradient(|y| model.particle_loss(y, &state), &theta, &mut fd, 1e-6);
+            assert!(model.particle_loss(&theta, &state) > model.loss(&theta));
             let err = g
                 .iter()
                 .zip(&fd)

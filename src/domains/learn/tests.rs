@@ -54,7 +54,7 @@ fn wpf_log_weights(net: &Mlp, set: &ParticleSet, batches: &[&Batch], eta: f64) -
     let state = MethodState::new(Method::Sgd, hyper(), Scenario::Domain, eta, 0);
     let mut opt = Optimizer::wpf(eta, 1.0, None, set.clone(), 0).unwrap();
     for b in batches {
-        opt.step(&state.model(net, b, None)).unwrap();
+        opt.step(&state.model(net, b)).unwrap();
     }
     opt.particles().log_weights().unwrap().to_vec()
 }
@@ -167,17 +167,19 @@ fn one_particle_wpf_is_sgd_bit_for_bit() {
     let scenario = Scenario::Task;
     let net = Mlp::new(&[64, 10, 10], Head::Relu).unwrap();
     let start = ParticleSet::from_vec(1, net.n_params(), base(&net, 5)).unwrap();
-    let mut sgd = Optimizer::sgd(0.05, start.clone());
+    let mut sgd = Optimizer::sgd(0.05, start.clone()).unwrap();
     let mut wpf = Optimizer::wpf(0.05, 1.0, None, start, 0).unwrap();
     let mut state = MethodState::new(Method::Ewc, hyper(), scenario, 0.05, 0);
     for task in tasks(scenario).iter().take(3) {
         for b in batches(task, 4, scenario) {
-            sgd.step(&state.model(&net, &b, None)).unwrap();
-            let ess = wpf.step(&state.model(&net, &b, None)).unwrap();
+            sgd.step(&state.model(&net, &b)).unwrap();
+            let ess = wpf.step(&state.model(&net, &b)).unwrap();
             assert_eq!(ess, 1.0);
         }
         assert_eq!(sgd.particles().as_slice(), wpf.particles().as_slice());
-        state.end_task(&net, sgd.particles(), task).unwrap();
+        // Each optimizer's particle carries its own anchor (EWC state lives in the payload).
+        state.end_task(&net, sgd.particles_mut(), task).unwrap();
+        state.end_task(&net, wpf.particles_mut(), task).unwrap();
     }
 }
 
@@ -195,7 +197,7 @@ fn weights_stay_finite_and_normalised() {
         .collect();
     for step in 0..3_000 {
         let ess = opt
-            .step(&state.model(&net, &all[step % all.len()], None))
+            .step(&state.model(&net, &all[step % all.len()]))
             .unwrap();
         let lw = opt.particles().log_weights().unwrap();
         assert!(
@@ -369,4 +371,52 @@ fn learn_runs_end_to_end_on_generated_data() {
         assert!(out.join(f).exists(), "{f}");
     }
     std::fs::remove_dir_all(&out).ok();
+}
+
+/// EWC under SIR: each particle's anchor travels with it through resampling. After the first
+/// task every particle is anchored at its own parameters; a SIR update that resamples (τ = 1, no
+/// transition, no roughening) copies particles, and each copy must still be anchored at exactly its
+/// own parameters — its ancestor's anchor — so its penalty is zero. (With the anchor looked up by
+/// row number, as before the payload existed, row i kept the anchor of the particle that used to be
+/// there, and the penalty of a copied particle was not zero.)
+#[test]
+fn ewc_anchors_follow_their_particles_through_resampling() {
+    use crate::core::filter::presets::SirParams;
+    use crate::core::filter::{Filter, Preset};
+    let scenario = Scenario::Domain;
+    let net = Mlp::new(&[64, 6, 2], Head::Linear).unwrap();
+    let set = init_particles(&net, &base(&net, 2), 12, 4).unwrap();
+    // Multinomial draws duplicate some of 12 particles (systematic ones barely would here).
+    let sir = Preset::Sir(SirParams {
+        ess_threshold: 1.0,
+        scheme: crate::core::filter::Scheme::Multinomial,
+        ..Default::default()
+    });
+    let mut filter = Filter::new(sir.steps(), set, 6).unwrap();
+    let mut state = MethodState::new(Method::Ewc, hyper(), scenario, 0.05, 0);
+    let all = tasks(scenario);
+    state
+        .end_task(&net, filter.particles_mut(), &all[0])
+        .unwrap();
+    let b = &batches(&all[1], 8, scenario)[0];
+    let model = state.model(&net, b);
+    let diag = filter.update(&model).unwrap();
+    assert!(diag.resampled, "the test needs a resampling update");
+    let p = filter.particles();
+    let distinct: std::collections::BTreeSet<u64> =
+        (0..p.len()).map(|i| p.particle(i)[0].to_bits()).collect();
+    assert!(
+        distinct.len() < p.len(),
+        "resampling should duplicate some particles"
+    );
+    let layout = state.layout(p.dim());
+    for i in 0..p.len() {
+        let (anchor, _) = layout.penalty(p.payload(i)).unwrap();
+        assert_eq!(anchor, p.particle(i), "particle {i} lost its own anchor");
+    }
+    // The loss the filter sees is the penalty-free loss at every particle's own anchor.
+    for i in 0..p.len() {
+        let x = p.particle(i);
+        assert_eq!(model.particle_loss(x, p.payload(i)), model.loss(x));
+    }
 }

@@ -71,18 +71,14 @@ pub fn make_batch(task: &TaskData, idx: &[usize], scenario: Scenario) -> Batch {
 }
 
 /// One epoch's minibatches as one optimizer window (the methods whose state does not change
-/// between steps): every batch's model — with LwF's teacher logits — built up front.
+/// between steps): every batch's model built up front.
 fn epoch_window(
     opt: &mut Optimizer,
     state: &MethodState,
     net: &Mlp,
     batches: &[Batch],
-    n: usize,
 ) -> Result<Vec<f64>> {
-    let distills: Vec<_> = batches.iter().map(|b| state.distill(net, b, n)).collect();
-    let models: Vec<_> = (batches.iter().zip(&distills))
-        .map(|(b, d)| state.model(net, b, d.as_ref()))
-        .collect();
+    let models: Vec<_> = batches.iter().map(|b| state.model(net, b)).collect();
     let refs: Vec<_> = models.iter().collect();
     opt.step_window(&refs)
 }
@@ -111,7 +107,7 @@ pub fn train_sequence(
         None => Optimizer::sgd(
             cfg.eta,
             ParticleSet::from_vec(1, base.len(), base.to_vec())?,
-        ),
+        )?,
     };
     let n = opt.particles().len();
     let mut state = MethodState::new(method, cfg.hyper.clone(), cfg.scenario, cfg.eta, seed);
@@ -132,18 +128,16 @@ pub fn train_sequence(
                 .collect();
             if state.tracks_steps() {
                 for batch in &batches {
-                    let distill = state.distill(net, batch, n);
                     let before = opt.particles().as_slice().to_vec();
-                    out.ess
-                        .push(opt.step(&state.model(net, batch, distill.as_ref()))?);
+                    out.ess.push(opt.step(&state.model(net, batch))?);
                     state.after_step(&before, opt.particles().as_slice());
                 }
             } else {
                 out.ess
-                    .extend(epoch_window(&mut opt, &state, net, &batches, n)?);
+                    .extend(epoch_window(&mut opt, &state, net, &batches)?);
             }
         }
-        state.end_task(net, opt.particles(), task)?;
+        state.end_task(net, opt.particles_mut(), task)?;
         let row: Vec<[f64; 3]> = test
             .iter()
             .map(|t| accuracies(net, opt.particles(), t, cfg.scenario))

@@ -1,10 +1,9 @@
-//! The optimizers of the training loop: plain SGD on every particle, or the paper's weighted particle
-//! filter (WPF) built from the filter engine's steps ([`presets::wpf`]: a gradient move
-//! `θ_i ← θ_i − η∇L_b(θ_i)` and the trapezoid reweight `ℓ_i ← ℓ_i − ½[L_b(θ_i) + L_b(θ_i')]/T`,
+//! The optimizers of the training loop, both filters of the engine: plain SGD on every particle
+//! ([`presets::sgd`]), or the paper's weighted particle filter (WPF, [`presets::wpf`]: a gradient
+//! move `θ_i ← θ_i − η∇L_b(θ_i)` and the trapezoid reweight `ℓ_i ← ℓ_i − ½[L_b(θ_i) + L_b(θ_i')]/T`,
 //! log-weights normalised by log-sum-exp, no resampling, no jitter).
 
 use crate::core::error::Result;
-use crate::core::filter::independent::move_row;
 use crate::core::filter::rng::stream;
 use crate::core::filter::{presets, Filter, PairConfig};
 use crate::core::filter::{Model, ParticleSet};
@@ -65,25 +64,13 @@ impl Readout {
     }
 }
 
-/// The optimizer of the training loop.
-pub enum Optimizer {
-    /// `θ_i ← θ_i − η∇L_i(θ_i)` for every particle, unweighted.
-    Sgd {
-        /// Step size `η`.
-        eta: f64,
-        /// The particles (one for a single network).
-        set: ParticleSet,
-        /// Update counter, for error messages.
-        step: usize,
-    },
-    /// The WPF from the filter engine.
-    Pf(Box<Filter>),
-}
+/// The optimizer of the training loop: a filter of the engine (SGD or WPF).
+pub struct Optimizer(Filter);
 
 impl Optimizer {
-    /// Plain SGD with step `eta` on `set`.
-    pub fn sgd(eta: f64, set: ParticleSet) -> Self {
-        Optimizer::Sgd { eta, set, step: 0 }
+    /// Plain SGD with step `eta` on `set` (unweighted: [`presets::sgd`]).
+    pub fn sgd(eta: f64, set: ParticleSet) -> Result<Self> {
+        Ok(Self(Filter::new(presets::sgd(eta), set, 0)?))
     }
 
     /// The WPF ([`presets::wpf`]) with step `eta`, likelihood temperature `temperature` and an
@@ -95,52 +82,36 @@ impl Optimizer {
         set: ParticleSet,
         seed: u64,
     ) -> Result<Self> {
-        let filter = Filter::new(presets::wpf(eta, temperature, pair), set, seed)?;
-        Ok(Optimizer::Pf(Box::new(filter)))
+        Ok(Self(Filter::new(
+            presets::wpf(eta, temperature, pair),
+            set,
+            seed,
+        )?))
     }
 
     /// The current particles.
     pub fn particles(&self) -> &ParticleSet {
-        match self {
-            Optimizer::Sgd { set, .. } => set,
-            Optimizer::Pf(f) => f.particles(),
-        }
+        self.0.particles()
+    }
+
+    /// The current particles, mutable (the methods keep their per-particle state in the payload).
+    pub fn particles_mut(&mut self) -> &mut ParticleSet {
+        self.0.particles_mut()
     }
 
     /// One update on `model`'s minibatch; returns the ESS afterwards (`N` for SGD: unweighted).
     pub fn step<M: Model + ?Sized>(&mut self, model: &M) -> Result<f64> {
-        Ok(self.step_window(&[model])?[0])
+        Ok(self.0.update(model)?.ess)
     }
 
-    /// One update per minibatch model, in order; returns the ESS after each. The WPF runs the
-    /// window particle-major ([`Filter::update_window`]; atomic on error), SGD one batch at a time.
+    /// One update per minibatch model, in order, run particle-major ([`Filter::update_window`];
+    /// atomic on error); returns the ESS after each.
     pub fn step_window<M: Model + ?Sized>(&mut self, models: &[&M]) -> Result<Vec<f64>> {
-        match self {
-            Optimizer::Sgd { eta, set, step } => models
-                .iter()
-                .map(|model| {
-                    *step += 1;
-                    sgd_step(*eta, set, *model, *step)?;
-                    Ok(set.ess())
-                })
-                .collect(),
-            Optimizer::Pf(f) => Ok(f.update_window(models)?.iter().map(|d| d.ess).collect()),
-        }
+        Ok(self
+            .0
+            .update_window(models)?
+            .iter()
+            .map(|d| d.ess)
+            .collect())
     }
-}
-
-/// `θ_i ← θ_i − η∇L_i(θ_i)` in parallel over particles (the engine's pair-free move of one
-/// particle, [`move_row`]), failing on a non-finite loss, gradient or parameter; the error of the
-/// lowest failing particle is reported.
-fn sgd_step<M: Model + ?Sized>(
-    eta: f64,
-    set: &mut ParticleSet,
-    model: &M,
-    step: usize,
-) -> Result<()> {
-    let m = set.dim();
-    let rows: Vec<Result<()>> = (set.as_mut_slice().par_chunks_mut(m).enumerate())
-        .map(|(i, x)| move_row(model, (i, step), x, (eta, 1), false).map(drop))
-        .collect();
-    rows.into_iter().collect()
 }

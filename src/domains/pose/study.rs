@@ -50,7 +50,7 @@ impl Default for StudyConfig {
             frames: 40,
             width: 320,
             particles: vec![25, 50, 100, 200],
-            filters: FilterKind::ALL.to_vec(),
+            filters: FilterKind::TRACKING.to_vec(),
             seed: 0,
             seeds: 3,
             motion: Motion::Fast,

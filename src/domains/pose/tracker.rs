@@ -1026,8 +1026,9 @@ impl Tracker {
     fn build_filter(&self, g: usize, model: &ObservationModel) -> Result<Filter> {
         let c = &self.config;
         let mut spec = FilterSpec::new(c.filter, c.particles, c.seed.wrapping_add(1000 * g as u64));
-        if matches!(c.filter, FilterKind::Rfpf | FilterKind::Grad) {
-            spec.eta = Some(c.eta);
+        // Presets with a gradient flow take the tracker's flow time step.
+        if let Some(flow) = spec.preset.gradient_flow_mut() {
+            flow.eta = Some(c.eta);
         }
         spec.build(model)
     }
