@@ -467,6 +467,20 @@ mod tests {
             });
             self.loss(x)
         }
+        fn curvature(&self, _x: &[f64], out: &mut [f64]) -> bool {
+            let obs = self.linear_observation().unwrap();
+            let j = obs.h.tr_mul(&obs.h) / self.r;
+            out.copy_from_slice(j.as_slice());
+            true
+        }
+        fn linear_observation(&self) -> Option<crate::core::filter::model::LinearObservation> {
+            let k = self.h.len();
+            Some(crate::core::filter::model::LinearObservation {
+                h: nalgebra::DMatrix::from_fn(k, self.m, |i, j| self.h[i][j]),
+                y: nalgebra::DVector::from_column_slice(&self.y),
+                r: nalgebra::DMatrix::identity(k, k) * self.r,
+            })
+        }
     }
 
     impl LinearObs {

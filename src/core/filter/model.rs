@@ -5,7 +5,19 @@
 //! gradient `∇L(x)`. Time-varying observations are expressed by handing the filter a model that
 //! holds the current observation (see [`crate::core::filter::Filter::update`]).
 
+use nalgebra::{DMatrix, DVector};
 use rand::RngCore;
+
+/// A linear-Gaussian observation `y = H x + v`, `v ~ N(0, R)` — what ensemble Kalman analyses need.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LinearObservation {
+    /// `H` (`k × m`).
+    pub h: DMatrix<f64>,
+    /// The observation `y` (length `k`).
+    pub y: DVector<f64>,
+    /// The noise covariance `R` (`k × k`, symmetric positive definite).
+    pub r: DMatrix<f64>,
+}
 
 /// A state-space model seen through its loss.
 ///
@@ -48,6 +60,19 @@ pub trait Model: Sync {
     /// Loss and gradient of a particle with payload row `state`; defaults to [`Model::loss_grad`].
     fn particle_loss_grad(&self, x: &[f64], _state: &[f64], grad: &mut [f64]) -> f64 {
         self.loss_grad(x, grad)
+    }
+
+    /// The Gauss–Newton curvature `J(x)` of the observation loss (for `L = ½ r(x)ᵀ W r(x)`,
+    /// `J = ∂rᵀ W ∂r`), written row-major into `out` (`m × m`); returns `false` (writing nothing)
+    /// when the model does not give one. Newton moves need it.
+    fn curvature(&self, _x: &[f64], _out: &mut [f64]) -> bool {
+        false
+    }
+
+    /// The current observation as a linear-Gaussian one, when the model is one (or is linearised
+    /// as one): ensemble Kalman analyses need it. Its loss must then be `½(y − Hx)ᵀR⁻¹(y − Hx)`.
+    fn linear_observation(&self) -> Option<LinearObservation> {
+        None
     }
 
     /// An upper bound on the Lipschitz constant of `∇L` (the largest Hessian eigenvalue), when known.

@@ -9,6 +9,9 @@
 //! | `mcl`  | [`MclParams`] | propagate → jitter σ → reweight → multinomial resample every step |
 //! | `wpf`  | [`WpfParams`] | move (SGD step, η) → reweight (trapezoid) |
 //! | `sgd`  | [`SgdParams`] | move (SGD step, η), unweighted |
+//! | `rfpf-newton` | [`NewtonParams`] | propagate → Newton move (Σ̂_α⁻¹ + J̄)⁻¹[∇L + pair], square-root spread |
+//! | `enkf` | [`EnsembleParams`] | propagate → stochastic EnKF analysis (perturbed observations) |
+//! | `etkf` | [`EnsembleParams`] | propagate → square-root ETKF analysis |
 //!
 //! Adding a preset: a variant of [`FilterKind`] (its name) and of [`Preset`] (its parameters), its
 //! parameter struct and its step list below.
@@ -19,6 +22,7 @@ use crate::core::filter::model::Model;
 use crate::core::filter::particles::ParticleSet;
 use crate::core::filter::resample::Scheme;
 use crate::core::filter::step::*;
+use crate::core::filter::step::{Analysis, EnsembleConfig, NewtonConfig};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::str::FromStr;
@@ -39,17 +43,27 @@ pub enum FilterKind {
     Wpf,
     /// Plain SGD on every particle, unweighted (the WPF without its weights).
     Sgd,
+    /// RF-PF with the Newton move (curvature-preconditioned, square-root spread).
+    #[serde(rename = "rfpf-newton")]
+    RfpfNewton,
+    /// Stochastic ensemble Kalman filter (perturbed observations).
+    Enkf,
+    /// Ensemble transform Kalman filter (deterministic square root).
+    Etkf,
 }
 
 impl FilterKind {
     /// Every preset, in the order tables list them.
-    pub const ALL: [FilterKind; 6] = [
+    pub const ALL: [FilterKind; 9] = [
         FilterKind::Rfpf,
         FilterKind::Grad,
         FilterKind::Sir,
         FilterKind::Mcl,
         FilterKind::Wpf,
         FilterKind::Sgd,
+        FilterKind::RfpfNewton,
+        FilterKind::Enkf,
+        FilterKind::Etkf,
     ];
 
     /// The state-estimation filters the benchmarks compare by default.
@@ -69,6 +83,9 @@ impl FilterKind {
             FilterKind::Mcl => "mcl",
             FilterKind::Wpf => "wpf",
             FilterKind::Sgd => "sgd",
+            FilterKind::RfpfNewton => "rfpf-newton",
+            FilterKind::Enkf => "enkf",
+            FilterKind::Etkf => "etkf",
         }
     }
 
@@ -83,6 +100,16 @@ impl FilterKind {
             FilterKind::Rfpf => 3,
             _ => 1,
         }
+    }
+
+    /// Whether the preset needs the model's Gauss–Newton curvature ([`Model::curvature`]).
+    pub fn needs_curvature(self) -> bool {
+        self == FilterKind::RfpfNewton
+    }
+
+    /// Whether the preset needs a linear(ised) observation ([`Model::linear_observation`]).
+    pub fn needs_linear_observation(self) -> bool {
+        matches!(self, FilterKind::Enkf | FilterKind::Etkf)
     }
 }
 
@@ -251,6 +278,91 @@ impl Default for SgdParams {
     }
 }
 
+/// Parameters of `rfpf-newton` (see [`NewtonConfig`]).
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewtonParams {
+    /// Newton step fraction `η ∈ (0, 1]`.
+    #[serde(default = "one")]
+    pub eta: f64,
+    /// Shrinkage `α` of the cloud covariance toward the floor.
+    #[serde(default = "default_shrinkage")]
+    pub shrinkage: f64,
+    /// The floor `s` in state units² (default `tr Σ̂/m`).
+    #[serde(default)]
+    pub floor: Option<f64>,
+    /// Whether the RF-PF pair term is on (in the `P` metric).
+    #[serde(default = "yes")]
+    pub pair: bool,
+    /// Halvings of a step whose mean loss rises (0: none).
+    #[serde(default)]
+    pub backtrack: usize,
+}
+
+fn default_shrinkage() -> f64 {
+    NewtonConfig::default().shrinkage
+}
+fn yes() -> bool {
+    true
+}
+
+impl Default for NewtonParams {
+    fn default() -> Self {
+        let c = NewtonConfig::default();
+        Self {
+            eta: c.eta,
+            shrinkage: c.shrinkage,
+            floor: c.floor,
+            pair: true,
+            backtrack: c.backtrack,
+        }
+    }
+}
+
+impl NewtonParams {
+    /// The step's configuration.
+    pub fn config(&self) -> NewtonConfig {
+        NewtonConfig {
+            eta: self.eta,
+            shrinkage: self.shrinkage,
+            floor: self.floor,
+            pair: self.pair.then(PairConfig::default),
+            backtrack: self.backtrack,
+        }
+    }
+}
+
+/// Parameters of `enkf` and `etkf`.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EnsembleParams {
+    /// Multiplicative inflation `λ` of the anomalies.
+    #[serde(default = "one")]
+    pub inflation: f64,
+    /// Shrinkage `α` of the ensemble covariance toward `(tr Σ̂/m)·I` (0: none).
+    #[serde(default)]
+    pub shrinkage: f64,
+}
+
+impl Default for EnsembleParams {
+    fn default() -> Self {
+        Self {
+            inflation: 1.0,
+            shrinkage: 0.0,
+        }
+    }
+}
+
+impl EnsembleParams {
+    fn config(&self, analysis: Analysis) -> EnsembleConfig {
+        EnsembleConfig {
+            analysis,
+            inflation: self.inflation,
+            shrinkage: self.shrinkage,
+        }
+    }
+}
+
 /// A preset: a named filter with its own typed parameters. In a launch file it is a table with
 /// `kind` and that preset's keys only (unknown keys are refused).
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
@@ -268,6 +380,13 @@ pub enum Preset {
     Wpf(WpfParams),
     /// SGD.
     Sgd(SgdParams),
+    /// RF-PF with the Newton move.
+    #[serde(rename = "rfpf-newton")]
+    RfpfNewton(NewtonParams),
+    /// Stochastic EnKF.
+    Enkf(EnsembleParams),
+    /// Square-root ETKF.
+    Etkf(EnsembleParams),
 }
 
 impl Preset {
@@ -280,6 +399,9 @@ impl Preset {
             FilterKind::Mcl => Preset::Mcl(MclParams::default()),
             FilterKind::Wpf => Preset::Wpf(WpfParams::default()),
             FilterKind::Sgd => Preset::Sgd(SgdParams::default()),
+            FilterKind::RfpfNewton => Preset::RfpfNewton(NewtonParams::default()),
+            FilterKind::Enkf => Preset::Enkf(EnsembleParams::default()),
+            FilterKind::Etkf => Preset::Etkf(EnsembleParams::default()),
         }
     }
 
@@ -292,6 +414,9 @@ impl Preset {
             Preset::Mcl(_) => FilterKind::Mcl,
             Preset::Wpf(_) => FilterKind::Wpf,
             Preset::Sgd(_) => FilterKind::Sgd,
+            Preset::RfpfNewton(_) => FilterKind::RfpfNewton,
+            Preset::Enkf(_) => FilterKind::Enkf,
+            Preset::Etkf(_) => FilterKind::Etkf,
         }
     }
 
@@ -323,6 +448,15 @@ impl Preset {
             Preset::Mcl(p) => mcl(p.sigma),
             Preset::Wpf(p) => wpf(p.eta, p.temperature, p.pair),
             Preset::Sgd(p) => sgd(p.eta),
+            Preset::RfpfNewton(p) => vec![Step::Propagate, Step::Newton(p.config())],
+            Preset::Enkf(p) => vec![
+                Step::Propagate,
+                Step::EnsembleKalman(p.config(Analysis::Stochastic)),
+            ],
+            Preset::Etkf(p) => vec![
+                Step::Propagate,
+                Step::EnsembleKalman(p.config(Analysis::SquareRoot)),
+            ],
         }
     }
 
@@ -346,6 +480,8 @@ impl Preset {
             Preset::Wpf(WpfParams { eta, .. }) | Preset::Sgd(SgdParams { eta }) => {
                 positive("eta", Some(*eta))
             }
+            Preset::RfpfNewton(p) => p.config().validate(),
+            Preset::Enkf(p) | Preset::Etkf(p) => p.config(Analysis::Stochastic).validate(),
             _ => Ok(()),
         }
     }

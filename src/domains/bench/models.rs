@@ -4,6 +4,7 @@
 //! Both hold their *current* observation; a driver sets it before each [`crate::core::filter::Filter::update`].
 
 use crate::core::error::{Error, Result};
+use crate::core::filter::model::LinearObservation;
 use crate::core::filter::Model;
 use nalgebra::{DMatrix, DVector, DVectorView};
 use rand::RngCore;
@@ -112,6 +113,24 @@ impl Model for LocalizationModel {
     /// The Hessian is `x xᵀ`, whose largest eigenvalue is `‖x‖²`.
     fn gradient_lipschitz(&self) -> Option<f64> {
         Some(dot(&self.direction, &self.direction))
+    }
+
+    /// `J = u uᵀ` for the direction `u`.
+    fn curvature(&self, _x: &[f64], out: &mut [f64]) -> bool {
+        let u = &self.direction;
+        for (row, ui) in out.chunks_mut(u.len()).zip(u) {
+            row.iter_mut().zip(u).for_each(|(o, uj)| *o = ui * uj);
+        }
+        true
+    }
+
+    /// `y = uᵀx_true` observed as `y = uᵀx + v`, `v ~ N(0, 1)` (the loss `½(y − uᵀx)²`).
+    fn linear_observation(&self) -> Option<LinearObservation> {
+        Some(LinearObservation {
+            h: DMatrix::from_row_slice(1, self.direction.len(), &self.direction),
+            y: DVector::from_element(1, self.xu),
+            r: DMatrix::identity(1, 1),
+        })
     }
 }
 
@@ -256,6 +275,23 @@ impl Model for LinearGaussianModel {
     /// Loss and gradient against `y + v`, `v = √r·z`: `∇L = −Hᵀ(y + v − Hx) / r`.
     fn particle_loss_grad(&self, x: &[f64], z: &[f64], grad: &mut [f64]) -> f64 {
         self.loss_grad_of(&self.residual(z, x), grad)
+    }
+
+    /// `J = HᵀH / r` (exact: the loss is quadratic).
+    fn curvature(&self, _x: &[f64], out: &mut [f64]) -> bool {
+        let j = self.h.tr_mul(&self.h) / self.r;
+        // Symmetric: its column-major storage is its row-major one.
+        out.copy_from_slice(j.as_slice());
+        true
+    }
+
+    /// `y = Hx + v`, `v ~ N(0, rI)`.
+    fn linear_observation(&self) -> Option<LinearObservation> {
+        Some(LinearObservation {
+            h: self.h.clone(),
+            y: self.y.clone(),
+            r: DMatrix::identity(self.h.nrows(), self.h.nrows()) * self.r,
+        })
     }
 
     /// The Hessian is `HᵀH / r`, whose largest eigenvalue is `‖H‖₂² / r`.

@@ -221,7 +221,7 @@ fn sub_moves<M: Model + ?Sized>(
 
 /// Losses and gradients (into `grads`) of all particles in parallel; an error names the first
 /// particle with a non-finite loss.
-fn evaluate_with_gradients<M: Model + ?Sized>(
+pub(super) fn evaluate_with_gradients<M: Model + ?Sized>(
     model: &M,
     p: &ParticleSet,
     grads: &mut [f64],

@@ -11,13 +11,17 @@
 //! Adding a step kind is one new file here plus its variant in [`Step`] and one arm in each of the
 //! two dispatchers below.
 
+mod ensemble_kalman;
 mod gradient_move;
 mod jitter;
+mod newton_move;
 mod propagate;
 mod resample;
 mod reweight;
 
+pub use ensemble_kalman::{Analysis, EnsembleConfig};
 pub use gradient_move::{MoveConfig, PairConfig, StepSize, Substeps};
+pub use newton_move::NewtonConfig;
 pub use resample::{ResampleConfig, ResampleWhen};
 pub use reweight::Reweight;
 
@@ -43,6 +47,10 @@ pub enum Step {
     },
     /// Deterministic gradient move, optionally with the RF-PF pair interaction.
     Move(MoveConfig),
+    /// The Newton RF-PF move `p ← p − η(Σ̂_α⁻¹ + J̄)⁻¹[∇L + pair]` with the square-root spread rule.
+    Newton(NewtonConfig),
+    /// An ensemble Kalman analysis (EnKF or ETKF) for a linear(ised) observation.
+    EnsembleKalman(EnsembleConfig),
     /// Update the log-weights from the observation loss.
     Reweight(Reweight),
     /// Resample the particles according to their weights.
@@ -155,6 +163,26 @@ pub(crate) struct SetCtx<'a> {
     pub k: usize,
 }
 
+impl SetCtx<'_> {
+    /// Replace every particle's position by its row of `next` (row-major `n × m`), after checking
+    /// that all are finite (an error names the first bad particle and `what`).
+    pub fn set_positions(&mut self, next: &[f64], what: &str) -> Result<()> {
+        let m = self.particles.dim();
+        if let Some(k) = next.iter().position(|v| !v.is_finite()) {
+            return Err(Error::NonFinite {
+                what: what.into(),
+                step: self.t,
+                particle: k / m,
+                value: next[k],
+            });
+        }
+        self.guard.change_rows(self.particles, |i, _, x| {
+            x.copy_from_slice(&next[i * m..(i + 1) * m]);
+        });
+        Ok(())
+    }
+}
+
 /// What an update must restore on failure: the particles as they were before their first in-place
 /// change (held in a spare buffer that is reused across updates) and the log-weights before the
 /// first reweight.
@@ -236,7 +264,7 @@ impl Step {
         match self {
             Step::Propagate | Step::Jitter { .. } | Step::Reweight(_) => true,
             Step::Move(cfg) => cfg.pair.is_none(),
-            Step::Resample(_) => false,
+            Step::Newton(_) | Step::EnsembleKalman(_) | Step::Resample(_) => false,
         }
     }
 
@@ -245,7 +273,7 @@ impl Step {
         match self {
             Step::Propagate => model.has_transition(),
             Step::Jitter { sigma } => *sigma != 0.0,
-            Step::Move(_) => true,
+            Step::Move(_) | Step::Newton(_) | Step::EnsembleKalman(_) => true,
             Step::Reweight(_) | Step::Resample(_) => false,
         }
     }
@@ -256,6 +284,8 @@ impl Step {
             Step::Propagate => Ok(()),
             Step::Jitter { sigma } => jitter::validate(*sigma),
             Step::Move(cfg) => cfg.validate(),
+            Step::Newton(cfg) => cfg.validate(),
+            Step::EnsembleKalman(cfg) => cfg.validate(),
             Step::Reweight(rw) => rw.validate(),
             Step::Resample(cfg) => cfg.validate(),
         }
@@ -274,8 +304,8 @@ impl Step {
             Step::Jitter { sigma } => jitter::row(*sigma, row).map(|_| None),
             Step::Move(_) => gradient_move::row(model, plan, row, memo).map(|_| None),
             Step::Reweight(rw) => rw.row(model, row, memo).map(Some),
-            Step::Resample(_) => Err(Error::Other(
-                "resampling couples particles: not a row-local step".into(),
+            Step::Resample(_) | Step::Newton(_) | Step::EnsembleKalman(_) => Err(Error::Other(
+                format!("{self:?} couples particles: not a row-local step"),
             )),
         }
     }
@@ -284,6 +314,8 @@ impl Step {
     pub(crate) fn run_set<M: Model + ?Sized>(&self, model: &M, cx: &mut SetCtx) -> Result<()> {
         match self {
             Step::Move(cfg) => gradient_move::set(cfg, model, cx),
+            Step::Newton(cfg) => newton_move::set(cfg, model, cx),
+            Step::EnsembleKalman(cfg) => ensemble_kalman::set(cfg, model, cx),
             Step::Resample(cfg) => cfg.apply(cx),
             _ => Err(Error::Other(format!(
                 "{self:?} is row-local: it has no set-level implementation"
