@@ -88,6 +88,22 @@ pub enum MotionModel {
     ConstantVelocity,
 }
 
+impl FromStr for MotionModel {
+    type Err = Error;
+    /// `random_walk` or `constant_velocity`.
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "random_walk" => Ok(MotionModel::RandomWalk),
+            "constant_velocity" => Ok(MotionModel::ConstantVelocity),
+            other => Err(Error::param(
+                "motion",
+                other,
+                "expected random_walk or constant_velocity",
+            )),
+        }
+    }
+}
+
 /// A perturbation of the initial pose: translation of norm `translation` (m) and rotation of angle
 /// `rotation` (rad), in random directions.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -371,6 +387,31 @@ impl Default for TrackerConfig {
 }
 
 impl TrackerConfig {
+    /// The default configuration with `filter`, `particles` per filter and `seed`: the start of
+    /// every configuration, whether from CLI flags, a launch table or a study.
+    pub fn new(filter: FilterKind, particles: usize, seed: u64) -> Self {
+        Self {
+            filter,
+            particles,
+            seed,
+            ..Self::default()
+        }
+    }
+
+    /// With the modalities of a comma-separated list (names from the modality registry).
+    pub fn with_modalities(mut self, list: &str) -> Result<Self> {
+        self.modalities = parse_modalities(list)?;
+        Ok(self)
+    }
+
+    /// With an uncertain start: `noise` widens the first prior, and the first frame gets 10
+    /// filter updates instead of 1 (the one place this rule lives).
+    pub fn with_init_noise(mut self, noise: Option<InitNoise>) -> Self {
+        self.init_noise = noise;
+        self.init_updates = if noise.is_some() { 10 } else { 1 };
+        self
+    }
+
     /// `D` for an object of the given radius.
     fn scale(&self, radius: f64) -> Vector6<f64> {
         let r = self.unit / radius.max(self.unit);
@@ -562,6 +603,11 @@ impl Tracker {
             frames: 0,
             init_shrink: 1.0,
         })
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &TrackerConfig {
+        &self.config
     }
 
     /// The tracked objects.

@@ -5,13 +5,14 @@
 use crate::app::plot::{LinePlot, Series};
 use crate::core::error::{Error, Result};
 use crate::core::filter::FilterKind;
-use crate::domains::pose::commands::{quantile, track_frame};
+use crate::core::stats::median;
+use crate::domains::pose::driver::{Driver, InitFrom};
 use crate::domains::pose::metrics::{add, adds};
 use crate::domains::pose::synth::{
     render_sequence, ycbv_camera, Motion, SynthConfig, SynthFrame, Synthesizer,
 };
 use crate::domains::pose::tracker::{
-    ModalityKind, MotionModel, ObjectModel, RedetectConfig, Tracker, TrackerConfig,
+    ModalityKind, MotionModel, ObjectModel, RedetectConfig, TrackerConfig,
 };
 use nalgebra::Point3;
 use std::fmt;
@@ -193,13 +194,14 @@ struct Run {
 fn run_one(seq: &Sequence, mut config: TrackerConfig) -> Result<Run> {
     config.seed = seq.seed;
     let models = seq.objects.iter().map(|o| o.0.clone()).collect();
-    let init = seq.frames[0].gt.iter().map(|g| g.pose).collect();
-    let mut tracker = Tracker::new(config, models, init)?;
+    let first = &seq.frames[0];
+    let start = (0, first.frame.im_id, first.gt.as_slice());
+    let mut driver = Driver::start(&config, models, start, &InitFrom::GroundTruth, false)?;
     let (mut sum_add, mut sum_adds, mut n, mut tracked) = (0.0, 0.0, 0usize, 0usize);
-    let mut latencies = Vec::new();
     for f in &seq.frames {
-        let out = tracker.step(&track_frame(&f.frame, false))?;
-        latencies.extend(&out.seconds);
+        let Some(out) = driver.frame(f.frame.im_id, Ok(&f.frame), 0.0)? else {
+            continue;
+        };
         for ((pose, gt), (_, pts)) in out.poses.iter().zip(&f.gt).zip(&seq.objects) {
             sum_add += add(pts, pose, &gt.pose);
             let e = adds(pts, pose, &gt.pose);
@@ -213,7 +215,7 @@ fn run_one(seq: &Sequence, mut config: TrackerConfig) -> Result<Run> {
         add: sum_add / n,
         adds: sum_adds / n,
         tracked: tracked as f64 / n,
-        latencies,
+        latencies: driver.run.latencies,
     })
 }
 
@@ -248,7 +250,7 @@ fn run_cell(seqs: &[Sequence], config: &TrackerConfig) -> Result<StudyRow> {
         adds_mm,
         adds_se_mm,
         sequences: runs.len(),
-        latency_ms: quantile(&latencies, 0.5) * 1e3,
+        latency_ms: median(&latencies) * 1e3,
         tracked: mean_se(&field(|r| r.tracked)).0,
     })
 }
