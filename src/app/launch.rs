@@ -468,35 +468,16 @@ impl Launch {
         };
         let motion = match t.motion.as_ref() {
             None => MotionModel::RandomWalk,
-            Some(m) => match m.get_ref().as_str() {
-                "random_walk" => MotionModel::RandomWalk,
-                "constant_velocity" => MotionModel::ConstantVelocity,
-                other => {
-                    return Err(self.error_at(
-                        m,
-                        format!(
-                            "unknown motion `{other}`: expected random_walk or constant_velocity"
-                        ),
-                    ))
-                }
-            },
+            Some(m) => m.get_ref().parse().map_err(|e| self.error_at(m, e))?,
         };
         if *t.particles.get_ref() == 0 {
             return Err(self.error_at(&t.particles, "need at least one particle"));
         }
-        // As `hdpf track`: more updates on the first frame when the start is uncertain.
-        let init_updates = if init_noise.is_some() { 10 } else { 1 };
-        let mut c = TrackerConfig {
-            filter: t.filter,
-            particles: *t.particles.get_ref(),
-            seed: self.file.seed,
-            modalities,
-            joint: t.joint,
-            motion,
-            init_noise,
-            init_updates,
-            ..TrackerConfig::default()
-        };
+        let mut c = TrackerConfig::new(t.filter, *t.particles.get_ref(), self.file.seed)
+            .with_init_noise(init_noise);
+        c.modalities = modalities;
+        c.joint = t.joint;
+        c.motion = motion;
         if let Some(eta) = t.eta {
             c.eta = eta;
         }

@@ -8,12 +8,13 @@ use crate::core::filter::FilterKind;
 use crate::core::stats::median;
 use crate::domains::pose::driver::{Driver, InitFrom};
 use crate::domains::pose::metrics::{add, adds};
+use crate::domains::pose::modality::depth::DepthParams;
+use crate::domains::pose::modality::depth_edge::DepthEdgeParams;
+use crate::domains::pose::modality::ModalityConfig;
 use crate::domains::pose::synth::{
     render_sequence, ycbv_camera, Motion, SynthConfig, SynthFrame, Synthesizer,
 };
-use crate::domains::pose::tracker::{
-    ModalityKind, MotionModel, ObjectModel, RedetectConfig, TrackerConfig,
-};
+use crate::domains::pose::tracker::{MotionModel, ObjectModel, RedetectConfig, TrackerConfig};
 use nalgebra::Point3;
 use std::fmt;
 use std::fmt::Write as _;
@@ -131,7 +132,11 @@ impl fmt::Display for StudyTable {
 /// - re-detection after loss ([`RedetectConfig`] defaults): an object lost behind the occluder
 ///   during a jump is searched for again around the prediction.
 pub fn fast_config(kind: FilterKind, particles: usize, joint: bool, seed: u64) -> TrackerConfig {
-    let mut c = TrackerConfig {
+    let depth = DepthParams {
+        missing_cost: 0.5,
+        ..DepthParams::default()
+    };
+    TrackerConfig {
         filter: kind,
         particles,
         joint,
@@ -141,12 +146,13 @@ pub fn fast_config(kind: FilterKind, particles: usize, joint: bool, seed: u64) -
         motion_sigma: (0.015, 6f64.to_radians()),
         process_noise: (0.006, 2f64.to_radians()),
         unit: 0.008,
-        modalities: vec![ModalityKind::Depth, ModalityKind::DepthEdge],
+        modalities: vec![
+            ModalityConfig::new(depth),
+            ModalityConfig::new(DepthEdgeParams::default()),
+        ],
         redetect: Some(RedetectConfig::default()),
         ..TrackerConfig::default()
-    };
-    c.depth.missing_cost = 0.5;
-    c
+    }
 }
 
 /// One rendered sequence and the tracked objects' models (with ADD evaluation points).

@@ -7,9 +7,7 @@ use crate::core::error::{Error, Result};
 use crate::domains::pose::bop::{self, Frame, GtPose, PoseResult, Scene};
 use crate::domains::pose::mesh::Mesh;
 use crate::domains::pose::modality::ImageF32;
-use crate::domains::pose::tracker::{
-    FrameOutput, ModalityKind, ObjectModel, TrackFrame, Tracker, TrackerConfig,
-};
+use crate::domains::pose::tracker::{FrameOutput, ObjectModel, TrackFrame, Tracker, TrackerConfig};
 use nalgebra::Isometry3;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -181,11 +179,7 @@ impl Driver {
                 return Ok(None);
             }
         };
-        let grey = self
-            .tracker
-            .config()
-            .modalities
-            .contains(&ModalityKind::Edge);
+        let grey = self.tracker.config().needs().grey;
         let t0 = Instant::now();
         let input = track_frame(frame, grey);
         self.run.decode.push(decode + t0.elapsed().as_secs_f64());
