@@ -2,8 +2,8 @@
 //! `hdpf bench step`): RF-PF at n = 1000, SIR at n = 10⁵ and MCL at n = 1000, all at m = 10.
 
 use criterion::{criterion_group, criterion_main, Criterion};
+use hdpf::app::bench::step::StepBench;
 use hdpf::core::filter::{FilterKind, Substeps};
-use hdpf::domains::bench::step::StepBench;
 
 fn updates(c: &mut Criterion) {
     let mut group = c.benchmark_group("update_localization_m10");

@@ -53,4 +53,7 @@ pub mod core;
 pub mod domains;
 pub mod runtime;
 
+#[cfg(test)]
+mod layers_test;
+
 pub use crate::core::error::{Error, Result};

@@ -2,16 +2,20 @@
 //! function that takes the same arguments (so launch files and tests run exactly what the CLI runs).
 
 use clap::{Parser, Subcommand};
+use hdpf::app::bench;
 use hdpf::app::launch;
-use hdpf::domains::bench;
-use hdpf::domains::learn;
-use hdpf::domains::pose::{commands, study, synth};
+use hdpf::app::learn;
+use hdpf::app::{dataset as synth, study, track as commands};
 use std::process::ExitCode;
 
 /// High-dimensional particle filters for robotic state estimation.
 #[derive(Parser, Debug)]
 #[command(name = "hdpf", version, about)]
 struct Cli {
+    /// Folder of the shared datasets (default: `$HDPF_DATASETS`, else `../shared/datasets`
+    /// relative to the working directory).
+    #[arg(long, global = true, value_name = "DIR")]
+    datasets: Option<std::path::PathBuf>,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -57,6 +61,9 @@ enum DatasetCommand {
 }
 
 fn run(cli: Cli) -> hdpf::Result<()> {
+    if let Some(dir) = cli.datasets {
+        hdpf::core::datasets::set_root(dir);
+    }
     match cli.command {
         Some(Command::Dataset {
             command: DatasetCommand::Synth(args),

@@ -164,12 +164,11 @@ fn localization_table_becomes_the_command_flags() {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("launch/localization.toml");
     let l = launch::load(&path, &["localization.trials=2".into()]).unwrap();
     let flags = launch::table_to_flags(l.file.localization.as_ref().unwrap());
-    let args = hdpf::runtime::pipeline::bench_bridge::localization_args(&flags).unwrap();
+    let args = hdpf::app::bench::bridge::localization_args(&flags).unwrap();
     assert_eq!(args.dims, (3..=10).collect::<Vec<_>>());
     assert_eq!(args.particles, vec![20, 50, 100]);
     assert_eq!(args.trials, 2);
-    let bad =
-        hdpf::runtime::pipeline::bench_bridge::localization_args(&["--dimz".into(), "3".into()]);
+    let bad = hdpf::app::bench::bridge::localization_args(&["--dimz".into(), "3".into()]);
     assert!(bad.unwrap_err().to_string().contains("--dimz"));
 }
 

@@ -1,8 +1,9 @@
 //! End-to-end tracking tests on small synthetic sequences rendered inside the test.
 
+use hdpf::app::track::{run_track, TrackArgs};
 use hdpf::core::geometry::se3::{rotation_error_deg, translation_error};
 use hdpf::domains::pose::bop::BopDataset;
-use hdpf::domains::pose::commands::{run_track, track_frame, TrackArgs};
+use hdpf::domains::pose::driver::track_frame;
 use hdpf::domains::pose::synth::{
     generate, render_sequence, ycbv_camera, Motion, ObjectSource, SynthConfig,
 };
@@ -119,8 +120,7 @@ fn fast_motion_is_followed() {
     let mesh = hdpf::domains::pose::Mesh::cuboid(0.1, 0.07, 0.05).unwrap();
     let object = ObjectModel::from_mesh(frames[0].gt[0].obj_id, &mesh, 3000, 0).unwrap();
     let pts: Vec<_> = mesh.vertices.clone();
-    let config =
-        hdpf::domains::pose::study::fast_config(hdpf::core::filter::FilterKind::Rfpf, 50, false, 0);
+    let config = hdpf::app::study::fast_config(hdpf::core::filter::FilterKind::Rfpf, 50, false, 0);
     let mut tracker = Tracker::new(config, vec![object], vec![frames[0].gt[0].pose]).unwrap();
     let mut worst: f64 = 0.0;
     let mut steps = Vec::new();
@@ -144,9 +144,7 @@ fn fast_motion_is_followed() {
 #[test]
 #[ignore = "study run: cargo test --release --test pose_track -- --ignored --nocapture"]
 fn fast_motion_study() {
-    let table =
-        hdpf::domains::pose::study::pose_study(&hdpf::domains::pose::study::StudyConfig::default())
-            .unwrap();
+    let table = hdpf::app::study::pose_study(&hdpf::app::study::StudyConfig::default()).unwrap();
     println!("{table}");
 }
 
@@ -161,7 +159,7 @@ fn displaced_errors(redetect: bool, shift: usize, hidden: usize) -> (Vec<f64>, V
     let mesh = hdpf::domains::pose::Mesh::cuboid(0.1, 0.07, 0.05).unwrap();
     let object = ObjectModel::from_mesh(frames[0].gt[0].obj_id, &mesh, 3000, 0).unwrap();
     let mut config =
-        hdpf::domains::pose::study::fast_config(hdpf::core::filter::FilterKind::Rfpf, 50, false, 0);
+        hdpf::app::study::fast_config(hdpf::core::filter::FilterKind::Rfpf, 50, false, 0);
     if !redetect {
         config.redetect = None;
     }

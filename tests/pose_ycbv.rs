@@ -1,10 +1,10 @@
 //! Real-data tracking on ycbv-mini (skipped with a message when the dataset is absent, failing
 //! when `CI=true`).
 
+use hdpf::app::goals::track_clip;
+use hdpf::app::track::{run_track, TrackArgs, TrackReport};
 use hdpf::domains::pose::bop::{read_results, BopDataset};
-use hdpf::domains::pose::commands::errors;
-use hdpf::domains::pose::commands::{run_track, TrackArgs, TrackReport};
-use hdpf::domains::pose::goals::track_clip;
+use hdpf::domains::pose::scoring::errors;
 use hdpf::domains::pose::tracker::TrackerConfig;
 use std::path::{Path, PathBuf};
 

@@ -5,12 +5,13 @@
 //! type: string "many", expected usize`. `--set a.b=value` overrides a key before validation
 //! (`tracker.1.particles=50` indexes `[[tracker]]` tables; values are TOML, bare words are strings).
 
+use crate::app::viz::RerunSpec;
 use crate::core::error::{Error, Result};
 use crate::core::filter::FilterKind;
 use crate::domains::pose::bop::BopDataset;
 use crate::domains::pose::tracker::{parse_modalities, InitNoise, MotionModel, TrackerConfig};
 use crate::runtime::pipeline::control_loop::{ControlLoopConfig, GtTimeline};
-use crate::runtime::pipeline::synthetic::{synth_config, SynthSource};
+use crate::runtime::pipeline::synthetic::{synth_config, SynthSource, SynthSpec};
 use crate::runtime::pipeline::tracking::{MeshLibrary, TrackerProcessor};
 use crate::runtime::pipeline::{
     CsvSink, JsonLinesSink, JsonTarget, ModelPoints, Pipeline, PipelineConfig, QueuePolicy,
@@ -113,32 +114,6 @@ fn default_idle() -> f64 {
     5.0
 }
 
-/// `[source.synth]`: the synthetic sequence rendered when the dataset is missing.
-#[derive(Clone, Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SynthSpec {
-    /// Objects: built-in primitives (`box`, `cylinder`) or object ids of a BOP model folder.
-    #[serde(default)]
-    pub objects: Vec<String>,
-    /// Number of frames.
-    #[serde(default = "default_synth_frames")]
-    pub frames: usize,
-    /// Motion profile (`slow` or `fast`).
-    #[serde(default = "default_motion")]
-    pub motion: String,
-    /// Image size `[width, height]` (default 640×480, the YCB-V camera).
-    pub resolution: Option<[u32; 2]>,
-    /// BOP model folder for objects given by id.
-    pub models: Option<PathBuf>,
-}
-
-fn default_synth_frames() -> usize {
-    60
-}
-fn default_motion() -> String {
-    "fast".into()
-}
-
 /// `[pipeline]`.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -227,25 +202,6 @@ pub struct SinkSpec {
     pub summary_json: Option<PathBuf>,
     /// rerun output.
     pub rerun: Option<RerunSpec>,
-}
-
-/// `[sinks.rerun]`: exactly one of `save`, `spawn`, `connect`.
-#[derive(Clone, Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RerunSpec {
-    /// Save to this `.rrd` file.
-    pub save: Option<PathBuf>,
-    /// Spawn a viewer (needs `rerun` on PATH).
-    #[serde(default)]
-    pub spawn: bool,
-    /// Connect to a running viewer, e.g. `rerun+http://127.0.0.1:9876/proxy`.
-    pub connect: Option<String>,
-    /// Log particle clouds (when the tracker exposes them).
-    #[serde(default = "default_true")]
-    pub particles: bool,
-    /// Log the depth image too.
-    #[serde(default = "default_true")]
-    pub depth: bool,
 }
 
 /// `[control_loop]`.
@@ -512,35 +468,16 @@ impl Launch {
         };
         let motion = match t.motion.as_ref() {
             None => MotionModel::RandomWalk,
-            Some(m) => match m.get_ref().as_str() {
-                "random_walk" => MotionModel::RandomWalk,
-                "constant_velocity" => MotionModel::ConstantVelocity,
-                other => {
-                    return Err(self.error_at(
-                        m,
-                        format!(
-                            "unknown motion `{other}`: expected random_walk or constant_velocity"
-                        ),
-                    ))
-                }
-            },
+            Some(m) => m.get_ref().parse().map_err(|e| self.error_at(m, e))?,
         };
         if *t.particles.get_ref() == 0 {
             return Err(self.error_at(&t.particles, "need at least one particle"));
         }
-        // As `hdpf track`: more updates on the first frame when the start is uncertain.
-        let init_updates = if init_noise.is_some() { 10 } else { 1 };
-        let mut c = TrackerConfig {
-            filter: t.filter,
-            particles: *t.particles.get_ref(),
-            seed: self.file.seed,
-            modalities,
-            joint: t.joint,
-            motion,
-            init_noise,
-            init_updates,
-            ..TrackerConfig::default()
-        };
+        let mut c = TrackerConfig::new(t.filter, *t.particles.get_ref(), self.file.seed)
+            .with_init_noise(init_noise);
+        c.modalities = modalities;
+        c.joint = t.joint;
+        c.motion = motion;
         if let Some(eta) = t.eta {
             c.eta = eta;
         }
@@ -822,7 +759,7 @@ fn run_localization(launch: &Launch) -> Result<()> {
         .as_ref()
         .ok_or_else(|| Error::format(&launch.path, "no [localization] table"))?;
     let flags = table_to_flags(table);
-    crate::runtime::pipeline::bench_bridge::localization(&flags)
+    crate::app::bench::bridge::localization(&flags)
         .map_err(|e| Error::format(&launch.path, format!("[localization]: {e}")))
 }
 

@@ -1,5 +1,13 @@
-//! Application layer: launch files, rerun logging, plots. Imports from every layer below.
+//! Application layer: the command-line front ends (`hdpf track`, `eval`, `bench …`, `learn`,
+//! `dataset synth`), launch files, rerun logging, plots and the goal runs. Imports from every layer
+//! below; nothing imports it.
 
+pub mod bench;
+pub mod dataset;
+pub mod goals;
 pub mod launch;
+pub mod learn;
 pub mod plot;
+pub mod study;
+pub mod track;
 pub mod viz;

@@ -19,10 +19,34 @@
 //! ```
 //! Timelines: `frame` (stream position) and `capture_time` (seconds on the pipeline clock).
 
-use crate::app::launch::RerunSpec;
 use crate::core::error::Result;
 use crate::runtime::pipeline::{MeshLibrary, ModelPoints, Sink};
+use serde::Deserialize;
+use std::path::PathBuf;
 use std::sync::Arc;
+
+/// `[sinks.rerun]`: exactly one of `save`, `spawn`, `connect`.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RerunSpec {
+    /// Save to this `.rrd` file.
+    pub save: Option<PathBuf>,
+    /// Spawn a viewer (needs `rerun` on PATH).
+    #[serde(default)]
+    pub spawn: bool,
+    /// Connect to a running viewer, e.g. `rerun+http://127.0.0.1:9876/proxy`.
+    pub connect: Option<String>,
+    /// Log particle clouds (when the tracker exposes them).
+    #[serde(default = "default_true")]
+    pub particles: bool,
+    /// Log the depth image too.
+    #[serde(default = "default_true")]
+    pub depth: bool,
+}
+
+fn default_true() -> bool {
+    true
+}
 
 /// The sink `spec` asks for (save to a file, spawn a viewer, or connect to one).
 #[cfg(not(feature = "rerun"))]
@@ -77,7 +101,7 @@ pub use imp::{entity_counts, RerunSink};
 #[cfg(feature = "rerun")]
 mod imp {
     use super::RerunOptions;
-    use crate::app::launch::RerunSpec;
+    use super::RerunSpec;
     use crate::core::error::{Error, Result};
     use crate::domains::pose::bop::Frame;
     use crate::domains::pose::mesh::Mesh;

@@ -1,14 +1,28 @@
-//! Where third-party datasets live: `../shared/datasets/<name>` beside the repository (never copied
-//! into it), or the folder named by the environment variable `HDPF_DATASETS`.
+//! Where third-party datasets live, found at run time: the folder given by `--datasets` (see
+//! [`set_root`]), else the environment variable `HDPF_DATASETS`, else `../shared/datasets` relative
+//! to the working directory (beside the repository when run from its root). Never copied into the
+//! repository; never the compile-time source folder — except for tests ([`shared_or_skip`]).
 
 use std::path::PathBuf;
+use std::sync::OnceLock;
 
-/// The folder holding the shared datasets: `$HDPF_DATASETS` if set, else
-/// `<repository>/../shared/datasets`.
+static ROOT: OnceLock<PathBuf> = OnceLock::new();
+
+/// Use `dir` as the datasets folder for the rest of the process (the `--datasets` flag); false
+/// when a folder was already set.
+pub fn set_root(dir: PathBuf) -> bool {
+    ROOT.set(dir).is_ok()
+}
+
+/// The folder holding the shared datasets: the [`set_root`] folder, else `$HDPF_DATASETS`, else
+/// `../shared/datasets` relative to the working directory.
 pub fn shared_root() -> PathBuf {
+    if let Some(dir) = ROOT.get() {
+        return dir.clone();
+    }
     match std::env::var_os("HDPF_DATASETS") {
         Some(dir) => PathBuf::from(dir),
-        None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/datasets"),
+        None => PathBuf::from("../shared/datasets"),
     }
 }
 
@@ -17,14 +31,17 @@ pub fn shared(name: &str) -> PathBuf {
     shared_root().join(name)
 }
 
-/// For tests: the dataset's path if present; otherwise print why the test is skipped and return
+/// For tests: the dataset's path if present (at run time as [`shared`] finds it, else beside the
+/// source tree the tests were compiled from); otherwise print why the test is skipped and return
 /// `None` — except under `CI=true`, where a missing dataset is a failure (CI always has it, so a
 /// silent skip there would hide a broken path).
 pub fn shared_or_skip(name: &str) -> Option<PathBuf> {
-    let path = shared(name);
-    if path.exists() {
-        return Some(path);
+    let compiled = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/datasets");
+    let candidates = [shared(name), compiled.join(name)];
+    if let Some(path) = candidates.iter().find(|p| p.exists()) {
+        return Some(path.clone());
     }
+    let path = &candidates[0];
     assert!(
         std::env::var("CI").as_deref() != Ok("true"),
         "dataset {} is missing and CI=true: CI must have ../shared/datasets",

@@ -3,6 +3,7 @@
 
 use crate::core::geometry::se3::{rotation_error_deg, translation_error};
 use crate::core::geometry::KdTree;
+use crate::core::stats::{self, Rank};
 use crate::domains::pose::bop::{BopDataset, GtPose, PoseResult};
 use crate::{Error, Result};
 use nalgebra::{Isometry3, Point3};
@@ -85,18 +86,10 @@ pub fn auc(errors_m: &[f64]) -> f64 {
     100.0 * area / AUC_STEPS as f64
 }
 
-/// The `q`-quantile (`q ∈ [0, 1]`) by linear interpolation between order statistics,
-/// `x₍ₗ₎ + (h − l)(x₍ₗ₊₁₎ − x₍ₗ₎)`, `h = (n − 1)q`, `l = ⌊h⌋`. `NaN` for no values.
+/// The `q`-quantile (`q ∈ [0, 1]`) by linear interpolation between order statistics
+/// ([`Rank::Linear`]); `NaN` for no values.
 pub fn percentile(values: &[f64], q: f64) -> f64 {
-    let mut v: Vec<f64> = values.to_vec();
-    v.sort_by(f64::total_cmp);
-    if v.is_empty() {
-        return f64::NAN;
-    }
-    let h = (v.len() - 1) as f64 * q.clamp(0.0, 1.0);
-    let l = h.floor() as usize;
-    let u = (l + 1).min(v.len() - 1);
-    v[l] + (h - l as f64) * (v[u] - v[l])
+    stats::percentile(values, q, Rank::Linear)
 }
 
 /// Latency statistics in milliseconds.

@@ -1,15 +1,15 @@
 //! 6D object pose estimation on RGB-D: meshes ([`mesh`]), the BOP dataset and results formats
 //! ([`bop`]), pose-error metrics ([`metrics`]), a CPU rasterizer ([`render`]) and synthetic
-//! BOP-format recordings ([`synth`]).
+//! BOP-format recordings ([`synth`]),
+//! the modalities and the tracker ([`tracker`]) with its driver ([`driver`]) and scoring ([`scoring`]).
 
 pub mod bop;
-pub mod commands;
-pub mod goals;
+pub mod driver;
 pub mod mesh;
 pub mod metrics;
 pub mod modality;
 pub mod render;
-pub mod study;
+pub mod scoring;
 pub mod synth;
 pub mod tracker;
 

@@ -20,7 +20,6 @@
 //! # Ok(()) }
 //! ```
 
-pub mod bench_bridge;
 pub mod control;
 pub mod control_loop;
 pub mod message;

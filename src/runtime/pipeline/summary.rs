@@ -1,6 +1,7 @@
 //! The run summary: frames, drops, skips, latency percentiles and pose errors per tracker.
 
 use crate::core::geometry::se3;
+use crate::core::stats::{self, Rank};
 use crate::domains::pose::bop::GtPose;
 use crate::runtime::pipeline::message::{EstimateMsg, SkippedFrame};
 use nalgebra::Point3;
@@ -12,15 +13,9 @@ use std::sync::Arc;
 /// Model points per object id, for the ADD error (metres, model frame).
 pub type ModelPoints = BTreeMap<u32, Arc<Vec<Point3<f64>>>>;
 
-/// Percentile `q ∈ [0, 1]` of `v` (nearest rank); NaN when empty.
+/// Percentile `q ∈ [0, 1]` of `v` (nearest rank, [`Rank::Nearest`]); NaN when empty.
 pub fn percentile(v: &[f64], q: f64) -> f64 {
-    if v.is_empty() {
-        return f64::NAN;
-    }
-    let mut s = v.to_vec();
-    s.sort_by(f64::total_cmp);
-    let rank = ((q * s.len() as f64).ceil() as usize).clamp(1, s.len());
-    s[rank - 1]
+    stats::percentile(v, q, Rank::Nearest)
 }
 
 fn mean(v: &[f64]) -> f64 {

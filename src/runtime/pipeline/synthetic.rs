@@ -1,15 +1,41 @@
 //! Synthetic recordings for launch files: render a BOP-format sequence when it is missing, stream a
 //! synthetic sequence live from memory ([`SynthSource`]), and list the scenes of a dataset.
 
-use crate::app::launch::SynthSpec;
 use crate::core::error::{Error, Result};
 use crate::domains::pose::synth::{self, Motion, ObjectSource, SynthConfig, Synthesizer};
 use crate::runtime::pipeline::message::FrameData;
 use crate::runtime::pipeline::source::{Poll, Source, SourceFrame};
 use crate::runtime::pipeline::tracking::MeshLibrary;
 use clap::ValueEnum;
-use std::path::Path;
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
+
+/// `[source.synth]`: the synthetic sequence rendered when the dataset is missing.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SynthSpec {
+    /// Objects: built-in primitives (`box`, `cylinder`) or object ids of a BOP model folder.
+    #[serde(default)]
+    pub objects: Vec<String>,
+    /// Number of frames.
+    #[serde(default = "default_synth_frames")]
+    pub frames: usize,
+    /// Motion profile (`slow` or `fast`).
+    #[serde(default = "default_motion")]
+    pub motion: String,
+    /// Image size `[width, height]` (default 640×480, the YCB-V camera).
+    pub resolution: Option<[u32; 2]>,
+    /// BOP model folder for objects given by id.
+    pub models: Option<PathBuf>,
+}
+
+fn default_synth_frames() -> usize {
+    60
+}
+fn default_motion() -> String {
+    "fast".into()
+}
 
 /// The generator configuration of `spec` writing to `root`.
 pub fn synth_config(root: &Path, spec: &SynthSpec, seed: u64) -> Result<SynthConfig> {

@@ -9,11 +9,9 @@ use crate::core::error::{Error, Result};
 use crate::core::filter::Diagnostics;
 use crate::core::geometry::se3;
 use crate::domains::pose::bop::GtPose;
-use crate::domains::pose::commands::track_frame;
+use crate::domains::pose::driver::{object_models, Driver, InitFrom};
 use crate::domains::pose::mesh::Mesh;
-use crate::domains::pose::tracker::{
-    FrameOutput, ModalityKind, ObjectModel, Tracker, TrackerConfig,
-};
+use crate::domains::pose::tracker::{FrameOutput, TrackerConfig};
 use crate::runtime::pipeline::message::{ObjectEstimate, ParticleCloud};
 use crate::runtime::pipeline::processor::{FrameInput, FrameProcessor};
 use nalgebra::{Isometry3, Vector3, Vector6};
@@ -26,7 +24,7 @@ pub type MeshLibrary = BTreeMap<u32, Arc<Mesh>>;
 /// A running tracker for one scene.
 struct Active {
     scene_id: u32,
-    tracker: Tracker,
+    driver: Driver,
     obj_ids: Vec<u32>,
     last: Option<(f64, Vec<Isometry3<f64>>)>,
 }
@@ -37,7 +35,6 @@ pub struct TrackerProcessor {
     config: TrackerConfig,
     meshes: Arc<MeshLibrary>,
     objects: Option<Vec<u32>>,
-    models: BTreeMap<u32, ObjectModel>,
     active: Option<Active>,
 }
 
@@ -54,50 +51,34 @@ impl TrackerProcessor {
             config,
             meshes,
             objects,
-            models: BTreeMap::new(),
             active: None,
         }
     }
 
-    fn model(&mut self, obj_id: u32) -> Result<ObjectModel> {
-        if let Some(m) = self.models.get(&obj_id) {
-            return Ok(m.clone());
-        }
-        let mesh = self
-            .meshes
+    /// The mesh of object `obj_id`, or an error naming it.
+    fn model(&self, obj_id: u32) -> Result<Arc<Mesh>> {
+        self.meshes
             .get(&obj_id)
-            .ok_or_else(|| Error::param("obj_id", obj_id, "no mesh for this object"))?;
-        let n = self.config.surface_samples;
-        let model = ObjectModel::from_mesh(obj_id, mesh, n, self.config.seed)?;
-        self.models.insert(obj_id, model.clone());
-        Ok(model)
+            .cloned()
+            .ok_or_else(|| Error::param("obj_id", obj_id, "no mesh for this object"))
     }
 
-    /// Start tracking the objects of `gt` (the first frame of a scene).
-    fn start(&mut self, scene_id: u32, gt: &[GtPose]) -> Result<Active> {
+    /// Start tracking the objects of `gt` (the first frame `im_id` of a scene), from the ground
+    /// truth with the configured init noise (the same poses as `hdpf track`).
+    fn start(&mut self, scene_id: u32, im_id: u32, gt: &[GtPose]) -> Result<Active> {
         let wanted = |g: &&GtPose| self.objects.as_ref().is_none_or(|o| o.contains(&g.obj_id));
-        let gts: Vec<GtPose> = gt.iter().filter(wanted).copied().collect();
-        if gts.is_empty() {
+        let ids: Vec<u32> = gt.iter().filter(wanted).map(|g| g.obj_id).collect();
+        if ids.is_empty() {
             let msg = "the first frame of the scene has no ground truth for the tracked objects";
             return Err(Error::param("scene", scene_id, msg));
         }
-        let mut models = Vec::new();
-        let mut initial = Vec::new();
-        for g in &gts {
-            let m = self.model(g.obj_id)?;
-            // The same seed as `hdpf track`, so a launch file reproduces the command.
-            let seed = self.config.seed.wrapping_add(u64::from(g.obj_id));
-            let pose = match &self.config.init_noise {
-                Some(n) => n.perturb(&g.pose, &m.centre, seed),
-                None => g.pose,
-            };
-            initial.push(pose);
-            models.push(m);
-        }
+        let config = self.config.clone();
+        let models = object_models(&config, &ids, |id| self.model(id))?;
+        let start = (scene_id, im_id, gt);
         Ok(Active {
             scene_id,
-            tracker: Tracker::new(self.config.clone(), models, initial)?,
-            obj_ids: gts.iter().map(|g| g.obj_id).collect(),
+            driver: Driver::start(&config, models, start, &InitFrom::GroundTruth, false)?,
+            obj_ids: ids,
             last: None,
         })
     }
@@ -114,12 +95,12 @@ impl FrameProcessor for TrackerProcessor {
             .as_ref()
             .is_none_or(|a| a.scene_id != input.scene_id)
         {
-            self.active = Some(self.start(input.scene_id, input.gt)?);
+            self.active = Some(self.start(input.scene_id, input.frame.im_id, input.gt)?);
         }
-        let grey = self.config.modalities.contains(&ModalityKind::Edge);
-        let track_frame = track_frame(input.frame, grey);
         let active = self.active.as_mut().expect("started above");
-        let out = active.tracker.step(&track_frame)?;
+        let im_id = input.frame.im_id;
+        let out = (active.driver.frame(im_id, Ok(input.frame), 0.0)?)
+            .ok_or_else(|| Error::param("frame", im_id, "not tracked"))?;
         let estimates = estimates(active, &out, input.capture);
         active.last = Some((input.capture, out.poses));
         Ok(estimates)

@@ -22,13 +22,16 @@
 //! piecewise linear, so `L` is piecewise smooth):
 //! `∂r/∂q = k n' + (n'·q)(−∇_q d / q_z + d/q_z² e_z)` with `k = 1 − d/q_z`, `∂r/∂n' = k q`.
 
+use super::spec::{FrameTerm, ModalitySpec, Needs, TrackFrame};
 use super::visible::{visible_points, VisibilityParams};
 use super::{
     loss_scale, GradAccumulator, ImageF32, Modality, PoseChart, RigidMotion, Robust, SharedImage,
 };
+use crate::core::error::Result;
 use crate::core::geometry::camera::Camera;
 use crate::domains::pose::mesh::SurfacePoint;
 use nalgebra::{Matrix6, Vector2, Vector3, Vector6};
+use std::sync::Arc;
 
 /// Parameters of the depth modality (metres).
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -92,6 +95,75 @@ impl DepthParams {
     /// Cost of an outlier, `min(ρ(reject), cap)`.
     pub fn outlier_cost(&self) -> f64 {
         self.robust.rho(self.reject).min(self.robust.cap())
+    }
+}
+
+impl ModalitySpec for DepthParams {
+    fn name(&self) -> &'static str {
+        "depth"
+    }
+
+    fn needs(&self) -> Needs {
+        Needs {
+            depth: true,
+            grey: false,
+        }
+    }
+
+    /// Nothing to compute per frame: the depth image itself.
+    fn prepare_frame(&self, frame: &TrackFrame) -> Result<Arc<dyn FrameTerm>> {
+        Ok(Arc::new(DepthFrame {
+            depth: frame.need_depth(self.name())?,
+            params: *self,
+        }))
+    }
+
+    fn boxed(&self) -> Box<dyn ModalitySpec> {
+        Box::new(*self)
+    }
+}
+
+/// The depth modality prepared for one frame.
+struct DepthFrame {
+    depth: SharedImage,
+    params: DepthParams,
+}
+
+impl FrameTerm for DepthFrame {
+    /// Kernel and thresholds widened by `widen` ([`DepthParams::scaled`]).
+    fn prepare(
+        &self,
+        camera: &Camera,
+        chart: &PoseChart,
+        points: &[SurfacePoint],
+        widen: f64,
+    ) -> Box<dyn Modality> {
+        let params = self.params.scaled(widen);
+        Box::new(DepthModality::prepare(
+            self.depth.clone(),
+            *camera,
+            chart,
+            points,
+            params,
+        ))
+    }
+
+    /// The loss at scale 1 divided by its outlier constant times `n_eff`.
+    fn detection_loss(
+        &self,
+        camera: &Camera,
+        chart: &PoseChart,
+        points: &[SurfacePoint],
+    ) -> Option<Option<f64>> {
+        let p = &self.params;
+        let depth = DepthModality::prepare(self.depth.clone(), *camera, chart, points, *p);
+        if depth.is_empty() {
+            return Some(None);
+        }
+        let loss = depth.loss(&Vector6::zeros());
+        Some(Some(
+            loss * p.sigma * p.sigma / (p.n_eff * p.outlier_cost()),
+        ))
     }
 }
 

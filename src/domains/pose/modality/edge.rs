@@ -13,13 +13,16 @@
 //!
 //! with `DT` interpolated bilinearly (piecewise linear, so `L` is piecewise smooth).
 
+use super::spec::{FrameTerm, ModalitySpec, Needs, TrackFrame};
 use super::visible::{contour_points, visible_points, VisibilityParams};
 use super::{
     loss_scale, GradAccumulator, ImageF32, Modality, PoseChart, RigidMotion, Robust, SharedImage,
 };
+use crate::core::error::Result;
 use crate::core::geometry::camera::Camera;
 use crate::domains::pose::mesh::SurfacePoint;
 use nalgebra::{Matrix6, Vector2, Vector3, Vector6};
+use std::sync::Arc;
 
 /// Parameters of the edge modality (pixels).
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -156,29 +159,6 @@ pub fn edge_distance_map(grey: &ImageF32, params: &EdgeParams) -> ImageF32 {
     )
 }
 
-/// The per-frame *depth-edge* distance map of a depth image (metres, 0 = missing): distance to the
-/// nearest valid pixel that borders missing depth or a jump of more than `jump` metres to a
-/// 4-neighbour — the occluding contours of the objects as a depth sensor sees them. Used with
-/// [`EdgeModality`] it gives silhouette points a pull in the image plane, which point-to-plane
-/// depth residuals lack (sliding a face along itself leaves them unchanged).
-pub fn depth_edge_distance_map(depth: &ImageF32, jump: f32, truncate: f32) -> ImageF32 {
-    let (w, h) = (depth.width, depth.height);
-    let d = &depth.data;
-    let edge = |i: usize| {
-        let z = d[i];
-        if z <= 0.0 {
-            return false;
-        }
-        let (x, y) = (i % w, i / w);
-        let differs = |j: usize| d[j] <= 0.0 || (d[j] - z).abs() > jump;
-        (x > 0 && differs(i - 1))
-            || (x + 1 < w && differs(i + 1))
-            || (y > 0 && differs(i - w))
-            || (y + 1 < h && differs(i + w))
-    };
-    distance_transform(w, h, edge, truncate)
-}
-
 /// Which model points an [`EdgeModality`] matches against its distance map.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum EdgePoints {
@@ -187,8 +167,69 @@ pub enum EdgePoints {
     Silhouette,
     /// Points on the occluding contour of the model's projection ([`contour_points`], cells of
     /// `params.visibility.cell_px` pixels), right for a map of occluding contours such as
-    /// [`depth_edge_distance_map`].
+    /// [`super::depth_edge::depth_edge_distance_map`].
     Contour,
+}
+
+impl ModalitySpec for EdgeParams {
+    fn name(&self) -> &'static str {
+        "edge"
+    }
+
+    fn needs(&self) -> Needs {
+        Needs {
+            depth: false,
+            grey: true,
+        }
+    }
+
+    /// The distance map of the grey image's edges ([`edge_distance_map`]).
+    fn prepare_frame(&self, frame: &TrackFrame) -> Result<Arc<dyn FrameTerm>> {
+        let grey = frame.need_grey(self.name())?;
+        let dist = Arc::new(edge_distance_map(&grey, self));
+        Ok(Arc::new(EdgeFrame::new(
+            dist,
+            *self,
+            EdgePoints::Silhouette,
+        )))
+    }
+
+    fn boxed(&self) -> Box<dyn ModalitySpec> {
+        Box::new(*self)
+    }
+}
+
+/// An edge-type modality prepared for one frame: a distance map and which points match it.
+pub struct EdgeFrame {
+    dist: SharedImage,
+    params: EdgeParams,
+    select: EdgePoints,
+}
+
+impl EdgeFrame {
+    /// The frame's distance map `dist`, matched by the `select` points with `params`.
+    pub fn new(dist: SharedImage, params: EdgeParams, select: EdgePoints) -> Self {
+        Self {
+            dist,
+            params,
+            select,
+        }
+    }
+}
+
+impl FrameTerm for EdgeFrame {
+    /// Not widened: the distance map's truncation already gives far points a pull.
+    fn prepare(
+        &self,
+        camera: &Camera,
+        chart: &PoseChart,
+        points: &[SurfacePoint],
+        _widen: f64,
+    ) -> Box<dyn Modality> {
+        let dist = self.dist.clone();
+        let m = EdgeModality::prepare(dist, *camera, chart, points, self.params, self.select);
+        Box::new(m)
+    }
 }
 
 /// A prepared edge modality: centre-relative silhouette points and the frame's distance map.
@@ -203,7 +244,7 @@ pub struct EdgeModality {
 
 impl EdgeModality {
     /// Prepare about `chart` from the model's oriented surface samples and a distance map from
-    /// [`edge_distance_map`] ([`EdgePoints::Silhouette`]) or [`depth_edge_distance_map`]
+    /// [`edge_distance_map`] ([`EdgePoints::Silhouette`]) or [`super::depth_edge::depth_edge_distance_map`]
     /// ([`EdgePoints::Contour`]).
     pub fn prepare(
         dist: SharedImage,
@@ -285,6 +326,7 @@ impl Modality for EdgeModality {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domains::pose::modality::depth_edge::depth_edge_distance_map;
     use nalgebra::Isometry3;
     use std::sync::Arc;
 

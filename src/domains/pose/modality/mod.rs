@@ -28,8 +28,14 @@
 //! motion σ, which conditions the gradient flow) and the quadratic term is the motion prior.
 
 pub mod depth;
+pub mod depth_edge;
 pub mod edge;
+pub mod registry;
+pub mod spec;
 pub mod visible;
+
+pub use registry::parse_modalities;
+pub use spec::{FrameTerm, ModalityConfig, ModalitySpec, Needs, TrackFrame};
 
 use crate::core::error::{Error, Result};
 use crate::core::filter::Model;

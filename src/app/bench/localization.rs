@@ -11,16 +11,16 @@
 //! Every (dimension, trial) has one problem (`u` and the directions), shared by all methods and
 //! particle counts, so comparisons are paired.
 
+use crate::app::bench::table::Table;
+use crate::app::bench::{
+    check_list, group_by, parse_substeps, progress, sub_seed, write_csv, MeanSe,
+};
 use crate::app::plot::{save_panels_png, LinePlot, Series};
 use crate::core::error::{Error, Result};
 use crate::core::filter::rng::stream;
 use crate::core::filter::{FilterKind, FilterSpec, Substeps};
 use crate::domains::bench::gaussian::Gaussian;
 use crate::domains::bench::models::{normal_vector, LocalizationModel};
-use crate::domains::bench::table::Table;
-use crate::domains::bench::{
-    check_list, group_by, parse_substeps, progress, sub_seed, write_csv, MeanSe,
-};
 use nalgebra::{DMatrix, DVector};
 use rayon::prelude::*;
 use std::collections::BTreeMap;

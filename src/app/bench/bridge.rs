@@ -1,8 +1,8 @@
 //! Runs `hdpf bench localization` from a launch file's `[localization]` table (given as flags), so
 //! the launch file and the command line run exactly the same code.
 
+use crate::app::bench::localization::{self, LocalizationArgs};
 use crate::core::error::{Error, Result};
-use crate::domains::bench::localization::{self, LocalizationArgs};
 use clap::Parser;
 
 #[derive(Parser)]

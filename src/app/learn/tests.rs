@@ -1,9 +1,9 @@
 //! Tests that pin the theory of the WPF optimizer (issue 5 §6) and the end-to-end driver.
 
+use crate::app::learn::experiment::{evaluation_split, run, LearnArgs};
 use crate::core::filter::rng::stream;
 use crate::core::filter::{Model, ParticleSet};
 use crate::domains::learn::data::{self, Scenario, TaskData};
-use crate::domains::learn::experiment::{evaluation_split, run, LearnArgs};
 use clap::Parser;
 
 use crate::domains::learn::methods::{Hyper, Method, MethodState};

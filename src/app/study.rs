@@ -5,14 +5,16 @@
 use crate::app::plot::{LinePlot, Series};
 use crate::core::error::{Error, Result};
 use crate::core::filter::FilterKind;
-use crate::domains::pose::commands::{quantile, track_frame};
+use crate::core::stats::median;
+use crate::domains::pose::driver::{Driver, InitFrom};
 use crate::domains::pose::metrics::{add, adds};
+use crate::domains::pose::modality::depth::DepthParams;
+use crate::domains::pose::modality::depth_edge::DepthEdgeParams;
+use crate::domains::pose::modality::ModalityConfig;
 use crate::domains::pose::synth::{
     render_sequence, ycbv_camera, Motion, SynthConfig, SynthFrame, Synthesizer,
 };
-use crate::domains::pose::tracker::{
-    ModalityKind, MotionModel, ObjectModel, RedetectConfig, Tracker, TrackerConfig,
-};
+use crate::domains::pose::tracker::{MotionModel, ObjectModel, RedetectConfig, TrackerConfig};
 use nalgebra::Point3;
 use std::fmt;
 use std::fmt::Write as _;
@@ -130,7 +132,11 @@ impl fmt::Display for StudyTable {
 /// - re-detection after loss ([`RedetectConfig`] defaults): an object lost behind the occluder
 ///   during a jump is searched for again around the prediction.
 pub fn fast_config(kind: FilterKind, particles: usize, joint: bool, seed: u64) -> TrackerConfig {
-    let mut c = TrackerConfig {
+    let depth = DepthParams {
+        missing_cost: 0.5,
+        ..DepthParams::default()
+    };
+    TrackerConfig {
         filter: kind,
         particles,
         joint,
@@ -140,12 +146,13 @@ pub fn fast_config(kind: FilterKind, particles: usize, joint: bool, seed: u64) -
         motion_sigma: (0.015, 6f64.to_radians()),
         process_noise: (0.006, 2f64.to_radians()),
         unit: 0.008,
-        modalities: vec![ModalityKind::Depth, ModalityKind::DepthEdge],
+        modalities: vec![
+            ModalityConfig::new(depth),
+            ModalityConfig::new(DepthEdgeParams::default()),
+        ],
         redetect: Some(RedetectConfig::default()),
         ..TrackerConfig::default()
-    };
-    c.depth.missing_cost = 0.5;
-    c
+    }
 }
 
 /// One rendered sequence and the tracked objects' models (with ADD evaluation points).
@@ -193,13 +200,14 @@ struct Run {
 fn run_one(seq: &Sequence, mut config: TrackerConfig) -> Result<Run> {
     config.seed = seq.seed;
     let models = seq.objects.iter().map(|o| o.0.clone()).collect();
-    let init = seq.frames[0].gt.iter().map(|g| g.pose).collect();
-    let mut tracker = Tracker::new(config, models, init)?;
+    let first = &seq.frames[0];
+    let start = (0, first.frame.im_id, first.gt.as_slice());
+    let mut driver = Driver::start(&config, models, start, &InitFrom::GroundTruth, false)?;
     let (mut sum_add, mut sum_adds, mut n, mut tracked) = (0.0, 0.0, 0usize, 0usize);
-    let mut latencies = Vec::new();
     for f in &seq.frames {
-        let out = tracker.step(&track_frame(&f.frame, false))?;
-        latencies.extend(&out.seconds);
+        let Some(out) = driver.frame(f.frame.im_id, Ok(&f.frame), 0.0)? else {
+            continue;
+        };
         for ((pose, gt), (_, pts)) in out.poses.iter().zip(&f.gt).zip(&seq.objects) {
             sum_add += add(pts, pose, &gt.pose);
             let e = adds(pts, pose, &gt.pose);
@@ -213,7 +221,7 @@ fn run_one(seq: &Sequence, mut config: TrackerConfig) -> Result<Run> {
         add: sum_add / n,
         adds: sum_adds / n,
         tracked: tracked as f64 / n,
-        latencies,
+        latencies: driver.run.latencies,
     })
 }
 
@@ -248,7 +256,7 @@ fn run_cell(seqs: &[Sequence], config: &TrackerConfig) -> Result<StudyRow> {
         adds_mm,
         adds_se_mm,
         sequences: runs.len(),
-        latency_ms: quantile(&latencies, 0.5) * 1e3,
+        latency_ms: median(&latencies) * 1e3,
         tracked: mean_se(&field(|r| r.tracked)).0,
     })
 }

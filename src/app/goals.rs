@@ -4,9 +4,11 @@
 //! and a future CLI.
 
 use crate::core::error::{Error, Result};
+use crate::core::stats::median;
 use crate::domains::pose::bop::{BopDataset, PoseResult};
-use crate::domains::pose::commands::{errors, quantile, track_scene, ErrorSummary};
-use crate::domains::pose::tracker::{ObjectModel, Tracker, TrackerConfig};
+use crate::domains::pose::driver::{first_image, object_models, Driver, InitFrom};
+use crate::domains::pose::scoring::{errors, ErrorSummary};
+use crate::domains::pose::tracker::TrackerConfig;
 use std::path::Path;
 
 /// One tracked clip.
@@ -42,40 +44,16 @@ pub fn track_clip(
     if let Some(n) = frames {
         sc.image_ids.truncate(n);
     }
-    let first = *sc
-        .image_ids
-        .first()
-        .ok_or_else(|| Error::param("scene", scene, "has no images"))?;
-    let gt = sc
-        .gt
-        .get(&first)
-        .ok_or_else(|| Error::param("scene_gt", first, "image has no GT"))?
-        .clone();
-    let objects = gt
-        .iter()
-        .map(|g| {
-            ObjectModel::from_mesh(
-                g.obj_id,
-                &dataset.model(g.obj_id)?,
-                config.surface_samples,
-                config.seed,
-            )
-        })
-        .collect::<Result<Vec<_>>>()?;
-    let init = gt
-        .iter()
-        .zip(&objects)
-        .map(|(g, o)| match config.init_noise {
-            Some(n) => n.perturb(
-                &g.pose,
-                &o.centre,
-                config.seed.wrapping_add(g.obj_id as u64),
-            ),
-            None => g.pose,
-        })
-        .collect();
-    let mut tracker = Tracker::new(config.clone(), objects, init)?;
-    let run = track_scene(&mut tracker, &sc, false)?;
+    let (first, gt) = first_image(&sc)?;
+    if gt.is_empty() {
+        return Err(Error::param("scene_gt", first, "image has no GT"));
+    }
+    let ids: Vec<u32> = gt.iter().map(|g| g.obj_id).collect();
+    let objects = object_models(config, &ids, |id| dataset.model(id))?;
+    let from = InitFrom::GroundTruth;
+    let mut driver = Driver::start(config, objects, (scene, first, &gt), &from, true)?;
+    driver.track_scene(&sc)?;
+    let run = driver.run;
     let late = |r: &PoseResult| r.im_id >= from_image;
     let tracked_rows: Vec<PoseResult> = run.results.iter().copied().filter(late).collect();
     let held_rows: Vec<PoseResult> = sc
@@ -98,7 +76,7 @@ pub fn track_clip(
         frames: sc.image_ids.len(),
         tracked: errors(&dataset, &sc, &tracked_rows)?.0,
         held: errors(&dataset, &sc, &held_rows)?.0,
-        latency_p50: quantile(&run.latencies, 0.5),
-        decode_p50: quantile(&run.decode, 0.5),
+        latency_p50: median(&run.latencies),
+        decode_p50: median(&run.decode),
     })
 }

@@ -1,9 +1,9 @@
 //! Output files of `hdpf learn`: CSV tables, `summary.json`, `run.json` and the plot data.
 
+use crate::app::learn::args::{LearnArgs, MethodSpec, MethodSummary};
 use crate::app::plot::{save_panels_png, LinePlot, Series};
 use crate::core::error::{Error, Result};
 use crate::domains::learn::data::Source;
-use crate::domains::learn::experiment::{LearnArgs, MethodSpec, MethodSummary};
 use crate::domains::learn::methods::Method;
 use crate::domains::learn::metrics::{final_accuracy, forgetting, mean};
 use crate::domains::learn::train::RunResult;
@@ -63,7 +63,7 @@ pub fn write_outputs(
         &dir.join("run.json"),
         &serde_json::json!({
             "source": source,
-            "evaluated_on": crate::domains::learn::experiment::evaluated_on(args),
+            "evaluated_on": crate::app::learn::args::evaluated_on(args),
             "args": format!("{args:?}"),
             "methods": specs,
             "failed": failures

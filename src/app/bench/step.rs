@@ -3,11 +3,11 @@
 //! Prints one JSON line `{"filter":…,"particles":…,"dim":…,"ms_per_step":…}`; the criterion benches in
 //! `benches/filters.rs` time the same [`StepBench::advance`].
 
+use crate::app::bench::{check_list, parse_substeps, sub_seed};
 use crate::core::error::{Error, Result};
 use crate::core::filter::rng::{stream, StreamRng};
 use crate::core::filter::{Diagnostics, Filter, FilterKind, FilterSpec, Substeps};
 use crate::domains::bench::models::{normal_vector, LocalizationModel};
-use crate::domains::bench::{check_list, parse_substeps, sub_seed};
 use std::fmt;
 use std::time::Instant;
 

@@ -14,6 +14,8 @@
 //! Methods are compared at equal particle counts and, with `--equal-time`, at equal wall-clock time
 //! (each method's `n` scaled so its time per step matches the reference method's).
 
+use crate::app::bench::table::Table;
+use crate::app::bench::{check_list, group_by, progress, sig3, sub_seed, write_csv, MeanSe};
 use crate::app::plot::{save_panels_png, LinePlot, Series};
 use crate::core::error::{Error, Result};
 use crate::core::filter::kalman::Kalman;
@@ -21,8 +23,6 @@ use crate::core::filter::rng::stream;
 use crate::core::filter::{FilterKind, FilterSpec, Model, ParticleSet};
 use crate::domains::bench::gaussian::Gaussian;
 use crate::domains::bench::models::{fill_normal, normal_vector, LinearGaussianModel};
-use crate::domains::bench::table::Table;
-use crate::domains::bench::{check_list, group_by, progress, sig3, sub_seed, write_csv, MeanSe};
 use nalgebra::{DMatrix, DVector};
 use rand_distr::{Distribution, StandardNormal};
 use rayon::prelude::*;

@@ -1,0 +1,238 @@
+//! The one tracker driver: choose the first poses (ground truth, ground truth with noise, or a
+//! results file), then feed frames to a [`Tracker`] — skipping and counting frames that failed to
+//! load, timing decoding and tracking. `hdpf track`, `hdpf bench pose`, the goal runs and the
+//! pipeline's filter stage all track through it.
+
+use crate::core::error::{Error, Result};
+use crate::domains::pose::bop::{self, Frame, GtPose, PoseResult, Scene};
+use crate::domains::pose::mesh::Mesh;
+use crate::domains::pose::modality::ImageF32;
+use crate::domains::pose::tracker::{FrameOutput, ObjectModel, TrackFrame, Tracker, TrackerConfig};
+use nalgebra::Isometry3;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+/// Where the first poses come from (ground truth is perturbed by the config's `init_noise`).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub enum InitFrom {
+    /// The first image's ground truth.
+    #[default]
+    GroundTruth,
+    /// The first image's rows of this BOP19 results file.
+    Results(PathBuf),
+}
+
+/// A ground-truth pose perturbed by `config.init_noise` (seeded per object as `seed + obj_id`,
+/// so every entry point starts from the same pose), or unchanged without noise.
+pub fn noisy_gt(
+    config: &TrackerConfig,
+    object: &ObjectModel,
+    pose: &Isometry3<f64>,
+) -> Isometry3<f64> {
+    match config.init_noise {
+        Some(n) => n.perturb(
+            pose,
+            &object.centre,
+            config.seed.wrapping_add(object.obj_id as u64),
+        ),
+        None => *pose,
+    }
+}
+
+/// The tracker's object models for `ids`, sampled from the meshes `mesh(id)` returns.
+pub fn object_models<M: std::borrow::Borrow<Mesh>>(
+    config: &TrackerConfig,
+    ids: &[u32],
+    mut mesh: impl FnMut(u32) -> Result<M>,
+) -> Result<Vec<ObjectModel>> {
+    ids.iter()
+        .map(|&id| {
+            ObjectModel::from_mesh(id, mesh(id)?.borrow(), config.surface_samples, config.seed)
+        })
+        .collect()
+}
+
+/// The first poses of `objects` in image `first` of scene `scene_id`: from its ground truth `gt`
+/// (with the config's noise) or from a results file.
+pub fn initial_poses(
+    config: &TrackerConfig,
+    objects: &[ObjectModel],
+    (scene_id, first, gt): (u32, u32, &[GtPose]),
+    from: &InitFrom,
+) -> Result<Vec<Isometry3<f64>>> {
+    let rows = match from {
+        InitFrom::Results(path) => Some((path, bop::read_results(path)?)),
+        InitFrom::GroundTruth => None,
+    };
+    objects
+        .iter()
+        .map(|o| match &rows {
+            Some((path, rows)) => rows
+                .iter()
+                .find(|r| r.scene_id == scene_id && r.im_id == first && r.obj_id == o.obj_id)
+                .map(|r| r.pose)
+                .ok_or_else(|| {
+                    let msg = format!(
+                        "no row for scene {scene_id}, image {first}, object {}",
+                        o.obj_id
+                    );
+                    Error::format(path, msg)
+                }),
+            None => gt
+                .iter()
+                .find(|g| g.obj_id == o.obj_id)
+                .map(|g| noisy_gt(config, o, &g.pose))
+                .ok_or_else(|| {
+                    Error::param(
+                        "objects",
+                        o.obj_id,
+                        format!("not in the GT of image {first}"),
+                    )
+                }),
+        })
+        .collect()
+}
+
+/// Convert a loaded BOP frame into the tracker's inputs (depth always; grey when `grey`).
+pub fn track_frame(frame: &Frame, grey: bool) -> TrackFrame {
+    let cam = frame.camera;
+    let (w, h) = (cam.width as usize, cam.height as usize);
+    let depth = ImageF32 {
+        width: w,
+        height: h,
+        data: frame.depth.data.clone(),
+    };
+    let grey = grey.then(|| {
+        let data = frame
+            .rgb
+            .pixels()
+            .map(|p| (0.299 * p[0] as f32 + 0.587 * p[1] as f32 + 0.114 * p[2] as f32) / 255.0)
+            .collect();
+        Arc::new(ImageF32 {
+            width: w,
+            height: h,
+            data,
+        })
+    });
+    TrackFrame {
+        depth: Some(Arc::new(depth)),
+        grey,
+        camera: cam,
+    }
+}
+
+/// What a driven run recorded.
+#[derive(Clone, Debug, Default)]
+pub struct TrackRun {
+    /// One row per object and tracked frame (when recording).
+    pub results: Vec<PoseResult>,
+    /// Frames that failed to load, with the reason.
+    pub skipped: Vec<(u32, String)>,
+    /// Tracking latency per object per frame (s).
+    pub latencies: Vec<f64>,
+    /// Decoding time per frame (s).
+    pub decode: Vec<f64>,
+}
+
+/// A tracker and what it has done so far.
+pub struct Driver {
+    /// The tracker.
+    pub tracker: Tracker,
+    /// The run so far.
+    pub run: TrackRun,
+    scene_id: u32,
+    record: bool,
+}
+
+impl Driver {
+    /// Start tracking `objects` of scene `scene_id` from image `first` (ground truth `gt`) with
+    /// the initial poses `from` names; `record` keeps one result row per object and frame.
+    pub fn start(
+        config: &TrackerConfig,
+        objects: Vec<ObjectModel>,
+        (scene_id, first, gt): (u32, u32, &[GtPose]),
+        from: &InitFrom,
+        record: bool,
+    ) -> Result<Self> {
+        let init = initial_poses(config, &objects, (scene_id, first, gt), from)?;
+        Ok(Self {
+            tracker: Tracker::new(config.clone(), objects, init)?,
+            run: TrackRun::default(),
+            scene_id,
+            record,
+        })
+    }
+
+    /// Track image `im_id`, loaded (or not) in `decode` seconds: a frame that failed to load is
+    /// skipped and counted (`None`); otherwise the tracker's output.
+    pub fn frame(
+        &mut self,
+        im_id: u32,
+        loaded: std::result::Result<&Frame, &Error>,
+        decode: f64,
+    ) -> Result<Option<FrameOutput>> {
+        let frame = match loaded {
+            Ok(f) => f,
+            Err(e) => {
+                self.run.skipped.push((im_id, e.to_string()));
+                return Ok(None);
+            }
+        };
+        let grey = self.tracker.config().needs().grey;
+        let t0 = Instant::now();
+        let input = track_frame(frame, grey);
+        self.run.decode.push(decode + t0.elapsed().as_secs_f64());
+        let out = self.tracker.step(&input)?;
+        self.run.latencies.extend(&out.seconds);
+        if self.record {
+            let time: f64 = out.seconds.iter().sum();
+            let rows = self
+                .tracker
+                .objects()
+                .iter()
+                .zip(&out.poses)
+                .map(|(o, pose)| PoseResult {
+                    scene_id: self.scene_id,
+                    im_id,
+                    obj_id: o.obj_id,
+                    score: 1.0,
+                    pose: *pose,
+                    time,
+                });
+            self.run.results.extend(rows);
+        }
+        Ok(Some(out))
+    }
+
+    /// Track every image of `scene` (the first one is the initialization: its estimate is the
+    /// tracker's first update), with a progress bar.
+    pub fn track_scene(&mut self, scene: &Scene) -> Result<()> {
+        let bar = indicatif::ProgressBar::new(scene.image_ids.len() as u64);
+        bar.set_style(
+            indicatif::ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} {msg}")
+                .map_err(|e| Error::Other(e.to_string()))?,
+        );
+        bar.set_prefix(format!("track {}/{:06}", scene.split, scene.scene_id));
+        for &im_id in &scene.image_ids {
+            bar.inc(1);
+            let t0 = Instant::now();
+            let loaded = scene.load_frame(im_id);
+            let decode = t0.elapsed().as_secs_f64();
+            if self.frame(im_id, loaded.as_ref(), decode)?.is_none() {
+                bar.set_message(format!("skipped image {im_id}"));
+            }
+        }
+        bar.finish_and_clear();
+        Ok(())
+    }
+}
+
+/// The first image of `scene` and its ground truth, or an error naming the scene.
+pub fn first_image(scene: &Scene) -> Result<(u32, Vec<GtPose>)> {
+    let first = *scene
+        .image_ids
+        .first()
+        .ok_or_else(|| Error::param("scene", scene.scene_id, "has no images"))?;
+    Ok((first, scene.gt.get(&first).cloned().unwrap_or_default()))
+}

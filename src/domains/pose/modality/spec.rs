@@ -1,0 +1,128 @@
+//! What makes a modality pluggable: [`ModalitySpec`] (its parameters: name, the images it reads,
+//! its per-frame preparation) and [`FrameTerm`] (the frame's prepared state: the per-object terms,
+//! optionally a detection score). The tracker sums the terms without knowing any modality by name;
+//! [`super::registry`] names them for the CLI and launch files.
+
+use super::{Modality, PoseChart, SharedImage};
+use crate::core::error::{Error, Result};
+use crate::core::geometry::camera::Camera;
+use crate::domains::pose::mesh::SurfacePoint;
+use std::fmt;
+use std::sync::Arc;
+
+/// One observation: the images a frame carries (as the modalities need them) and intrinsics.
+#[derive(Clone, Debug)]
+pub struct TrackFrame {
+    /// Depth in metres, 0 = missing.
+    pub depth: Option<SharedImage>,
+    /// Grey image in `[0, 1]`.
+    pub grey: Option<SharedImage>,
+    /// Intrinsics and size.
+    pub camera: Camera,
+}
+
+impl TrackFrame {
+    /// The depth image, or an error naming the modality `who` that needs it.
+    pub fn need_depth(&self, who: &str) -> Result<SharedImage> {
+        (self.depth.clone())
+            .ok_or_else(|| Error::param("modalities", who, "frame has no depth image"))
+    }
+
+    /// The grey image, or an error naming the modality `who` that needs it.
+    pub fn need_grey(&self, who: &str) -> Result<SharedImage> {
+        (self.grey.clone()).ok_or_else(|| Error::param("modalities", who, "frame has no RGB image"))
+    }
+}
+
+/// The images a modality reads from a frame.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Needs {
+    /// The depth image.
+    pub depth: bool,
+    /// The grey image (from RGB).
+    pub grey: bool,
+}
+
+impl Needs {
+    /// What either needs.
+    pub fn union(self, other: Needs) -> Needs {
+        Needs {
+            depth: self.depth || other.depth,
+            grey: self.grey || other.grey,
+        }
+    }
+}
+
+/// A modality with its parameters: one file each, named in [`super::registry`].
+pub trait ModalitySpec: Send + Sync + fmt::Debug {
+    /// The registry name (`depth`, `edge`, `depth-edge`).
+    fn name(&self) -> &'static str;
+
+    /// The images it reads.
+    fn needs(&self) -> Needs;
+
+    /// Its per-frame preparation, shared by every object and particle (e.g. a distance map).
+    fn prepare_frame(&self, frame: &TrackFrame) -> Result<Arc<dyn FrameTerm>>;
+
+    /// A boxed copy.
+    fn boxed(&self) -> Box<dyn ModalitySpec>;
+}
+
+/// A modality prepared for one frame.
+pub trait FrameTerm: Send + Sync {
+    /// Object `points`' term about `chart`, with length scales widened by `widen ≥ 1` where the
+    /// modality supports coarse-to-fine (loss, analytic gradient, Gauss–Newton curvature).
+    fn prepare(
+        &self,
+        camera: &Camera,
+        chart: &PoseChart,
+        points: &[SurfacePoint],
+        widen: f64,
+    ) -> Box<dyn Modality>;
+
+    /// The detection loss at `chart`'s reference pose, about the fraction of visible points that
+    /// are outliers (0 for a perfect fit, ≈ 1 when nothing fits), if this modality judges
+    /// detections: `Some(None)` when nothing of the object is visible there.
+    fn detection_loss(
+        &self,
+        _camera: &Camera,
+        _chart: &PoseChart,
+        _points: &[SurfacePoint],
+    ) -> Option<Option<f64>> {
+        None
+    }
+}
+
+/// A configured modality (clone, compare and print it through its parameters).
+pub struct ModalityConfig(Box<dyn ModalitySpec>);
+
+impl ModalityConfig {
+    /// The modality `spec` describes.
+    pub fn new(spec: impl ModalitySpec + 'static) -> Self {
+        Self(Box::new(spec))
+    }
+
+    /// Its parameters.
+    pub fn spec(&self) -> &dyn ModalitySpec {
+        self.0.as_ref()
+    }
+}
+
+impl Clone for ModalityConfig {
+    fn clone(&self) -> Self {
+        Self(self.0.boxed())
+    }
+}
+
+impl fmt::Debug for ModalityConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl PartialEq for ModalityConfig {
+    /// Same name and same parameters.
+    fn eq(&self, other: &Self) -> bool {
+        self.0.name() == other.0.name() && format!("{:?}", self.0) == format!("{:?}", other.0)
+    }
+}

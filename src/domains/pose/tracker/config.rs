@@ -1,0 +1,222 @@
+//! The tracker's configuration ([`TrackerConfig`]) and its one builder — the same for CLI flags,
+//! launch tables and studies — with the motion model and the initial-pose noise.
+
+use super::RedetectConfig;
+use crate::core::error::{Error, Result};
+use crate::core::filter::FilterKind;
+use crate::domains::pose::modality::depth::DepthParams;
+use crate::domains::pose::modality::{parse_modalities, ModalityConfig, Needs, PoseChart};
+use nalgebra::{Isometry3, Vector3, Vector6};
+use std::str::FromStr;
+
+/// Motion model of the reference prediction.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MotionModel {
+    /// `T̂_k = T_{k−1}`.
+    RandomWalk,
+    /// Repeat the last frame-to-frame increment.
+    ConstantVelocity,
+}
+
+impl FromStr for MotionModel {
+    type Err = Error;
+    /// `random_walk` or `constant_velocity`.
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "random_walk" => Ok(MotionModel::RandomWalk),
+            "constant_velocity" => Ok(MotionModel::ConstantVelocity),
+            other => Err(Error::param(
+                "motion",
+                other,
+                "expected random_walk or constant_velocity",
+            )),
+        }
+    }
+}
+
+/// A perturbation of the initial pose: translation of norm `translation` (m) and rotation of angle
+/// `rotation` (rad), in random directions.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct InitNoise {
+    /// Translation magnitude (metres).
+    pub translation: f64,
+    /// Rotation angle (radians).
+    pub rotation: f64,
+}
+
+impl FromStr for InitNoise {
+    type Err = Error;
+    /// `20mm,10deg` (units `mm`/`m` and `deg`/`rad`; bare numbers are mm and degrees).
+    fn from_str(s: &str) -> Result<Self> {
+        let bad = |why: &str| Error::param("init-noise", s, why);
+        let (t, r) = s
+            .split_once(',')
+            .ok_or_else(|| bad("expected e.g. 20mm,10deg"))?;
+        let num = |x: &str, suffixes: &[(&str, f64)]| -> Result<f64> {
+            let x = x.trim();
+            let (body, scale) = suffixes
+                .iter()
+                .find_map(|(suf, k)| x.strip_suffix(suf).map(|b| (b, *k)))
+                .unwrap_or((x, suffixes[0].1));
+            let v: f64 = body.trim().parse().map_err(|_| bad("not a number"))?;
+            (v >= 0.0 && v.is_finite())
+                .then_some(v * scale)
+                .ok_or_else(|| bad("must be ≥ 0"))
+        };
+        Ok(InitNoise {
+            translation: num(t, &[("mm", 1e-3), ("m", 1.0)])?,
+            rotation: num(r, &[("deg", std::f64::consts::PI / 180.0), ("rad", 1.0)])?,
+        })
+    }
+}
+
+impl InitNoise {
+    /// Apply to `pose` about the model point `centre`, drawing directions from `seed`.
+    pub fn perturb(
+        &self,
+        pose: &Isometry3<f64>,
+        centre: &Vector3<f64>,
+        seed: u64,
+    ) -> Isometry3<f64> {
+        use rand::Rng;
+        let mut rng = crate::core::filter::rng::stream(seed, 0x1417, 0);
+        let mut dir = || loop {
+            let v = Vector3::new(rng.random::<f64>(), rng.random(), rng.random()) * 2.0
+                - Vector3::repeat(1.0);
+            if let Some(u) = v.try_normalize(1e-3).filter(|_| v.norm() <= 1.0) {
+                return u;
+            }
+        };
+        let (t, r) = (dir() * self.translation, dir() * self.rotation);
+        PoseChart::new(*pose, centre).pose(&Vector6::new(t.x, t.y, t.z, r.x, r.y, r.z))
+    }
+}
+
+/// Everything the tracker needs to know besides the data.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TrackerConfig {
+    /// Which filter.
+    pub filter: FilterKind,
+    /// Particles per filter.
+    pub particles: usize,
+    /// Seed of every random stream.
+    pub seed: u64,
+    /// Modalities with their parameters, each with weight 1 (names in
+    /// [`crate::domains::pose::modality::registry`]).
+    pub modalities: Vec<ModalityConfig>,
+    /// One joint filter over all objects instead of one per object.
+    pub joint: bool,
+    /// Reference prediction.
+    pub motion: MotionModel,
+    /// Constant-velocity prediction repeats this fraction of the last increment (1 = pure
+    /// constant velocity; below 1 damps, so that a lost object's runaway estimate does not keep
+    /// accelerating and a jerk's overshoot decays).
+    pub velocity_damping: f64,
+    /// One state unit `D`: `unit` metres of translation and `unit / radius` radians of rotation
+    /// (so both move the object's surface by about `unit`, which conditions the gradient flow).
+    pub unit: f64,
+    /// Motion-prior σ per frame, metres and radians (the loss regulariser `½|ξ/σ|²` toward the
+    /// prediction; keep the rotation small: spins of symmetric objects are unobservable).
+    pub motion_sigma: (f64, f64),
+    /// Random-walk process noise per frame, metres and radians.
+    pub process_noise: (f64, f64),
+    /// Uncertainty of the initial pose (widens the first prior), if any.
+    pub init_noise: Option<InitNoise>,
+    /// RF-PF / grad step `η` (gradient-flow time per frame, state units).
+    pub eta: f64,
+    /// Filter updates on the first frame.
+    pub init_updates: usize,
+    /// Spread (m) at which modality length scales start to widen.
+    pub coarse_scale: f64,
+    /// Surface samples per object.
+    pub surface_samples: usize,
+    /// Pose hypotheses scored per round when starting from an uncertain (init-noise) pose.
+    pub hypotheses: usize,
+    /// Re-detection after loss (off by default).
+    pub redetect: Option<RedetectConfig>,
+}
+
+impl Default for TrackerConfig {
+    fn default() -> Self {
+        Self {
+            filter: FilterKind::Rfpf,
+            particles: 100,
+            seed: 0,
+            modalities: vec![ModalityConfig::new(DepthParams::default())],
+            joint: false,
+            motion: MotionModel::RandomWalk,
+            velocity_damping: 1.0,
+            unit: 0.004,
+            motion_sigma: (0.005, 2f64.to_radians()),
+            process_noise: (0.001, 0.3f64.to_radians()),
+            init_noise: None,
+            eta: 0.06,
+            init_updates: 1,
+            coarse_scale: 0.008,
+            surface_samples: 3000,
+            hypotheses: 2000,
+            redetect: None,
+        }
+    }
+}
+
+impl TrackerConfig {
+    /// The default configuration with `filter`, `particles` per filter and `seed`: the start of
+    /// every configuration, whether from CLI flags, a launch table or a study.
+    pub fn new(filter: FilterKind, particles: usize, seed: u64) -> Self {
+        Self {
+            filter,
+            particles,
+            seed,
+            ..Self::default()
+        }
+    }
+
+    /// With the modalities of a comma-separated list (names from the modality registry).
+    pub fn with_modalities(mut self, list: &str) -> Result<Self> {
+        self.modalities = parse_modalities(list)?;
+        Ok(self)
+    }
+
+    /// With an uncertain start: `noise` widens the first prior, and the first frame gets 10
+    /// filter updates instead of 1 (the one place this rule lives).
+    pub fn with_init_noise(mut self, noise: Option<InitNoise>) -> Self {
+        self.init_noise = noise;
+        self.init_updates = if noise.is_some() { 10 } else { 1 };
+        self
+    }
+
+    /// The images the modalities read.
+    pub fn needs(&self) -> Needs {
+        (self.modalities.iter()).fold(Needs::default(), |n, m| n.union(m.spec().needs()))
+    }
+
+    /// `D` for an object of the given radius.
+    pub(super) fn scale(&self, radius: f64) -> Vector6<f64> {
+        let r = self.unit / radius.max(self.unit);
+        Vector6::new(self.unit, self.unit, self.unit, r, r, r)
+    }
+
+    /// A physical `(metres, radians)` σ pair in state units for scale `d`.
+    pub(super) fn in_units(pair: (f64, f64), d: &Vector6<f64>) -> Vector6<f64> {
+        Vector6::from_fn(|i, _| if i < 3 { pair.0 } else { pair.1 } / d[i])
+    }
+
+    /// Prior σ (state units) at the first frame: the init-noise spread per axis when larger than
+    /// the motion σ.
+    pub(super) fn initial_prior(&self, d: &Vector6<f64>) -> Vector6<f64> {
+        self.noise_prior(self.init_noise, d)
+    }
+
+    /// Per-axis σ (state units) of a perturbation `noise`, at least the motion σ.
+    fn noise_prior(&self, noise: Option<InitNoise>, d: &Vector6<f64>) -> Vector6<f64> {
+        let motion = Self::in_units(self.motion_sigma, d);
+        match noise {
+            Some(n) => {
+                let per_axis = (n.translation / 3f64.sqrt(), n.rotation / 3f64.sqrt());
+                Self::in_units(per_axis, d).zip_map(&motion, f64::max)
+            }
+            None => motion,
+        }
+    }
+}

@@ -1,0 +1,393 @@
+//! Re-detection after loss, a component of the tracker that scores with the tracker's modalities:
+//! the trigger reads the detection loss of the modalities that judge detections
+//! ([`crate::domains::pose::modality::FrameTerm::detection_loss`]), the search scores grid
+//! placements and refines the best with every modality's terms.
+
+use super::{add_noise6, FrameMaps, Tracker, TrackerConfig};
+use crate::core::error::Result;
+use crate::core::geometry::camera::Camera;
+use crate::domains::pose::modality::depth::DepthParams;
+use crate::domains::pose::modality::visible::{visible_points, VisibilityParams};
+use crate::domains::pose::modality::{ImageF32, PoseChart, TrackFrame};
+use nalgebra::{Isometry3, Matrix6, Vector3, Vector6};
+
+/// Re-detection after loss: when an object's detection loss at its estimate jumps far above its
+/// running level (or is simply high), the object is searched for again, translation first: its
+/// rotation centre is placed on a pixel grid over the image region between the constant-velocity
+/// prediction and the last good pose — widened by a reach that grows with the frames it has been
+/// lost — at the depth the sensor reads there; the best placements are refined by a few
+/// Gauss–Newton steps, and the object's particles restart around the winner.
+///
+/// The detection loss is the sum of the detection losses of the tracker's modalities that judge
+/// detections (the depth modality: its loss at the estimate, at scale 1, divided by its outlier
+/// constant times `n_eff` — about the fraction of visible points that are outliers: 0 for a
+/// perfect fit, ≈ 1 when nothing fits); without such a modality re-detection never triggers.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct RedetectConfig {
+    /// Trigger when the detection loss exceeds `ratio` × its running level …
+    pub ratio: f64,
+    /// … and exceeds this absolute value (outlier-fraction units) …
+    pub min_loss: f64,
+    /// … or whenever it exceeds this one (a filter whose running level is itself poor).
+    pub max_loss: f64,
+    /// Weight of the newest frame in the running level (exponential moving average; frames
+    /// that trigger are left out).
+    pub smoothing: f64,
+    /// Frames before the running level is trusted.
+    pub warmup: usize,
+    /// Search reach (metres) beyond the prediction and the last good pose, per lost frame.
+    pub reach: f64,
+    /// The reach grows by one `reach` per consecutive lost frame, up to this many.
+    pub max_growth: f64,
+    /// Grid step of the translation search, as a fraction of the object's radius.
+    pub step: f64,
+    /// At most this many grid points per image axis (the step grows instead).
+    pub max_grid: usize,
+    /// Best grid placements refined by Gauss–Newton.
+    pub candidates: usize,
+    /// Once the reach has stopped growing, search only every `interval`-th lost frame (bounds
+    /// the cost of an object that stays lost).
+    pub interval: usize,
+    /// The winner replaces the estimate only if its detection loss is below `accept` × the
+    /// estimate's.
+    pub accept: f64,
+    /// Selection of the visible points whose depth places the search grid.
+    pub visibility: VisibilityParams,
+}
+
+impl Default for RedetectConfig {
+    fn default() -> Self {
+        Self {
+            ratio: 2.0,
+            min_loss: 0.25,
+            max_loss: 0.5,
+            smoothing: 0.3,
+            warmup: 2,
+            reach: 0.03,
+            max_growth: 4.0,
+            step: 0.25,
+            max_grid: 24,
+            candidates: 4,
+            interval: 1,
+            accept: 0.8,
+            visibility: DepthParams::default().visibility,
+        }
+    }
+}
+
+impl RedetectConfig {
+    /// Whether to search on the `lost`-th consecutive lost frame (0-based).
+    pub(super) fn searches_after(&self, lost: usize) -> bool {
+        let grown = (self.max_growth.max(1.0) - 1.0).ceil() as usize;
+        lost <= grown || (lost - grown).is_multiple_of(self.interval.max(1))
+    }
+
+    /// Search reach (metres) on the `lost`-th consecutive lost frame (0-based).
+    pub(super) fn reach(&self, lost: usize) -> f64 {
+        self.reach * (1.0 + lost as f64).min(self.max_growth.max(1.0))
+    }
+}
+
+/// A pixel grid over the image region spanned by two image points, widened by `margin` pixels
+/// and clipped to the image: `(u₀ + i·step, v₀ + j·step)`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(super) struct PixelGrid {
+    origin: (f64, f64),
+    step: f64,
+    pub(super) n: (usize, usize),
+}
+
+impl PixelGrid {
+    /// The grid over `a`, `b` ± `margin`, at `step` pixels or coarser so that no axis has more
+    /// than `max` points.
+    pub(super) fn new(
+        cam: &Camera,
+        a: (f64, f64),
+        b: (f64, f64),
+        margin: f64,
+        step: f64,
+        max: usize,
+    ) -> Self {
+        let clip = |x: f64, size: u32| x.clamp(0.0, (size as f64 - 1.0).max(0.0));
+        let (u0, u1) = (
+            clip(a.0.min(b.0) - margin, cam.width),
+            clip(a.0.max(b.0) + margin, cam.width),
+        );
+        let (v0, v1) = (
+            clip(a.1.min(b.1) - margin, cam.height),
+            clip(a.1.max(b.1) + margin, cam.height),
+        );
+        let extent = (u1 - u0).max(v1 - v0);
+        let step = step
+            .max(extent / max.max(2).saturating_sub(1) as f64)
+            .max(1.0);
+        let count = |len: f64| (len / step).floor() as usize + 1;
+        Self {
+            origin: (u0, v0),
+            step,
+            n: (count(u1 - u0), count(v1 - v0)),
+        }
+    }
+
+    /// The grid's pixels, row by row.
+    pub(super) fn pixels(&self) -> impl Iterator<Item = (f64, f64)> + '_ {
+        (0..self.n.1).flat_map(move |j| {
+            (0..self.n.0).map(move |i| {
+                (
+                    self.origin.0 + i as f64 * self.step,
+                    self.origin.1 + j as f64 * self.step,
+                )
+            })
+        })
+    }
+}
+
+/// Median of the valid (positive) depths in the `(2r+1)²` window about pixel `(u, v)`.
+pub(super) fn window_depth(depth: &ImageF32, (u, v): (f64, f64), r: i64) -> Option<f64> {
+    let (x0, y0) = (u.round() as i64, v.round() as i64);
+    let mut vals: Vec<f32> = (-r..=r)
+        .flat_map(|dy| (-r..=r).map(move |dx| (x0 + dx, y0 + dy)))
+        .filter(|&(x, y)| {
+            x >= 0 && y >= 0 && (x as usize) < depth.width && (y as usize) < depth.height
+        })
+        .map(|(x, y)| depth.at(x as usize, y as usize))
+        .filter(|&d| d > 0.0)
+        .collect();
+    if vals.is_empty() {
+        return None;
+    }
+    let mid = vals.len() / 2;
+    vals.select_nth_unstable_by(mid, f32::total_cmp);
+    Some(vals[mid] as f64)
+}
+
+impl Tracker {
+    /// The re-detection loss of object `k` at `pose` (see [`RedetectConfig`]); `None` when no model
+    /// point is visible there (nothing to judge by: the trigger treats it as no loss, the search as
+    /// no candidate).
+    pub(super) fn detection_loss(
+        &self,
+        k: usize,
+        pose: &Isometry3<f64>,
+        frame: &TrackFrame,
+        maps: &FrameMaps,
+    ) -> Result<Option<f64>> {
+        let chart = PoseChart::new(*pose, &self.objects[k].centre);
+        let points = &self.objects[k].points;
+        let mut total = None;
+        for m in &maps.terms {
+            match m.detection_loss(&frame.camera, &chart, points) {
+                None => {}
+                Some(None) => return Ok(None),
+                Some(Some(l)) => total = Some(total.unwrap_or(0.0) + l),
+            }
+        }
+        Ok(total)
+    }
+
+    /// Check object `k` (member `j` of group `g`) for loss and re-detect it about `pred` (this
+    /// frame's prediction); true when its estimate was replaced.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn redetect(
+        &mut self,
+        g: usize,
+        j: usize,
+        k: usize,
+        pred: &Isometry3<f64>,
+        rd: &RedetectConfig,
+        frame: &TrackFrame,
+        maps: &FrameMaps,
+    ) -> Result<bool> {
+        let est = self.states[k].estimate;
+        let loss = self.detection_loss(k, &est, frame, maps)?.unwrap_or(0.0);
+        if !self.update_level(k, loss, rd) {
+            return Ok(false);
+        }
+        let lost = self.states[k].lost;
+        self.states[k].lost += 1;
+        // Hold the estimate (no velocity) rather than let it run away.
+        self.states[k].previous = Some(est);
+        if !rd.searches_after(lost) {
+            return Ok(false);
+        }
+        let salt = self.config.seed ^ (self.frames as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        let good = self.states[k].good;
+        let (found, winner) = self.search_lost(k, pred, &good, rd.reach(lost), rd, frame, maps)?;
+        if found >= rd.accept * loss {
+            return Ok(false);
+        }
+        self.restart_about(g, j, k, winner, salt);
+        Ok(true)
+    }
+
+    /// Feed object `k`'s detection `loss` to its running level; true when it signals a loss
+    /// (the level is then left unchanged), false when it does not (the estimate is good).
+    fn update_level(&mut self, k: usize, loss: f64, rd: &RedetectConfig) -> bool {
+        let st = &mut self.states[k];
+        let lost = loss > rd.max_loss
+            || match st.level {
+                Some((level, n)) => n >= rd.warmup && loss > rd.ratio * level && loss > rd.min_loss,
+                None => false,
+            };
+        if !lost {
+            st.level = Some(match st.level {
+                Some((level, n)) => (level + rd.smoothing * (loss - level), n + 1),
+                None => (loss, 1),
+            });
+            st.lost = 0;
+            st.good = st.estimate;
+        }
+        lost
+    }
+
+    /// Search for lost object `k`: [`Tracker::placements`] within `reach` at the prediction's
+    /// rotation, scored with the observation terms widened to the grid step; the best
+    /// `rd.candidates` are refined by [`Tracker::refine`]. Returns the lowest detection loss and
+    /// its pose (the prediction is always a candidate).
+    #[allow(clippy::too_many_arguments)]
+    fn search_lost(
+        &self,
+        k: usize,
+        pred: &Isometry3<f64>,
+        good: &Isometry3<f64>,
+        reach: f64,
+        rd: &RedetectConfig,
+        frame: &TrackFrame,
+        maps: &FrameMaps,
+    ) -> Result<(f64, Isometry3<f64>)> {
+        use rayon::prelude::*;
+        let chart = PoseChart::new(*pred, &self.objects[k].centre);
+        let (shifts, step) = self.placements(k, &chart, good, reach, rd, frame)?;
+        let mut terms = self.object_terms(k, &chart, frame, maps, step, true)?;
+        terms.prior_sigma = Vector6::repeat(f64::INFINITY);
+        let d = terms.scale;
+        let mut scored: Vec<(f64, usize)> = shifts
+            .par_iter()
+            .enumerate()
+            .map(|(i, t)| {
+                let x = [t.x / d[0], t.y / d[1], t.z / d[2], 0.0, 0.0, 0.0];
+                (terms.loss(&x), i)
+            })
+            .collect();
+        scored.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+        let coarse = self.config.coarse_scale;
+        let schedule = [step, step, step / 2.0, coarse, coarse, coarse];
+        // A pose from which nothing of the object is visible is no candidate (it would score 0).
+        let score = |pose: &Isometry3<f64>| -> Result<f64> {
+            Ok(self
+                .detection_loss(k, pose, frame, maps)?
+                .unwrap_or(f64::INFINITY))
+        };
+        let mut best = (score(pred)?, *pred);
+        for &(_, i) in scored.iter().take(rd.candidates) {
+            let t = shifts[i];
+            let start = chart.pose(&Vector6::new(t.x, t.y, t.z, 0.0, 0.0, 0.0));
+            let pose = self.refine(k, start, &schedule, frame, maps)?;
+            let l = score(&pose)?;
+            if l < best.0 {
+                best = (l, pose);
+            }
+        }
+        Ok(best)
+    }
+
+    /// Gauss–Newton refinement of object `k` from `pose`: one step per entry of `spreads`, each
+    /// about the current pose with the observation terms widened to that spread,
+    /// `δξ = −(H + μI)⁻¹ g` (H the modalities' Gauss–Newton curvature) with a halving line
+    /// search on the data loss; a step that does not lower the loss is skipped.
+    fn refine(
+        &self,
+        k: usize,
+        mut pose: Isometry3<f64>,
+        spreads: &[f64],
+        frame: &TrackFrame,
+        maps: &FrameMaps,
+    ) -> Result<Isometry3<f64>> {
+        for &spread in spreads {
+            let chart = PoseChart::new(pose, &self.objects[k].centre);
+            let terms = self.object_terms(k, &chart, frame, maps, spread, true)?;
+            let data = |xi: &Vector6<f64>| -> f64 {
+                terms.modalities.iter().map(|(w, m)| w * m.loss(xi)).sum()
+            };
+            let (mut g, mut h) = (Vector6::zeros(), Matrix6::zeros());
+            for (w, m) in &terms.modalities {
+                let mut gm = Vector6::zeros();
+                m.loss_grad(&Vector6::zeros(), &mut gm);
+                g += gm * *w;
+                h += m.curvature() * *w;
+            }
+            let damping = 1e-6 * h.trace().max(1e-12);
+            let Some(chol) = (h + Matrix6::identity() * damping).cholesky() else {
+                continue;
+            };
+            let step = -chol.solve(&g);
+            let base = data(&Vector6::zeros());
+            if let Some(t) = [1.0, 0.5, 0.25, 0.125]
+                .into_iter()
+                .find(|&t| data(&(step * t)) < base)
+            {
+                pose = chart.pose(&(step * t));
+            }
+        }
+        Ok(pose)
+    }
+
+    /// Translation hypotheses for object `k` about `chart`: its rotation centre placed on a
+    /// [`PixelGrid`] over the image region spanned by the chart's centre and `good`'s, widened
+    /// by `reach` metres, at the sensor's depth there (window median) plus the centre's depth
+    /// behind its visible surface at the chart. Returns the shifts of the centre (camera frame)
+    /// and the grid step in metres.
+    fn placements(
+        &self,
+        k: usize,
+        chart: &PoseChart,
+        good: &Isometry3<f64>,
+        reach: f64,
+        rd: &RedetectConfig,
+        frame: &TrackFrame,
+    ) -> Result<(Vec<Vector3<f64>>, f64)> {
+        let depth = frame.need_depth("re-detection")?;
+        let cam = frame.camera;
+        let obj = &self.objects[k];
+        let c = chart.centre;
+        let px_per_m = cam.fx / c.z.max(1e-3);
+        let g = PoseChart::new(*good, &obj.centre).centre;
+        let at = |p: &Vector3<f64>| cam.project_xyz(&Vector3::new(p.x, p.y, p.z.max(1e-3)));
+        let step = rd.step * obj.radius * px_per_m;
+        let grid = PixelGrid::new(&cam, at(&c), at(&g), reach * px_per_m, step, rd.max_grid);
+        let visible = visible_points(&obj.points, &chart.reference, &cam, &rd.visibility);
+        let behind = if visible.is_empty() {
+            0.0
+        } else {
+            c.z - visible.iter().map(|p| p.p.z).sum::<f64>() / visible.len() as f64
+        };
+        let shifts = grid
+            .pixels()
+            .filter_map(|px| window_depth(&depth, px, 2).map(|z| (px, z + behind)))
+            .map(|((u, v), z)| cam.backproject(u, v, z).coords - c)
+            .collect();
+        Ok((shifts, grid.step / px_per_m))
+    }
+
+    /// Restart object `k`'s particles (member `j` of group `g`) about `winner` at the motion σ,
+    /// with no velocity.
+    fn restart_about(&mut self, g: usize, j: usize, k: usize, winner: Isometry3<f64>, salt: u64) {
+        let d = self.config.scale(self.objects[k].radius);
+        let motion = TrackerConfig::in_units(self.config.motion_sigma, &d);
+        let blocks = self.groups[g].members.len();
+        if let Some(filter) = self.groups[g].filter.as_mut() {
+            let mut rng = crate::core::filter::rng::stream(salt, 0xC8, k as u64);
+            for row in filter.particles_mut().as_mut_slice().chunks_mut(6 * blocks) {
+                let mut x = [0.0; 6];
+                add_noise6(&mut x, &motion, &mut rng);
+                row[6 * j..6 * j + 6].copy_from_slice(&x);
+            }
+            if blocks == 1 {
+                filter.particles_mut().clear_weights();
+            }
+        }
+        let st = &mut self.states[k];
+        st.estimate = winner;
+        st.previous = Some(winner);
+    }
+}
