@@ -121,7 +121,10 @@ fn pair_sums_match_naive_on_random_clouds() {
     ] {
         let p = cloud(n, m, 3.0, 1.0, (n * 100 + m) as u64);
         // The paper's width for γ = n/2, and one of the order of the typical distance √(2m).
-        for eps in [epsilon(0.5 * n as f64, m).unwrap(), 0.5 * (2.0 * m as f64).sqrt()] {
+        for eps in [
+            epsilon(0.5 * n as f64, m).unwrap(),
+            0.5 * (2.0 * m as f64).sqrt(),
+        ] {
             let worst = check_pair(&p, n, m, eps);
             eprintln!("n={n} m={m}: largest error / bound = {worst:.3}");
         }

@@ -116,16 +116,38 @@ pub(super) trait TileKernel: Sync {
 /// Run a tile kernel over all pairs of particles; returns the per-particle sums (`n × w`,
 /// row-major, `f64`) in `out`. See the module documentation for the order of operations.
 pub(super) fn run<K: TileKernel>(kernel: &K, n: usize, out: &mut [f64]) {
+    // Scratch kept by the calling thread across calls (fresh zeroed pages cost more than the
+    // kernel at n = 1000); every slot is overwritten before it is read. A nested call on the
+    // same thread (a rayon worker stealing another filter's update while it waits) gets its own.
+    thread_local! {
+        static SCRATCH: std::cell::RefCell<(Vec<f64>, Vec<f32>)> = Default::default();
+    }
+    SCRATCH.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut s) => {
+            let (own, trans) = &mut *s;
+            run_in(kernel, n, out, own, trans)
+        }
+        Err(_) => run_in(kernel, n, out, &mut Vec::new(), &mut Vec::new()),
+    });
+}
+
+fn run_in<K: TileKernel>(
+    kernel: &K,
+    n: usize,
+    out: &mut [f64],
+    own: &mut Vec<f64>,
+    trans: &mut Vec<f32>,
+) {
     let (t, nt, w) = (kernel.t(), kernel.nt(), kernel.w());
     let slot = t * w;
     let hmax = nt / 2;
-    let mut own = vec![0.0f64; nt * slot];
-    let mut trans = vec![0.0f32; nt * (hmax * slot).max(1)];
+    own.resize(nt * slot, 0.0);
+    trans.resize(nt * (hmax * slot).max(1), 0.0);
     own.par_chunks_mut(slot)
         .zip(trans.par_chunks_mut((hmax * slot).max(1)))
         .enumerate()
         .for_each(|(a, (own_a, trans_a))| row_task(kernel, a, own_a, trans_a));
-    let trans = &trans;
+    let trans = &*trans;
     let tstride = (hmax * slot).max(1);
     out[..n * w]
         .par_chunks_mut(slot)
