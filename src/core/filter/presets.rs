@@ -12,6 +12,7 @@
 //! | `rfpf-newton` | [`NewtonParams`] | propagate → Newton move (Σ̂_α⁻¹ + J̄)⁻¹[∇L + pair], square-root spread |
 //! | `enkf` | [`EnsembleParams`] | propagate → stochastic EnKF analysis (perturbed observations) |
 //! | `etkf` | [`EnsembleParams`] | propagate → square-root ETKF analysis |
+//! | `svgd` | [`SvgdConfig`] | propagate → K SVGD sub-steps (RBF kernel, median heuristic) |
 //!
 //! Adding a preset: a variant of [`FilterKind`] (its name) and of [`Preset`] (its parameters), its
 //! parameter struct and its step list below.
@@ -22,7 +23,7 @@ use crate::core::filter::model::Model;
 use crate::core::filter::particles::ParticleSet;
 use crate::core::filter::resample::Scheme;
 use crate::core::filter::step::*;
-use crate::core::filter::step::{Analysis, EnsembleConfig, NewtonConfig};
+use crate::core::filter::step::{Analysis, EnsembleConfig, NewtonConfig, SvgdConfig};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::str::FromStr;
@@ -50,11 +51,13 @@ pub enum FilterKind {
     Enkf,
     /// Ensemble transform Kalman filter (deterministic square root).
     Etkf,
+    /// Stein variational gradient descent (Liu & Wang 2016).
+    Svgd,
 }
 
 impl FilterKind {
     /// Every preset, in the order tables list them.
-    pub const ALL: [FilterKind; 9] = [
+    pub const ALL: [FilterKind; 10] = [
         FilterKind::Rfpf,
         FilterKind::Grad,
         FilterKind::Sir,
@@ -64,6 +67,7 @@ impl FilterKind {
         FilterKind::RfpfNewton,
         FilterKind::Enkf,
         FilterKind::Etkf,
+        FilterKind::Svgd,
     ];
 
     /// The state-estimation filters the benchmarks compare by default.
@@ -86,6 +90,7 @@ impl FilterKind {
             FilterKind::RfpfNewton => "rfpf-newton",
             FilterKind::Enkf => "enkf",
             FilterKind::Etkf => "etkf",
+            FilterKind::Svgd => "svgd",
         }
     }
 
@@ -387,6 +392,8 @@ pub enum Preset {
     Enkf(EnsembleParams),
     /// Square-root ETKF.
     Etkf(EnsembleParams),
+    /// SVGD.
+    Svgd(SvgdConfig),
 }
 
 impl Preset {
@@ -402,6 +409,7 @@ impl Preset {
             FilterKind::RfpfNewton => Preset::RfpfNewton(NewtonParams::default()),
             FilterKind::Enkf => Preset::Enkf(EnsembleParams::default()),
             FilterKind::Etkf => Preset::Etkf(EnsembleParams::default()),
+            FilterKind::Svgd => Preset::Svgd(SvgdConfig::default()),
         }
     }
 
@@ -417,6 +425,7 @@ impl Preset {
             Preset::RfpfNewton(_) => FilterKind::RfpfNewton,
             Preset::Enkf(_) => FilterKind::Enkf,
             Preset::Etkf(_) => FilterKind::Etkf,
+            Preset::Svgd(_) => FilterKind::Svgd,
         }
     }
 
@@ -457,6 +466,7 @@ impl Preset {
                 Step::Propagate,
                 Step::EnsembleKalman(p.config(Analysis::SquareRoot)),
             ],
+            Preset::Svgd(c) => vec![Step::Propagate, Step::Svgd(*c)],
         }
     }
 
@@ -482,6 +492,7 @@ impl Preset {
             }
             Preset::RfpfNewton(p) => p.config().validate(),
             Preset::Enkf(p) | Preset::Etkf(p) => p.config(Analysis::Stochastic).validate(),
+            Preset::Svgd(c) => c.validate(),
             _ => Ok(()),
         }
     }

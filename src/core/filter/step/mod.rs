@@ -18,12 +18,14 @@ mod newton_move;
 mod propagate;
 mod resample;
 mod reweight;
+mod svgd;
 
 pub use ensemble_kalman::{Analysis, EnsembleConfig};
 pub use gradient_move::{MoveConfig, PairConfig, StepSize, Substeps};
 pub use newton_move::NewtonConfig;
 pub use resample::{ResampleConfig, ResampleWhen};
 pub use reweight::Reweight;
+pub use svgd::SvgdConfig;
 
 pub(crate) use reweight::reweighted;
 
@@ -51,6 +53,8 @@ pub enum Step {
     Newton(NewtonConfig),
     /// An ensemble Kalman analysis (EnKF or ETKF) for a linear(ised) observation.
     EnsembleKalman(EnsembleConfig),
+    /// Stein variational gradient descent sub-steps (RBF kernel, median-heuristic bandwidth).
+    Svgd(SvgdConfig),
     /// Update the log-weights from the observation loss.
     Reweight(Reweight),
     /// Resample the particles according to their weights.
@@ -264,7 +268,7 @@ impl Step {
         match self {
             Step::Propagate | Step::Jitter { .. } | Step::Reweight(_) => true,
             Step::Move(cfg) => cfg.pair.is_none(),
-            Step::Newton(_) | Step::EnsembleKalman(_) | Step::Resample(_) => false,
+            Step::Newton(_) | Step::EnsembleKalman(_) | Step::Svgd(_) | Step::Resample(_) => false,
         }
     }
 
@@ -273,7 +277,7 @@ impl Step {
         match self {
             Step::Propagate => model.has_transition(),
             Step::Jitter { sigma } => *sigma != 0.0,
-            Step::Move(_) | Step::Newton(_) | Step::EnsembleKalman(_) => true,
+            Step::Move(_) | Step::Newton(_) | Step::EnsembleKalman(_) | Step::Svgd(_) => true,
             Step::Reweight(_) | Step::Resample(_) => false,
         }
     }
@@ -286,6 +290,7 @@ impl Step {
             Step::Move(cfg) => cfg.validate(),
             Step::Newton(cfg) => cfg.validate(),
             Step::EnsembleKalman(cfg) => cfg.validate(),
+            Step::Svgd(cfg) => cfg.validate(),
             Step::Reweight(rw) => rw.validate(),
             Step::Resample(cfg) => cfg.validate(),
         }
@@ -304,9 +309,9 @@ impl Step {
             Step::Jitter { sigma } => jitter::row(*sigma, row).map(|_| None),
             Step::Move(_) => gradient_move::row(model, plan, row, memo).map(|_| None),
             Step::Reweight(rw) => rw.row(model, row, memo).map(Some),
-            Step::Resample(_) | Step::Newton(_) | Step::EnsembleKalman(_) => Err(Error::Other(
-                format!("{self:?} couples particles: not a row-local step"),
-            )),
+            Step::Resample(_) | Step::Newton(_) | Step::EnsembleKalman(_) | Step::Svgd(_) => Err(
+                Error::Other(format!("{self:?} couples particles: not a row-local step")),
+            ),
         }
     }
 
@@ -316,6 +321,7 @@ impl Step {
             Step::Move(cfg) => gradient_move::set(cfg, model, cx),
             Step::Newton(cfg) => newton_move::set(cfg, model, cx),
             Step::EnsembleKalman(cfg) => ensemble_kalman::set(cfg, model, cx),
+            Step::Svgd(cfg) => svgd::set(cfg, model, cx),
             Step::Resample(cfg) => cfg.apply(cx),
             _ => Err(Error::Other(format!(
                 "{self:?} is row-local: it has no set-level implementation"
