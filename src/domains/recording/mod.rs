@@ -3,7 +3,8 @@
 //! - [`cdr`]: the XCDR1 encoder/decoder (4-byte encapsulation header, aligned primitives).
 //! - [`ros_msgs`]: `sensor_msgs/Image`, `CompressedImage`, `CameraInfo`,
 //!   `geometry_msgs/PoseWithCovarianceStamped`, and our `hdpf_msgs/BopFrame`.
-//! - [`mcap_bop`]: `hdpf dataset convert` (BOP scene ⇄ MCAP) and `hdpf dataset info`.
+//! - [`mcap_bop`]: `hdpf dataset convert` (BOP scene ⇄ MCAP); [`mcap_info`]: `hdpf dataset info`.
+//! - [`images`]: colour and depth decoding of Image / CompressedImage messages.
 //! - [`mcap_read`]: frames out of any MCAP recording (the one place that pairs colour, depth and
 //!   camera_info, and refuses what would silently give wrong poses).
 //!
@@ -28,6 +29,8 @@
 //! far. hdpf's reader ([`mcap_read`]) applies the scale when the topic is there, else uses mm.
 
 pub mod cdr;
+pub mod images;
 pub mod mcap_bop;
+pub mod mcap_info;
 pub mod mcap_read;
 pub mod ros_msgs;
