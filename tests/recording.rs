@@ -574,3 +574,19 @@ fn info_reads_every_writer_configuration_and_counts_as_the_mcap_reader() {
     );
     assert_eq!(json["topics"].as_array().unwrap().len(), 3);
 }
+
+/// The JSON parser must give the nearest f64 (serde_json's `float_roundtrip`): its default fast path
+/// reads this ycbv-mini `cam_R_m2c` entry one ulp off, and both sides of a round-trip comparison
+/// made with the same parser would not notice.
+#[test]
+fn json_numbers_parse_to_the_nearest_f64() {
+    for text in [
+        "0.9402408046827869",
+        "-95.15361987178409",
+        "783.8257102003831",
+        "0.10024549681716616",
+    ] {
+        let v: f64 = serde_json::from_str(text).unwrap();
+        assert_eq!(v, text.parse::<f64>().unwrap(), "{text}");
+    }
+}
