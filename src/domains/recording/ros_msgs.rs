@@ -476,6 +476,27 @@ pub fn covariance_from_ros(pose: &Isometry3<f64>, cov: &[f64; 36]) -> Matrix6<f6
     a_inv * c * a_inv.transpose()
 }
 
+/// The topic of object `obj_id`'s estimates: `/hdpf/objects/obj_<id:06>/pose`.
+pub fn estimate_topic(obj_id: u32) -> String {
+    format!("/hdpf/objects/obj_{obj_id:06}/pose")
+}
+
+/// One estimate as a ROS message: model→camera `pose` (metres) in `frame_id` at `stamp_ns`, with
+/// hdpf's tangent covariance converted by [`covariance_to_ros`]; `None` (unknown) is written as all
+/// zeros, which ROS tools read as "no covariance".
+pub fn estimate_message(
+    pose: &Isometry3<f64>,
+    cov: Option<&Matrix6<f64>>,
+    stamp_ns: u64,
+    frame_id: &str,
+) -> PoseWithCovarianceStamped {
+    PoseWithCovarianceStamped {
+        header: Header::new(stamp_ns, frame_id),
+        pose: *pose,
+        covariance: cov.map_or([0.0; 36], |c| covariance_to_ros(pose, c)),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -578,6 +599,11 @@ mod tests {
         };
         let back = PoseWithCovarianceStamped::from_cdr(&p.to_cdr()).unwrap();
         assert_eq!(back.covariance, p.covariance);
+        let e = estimate_message(&p.pose, None, 7, "cam");
+        assert_eq!(
+            (e.covariance, estimate_topic(5).as_str()),
+            ([0.0; 36], "/hdpf/objects/obj_000005/pose")
+        );
         assert!((back.pose.to_homogeneous() - p.pose.to_homogeneous()).norm() < 1e-15);
         // Truncated payloads name the field that ran out.
         let bytes = f.to_cdr();
