@@ -420,24 +420,47 @@ fn what_would_give_wrong_poses_is_refused_with_a_clear_error() {
     );
     assert!(err(&p).contains("2x3"), "{}", err(&p));
 
-    // A depth camera_info with another K.
-    let p = dir.join("other_k.mcap");
-    let mut dk = info(5, "cam");
-    dk.k[0] = 60.0;
-    write(
-        &p,
-        &[
-            ("/c/image", rgb()),
-            ("/d/image", depth("cam", 4)),
-            ("/c/camera_info", Msg::Info(Box::new(info(5, "cam")))),
-            ("/d/camera_info", Msg::Info(Box::new(dk))),
-        ],
-    );
-    let e = err(&p);
-    assert!(
-        e.contains("not registered") && e.contains("/d/camera_info"),
-        "{e}"
-    );
+    // A depth camera_info with another K, the depth raw or behind image_transport's
+    // compressedDepth sub-topic.
+    let raw = image::ImageBuffer::<image::Luma<u16>, _>::from_pixel(4, 3, image::Luma([7u16]));
+    let mut data = vec![0u8; COMPRESSED_DEPTH_HEADER_LEN];
+    let mut png = Vec::new();
+    raw.write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
+        .unwrap();
+    data.extend(png);
+    let comp = CompressedImage {
+        header: Header::new(5, "cam"),
+        format: "16UC1; compressedDepth png".into(),
+        data,
+    };
+    let cases = [
+        ("other_k", "/d/image", depth("cam", 4), 0),
+        (
+            "other_k_compressed",
+            "/d/image/compressedDepth",
+            Msg::Comp(comp),
+            2,
+        ),
+    ];
+    for (name, depth_topic, depth_msg, k_index) in cases {
+        let p = dir.join(format!("{name}.mcap"));
+        let mut dk = info(5, "cam");
+        dk.k[k_index] += 0.5;
+        write(
+            &p,
+            &[
+                ("/c/image", rgb()),
+                (depth_topic, depth_msg),
+                ("/c/camera_info", Msg::Info(Box::new(info(5, "cam")))),
+                ("/d/camera_info", Msg::Info(Box::new(dk))),
+            ],
+        );
+        let e = err(&p);
+        assert!(
+            e.contains("not registered") && e.contains("/d/camera_info"),
+            "{name}: {e}"
+        );
+    }
 
     // Not an MCAP file; a truncated one.
     let p = dir.join("garbage.mcap");

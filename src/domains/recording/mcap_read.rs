@@ -193,7 +193,13 @@ fn pick(
                     .map(|(a, _)| a.to_string())
                     .unwrap_or_default()
             };
-            let near_ns = near.map(|n| ns(n.trim_end_matches("/compressed")));
+            let near_ns = near.map(|n| {
+                // image_transport's sub-topics live below the image topic.
+                let base = n
+                    .trim_end_matches("/compressedDepth")
+                    .trim_end_matches("/compressed");
+                ns(base)
+            });
             let same: Vec<&&String> = candidates
                 .iter()
                 .filter(|c| near_ns.as_deref() == Some(ns(c).as_str()))
