@@ -3,9 +3,11 @@
 
 use clap::{Parser, Subcommand};
 use hdpf::app::bench;
+use hdpf::app::fetch;
 use hdpf::app::launch;
 use hdpf::app::learn;
 use hdpf::app::{dataset as synth, study, track as commands};
+use hdpf::domains::recording::{mcap_bop, mcap_info};
 use std::process::ExitCode;
 
 /// High-dimensional particle filters for robotic state estimation.
@@ -35,7 +37,7 @@ enum Command {
         #[command(subcommand)]
         command: BenchCommand,
     },
-    /// Datasets: generate synthetic BOP-format recordings.
+    /// Datasets: synthesize, convert (BOP scene <-> MCAP), inspect MCAP files, fetch.
     Dataset {
         #[command(subcommand)]
         command: DatasetCommand,
@@ -58,6 +60,12 @@ enum BenchCommand {
 enum DatasetCommand {
     /// Render a synthetic BOP-format RGB-D sequence with ground truth.
     Synth(synth::SynthArgs),
+    /// Convert a BOP scene folder to an MCAP recording (ROS 2 messages) or back, losslessly.
+    Convert(mcap_bop::ConvertArgs),
+    /// Topics, schemas, message counts and time range of any MCAP file.
+    Info(mcap_info::InfoArgs),
+    /// Download, verify and unpack a dataset hdpf knows (see datasets/).
+    Fetch(fetch::FetchArgs),
 }
 
 fn run(cli: Cli) -> hdpf::Result<()> {
@@ -68,6 +76,15 @@ fn run(cli: Cli) -> hdpf::Result<()> {
         Some(Command::Dataset {
             command: DatasetCommand::Synth(args),
         }) => synth::run(&args),
+        Some(Command::Dataset {
+            command: DatasetCommand::Convert(a),
+        }) => mcap_bop::run_convert(&a).map(drop),
+        Some(Command::Dataset {
+            command: DatasetCommand::Info(a),
+        }) => mcap_info::run_info(&a).map(drop),
+        Some(Command::Dataset {
+            command: DatasetCommand::Fetch(a),
+        }) => fetch::run(&a).map(drop),
         Some(Command::Track(args)) => commands::run_track(&args).map(drop),
         Some(Command::Eval(args)) => commands::run_eval(&args).map(drop),
         Some(Command::Launch(args)) => launch::run(&args),

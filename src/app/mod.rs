@@ -4,6 +4,7 @@
 
 pub mod bench;
 pub mod dataset;
+pub mod fetch;
 pub mod goals;
 pub mod launch;
 pub mod learn;

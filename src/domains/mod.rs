@@ -4,3 +4,4 @@
 pub mod bench;
 pub mod learn;
 pub mod pose;
+pub mod recording;
