@@ -1,0 +1,331 @@
+//! Launch files: a pipeline (or a benchmark) written down as TOML, `hdpf launch FILE [--set k=v …]`.
+//!
+//! The schema is the serde structs below (every table rejects unknown keys). Errors name the file,
+//! the line and the dotted key, e.g. `launch/demo.toml: line 14, key tracker[1].particles: invalid
+//! type: string "many", expected usize`. `--set a.b=value` overrides a key before validation
+//! (`tracker.1.particles=50` indexes `[[tracker]]` tables; values are TOML, bare words are strings).
+
+use crate::app::viz::RerunSpec;
+use crate::core::error::{Error, Result};
+use crate::core::filter::FilterKind;
+use crate::domains::pose::bop::BopDataset;
+use crate::domains::pose::tracker::{parse_modalities, InitNoise, MotionModel, TrackerConfig};
+use crate::runtime::pipeline::control_loop::{ControlLoopConfig, GtTimeline};
+use crate::runtime::pipeline::synthetic::{synth_config, SynthSource, SynthSpec};
+use crate::runtime::pipeline::tracking::{MeshLibrary, TrackerProcessor};
+use crate::runtime::pipeline::{
+    CsvSink, JsonLinesSink, JsonTarget, ModelPoints, Pipeline, PipelineConfig, QueuePolicy,
+    RunSummary, Sink, Source,
+};
+use serde::Deserialize;
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use toml::Spanned;
+
+mod overrides;
+mod run;
+mod sources;
+
+pub use overrides::key_at_line;
+use overrides::{apply_overrides, located};
+pub use run::{build, run, run_demo, run_track, table_to_flags, Built, DEMO};
+pub use sources::{SourceKind, SourceSpec};
+
+/// `hdpf launch FILE [--set key=value …]`.
+#[derive(clap::Args, Clone, Debug)]
+pub struct LaunchArgs {
+    /// The launch file (TOML), e.g. launch/demo.toml.
+    pub file: PathBuf,
+    /// Override a key of the file, e.g. `--set pipeline.policy=latest` or `--set tracker.0.particles=50`.
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub set: Vec<String>,
+}
+
+/// What a launch file runs.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunKind {
+    /// A tracking pipeline: source → decode → trackers → sinks, then the summary table.
+    #[default]
+    Track,
+    /// A tracking pipeline polled by a control loop (see [`ControlLoopSpec`]).
+    ControlLoop,
+    /// The RF-PF paper's localization benchmark (`hdpf bench localization`).
+    Localization,
+}
+
+/// A whole launch file.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LaunchFile {
+    /// What to run.
+    #[serde(default)]
+    pub run: RunKind,
+    /// Seed of every random stream (trackers, generator).
+    #[serde(default)]
+    pub seed: u64,
+    /// Where frames come from.
+    pub source: Option<SourceSpec>,
+    /// Queues and playback.
+    #[serde(default)]
+    pub pipeline: PipelineSpec,
+    /// One filter stage per `[[tracker]]`.
+    #[serde(default)]
+    pub tracker: Vec<TrackerSpec>,
+    /// Outputs.
+    #[serde(default)]
+    pub sinks: SinkSpec,
+    /// The control loop of `run = "control_loop"`.
+    pub control_loop: Option<ControlLoopSpec>,
+    /// Flags of `hdpf bench localization` for `run = "localization"` (key = flag without `--`).
+    pub localization: Option<toml::Table>,
+}
+
+/// `[pipeline]`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PipelineSpec {
+    /// `lossless` or `latest`.
+    #[serde(default)]
+    pub policy: QueuePolicy,
+    /// Playback rate in Hz; 0 plays as fast as possible.
+    #[serde(default = "default_rate")]
+    pub rate_hz: Spanned<f64>,
+    /// Capacity of lossless queues.
+    #[serde(default = "default_capacity")]
+    pub capacity: usize,
+    /// Stop after this many frames in total.
+    pub max_frames: Option<u64>,
+    /// Progress line every second on stderr.
+    #[serde(default = "default_true")]
+    pub progress: bool,
+}
+
+impl Default for PipelineSpec {
+    fn default() -> Self {
+        Self {
+            policy: QueuePolicy::Lossless,
+            rate_hz: default_rate(),
+            capacity: default_capacity(),
+            max_frames: None,
+            progress: true,
+        }
+    }
+}
+
+fn default_rate() -> Spanned<f64> {
+    Spanned::new(0..0, 30.0)
+}
+fn default_capacity() -> usize {
+    4
+}
+fn default_true() -> bool {
+    true
+}
+
+/// `[[tracker]]`: one filter stage.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrackerSpec {
+    /// Stage name (default: the filter name).
+    pub name: Option<String>,
+    /// `rfpf`, `grad`, `sir` or `mcl`.
+    pub filter: FilterKind,
+    /// Particles per filter.
+    #[serde(default = "default_particles")]
+    pub particles: Spanned<usize>,
+    /// Observation modalities, e.g. `["depth"]` or `["depth", "edge"]`.
+    #[serde(default = "default_modalities")]
+    pub modalities: Spanned<Vec<String>>,
+    /// Initial pose noise, e.g. `"20mm,10deg"`.
+    pub init_noise: Option<Spanned<String>>,
+    /// One joint filter over all objects.
+    #[serde(default)]
+    pub joint: bool,
+    /// `random_walk` or `constant_velocity`.
+    pub motion: Option<Spanned<String>>,
+    /// Object ids to track (default: every object with ground truth in the first frame).
+    pub objects: Option<Vec<u32>>,
+    /// Gradient step η of rfpf / grad.
+    pub eta: Option<f64>,
+}
+
+fn default_particles() -> Spanned<usize> {
+    Spanned::new(0..0, 100)
+}
+fn default_modalities() -> Spanned<Vec<String>> {
+    Spanned::new(0..0, vec!["depth".into()])
+}
+
+/// `[sinks]`.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SinkSpec {
+    /// JSON lines: `"-"` (stdout), a file, or `"udp://host:port"`.
+    pub jsonl: Option<String>,
+    /// BOP19 results CSV per tracker (`{tracker}` is replaced by the name).
+    pub csv: Option<String>,
+    /// Run summary as JSON.
+    pub summary_json: Option<PathBuf>,
+    /// rerun output.
+    pub rerun: Option<RerunSpec>,
+}
+
+/// `[control_loop]`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ControlLoopSpec {
+    /// Loop frequency (Hz).
+    #[serde(default = "default_loop_hz")]
+    pub hz: f64,
+    /// Object to control on (default: the first tracked object).
+    pub obj_id: Option<u32>,
+}
+
+fn default_loop_hz() -> f64 {
+    500.0
+}
+
+// ---------------------------------------------------------------------------------------------
+// Loading: overrides, parsing, error locations
+
+/// A launch file read, overridden and validated.
+#[derive(Clone, Debug)]
+pub struct Launch {
+    /// The file it came from.
+    pub path: PathBuf,
+    /// Its content after `--set` overrides.
+    pub text: String,
+    /// The parsed schema.
+    pub file: LaunchFile,
+    /// The overrides applied, as `key=value`.
+    pub overrides: Vec<String>,
+}
+
+/// Read `path`, apply `overrides` (`key=value`), parse and validate.
+pub fn load(path: &Path, overrides: &[String]) -> Result<Launch> {
+    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    load_str(path, &text, overrides)
+}
+
+/// As [`load`], from text already read (`path` names it in errors).
+pub fn load_str(path: &Path, text: &str, overrides: &[String]) -> Result<Launch> {
+    let text = apply_overrides(path, text, overrides)?;
+    let file: LaunchFile = toml::from_str(&text).map_err(|e| {
+        let at = e.span().map(|s| s.start);
+        located(path, &text, at, overrides, e.message())
+    })?;
+    let launch = Launch {
+        path: path.to_path_buf(),
+        text,
+        file,
+        overrides: overrides.to_vec(),
+    };
+    launch.validate()?;
+    Ok(launch)
+}
+
+impl Launch {
+    /// An error about the value at `span` of the launch text.
+    fn error_at<T>(&self, span: &Spanned<T>, msg: impl std::fmt::Display) -> Error {
+        let at = (span.span().end > 0).then_some(span.span().start);
+        located(
+            &self.path,
+            &self.text,
+            at,
+            &self.overrides,
+            &msg.to_string(),
+        )
+    }
+
+    /// Check values serde cannot: modalities, init noise, motion, rates, source combinations.
+    pub fn validate(&self) -> Result<()> {
+        let f = &self.file;
+        let rate = &f.pipeline.rate_hz;
+        if !(rate.get_ref().is_finite() && *rate.get_ref() >= 0.0) {
+            return Err(self.error_at(rate, "rate_hz must be ≥ 0 (0 = as fast as possible)"));
+        }
+        let mut names = BTreeSet::new();
+        for t in &f.tracker {
+            self.tracker_config(t)?;
+            if !names.insert(tracker_name(t)) {
+                let msg = format!(
+                    "duplicate tracker name `{}`: give each [[tracker]] a name",
+                    tracker_name(t)
+                );
+                return Err(Error::format(&self.path, msg));
+            }
+        }
+        if let Some(s) = &f.source {
+            self.validate_source(s)?;
+        }
+        self.validate_run()
+    }
+
+    fn validate_run(&self) -> Result<()> {
+        let f = &self.file;
+        let need =
+            |what: &str| Error::format(&self.path, format!("run = {:?} needs {what}", f.run));
+        match f.run {
+            RunKind::Track | RunKind::ControlLoop if f.source.is_none() => {
+                Err(need("a [source] table"))
+            }
+            RunKind::Track | RunKind::ControlLoop if f.tracker.is_empty() => {
+                Err(need("at least one [[tracker]]"))
+            }
+            RunKind::ControlLoop if f.control_loop.is_none() => Err(need("a [control_loop] table")),
+            RunKind::Localization if f.localization.is_none() => {
+                Err(need("a [localization] table"))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// The tracker configuration of `[[tracker]]` `t`, values checked.
+    pub fn tracker_config(&self, t: &TrackerSpec) -> Result<TrackerConfig> {
+        let modalities = parse_modalities(&t.modalities.get_ref().join(","))
+            .map_err(|e| self.error_at(&t.modalities, e))?;
+        let init_noise = match &t.init_noise {
+            Some(s) => Some(
+                s.get_ref()
+                    .parse::<InitNoise>()
+                    .map_err(|e| self.error_at(s, e))?,
+            ),
+            None => None,
+        };
+        let motion = match t.motion.as_ref() {
+            None => MotionModel::RandomWalk,
+            Some(m) => m.get_ref().parse().map_err(|e| self.error_at(m, e))?,
+        };
+        if *t.particles.get_ref() == 0 {
+            return Err(self.error_at(&t.particles, "need at least one particle"));
+        }
+        let mut c = TrackerConfig::new(t.filter, *t.particles.get_ref(), self.file.seed)
+            .with_init_noise(init_noise);
+        c.modalities = modalities;
+        c.joint = t.joint;
+        c.motion = motion;
+        if let Some(eta) = t.eta {
+            c.eta = eta;
+        }
+        Ok(c)
+    }
+}
+
+/// `"test/49"` → `("test", 49)`.
+pub fn parse_scene(s: &str) -> std::result::Result<(String, u32), String> {
+    let (split, id) = s
+        .rsplit_once('/')
+        .ok_or_else(|| format!("scene `{s}`: expected \"split/scene_id\", e.g. \"test/49\""))?;
+    let id = id
+        .parse()
+        .map_err(|_| format!("scene `{s}`: `{id}` is not a scene id"))?;
+    Ok((split.to_string(), id))
+}
+
+fn tracker_name(t: &TrackerSpec) -> String {
+    t.name
+        .clone()
+        .unwrap_or_else(|| t.filter.name().to_string())
+}

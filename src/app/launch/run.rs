@@ -1,0 +1,208 @@
+//! Running a launch file: building the pipeline (trackers, sinks) and the `track`,
+//! `control_loop` and `localization` runs.
+
+use super::sources::{open_source, prepare_dataset};
+use super::*;
+
+// ---------------------------------------------------------------------------------------------
+// Running
+
+/// The demo launch file, embedded so that the main job runs from any working directory.
+pub const DEMO: &str = include_str!("../../../launch/demo.toml");
+
+/// Run a launch file (what `hdpf launch` does): prints progress and the summary.
+pub fn run(args: &LaunchArgs) -> Result<()> {
+    execute(load(&args.file, &args.set)?)
+}
+
+/// Run the embedded demo (`launch/demo.toml`): what `hdpf` with no subcommand does.
+pub fn run_demo() -> Result<()> {
+    execute(load_str(Path::new("launch/demo.toml"), DEMO, &[])?)
+}
+
+pub(super) fn execute(launch: Launch) -> Result<()> {
+    crate::runtime::pipeline::install_ctrlc();
+    match launch.file.run {
+        RunKind::Track => run_track(&launch).map(drop),
+        RunKind::ControlLoop => run_control_loop(&launch),
+        RunKind::Localization => run_localization(&launch),
+    }
+}
+
+/// Build the pipeline a launch file describes.
+pub fn build(launch: &Launch) -> Result<Built> {
+    let f = &launch.file;
+    let spec = f
+        .source
+        .as_ref()
+        .ok_or_else(|| Error::format(&launch.path, "no [source] table"))?;
+    prepare_dataset(launch, spec)?;
+    let (source, meshes, timeline) = open_source(launch, spec)?;
+    let rate = *f.pipeline.rate_hz.get_ref();
+    let config = PipelineConfig {
+        policy: f.pipeline.policy,
+        capacity: f.pipeline.capacity,
+        rate_hz: (rate > 0.0).then_some(rate),
+        max_frames: f.pipeline.max_frames,
+        progress: f.pipeline.progress,
+    };
+    let mut p = Pipeline::new(config, source);
+    let meshes = Arc::new(meshes);
+    for t in &f.tracker {
+        let cfg = launch.tracker_config(t)?;
+        let proc = TrackerProcessor::new(tracker_name(t), cfg, meshes.clone(), t.objects.clone());
+        p.add_tracker(Box::new(proc));
+    }
+    p.set_models(model_points(&meshes));
+    for sink in sinks(launch, &meshes, p.clock())? {
+        p.add_sink(sink);
+    }
+    Ok(Built {
+        pipeline: p,
+        timeline,
+        meshes,
+    })
+}
+
+/// A pipeline built from a launch file, with what the runners need besides.
+pub struct Built {
+    /// The pipeline, not started.
+    pub pipeline: Pipeline,
+    /// Ground truth over playback time (for the control loop's error).
+    pub timeline: GtTimeline,
+    /// Meshes of the objects.
+    pub meshes: Arc<MeshLibrary>,
+}
+
+/// Up to 500 vertices per mesh, for the ADD column.
+pub(super) fn model_points(meshes: &MeshLibrary) -> ModelPoints {
+    meshes
+        .iter()
+        .map(|(&id, m)| {
+            let step = (m.vertices.len() / 500).max(1);
+            (
+                id,
+                Arc::new(m.vertices.iter().step_by(step).copied().collect()),
+            )
+        })
+        .collect()
+}
+
+pub(super) fn sinks(
+    launch: &Launch,
+    meshes: &Arc<MeshLibrary>,
+    clock: crate::runtime::pipeline::Clock,
+) -> Result<Vec<Box<dyn Sink>>> {
+    let s = &launch.file.sinks;
+    let mut out: Vec<Box<dyn Sink>> = Vec::new();
+    if let Some(target) = &s.jsonl {
+        let target: JsonTarget = target.parse()?;
+        create_parent(&target)?;
+        out.push(Box::new(JsonLinesSink::open(&target, clock)?));
+    }
+    if let Some(csv) = &s.csv {
+        out.push(Box::new(CsvSink::new(csv.clone())));
+    }
+    match &s.rerun {
+        Some(_) if !cfg!(feature = "rerun") => eprintln!(
+            "warning: {}: [sinks.rerun] skipped: hdpf was built without the `rerun` feature \
+             (build with --features rerun)",
+            launch.path.display()
+        ),
+        Some(r) => out.push(crate::app::viz::rerun_sink(
+            r,
+            meshes.clone(),
+            model_points(meshes),
+        )?),
+        None => {}
+    }
+    Ok(out)
+}
+
+pub(super) fn create_parent(t: &JsonTarget) -> Result<()> {
+    if let JsonTarget::File(p) = t {
+        if let Some(d) = p.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(d).map_err(|e| Error::io(d, e))?;
+        }
+    }
+    Ok(())
+}
+
+/// Run a `track` launch: the pipeline to the end, the summary printed (and saved), the failure
+/// returned after everything produced was flushed.
+pub fn run_track(launch: &Launch) -> Result<RunSummary> {
+    let built = build(launch)?;
+    let outcome = built.pipeline.run();
+    report(launch, &outcome.summary)?;
+    outcome.into_result()
+}
+
+pub(super) fn report(launch: &Launch, summary: &RunSummary) -> Result<()> {
+    eprintln!("{summary}");
+    if let Some(p) = &launch.file.sinks.summary_json {
+        let json =
+            serde_json::to_string_pretty(summary).map_err(|e| Error::Other(e.to_string()))?;
+        create_parent(&JsonTarget::File(p.clone()))?;
+        std::fs::write(p, json).map_err(|e| Error::io(p, e))?;
+    }
+    Ok(())
+}
+
+pub(super) fn run_control_loop(launch: &Launch) -> Result<()> {
+    let spec = launch
+        .file
+        .control_loop
+        .as_ref()
+        .ok_or_else(|| Error::format(&launch.path, "no [control_loop] table"))?;
+    let mut built = build(launch)?;
+    let handle = built.pipeline.control_handle();
+    let running = built.pipeline.spawn();
+    let cfg = ControlLoopConfig {
+        hz: spec.hz,
+        obj_id: spec.obj_id,
+    };
+    let stats = crate::runtime::pipeline::control_loop::run(&handle, &built.timeline, &cfg, || {
+        running.is_finished()
+    });
+    let outcome = running.join();
+    report(launch, &outcome.summary)?;
+    let line = stats.report(&outcome.summary);
+    eprintln!("{}", stats.describe());
+    println!("{}", line.to_json());
+    outcome.into_result().map(drop)
+}
+
+pub(super) fn run_localization(launch: &Launch) -> Result<()> {
+    let table = launch
+        .file
+        .localization
+        .as_ref()
+        .ok_or_else(|| Error::format(&launch.path, "no [localization] table"))?;
+    let flags = table_to_flags(table);
+    crate::app::bench::bridge::localization(&flags)
+        .map_err(|e| Error::format(&launch.path, format!("[localization]: {e}")))
+}
+
+/// A TOML table as command-line flags: `k = v` → `--k v`, arrays comma-joined, `true` → `--k`.
+pub fn table_to_flags(t: &toml::Table) -> Vec<String> {
+    let mut out = Vec::new();
+    for (k, v) in t {
+        let flag = format!("--{}", k.replace('_', "-"));
+        match v {
+            toml::Value::Boolean(true) => out.push(flag),
+            toml::Value::Boolean(false) => {}
+            toml::Value::Array(a) => {
+                out.extend([flag, a.iter().map(scalar).collect::<Vec<_>>().join(",")])
+            }
+            other => out.extend([flag, scalar(other)]),
+        }
+    }
+    out
+}
+
+pub(super) fn scalar(v: &toml::Value) -> String {
+    match v {
+        toml::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
