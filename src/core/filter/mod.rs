@@ -4,6 +4,7 @@
 //! RF-PF, gradient-only, SIR, MCL, SGD and the weighted particle filter are step lists named by
 //! [`Preset`] values.
 
+pub mod diagnostics;
 pub mod engine;
 pub mod interaction;
 pub mod kalman;

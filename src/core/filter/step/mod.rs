@@ -30,7 +30,7 @@ pub use svgd::SvgdConfig;
 pub(crate) use reweight::reweighted;
 
 use crate::core::error::{Error, Result};
-use crate::core::filter::engine::Diagnostics;
+use crate::core::filter::diagnostics::Diagnostics;
 use crate::core::filter::model::Model;
 use crate::core::filter::particles::ParticleSet;
 use crate::core::filter::rng::{stream, StreamRng};
