@@ -293,9 +293,10 @@ fn final_kl(rows: &[KlRow], last: usize) -> Vec<FinalKl> {
         .collect()
 }
 
-/// Position of a method in [`FilterKind::TRACKING`], for stable ordering.
+/// Position of a method in [`FilterKind::ALL`], for stable ordering (and grouping: every preset
+/// has its own position).
 fn method_order(k: FilterKind) -> usize {
-    FilterKind::TRACKING
+    FilterKind::ALL
         .iter()
         .position(|&a| a == k)
         .unwrap_or(usize::MAX)

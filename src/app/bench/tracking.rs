@@ -46,13 +46,18 @@ pub enum Method {
 }
 
 impl Method {
-    /// Every method, in table order.
-    pub const ALL: [Method; 5] = [
+    /// Every method, in table order (the position also keys each method's random streams, so
+    /// new methods are appended).
+    pub const ALL: [Method; 9] = [
         Method::Filter(FilterKind::Rfpf),
         Method::RfpfPo,
         Method::Filter(FilterKind::Grad),
         Method::Filter(FilterKind::Sir),
         Method::Filter(FilterKind::Mcl),
+        Method::Filter(FilterKind::RfpfNewton),
+        Method::Filter(FilterKind::Svgd),
+        Method::Filter(FilterKind::Enkf),
+        Method::Filter(FilterKind::Etkf),
     ];
 
     /// The engine preset behind the method.
@@ -86,10 +91,10 @@ impl FromStr for Method {
     fn from_str(s: &str) -> Result<Self> {
         match s {
             "rfpf-po" => Ok(Method::RfpfPo),
-            _ => s
-                .parse::<FilterKind>()
-                .map(Method::Filter)
-                .map_err(|_| Error::param("method", s, "expected rfpf, rfpf-po, grad, sir or mcl")),
+            _ => s.parse::<FilterKind>().map(Method::Filter).map_err(|_| {
+                let names: Vec<String> = Method::ALL.iter().map(|m| m.to_string()).collect();
+                Error::param("method", s, format!("expected one of {}", names.join(", ")))
+            }),
         }
     }
 }
@@ -150,7 +155,7 @@ impl Default for TrackingArgs {
             q: 0.01,
             r: 0.1,
             obs_frac: 1.0,
-            methods: Method::ALL
+            methods: Method::ALL[..5]
                 .iter()
                 .copied()
                 .filter(|&m| m != Method::RfpfPo)

@@ -29,11 +29,14 @@ pub struct SvgdConfig {
 }
 
 impl Default for SvgdConfig {
-    /// `η = 0.1` (RF-PF's default flow time per observation), one sub-step, median bandwidth.
+    /// `η = 1`, five sub-steps, median bandwidth. With the median heuristic a typical kernel row
+    /// sums to about 2, so a sub-step moves a particle by about `2η/n` times its gradient: `η = 1`
+    /// keeps that below RF-PF's default `0.1` for `n ≥ 20`, and five sub-steps give the flow time
+    /// to reach it.
     fn default() -> Self {
         Self {
-            eta: 0.1,
-            substeps: 1,
+            eta: 1.0,
+            substeps: 5,
             bandwidth: None,
         }
     }
