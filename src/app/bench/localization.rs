@@ -212,6 +212,30 @@ fn run_trial(
     Ok(rows)
 }
 
+/// The rows of the trials that completed; a failed trial (e.g. a filter whose cloud degenerates)
+/// is reported on stderr and left out of the tables, so one method's failure loses nothing the
+/// others computed. An error only when every trial failed.
+fn keep_completed(
+    results: Vec<Result<Vec<KlRow>>>,
+    jobs: &[(FilterKind, usize, usize, usize)],
+) -> Result<Vec<KlRow>> {
+    let mut rows = Vec::new();
+    let mut first_error = None;
+    for (r, (method, dim, n, trial)) in results.into_iter().zip(jobs) {
+        match r {
+            Ok(v) => rows.extend(v),
+            Err(e) => {
+                eprintln!("warning: {method} m = {dim}, n = {n}, trial {trial} failed and is left out of the tables: {e}");
+                first_error.get_or_insert(e);
+            }
+        }
+    }
+    match (rows.is_empty(), first_error) {
+        (true, Some(e)) => Err(e),
+        _ => Ok(rows),
+    }
+}
+
 /// Run the study: every method × dim × particles × trial (trials in parallel, results independent
 /// of the thread count), then write the CSV, the plots, and return the report.
 pub fn run(args: &LocalizationArgs) -> Result<LocalizationReport> {
@@ -243,16 +267,16 @@ pub fn run(args: &LocalizationArgs) -> Result<LocalizationReport> {
         }
     }
     let bar = progress(jobs.len(), "localization");
-    let rows: Vec<Vec<KlRow>> = jobs
+    let results: Vec<Result<Vec<KlRow>>> = jobs
         .par_iter()
         .map(|&(method, dim, n, trial)| {
             let r = run_trial(args, method, dim, n, trial);
             bar.inc(1);
             r
         })
-        .collect::<Result<_>>()?;
+        .collect();
     bar.finish_and_clear();
-    let rows: Vec<KlRow> = rows.into_iter().flatten().collect();
+    let rows = keep_completed(results, &jobs)?;
     let finals = final_kl(&rows, args.iters - 1);
     let csv = args.out.join("localization.csv");
     write_csv(
@@ -456,6 +480,26 @@ impl fmt::Display for LocalizationReport {
 
 #[cfg(test)]
 mod tests {
+    /// A failed trial is left out and the others are kept; only all-failed is an error.
+    #[test]
+    fn failed_trials_are_left_out_not_fatal() {
+        let row = |trial| KlRow {
+            method: FilterKind::Rfpf,
+            dim: 3,
+            particles: 5,
+            trial,
+            iter: 0,
+            kl_approx: 1.0,
+            kl_exact: 1.0,
+        };
+        let jobs = [(FilterKind::Rfpf, 3, 5, 0), (FilterKind::Svgd, 3, 5, 0)];
+        let bad = || Err(Error::Other("cloud degenerated".into()));
+        let kept = keep_completed(vec![Ok(vec![row(0)]), bad()], &jobs).unwrap();
+        assert_eq!(kept.len(), 1);
+        let e = keep_completed(vec![bad(), bad()], &jobs).unwrap_err();
+        assert!(e.to_string().contains("degenerated"), "{e}");
+    }
+
     use super::*;
 
     #[test]
