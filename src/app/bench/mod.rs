@@ -3,6 +3,7 @@
 
 pub mod bridge;
 pub mod localization;
+pub mod method;
 pub mod step;
 pub mod table;
 pub mod tracking;
