@@ -289,7 +289,8 @@ impl Score {
     }
 }
 
-/// Run `method` with `n` particles on `problem`; a filter failure gives NaN scores.
+/// Run `method` with `n` particles on `problem`; a filter failure (an update error or a cloud
+/// that cannot be scored) gives NaN scores and counts in the `failed` column.
 fn run_filter(
     args: &TrackingArgs,
     p: &Problem,
@@ -327,9 +328,12 @@ fn run_filter(
         };
         seconds += start.elapsed().as_secs_f64();
         pair += diag.pair_to_grad;
-        if t + 1 >= args.score_from {
-            let ps: &ParticleSet = filter.particles();
-            score.add(p, t, &ps.mean(), &ps.covariance())?;
+        // A cloud whose covariance cannot be scored (non-finite, or not positive definite even
+        // with the ridge) counts as a failed trial, like a failed update.
+        let ps: &ParticleSet = filter.particles();
+        if t + 1 >= args.score_from && score.add(p, t, &ps.mean(), &ps.covariance()).is_err() {
+            failed = true;
+            break;
         }
     }
     let steps = args.steps as f64;
