@@ -16,7 +16,7 @@
 //! the Newton move uses): both give the posterior mean and covariance of the Kalman update of the
 //! ensemble's moments; their offsets differ by an orthogonal rotation.
 
-use super::newton_move::{posterior_and_transform, sym_power, Cloud};
+use super::newton_move::{positions, posterior_and_transform, sym_power, Cloud};
 use super::SetCtx;
 use crate::core::error::{Error, Result};
 use crate::core::filter::model::{LinearObservation, Model};
@@ -127,15 +127,6 @@ fn forecast_covariance(cfg: &EnsembleConfig, cloud: &Cloud) -> DMatrix<f64> {
     let m = sigma.nrows();
     let s = sigma.trace() / m as f64;
     sigma * (1.0 - cfg.shrinkage) + DMatrix::identity(m, m) * (cfg.shrinkage * s)
-}
-
-/// Positions as a row-major buffer from a mean and offsets (`m × n`).
-fn positions(mean: &DVector<f64>, offsets: &DMatrix<f64>) -> Vec<f64> {
-    let mut out = Vec::with_capacity(offsets.len());
-    for c in offsets.column_iter() {
-        out.extend(c.iter().zip(mean.iter()).map(|(d, mu)| mu + d));
-    }
-    out
 }
 
 fn not_pd(what: &str, t: usize) -> Error {

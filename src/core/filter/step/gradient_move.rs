@@ -207,12 +207,7 @@ fn sub_moves<M: Model + ?Sized>(
             x.iter_mut().zip(gi).for_each(|(xk, gk)| *xk -= eta_k * gk);
         });
         check_move(cx.particles.as_slice(), grads, m, cx.t)?;
-        for (memo, l) in cx.memo.iter_mut().zip(&losses) {
-            if s == 0 {
-                memo.before = *l;
-            }
-            (memo.last, memo.after) = (*l, None);
-        }
+        cx.record_losses(s == 0, &losses);
     }
     cx.diag.substeps += k;
     cx.diag.pair_to_grad = ratio_sum / k as f64;

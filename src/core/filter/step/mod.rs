@@ -168,6 +168,17 @@ pub(crate) struct SetCtx<'a> {
 }
 
 impl SetCtx<'_> {
+    /// Record the losses a set-level move evaluated at the start of its sub-move (`first`: the
+    /// move's first, whose losses are the trapezoid rule's "before").
+    pub fn record_losses(&mut self, first: bool, losses: &[f64]) {
+        for (memo, l) in self.memo.iter_mut().zip(losses) {
+            if first {
+                memo.before = *l;
+            }
+            (memo.last, memo.after) = (*l, None);
+        }
+    }
+
     /// Replace every particle's position by its row of `next` (row-major `n × m`), after checking
     /// that all are finite (an error names the first bad particle and `what`).
     pub fn set_positions(&mut self, next: &[f64], what: &str) -> Result<()> {

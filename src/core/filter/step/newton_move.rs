@@ -152,9 +152,7 @@ pub(super) fn set<M: Model + ?Sized>(cfg: &NewtonConfig, model: &M, cx: &mut Set
             next = step.positions(eta);
         }
         cx.set_positions(&next, "state after Newton move")?;
-        for (memo, l) in cx.memo.iter_mut().zip(&losses) {
-            (memo.before, memo.last, memo.after) = (*l, *l, None);
-        }
+        cx.record_losses(true, &losses);
         cx.diag.substeps += 1;
         Ok(())
     });
@@ -175,7 +173,7 @@ struct Move<'a> {
 impl Move<'_> {
     /// The new positions (row-major `n × m`) at step fraction `eta`.
     fn positions(&self, eta: f64) -> Vec<f64> {
-        let (m, n) = self.g.shape();
+        let m = self.g.nrows();
         let g_mean = self.g.column_mean();
         let pair_mean = self.pair.column_mean();
         let mean = &self.cloud.mean - (self.p * &g_mean + &pair_mean) * eta;
@@ -186,12 +184,17 @@ impl Move<'_> {
         let mut pair_dev = self.pair.clone();
         pair_dev.column_iter_mut().for_each(|mut c| c -= &pair_mean);
         let offsets = &t * &self.cloud.offsets - (self.p * resid + pair_dev) * eta;
-        let mut out = Vec::with_capacity(n * m);
-        for c in offsets.column_iter() {
-            out.extend(c.iter().zip(mean.iter()).map(|(d, mu)| mu + d));
-        }
-        out
+        positions(&mean, &offsets)
     }
+}
+
+/// Positions as a row-major buffer (`n × m`) from a mean and offsets (`m × n`, column = particle).
+pub(super) fn positions(mean: &DVector<f64>, offsets: &DMatrix<f64>) -> Vec<f64> {
+    let mut out = Vec::with_capacity(offsets.len());
+    for c in offsets.column_iter() {
+        out.extend(c.iter().zip(mean.iter()).map(|(d, mu)| mu + d));
+    }
+    out
 }
 
 /// `J(μ)` from the model, checked.

@@ -92,12 +92,7 @@ pub(super) fn set<M: Model + ?Sized>(cfg: &SvgdConfig, model: &M, cx: &mut SetCt
                 value: cx.particles.as_slice()[k],
             });
         }
-        for (memo, l) in cx.memo.iter_mut().zip(&losses) {
-            if s == 0 {
-                memo.before = *l;
-            }
-            (memo.last, memo.after) = (*l, None);
-        }
+        cx.record_losses(s == 0, &losses);
         Ok(())
     });
     cx.diag.substeps += cfg.substeps;
