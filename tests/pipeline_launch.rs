@@ -160,6 +160,103 @@ jsonl = "{}/e.jsonl"
 }
 
 #[test]
+fn source_and_sink_kinds_are_plug_ins_with_located_errors() {
+    let e = err(&GOOD.replace("kind = \"bop\"", "kind = \"rosbag\""), &[]);
+    assert!(
+        e.contains("line 6") && e.contains("unknown source kind `rosbag`") && e.contains("mcap"),
+        "{e}"
+    );
+    // A key of another kind's table is unknown to this kind (it was silently ignored before).
+    let e = err(
+        &GOOD.replace("scenes = [", "idle_timeout_s = 3\nscenes = ["),
+        &[],
+    );
+    assert!(
+        e.contains("line 8") && e.contains("source.idle_timeout_s") && e.contains("unknown field"),
+        "{e}"
+    );
+    let dir = GOOD.replace("kind = \"bop\"", "kind = \"dir\"");
+    let e = err(&dir.replace("scenes = [\"test/1\"]\n", ""), &[]);
+    assert!(e.contains("kind = \"dir\" needs `path`"), "{e}");
+    let e = err(&format!("{GOOD}\n[sinks]\nparquet = \"x\"\n"), &[]);
+    assert!(
+        e.contains("line 23") && e.contains("unknown sink `parquet`") && e.contains("jsonl"),
+        "{e}"
+    );
+    let e = err(&format!("{GOOD}\n[sinks]\njsonl = \"\"\n"), &[]);
+    assert!(e.contains("line 23") && e.contains("sinks.jsonl"), "{e}");
+    let e = err(
+        &format!("{GOOD}\n[sinks.rerun]\nsave = \"a.rrd\"\nspawn = true\n"),
+        &[],
+    );
+    assert!(
+        e.contains("[sinks.rerun]") && e.contains("exactly one"),
+        "{e}"
+    );
+    let e = err(&format!("{GOOD}\n[sinks.rerun]\nsave = 3\n"), &[]);
+    assert!(
+        e.contains("line 23") && e.contains("sinks.rerun.save"),
+        "{e}"
+    );
+    let e = err(GOOD, &["source.tolerance_ms=5"]);
+    assert!(
+        e.contains("source.tolerance_ms") && e.contains("--set"),
+        "{e}"
+    );
+    let mcap = GOOD.replace("kind = \"bop\"", "kind = \"mcap\"");
+    let e = err(
+        &mcap.replace("scenes = [\"test/1\"]\n", "path = \"a.mcap\"\n"),
+        &["source.tolerance_ms=-1"],
+    );
+    assert!(e.contains("tolerance_ms must be"), "{e}");
+}
+
+/// The same scene tracked from its BOP folder and from its MCAP conversion gives the same poses.
+#[test]
+fn an_mcap_recording_tracks_as_its_bop_scene() {
+    let root = support::temp_dir("launch-mcap");
+    let scene = support::write_dataset(&root, 4);
+    let mcap = root.join("scene.mcap");
+    let args = hdpf::domains::recording::mcap_bop::ConvertArgs::new(&scene, &mcap);
+    hdpf::domains::recording::mcap_bop::bop_to_mcap(&args).unwrap();
+    let run = |source: String, name: &str| {
+        let out = root.join(format!("{name}.csv"));
+        let text = format!(
+            "seed = 5\n{source}\n[pipeline]\nrate_hz = 0.0\nprogress = false\n\
+             [[tracker]]\nfilter = \"rfpf\"\nparticles = 10\n[sinks]\ncsv = \"{}\"\n",
+            out.display()
+        );
+        let l = launch::load_str(Path::new("t.toml"), &text, &[]).unwrap();
+        let s = launch::run_track(&l).unwrap();
+        assert_eq!(s.tracker("rfpf").unwrap().frames, 4, "{s}");
+        hdpf::domains::pose::bop::read_results(out.with_file_name(format!("{name}_rfpf.csv")))
+            .unwrap()
+    };
+    let bop = format!(
+        "[source]\nkind = \"bop\"\ndataset = \"{}\"\nscenes = [\"test/1\"]",
+        root.display()
+    );
+    let rec = format!(
+        "[source]\nkind = \"mcap\"\npath = \"{}\"\ndataset = \"{}\"",
+        mcap.display(),
+        root.display()
+    );
+    let a = run(bop, "bop");
+    let b = run(rec, "mcap");
+    assert_eq!(a.len(), 4);
+    assert_eq!(a.len(), b.len());
+    for (x, y) in a.iter().zip(&b) {
+        assert_eq!(
+            (x.scene_id, x.im_id, x.obj_id),
+            (y.scene_id, y.im_id, y.obj_id)
+        );
+        let dt = (x.pose.translation.vector - y.pose.translation.vector).norm();
+        assert!(dt < 1e-9 && x.pose.rotation.angle_to(&y.pose.rotation) < 1e-9);
+    }
+    let _ = std::fs::remove_dir_all(&root);
+}
+
+#[test]
 fn localization_table_becomes_the_command_flags() {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("launch/localization.toml");
     let l = launch::load(&path, &["localization.trials=2".into()]).unwrap();

@@ -3,7 +3,6 @@
 use hdpf::app::track::{run_track, TrackArgs};
 use hdpf::core::geometry::se3::{rotation_error_deg, translation_error};
 use hdpf::domains::pose::bop::BopDataset;
-use hdpf::domains::pose::driver::track_frame;
 use hdpf::domains::pose::synth::{
     generate, render_sequence, ycbv_camera, Motion, ObjectSource, SynthConfig,
 };
@@ -32,7 +31,7 @@ fn synthetic_sequence_is_tracked_within_1cm_and_2deg() {
     };
     let mut tracker = Tracker::new(config, vec![object], vec![frames[0].gt[0].pose]).unwrap();
     for f in &frames {
-        let out = tracker.step(&track_frame(&f.frame, false)).unwrap();
+        let out = tracker.step(&f.frame).unwrap();
         let (t, r) = (
             translation_error(&out.poses[0], &f.gt[0].pose),
             rotation_error_deg(&out.poses[0], &f.gt[0].pose),
@@ -70,8 +69,9 @@ fn synthetic_sequence_is_tracked_within_1cm_and_2deg() {
 fn track_args(root: &Path, out: &Path) -> TrackArgs {
     TrackArgs {
         dataset: root.to_path_buf(),
-        split: "test".into(),
-        scene: 1,
+        split: None,
+        scene: Some(1),
+        models: None,
         objects: None,
         filter: "rfpf".into(),
         particles: 10,
@@ -82,6 +82,71 @@ fn track_args(root: &Path, out: &Path) -> TrackArgs {
         seed: 0,
         out: out.to_path_buf(),
     }
+}
+
+/// `hdpf track --dataset FILE.mcap` gives the rows (R, t) of the BOP scene it was converted from.
+#[test]
+fn tracking_an_mcap_recording_gives_the_rows_of_its_bop_scene() {
+    let dir = std::env::temp_dir().join(format!("hdpf_track_mcap_{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    generate(&small_config(&dir, 4)).unwrap();
+    let mcap = dir.join("scene.mcap");
+    let convert =
+        hdpf::domains::recording::mcap_bop::ConvertArgs::new(dir.join("test/000001"), &mcap);
+    hdpf::domains::recording::mcap_bop::bop_to_mcap(&convert).unwrap();
+    let bop = track_args(&dir, &dir.join("bop.csv"));
+    let from_bop = run_track(&bop).unwrap();
+    let rec = TrackArgs {
+        dataset: mcap.clone(),
+        scene: None,
+        models: Some(dir.join("models")),
+        out: dir.join("mcap.csv"),
+        ..bop.clone()
+    };
+    let from_mcap = run_track(&rec).unwrap();
+    let a = hdpf::domains::pose::bop::read_results(&bop.out).unwrap();
+    let b = hdpf::domains::pose::bop::read_results(&rec.out).unwrap();
+    assert_eq!((a.len(), b.len()), (4, 4));
+    for (x, y) in a.iter().zip(&b) {
+        assert_eq!(
+            (x.scene_id, x.im_id, x.obj_id),
+            (y.scene_id, y.im_id, y.obj_id)
+        );
+        let dt = (x.pose.translation.vector - y.pose.translation.vector).norm();
+        assert!(dt < 1e-9 && x.pose.rotation.angle_to(&y.pose.rotation) < 1e-9);
+    }
+    assert_eq!(from_bop.all.add_mm, from_mcap.all.add_mm);
+    // What a user gets wrong is named.
+    let e = |a: &TrackArgs| run_track(a).unwrap_err().to_string();
+    let with_scene = TrackArgs {
+        scene: Some(1),
+        ..rec.clone()
+    };
+    assert!(
+        e(&with_scene).contains("leave out --split and --scene"),
+        "{}",
+        e(&with_scene)
+    );
+    let no_models = TrackArgs {
+        models: None,
+        ..rec.clone()
+    };
+    assert!(e(&no_models).contains("--models"), "{}", e(&no_models));
+    let bad_models = TrackArgs {
+        models: Some(dir.join("test")),
+        ..rec.clone()
+    };
+    assert!(
+        e(&bad_models).contains("models folder"),
+        "{}",
+        e(&bad_models)
+    );
+    let no_scene = TrackArgs {
+        scene: None,
+        ..bop.clone()
+    };
+    assert!(e(&no_scene).contains("--scene"), "{}", e(&no_scene));
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
@@ -128,7 +193,7 @@ fn fast_motion_is_followed() {
         steps.push(translation_error(&w[0].gt[0].pose, &w[1].gt[0].pose) * 1e3);
     }
     for f in &frames {
-        let out = tracker.step(&track_frame(&f.frame, false)).unwrap();
+        let out = tracker.step(&f.frame).unwrap();
         let e = hdpf::domains::pose::metrics::adds(&pts, &out.poses[0], &f.gt[0].pose);
         worst = worst.max(e);
     }
@@ -166,7 +231,7 @@ fn displaced_errors(redetect: bool, shift: usize, hidden: usize) -> (Vec<f64>, V
     let mut tracker = Tracker::new(config, vec![object], vec![frames[0].gt[0].pose]).unwrap();
     let (mut errors, mut redetected) = (Vec::new(), Vec::new());
     for (i, f) in frames.iter().enumerate() {
-        let mut frame = track_frame(&f.frame, false);
+        let mut frame = f.frame.clone();
         let mut gt = f.gt[0].pose;
         if i >= 6 {
             let depth = frame.depth.as_ref().unwrap();

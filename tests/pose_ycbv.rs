@@ -15,8 +15,9 @@ fn dataset() -> Option<PathBuf> {
 fn args(root: &Path, split: &str, scene: u32) -> TrackArgs {
     TrackArgs {
         dataset: root.to_path_buf(),
-        split: split.into(),
-        scene,
+        split: Some(split.into()),
+        scene: Some(scene),
+        models: None,
         objects: None,
         filter: std::env::var("HDPF_FILTER").unwrap_or_else(|_| "rfpf".into()),
         particles: 100,

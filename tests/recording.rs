@@ -189,9 +189,10 @@ fn ycbv_mini_clip_round_trips_losslessly_and_reads_as_the_bop_frames() {
         let a = bop.load_frame(im_id).unwrap();
         let b = rec.frame(i).unwrap();
         assert_eq!(b.bop.as_ref().unwrap().im_id, im_id);
-        assert_eq!(a.rgb, b.rgb);
-        assert_eq!(a.depth, b.depth);
-        assert_eq!(a.camera, b.camera);
+        assert_eq!(b.frame.im_id, im_id);
+        assert_eq!(a.rgb.as_deref(), Some(b.rgb()));
+        assert_eq!(a.depth.as_deref(), Some(b.depth()));
+        assert_eq!(a.camera, b.frame.camera);
         let gt = &bop.gt[&im_id];
         assert_eq!(gt.len(), b.bop.as_ref().unwrap().gt.len());
     }
@@ -301,8 +302,9 @@ fn encodings_decode_and_colour_pairs_with_the_nearest_depth() {
     // The second colour image's depth is 20 ms away: beyond the 10 ms tolerance.
     assert_eq!((rec.len(), rec.unpaired), (1, 1));
     let f = rec.frame(0).unwrap();
-    assert_eq!(f.rgb.get_pixel(1, 0).0, [200, 100, 1]); // bgr8 → rgb
-    assert_eq!(f.depth.data[3], 1.5);
+    assert_eq!(f.rgb().get_pixel(1, 0).0, [200, 100, 1]); // bgr8 → rgb
+    assert_eq!(f.depth().data[3], 1.5);
+    assert_eq!(f.frame.stamp, Some(1.0));
     assert!(f.depth_raw.is_none());
     assert_eq!(f.stamp_ns, 1_000_000_000);
     let wide = ReadOptions {
@@ -311,7 +313,7 @@ fn encodings_decode_and_colour_pairs_with_the_nearest_depth() {
     };
     let rec = open_recording(&p, &wide).unwrap();
     assert_eq!(rec.len(), 2);
-    assert_eq!(rec.frame(1).unwrap().rgb.get_pixel(2, 0).0, [2, 2, 2]); // mono8
+    assert_eq!(rec.frame(1).unwrap().rgb().get_pixel(2, 0).0, [2, 2, 2]); // mono8
 
     // compressedDepth (16UC1 png): 12-byte header, then a PNG; read as mm (no BopFrame).
     let raw = image::ImageBuffer::<image::Luma<u16>, _>::from_fn(4, 3, |x, y| {
@@ -346,7 +348,7 @@ fn encodings_decode_and_colour_pairs_with_the_nearest_depth() {
         .frame(0)
         .unwrap();
     assert_eq!(f.depth_raw.as_ref().unwrap()[5], 500);
-    assert!((f.depth.data[5] - 0.5).abs() < 1e-7); // 500 mm
+    assert!((f.depth().data[5] - 0.5).abs() < 1e-7); // 500 mm
 }
 
 #[test]

@@ -2,26 +2,32 @@
 
 use crate::core::error::{Error, Result};
 use crate::core::stats::{percentile, Rank};
-use crate::domains::pose::bop::{self, BopDataset, Scene};
+use crate::domains::pose::bop::{self, BopDataset, GtPose};
 use crate::domains::pose::driver::{first_image, object_models, Driver, InitFrom, TrackRun};
 use crate::domains::pose::metrics::{evaluate, EvalReport};
-use crate::domains::pose::scoring::{mean_errors, scene_eval, ErrorSummary};
+use crate::domains::pose::scoring::{gt_eval, mean_errors, ErrorSummary};
 use crate::domains::pose::tracker::TrackerConfig;
+use crate::domains::recording::mcap_read::{open_recording, ReadOptions};
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// Arguments of `hdpf track`.
 #[derive(clap::Args, Clone, Debug)]
 pub struct TrackArgs {
-    /// BOP dataset root (with `models/` and `<split>/<scene>/`).
+    /// BOP dataset root (with `models/` and `<split>/<scene>/`), or a rosbag2 / MCAP recording
+    /// (`FILE.mcap`; then give `--models` and no `--split`/`--scene`).
     #[arg(long)]
     pub dataset: PathBuf,
-    /// Split directory name.
-    #[arg(long, default_value = "test")]
-    pub split: String,
-    /// Scene id.
+    /// Split directory name (BOP datasets; default `test`).
     #[arg(long)]
-    pub scene: u32,
+    pub split: Option<String>,
+    /// Scene id (BOP datasets).
+    #[arg(long)]
+    pub scene: Option<u32>,
+    /// The meshes of an MCAP recording's objects: a BOP `models/` folder, or a dataset root
+    /// holding one.
+    #[arg(long)]
+    pub models: Option<PathBuf>,
     /// Comma-separated object ids (default: every object of the first frame's GT).
     #[arg(long)]
     pub objects: Option<String>,
@@ -107,40 +113,135 @@ pub fn config_from_args(args: &TrackArgs) -> Result<TrackerConfig> {
     Ok(c)
 }
 
-/// `hdpf track`: track the objects of a BOP scene, write BOP19 results, print the summary.
+/// `hdpf track`: track the objects of a BOP scene or an MCAP recording, write BOP19 results,
+/// print the summary.
 pub fn run_track(args: &TrackArgs) -> Result<TrackReport> {
     let cfg = config_from_args(args)?;
-    let dataset = BopDataset::open(&args.dataset)?;
-    let scene = dataset.scene(&args.split, args.scene)?;
-    let (first, gt) = first_image(&scene)?;
-    let ids = match &args.objects {
-        Some(s) => parse_ids(s)?,
-        None => gt.iter().map(|p| p.obj_id).collect(),
-    };
-    let objects = object_models(&cfg, &ids, |id| dataset.model(id))?;
     let from = match &args.init_results {
         Some(path) => InitFrom::Results(path.clone()),
         None => InitFrom::GroundTruth,
     };
-    let mut driver = Driver::start(&cfg, objects, (args.scene, first, &gt), &from, true)?;
-    driver.track_scene(&scene)?;
-    bop::write_results(&args.out, &driver.run.results)?;
-    let report = summarize(&dataset, &scene, &driver.run)?;
-    print_summary(
-        &report,
-        &format!(
-            "{} {} scene {} ({} particles)",
-            cfg.filter,
-            if cfg.joint { "joint" } else { "per-object" },
-            args.scene,
-            cfg.particles
-        ),
+    let t = match is_recording(&args.dataset) {
+        true => track_recording(args, &cfg, &from)?,
+        false => track_bop(args, &cfg, &from)?,
+    };
+    bop::write_results(&args.out, &t.run.results)?;
+    let report = summarize(&t)?;
+    let mode = if cfg.joint { "joint" } else { "per-object" };
+    let title = format!(
+        "{} {mode} {} ({} particles)",
+        cfg.filter, t.label, cfg.particles
     );
+    print_summary(&report, &title);
     Ok(report)
 }
 
-fn summarize(dataset: &BopDataset, scene: &Scene, run: &TrackRun) -> Result<TrackReport> {
-    let eval = scene_eval(dataset, scene, &run.results)?;
+/// A finished run and what scoring it needs.
+struct Tracked {
+    dataset: BopDataset,
+    scene_id: u32,
+    gt: BTreeMap<u32, Vec<GtPose>>,
+    run: TrackRun,
+    label: String,
+}
+
+/// Whether `path` names an MCAP file.
+fn is_recording(path: &Path) -> bool {
+    path.extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("mcap"))
+}
+
+fn track_bop(args: &TrackArgs, cfg: &TrackerConfig, from: &InitFrom) -> Result<Tracked> {
+    let scene_id = args
+        .scene
+        .ok_or_else(|| Error::param("scene", "(none)", "give --scene ID for a BOP dataset"))?;
+    if let Some(m) = &args.models {
+        let why = "--models is for MCAP recordings (a BOP dataset's meshes are in its models/)";
+        return Err(Error::param("models", m.display(), why));
+    }
+    let dataset = BopDataset::open(&args.dataset)?;
+    let scene = dataset.scene(args.split.as_deref().unwrap_or("test"), scene_id)?;
+    let (first, gt0) = first_image(&scene)?;
+    let mut driver = start(args, cfg, &dataset, (scene_id, first, &gt0), from)?;
+    driver.track_scene(&scene)?;
+    Ok(Tracked {
+        dataset,
+        scene_id,
+        gt: scene.gt,
+        run: driver.run,
+        label: format!("scene {scene_id}"),
+    })
+}
+
+fn track_recording(args: &TrackArgs, cfg: &TrackerConfig, from: &InitFrom) -> Result<Tracked> {
+    let path = &args.dataset;
+    if args.split.is_some() || args.scene.is_some() {
+        let why = "an MCAP file holds one recording: leave out --split and --scene";
+        return Err(Error::param("dataset", path.display(), why));
+    }
+    let models = args.models.as_ref().ok_or_else(|| {
+        let why = "tracking an MCAP recording needs --models DIR (a BOP models folder)";
+        Error::param("dataset", path.display(), why)
+    })?;
+    let dataset = models_dataset(models)?;
+    let rec = open_recording(path, &ReadOptions::default())?;
+    let gt = rec.ground_truth()?;
+    let scene_id = rec.scene_id().unwrap_or(0);
+    let first = rec.im_id(0);
+    let gt0 = gt.get(&first).cloned().unwrap_or_default();
+    let mut driver = start(args, cfg, &dataset, (scene_id, first, &gt0), from)?;
+    let label = format!("track {}", path.display());
+    driver.track_all(&label, rec.len(), |i| {
+        (rec.im_id(i), rec.frame(i).map(|f| f.frame))
+    })?;
+    Ok(Tracked {
+        dataset,
+        scene_id,
+        gt,
+        run: driver.run,
+        label: format!("{}", path.display()),
+    })
+}
+
+/// The dataset whose `models/` is `dir` (a models folder) or lies in `dir` (a dataset root).
+fn models_dataset(dir: &Path) -> Result<BopDataset> {
+    if dir.join("models").is_dir() {
+        return BopDataset::open(dir);
+    }
+    match (dir.file_name(), dir.parent()) {
+        (Some(name), Some(root)) if name == "models" && dir.is_dir() => BopDataset::open(root),
+        _ => Err(Error::param(
+            "models",
+            dir.display(),
+            "expected a BOP models folder (…/models with obj_NNNNNN.ply) or a dataset root holding one",
+        )),
+    }
+}
+
+/// The driver for the objects of `args` (default: every object of the first image's GT).
+fn start(
+    args: &TrackArgs,
+    cfg: &TrackerConfig,
+    dataset: &BopDataset,
+    (scene_id, first, gt0): (u32, u32, &[GtPose]),
+    from: &InitFrom,
+) -> Result<Driver> {
+    let ids = match &args.objects {
+        Some(s) => parse_ids(s)?,
+        None => gt0.iter().map(|p| p.obj_id).collect(),
+    };
+    if ids.is_empty() {
+        let why = "no ground truth in the first image: name the objects with --objects and start \
+                   from --init-results";
+        return Err(Error::param("objects", "(none)", why));
+    }
+    let objects = object_models(cfg, &ids, |id| dataset.model(id))?;
+    Driver::start(cfg, objects, (scene_id, first, gt0), from, true)
+}
+
+fn summarize(t: &Tracked) -> Result<TrackReport> {
+    let run = &t.run;
+    let eval = gt_eval(&t.dataset, t.scene_id, &t.gt, &run.results)?;
     let (all, per_object) = mean_errors(&eval);
     Ok(TrackReport {
         results: run.results.len(),

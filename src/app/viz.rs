@@ -20,6 +20,7 @@
 //! Timelines: `frame` (stream position) and `capture_time` (seconds on the pipeline clock).
 
 use crate::core::error::Result;
+use crate::runtime::pipeline::plugin::{SinkContext, SinkPlugin, SpecError};
 use crate::runtime::pipeline::{MeshLibrary, ModelPoints, Sink};
 use serde::Deserialize;
 use std::path::PathBuf;
@@ -46,6 +47,30 @@ pub struct RerunSpec {
 
 fn default_true() -> bool {
     true
+}
+
+impl SinkPlugin for RerunSpec {
+    fn check(&self) -> std::result::Result<(), SpecError> {
+        let targets = [self.save.is_some(), self.spawn, self.connect.is_some()];
+        match targets.iter().filter(|&&t| t).count() {
+            1 => Ok(()),
+            _ => Err(SpecError::table(
+                "[sinks.rerun] needs exactly one of save = \"FILE.rrd\", spawn = true, connect = \"URL\"",
+            )),
+        }
+    }
+
+    /// Without the `rerun` feature: a warning, and the run goes on without it.
+    fn open(&self, ctx: &SinkContext) -> Result<Option<Box<dyn Sink>>> {
+        if !cfg!(feature = "rerun") {
+            eprintln!(
+                "warning: [sinks.rerun] skipped: hdpf was built without the `rerun` feature \
+                 (build with --features rerun)"
+            );
+            return Ok(None);
+        }
+        rerun_sink(self, ctx.meshes.clone(), ctx.models.clone()).map(Some)
+    }
 }
 
 /// The sink `spec` asks for (save to a file, spawn a viewer, or connect to one).
@@ -103,7 +128,7 @@ mod imp {
     use super::RerunOptions;
     use super::RerunSpec;
     use crate::core::error::{Error, Result};
-    use crate::domains::pose::bop::Frame;
+    use crate::domains::pose::frame::RgbdFrame;
     use crate::domains::pose::mesh::Mesh;
     use crate::runtime::pipeline::summary::add_error;
     use crate::runtime::pipeline::{
@@ -193,9 +218,11 @@ mod imp {
                     .map_err(err)?;
             }
             self.log_camera(frame)?;
-            let (w, h) = frame.rgb.dimensions();
-            let rgb = rerun::Image::from_rgb24(frame.rgb.as_raw().clone(), [w, h]);
-            self.rec.log("world/camera/rgb", &rgb).map_err(err)?;
+            if let Some(rgb) = &frame.rgb {
+                let (w, h) = rgb.dimensions();
+                let rgb = rerun::Image::from_rgb24(rgb.as_raw().clone(), [w, h]);
+                self.rec.log("world/camera/rgb", &rgb).map_err(err)?;
+            }
             if self.opts.depth {
                 self.log_depth(frame)?;
             }
@@ -206,7 +233,7 @@ mod imp {
             Ok(())
         }
 
-        fn log_camera(&mut self, frame: &Frame) -> Result<()> {
+        fn log_camera(&mut self, frame: &RgbdFrame) -> Result<()> {
             let c = frame.camera;
             if self.camera == Some(c) {
                 return Ok(());
@@ -221,12 +248,14 @@ mod imp {
             Ok(())
         }
 
-        fn log_depth(&self, frame: &Frame) -> Result<()> {
-            let d = &frame.depth;
+        fn log_depth(&self, frame: &RgbdFrame) -> Result<()> {
+            let Some(d) = &frame.depth else {
+                return Ok(());
+            };
             let bytes: Vec<u8> = d.data.iter().flat_map(|v| v.to_le_bytes()).collect();
             let img = rerun::DepthImage::from_data_type_and_bytes(
                 bytes,
-                [d.width, d.height],
+                [d.width as u32, d.height as u32],
                 rerun::ChannelDatatype::F32,
             )
             .with_meter(1.0);

@@ -4,7 +4,8 @@
 
 use hdpf::core::filter::Diagnostics;
 use hdpf::core::geometry::Camera;
-use hdpf::domains::pose::bop::{self, DepthImage, FrameCamera, GtPose};
+use hdpf::domains::pose::bop::{self, FrameCamera, GtPose};
+use hdpf::domains::pose::frame::ImageF32;
 use hdpf::domains::pose::mesh::Mesh;
 use hdpf::runtime::pipeline::{FrameInput, FrameProcessor, ObjectEstimate, ParticleCloud};
 use nalgebra::{Isometry3, Matrix6, Vector6};
@@ -52,7 +53,7 @@ pub fn write_frame(dir: &Path, i: u32) {
         image::Rgb([(x * 8) as u8, (y * 10) as u8, i as u8])
     });
     bop::write_rgb_png(dir.join("rgb").join(format!("{i:06}.png")), &rgb).unwrap();
-    let mut depth = DepthImage::new(W, H);
+    let mut depth = ImageF32::zeros(W as usize, H as usize);
     depth.data.iter_mut().for_each(|d| *d = 0.5);
     bop::write_depth_png(dir.join("depth").join(format!("{i:06}.png")), &depth, 1.0).unwrap();
 }

@@ -5,32 +5,26 @@
 //! type: string "many", expected usize`. `--set a.b=value` overrides a key before validation
 //! (`tracker.1.particles=50` indexes `[[tracker]]` tables; values are TOML, bare words are strings).
 
-use crate::app::viz::RerunSpec;
 use crate::core::error::{Error, Result};
 use crate::core::filter::FilterKind;
-use crate::domains::pose::bop::BopDataset;
 use crate::domains::pose::tracker::{parse_modalities, InitNoise, MotionModel, TrackerConfig};
 use crate::runtime::pipeline::control_loop::{ControlLoopConfig, GtTimeline};
-use crate::runtime::pipeline::synthetic::{synth_config, SynthSource, SynthSpec};
 use crate::runtime::pipeline::tracking::{MeshLibrary, TrackerProcessor};
-use crate::runtime::pipeline::{
-    CsvSink, JsonLinesSink, JsonTarget, ModelPoints, Pipeline, PipelineConfig, QueuePolicy,
-    RunSummary, Sink, Source,
-};
+use crate::runtime::pipeline::{ModelPoints, Pipeline, PipelineConfig, QueuePolicy, RunSummary};
 use serde::Deserialize;
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use toml::Spanned;
 
 mod overrides;
+pub mod plugins;
 mod run;
-mod sources;
 
+pub use crate::runtime::pipeline::source::bop::parse_scene;
 pub use overrides::key_at_line;
 use overrides::{apply_overrides, located};
 pub use run::{build, run, run_demo, run_track, table_to_flags, Built, DEMO};
-pub use sources::{SourceKind, SourceSpec};
 
 /// `hdpf launch FILE [--set key=value …]`.
 #[derive(clap::Args, Clone, Debug)]
@@ -65,17 +59,19 @@ pub struct LaunchFile {
     /// Seed of every random stream (trackers, generator).
     #[serde(default)]
     pub seed: u64,
-    /// Where frames come from.
-    pub source: Option<SourceSpec>,
+    /// Where frames come from: `kind` names the plug-in ([`plugins::SOURCES`]), which reads the
+    /// rest of the table.
+    pub source: Option<SourceHead>,
     /// Queues and playback.
     #[serde(default)]
     pub pipeline: PipelineSpec,
     /// One filter stage per `[[tracker]]`.
     #[serde(default)]
     pub tracker: Vec<TrackerSpec>,
-    /// Outputs.
+    /// Outputs: each key names a sink plug-in ([`plugins::SINKS`]) that reads its value, plus
+    /// `summary_json` (the run summary as JSON, written at the end).
     #[serde(default)]
-    pub sinks: SinkSpec,
+    pub sinks: BTreeMap<String, Spanned<toml::Value>>,
     /// The control loop of `run = "control_loop"`.
     pub control_loop: Option<ControlLoopSpec>,
     /// Flags of `hdpf bench localization` for `run = "localization"` (key = flag without `--`).
@@ -158,18 +154,12 @@ fn default_modalities() -> Spanned<Vec<String>> {
     Spanned::new(0..0, vec!["depth".into()])
 }
 
-/// `[sinks]`.
-#[derive(Clone, Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SinkSpec {
-    /// JSON lines: `"-"` (stdout), a file, or `"udp://host:port"`.
-    pub jsonl: Option<String>,
-    /// BOP19 results CSV per tracker (`{tracker}` is replaced by the name).
-    pub csv: Option<String>,
-    /// Run summary as JSON.
-    pub summary_json: Option<PathBuf>,
-    /// rerun output.
-    pub rerun: Option<RerunSpec>,
+/// What the launch schema reads of `[source]`: the kind. The kind's plug-in parses the whole
+/// table (and rejects keys it does not know).
+#[derive(Clone, Debug, Deserialize)]
+pub struct SourceHead {
+    /// `bop`, `dir`, `synth` or `mcap`.
+    pub kind: Spanned<String>,
 }
 
 /// `[control_loop]`.
@@ -227,6 +217,17 @@ pub fn load_str(path: &Path, text: &str, overrides: &[String]) -> Result<Launch>
 }
 
 impl Launch {
+    /// `sinks.summary_json`: where the run summary goes, if anywhere.
+    pub fn summary_path(&self) -> Result<Option<PathBuf>> {
+        let Some(v) = self.file.sinks.get(plugins::SUMMARY_KEY) else {
+            return Ok(None);
+        };
+        match v.get_ref() {
+            toml::Value::String(p) => Ok(Some(PathBuf::from(p))),
+            _ => Err(self.error_at(v, "expected a file path (a string)")),
+        }
+    }
+
     /// An error about the value at `span` of the launch text.
     fn error_at<T>(&self, span: &Spanned<T>, msg: impl std::fmt::Display) -> Error {
         let at = (span.span().end > 0).then_some(span.span().start);
@@ -257,9 +258,9 @@ impl Launch {
                 return Err(Error::format(&self.path, msg));
             }
         }
-        if let Some(s) = &f.source {
-            self.validate_source(s)?;
-        }
+        plugins::source(self)?;
+        plugins::sinks(self)?;
+        self.summary_path()?;
         self.validate_run()
     }
 
@@ -311,17 +312,6 @@ impl Launch {
         }
         Ok(c)
     }
-}
-
-/// `"test/49"` → `("test", 49)`.
-pub fn parse_scene(s: &str) -> std::result::Result<(String, u32), String> {
-    let (split, id) = s
-        .rsplit_once('/')
-        .ok_or_else(|| format!("scene `{s}`: expected \"split/scene_id\", e.g. \"test/49\""))?;
-    let id = id
-        .parse()
-        .map_err(|_| format!("scene `{s}`: `{id}` is not a scene id"))?;
-    Ok((split.to_string(), id))
 }
 
 fn tracker_name(t: &TrackerSpec) -> String {

@@ -1,8 +1,10 @@
 //! Running a launch file: building the pipeline (trackers, sinks) and the `track`,
 //! `control_loop` and `localization` runs.
 
-use super::sources::{open_source, prepare_dataset};
 use super::*;
+use crate::runtime::pipeline::plugin::{OpenedSource, SinkContext, SourceContext};
+use crate::runtime::pipeline::sink::create_parent;
+use crate::runtime::pipeline::Sink;
 
 // ---------------------------------------------------------------------------------------------
 // Running
@@ -32,13 +34,18 @@ pub(super) fn execute(launch: Launch) -> Result<()> {
 /// Build the pipeline a launch file describes.
 pub fn build(launch: &Launch) -> Result<Built> {
     let f = &launch.file;
-    let spec = f
-        .source
-        .as_ref()
-        .ok_or_else(|| Error::format(&launch.path, "no [source] table"))?;
-    prepare_dataset(launch, spec)?;
-    let (source, meshes, timeline) = open_source(launch, spec)?;
+    let spec =
+        plugins::source(launch)?.ok_or_else(|| Error::format(&launch.path, "no [source] table"))?;
     let rate = *f.pipeline.rate_hz.get_ref();
+    let ctx = SourceContext {
+        seed: f.seed,
+        rate_hz: rate,
+    };
+    let OpenedSource {
+        source,
+        meshes,
+        timeline,
+    } = spec.open(&ctx)?;
     let config = PipelineConfig {
         policy: f.pipeline.policy,
         capacity: f.pipeline.capacity,
@@ -88,44 +95,22 @@ pub(super) fn model_points(meshes: &MeshLibrary) -> ModelPoints {
         .collect()
 }
 
+/// The streaming sinks of `[sinks]`, opened.
 pub(super) fn sinks(
     launch: &Launch,
     meshes: &Arc<MeshLibrary>,
     clock: crate::runtime::pipeline::Clock,
 ) -> Result<Vec<Box<dyn Sink>>> {
-    let s = &launch.file.sinks;
-    let mut out: Vec<Box<dyn Sink>> = Vec::new();
-    if let Some(target) = &s.jsonl {
-        let target: JsonTarget = target.parse()?;
-        create_parent(&target)?;
-        out.push(Box::new(JsonLinesSink::open(&target, clock)?));
-    }
-    if let Some(csv) = &s.csv {
-        out.push(Box::new(CsvSink::new(csv.clone())));
-    }
-    match &s.rerun {
-        Some(_) if !cfg!(feature = "rerun") => eprintln!(
-            "warning: {}: [sinks.rerun] skipped: hdpf was built without the `rerun` feature \
-             (build with --features rerun)",
-            launch.path.display()
-        ),
-        Some(r) => out.push(crate::app::viz::rerun_sink(
-            r,
-            meshes.clone(),
-            model_points(meshes),
-        )?),
-        None => {}
+    let ctx = SinkContext {
+        clock,
+        meshes: meshes.clone(),
+        models: model_points(meshes),
+    };
+    let mut out = Vec::new();
+    for (_, plugin) in plugins::sinks(launch)? {
+        out.extend(plugin.open(&ctx)?);
     }
     Ok(out)
-}
-
-pub(super) fn create_parent(t: &JsonTarget) -> Result<()> {
-    if let JsonTarget::File(p) = t {
-        if let Some(d) = p.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(d).map_err(|e| Error::io(d, e))?;
-        }
-    }
-    Ok(())
 }
 
 /// Run a `track` launch: the pipeline to the end, the summary printed (and saved), the failure
@@ -139,11 +124,11 @@ pub fn run_track(launch: &Launch) -> Result<RunSummary> {
 
 pub(super) fn report(launch: &Launch, summary: &RunSummary) -> Result<()> {
     eprintln!("{summary}");
-    if let Some(p) = &launch.file.sinks.summary_json {
+    if let Some(p) = launch.summary_path()? {
         let json =
             serde_json::to_string_pretty(summary).map_err(|e| Error::Other(e.to_string()))?;
-        create_parent(&JsonTarget::File(p.clone()))?;
-        std::fs::write(p, json).map_err(|e| Error::io(p, e))?;
+        create_parent(&p)?;
+        std::fs::write(&p, json).map_err(|e| Error::io(&p, e))?;
     }
     Ok(())
 }

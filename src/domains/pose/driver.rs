@@ -4,13 +4,12 @@
 //! pipeline's filter stage all track through it.
 
 use crate::core::error::{Error, Result};
-use crate::domains::pose::bop::{self, Frame, GtPose, PoseResult, Scene};
+use crate::domains::pose::bop::{self, GtPose, PoseResult, Scene};
+use crate::domains::pose::frame::RgbdFrame;
 use crate::domains::pose::mesh::Mesh;
-use crate::domains::pose::modality::ImageF32;
-use crate::domains::pose::tracker::{FrameOutput, ObjectModel, TrackFrame, Tracker, TrackerConfig};
+use crate::domains::pose::tracker::{FrameOutput, ObjectModel, Tracker, TrackerConfig};
 use nalgebra::Isometry3;
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Instant;
 
 /// Where the first poses come from (ground truth is perturbed by the config's `init_noise`).
@@ -94,34 +93,6 @@ pub fn initial_poses(
         .collect()
 }
 
-/// Convert a loaded BOP frame into the tracker's inputs (depth always; grey when `grey`).
-pub fn track_frame(frame: &Frame, grey: bool) -> TrackFrame {
-    let cam = frame.camera;
-    let (w, h) = (cam.width as usize, cam.height as usize);
-    let depth = ImageF32 {
-        width: w,
-        height: h,
-        data: frame.depth.data.clone(),
-    };
-    let grey = grey.then(|| {
-        let data = frame
-            .rgb
-            .pixels()
-            .map(|p| (0.299 * p[0] as f32 + 0.587 * p[1] as f32 + 0.114 * p[2] as f32) / 255.0)
-            .collect();
-        Arc::new(ImageF32 {
-            width: w,
-            height: h,
-            data,
-        })
-    });
-    TrackFrame {
-        depth: Some(Arc::new(depth)),
-        grey,
-        camera: cam,
-    }
-}
-
 /// What a driven run recorded.
 #[derive(Clone, Debug, Default)]
 pub struct TrackRun {
@@ -169,7 +140,7 @@ impl Driver {
     pub fn frame(
         &mut self,
         im_id: u32,
-        loaded: std::result::Result<&Frame, &Error>,
+        loaded: std::result::Result<&RgbdFrame, &Error>,
         decode: f64,
     ) -> Result<Option<FrameOutput>> {
         let frame = match loaded {
@@ -179,11 +150,14 @@ impl Driver {
                 return Ok(None);
             }
         };
-        let grey = self.tracker.config().needs().grey;
+        // The grey image RGB modalities read is derived from the colour: count it as decoding,
+        // so that tracking latency stays the filter's own time.
         let t0 = Instant::now();
-        let input = track_frame(frame, grey);
+        if self.tracker.config().needs().grey && frame.rgb.is_some() {
+            frame.need_grey("tracker")?;
+        }
         self.run.decode.push(decode + t0.elapsed().as_secs_f64());
-        let out = self.tracker.step(&input)?;
+        let out = self.tracker.step(frame)?;
         self.run.latencies.extend(&out.seconds);
         if self.record {
             let time: f64 = out.seconds.iter().sum();
@@ -208,16 +182,29 @@ impl Driver {
     /// Track every image of `scene` (the first one is the initialization: its estimate is the
     /// tracker's first update), with a progress bar.
     pub fn track_scene(&mut self, scene: &Scene) -> Result<()> {
-        let bar = indicatif::ProgressBar::new(scene.image_ids.len() as u64);
+        let label = format!("track {}/{:06}", scene.split, scene.scene_id);
+        let ids = &scene.image_ids;
+        self.track_all(&label, ids.len(), |i| (ids[i], scene.load_frame(ids[i])))
+    }
+
+    /// Track frames `0..n`, each loaded by `load(i)` as (image id, frame or the load error),
+    /// timing the loading as decoding; a progress bar labelled `label` shows how far it got.
+    pub fn track_all(
+        &mut self,
+        label: &str,
+        n: usize,
+        mut load: impl FnMut(usize) -> (u32, Result<RgbdFrame>),
+    ) -> Result<()> {
+        let bar = indicatif::ProgressBar::new(n as u64);
         bar.set_style(
             indicatif::ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} {msg}")
                 .map_err(|e| Error::Other(e.to_string()))?,
         );
-        bar.set_prefix(format!("track {}/{:06}", scene.split, scene.scene_id));
-        for &im_id in &scene.image_ids {
+        bar.set_prefix(label.to_string());
+        for i in 0..n {
             bar.inc(1);
             let t0 = Instant::now();
-            let loaded = scene.load_frame(im_id);
+            let (im_id, loaded) = load(i);
             let decode = t0.elapsed().as_secs_f64();
             if self.frame(im_id, loaded.as_ref(), decode)?.is_none() {
                 bar.set_message(format!("skipped image {im_id}"));

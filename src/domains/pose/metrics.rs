@@ -296,6 +296,9 @@ pub struct EvalOptions {
     pub split: Option<String>,
     /// Only these objects are targets; `None` means every GT object.
     pub obj_ids: Option<BTreeSet<u32>>,
+    /// Ground truth per scene id and image id to score against instead of reading the
+    /// dataset's scenes (e.g. a recording's own ground truth); the dataset then only gives meshes.
+    pub ground_truth: Option<BTreeMap<u32, BTreeMap<u32, Vec<GtPose>>>>,
 }
 
 /// The outcome of [`evaluate`]: per-target errors, per-object metrics and the summary.
@@ -343,12 +346,17 @@ pub fn evaluate_with(
     let mut targets = Vec::new();
     let mut n_matched = 0;
     for scene_id in scene_ids {
-        let split = match &options.split {
-            Some(s) => s.clone(),
-            None => find_split(dataset, scene_id)?,
+        let scene_gt = match &options.ground_truth {
+            Some(gt) => gt.get(&scene_id).cloned().unwrap_or_default(),
+            None => {
+                let split = match &options.split {
+                    Some(s) => s.clone(),
+                    None => find_split(dataset, scene_id)?,
+                };
+                dataset.scene(&split, scene_id)?.gt
+            }
         };
-        let scene = dataset.scene(&split, scene_id)?;
-        for (&im_id, gts) in &scene.gt {
+        for (&im_id, gts) in &scene_gt {
             let mut by_obj: BTreeMap<u32, Vec<&GtPose>> = BTreeMap::new();
             for g in gts.iter().filter(|g| {
                 options
@@ -722,6 +730,7 @@ mod tests {
         let opts = EvalOptions {
             split: Some("test".into()),
             obj_ids: Some(BTreeSet::from([2])),
+            ..EvalOptions::default()
         };
         let r2 = evaluate_with(&ds, &results, &opts).unwrap();
         assert_eq!(r2.targets.len(), 2);

@@ -5,6 +5,7 @@
 
 pub mod bop;
 pub mod driver;
+pub mod frame;
 pub mod mesh;
 pub mod metrics;
 pub mod modality;

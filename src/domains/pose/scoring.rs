@@ -2,7 +2,7 @@
 //! translation), pooled and per object.
 
 use crate::core::error::Result;
-use crate::domains::pose::bop::{BopDataset, PoseResult, Scene};
+use crate::domains::pose::bop::{BopDataset, GtPose, PoseResult, Scene};
 use crate::domains::pose::metrics::{evaluate_with, EvalOptions, EvalReport};
 use std::collections::BTreeMap;
 
@@ -56,15 +56,27 @@ pub fn errors(
     Ok(mean_errors(&scene_eval(dataset, scene, results)?))
 }
 
-/// The BOP evaluation of `results` of one scene (its split, the objects the results name).
+/// The BOP evaluation of `results` of one scene (its ground truth, the objects the results name).
 pub fn scene_eval(
     dataset: &BopDataset,
     scene: &Scene,
     results: &[PoseResult],
 ) -> Result<EvalReport> {
+    gt_eval(dataset, scene.scene_id, &scene.gt, results)
+}
+
+/// The BOP evaluation of `results` against the ground truth `gt` (per image id) of scene
+/// `scene_id` — a BOP scene's or a recording's; `dataset` gives the meshes.
+pub fn gt_eval(
+    dataset: &BopDataset,
+    scene_id: u32,
+    gt: &BTreeMap<u32, Vec<GtPose>>,
+    results: &[PoseResult],
+) -> Result<EvalReport> {
     let options = EvalOptions {
-        split: Some(scene.split.clone()),
         obj_ids: Some(results.iter().map(|r| r.obj_id).collect()),
+        ground_truth: Some(BTreeMap::from([(scene_id, gt.clone())])),
+        ..EvalOptions::default()
     };
     evaluate_with(dataset, results, &options)
 }

@@ -2,7 +2,7 @@
 //! values when recorded so), every failure naming the file and topic.
 
 use super::ros_msgs::{CompressedImage, Header, Image, COMPRESSED_DEPTH_HEADER_LEN};
-use crate::domains::pose::bop::DepthImage;
+use crate::domains::pose::frame::ImageF32;
 use crate::{Error, Result};
 use std::path::Path;
 
@@ -135,14 +135,14 @@ pub fn decode_depth(
     topic: &str,
     msg: &ImageMsg,
     depth_scale: f64,
-) -> Result<(DepthImage, Option<Vec<u16>>)> {
+) -> Result<(ImageF32, Option<Vec<u16>>)> {
     let k = depth_scale * 1e-3; // as bop::read_depth_png, so both readers give the same f32
     let from_raw = |w: u32, h: u32, raw: Vec<u16>| {
         let data = raw.iter().map(|&r| (r as f64 * k) as f32).collect();
         (
-            DepthImage {
-                width: w,
-                height: h,
+            ImageF32 {
+                width: w as usize,
+                height: h as usize,
                 data,
             },
             Some(raw),
@@ -185,9 +185,9 @@ pub fn decode_depth(
                 }));
             }
             Ok((
-                DepthImage {
-                    width: m.width,
-                    height: m.height,
+                ImageF32 {
+                    width: m.width as usize,
+                    height: m.height as usize,
                     data,
                 },
                 None,
@@ -227,9 +227,9 @@ pub fn decode_depth(
                 .map(|d| if d.is_finite() && d > 0.0 { d } else { 0.0 })
                 .collect();
             Ok((
-                DepthImage {
-                    width: w,
-                    height: h,
+                ImageF32 {
+                    width: w as usize,
+                    height: h as usize,
                     data,
                 },
                 None,

@@ -573,7 +573,10 @@ pub fn mcap_to_bop(mcap: &Path, out: &Path) -> Result<usize> {
                 std::fs::write(&depth_path, png).map_err(|e| Error::io(&depth_path, e))?
             }
             msg => match decode_depth(mcap, &rec.depth_topic, msg, depth_scale)? {
-                (d, Some(raw)) => write_raw_depth(&depth_path, d.width, d.height, raw)?,
+                // The sizes came from the message's u32 width and height.
+                (d, Some(raw)) => {
+                    write_raw_depth(&depth_path, d.width as u32, d.height as u32, raw)?
+                }
                 (d, None) => bop::write_depth_png(&depth_path, &d, depth_scale)?,
             },
         }

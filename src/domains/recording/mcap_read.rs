@@ -14,8 +14,10 @@
 use super::images::{compressed_payload, decode_color, decode_depth, ImageMsg};
 use super::ros_msgs::{BopFrame, CameraInfo, CompressedImage, Image, RosMessage};
 use crate::core::geometry::Camera;
-use crate::domains::pose::bop::DepthImage;
+use crate::domains::pose::bop::{rotation_from_row_major, GtPose};
+use crate::domains::pose::frame::{ImageF32, RgbdFrame};
 use crate::{Error, Result};
+use nalgebra::{Isometry3, Translation3, Vector3};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -76,29 +78,70 @@ pub struct Recording {
     pub frames: Vec<PairedFrame>,
 }
 
-/// One decoded frame: the plain struct every consumer of a recording gets.
+/// One decoded frame: the shared [`RgbdFrame`] (stamped with the colour header stamp, image id
+/// from our topic or the frame's index + 1) and what only a recording carries.
 #[derive(Debug, Clone)]
 pub struct RecordedFrame {
+    /// Colour, depth (metres, 0 = missing), intrinsics and capture stamp (seconds).
+    pub frame: RgbdFrame,
     /// Colour header stamp, ns.
     pub stamp_ns: u64,
     /// Depth header stamp, ns.
     pub depth_stamp_ns: u64,
     /// Optical frame of both images.
     pub frame_id: String,
-    /// Colour, 8-bit RGB.
-    pub rgb: image::RgbImage,
-    /// Depth in metres (0 = missing).
-    pub depth: DepthImage,
     /// The raw 16-bit depth values when the recording holds them (`16UC1`), else `None`.
     pub depth_raw: Option<Vec<u16>>,
     /// Millimetres per raw unit of `depth_raw` (our topic's `depth_scale`, else 1 = REP 118 mm).
     pub depth_scale: f64,
     /// camera_info `K`, row-major, as recorded.
     pub k: [f64; 9],
-    /// Intrinsics and size.
-    pub camera: Camera,
     /// Ids, depth scale, world→camera pose and GT from our topic, if recorded.
     pub bop: Option<BopFrame>,
+}
+
+impl RecordedFrame {
+    /// The colour image (a paired frame always has one).
+    pub fn rgb(&self) -> &image::RgbImage {
+        self.frame
+            .rgb
+            .as_deref()
+            .expect("a paired frame carries colour")
+    }
+
+    /// The depth in metres (a paired frame always has one).
+    pub fn depth(&self) -> &ImageF32 {
+        self.frame
+            .depth
+            .as_deref()
+            .expect("a paired frame carries depth")
+    }
+}
+
+impl BopFrame {
+    /// Ground truth from our topic (object id and model→camera pose, metres), read exactly as
+    /// the BOP reader reads `scene_gt.json`; `path` names the file in
+    /// the error for a matrix that is not a rotation.
+    pub fn ground_truth(&self, path: &Path) -> Result<Vec<GtPose>> {
+        let b = self;
+        (b.gt.iter())
+            .map(|o| {
+                let rotation = rotation_from_row_major(&o.cam_r_m2c).ok_or_else(|| {
+                    let why = format!(
+                        "image {}: cam_R_m2c of object {} is not a rotation",
+                        b.im_id, o.obj_id
+                    );
+                    Error::format(path, why)
+                })?;
+                let t = Vector3::from(o.cam_t_m2c) * 1e-3;
+                let pose = Isometry3::from_parts(Translation3::from(t), rotation);
+                Ok(GtPose {
+                    obj_id: o.obj_id,
+                    pose,
+                })
+            })
+            .collect()
+    }
 }
 
 /// One channel as [`open_recording`] saw it.
@@ -454,6 +497,25 @@ impl Recording {
         self.frames.is_empty()
     }
 
+    /// The image id of frame `i`: from our topic when recorded, else `i + 1`.
+    pub fn im_id(&self, i: usize) -> u32 {
+        let p = self.frames.get(i);
+        (p.and_then(|p| p.bop.as_ref())).map_or(i as u32 + 1, |b| b.im_id)
+    }
+
+    /// The scene id from our topic, when recorded.
+    pub fn scene_id(&self) -> Option<u32> {
+        (self.frames.iter()).find_map(|p| p.bop.as_ref().map(|b| b.scene_id))
+    }
+
+    /// Ground truth per image id from our topic (images without a record have none).
+    pub fn ground_truth(&self) -> Result<BTreeMap<u32, Vec<GtPose>>> {
+        (self.frames.iter().enumerate())
+            .filter_map(|(i, p)| p.bop.as_ref().map(|b| (i, b)))
+            .map(|(i, b)| Ok((self.im_id(i), b.ground_truth(&self.path)?)))
+            .collect()
+    }
+
     /// Decodes frame `i` (0-based, in stamp order).
     pub fn frame(&self, i: usize) -> Result<RecordedFrame> {
         let p = self.frames.get(i).ok_or_else(|| {
@@ -468,7 +530,7 @@ impl Recording {
         let depth_scale = p.bop.as_ref().map_or(1.0, |b| b.depth_scale);
         let (depth, depth_raw) = decode_depth(path, &self.depth_topic, &p.depth, depth_scale)?;
         let (w, h) = rgb.dimensions();
-        if (depth.width, depth.height) != (w, h) {
+        if (depth.width, depth.height) != (w as usize, h as usize) {
             return Err(Error::format(
                 path,
                 format!(
@@ -480,16 +542,17 @@ impl Recording {
         let camera = Camera::from_k(&p.info.k, w, h).map_err(|e| {
             Error::format(path, format!("topic '{}', K: {e}", self.camera_info_topic))
         })?;
+        let im_id = self.im_id(i);
+        let stamp_ns = p.color.stamp_ns();
+        let frame = RgbdFrame::new(im_id, camera, Some(rgb), Some(depth));
         Ok(RecordedFrame {
-            stamp_ns: p.color.stamp_ns(),
+            frame: frame.with_stamp(stamp_ns as f64 * 1e-9),
+            stamp_ns,
             depth_stamp_ns: p.depth.stamp_ns(),
             frame_id: p.color.header().frame_id.clone(),
-            rgb,
-            depth,
             depth_raw,
             depth_scale,
             k: p.info.k,
-            camera,
             bop: p.bop.clone(),
         })
     }

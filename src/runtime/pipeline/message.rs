@@ -2,7 +2,8 @@
 //! clock that stamps them.
 
 use crate::core::filter::Diagnostics;
-use crate::domains::pose::bop::{Frame, FrameCamera, GtPose};
+use crate::domains::pose::bop::{FrameCamera, GtPose};
+use crate::domains::pose::frame::RgbdFrame;
 use nalgebra::{Isometry3, Matrix6, Vector6};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -68,7 +69,7 @@ pub enum FrameData {
     /// Paths to read and decode.
     Encoded(Arc<EncodedFrame>),
     /// Decoded images (sources that produce images in memory skip the decode work).
-    Decoded(Arc<Frame>),
+    Decoded(Arc<RgbdFrame>),
 }
 
 /// One frame travelling through the pipeline.
@@ -90,7 +91,7 @@ pub struct FrameMsg {
 
 impl FrameMsg {
     /// The decoded frame, if this message carries one.
-    pub fn decoded(&self) -> Option<&Arc<Frame>> {
+    pub fn decoded(&self) -> Option<&Arc<RgbdFrame>> {
         match &self.data {
             FrameData::Decoded(f) => Some(f),
             FrameData::Encoded(_) => None,

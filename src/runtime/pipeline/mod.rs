@@ -23,13 +23,13 @@
 pub mod control;
 pub mod control_loop;
 pub mod message;
+pub mod plugin;
 pub mod processor;
 pub mod queue;
 pub mod sink;
 pub mod source;
 pub mod stage;
 pub mod summary;
-pub mod synthetic;
 pub mod tracking;
 
 pub use control::{ControlHandle, ObjectState, Published};
@@ -40,7 +40,7 @@ pub use message::{
 pub use processor::{FrameInput, FrameProcessor};
 pub use queue::QueuePolicy;
 pub use sink::{CsvSink, JsonLinesSink, JsonTarget, Sink};
-pub use source::{DirectorySource, Poll, SequenceSource, Source, SourceFrame};
+pub use source::{DirectorySource, Poll, SequenceSource, Source, SourceFrame, SynthSource};
 pub use stage::{ctrlc_requested, install_ctrlc, Playback};
 pub use summary::{ModelPoints, RunSummary, SummaryCollector, TrackerSummary};
 pub use tracking::{MeshLibrary, TrackerProcessor};

@@ -4,7 +4,8 @@
 //! processor and publishes what comes back. The adapter to [`crate::domains::pose::tracker`] implements it.
 
 use crate::core::error::Result;
-use crate::domains::pose::bop::{Frame, GtPose};
+use crate::domains::pose::bop::GtPose;
+use crate::domains::pose::frame::RgbdFrame;
 use crate::runtime::pipeline::message::ObjectEstimate;
 
 /// What a processor sees of one frame.
@@ -17,7 +18,7 @@ pub struct FrameInput<'a> {
     /// Capture time (pipeline clock seconds).
     pub capture: f64,
     /// The decoded images and camera.
-    pub frame: &'a Frame,
+    pub frame: &'a RgbdFrame,
     /// Ground truth of the frame, when known — for initialization only, never for tracking.
     pub gt: &'a [GtPose],
 }

@@ -5,7 +5,8 @@
 //! then drains what is queued and ends when its input closes, so every result produced is flushed.
 
 use crate::core::error::{Error, Result};
-use crate::domains::pose::bop::{read_depth_png, Frame};
+use crate::domains::pose::bop::decode_frame;
+use crate::domains::pose::frame::RgbdFrame;
 use crate::runtime::pipeline::control::{ControlHandle, Published};
 use crate::runtime::pipeline::message::{
     Clock, EstimateMsg, FrameData, FrameMsg, SinkMsg, SkippedFrame,
@@ -142,34 +143,14 @@ fn sleep_until(t: std::time::Instant) {
 }
 
 /// Decode an encoded frame: RGB and depth PNGs, checked against the camera resolution.
-pub fn decode(msg: &FrameMsg) -> Result<Arc<Frame>> {
-    let enc = match &msg.data {
-        FrameData::Decoded(f) => return Ok(f.clone()),
-        FrameData::Encoded(e) => e,
-    };
-    let cam = enc.camera.camera;
-    let rgb = image::open(&enc.rgb)
-        .map_err(|e| Error::format(&enc.rgb, e.to_string()))?
-        .to_rgb8();
-    let depth = read_depth_png(&enc.depth, enc.camera.depth_scale)?;
-    for (path, (w, h)) in [
-        (&enc.rgb, rgb.dimensions()),
-        (&enc.depth, (depth.width, depth.height)),
-    ] {
-        if (w, h) != (cam.width, cam.height) {
-            let msg = format!(
-                "resolution {w}x{h}, camera says {}x{}",
-                cam.width, cam.height
-            );
-            return Err(Error::format(path, msg));
+pub fn decode(msg: &FrameMsg) -> Result<Arc<RgbdFrame>> {
+    match &msg.data {
+        FrameData::Decoded(f) => Ok(f.clone()),
+        FrameData::Encoded(e) => {
+            let paths = (e.rgb.as_path(), e.depth.as_path());
+            Ok(Arc::new(decode_frame(msg.im_id, paths, &e.camera)?))
         }
     }
-    Ok(Arc::new(Frame {
-        im_id: msg.im_id,
-        rgb,
-        depth,
-        camera: cam,
-    }))
 }
 
 /// Run the decode stage: decode each frame, skip (and report) frames that fail, fan out the rest.

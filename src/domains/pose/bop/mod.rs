@@ -12,6 +12,7 @@
 //! Everything in memory is in metres; millimetres exist only in these files.
 
 use crate::core::geometry::Camera;
+use crate::domains::pose::frame::{ImageF32, RgbdFrame};
 use crate::domains::pose::mesh::Mesh;
 use crate::{Error, Result};
 use nalgebra::{Isometry3, Matrix3, Point3, Translation3, UnitQuaternion, Vector3};
@@ -111,30 +112,6 @@ pub struct Scene {
     pub cam_w2c: BTreeMap<u32, Isometry3<f64>>,
 }
 
-/// A depth map in metres, row-major; `0` marks a missing measurement.
-#[derive(Debug, Clone, PartialEq)]
-pub struct DepthImage {
-    /// Width, pixels.
-    pub width: u32,
-    /// Height, pixels.
-    pub height: u32,
-    /// `width · height` depths, metres, row-major (`data[y·width + x]`).
-    pub data: Vec<f32>,
-}
-
-/// One loaded RGB-D frame.
-#[derive(Debug, Clone)]
-pub struct Frame {
-    /// Image id.
-    pub im_id: u32,
-    /// Colour image.
-    pub rgb: image::RgbImage,
-    /// Depth registered to `rgb`, metres.
-    pub depth: DepthImage,
-    /// Intrinsics of both images.
-    pub camera: Camera,
-}
-
 /// One row of a BOP19 results file.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct PoseResult {
@@ -152,27 +129,6 @@ pub struct PoseResult {
     pub time: f64,
 }
 
-impl DepthImage {
-    /// A `width × height` depth map with every pixel missing (0).
-    pub fn new(width: u32, height: u32) -> DepthImage {
-        DepthImage {
-            width,
-            height,
-            data: vec![0.0; width as usize * height as usize],
-        }
-    }
-
-    /// Depth at pixel `(x, y)` in metres; `None` outside the image or where the depth is missing.
-    pub fn get(&self, x: u32, y: u32) -> Option<f32> {
-        if x >= self.width || y >= self.height {
-            return None;
-        }
-        let d = *self
-            .data
-            .get(y as usize * self.width as usize + x as usize)?;
-        (d > 0.0).then_some(d)
-    }
-}
 // ---------------------------------------------------------------------------------------------
 // Dataset and scene
 
@@ -348,7 +304,7 @@ impl Scene {
     }
 
     /// Loads RGB and depth of image `im_id`, checking both against the camera's resolution.
-    pub fn load_frame(&self, im_id: u32) -> Result<Frame> {
+    pub fn load_frame(&self, im_id: u32) -> Result<RgbdFrame> {
         let cam = self.cameras.get(&im_id).ok_or_else(|| {
             Error::param(
                 "im_id",
@@ -356,20 +312,31 @@ impl Scene {
                 format!("not in {}", self.dir.join("scene_camera.json").display()),
             )
         })?;
-        let camera = cam.camera;
-        let rgb_path = self.image_path("rgb", im_id);
-        let rgb = decode_image(&rgb_path)?.to_rgb8();
-        check_size(&rgb_path, rgb.dimensions(), &camera)?;
-        let depth_path = self.image_path("depth", im_id);
-        let depth = read_depth_png(&depth_path, cam.depth_scale)?;
-        check_size(&depth_path, (depth.width, depth.height), &camera)?;
-        Ok(Frame {
-            im_id,
-            rgb,
-            depth,
-            camera,
-        })
+        let paths = (
+            self.image_path("rgb", im_id),
+            self.image_path("depth", im_id),
+        );
+        decode_frame(im_id, (&paths.0, &paths.1), cam)
     }
+}
+
+/// Decodes image `im_id` from its RGB and 16-bit depth PNGs (`paths`), checking both against the
+/// camera's resolution: the one BOP frame reader (scenes and the pipeline's decode stage).
+pub fn decode_frame(
+    im_id: u32,
+    (rgb_path, depth_path): (&Path, &Path),
+    cam: &FrameCamera,
+) -> Result<RgbdFrame> {
+    let camera = cam.camera;
+    let rgb = decode_image(rgb_path)?.to_rgb8();
+    check_size(rgb_path, rgb.dimensions(), &camera)?;
+    let depth = read_depth_png(depth_path, cam.depth_scale)?;
+    check_size(
+        depth_path,
+        (depth.width as u32, depth.height as u32),
+        &camera,
+    )?;
+    Ok(RgbdFrame::new(im_id, camera, Some(rgb), Some(depth)))
 }
 
 /// Rejects an image whose size disagrees with the camera (and hence with the other image).
@@ -441,7 +408,7 @@ mod tests {
                 image::Rgb([x as u8 * 10, y as u8 * 20, id as u8])
             });
             write_rgb_png(dir.join("rgb").join(format!("{id:06}.png")), &rgb).unwrap();
-            let mut depth = DepthImage::new(4, 3);
+            let mut depth = ImageF32::zeros(4, 3);
             depth
                 .data
                 .iter_mut()
@@ -479,11 +446,12 @@ mod tests {
             }
         }
         let frame = scene.load_frame(4).unwrap();
-        assert_eq!(frame.rgb.get_pixel(3, 2).0, [30, 40, 4]);
-        assert_eq!(frame.depth.get(0, 0), None);
-        assert!((frame.depth.get(1, 0).unwrap() - 0.51).abs() < 1e-6);
-        assert!((frame.depth.get(3, 2).unwrap() - 0.61).abs() < 1e-6);
-        assert_eq!(frame.depth.get(4, 0), None);
+        assert_eq!(frame.rgb.as_ref().unwrap().get_pixel(3, 2).0, [30, 40, 4]);
+        let depth = frame.depth.as_ref().unwrap();
+        assert_eq!(depth.depth_at(0, 0), None);
+        assert!((depth.depth_at(1, 0).unwrap() - 0.51).abs() < 1e-6);
+        assert!((depth.depth_at(3, 2).unwrap() - 0.61).abs() < 1e-6);
+        assert_eq!(depth.depth_at(4, 0), None);
         assert_eq!(frame.camera, camera(4, 3));
         assert_eq!(ds.splits_with_scene(7).unwrap(), vec!["test".to_string()]);
         assert!(scene
@@ -503,7 +471,7 @@ mod tests {
         std::fs::remove_file(&depth4).unwrap();
         let e = scene.load_frame(4).unwrap_err().to_string();
         assert!(e.contains("depth/000004.png"), "{e}");
-        write_depth_png(&depth4, &DepthImage::new(5, 3), 0.1).unwrap();
+        write_depth_png(&depth4, &ImageF32::zeros(5, 3), 0.1).unwrap();
         let e = scene.load_frame(4).unwrap_err().to_string();
         assert!(
             e.contains("depth/000004.png") && e.contains("5x3") && e.contains("4x3"),
@@ -604,7 +572,7 @@ mod tests {
     #[test]
     fn depth_writer_rejects_unrepresentable_depths() {
         let dir = tmp_dir("depth");
-        let mut d = DepthImage::new(2, 2);
+        let mut d = ImageF32::zeros(2, 2);
         d.data[3] = 7.0; // 7 m at 0.1 mm per unit = 70000 > 65535
         let e = write_depth_png(dir.join("d.png"), &d, 0.1)
             .unwrap_err()
@@ -689,16 +657,11 @@ mod tests {
             assert_eq!(scene.cam_w2c.len(), 20);
             let frame = scene.load_frame(1).unwrap();
             assert_eq!((frame.camera.width, frame.camera.height), (640, 480));
-            let mut valid: Vec<f32> = frame
-                .depth
-                .data
-                .iter()
-                .copied()
-                .filter(|&d| d > 0.0)
-                .collect();
+            let depth = frame.depth.as_ref().unwrap();
+            let mut valid: Vec<f32> = depth.data.iter().copied().filter(|&d| d > 0.0).collect();
             valid.sort_by(f32::total_cmp);
             let median = valid[valid.len() / 2];
-            let coverage = valid.len() as f64 / frame.depth.data.len() as f64;
+            let coverage = valid.len() as f64 / depth.data.len() as f64;
             eprintln!(
                 "{split}/{scene_id:06} frame 1: depth median {median:.3} m, coverage {coverage:.3}"
             );
@@ -711,7 +674,7 @@ mod tests {
                 let c = Point3::from(g.pose.translation.vector);
                 let uv = frame.camera.project(&c).unwrap();
                 assert!(frame.camera.contains(uv.x, uv.y));
-                if let Some(d) = frame.depth.get(uv.x.round() as u32, uv.y.round() as u32) {
+                if let Some(d) = depth.depth_at(uv.x.round() as usize, uv.y.round() as usize) {
                     assert!(
                         (d as f64 - c.z).abs() < 0.15,
                         "obj {}: depth {d} vs centre z {}",

@@ -22,8 +22,9 @@
 //! piecewise linear, so `L` is piecewise smooth):
 //! `∂r/∂q = k n' + (n'·q)(−∇_q d / q_z + d/q_z² e_z)` with `k = 1 − d/q_z`, `∂r/∂n' = k q`.
 
-use super::spec::{FrameTerm, ModalitySpec, Needs, TrackFrame};
+use super::spec::{FrameTerm, ModalitySpec, Needs};
 use super::visible::{visible_points, VisibilityParams};
+use super::RgbdFrame;
 use super::{
     loss_scale, GradAccumulator, ImageF32, Modality, PoseChart, RigidMotion, Robust, SharedImage,
 };
@@ -111,7 +112,7 @@ impl ModalitySpec for DepthParams {
     }
 
     /// Nothing to compute per frame: the depth image itself.
-    fn prepare_frame(&self, frame: &TrackFrame) -> Result<Arc<dyn FrameTerm>> {
+    fn prepare_frame(&self, frame: &RgbdFrame) -> Result<Arc<dyn FrameTerm>> {
         Ok(Arc::new(DepthFrame {
             depth: frame.need_depth(self.name())?,
             params: *self,

@@ -6,9 +6,10 @@
 //! ([`super::edge::EdgeModality`], contour points).
 
 use super::edge::{distance_transform, EdgeFrame, EdgeParams, EdgePoints};
-use super::spec::{FrameTerm, ModalitySpec, Needs, TrackFrame};
+use super::spec::{FrameTerm, ModalitySpec, Needs};
 use super::visible::VisibilityParams;
 use super::ImageF32;
+use super::RgbdFrame;
 use crate::core::error::Result;
 use std::sync::Arc;
 
@@ -44,7 +45,7 @@ impl ModalitySpec for DepthEdgeParams {
     }
 
     /// The distance map of the depth image's occluding contours ([`depth_edge_distance_map`]).
-    fn prepare_frame(&self, frame: &TrackFrame) -> Result<Arc<dyn FrameTerm>> {
+    fn prepare_frame(&self, frame: &RgbdFrame) -> Result<Arc<dyn FrameTerm>> {
         let depth = frame.need_depth(self.name())?;
         let p = &self.0;
         let dist = Arc::new(depth_edge_distance_map(&depth, p.threshold, p.truncate));

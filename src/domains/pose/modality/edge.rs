@@ -13,8 +13,9 @@
 //!
 //! with `DT` interpolated bilinearly (piecewise linear, so `L` is piecewise smooth).
 
-use super::spec::{FrameTerm, ModalitySpec, Needs, TrackFrame};
+use super::spec::{FrameTerm, ModalitySpec, Needs};
 use super::visible::{contour_points, visible_points, VisibilityParams};
+use super::RgbdFrame;
 use super::{
     loss_scale, GradAccumulator, ImageF32, Modality, PoseChart, RigidMotion, Robust, SharedImage,
 };
@@ -184,7 +185,7 @@ impl ModalitySpec for EdgeParams {
     }
 
     /// The distance map of the grey image's edges ([`edge_distance_map`]).
-    fn prepare_frame(&self, frame: &TrackFrame) -> Result<Arc<dyn FrameTerm>> {
+    fn prepare_frame(&self, frame: &RgbdFrame) -> Result<Arc<dyn FrameTerm>> {
         let grey = frame.need_grey(self.name())?;
         let dist = Arc::new(edge_distance_map(&grey, self));
         Ok(Arc::new(EdgeFrame::new(

@@ -34,10 +34,10 @@ pub mod registry;
 pub mod spec;
 pub mod visible;
 
+pub use crate::domains::pose::frame::{ImageF32, RgbdFrame, Sample, SharedImage};
 pub use registry::parse_modalities;
-pub use spec::{FrameTerm, ModalityConfig, ModalitySpec, Needs, TrackFrame};
+pub use spec::{FrameTerm, ModalityConfig, ModalitySpec, Needs};
 
-use crate::core::error::{Error, Result};
 use crate::core::filter::Model;
 use crate::core::geometry::se3::left_jacobian;
 use nalgebra::{
@@ -45,86 +45,6 @@ use nalgebra::{
 };
 use rand::RngCore;
 use rand_distr::{Distribution, StandardNormal};
-use std::sync::Arc;
-
-/// A single-channel `f32` image (row-major, `data[y·width + x]`), shared between modalities of a frame.
-#[derive(Clone, Debug, PartialEq)]
-pub struct ImageF32 {
-    /// Width in pixels.
-    pub width: usize,
-    /// Height in pixels.
-    pub height: usize,
-    /// Row-major pixel values.
-    pub data: Vec<f32>,
-}
-
-/// A value and its image-plane gradient `(f, ∂f/∂u, ∂f/∂v)` from bilinear interpolation.
-pub type Sample = (f64, f64, f64);
-
-impl ImageF32 {
-    /// Error unless the image is non-empty and holds exactly `width × height` pixels (the
-    /// invariant every accessor relies on); `what` names the image in the message.
-    pub fn check(&self, what: &str) -> Result<()> {
-        let (w, h) = (self.width, self.height);
-        if w == 0 || h == 0 || w.checked_mul(h) != Some(self.data.len()) {
-            return Err(Error::Shape {
-                what: format!("{what} image pixels"),
-                expected: format!("{w}x{h} = {} (non-empty)", w.saturating_mul(h)),
-                got: self.data.len().to_string(),
-            });
-        }
-        Ok(())
-    }
-
-    /// Pixel `(x, y)`, no bounds check beyond the slice's own.
-    #[inline]
-    pub fn at(&self, x: usize, y: usize) -> f32 {
-        self.data[y * self.width + x]
-    }
-
-    /// The four pixels around `(u, v)` (pixel centres at integer coordinates) and the fractions,
-    /// or `None` outside the image.
-    #[inline]
-    pub fn cell(&self, u: f64, v: f64) -> Option<([f64; 4], f64, f64)> {
-        if !(u >= 0.0 && v >= 0.0) {
-            return None;
-        }
-        let (x0, y0) = (u.floor() as usize, v.floor() as usize);
-        if x0 + 1 >= self.width || y0 + 1 >= self.height {
-            return None;
-        }
-        let i = y0 * self.width + x0;
-        let w = self.width;
-        let p = [
-            self.data[i],
-            self.data[i + 1],
-            self.data[i + w],
-            self.data[i + w + 1],
-        ];
-        Some((p.map(f64::from), u - x0 as f64, v - y0 as f64))
-    }
-
-    /// Bilinear interpolation `f(u,v) = (1−b)[(1−a)p₀₀ + a p₁₀] + b[(1−a)p₀₁ + a p₁₁]` with its
-    /// derivatives, or `None` outside the image or when `valid` rejects the four pixels.
-    #[inline]
-    pub fn bilinear(&self, u: f64, v: f64, valid: impl Fn(&[f64; 4]) -> bool) -> Option<Sample> {
-        let (p, a, b) = self.cell(u, v)?;
-        if !valid(&p) {
-            return None;
-        }
-        Some(Self::interpolate(&p, a, b))
-    }
-
-    /// Bilinear interpolation of the four pixels of [`ImageF32::cell`] at fractions `(a, b)`,
-    /// with its derivatives.
-    #[inline]
-    pub fn interpolate(p: &[f64; 4], a: f64, b: f64) -> Sample {
-        let top = p[0] + a * (p[1] - p[0]);
-        let bottom = p[2] + a * (p[3] - p[2]);
-        let du = (1.0 - b) * (p[1] - p[0]) + b * (p[3] - p[2]);
-        (top + b * (bottom - top), du, bottom - top)
-    }
-}
 
 /// Robust kernels `ρ(r)` with influence `ψ(r) = ρ'(r)`; all equal `r²/2` near zero.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -473,9 +393,6 @@ impl Model for ObservationModel {
             .reduce(f64::max)
     }
 }
-
-/// A shared reference-counted image, as handed to modalities.
-pub type SharedImage = Arc<ImageF32>;
 
 #[cfg(test)]
 mod tests {

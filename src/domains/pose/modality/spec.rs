@@ -3,36 +3,12 @@
 //! optionally a detection score). The tracker sums the terms without knowing any modality by name;
 //! [`super::registry`] names them for the CLI and launch files.
 
-use super::{Modality, PoseChart, SharedImage};
-use crate::core::error::{Error, Result};
+use super::{Modality, PoseChart, RgbdFrame};
+use crate::core::error::Result;
 use crate::core::geometry::camera::Camera;
 use crate::domains::pose::mesh::SurfacePoint;
 use std::fmt;
 use std::sync::Arc;
-
-/// One observation: the images a frame carries (as the modalities need them) and intrinsics.
-#[derive(Clone, Debug)]
-pub struct TrackFrame {
-    /// Depth in metres, 0 = missing.
-    pub depth: Option<SharedImage>,
-    /// Grey image in `[0, 1]`.
-    pub grey: Option<SharedImage>,
-    /// Intrinsics and size.
-    pub camera: Camera,
-}
-
-impl TrackFrame {
-    /// The depth image, or an error naming the modality `who` that needs it.
-    pub fn need_depth(&self, who: &str) -> Result<SharedImage> {
-        (self.depth.clone())
-            .ok_or_else(|| Error::param("modalities", who, "frame has no depth image"))
-    }
-
-    /// The grey image, or an error naming the modality `who` that needs it.
-    pub fn need_grey(&self, who: &str) -> Result<SharedImage> {
-        (self.grey.clone()).ok_or_else(|| Error::param("modalities", who, "frame has no RGB image"))
-    }
-}
 
 /// The images a modality reads from a frame.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -62,7 +38,7 @@ pub trait ModalitySpec: Send + Sync + fmt::Debug {
     fn needs(&self) -> Needs;
 
     /// Its per-frame preparation, shared by every object and particle (e.g. a distance map).
-    fn prepare_frame(&self, frame: &TrackFrame) -> Result<Arc<dyn FrameTerm>>;
+    fn prepare_frame(&self, frame: &RgbdFrame) -> Result<Arc<dyn FrameTerm>>;
 
     /// A boxed copy.
     fn boxed(&self) -> Box<dyn ModalitySpec>;

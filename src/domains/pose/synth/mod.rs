@@ -29,8 +29,9 @@ use crate::core::error::{Error, Result};
 use crate::core::filter::rng::{stream, StreamRng};
 use crate::core::geometry::Camera;
 use crate::domains::pose::bop::{
-    self, BopDataset, ContinuousSymmetry, DepthImage, Frame, FrameCamera, GtPose, ModelInfo,
+    self, BopDataset, ContinuousSymmetry, FrameCamera, GtPose, ModelInfo,
 };
+use crate::domains::pose::frame::{ImageF32, RgbdFrame};
 use crate::domains::pose::mesh::Mesh;
 use crate::domains::pose::render::{Background, RenderObject, RenderOptions, Rendered, Renderer};
 
@@ -211,7 +212,7 @@ pub fn ycbv_camera(width: u32, height: u32) -> Camera {
 pub struct SynthFrame {
     /// RGB, sensor depth (metres, 0 = hole; quantised to `depth_scale`) and camera, as
     /// [`bop::Scene::load_frame`] returns them after a round trip through the files.
-    pub frame: Frame,
+    pub frame: RgbdFrame,
     /// Millimetres per raw depth unit.
     pub depth_scale: f64,
     /// Ground-truth poses in object order.
@@ -219,7 +220,7 @@ pub struct SynthFrame {
     /// Visible object per pixel: `k + 1` for `gt[k]`, `0` for background and the occluder.
     pub labels: Vec<u16>,
     /// Noise-free rendered depth (metres, 0 = background or occluder-free background).
-    pub depth_clean: DepthImage,
+    pub depth_clean: ImageF32,
     /// Visibility statistics of each object (BOP `scene_gt_info`).
     pub info: Vec<GtInfo>,
 }
@@ -245,6 +246,22 @@ impl SynthFrame {
     /// The BOP image id.
     pub fn im_id(&self) -> u32 {
         self.frame.im_id
+    }
+
+    /// The colour image (a synthesized frame always has one).
+    pub fn rgb(&self) -> &image::RgbImage {
+        self.frame
+            .rgb
+            .as_deref()
+            .expect("synthesized frames carry colour")
+    }
+
+    /// The sensor depth, metres (a synthesized frame always has one).
+    pub fn depth(&self) -> &ImageF32 {
+        self.frame
+            .depth
+            .as_deref()
+            .expect("synthesized frames carry depth")
     }
 
     /// Visibility mask of object `k` as an 8-bit image (255 = visible), as in `mask_visib/`.
@@ -465,19 +482,14 @@ impl Synthesizer {
         let depth = sensor_depth(&r, &self.cfg, k);
         let info = self.gt_info(&objects[..gt.len()], &labels, &depth)?;
         let camera = self.cfg.camera;
-        let depth_image = |data| DepthImage {
-            width: camera.width,
-            height: camera.height,
+        let depth_image = |data| ImageF32 {
+            width: camera.width as usize,
+            height: camera.height as usize,
             data,
         };
         let rgb = sensor_rgb(&r, &self.cfg, k);
         Ok(SynthFrame {
-            frame: Frame {
-                im_id: k as u32 + 1,
-                rgb,
-                depth: depth_image(depth),
-                camera,
-            },
+            frame: RgbdFrame::new(k as u32 + 1, camera, Some(rgb), Some(depth_image(depth))),
             depth_scale: self.cfg.depth_scale,
             gt,
             labels,
@@ -590,12 +602,9 @@ mod tests {
                 assert!(dt < 1e-6 && read.pose.rotation.angle_to(&truth.pose.rotation) < 1e-6);
             }
             let loaded = scene.load_frame(id).unwrap();
-            assert_eq!(loaded.rgb, f.frame.rgb);
-            let max_err = loaded
-                .depth
-                .data
-                .iter()
-                .zip(&f.frame.depth.data)
+            assert_eq!(loaded.rgb.as_deref(), Some(f.rgb()));
+            let max_err = (loaded.depth.as_ref().unwrap().data.iter())
+                .zip(&f.depth().data)
                 .map(|(a, b)| (a - b).abs())
                 .fold(0.0, f32::max);
             assert!(max_err < 1e-6, "depth differs by {max_err}");
@@ -627,7 +636,7 @@ mod tests {
         let cfg = small("bounds", Motion::Slow, 2, 3);
         let (mut holes, mut valid) = (0usize, 0usize);
         for f in render_sequence(&cfg).unwrap() {
-            for (&d, &z) in f.frame.depth.data.iter().zip(&f.depth_clean.data) {
+            for (&d, &z) in f.depth().data.iter().zip(&f.depth_clean.data) {
                 if z == 0.0 {
                     assert_eq!(d, 0.0);
                     continue;
@@ -684,12 +693,12 @@ mod tests {
         let b = render_sequence(&small("det", Motion::Fast, 3, 11)).unwrap();
         let c = render_sequence(&small("det", Motion::Fast, 3, 12)).unwrap();
         for (x, y) in a.iter().zip(&b) {
-            assert_eq!(x.frame.rgb, y.frame.rgb);
-            assert_eq!(x.frame.depth, y.frame.depth);
+            assert_eq!(x.rgb(), y.rgb());
+            assert_eq!(x.depth(), y.depth());
             assert_eq!(x.gt, y.gt);
         }
         assert_ne!(a[2].gt, c[2].gt);
-        assert_ne!(a[0].frame.depth, c[0].frame.depth);
+        assert_ne!(a[0].depth(), c[0].depth());
     }
 
     #[test]

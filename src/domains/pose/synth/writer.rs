@@ -83,10 +83,10 @@ pub fn generate_with_progress(
 /// `rgb/`, `depth/` and `mask_visib/` images of one frame.
 pub(super) fn write_frame(dir: &Path, f: &SynthFrame) -> Result<()> {
     let id = f.im_id();
-    bop::write_rgb_png(dir.join("rgb").join(format!("{id:06}.png")), &f.frame.rgb)?;
+    bop::write_rgb_png(dir.join("rgb").join(format!("{id:06}.png")), f.rgb())?;
     bop::write_depth_png(
         dir.join("depth").join(format!("{id:06}.png")),
-        &f.frame.depth,
+        f.depth(),
         f.depth_scale,
     )?;
     for k in 0..f.gt.len() {

@@ -3,7 +3,7 @@
 
 use super::{add_noise6, FrameMaps, Tracker};
 use crate::core::error::Result;
-use crate::domains::pose::modality::{PoseChart, TrackFrame};
+use crate::domains::pose::modality::{PoseChart, RgbdFrame};
 use nalgebra::{Isometry3, Vector6};
 
 impl Tracker {
@@ -13,7 +13,7 @@ impl Tracker {
     pub(super) fn select_hypothesis(
         &mut self,
         k: usize,
-        frame: &TrackFrame,
+        frame: &RgbdFrame,
         maps: &FrameMaps,
     ) -> Result<()> {
         let d = self.config.scale(self.objects[k].radius);
@@ -39,7 +39,7 @@ impl Tracker {
         n: usize,
         shrinks: &[f64],
         (seed, tag): (u64, u64),
-        frame: &TrackFrame,
+        frame: &RgbdFrame,
         maps: &FrameMaps,
     ) -> Result<Isometry3<f64>> {
         use rayon::prelude::*;

@@ -23,7 +23,7 @@ mod config;
 mod hypotheses;
 mod redetect;
 
-pub use crate::domains::pose::modality::{parse_modalities, TrackFrame};
+pub use crate::domains::pose::modality::{parse_modalities, RgbdFrame};
 pub use config::{InitNoise, MotionModel, TrackerConfig};
 pub use redetect::RedetectConfig;
 
@@ -91,7 +91,7 @@ struct FrameMaps {
 
 impl FrameMaps {
     /// Every modality of `config` prepared for `frame`.
-    fn prepare(config: &TrackerConfig, frame: &TrackFrame) -> Result<Self> {
+    fn prepare(config: &TrackerConfig, frame: &RgbdFrame) -> Result<Self> {
         let terms = (config.modalities.iter())
             .map(|m| m.spec().prepare_frame(frame))
             .collect::<Result<_>>()?;
@@ -213,7 +213,7 @@ impl Tracker {
     }
 
     /// Assimilate one frame and return the new estimates.
-    pub fn step(&mut self, frame: &TrackFrame) -> Result<FrameOutput> {
+    pub fn step(&mut self, frame: &RgbdFrame) -> Result<FrameOutput> {
         let n = self.objects.len();
         let mut out = FrameOutput {
             poses: vec![Isometry3::identity(); n],
@@ -225,10 +225,7 @@ impl Tracker {
             loss_std: vec![f64::NAN; n],
             redetected: vec![false; n],
         };
-        let images = [("depth", &frame.depth), ("grey", &frame.grey)];
-        for (what, image) in images {
-            image.as_ref().map_or(Ok(()), |i| i.check(what))?;
-        }
+        frame.check()?;
         let start = Instant::now();
         let maps = FrameMaps::prepare(&self.config, frame)?;
         // Per-frame maps are shared by all objects: their time is split evenly.
@@ -250,7 +247,7 @@ impl Tracker {
     fn step_group(
         &mut self,
         g: usize,
-        frame: &TrackFrame,
+        frame: &RgbdFrame,
         maps: &FrameMaps,
         out: &mut FrameOutput,
     ) -> Result<()> {
@@ -373,7 +370,7 @@ impl Tracker {
         &self,
         k: usize,
         chart: &PoseChart,
-        frame: &TrackFrame,
+        frame: &RgbdFrame,
         maps: &FrameMaps,
         spread: f64,
         first: bool,
@@ -505,23 +502,19 @@ mod tests {
         let mut tracker = Tracker::new(config, vec![cube()], vec![pose]).unwrap();
         let camera =
             Camera::from_k(&[100.0, 0.0, 32.0, 0.0, 100.0, 24.0, 0.0, 0.0, 1.0], 64, 48).unwrap();
-        let image = |width, height, n| {
-            Some(Arc::new(ImageF32 {
-                width,
-                height,
-                data: vec![0.5; n],
-            }))
+        let image = |width, height, n| ImageF32 {
+            width,
+            height,
+            data: vec![0.5; n],
         };
-        for (depth, grey, named) in [
+        let rgb = |w, h| Some(image::RgbImage::new(w, h));
+        for (depth, rgb, named) in [
             (image(0, 0, 0), None, "depth"),
             (image(64, 48, 100), None, "depth"),
-            (image(64, 48, 64 * 48), image(64, 48, 7), "grey"),
+            (image(32, 24, 32 * 24), None, "depth"),
+            (image(64, 48, 64 * 48), rgb(10, 48), "rgb"),
         ] {
-            let frame = TrackFrame {
-                depth,
-                grey,
-                camera,
-            };
+            let frame = RgbdFrame::new(1, camera, rgb, Some(depth));
             let err = tracker.step(&frame).expect_err("rejected").to_string();
             assert!(err.contains(named), "{err}");
         }
@@ -533,15 +526,12 @@ mod tests {
         let tracker = Tracker::new(TrackerConfig::default(), vec![cube()], vec![pose]).unwrap();
         let camera =
             Camera::from_k(&[100.0, 0.0, 32.0, 0.0, 100.0, 24.0, 0.0, 0.0, 1.0], 64, 48).unwrap();
-        let frame = TrackFrame {
-            depth: Some(Arc::new(ImageF32 {
-                width: 64,
-                height: 48,
-                data: vec![0.475; 64 * 48],
-            })),
-            grey: None,
-            camera,
+        let depth = ImageF32 {
+            width: 64,
+            height: 48,
+            data: vec![0.475; 64 * 48],
         };
+        let frame = RgbdFrame::new(1, camera, None, Some(depth));
         let maps = FrameMaps::prepare(&tracker.config, &frame).unwrap();
         let seen = tracker.detection_loss(0, &pose, &frame, &maps).unwrap();
         assert!(seen.is_some_and(f64::is_finite), "{seen:?}");

@@ -8,7 +8,7 @@ use crate::core::error::Result;
 use crate::core::geometry::camera::Camera;
 use crate::domains::pose::modality::depth::DepthParams;
 use crate::domains::pose::modality::visible::{visible_points, VisibilityParams};
-use crate::domains::pose::modality::{ImageF32, PoseChart, TrackFrame};
+use crate::domains::pose::modality::{ImageF32, PoseChart, RgbdFrame};
 use nalgebra::{Isometry3, Matrix6, Vector3, Vector6};
 
 /// Re-detection after loss: when an object's detection loss at its estimate jumps far above its
@@ -169,7 +169,7 @@ impl Tracker {
         &self,
         k: usize,
         pose: &Isometry3<f64>,
-        frame: &TrackFrame,
+        frame: &RgbdFrame,
         maps: &FrameMaps,
     ) -> Result<Option<f64>> {
         let chart = PoseChart::new(*pose, &self.objects[k].centre);
@@ -195,7 +195,7 @@ impl Tracker {
         k: usize,
         pred: &Isometry3<f64>,
         rd: &RedetectConfig,
-        frame: &TrackFrame,
+        frame: &RgbdFrame,
         maps: &FrameMaps,
     ) -> Result<bool> {
         let est = self.states[k].estimate;
@@ -252,7 +252,7 @@ impl Tracker {
         good: &Isometry3<f64>,
         reach: f64,
         rd: &RedetectConfig,
-        frame: &TrackFrame,
+        frame: &RgbdFrame,
         maps: &FrameMaps,
     ) -> Result<(f64, Isometry3<f64>)> {
         use rayon::prelude::*;
@@ -300,7 +300,7 @@ impl Tracker {
         k: usize,
         mut pose: Isometry3<f64>,
         spreads: &[f64],
-        frame: &TrackFrame,
+        frame: &RgbdFrame,
         maps: &FrameMaps,
     ) -> Result<Isometry3<f64>> {
         for &spread in spreads {
@@ -344,7 +344,7 @@ impl Tracker {
         good: &Isometry3<f64>,
         reach: f64,
         rd: &RedetectConfig,
-        frame: &TrackFrame,
+        frame: &RgbdFrame,
     ) -> Result<(Vec<Vector3<f64>>, f64)> {
         let depth = frame.need_depth("re-detection")?;
         let cam = frame.camera;

@@ -1,34 +1,18 @@
-//! Sinks: where estimates go. JSON lines (stdout, file, UDP) for controllers in any language, and
-//! BOP19 results CSV for evaluation. Every line is written whole and flushed per frame, so a run
-//! stopped midway leaves valid files behind.
+//! `sinks.jsonl`: one JSON object per line (`estimate` and `skipped` messages) to stdout, a file
+//! or UDP datagrams.
 
+use super::{create_parent, Sink};
 use crate::core::error::{Error, Result};
-use crate::domains::pose::bop::{PoseResult, ResultsWriter};
 use crate::runtime::pipeline::message::{
     Clock, EstimateMsg, ObjectEstimate, SinkMsg, SkippedFrame,
 };
+use crate::runtime::pipeline::plugin::{SinkContext, SinkPlugin, SpecError};
+use serde::Deserialize;
 use serde_json::{json, Value};
-use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::net::UdpSocket;
 use std::path::PathBuf;
-
-/// A consumer of pipeline output, run on the sink thread.
-pub trait Sink: Send {
-    /// Name used in error messages.
-    fn name(&self) -> &str;
-    /// Whether this sink wants decoded frames ([`SinkMsg::Frame`]), e.g. to show images.
-    fn wants_frames(&self) -> bool {
-        false
-    }
-    /// Handle one message.
-    fn handle(&mut self, msg: &SinkMsg) -> Result<()>;
-    /// Flush and close at the end of the run (also after a failure).
-    fn finish(&mut self) -> Result<()> {
-        Ok(())
-    }
-}
 
 /// Where JSON lines go.
 #[derive(Clone, Debug, PartialEq)]
@@ -160,72 +144,25 @@ impl Sink for JsonLinesSink {
     }
 }
 
-/// Writes BOP19 results, one CSV file per tracker: `pattern` with `{tracker}` replaced.
-pub struct CsvSink {
-    pattern: String,
-    writers: BTreeMap<String, ResultsWriter>,
-}
+/// `sinks.jsonl = "TARGET"`: `-` (stdout), a file, or `udp://host:port`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(transparent)]
+pub struct JsonlSinkSpec(pub toml::Spanned<String>);
 
-impl CsvSink {
-    /// A sink writing to `pattern` (e.g. `out/results_{tracker}.csv`); without `{tracker}` the
-    /// tracker name is inserted before the extension when there is more than one tracker.
-    pub fn new(pattern: impl Into<String>) -> Self {
-        Self {
-            pattern: pattern.into(),
-            writers: BTreeMap::new(),
+impl SinkPlugin for JsonlSinkSpec {
+    fn check(&self) -> std::result::Result<(), SpecError> {
+        let target = self.0.get_ref().parse::<JsonTarget>();
+        target
+            .map(drop)
+            .map_err(|e| SpecError::at(&self.0, e.to_string()))
+    }
+
+    fn open(&self, ctx: &SinkContext) -> Result<Option<Box<dyn Sink>>> {
+        let target: JsonTarget = self.0.get_ref().parse()?;
+        if let JsonTarget::File(p) = &target {
+            create_parent(p)?;
         }
-    }
-
-    /// The file of `tracker`.
-    pub fn path_for(&self, tracker: &str) -> PathBuf {
-        if self.pattern.contains("{tracker}") {
-            return self.pattern.replace("{tracker}", tracker).into();
-        }
-        let p = PathBuf::from(&self.pattern);
-        let stem = p
-            .file_stem()
-            .map_or("results".into(), |s| s.to_string_lossy().to_string());
-        p.with_file_name(format!("{stem}_{tracker}.csv"))
-    }
-
-    fn writer(&mut self, tracker: &str) -> Result<&mut ResultsWriter> {
-        if !self.writers.contains_key(tracker) {
-            let path = self.path_for(tracker);
-            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-                std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-            }
-            self.writers
-                .insert(tracker.to_string(), ResultsWriter::create(&path)?);
-        }
-        Ok(self.writers.get_mut(tracker).expect("inserted above"))
-    }
-}
-
-impl Sink for CsvSink {
-    fn name(&self) -> &str {
-        "csv"
-    }
-
-    fn handle(&mut self, msg: &SinkMsg) -> Result<()> {
-        let SinkMsg::Estimate(m) = msg else {
-            return Ok(());
-        };
-        let w = self.writer(&m.tracker)?;
-        for o in &m.objects {
-            w.write(&PoseResult {
-                scene_id: m.scene_id,
-                im_id: m.im_id,
-                obj_id: o.obj_id,
-                score: 1.0,
-                pose: o.pose,
-                time: m.process_seconds,
-            })?;
-        }
-        w.flush()
-    }
-
-    fn finish(&mut self) -> Result<()> {
-        self.writers.values_mut().try_for_each(ResultsWriter::flush)
+        Ok(Some(Box::new(JsonLinesSink::open(&target, ctx.clock)?)))
     }
 }
 
@@ -243,18 +180,6 @@ mod tests {
         assert_eq!(
             "a/b.jsonl".parse::<JsonTarget>().unwrap(),
             JsonTarget::File("a/b.jsonl".into())
-        );
-    }
-
-    #[test]
-    fn csv_paths_per_tracker() {
-        assert_eq!(
-            CsvSink::new("o/r_{tracker}.csv").path_for("sir"),
-            PathBuf::from("o/r_sir.csv")
-        );
-        assert_eq!(
-            CsvSink::new("o/r.csv").path_for("sir"),
-            PathBuf::from("o/r_sir.csv")
         );
     }
 }

@@ -1,113 +1,66 @@
-//! Sources: recorded BOP sequences, and a directory that is still being written.
-//!
-//! A source only says which frame comes next; the source stage paces playback, stamps capture
-//! times and numbers frames.
+//! `[source] kind = "dir"`: a BOP scene directory that another process is still writing.
 
-use crate::core::error::{Error, Result};
+use super::{Poll, Source, SourceFrame};
+use crate::core::error::Result;
 use crate::domains::pose::bop::{self, BopDataset, FrameCamera, GtPose};
+use crate::runtime::pipeline::control_loop::GtTimeline;
 use crate::runtime::pipeline::message::{EncodedFrame, FrameData};
+use crate::runtime::pipeline::plugin::{
+    load_all_meshes, missing, OpenedSource, SourceContext, SourcePlugin, SpecError,
+};
+use crate::runtime::pipeline::tracking::MeshLibrary;
+use serde::Deserialize;
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// A frame as a source produces it.
-#[derive(Clone, Debug)]
-pub struct SourceFrame {
-    /// BOP scene id.
+/// `[source]` with `kind = "dir"`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DirSourceSpec {
+    /// `"dir"`.
+    pub kind: String,
+    /// The scene directory to watch.
+    pub path: Option<PathBuf>,
+    /// Scene id reported for its frames.
+    #[serde(default)]
     pub scene_id: u32,
-    /// BOP image id.
-    pub im_id: u32,
-    /// Ground truth, when known.
-    pub gt: Arc<Vec<GtPose>>,
-    /// The images.
-    pub data: FrameData,
+    /// End after this many seconds without a new frame.
+    #[serde(default = "default_idle")]
+    pub idle_timeout_s: f64,
+    /// A BOP dataset whose `models/` hold the meshes (none: trackers need no meshes from here).
+    pub dataset: Option<PathBuf>,
 }
 
-/// What a source has to offer right now.
-#[derive(Debug)]
-pub enum Poll {
-    /// The next frame.
-    Frame(SourceFrame),
-    /// Nothing yet (live sources); ask again shortly.
-    Pending,
-    /// End of stream.
-    End,
+fn default_idle() -> f64 {
+    5.0
 }
 
-/// A stream of frames.
-pub trait Source: Send {
-    /// Name for messages.
-    fn name(&self) -> String;
-    /// The next frame, [`Poll::Pending`] if a live source has none yet, or [`Poll::End`].
-    fn poll(&mut self) -> Result<Poll>;
-    /// Number of frames, when known in advance.
-    fn len_hint(&self) -> Option<usize> {
-        None
-    }
-}
-
-/// Recorded BOP scenes played one after the other.
-pub struct SequenceSource {
-    frames: std::vec::IntoIter<SourceFrame>,
-    total: usize,
-    name: String,
-}
-
-impl SequenceSource {
-    /// The scenes `(split, scene_id)` of the dataset at `root`, at most `max_frames` per scene.
-    pub fn open(root: &Path, scenes: &[(String, u32)], max_frames: Option<usize>) -> Result<Self> {
-        let ds = BopDataset::open(root)?;
-        let mut frames = Vec::new();
-        for (split, id) in scenes {
-            let scene = ds.scene(split, *id)?;
-            let ids = scene
-                .image_ids
-                .iter()
-                .take(max_frames.unwrap_or(usize::MAX));
-            frames.extend(
-                ids.map(|&im_id| scene_frame(&scene, im_id))
-                    .collect::<Result<Vec<_>>>()?,
-            );
+impl SourcePlugin for DirSourceSpec {
+    fn check(&self) -> std::result::Result<(), SpecError> {
+        if self.path.is_none() {
+            return Err(missing("dir", "path"));
         }
-        let name = format!("bop:{}", root.display());
-        Ok(Self {
-            total: frames.len(),
-            frames: frames.into_iter(),
-            name,
+        if !(self.idle_timeout_s.is_finite() && self.idle_timeout_s >= 0.0) {
+            let why = format!("idle_timeout_s = {} must be ≥ 0", self.idle_timeout_s);
+            return Err(SpecError::table(why));
+        }
+        Ok(())
+    }
+
+    fn open(&self, _ctx: &SourceContext) -> Result<OpenedSource> {
+        let dir = self.path.clone().unwrap_or_default();
+        let idle = Duration::from_secs_f64(self.idle_timeout_s.max(0.0));
+        let meshes = match &self.dataset {
+            Some(root) => load_all_meshes(&BopDataset::open(root)?)?,
+            None => MeshLibrary::new(),
+        };
+        Ok(OpenedSource {
+            source: Box::new(DirectorySource::new(dir, self.scene_id, idle)),
+            meshes,
+            timeline: GtTimeline::default(),
         })
-    }
-}
-
-fn scene_frame(scene: &bop::Scene, im_id: u32) -> Result<SourceFrame> {
-    let camera = *scene.cameras.get(&im_id).ok_or_else(|| {
-        Error::format(
-            scene.dir.join("scene_camera.json"),
-            format!("no camera for image {im_id}"),
-        )
-    })?;
-    let encoded = EncodedFrame {
-        rgb: scene.image_path("rgb", im_id),
-        depth: scene.image_path("depth", im_id),
-        camera,
-    };
-    Ok(SourceFrame {
-        scene_id: scene.scene_id,
-        im_id,
-        gt: Arc::new(scene.gt.get(&im_id).cloned().unwrap_or_default()),
-        data: FrameData::Encoded(Arc::new(encoded)),
-    })
-}
-
-impl Source for SequenceSource {
-    fn name(&self) -> String {
-        self.name.clone()
-    }
-    fn poll(&mut self) -> Result<Poll> {
-        Ok(self.frames.next().map_or(Poll::End, Poll::Frame))
-    }
-    fn len_hint(&self) -> Option<usize> {
-        Some(self.total)
     }
 }
 

@@ -1,9 +1,14 @@
-//! Synthetic recordings for launch files: render a BOP-format sequence when it is missing, stream a
-//! synthetic sequence live from memory ([`SynthSource`]), and list the scenes of a dataset.
+//! `[source] kind = "synth"`: a synthetic sequence rendered frame by frame in memory, as a live
+//! camera would deliver it ([`SynthSource`]); and `[source.synth]`, the sequence description also
+//! used to render a BOP folder when a `bop` source's dataset is missing.
 
 use crate::core::error::{Error, Result};
 use crate::domains::pose::synth::{self, Motion, ObjectSource, SynthConfig, Synthesizer};
+use crate::runtime::pipeline::control_loop::GtTimeline;
 use crate::runtime::pipeline::message::FrameData;
+use crate::runtime::pipeline::plugin::{
+    missing, OpenedSource, SourceContext, SourcePlugin, SpecError,
+};
 use crate::runtime::pipeline::source::{Poll, Source, SourceFrame};
 use crate::runtime::pipeline::tracking::MeshLibrary;
 use clap::ValueEnum;
@@ -123,39 +128,38 @@ impl Source for SynthSource {
     }
 }
 
-/// Every `(split, scene_id)` of the dataset at `root`: directories `root/SPLIT/NNNNNN` holding a
-/// `scene_camera.json`, sorted.
-pub fn scenes_of(root: &Path) -> Result<Vec<(String, u32)>> {
-    let mut out = Vec::new();
-    for split in read_dirs(root)? {
-        let Some(split_name) = split.file_name().and_then(|s| s.to_str()).map(String::from) else {
-            continue;
-        };
-        for scene in read_dirs(&split)? {
-            let id = scene
-                .file_name()
-                .and_then(|s| s.to_str())
-                .and_then(|s| s.parse().ok());
-            if let Some(id) = id.filter(|_| scene.join("scene_camera.json").exists()) {
-                out.push((split_name.clone(), id));
-            }
-        }
-    }
-    out.sort();
-    if out.is_empty() {
-        return Err(Error::format(
-            root,
-            "no scenes (split/NNNNNN/scene_camera.json) found",
-        ));
-    }
-    Ok(out)
+/// `[source]` with `kind = "synth"` and its `[source.synth]` table.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SynthSourceSpec {
+    /// `"synth"`.
+    pub kind: String,
+    /// The sequence.
+    pub synth: Option<SynthSpec>,
 }
 
-fn read_dirs(dir: &Path) -> Result<Vec<std::path::PathBuf>> {
-    let rd = std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))?;
-    Ok(rd
-        .filter_map(|e| e.ok())
-        .map(|e| e.path())
-        .filter(|p| p.is_dir())
-        .collect())
+impl SourcePlugin for SynthSourceSpec {
+    fn check(&self) -> std::result::Result<(), SpecError> {
+        let spec =
+            (self.synth.as_ref()).ok_or_else(|| missing("synth", "a [source.synth] table"))?;
+        synth_config(Path::new("."), spec, 0)
+            .map(drop)
+            .map_err(|e| SpecError::table(e.to_string()))
+    }
+
+    fn open(&self, ctx: &SourceContext) -> Result<OpenedSource> {
+        let spec =
+            (self.synth.as_ref()).ok_or_else(|| Error::from(missing("synth", "[source.synth]")))?;
+        // A live source writes nothing; the root only names the sequence.
+        let root = std::env::temp_dir().join("hdpf-synth-live");
+        let source = SynthSource::new(&synth_config(&root, spec, ctx.seed)?)?;
+        let frames = (source.ground_truth().into_iter())
+            .map(|gt| gt.into_iter().map(|g| (g.obj_id, g.pose)).collect())
+            .collect();
+        Ok(OpenedSource {
+            meshes: source.meshes(),
+            timeline: GtTimeline::new(ctx.rate_hz, frames),
+            source: Box::new(source),
+        })
+    }
 }

@@ -1,0 +1,39 @@
+//! Sinks: where estimates go — one file per kind: JSON lines ([`jsonl`]: stdout, file, UDP) for
+//! controllers in any language, and BOP19 results CSV ([`csv`]) for evaluation; each with its
+//! `[sinks]` launch value (a [`crate::runtime::pipeline::plugin::SinkPlugin`]). Every line is
+//! written whole and flushed per frame, so a run stopped midway leaves valid files behind.
+
+pub mod csv;
+pub mod jsonl;
+
+pub use csv::{CsvSink, CsvSinkSpec};
+pub use jsonl::{
+    estimate_json, object_json, skipped_json, JsonLinesSink, JsonTarget, JsonlSinkSpec,
+};
+
+use crate::core::error::{Error, Result};
+use crate::runtime::pipeline::message::SinkMsg;
+
+/// A consumer of pipeline output, run on the sink thread.
+pub trait Sink: Send {
+    /// Name used in error messages.
+    fn name(&self) -> &str;
+    /// Whether this sink wants decoded frames ([`SinkMsg::Frame`]), e.g. to show images.
+    fn wants_frames(&self) -> bool {
+        false
+    }
+    /// Handle one message.
+    fn handle(&mut self, msg: &SinkMsg) -> Result<()>;
+    /// Flush and close at the end of the run (also after a failure).
+    fn finish(&mut self) -> Result<()> {
+        Ok(())
+    }
+}
+
+/// Creates the folder a file `path` goes in, if it has one.
+pub fn create_parent(path: &std::path::Path) -> Result<()> {
+    if let Some(d) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(d).map_err(|e| Error::io(d, e))?;
+    }
+    Ok(())
+}
