@@ -5,6 +5,7 @@
 mod support;
 
 use hdpf::app::launch::{self, RunKind};
+use hdpf::domains::recording::ros_msgs::{PoseWithCovarianceStamped, RosMessage};
 use hdpf::runtime::pipeline::QueuePolicy;
 use std::path::Path;
 
@@ -223,8 +224,10 @@ fn an_mcap_recording_tracks_as_its_bop_scene() {
         let out = root.join(format!("{name}.csv"));
         let text = format!(
             "seed = 5\n{source}\n[pipeline]\nrate_hz = 0.0\nprogress = false\n\
-             [[tracker]]\nfilter = \"rfpf\"\nparticles = 10\n[sinks]\ncsv = \"{}\"\n",
-            out.display()
+             [[tracker]]\nfilter = \"rfpf\"\nparticles = 10\n[sinks]\ncsv = \"{}\"\n\
+             [sinks.mcap]\npath = \"{}\"\n",
+            out.display(),
+            out.with_extension("mcap").display()
         );
         let l = launch::load_str(Path::new("t.toml"), &text, &[]).unwrap();
         let s = launch::run_track(&l).unwrap();
@@ -252,6 +255,23 @@ fn an_mcap_recording_tracks_as_its_bop_scene() {
         );
         let dt = (x.pose.translation.vector - y.pose.translation.vector).norm();
         assert!(dt < 1e-9 && x.pose.rotation.angle_to(&y.pose.rotation) < 1e-9);
+    }
+    // The estimates sink wrote one PoseWithCovarianceStamped per frame: the CSV's poses.
+    let bytes = std::fs::read(root.join("mcap.mcap")).unwrap();
+    let mut poses = Vec::new();
+    for m in mcap::MessageStream::new(&bytes).unwrap() {
+        let m = m.unwrap();
+        assert_eq!(m.channel.topic, "/hdpf/rfpf/obj_000001/pose");
+        assert_eq!(m.channel.message_encoding, "cdr");
+        poses.push(PoseWithCovarianceStamped::from_cdr(&m.data).unwrap());
+    }
+    assert_eq!(poses.len(), 4);
+    for (p, row) in poses.iter().zip(&b) {
+        assert_eq!(p.header.frame_id, "camera_color_optical_frame");
+        let dt = (p.pose.translation.vector - row.pose.translation.vector).norm();
+        assert!(dt < 1e-9 && p.pose.rotation.angle_to(&row.pose.rotation) < 1e-9);
+        let diag: Vec<f64> = (0..6).map(|k| p.covariance[7 * k]).collect();
+        assert!(diag.iter().all(|&v| v > 0.0 && v.is_finite()), "{diag:?}");
     }
     let _ = std::fs::remove_dir_all(&root);
 }

@@ -13,8 +13,10 @@ use super::Launch;
 use crate::app::viz::RerunSpec;
 use crate::core::error::{Error, Result};
 use crate::runtime::pipeline::plugin::{SinkPlugin, SourcePlugin, SpecError};
-use crate::runtime::pipeline::sink::{CsvSinkSpec, JsonlSinkSpec};
-use crate::runtime::pipeline::source::{BopSourceSpec, DirSourceSpec, SynthSourceSpec};
+use crate::runtime::pipeline::sink::{CsvSinkSpec, JsonlSinkSpec, McapSinkSpec};
+use crate::runtime::pipeline::source::{
+    BopSourceSpec, DirSourceSpec, McapSourceSpec, SynthSourceSpec,
+};
 use serde::de::{DeserializeOwned, DeserializeSeed, IgnoredAny, MapAccess, Visitor};
 use serde::Deserializer;
 use std::marker::PhantomData;
@@ -24,32 +26,33 @@ type Parse<P> = fn(&Launch, &[&str]) -> Result<Box<P>>;
 
 /// Source kinds: `[source] kind = "…"`.
 pub const SOURCES: &[(&str, Parse<dyn SourcePlugin>)] = &[
-    ("bop", |l, p| {
-        parse::<BopSourceSpec>(l, p).map(|s| Box::new(s) as _)
-    }),
-    ("dir", |l, p| {
-        parse::<DirSourceSpec>(l, p).map(|s| Box::new(s) as _)
-    }),
-    ("synth", |l, p| {
-        parse::<SynthSourceSpec>(l, p).map(|s| Box::new(s) as _)
-    }),
-    ("mcap", |l, p| {
-        parse::<crate::runtime::pipeline::source::McapSourceSpec>(l, p).map(|s| Box::new(s) as _)
-    }),
+    ("bop", boxed_source::<BopSourceSpec>),
+    ("dir", boxed_source::<DirSourceSpec>),
+    ("synth", boxed_source::<SynthSourceSpec>),
+    ("mcap", boxed_source::<McapSourceSpec>),
 ];
 
 /// Sink kinds: the keys of `[sinks]` (besides `summary_json`, the run summary written at the end).
 pub const SINKS: &[(&str, Parse<dyn SinkPlugin>)] = &[
-    ("jsonl", |l, p| {
-        parse::<JsonlSinkSpec>(l, p).map(|s| Box::new(s) as _)
-    }),
-    ("csv", |l, p| {
-        parse::<CsvSinkSpec>(l, p).map(|s| Box::new(s) as _)
-    }),
-    ("rerun", |l, p| {
-        parse::<RerunSpec>(l, p).map(|s| Box::new(s) as _)
-    }),
+    ("jsonl", boxed_sink::<JsonlSinkSpec>),
+    ("csv", boxed_sink::<CsvSinkSpec>),
+    ("mcap", boxed_sink::<McapSinkSpec>),
+    ("rerun", boxed_sink::<RerunSpec>),
 ];
+
+fn boxed_source<T: SourcePlugin + DeserializeOwned + 'static>(
+    launch: &Launch,
+    path: &[&str],
+) -> Result<Box<dyn SourcePlugin>> {
+    Ok(Box::new(parse::<T>(launch, path)?))
+}
+
+fn boxed_sink<T: SinkPlugin + DeserializeOwned + 'static>(
+    launch: &Launch,
+    path: &[&str],
+) -> Result<Box<dyn SinkPlugin>> {
+    Ok(Box::new(parse::<T>(launch, path)?))
+}
 
 /// The key of `[sinks]` that names the summary file rather than a streaming sink.
 pub const SUMMARY_KEY: &str = "summary_json";

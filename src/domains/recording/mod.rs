@@ -23,9 +23,9 @@
 //! `camera_color_optical_frame`. Messages are CDR (`message_encoding = "cdr"`), schemas are
 //! `ros2msg` (what rosbag2 writes), so `ros2 bag play`, Foxglove and `mcap` tools read the file.
 //!
-//! Estimates (for the MCAP / zenoh sinks that follow): one `geometry_msgs/msg/PoseWithCovarianceStamped`
-//! per object on `/hdpf/objects/obj_<id:06>/pose`, model→camera in metres, in the colour optical frame
-//! ([`ros_msgs::estimate_message`]).
+//! Estimates (the pipeline's `[sinks.mcap]`): one `geometry_msgs/msg/PoseWithCovarianceStamped`
+//! per tracker and object on `/hdpf/<tracker>/obj_<id:06>/pose`, model→camera in metres, in the
+//! colour optical frame ([`ros_msgs::estimate_message`], [`ros_msgs::estimate_topic`]).
 //!
 //! **Depth units.** ROS reads a `16UC1` image as millimetres (REP 118); BOP's raw values are
 //! millimetres × `depth_scale` (0.1 for YCB-V). The depth topic keeps the raw values (lossless), and

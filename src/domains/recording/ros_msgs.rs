@@ -476,9 +476,21 @@ pub fn covariance_from_ros(pose: &Isometry3<f64>, cov: &[f64; 36]) -> Matrix6<f6
     a_inv * c * a_inv.transpose()
 }
 
-/// The topic of object `obj_id`'s estimates: `/hdpf/objects/obj_<id:06>/pose`.
-pub fn estimate_topic(obj_id: u32) -> String {
-    format!("/hdpf/objects/obj_{obj_id:06}/pose")
+/// The topic of object `obj_id`'s estimates by tracker `tracker`:
+/// `/hdpf/<tracker>/obj_<id:06>/pose`, with every character of the tracker name that a ROS 2 name
+/// does not allow (anything but `[A-Za-z0-9_]`) written as `_` (`rfpf-newton` → `rfpf_newton`).
+pub fn estimate_topic(tracker: &str, obj_id: u32) -> String {
+    let name: String = tracker
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    format!("/hdpf/{name}/obj_{obj_id:06}/pose")
 }
 
 /// One estimate as a ROS message: model→camera `pose` (metres) in `frame_id` at `stamp_ns`, with
@@ -601,8 +613,8 @@ mod tests {
         assert_eq!(back.covariance, p.covariance);
         let e = estimate_message(&p.pose, None, 7, "cam");
         assert_eq!(
-            (e.covariance, estimate_topic(5).as_str()),
-            ([0.0; 36], "/hdpf/objects/obj_000005/pose")
+            (e.covariance, estimate_topic("rfpf-newton", 5).as_str()),
+            ([0.0; 36], "/hdpf/rfpf_newton/obj_000005/pose")
         );
         assert!((back.pose.to_homogeneous() - p.pose.to_homogeneous()).norm() < 1e-15);
         // Truncated payloads name the field that ran out.

@@ -1,15 +1,18 @@
 //! Sinks: where estimates go — one file per kind: JSON lines ([`jsonl`]: stdout, file, UDP) for
-//! controllers in any language, and BOP19 results CSV ([`csv`]) for evaluation; each with its
+//! controllers in any language, BOP19 results CSV ([`csv`]) for evaluation and ROS 2 messages in an
+//! MCAP file ([`mcap`]) for robot tools; each with its
 //! `[sinks]` launch value (a [`crate::runtime::pipeline::plugin::SinkPlugin`]). Every line is
 //! written whole and flushed per frame, so a run stopped midway leaves valid files behind.
 
 pub mod csv;
 pub mod jsonl;
+pub mod mcap;
 
 pub use csv::{CsvSink, CsvSinkSpec};
 pub use jsonl::{
     estimate_json, object_json, skipped_json, JsonLinesSink, JsonTarget, JsonlSinkSpec,
 };
+pub use mcap::{McapSink, McapSinkSpec};
 
 use crate::core::error::{Error, Result};
 use crate::runtime::pipeline::message::SinkMsg;
