@@ -9,7 +9,9 @@ use crate::app::viz::RerunSpec;
 use crate::core::error::{Error, Result};
 use crate::core::filter::FilterKind;
 use crate::domains::pose::bop::BopDataset;
-use crate::domains::pose::tracker::{parse_modalities, InitNoise, MotionModel, TrackerConfig};
+use crate::domains::pose::tracker::{
+    parse_modalities, InitNoise, MotionModel, RedetectConfig, TrackerConfig,
+};
 use crate::runtime::pipeline::control_loop::{ControlLoopConfig, GtTimeline};
 use crate::runtime::pipeline::synthetic::{synth_config, SynthSource, SynthSpec};
 use crate::runtime::pipeline::tracking::{MeshLibrary, TrackerProcessor};
@@ -130,7 +132,7 @@ fn default_true() -> bool {
 pub struct TrackerSpec {
     /// Stage name (default: the filter name).
     pub name: Option<String>,
-    /// `rfpf`, `grad`, `sir` or `mcl`.
+    /// A filter preset name: `rfpf`, `rfpf-newton`, `gn`, `grad`, `sir`, `mcl`, …
     pub filter: FilterKind,
     /// Particles per filter.
     #[serde(default = "default_particles")]
@@ -149,6 +151,11 @@ pub struct TrackerSpec {
     pub objects: Option<Vec<u32>>,
     /// Gradient step η of rfpf / grad.
     pub eta: Option<f64>,
+    /// Re-detection after loss (default true).
+    #[serde(default = "default_true")]
+    pub redetect: bool,
+    /// Correspondence rounds per frame, at most (1–20, default 1).
+    pub rounds: Option<Spanned<usize>>,
 }
 
 fn default_particles() -> Spanned<usize> {
@@ -308,6 +315,12 @@ impl Launch {
         c.motion = motion;
         if let Some(eta) = t.eta {
             c.eta = eta;
+        }
+        c.redetect = t.redetect.then(RedetectConfig::default);
+        if let Some(r) = &t.rounds {
+            c = c
+                .with_rounds(*r.get_ref())
+                .map_err(|e| self.error_at(r, e))?;
         }
         Ok(c)
     }
