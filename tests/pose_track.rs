@@ -79,7 +79,7 @@ fn track_args(root: &Path, out: &Path) -> TrackArgs {
         init_noise: None,
         init_results: None,
         rounds: 1,
-        redetect: "on".into(),
+        redetect: "off".into(),
         joint: false,
         seed: 0,
         out: out.to_path_buf(),

@@ -33,8 +33,10 @@ pub struct TrackArgs {
     /// the current estimate and runs one filter update, coarse to fine.
     #[arg(long, default_value_t = 1)]
     pub rounds: usize,
-    /// Re-detection after loss: `on` or `off`.
-    #[arg(long, default_value = "on", value_parser = ["on", "off"])]
+    /// Re-detection after loss: `on` or `off` (off by default: with the default depth modality it
+    /// raised mean ADD from 62 to 248 mm on the fast synthetic sequences and from 2.9 to 18 mm on
+    /// ycbv-mini test/49 — a pose in empty space, where depth is missing, scores as a perfect fit).
+    #[arg(long, default_value = "off", value_parser = ["on", "off"])]
     pub redetect: String,
     /// Particles per filter.
     #[arg(long, default_value_t = 100)]

@@ -151,8 +151,8 @@ pub struct TrackerSpec {
     pub objects: Option<Vec<u32>>,
     /// Gradient step η of rfpf / grad.
     pub eta: Option<f64>,
-    /// Re-detection after loss (default true).
-    #[serde(default = "default_true")]
+    /// Re-detection after loss (default false, as `hdpf track --redetect`).
+    #[serde(default)]
     pub redetect: bool,
     /// Correspondence rounds per frame, at most (1–20, default 1).
     pub rounds: Option<Spanned<usize>>,
