@@ -182,7 +182,7 @@ pub fn run_track(args: &TrackArgs) -> Result<TrackReport> {
             cfg.filter,
             if cfg.joint { "joint" } else { "per-object" },
             args.scene,
-            cfg.particles
+            cfg.particles_per_filter()
         ),
     );
     Ok(report)

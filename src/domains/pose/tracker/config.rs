@@ -208,6 +208,14 @@ impl TrackerConfig {
         Ok(self)
     }
 
+    /// Hypotheses per filter: 1 for `gn` (one Gauss–Newton hypothesis), else `particles`.
+    pub fn particles_per_filter(&self) -> usize {
+        match self.filter {
+            FilterKind::Gn => 1,
+            _ => self.particles,
+        }
+    }
+
     /// The modality widening of round `r` (0-based) of a frame with spread factor `f ≥ 1`:
     /// `f · round_coarse` for the first of several rounds, `f` otherwise.
     pub(super) fn round_widen(&self, r: usize, f: f64) -> f64 {

@@ -411,7 +411,7 @@ impl Tracker {
             return spec.build(model);
         }
         // One hypothesis, at the initial pose.
-        spec.particles = 1;
+        spec.particles = c.particles_per_filter();
         let m = 6 * self.groups[g].members.len();
         spec.build_with(ParticleSet::from_vec(1, m, vec![0.0; m])?)
     }
