@@ -311,3 +311,22 @@ particles = 10
     assert_eq!(s.source_frames, 4);
     assert_eq!(s.tracker("sir").unwrap().frames, 4, "{s}");
 }
+
+#[test]
+fn tracker_tables_take_rounds_redetect_and_the_newton_filters() {
+    let text = GOOD.replace(
+        "filter = \"sir\"\nparticles = 20",
+        "filter = \"gn\"\nparticles = 20\nrounds = 4\nredetect = true",
+    );
+    let l = launch::load_str(Path::new("good.toml"), &text, &[]).unwrap();
+    let plain = l.tracker_config(&l.file.tracker[0]).unwrap();
+    assert_eq!((plain.rounds, plain.redetect.is_some()), (1, false));
+    let gn = l.tracker_config(&l.file.tracker[1]).unwrap();
+    assert_eq!((gn.rounds, gn.redetect.is_some()), (4, true));
+    assert_eq!(gn.particles_per_filter(), 1);
+    let e = err(&text.replace("rounds = 4", "rounds = 0"), &[]);
+    assert!(
+        e.contains("tracker[1].rounds") && e.contains("1..=20"),
+        "{e}"
+    );
+}

@@ -78,6 +78,8 @@ fn track_args(root: &Path, out: &Path) -> TrackArgs {
         modalities: "depth".into(),
         init_noise: None,
         init_results: None,
+        rounds: 1,
+        redetect: "off".into(),
         joint: false,
         seed: 0,
         out: out.to_path_buf(),

@@ -24,6 +24,8 @@ fn args(root: &Path, split: &str, scene: u32) -> TrackArgs {
         modalities: "depth".into(),
         init_noise: None,
         init_results: None,
+        rounds: 1,
+        redetect: "off".into(),
         joint: false,
         seed: 0,
         out: std::env::temp_dir().join(format!("hdpf_track_{split}_{scene}.csv")),

@@ -137,6 +137,8 @@ impl FrameProcessor for EchoGt {
                 velocity: Vector6::zeros(),
                 particles: self.particles.then(|| cloud(&g.pose)),
                 spread: 0.001,
+                quality: 1.0,
+                lost: false,
                 diagnostics: Diagnostics::default(),
             })
             .collect())

@@ -7,7 +7,9 @@
 
 use crate::core::error::{Error, Result};
 use crate::core::filter::FilterKind;
-use crate::domains::pose::tracker::{parse_modalities, InitNoise, MotionModel, TrackerConfig};
+use crate::domains::pose::tracker::{
+    parse_modalities, InitNoise, MotionModel, RedetectConfig, TrackerConfig,
+};
 use crate::runtime::pipeline::control_loop::{ControlLoopConfig, GtTimeline};
 use crate::runtime::pipeline::tracking::{MeshLibrary, TrackerProcessor};
 use crate::runtime::pipeline::{ModelPoints, Pipeline, PipelineConfig, QueuePolicy, RunSummary};
@@ -126,7 +128,7 @@ fn default_true() -> bool {
 pub struct TrackerSpec {
     /// Stage name (default: the filter name).
     pub name: Option<String>,
-    /// `rfpf`, `grad`, `sir` or `mcl`.
+    /// A filter preset name: `rfpf`, `rfpf-newton`, `gn`, `grad`, `sir`, `mcl`, …
     pub filter: FilterKind,
     /// Particles per filter.
     #[serde(default = "default_particles")]
@@ -145,6 +147,11 @@ pub struct TrackerSpec {
     pub objects: Option<Vec<u32>>,
     /// Gradient step η of rfpf / grad.
     pub eta: Option<f64>,
+    /// Re-detection after loss (default false, as `hdpf track --redetect`).
+    #[serde(default)]
+    pub redetect: bool,
+    /// Correspondence rounds per frame, at most (1–20, default 1).
+    pub rounds: Option<Spanned<usize>>,
 }
 
 fn default_particles() -> Spanned<usize> {
@@ -309,6 +316,12 @@ impl Launch {
         c.motion = motion;
         if let Some(eta) = t.eta {
             c.eta = eta;
+        }
+        c.redetect = t.redetect.then(RedetectConfig::default);
+        if let Some(r) = &t.rounds {
+            c = c
+                .with_rounds(*r.get_ref())
+                .map_err(|e| self.error_at(r, e))?;
         }
         Ok(c)
     }

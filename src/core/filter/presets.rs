@@ -13,6 +13,7 @@
 //! | `enkf` | [`EnsembleParams`] | propagate → stochastic EnKF analysis (perturbed observations) |
 //! | `etkf` | [`EnsembleParams`] | propagate → square-root ETKF analysis |
 //! | `svgd` | [`SvgdConfig`] | propagate → K SVGD sub-steps (RBF kernel, median heuristic) |
+//! | `gn` | [`GnParams`] | Levenberg–Marquardt step (I/s + J̄)⁻¹∇L on each hypothesis, no process noise (meant for n = 1) |
 //!
 //! Adding a preset: a variant of [`FilterKind`] (its name) and of [`Preset`] (its parameters), its
 //! parameter struct and its step list below.
@@ -53,11 +54,13 @@ pub enum FilterKind {
     Etkf,
     /// Stein variational gradient descent (Liu & Wang 2016).
     Svgd,
+    /// Gauss–Newton / Levenberg–Marquardt on one hypothesis (the ICG-style baseline).
+    Gn,
 }
 
 impl FilterKind {
     /// Every preset, in the order tables list them.
-    pub const ALL: [FilterKind; 10] = [
+    pub const ALL: [FilterKind; 11] = [
         FilterKind::Rfpf,
         FilterKind::Grad,
         FilterKind::Sir,
@@ -68,6 +71,7 @@ impl FilterKind {
         FilterKind::Enkf,
         FilterKind::Etkf,
         FilterKind::Svgd,
+        FilterKind::Gn,
     ];
 
     /// The state-estimation filters the benchmarks compare by default.
@@ -91,6 +95,7 @@ impl FilterKind {
             FilterKind::Enkf => "enkf",
             FilterKind::Etkf => "etkf",
             FilterKind::Svgd => "svgd",
+            FilterKind::Gn => "gn",
         }
     }
 
@@ -109,7 +114,7 @@ impl FilterKind {
 
     /// Whether the preset needs the model's Gauss–Newton curvature ([`Model::curvature`]).
     pub fn needs_curvature(self) -> bool {
-        self == FilterKind::RfpfNewton
+        matches!(self, FilterKind::RfpfNewton | FilterKind::Gn)
     }
 
     /// Whether the preset needs a linear(ised) observation ([`Model::linear_observation`]).
@@ -337,6 +342,50 @@ impl NewtonParams {
     }
 }
 
+/// Parameters of `gn`: the Newton move with the cloud's covariance replaced by the fixed floor
+/// (`α = 1`, no pair term, no propagation), so that each hypothesis takes the damped Gauss–Newton
+/// (Levenberg–Marquardt) step `x ← x − η (I/s + J̄)⁻¹ ∇L(x)`, `λ = 1/s`.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GnParams {
+    /// Step fraction `η ∈ (0, 1]`.
+    #[serde(default = "one")]
+    pub eta: f64,
+    /// The trust-region variance `s` in state units² (Levenberg–Marquardt damping `λ = 1/s`).
+    #[serde(default = "one")]
+    pub floor: f64,
+    /// Halvings of a step whose loss rises (0: none).
+    #[serde(default = "three")]
+    pub backtrack: usize,
+}
+
+fn three() -> usize {
+    3
+}
+
+impl Default for GnParams {
+    fn default() -> Self {
+        Self {
+            eta: 1.0,
+            floor: 1.0,
+            backtrack: three(),
+        }
+    }
+}
+
+impl GnParams {
+    /// The Newton step's configuration (`α = 1`: the prior is `s·I`).
+    pub fn config(&self) -> NewtonConfig {
+        NewtonConfig {
+            eta: self.eta,
+            shrinkage: 1.0,
+            floor: Some(self.floor),
+            pair: None,
+            backtrack: self.backtrack,
+        }
+    }
+}
+
 /// Parameters of `enkf` and `etkf`.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -394,6 +443,8 @@ pub enum Preset {
     Etkf(EnsembleParams),
     /// SVGD.
     Svgd(SvgdConfig),
+    /// Gauss–Newton / Levenberg–Marquardt.
+    Gn(GnParams),
 }
 
 impl Preset {
@@ -410,6 +461,7 @@ impl Preset {
             FilterKind::Enkf => Preset::Enkf(EnsembleParams::default()),
             FilterKind::Etkf => Preset::Etkf(EnsembleParams::default()),
             FilterKind::Svgd => Preset::Svgd(SvgdConfig::default()),
+            FilterKind::Gn => Preset::Gn(GnParams::default()),
         }
     }
 
@@ -426,6 +478,7 @@ impl Preset {
             Preset::Enkf(_) => FilterKind::Enkf,
             Preset::Etkf(_) => FilterKind::Etkf,
             Preset::Svgd(_) => FilterKind::Svgd,
+            Preset::Gn(_) => FilterKind::Gn,
         }
     }
 
@@ -467,6 +520,7 @@ impl Preset {
                 Step::EnsembleKalman(p.config(Analysis::SquareRoot)),
             ],
             Preset::Svgd(c) => vec![Step::Propagate, Step::Svgd(*c)],
+            Preset::Gn(p) => vec![Step::Newton(p.config())],
         }
     }
 
@@ -493,6 +547,7 @@ impl Preset {
             Preset::RfpfNewton(p) => p.config().validate(),
             Preset::Enkf(p) | Preset::Etkf(p) => p.config(Analysis::Stochastic).validate(),
             Preset::Svgd(c) => c.validate(),
+            Preset::Gn(p) => p.config().validate(),
             _ => Ok(()),
         }
     }

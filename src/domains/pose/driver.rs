@@ -104,6 +104,9 @@ pub struct TrackRun {
     pub latencies: Vec<f64>,
     /// Decoding time per frame (s).
     pub decode: Vec<f64>,
+    /// Per object and tracked frame: object id, tracking quality and whether it was lost
+    /// ([`FrameOutput::quality`], [`FrameOutput::lost`]).
+    pub tracking: Vec<(u32, f64, bool)>,
 }
 
 /// A tracker and what it has done so far.
@@ -159,6 +162,9 @@ impl Driver {
         self.run.decode.push(decode + t0.elapsed().as_secs_f64());
         let out = self.tracker.step(frame)?;
         self.run.latencies.extend(&out.seconds);
+        let objects = self.tracker.objects().iter();
+        let judged = objects.zip(out.quality.iter().zip(&out.lost));
+        (self.run.tracking).extend(judged.map(|(o, (&q, &lost))| (o.obj_id, q, lost)));
         if self.record {
             let time: f64 = out.seconds.iter().sum();
             let rows = self

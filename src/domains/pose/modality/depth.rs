@@ -302,6 +302,30 @@ impl Modality for DepthModality {
             * self.norm
     }
 
+    /// `H(ξ) = n_eff/(Nσ²) Σ_i w_i J_iJ_iᵀ` over the residual points at `motion`, with the
+    /// point-to-plane Jacobian `J_i = [n_i'; J_lᵀ (R v_i × n_i')]` (association held fixed,
+    /// `n_i' = R n_i`) and the IRLS weight `w_i = ψ(r_i)/r_i` (1 at `r = 0`); outliers, missing
+    /// depth and discontinuities weigh 0. At a zero-residual fit of a locally planar surface this
+    /// is the exact Hessian of the loss.
+    fn curvature_at(&self, motion: &RigidMotion) -> Matrix6<f64> {
+        let mut h = Matrix6::zeros();
+        for (v, n) in &self.points {
+            let rv = motion.rotate(v);
+            let q = motion.place(&self.centre, &rv);
+            let nr = motion.rot * n;
+            if let Term::Residual { r, .. } = self.term(&q, &nr) {
+                let w = match r.abs() > 1e-12 {
+                    true => self.params.robust.psi(r) / r,
+                    false => 1.0,
+                };
+                let m = motion.jl.tr_mul(&rv.cross(&nr));
+                let j = Vector6::new(nr.x, nr.y, nr.z, m.x, m.y, m.z);
+                h += j * j.transpose() * w.max(0.0);
+            }
+        }
+        h * self.norm
+    }
+
     fn len(&self) -> usize {
         self.points.len()
     }

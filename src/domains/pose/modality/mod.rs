@@ -237,6 +237,14 @@ pub trait Modality: Send + Sync {
     /// Gauss–Newton curvature `Σ ψ'(0) JᵀJ` at `ξ = 0` (for step-size bounds).
     fn curvature(&self) -> Matrix6<f64>;
 
+    /// Gauss–Newton curvature at `motion` with the robust (IRLS) weights of the residuals there,
+    /// `H(ξ) = Σ_i w_i J_i(ξ)ᵀ J_i(ξ)`, `w_i = ψ(r_i)/r_i` (0 for outliers and ignored points),
+    /// in the coordinates of [`Modality::loss_grad`] — what Newton moves linearise about. The
+    /// default is [`Modality::curvature`] (unit weights at `ξ = 0`).
+    fn curvature_at(&self, _motion: &RigidMotion) -> Matrix6<f64> {
+        self.curvature()
+    }
+
     /// Number of prepared correspondences.
     fn len(&self) -> usize;
 
@@ -266,8 +274,11 @@ pub struct ObjectTerms {
     pub modalities: Vec<(f64, Box<dyn Modality>)>,
     /// Per-coordinate scale `D` (metres, radians) of one state unit.
     pub scale: Vector6<f64>,
-    /// Prior standard deviation `s` per state coordinate (state units), centred at 0.
+    /// Prior standard deviation `s` per state coordinate (state units), centred at `prior_centre`.
     pub prior_sigma: Vector6<f64>,
+    /// Centre `c` of the motion prior (state units): 0 at the frame's prediction; later
+    /// correspondence rounds linearise about another chart and keep the prior at the prediction.
+    pub prior_centre: Vector6<f64>,
     /// Process-noise standard deviation per state coordinate (state units); 0 disables it.
     pub process_sigma: Vector6<f64>,
 }
@@ -304,16 +315,30 @@ impl ObjectTerms {
         total + self.prior(x, Some(grad))
     }
 
-    /// Motion prior `½ Σ (x_j/s_j)²`, adding `x_j/s_j²` into `grad`.
+    /// Motion prior `½ Σ ((x_j − c_j)/s_j)²`, adding `(x_j − c_j)/s_j²` into `grad`.
     fn prior(&self, x: &[f64], grad: Option<&mut [f64]>) -> f64 {
+        let c = &self.prior_centre;
         if let Some(g) = grad {
             for j in 0..6 {
-                g[j] += x[j] / self.prior_sigma[j].powi(2);
+                g[j] += (x[j] - c[j]) / self.prior_sigma[j].powi(2);
             }
         }
         (0..6)
-            .map(|j| 0.5 * (x[j] / self.prior_sigma[j]).powi(2))
+            .map(|j| 0.5 * ((x[j] - c[j]) / self.prior_sigma[j]).powi(2))
             .sum()
+    }
+
+    /// The Gauss–Newton curvature of this block's loss at `x` (state units): the modalities'
+    /// [`Modality::curvature_at`] whitened by `D`, plus the motion prior's Hessian,
+    /// `J(x) = D (Σ_m w_m H_m(D x)) D + diag(1/s_j²)` — the same coordinates and scaling as
+    /// [`ObjectTerms::loss`] and its gradient.
+    pub fn curvature(&self, x: &[f64]) -> Matrix6<f64> {
+        let motion = RigidMotion::new(&self.tangent(x));
+        let d = Matrix6::from_diagonal(&self.scale);
+        let h: Matrix6<f64> = (self.modalities.iter())
+            .map(|(w, m)| m.curvature_at(&motion) * *w)
+            .fold(Matrix6::zeros(), |a, b| a + b);
+        d * h * d + Matrix6::from_diagonal(&self.prior_sigma.map(|s| 1.0 / (s * s)))
     }
 
     /// Largest eigenvalue of the Gauss–Newton Hessian in state units, `λ_max(D H D) + max 1/s²`.
@@ -383,6 +408,22 @@ impl Model for ObservationModel {
             .zip(x.chunks(6).zip(grad.chunks_mut(6)))
             .map(|(o, (xk, gk))| o.loss_grad(xk, gk))
             .sum()
+    }
+
+    /// Block-diagonal: object `k`'s block is [`ObjectTerms::curvature`] at its coordinates
+    /// (objects share no terms), written row-major into the `6K × 6K` output.
+    fn curvature(&self, x: &[f64], out: &mut [f64]) -> bool {
+        let m = self.dim();
+        out.fill(0.0);
+        for (k, (o, xk)) in self.blocks(x).enumerate() {
+            let c = o.curvature(xk);
+            for r in 0..6 {
+                for col in 0..6 {
+                    out[(6 * k + r) * m + 6 * k + col] = c[(r, col)];
+                }
+            }
+        }
+        true
     }
 
     /// The blocks are independent, so the bound is the largest block bound.

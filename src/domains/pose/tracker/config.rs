@@ -134,6 +134,15 @@ pub struct TrackerConfig {
     pub hypotheses: usize,
     /// Re-detection after loss (off by default).
     pub redetect: Option<RedetectConfig>,
+    /// Correspondence rounds per frame, at most (≥ 1): each round prepares the modalities about
+    /// the current estimate and runs one filter update; the motion prior stays at the prediction.
+    pub rounds: usize,
+    /// With several rounds, the first one widens the modalities' robust scales by this factor
+    /// (coarse to fine); later rounds use the spread-based factor alone.
+    pub round_coarse: f64,
+    /// A round after the first that moves every estimate by less than this (state units, the
+    /// largest coordinate of the mean update) ends the frame's rounds early.
+    pub round_tol: f64,
 }
 
 impl Default for TrackerConfig {
@@ -156,6 +165,9 @@ impl Default for TrackerConfig {
             surface_samples: 3000,
             hypotheses: 2000,
             redetect: None,
+            rounds: 1,
+            round_coarse: 2.0,
+            round_tol: 0.1,
         }
     }
 }
@@ -184,6 +196,33 @@ impl TrackerConfig {
         self.init_noise = noise;
         self.init_updates = if noise.is_some() { 10 } else { 1 };
         self
+    }
+
+    /// With at most `rounds` correspondence rounds per frame; an error naming `rounds` unless
+    /// `1 ≤ rounds ≤ 20` (each round costs a full filter update).
+    pub fn with_rounds(mut self, rounds: usize) -> Result<Self> {
+        if !(1..=20).contains(&rounds) {
+            return Err(Error::param("rounds", rounds, "must lie in 1..=20"));
+        }
+        self.rounds = rounds;
+        Ok(self)
+    }
+
+    /// Hypotheses per filter: 1 for `gn` (one Gauss–Newton hypothesis), else `particles`.
+    pub fn particles_per_filter(&self) -> usize {
+        match self.filter {
+            FilterKind::Gn => 1,
+            _ => self.particles,
+        }
+    }
+
+    /// The modality widening of round `r` (0-based) of a frame with spread factor `f ≥ 1`:
+    /// `f · round_coarse` for the first of several rounds, `f` otherwise.
+    pub(super) fn round_widen(&self, r: usize, f: f64) -> f64 {
+        match self.rounds > 1 && r == 0 {
+            true => f * self.round_coarse.max(1.0),
+            false => f,
+        }
     }
 
     /// The images the modalities read.

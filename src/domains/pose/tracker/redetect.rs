@@ -185,8 +185,44 @@ impl Tracker {
         Ok(total)
     }
 
-    /// Check object `k` (member `j` of group `g`) for loss and re-detect it about `pred` (this
-    /// frame's prediction); true when its estimate was replaced.
+    /// Judge object `k`'s estimate with the trigger of `rd`: its detection loss `ℓ` there (kept
+    /// as the state's `detection`, 0 when nothing of the object is visible, and as its quality
+    /// `1 − min(1, ℓ)`, 0 when nothing is visible, NaN without a judging modality) fed to the
+    /// running level; true when it signals a loss (counted in the state's `lost`).
+    pub(super) fn judge(
+        &mut self,
+        k: usize,
+        rd: &RedetectConfig,
+        frame: &RgbdFrame,
+        maps: &FrameMaps,
+    ) -> Result<bool> {
+        let est = self.states[k].estimate;
+        let judged = self.has_detection_judge(frame, maps);
+        let loss = self.detection_loss(k, &est, frame, maps)?;
+        self.states[k].quality = match (judged, loss) {
+            (false, _) => f64::NAN,
+            (true, None) => 0.0,
+            (true, Some(l)) => (1.0 - l).clamp(0.0, 1.0),
+        };
+        self.states[k].detection = loss.unwrap_or(0.0);
+        let lost = self.update_level(k, self.states[k].detection, rd);
+        if lost {
+            self.states[k].lost += 1;
+        }
+        Ok(lost)
+    }
+
+    /// Whether any modality of the frame judges detections.
+    fn has_detection_judge(&self, frame: &RgbdFrame, maps: &FrameMaps) -> bool {
+        let Some(obj) = self.objects.first() else {
+            return false;
+        };
+        let chart = PoseChart::new(Isometry3::identity(), &obj.centre);
+        (maps.terms.iter()).any(|m| m.detection_loss(&frame.camera, &chart, &[]).is_some())
+    }
+
+    /// Re-detect object `k` (member `j` of group `g`), just judged lost by [`Tracker::judge`],
+    /// about `pred` (this frame's prediction); true when its estimate was replaced.
     #[allow(clippy::too_many_arguments)]
     pub(super) fn redetect(
         &mut self,
@@ -199,12 +235,8 @@ impl Tracker {
         maps: &FrameMaps,
     ) -> Result<bool> {
         let est = self.states[k].estimate;
-        let loss = self.detection_loss(k, &est, frame, maps)?.unwrap_or(0.0);
-        if !self.update_level(k, loss, rd) {
-            return Ok(false);
-        }
-        let lost = self.states[k].lost;
-        self.states[k].lost += 1;
+        let loss = self.states[k].detection;
+        let lost = self.states[k].lost - 1;
         // Hold the estimate (no velocity) rather than let it run away.
         self.states[k].previous = Some(est);
         if !rd.searches_after(lost) {
@@ -217,6 +249,7 @@ impl Tracker {
             return Ok(false);
         }
         self.restart_about(g, j, k, winner, salt);
+        self.states[k].quality = (1.0 - found).clamp(0.0, 1.0);
         Ok(true)
     }
 

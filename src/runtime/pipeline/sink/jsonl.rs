@@ -105,6 +105,8 @@ pub fn object_json(o: &ObjectEstimate) -> Value {
         "velocity": o.velocity.as_slice(),
         "ess": o.diagnostics.ess,
         "loss_std": o.diagnostics.loss_std,
+        "quality": o.quality,
+        "lost": o.lost,
     })
 }
 
