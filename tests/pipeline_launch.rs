@@ -74,6 +74,15 @@ fn bad_value_is_rejected_with_line_and_key() {
     );
     let e = err(&GOOD.replace("\"test/1\"", "\"test\""), &[]);
     assert!(e.contains("line 8") && e.contains("source.scenes"), "{e}");
+    // Values serde accepts but a filter cannot use are refused when the file is read.
+    for eta in ["nan", "inf", "-0.1", "0.0"] {
+        let bad = GOOD.replace(
+            "particles = 20\n\n",
+            &format!("particles = 20\neta = {eta}\n\n"),
+        );
+        let e = err(&bad, &[]);
+        assert!(e.contains("line 17") && e.contains("tracker[0].eta"), "{e}");
+    }
     let e = err(
         &GOOD.replace(
             "particles = 20\n\n",

@@ -145,8 +145,8 @@ pub struct TrackerSpec {
     pub motion: Option<Spanned<String>>,
     /// Object ids to track (default: every object with ground truth in the first frame).
     pub objects: Option<Vec<u32>>,
-    /// Gradient step η of rfpf / grad.
-    pub eta: Option<f64>,
+    /// Gradient step η of rfpf / grad (finite, > 0).
+    pub eta: Option<Spanned<f64>>,
     /// Re-detection after loss (default false, as `hdpf track --redetect`).
     #[serde(default)]
     pub redetect: bool,
@@ -314,8 +314,12 @@ impl Launch {
         c.modalities = modalities;
         c.joint = t.joint;
         c.motion = motion;
-        if let Some(eta) = t.eta {
-            c.eta = eta;
+        if let Some(eta) = &t.eta {
+            if !(eta.get_ref().is_finite() && *eta.get_ref() > 0.0) {
+                let why = format!("eta = {} must be finite and > 0", eta.get_ref());
+                return Err(self.error_at(eta, why));
+            }
+            c.eta = *eta.get_ref();
         }
         c.redetect = t.redetect.then(RedetectConfig::default);
         if let Some(r) = &t.rounds {
