@@ -74,6 +74,15 @@ fn bad_value_is_rejected_with_line_and_key() {
     );
     let e = err(&GOOD.replace("\"test/1\"", "\"test\""), &[]);
     assert!(e.contains("line 8") && e.contains("source.scenes"), "{e}");
+    // A particle count whose buffers cannot be allocated is refused, naming the memory it needs.
+    let e = err(
+        &GOOD.replace("particles = 20\n\n", "particles = 100000000000\n\n"),
+        &[],
+    );
+    assert!(
+        e.contains("line 16") && e.contains("tracker[0].particles") && e.contains("TiB"),
+        "{e}"
+    );
     // Values serde accepts but a filter cannot use are refused when the file is read.
     for eta in ["nan", "inf", "-0.1", "0.0"] {
         let bad = GOOD.replace(

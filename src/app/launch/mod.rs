@@ -6,6 +6,7 @@
 //! (`tracker.1.particles=50` indexes `[[tracker]]` tables; values are TOML, bare words are strings).
 
 use crate::core::error::{Error, Result};
+use crate::core::filter::particles::BUFFERS;
 use crate::core::filter::FilterKind;
 use crate::domains::pose::tracker::{
     parse_modalities, InitNoise, MotionModel, RedetectConfig, TrackerConfig,
@@ -309,6 +310,10 @@ impl Launch {
         if *t.particles.get_ref() == 0 {
             return Err(self.error_at(&t.particles, "need at least one particle"));
         }
+        // One object's filter (6 dimensions) must fit in memory, checked before anything runs.
+        let n = *t.particles.get_ref();
+        crate::core::memory::check("particles", n, &[n, 6, BUFFERS], 8)
+            .map_err(|e| self.error_at(&t.particles, e))?;
         let mut c = TrackerConfig::new(t.filter, *t.particles.get_ref(), self.file.seed)
             .with_init_noise(init_noise);
         c.modalities = modalities;

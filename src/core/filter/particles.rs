@@ -13,6 +13,9 @@ use crate::core::filter::rng;
 use nalgebra::{DMatrix, DVector};
 use rayon::prelude::*;
 
+/// About how many n×m buffers of `f64` a running filter keeps (for the memory check).
+pub const BUFFERS: usize = 4;
+
 /// `n` particles of dimension `m`, row-major, plus optional normalised log-weights.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ParticleSet {
@@ -144,13 +147,18 @@ impl ParticleSet {
             .collect()
     }
 
-    /// Draw `n` particles from the model's prior, particle `i` from stream `(seed, 0, i)`.
+    /// Draw `n` particles from the model's prior, particle `i` from stream `(seed, 0, i)`; `n` is
+    /// refused (naming it and the memory it needs) when its buffers exceed the memory budget
+    /// ([`crate::core::memory`]).
     pub fn from_prior<M: Model + ?Sized>(model: &M, n: usize, seed: u64) -> Result<Self> {
         let m = model.dim();
-        let mut set = Self::from_vec(n.max(1), m.max(1), vec![0.0; n.max(1) * m.max(1)])?;
         if n == 0 {
             return Err(Error::param("particles", n, "need at least one particle"));
         }
+        // The engine keeps about four n×m buffers (particles, a spare for rollback, gradients,
+        // moves): refuse a count whose buffers cannot fit before allocating any of them.
+        crate::core::memory::check("particles", n, &[n, m.max(1), BUFFERS], 8)?;
+        let mut set = Self::from_vec(n, m.max(1), vec![0.0; n * m.max(1)])?;
         set.data
             .par_chunks_mut(m)
             .enumerate()

@@ -1,0 +1,99 @@
+//! Memory budgets: a size a user supplies (particles, dimensions) is checked against what it would
+//! allocate before anything is allocated, so a too-large value is an error naming the value and the
+//! memory it would need, not an abort in the allocator.
+//!
+//! The budget is `HDPF_MAX_MEMORY` (bytes, or with a `K`/`M`/`G`/`T` suffix, powers of 1024) when set,
+//! else the memory the machine has available now (`MemAvailable` of `/proc/meminfo`); where neither
+//! is known only arithmetic overflow is refused.
+
+use crate::core::error::{Error, Result};
+
+/// The environment variable that caps the memory hdpf may plan to use.
+pub const MAX_MEMORY_ENV: &str = "HDPF_MAX_MEMORY";
+
+/// `"512M"` → 536870912; bare numbers are bytes.
+pub fn parse_bytes(s: &str) -> Option<u64> {
+    let s = s.trim();
+    let (num, unit) = match s.char_indices().last()? {
+        (i, c) if c.is_ascii_alphabetic() => (&s[..i], c.to_ascii_uppercase()),
+        _ => (s, 'B'),
+    };
+    let shift = match unit {
+        'B' => 0,
+        'K' => 10,
+        'M' => 20,
+        'G' => 30,
+        'T' => 40,
+        _ => return None,
+    };
+    let v: f64 = num.trim().parse().ok()?;
+    (v.is_finite() && v >= 0.0).then(|| (v * (1u64 << shift) as f64) as u64)
+}
+
+/// The budget in bytes: `HDPF_MAX_MEMORY`, else `MemAvailable`, else unknown.
+pub fn budget() -> Option<u64> {
+    if let Ok(v) = std::env::var(MAX_MEMORY_ENV) {
+        return parse_bytes(&v);
+    }
+    let info = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = info.lines().find(|l| l.starts_with("MemAvailable:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    kb.checked_mul(1024)
+}
+
+/// `bytes` in a readable unit.
+pub fn human(bytes: f64) -> String {
+    let units = ["B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"];
+    let mut v = bytes;
+    let mut k = 0;
+    while v >= 1024.0 && k + 1 < units.len() {
+        v /= 1024.0;
+        k += 1;
+    }
+    format!("{v:.1} {}", units[k])
+}
+
+/// Refuses `name = value` when `count` items of `item_bytes` bytes (`count` = the product of
+/// `factors`) overflow or exceed the budget.
+pub fn check(name: &str, value: impl ToString, factors: &[usize], item_bytes: usize) -> Result<()> {
+    let need = factors.iter().map(|&f| f as f64).product::<f64>() * item_bytes as f64;
+    let overflow = factors
+        .iter()
+        .try_fold(item_bytes, |acc, &f| acc.checked_mul(f))
+        .is_none();
+    let budget = budget();
+    if !overflow && budget.is_none_or(|b| need <= b as f64) {
+        return Ok(());
+    }
+    let have = budget.map_or("more than this machine can address".into(), |b| {
+        format!("{} available", human(b as f64))
+    });
+    let why = format!(
+        "would need {} of memory ({have}; {MAX_MEMORY_ENV} sets the budget)",
+        human(need)
+    );
+    Err(Error::param(name, value, why))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_and_budgets() {
+        assert_eq!(parse_bytes("512M"), Some(512 << 20));
+        assert_eq!(parse_bytes("2g"), Some(2 << 30));
+        assert_eq!(parse_bytes("1000"), Some(1000));
+        assert_eq!(parse_bytes("lots"), None);
+        assert_eq!(human(1536.0), "1.5 KiB");
+        // 1e11 particles × 6 dimensions × 8 bytes is 4.4 TiB: more than any budget here.
+        let e = check("particles", 100_000_000_000u64, &[100_000_000_000, 6], 8).unwrap_err();
+        let e = e.to_string();
+        assert!(
+            e.contains("particles") && e.contains("100000000000") && e.contains("TiB"),
+            "{e}"
+        );
+        assert!(check("particles", "huge", &[usize::MAX, 2], 8).is_err());
+        assert!(check("particles", 100, &[100, 6], 8).is_ok());
+    }
+}
