@@ -115,8 +115,18 @@ impl Default for TrackingArgs {
 pub enum Budget {
     /// The `--particles` value.
     Particles,
-    /// Scaled to match the reference method's wall-clock time per step.
-    Time,
+    /// Scaled to match the reference method's wall-clock time per step at this `--particles` value.
+    Time(usize),
+}
+
+impl fmt::Display for Budget {
+    /// `particles`, or `time@n` for the equal-time run against the reference at `n` particles.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Budget::Particles => f.write_str("particles"),
+            Budget::Time(n) => write!(f, "time@{n}"),
+        }
+    }
 }
 
 /// One CSV row: a (method, m, n, trial) run.
@@ -449,7 +459,7 @@ pub fn run(args: &TrackingArgs) -> Result<TrackingReport> {
                             args,
                             p,
                             method,
-                            Budget::Time,
+                            Budget::Time(n),
                             scaled,
                             dim,
                             trial,
@@ -466,10 +476,10 @@ pub fn run(args: &TrackingArgs) -> Result<TrackingReport> {
     let csv = args.out.join("tracking.csv");
     write_csv(
         &csv,
-        "method,dim,particles,trial,rmse_ratio,nees,ms_per_step,pair_to_grad",
+        "method,dim,particles,trial,rmse_ratio,nees,ms_per_step,pair_to_grad,budget",
         rows.iter().map(|r| {
             format!(
-                "{},{},{},{},{},{},{},{}",
+                "{},{},{},{},{},{},{},{},{}",
                 r.method,
                 r.dim,
                 r.particles,
@@ -477,7 +487,8 @@ pub fn run(args: &TrackingArgs) -> Result<TrackingReport> {
                 r.rmse_ratio,
                 r.nees,
                 r.ms_per_step,
-                r.pair_to_grad
+                r.pair_to_grad,
+                r.budget
             )
         }),
     )?;
@@ -549,8 +560,9 @@ fn summarize(rows: &[TrackRow]) -> Vec<TrackSummary> {
 /// Picks one statistic out of a summary.
 type Pick = fn(&TrackSummary) -> MeanSe;
 
-/// RMSE ratio, NEES and ms per step vs m (log–log): a row of panels per budget, a curve per
-/// (method, n).
+/// RMSE ratio, NEES and ms per step vs m (log–log): for every `--particles` value `n` a row of
+/// panels at equal particles (a curve per method) and, with `--equal-time`, a row at the reference
+/// method's time per step at `n` (the reference drawn at its own `n`).
 fn write_plot(args: &TrackingArgs, summary: &[TrackSummary]) -> Result<PathBuf> {
     let metrics: [(&str, Pick); 3] = [
         ("RMSE / RMSE of KF", |s| s.rmse_ratio),
@@ -558,44 +570,39 @@ fn write_plot(args: &TrackingArgs, summary: &[TrackSummary]) -> Result<PathBuf> 
         ("ms per step", |s| s.ms_per_step),
     ];
     let mut panels = Vec::new();
-    for budget in [Budget::Particles, Budget::Time] {
-        let mut curves: BTreeMap<(usize, usize), Vec<&TrackSummary>> = BTreeMap::new();
-        // The equal-time row also shows the reference method (the first one) at its own budget.
-        let reference =
-            |s: &TrackSummary| budget == Budget::Time && args.methods.first() == Some(&s.method);
-        for s in summary
-            .iter()
-            .filter(|s| (s.budget == budget || reference(s)) && s.rmse_ratio.count > 0)
-        {
-            let n = if budget == Budget::Particles {
-                s.particles
-            } else {
-                0
+    let budgets = args.particles.iter().flat_map(|&n| {
+        let time = args.equal_time.then_some((n, Budget::Time(n)));
+        std::iter::once((n, Budget::Particles)).chain(time)
+    });
+    for (n, budget) in budgets {
+        let reference = args.methods.first();
+        let mut curves: BTreeMap<usize, Vec<&TrackSummary>> = BTreeMap::new();
+        for s in summary.iter().filter(|s| s.rmse_ratio.count > 0) {
+            let own = s.budget == Budget::Particles && s.particles == n;
+            let shown = match budget {
+                Budget::Particles => own,
+                Budget::Time(_) => s.budget == budget || (own && reference == Some(&s.method)),
             };
-            curves.entry((s.method.order(), n)).or_default().push(s);
+            if shown {
+                curves.entry(s.method.order()).or_default().push(s);
+            }
         }
         if curves.is_empty() {
             continue;
         }
         for (label, pick) in metrics {
             let title = match budget {
-                Budget::Particles => format!("{label}, equal particles"),
-                Budget::Time => format!("{label}, equal time"),
+                Budget::Particles => format!("{label}, n = {n}"),
+                Budget::Time(_) => format!("{label}, time of {} at n = {n}", args.methods[0]),
             };
             let mut plot = LinePlot::new(title, "dimension m", label);
             plot.log_x = true;
             plot.log_y = true;
             for g in curves.values() {
-                let name = match budget {
-                    Budget::Particles => format!("{} n={}", g[0].method, g[0].particles),
-                    Budget::Time if g[0].budget == Budget::Particles => {
-                        format!("{} (reference)", g[0].method)
-                    }
-                    Budget::Time => g[0].method.to_string(),
-                };
                 let points = g.iter().map(|s| (s.dim as f64, pick(s).mean)).collect();
                 let err = g.iter().map(|s| pick(s).se).collect();
-                plot.series.push(Series::new(name, points).with_err(err));
+                plot.series
+                    .push(Series::new(g[0].method.to_string(), points).with_err(err));
             }
             panels.push(plot);
         }
@@ -620,13 +627,9 @@ impl fmt::Display for TrackingReport {
             "failed",
         ]);
         for s in &self.summary {
-            let budget = match s.budget {
-                Budget::Particles => "particles",
-                Budget::Time => "time",
-            };
             t.push([
                 s.method.to_string(),
-                budget.to_string(),
+                s.budget.to_string(),
                 s.dim.to_string(),
                 s.particles.to_string(),
                 s.rmse_ratio.to_string(),
@@ -769,7 +772,7 @@ mod tests {
         let po = get(Method::RfpfPo, Budget::Particles);
         let plain = get(Method::Filter(FilterKind::Rfpf), Budget::Particles);
         assert!(po.nees.mean < plain.nees.mean, "{report}");
-        assert!(report.summary.iter().any(|s| s.budget == Budget::Time));
+        assert!(report.summary.iter().any(|s| s.budget == Budget::Time(100)));
         assert!(
             "rfpf-po".parse::<Method>().unwrap() == Method::RfpfPo
                 && "x".parse::<Method>().is_err()
