@@ -11,6 +11,7 @@
 //! Every (dimension, trial) has one problem (`u` and the directions), shared by all methods and
 //! particle counts, so comparisons are paired.
 
+use crate::app::bench::method::{parse_param, preset_with, PresetParam};
 use crate::app::bench::table::Table;
 use crate::app::bench::{
     check_list, group_by, parse_substeps, progress, sub_seed, write_csv, MeanSe,
@@ -58,6 +59,9 @@ pub struct LocalizationArgs {
     /// (`K = ⌈η·Lip⌉`).
     #[arg(long, default_value = "1", value_parser = parse_substeps)]
     pub substeps: Substeps,
+    /// A preset parameter, `KIND.KEY=VALUE` (repeatable), e.g. `--param svgd.prior=true`.
+    #[arg(long = "param", value_parser = parse_param)]
+    pub params: Vec<PresetParam>,
     /// Skip the PNG plots.
     #[arg(long)]
     pub no_plots: bool,
@@ -74,6 +78,7 @@ impl Default for LocalizationArgs {
             seed: 0,
             out: PathBuf::from("out/localization"),
             substeps: Substeps::Fixed(1),
+            params: Vec::new(),
             no_plots: false,
         }
     }
@@ -187,7 +192,7 @@ fn run_trial(
         n,
         sub_seed(args.seed, &[dim as u64, trial as u64, n as u64, 1]),
     );
-    spec.preset = spec.preset.with_substeps(args.substeps);
+    spec.preset = preset_with(method, &args.params)?.with_substeps(args.substeps);
     let mut filter = spec.build(&model)?;
     let mut rows = Vec::with_capacity(args.iters);
     for (t, x) in problem.directions.iter().enumerate() {
@@ -534,6 +539,7 @@ mod tests {
             seed: 7,
             out: std::env::temp_dir().join(format!("hdpf-loc-{dir}-{}", std::process::id())),
             substeps: Substeps::Fixed(1),
+            params: Vec::new(),
             no_plots: true,
         }
     }

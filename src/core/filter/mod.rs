@@ -21,5 +21,6 @@ pub use particles::ParticleSet;
 pub use presets::{FilterKind, FilterSpec, Preset};
 pub use resample::Scheme;
 pub use step::{
-    MoveConfig, PairConfig, ResampleConfig, ResampleWhen, Reweight, Step, StepSize, Substeps,
+    MoveConfig, PairConfig, ResampleConfig, ResampleWhen, Reweight, Shrinkage, ShrinkageRule, Step,
+    StepSize, Substeps,
 };

@@ -24,7 +24,7 @@ use crate::core::filter::model::Model;
 use crate::core::filter::particles::ParticleSet;
 use crate::core::filter::resample::Scheme;
 use crate::core::filter::step::*;
-use crate::core::filter::step::{Analysis, EnsembleConfig, NewtonConfig, SvgdConfig};
+use crate::core::filter::step::{Analysis, EnsembleConfig, NewtonConfig, Shrinkage, SvgdConfig};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::str::FromStr;
@@ -293,11 +293,14 @@ impl Default for SgdParams {
 #[serde(deny_unknown_fields)]
 pub struct NewtonParams {
     /// Newton step fraction `η ∈ (0, 1]`.
-    #[serde(default = "one")]
+    #[serde(default = "default_newton_eta")]
     pub eta: f64,
-    /// Shrinkage `α` of the cloud covariance toward the floor.
+    /// Shrinkage `α` of the cloud covariance toward the floor (a number, or `"oas"`).
     #[serde(default = "default_shrinkage")]
-    pub shrinkage: f64,
+    pub shrinkage: Shrinkage,
+    /// Multiplicative inflation `λ` of the cloud about its mean before the move.
+    #[serde(default = "default_newton_inflation")]
+    pub inflation: f64,
     /// The floor `s` in state units² (default `tr Σ̂/m`).
     #[serde(default)]
     pub floor: Option<f64>,
@@ -309,8 +312,14 @@ pub struct NewtonParams {
     pub backtrack: usize,
 }
 
-fn default_shrinkage() -> f64 {
+fn default_shrinkage() -> Shrinkage {
     NewtonConfig::default().shrinkage
+}
+fn default_newton_eta() -> f64 {
+    NewtonConfig::default().eta
+}
+fn default_newton_inflation() -> f64 {
+    NewtonConfig::default().inflation
 }
 fn yes() -> bool {
     true
@@ -322,6 +331,7 @@ impl Default for NewtonParams {
         Self {
             eta: c.eta,
             shrinkage: c.shrinkage,
+            inflation: c.inflation,
             floor: c.floor,
             pair: true,
             backtrack: c.backtrack,
@@ -335,6 +345,7 @@ impl NewtonParams {
         NewtonConfig {
             eta: self.eta,
             shrinkage: self.shrinkage,
+            inflation: self.inflation,
             floor: self.floor,
             pair: self.pair.then(PairConfig::default),
             backtrack: self.backtrack,
@@ -378,7 +389,8 @@ impl GnParams {
     pub fn config(&self) -> NewtonConfig {
         NewtonConfig {
             eta: self.eta,
-            shrinkage: 1.0,
+            shrinkage: Shrinkage::Fixed(1.0),
+            inflation: 1.0,
             floor: Some(self.floor),
             pair: None,
             backtrack: self.backtrack,
@@ -386,23 +398,43 @@ impl GnParams {
     }
 }
 
-/// Parameters of `enkf` and `etkf`.
+/// Parameters of `enkf` and `etkf`. Defaults `λ = 1.02`, `α = min(1, 0.8·m/n)`, chosen on
+/// `bench tracking` seeds 100–109 (m ∈ {10, 50, 100}, n ∈ {50, 100, 300}; without shrinkage both
+/// filters are 1.8–2.4 × the KF's RMSE at n ≤ m, and λ ≥ 1.05 makes them diverge at m = 10).
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EnsembleParams {
     /// Multiplicative inflation `λ` of the anomalies.
-    #[serde(default = "one")]
+    #[serde(default = "ensemble_inflation")]
     pub inflation: f64,
-    /// Shrinkage `α` of the ensemble covariance toward `(tr Σ̂/m)·I` (0: none).
-    #[serde(default)]
-    pub shrinkage: f64,
+    /// Shrinkage `α` of the ensemble covariance toward `(tr Σ̂/m)·I`: a number (0: none),
+    /// `{ ratio = c }` (`α = min(1, c·m/n)`) or `"oas"`.
+    #[serde(default = "ensemble_shrinkage")]
+    pub shrinkage: Shrinkage,
+}
+
+fn ensemble_inflation() -> f64 {
+    1.02
+}
+fn ensemble_shrinkage() -> Shrinkage {
+    Shrinkage::Ratio { ratio: 0.8 }
+}
+
+impl EnsembleParams {
+    /// The plain filter: no inflation, no shrinkage.
+    pub fn plain() -> Self {
+        Self {
+            inflation: 1.0,
+            shrinkage: Shrinkage::Fixed(0.0),
+        }
+    }
 }
 
 impl Default for EnsembleParams {
     fn default() -> Self {
         Self {
-            inflation: 1.0,
-            shrinkage: 0.0,
+            inflation: ensemble_inflation(),
+            shrinkage: ensemble_shrinkage(),
         }
     }
 }

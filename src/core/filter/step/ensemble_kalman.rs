@@ -10,13 +10,15 @@
 //!   `x_i' = x̄' + √(n−1) A'_i`.
 //!
 //! Both first inflate the anomalies by `λ` (multiplicative inflation, `x_i ← x̄ + λ(x_i − x̄)`).
-//! Optional shrinkage uses `P_f = (1−α)Σ̂ + α(tr Σ̂/m)I` in place of the ensemble covariance. The
+//! Optional shrinkage uses `P_f = (1−α)Σ̂ + α(tr Σ̂/m)I` (α fixed or the OAS rule, see
+//! [`Shrinkage`]) in place of the ensemble covariance. The
 //! ETKF's square root runs in ensemble space when `n ≤ m` without shrinkage, and otherwise in state
 //! space (`P_a = (P_f⁻¹ + HᵀR⁻¹H)⁻¹`, offsets mapped by `P_a^{1/2} Σ̂_b^{−1/2}` — the same analysis
 //! the Newton move uses): both give the posterior mean and covariance of the Kalman update of the
 //! ensemble's moments; their offsets differ by an orthogonal rotation.
 
 use super::newton_move::{positions, posterior_and_transform, sym_power, Cloud};
+use super::shrinkage::{shrunk, Shrinkage};
 use super::SetCtx;
 use crate::core::error::{Error, Result};
 use crate::core::filter::model::{LinearObservation, Model};
@@ -42,8 +44,8 @@ pub struct EnsembleConfig {
     pub analysis: Analysis,
     /// Multiplicative inflation `λ ≥ 1` of the anomalies.
     pub inflation: f64,
-    /// Shrinkage `α ∈ [0, 1]` of the ensemble covariance toward `(tr Σ̂/m)·I` (0: none).
-    pub shrinkage: f64,
+    /// Shrinkage `α` of the ensemble covariance toward `(tr Σ̂/m)·I` (`Fixed(0.0)`: none).
+    pub shrinkage: Shrinkage,
 }
 
 impl EnsembleConfig {
@@ -56,14 +58,7 @@ impl EnsembleConfig {
                 "must be finite and positive",
             ));
         }
-        if !(0.0..=1.0).contains(&self.shrinkage) {
-            return Err(Error::param(
-                "shrinkage",
-                self.shrinkage,
-                "must lie in [0, 1]",
-            ));
-        }
-        Ok(())
+        self.shrinkage.validate()
     }
 }
 
@@ -86,7 +81,7 @@ pub(super) fn set<M: Model + ?Sized>(
     cloud.offsets *= cfg.inflation;
     // The square root runs in the smaller space: ensemble space (n × n) when n ≤ m and there is
     // no shrinkage, else state space (m × m). Both give the same posterior mean and covariance.
-    let next = match (cfg.analysis, cfg.shrinkage > 0.0 || n > m) {
+    let next = match (cfg.analysis, !cfg.shrinkage.is_none() || n > m) {
         (Analysis::Stochastic, _) => stochastic(cfg, &cloud, &obs, cx)?,
         (Analysis::SquareRoot, false) => square_root_ensemble(&cloud, &obs, cx.t)?,
         (Analysis::SquareRoot, true) => square_root_state(cfg, &cloud, &obs, cx.t)?,
@@ -121,12 +116,12 @@ fn check_observation(obs: &LinearObservation, m: usize) -> Result<()> {
 /// The forecast covariance: the (inflated) ensemble's, optionally shrunk.
 fn forecast_covariance(cfg: &EnsembleConfig, cloud: &Cloud) -> DMatrix<f64> {
     let sigma = cloud.covariance();
-    if cfg.shrinkage == 0.0 {
+    if cfg.shrinkage.is_none() {
         return sigma;
     }
-    let m = sigma.nrows();
+    let (n, m) = (cloud.offsets.ncols(), sigma.nrows());
     let s = sigma.trace() / m as f64;
-    sigma * (1.0 - cfg.shrinkage) + DMatrix::identity(m, m) * (cfg.shrinkage * s)
+    shrunk(&sigma, cfg.shrinkage.alpha(&sigma, n), s)
 }
 
 fn not_pd(what: &str, t: usize) -> Error {
@@ -224,10 +219,10 @@ mod tests {
     fn etkf_is_the_kalman_update_of_the_ensemble_moments() {
         let model = Linear::example();
         for params in [
-            EnsembleParams::default(),
+            EnsembleParams::plain(),
             EnsembleParams {
                 inflation: 1.1,
-                shrinkage: 0.0,
+                ..EnsembleParams::plain()
             },
         ] {
             let set = ParticleSet::from_prior(&model, 25, 7).unwrap();
@@ -266,8 +261,8 @@ mod tests {
                 .max((&cov - &want_cov).abs().max())
         };
         for preset in [
-            Preset::Enkf(EnsembleParams::default()),
-            Preset::Etkf(EnsembleParams::default()),
+            Preset::Enkf(EnsembleParams::plain()),
+            Preset::Etkf(EnsembleParams::plain()),
         ] {
             let big = err(preset, 20_000);
             assert!(big < 0.04, "{preset:?}: {big}");

@@ -18,6 +18,7 @@ mod newton_move;
 mod propagate;
 mod resample;
 mod reweight;
+mod shrinkage;
 mod svgd;
 
 pub use ensemble_kalman::{Analysis, EnsembleConfig};
@@ -25,6 +26,7 @@ pub use gradient_move::{MoveConfig, PairConfig, StepSize, Substeps};
 pub use newton_move::NewtonConfig;
 pub use resample::{ResampleConfig, ResampleWhen};
 pub use reweight::Reweight;
+pub use shrinkage::{Shrinkage, ShrinkageRule};
 pub use svgd::SvgdConfig;
 
 pub(crate) use reweight::reweighted;
