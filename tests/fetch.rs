@@ -6,7 +6,6 @@ use hdpf::app::fetch::{self, Archive};
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -149,10 +148,9 @@ fn build_zip(seed: u8) -> (Vec<u8>, String, Vec<u8>) {
     (w.finish().unwrap().into_inner(), gt, img)
 }
 
-fn temp_dir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("hdpf-fetch-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    d
+/// A fresh temporary directory, removed when the test ends.
+fn temp_dir(name: &str) -> hdpf::core::scratch::ScratchDir {
+    hdpf::core::scratch::ScratchDir::new(&format!("fetch-{name}"))
 }
 
 fn archive(server: &Server, sha256: Option<String>) -> Archive {

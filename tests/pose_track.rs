@@ -89,7 +89,7 @@ fn track_args(root: &Path, out: &Path) -> TrackArgs {
 /// `hdpf track --dataset FILE.mcap` gives the rows (R, t) of the BOP scene it was converted from.
 #[test]
 fn tracking_an_mcap_recording_gives_the_rows_of_its_bop_scene() {
-    let dir = std::env::temp_dir().join(format!("hdpf_track_mcap_{}", std::process::id()));
+    let dir = hdpf::core::scratch::ScratchDir::new("track-mcap");
     let _ = std::fs::remove_dir_all(&dir);
     generate(&small_config(&dir, 4)).unwrap();
     let mcap = dir.join("scene.mcap");
@@ -153,7 +153,7 @@ fn tracking_an_mcap_recording_gives_the_rows_of_its_bop_scene() {
 
 #[test]
 fn broken_frames_give_clear_errors_and_are_skipped_in_a_run() {
-    let dir = std::env::temp_dir().join(format!("hdpf_broken_{}", std::process::id()));
+    let dir = hdpf::core::scratch::ScratchDir::new("broken");
     let _ = std::fs::remove_dir_all(&dir);
     generate(&small_config(&dir, 5)).unwrap();
     let scene_dir = dir.join("test/000001");

@@ -16,11 +16,9 @@ use serde_json::Value;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-fn temp_dir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("hdpf-rec-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
+/// A fresh temporary directory, removed when the test ends.
+fn temp_dir(name: &str) -> hdpf::core::scratch::ScratchDir {
+    hdpf::core::scratch::ScratchDir::new(&format!("rec-{name}"))
 }
 
 /// A 3-image BOP scene `root/test/000007` of 8×6 pixels with awkward numbers: random pixels, depth 0

@@ -485,7 +485,7 @@ mod tests {
 
     #[test]
     fn writes_a_decodable_png_with_ink() {
-        let dir = std::env::temp_dir().join(format!("hdpf-plot-{}", std::process::id()));
+        let dir = crate::core::scratch::ScratchDir::new("plot");
         let path = dir.join("single.png");
         sample_plot(true).save_png(&path).unwrap();
         let (w, h, n) = ink(&path);

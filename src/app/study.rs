@@ -416,7 +416,7 @@ mod cli_tests {
                 row("rfpf", 25, true, 18.0),
             ],
         };
-        let dir = std::env::temp_dir().join(format!("hdpf-study-{}", std::process::id()));
+        let dir = crate::core::scratch::ScratchDir::new("study");
         table.write(&dir).unwrap();
         let csv = std::fs::read_to_string(dir.join("pose_study.csv")).unwrap();
         assert_eq!(csv.lines().count(), 4);

@@ -6,4 +6,5 @@ pub mod error;
 pub mod filter;
 pub mod geometry;
 pub mod memory;
+pub mod scratch;
 pub mod stats;

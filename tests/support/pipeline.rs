@@ -19,12 +19,9 @@ pub const W: u32 = 32;
 /// Image height.
 pub const H: u32 = 24;
 
-/// A fresh empty directory under the system temp dir.
-pub fn temp_dir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("hdpf-test-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
+/// A fresh empty directory under the system temp dir, removed when the test ends.
+pub fn temp_dir(name: &str) -> hdpf::core::scratch::ScratchDir {
+    hdpf::core::scratch::ScratchDir::new(&format!("test-{name}"))
 }
 
 /// Camera of the test scenes.

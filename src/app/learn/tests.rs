@@ -285,7 +285,7 @@ fn validation_split_never_touches_the_test_rows() {
 /// written.
 #[test]
 fn a_diverging_method_is_named_and_the_others_are_kept() {
-    let out = std::env::temp_dir().join(format!("hdpf-learn-diverge-{}", std::process::id()));
+    let out = crate::core::scratch::ScratchDir::new("learn-diverge");
     let dir = out.to_string_lossy().to_string();
     #[rustfmt::skip]
     let args = LearnCli::parse_from([
@@ -311,7 +311,7 @@ fn a_diverging_method_is_named_and_the_others_are_kept() {
 /// The driver end to end on the generated family: every method, summary.json with the keys.
 #[test]
 fn learn_runs_end_to_end_on_generated_data() {
-    let out = std::env::temp_dir().join(format!("hdpf-learn-e2e-{}", std::process::id()));
+    let out = crate::core::scratch::ScratchDir::new("learn-e2e");
     let args = LearnArgs {
         data: None,
         generated: true,
@@ -326,7 +326,7 @@ fn learn_runs_end_to_end_on_generated_data() {
         epochs: 1,
         batch: 16,
         seed: 0,
-        out: out.clone(),
+        out: out.to_path_buf(),
         hidden: vec![8],
         head: Head::Linear,
         temperature: 1.0,

@@ -291,7 +291,7 @@ mod tests {
 
     #[test]
     fn gz_file_and_bad_gz_report_the_file() {
-        let dir = std::env::temp_dir().join(format!("hdpf-learn-{}", std::process::id()));
+        let dir = crate::core::scratch::ScratchDir::new("learn");
         std::fs::create_dir_all(&dir).unwrap();
         let p = dir.join("broken.csv.gz");
         std::fs::write(&p, b"not gzip at all").unwrap();

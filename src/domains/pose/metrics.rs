@@ -674,7 +674,7 @@ mod tests {
 
     #[test]
     fn evaluate_matches_results_to_gt() {
-        let root = std::env::temp_dir().join(format!("hdpf-metrics-{}", std::process::id()));
+        let root = crate::core::scratch::ScratchDir::new("metrics");
         let gt = synthetic_dataset(&root);
         let ds = BopDataset::open(&root).unwrap();
         let row = |im: u32, obj: u32, offset: f64, score: f64| PoseResult {

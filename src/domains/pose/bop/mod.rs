@@ -357,12 +357,9 @@ mod tests {
     use super::*;
     use nalgebra::Vector3;
 
-    /// A fresh temporary directory for one test.
-    fn tmp_dir(name: &str) -> PathBuf {
-        let dir = std::env::temp_dir().join(format!("hdpf-bop-{}-{name}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        dir
+    /// A fresh temporary directory for one test, removed when the test ends.
+    fn tmp_dir(name: &str) -> crate::core::scratch::ScratchDir {
+        crate::core::scratch::ScratchDir::new(&format!("bop-{name}"))
     }
 
     fn camera(w: u32, h: u32) -> Camera {

@@ -194,10 +194,29 @@ impl Mesh {
 mod tests {
     use super::*;
 
-    fn tmp(name: &str) -> std::path::PathBuf {
-        let dir = std::env::temp_dir().join(format!("hdpf-mesh-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        dir.join(name)
+    /// A file `name` in a scratch folder of its own (the folder goes when the value is dropped).
+    struct Tmp {
+        _dir: crate::core::scratch::ScratchDir,
+        path: std::path::PathBuf,
+    }
+
+    impl AsRef<Path> for Tmp {
+        fn as_ref(&self) -> &Path {
+            &self.path
+        }
+    }
+
+    impl std::ops::Deref for Tmp {
+        type Target = Path;
+        fn deref(&self) -> &Path {
+            &self.path
+        }
+    }
+
+    fn tmp(name: &str) -> Tmp {
+        let dir = crate::core::scratch::ScratchDir::new(&format!("mesh-{name}"));
+        let path = dir.join(name);
+        Tmp { _dir: dir, path }
     }
 
     /// A unit square (in mm: 1000 × 1000) as one quad plus a stray element, ASCII.
