@@ -235,7 +235,6 @@ fn interrupted_download_resumes_verifies_and_unpacks() {
     );
     assert!(dest.join("downloads/toy_test.zip.corrupt").exists());
     assert!(!dest.join("downloads/toy_test.zip").exists());
-    let _ = std::fs::remove_dir_all(&dest);
 }
 
 #[test]
@@ -271,9 +270,6 @@ fn a_published_checksum_that_does_not_match_is_refused() {
     let dest2 = temp_dir("published-ok");
     fetch::fetch(&[archive(&server, Some(good))], &dest2, false).unwrap();
     assert!(dest2.join("toy/test/000001/scene_gt.json").exists());
-    for d in [dest, dest2] {
-        let _ = std::fs::remove_dir_all(d);
-    }
 }
 
 #[test]

@@ -291,7 +291,6 @@ fn an_mcap_recording_tracks_as_its_bop_scene() {
         let diag: Vec<f64> = (0..6).map(|k| p.covariance[7 * k]).collect();
         assert!(diag.iter().all(|&v| v > 0.0 && v.is_finite()), "{diag:?}");
     }
-    let _ = std::fs::remove_dir_all(&root);
 }
 
 #[test]

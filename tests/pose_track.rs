@@ -90,7 +90,6 @@ fn track_args(root: &Path, out: &Path) -> TrackArgs {
 #[test]
 fn tracking_an_mcap_recording_gives_the_rows_of_its_bop_scene() {
     let dir = hdpf::core::scratch::ScratchDir::new("track-mcap");
-    let _ = std::fs::remove_dir_all(&dir);
     generate(&small_config(&dir, 4)).unwrap();
     let mcap = dir.join("scene.mcap");
     let convert =
@@ -148,13 +147,11 @@ fn tracking_an_mcap_recording_gives_the_rows_of_its_bop_scene() {
         ..bop.clone()
     };
     assert!(e(&no_scene).contains("--scene"), "{}", e(&no_scene));
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
 fn broken_frames_give_clear_errors_and_are_skipped_in_a_run() {
     let dir = hdpf::core::scratch::ScratchDir::new("broken");
-    let _ = std::fs::remove_dir_all(&dir);
     generate(&small_config(&dir, 5)).unwrap();
     let scene_dir = dir.join("test/000001");
     std::fs::write(scene_dir.join("rgb/000002.png"), b"not a png").unwrap();
@@ -173,7 +170,6 @@ fn broken_frames_give_clear_errors_and_are_skipped_in_a_run() {
     let skipped: Vec<u32> = report.skipped.iter().map(|s| s.0).collect();
     assert_eq!(skipped, vec![2, 3, 4]);
     assert_eq!(report.results, 2);
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// A short fast, jerky sequence (box alone, no occluder; 10–20 mm and 2–5° per frame) is

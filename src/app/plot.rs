@@ -501,7 +501,6 @@ mod tests {
         save_panels_png(&multi, &panels, 2).unwrap();
         let (w, h, _) = ink(&multi);
         assert_eq!((w, h), (2 * PANEL.0, 2 * PANEL.1));
-        std::fs::remove_dir_all(&dir).ok();
     }
 
     #[test]

@@ -431,7 +431,6 @@ mod cli_tests {
             2,
             "one curve per filter and mode"
         );
-        std::fs::remove_dir_all(&dir).ok();
     }
 
     #[test]

@@ -305,7 +305,6 @@ fn a_diverging_method_is_named_and_the_others_are_kept() {
         table.contains("ewc+pf     FAILED (order 1: non-finite"),
         "{table}"
     );
-    std::fs::remove_dir_all(&out).ok();
 }
 
 /// The driver end to end on the generated family: every method, summary.json with the keys.
@@ -370,7 +369,6 @@ fn learn_runs_end_to_end_on_generated_data() {
     ] {
         assert!(out.join(f).exists(), "{f}");
     }
-    std::fs::remove_dir_all(&out).ok();
 }
 
 /// EWC under SIR: each particle's anchor travels with it through resampling. After the first
