@@ -266,14 +266,8 @@ fn an_mcap_recording_tracks_as_its_bop_scene() {
     let b = run(rec, "mcap");
     assert_eq!(a.len(), 4);
     assert_eq!(a.len(), b.len());
-    for (x, y) in a.iter().zip(&b) {
-        assert_eq!(
-            (x.scene_id, x.im_id, x.obj_id),
-            (y.scene_id, y.im_id, y.obj_id)
-        );
-        let dt = (x.pose.translation.vector - y.pose.translation.vector).norm();
-        assert!(dt < 1e-9 && x.pose.rotation.angle_to(&y.pose.rotation) < 1e-9);
-    }
+    let (dt, dr) = hdpf::domains::pose::bop::pose_difference(&a, &b).unwrap();
+    assert!(dt < 1e-9 && dr < 1e-9, "{dt} m, {dr} rad");
     // The estimates sink wrote one PoseWithCovarianceStamped per frame: the CSV's poses.
     let bytes = std::fs::read(root.join("mcap.mcap")).unwrap();
     let mut poses = Vec::new();

@@ -108,14 +108,8 @@ fn tracking_an_mcap_recording_gives_the_rows_of_its_bop_scene() {
     let a = hdpf::domains::pose::bop::read_results(&bop.out).unwrap();
     let b = hdpf::domains::pose::bop::read_results(&rec.out).unwrap();
     assert_eq!((a.len(), b.len()), (4, 4));
-    for (x, y) in a.iter().zip(&b) {
-        assert_eq!(
-            (x.scene_id, x.im_id, x.obj_id),
-            (y.scene_id, y.im_id, y.obj_id)
-        );
-        let dt = (x.pose.translation.vector - y.pose.translation.vector).norm();
-        assert!(dt < 1e-9 && x.pose.rotation.angle_to(&y.pose.rotation) < 1e-9);
-    }
+    let (dt, dr) = hdpf::domains::pose::bop::pose_difference(&a, &b).unwrap();
+    assert!(dt < 1e-9 && dr < 1e-9, "{dt} m, {dr} rad");
     assert_eq!(from_bop.all.add_mm, from_mcap.all.add_mm);
     // What a user gets wrong is named.
     let e = |a: &TrackArgs| run_track(a).unwrap_err().to_string();

@@ -28,7 +28,7 @@ mod scene_json;
 
 use images::*;
 pub use images::{read_depth_png, write_depth_png, write_rgb_png};
-pub use results::{read_results, write_results, ResultsWriter, RESULTS_HEADER};
+pub use results::{pose_difference, read_results, write_results, ResultsWriter, RESULTS_HEADER};
 use scene_json::*;
 pub use scene_json::{
     read_scene_camera, read_scene_gt, rotation_from_row_major, rotation_to_row_major,

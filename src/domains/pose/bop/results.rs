@@ -73,6 +73,35 @@ pub fn read_results(path: impl AsRef<Path>) -> Result<Vec<PoseResult>> {
         .collect()
 }
 
+/// The largest pose difference between two results lists that name the same rows in the same
+/// order: `(max ‖t_a − t_b‖ in metres, max ∠(R_a, R_b) in radians)`, or the first row whose
+/// scene, image or object ids differ (or a length mismatch) as an error.
+pub fn pose_difference(
+    a: &[PoseResult],
+    b: &[PoseResult],
+) -> std::result::Result<(f64, f64), String> {
+    if a.len() != b.len() {
+        return Err(format!("{} rows against {}", a.len(), b.len()));
+    }
+    let mut worst = (0.0f64, 0.0f64);
+    for (k, (x, y)) in a.iter().zip(b).enumerate() {
+        let (ix, iy) = (
+            (x.scene_id, x.im_id, x.obj_id),
+            (y.scene_id, y.im_id, y.obj_id),
+        );
+        if ix != iy {
+            return Err(format!(
+                "row {k}: (scene, image, object) {ix:?} against {iy:?}"
+            ));
+        }
+        let dt = (x.pose.translation.vector - y.pose.translation.vector).norm();
+        worst = (
+            worst.0.max(dt),
+            worst.1.max(x.pose.rotation.angle_to(&y.pose.rotation)),
+        );
+    }
+    Ok(worst)
+}
 /// Writes a BOP19 results CSV with its header (replacing the file).
 pub fn write_results(path: impl AsRef<Path>, results: &[PoseResult]) -> Result<()> {
     let mut w = ResultsWriter::create(path)?;
