@@ -18,6 +18,11 @@ struct Cli {
     /// relative to the working directory).
     #[arg(long, global = true, value_name = "DIR")]
     datasets: Option<std::path::PathBuf>,
+    /// Memory hdpf may plan to use (bytes, or with K/M/G/T: `--max-memory 4G`); sizes a user
+    /// supplies (particles, images, recordings, queues) that would need more are refused before
+    /// anything is allocated. Default: `$HDPF_MAX_MEMORY`, else the memory available now.
+    #[arg(long, global = true, value_name = "BYTES")]
+    max_memory: Option<String>,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -52,6 +57,8 @@ enum BenchCommand {
     Tracking(bench::tracking::TrackingArgs),
     /// Time one filter update on the localization model; prints one JSON line.
     Step(bench::step::StepArgs),
+    /// Run a launch file for a set time; RSS and latency per minute, drops accounted (soak.csv/json/png).
+    Soak(bench::soak::SoakArgs),
     /// Synthetic fast-motion pose study: filters × particle counts, joint vs per-object.
     Pose(study::StudyArgs),
 }
@@ -71,6 +78,9 @@ enum DatasetCommand {
 fn run(cli: Cli) -> hdpf::Result<()> {
     if let Some(dir) = cli.datasets {
         hdpf::core::datasets::set_root(dir);
+    }
+    if let Some(limit) = &cli.max_memory {
+        hdpf::core::memory::set_limit(limit)?;
     }
     match cli.command {
         Some(Command::Dataset {
@@ -105,6 +115,9 @@ fn run_bench(command: BenchCommand) -> hdpf::Result<()> {
         BenchCommand::Localization(a) => println!("{}", bench::localization::run(&a)?),
         BenchCommand::Tracking(a) => println!("{}", bench::tracking::run(&a)?),
         BenchCommand::Step(a) => println!("{}", bench::step::run(&a)?),
+        BenchCommand::Soak(a) => {
+            println!("{}", bench::soak::describe_report(&bench::soak::run(&a)?))
+        }
         BenchCommand::Pose(args) => {
             // Printed before the files are written, so a failed write loses no result.
             let table = study::pose_study(&args.study)?;

@@ -22,6 +22,7 @@ fn config(policy: QueuePolicy, rate_hz: Option<f64>) -> PipelineConfig {
         rate_hz,
         max_frames: None,
         progress: false,
+        ..PipelineConfig::default()
     }
 }
 

@@ -98,6 +98,7 @@ pub fn rerun_sink(
     let opts = RerunOptions {
         particles: spec.particles,
         depth: spec.depth,
+        viewer: spec.save.is_none(),
     };
     Ok(Box::new(imp::RerunSink::new(rec, meshes, points, opts)))
 }
@@ -109,6 +110,8 @@ pub struct RerunOptions {
     pub particles: bool,
     /// Depth images.
     pub depth: bool,
+    /// Whether the recording goes to a viewer (spawned or connected) rather than a file.
+    pub viewer: bool,
 }
 
 impl Default for RerunOptions {
@@ -116,6 +119,7 @@ impl Default for RerunOptions {
         Self {
             particles: true,
             depth: true,
+            viewer: false,
         }
     }
 }
@@ -390,6 +394,15 @@ mod imp {
 
         fn finish(&mut self) -> Result<()> {
             self.rec.flush_blocking().map_err(err)
+        }
+
+        /// A viewer that goes away is dropped and the run goes on; a `.rrd` file that cannot be
+        /// written ends the run like any results file.
+        fn on_failure(&self) -> crate::runtime::pipeline::SinkFailure {
+            match self.opts.viewer {
+                true => crate::runtime::pipeline::SinkFailure::Drop,
+                false => crate::runtime::pipeline::SinkFailure::EndRun,
+            }
         }
     }
 

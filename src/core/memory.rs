@@ -30,8 +30,27 @@ pub fn parse_bytes(s: &str) -> Option<u64> {
     (v.is_finite() && v >= 0.0).then(|| (v * (1u64 << shift) as f64) as u64)
 }
 
-/// The budget in bytes: `HDPF_MAX_MEMORY`, else `MemAvailable`, else unknown.
+static LIMIT: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+
+/// Set the budget for the rest of the process (the `--max-memory` flag): `"4G"`, `"512M"`, bytes.
+/// Refuses a value that is not a size; false when a limit was already set.
+pub fn set_limit(value: &str) -> Result<bool> {
+    let bytes = parse_bytes(value).ok_or_else(|| {
+        Error::param(
+            "--max-memory",
+            value,
+            "expected bytes or a size like 512M, 4G",
+        )
+    })?;
+    Ok(LIMIT.set(bytes).is_ok())
+}
+
+/// The budget in bytes: the `--max-memory` limit, else `HDPF_MAX_MEMORY`, else `MemAvailable`,
+/// else unknown.
 pub fn budget() -> Option<u64> {
+    if let Some(&b) = LIMIT.get() {
+        return Some(b);
+    }
     if let Ok(v) = std::env::var(MAX_MEMORY_ENV) {
         return parse_bytes(&v);
     }
@@ -69,10 +88,26 @@ pub fn check(name: &str, value: impl ToString, factors: &[usize], item_bytes: us
         format!("{} available", human(b as f64))
     });
     let why = format!(
-        "would need {} of memory ({have}; {MAX_MEMORY_ENV} sets the budget)",
+        "would need {} of memory ({have}; --max-memory or {MAX_MEMORY_ENV} sets the budget)",
         human(need)
     );
     Err(Error::param(name, value, why))
+}
+
+/// Reads a whole file after checking that `factor` × its size fits the budget (`factor` counts what
+/// is built from the bytes besides them, e.g. 2 when every message is kept once more decoded).
+pub fn read_file(path: &std::path::Path, factor: usize) -> Result<Vec<u8>> {
+    let len = std::fs::metadata(path)
+        .map_err(|e| Error::io(path, e))?
+        .len();
+    let len = usize::try_from(len).unwrap_or(usize::MAX);
+    check(
+        &path.display().to_string(),
+        format!("{len} bytes"),
+        &[len, factor.max(1)],
+        1,
+    )?;
+    std::fs::read(path).map_err(|e| Error::io(path, e))
 }
 
 #[cfg(test)]

@@ -95,6 +95,7 @@ pub struct EchoGt {
     pub seen: Arc<Mutex<Vec<u64>>>,
     pub delay: Duration,
     pub fail_at: Option<u32>,
+    pub panic_at: Option<u32>,
     pub particles: bool,
 }
 
@@ -107,6 +108,7 @@ impl EchoGt {
             seen: seen.clone(),
             delay: Duration::ZERO,
             fail_at: None,
+            panic_at: None,
             particles: false,
         };
         (p, seen)
@@ -122,6 +124,9 @@ impl FrameProcessor for EchoGt {
         std::thread::sleep(self.delay);
         if self.fail_at == Some(input.frame.im_id) {
             return Err(hdpf::Error::Other("injected failure".into()));
+        }
+        if self.panic_at == Some(input.frame.im_id) {
+            panic!("injected panic in the model");
         }
         self.seen.lock().unwrap().push(input.seq);
         Ok(input

@@ -248,6 +248,8 @@ pub fn run(args: &LocalizationArgs) -> Result<LocalizationReport> {
     check_list("particles", &args.particles, 1)?;
     check_list("trials", &[args.trials], 1)?;
     check_list("iters", &[args.iters], 1)?;
+    let m = args.dims.iter().copied().max().unwrap_or(1);
+    crate::core::memory::check("iters", args.iters, &[args.iters, m, args.trials], 8)?;
     if args.methods.is_empty() {
         return Err(Error::param(
             "methods",

@@ -4,6 +4,7 @@
 pub mod bridge;
 pub mod localization;
 pub mod method;
+pub mod soak;
 pub mod step;
 pub mod table;
 pub mod tracking;

@@ -380,6 +380,10 @@ pub fn run(args: &TrackingArgs) -> Result<TrackingReport> {
     check_list("dims", &args.dims, 1)?;
     check_list("particles", &args.particles, 1)?;
     check_list("trials", &[args.trials], 1)?;
+    // Each trial keeps its m×m-sized matrices (H, its basis, the Kalman covariance) for every m.
+    let m = args.dims.iter().copied().max().unwrap_or(1);
+    crate::core::memory::check("dims", m, &[m, m, args.trials, 4], 8)?;
+    crate::core::memory::check("steps", args.steps, &[args.steps, m, args.trials], 8)?;
     if args.score_from == 0 || args.score_from > args.steps {
         return Err(Error::param(
             "score-from",

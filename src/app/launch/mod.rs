@@ -99,6 +99,8 @@ pub struct PipelineSpec {
     /// Progress line every second on stderr.
     #[serde(default = "default_true")]
     pub progress: bool,
+    /// End the run with an error after this many seconds without a frame from the source.
+    pub stall_timeout_s: Option<Spanned<f64>>,
 }
 
 impl Default for PipelineSpec {
@@ -109,6 +111,7 @@ impl Default for PipelineSpec {
             capacity: default_capacity(),
             max_frames: None,
             progress: true,
+            stall_timeout_s: None,
         }
     }
 }
@@ -255,6 +258,19 @@ impl Launch {
         if !(rate.get_ref().is_finite() && *rate.get_ref() >= 0.0) {
             return Err(self.error_at(rate, "rate_hz must be ≥ 0 (0 = as fast as possible)"));
         }
+        if let Some(st) = f.pipeline.stall_timeout_s.as_ref() {
+            if !(st.get_ref().is_finite() && *st.get_ref() > 0.0 && *st.get_ref() < 1e9) {
+                let why = format!("stall_timeout_s = {} must be > 0 seconds", st.get_ref());
+                return Err(self.error_at(st, why));
+            }
+        }
+        let cap = f.pipeline.capacity;
+        if cap == 0 {
+            return Err(Error::format(&self.path, "[pipeline] capacity must be ≥ 1"));
+        }
+        let slot = std::mem::size_of::<crate::runtime::pipeline::message::FrameMsg>();
+        crate::core::memory::check("[pipeline] capacity", cap, &[cap], slot)
+            .map_err(|e| Error::format(&self.path, e.to_string()))?;
         let mut names = BTreeSet::new();
         for t in &f.tracker {
             self.tracker_config(t)?;

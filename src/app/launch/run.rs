@@ -52,6 +52,11 @@ pub fn build(launch: &Launch) -> Result<Built> {
         rate_hz: (rate > 0.0).then_some(rate),
         max_frames: f.pipeline.max_frames,
         progress: f.pipeline.progress,
+        stall_timeout: f
+            .pipeline
+            .stall_timeout_s
+            .as_ref()
+            .map(|s| std::time::Duration::from_secs_f64(*s.get_ref())),
     };
     let mut p = Pipeline::new(config, source);
     let meshes = Arc::new(meshes);

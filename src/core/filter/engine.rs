@@ -123,6 +123,9 @@ impl Filter {
                 got: model.dim().to_string(),
             });
         }
+        for model in models {
+            self.check_movements(*model)?;
+        }
         if self.is_particle_major() {
             return self.window(models);
         }
@@ -238,12 +241,23 @@ impl Filter {
         earliest_failure(rows)
     }
 
-    /// The row plan of every step for one update's model.
+    /// Refuses an update whose moves would need more than 100 000 sub-moves (a likelihood far
+    /// sharper than the step size), before anything runs.
+    fn check_movements<M: Model + ?Sized>(&self, model: &M) -> Result<()> {
+        let n = self.particles.len();
+        (self.steps.iter()).try_for_each(|s| match s {
+            Step::Move(cfg) => cfg.movement(n, model).map(drop),
+            _ => Ok(()),
+        })
+    }
+
+    /// The row plan of every step for one update's model (moves checked by
+    /// [`Self::check_movements`] when the update began).
     fn plans<M: Model + ?Sized>(&self, model: &M, n: usize) -> Vec<RowPlan> {
         (self.steps.iter().enumerate())
             .map(|(k, step)| RowPlan {
                 movement: match step {
-                    Step::Move(cfg) => cfg.movement(n, model),
+                    Step::Move(cfg) => cfg.movement(n, model).unwrap_or((0.0, 0)),
                     _ => (0.0, 0),
                 },
                 reweight_follows: matches!(self.steps.get(k + 1), Some(Step::Reweight(_))),

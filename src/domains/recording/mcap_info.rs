@@ -46,7 +46,7 @@ pub struct McapInfo {
 pub fn mcap_info(path: impl AsRef<Path>) -> Result<McapInfo> {
     use mcap::records::Record;
     let path = path.as_ref();
-    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    let bytes = crate::core::memory::read_file(path, 1)?;
     let broken = |e: mcap::McapError| Error::format(path, format!("not a valid MCAP file: {e}"));
     let (mut schemas, mut channels) = (BTreeMap::new(), BTreeMap::new());
     let mut counts: BTreeMap<u16, u64> = BTreeMap::new();

@@ -39,7 +39,7 @@ pub use message::{
 };
 pub use processor::{FrameInput, FrameProcessor};
 pub use queue::QueuePolicy;
-pub use sink::{CsvSink, JsonLinesSink, JsonTarget, Sink};
+pub use sink::{CsvSink, JsonLinesSink, JsonTarget, Sink, SinkFailure};
 pub use source::{DirectorySource, Poll, SequenceSource, Source, SourceFrame, SynthSource};
 pub use stage::{ctrlc_requested, install_ctrlc, Playback};
 pub use summary::{ModelPoints, RunSummary, SummaryCollector, TrackerSummary};
@@ -64,6 +64,8 @@ pub struct PipelineConfig {
     pub max_frames: Option<u64>,
     /// Print a progress line to stderr every second.
     pub progress: bool,
+    /// End the run with an error when the source yields no frame for this long (`None`: wait).
+    pub stall_timeout: Option<std::time::Duration>,
 }
 
 impl Default for PipelineConfig {
@@ -74,6 +76,7 @@ impl Default for PipelineConfig {
             rate_hz: Some(30.0),
             max_frames: None,
             progress: false,
+            stall_timeout: None,
         }
     }
 }
@@ -126,6 +129,11 @@ impl Pipeline {
     /// Add a filter stage.
     pub fn add_tracker(&mut self, tracker: Box<dyn FrameProcessor>) {
         self.trackers.push(tracker);
+    }
+
+    /// The names of the trackers added so far, in order.
+    pub fn tracker_names(&self) -> Vec<String> {
+        self.trackers.iter().map(|t| t.name().to_string()).collect()
     }
 
     /// Add a sink.
@@ -204,6 +212,7 @@ impl Pipeline {
         let play = Playback {
             rate_hz: config.rate_hz,
             max_frames: config.max_frames,
+            stall_timeout: config.stall_timeout,
         };
         let sh = shared.clone();
         threads.push(spawn("source", move || {
@@ -264,6 +273,16 @@ impl Running {
         self.shared.stop.store(true, Ordering::SeqCst);
     }
 
+    /// Frames the source has emitted so far, and frames dropped so far over all `latest` queues.
+    pub fn counters(&self) -> (u64, u64) {
+        let dropped = self
+            .dropped
+            .iter()
+            .map(|(_, c)| c.load(Ordering::Relaxed))
+            .sum();
+        (self.shared.emitted.load(Ordering::Relaxed), dropped)
+    }
+
     /// Whether every stage has ended.
     pub fn is_finished(&self) -> bool {
         self.sink_thread.is_finished()
@@ -297,6 +316,12 @@ impl Running {
             seconds: self.shared.clock.now(),
             interrupted: ctrlc_requested(),
             failure: error.as_ref().map(|e| e.to_string()),
+            dropped_sinks: self
+                .shared
+                .dropped_sinks
+                .lock()
+                .map(|d| d.clone())
+                .unwrap_or_default(),
         };
         RunOutcome { summary, error }
     }

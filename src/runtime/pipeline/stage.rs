@@ -3,6 +3,15 @@
 //!
 //! Shutdown: the source stops at end of stream, on Ctrl-C or when a stage has failed; each stage
 //! then drains what is queued and ends when its input closes, so every result produced is flushed.
+//!
+//! Faults (each leaves every result produced so far on disk, and the run summary says what happened):
+//! * a **stage that fails or panics** (a model that panics inside a filter, a sink that panics) ends
+//!   the run with an error naming the stage, the frame and the panic message;
+//! * a **sink that fails** ends the run ([`SinkFailure::EndRun`], files: a full or unwritable disk) or
+//!   is dropped while the run goes on ([`SinkFailure::Drop`], viewers and network peers), listed in the
+//!   summary's `dropped_sinks`;
+//! * a **source that stalls** (no frame for `stall_timeout`) ends the run with an error saying so;
+//! * **Ctrl-C** stops the source; queued frames are processed and every sink is finished.
 
 use crate::core::error::{Error, Result};
 use crate::domains::pose::bop::decode_frame;
@@ -13,7 +22,7 @@ use crate::runtime::pipeline::message::{
 };
 use crate::runtime::pipeline::processor::{FrameInput, FrameProcessor};
 use crate::runtime::pipeline::queue::{Broadcast, QueueReceiver, QueueSender};
-use crate::runtime::pipeline::sink::Sink;
+use crate::runtime::pipeline::sink::{Sink, SinkFailure};
 use crate::runtime::pipeline::source::{Poll, Source};
 use crate::runtime::pipeline::summary::SummaryCollector;
 use crossbeam_channel::{Receiver, Sender};
@@ -51,6 +60,8 @@ pub struct Shared {
     pub failure: Arc<Mutex<Option<Error>>>,
     /// Frames emitted by the source.
     pub emitted: Arc<AtomicU64>,
+    /// Sinks dropped after a failure while the run went on, with the reason.
+    pub dropped_sinks: Arc<Mutex<Vec<String>>>,
 }
 
 impl Shared {
@@ -61,6 +72,7 @@ impl Shared {
             stop: Arc::new(AtomicBool::new(false)),
             failure: Arc::new(Mutex::new(None)),
             emitted: Arc::new(AtomicU64::new(0)),
+            dropped_sinks: Arc::new(Mutex::new(Vec::new())),
         }
     }
 
@@ -94,6 +106,8 @@ pub struct Playback {
     pub rate_hz: Option<f64>,
     /// Stop after this many frames.
     pub max_frames: Option<u64>,
+    /// End the run with an error when the source yields no frame for this long.
+    pub stall_timeout: Option<Duration>,
 }
 
 /// Run the source: pace, stamp and number frames, until end of stream or stop.
@@ -105,10 +119,18 @@ pub fn run_source(
 ) {
     let mut seq = 0u64;
     let mut last_im = -1i64;
+    let mut last_frame = std::time::Instant::now();
     while !sh.stopping() && play.max_frames.is_none_or(|m| seq < m) {
         let frame = match source.poll() {
             Ok(Poll::Frame(f)) => f,
             Ok(Poll::Pending) => {
+                if let Some(limit) = play.stall_timeout.filter(|&l| last_frame.elapsed() > l) {
+                    let why = format!(
+                        "stalled: no frame for {:.1} s (pipeline.stall_timeout_s)",
+                        limit.as_secs_f64()
+                    );
+                    return sh.fail(stage_error("source", last_im + 1, why));
+                }
                 std::thread::sleep(POLL_INTERVAL);
                 continue;
             }
@@ -119,6 +141,7 @@ pub fn run_source(
             sleep_until(sh.clock.instant(seq as f64 / rate));
         }
         last_im = i64::from(frame.im_id);
+        last_frame = std::time::Instant::now();
         let msg = FrameMsg {
             seq,
             scene_id: frame.scene_id,
@@ -161,7 +184,7 @@ pub fn run_decode(
     frames_to_sink: bool,
 ) {
     while let Some(m) = input.recv() {
-        let frame = match decode(&m) {
+        let frame = match guarded(|| decode(&m)) {
             Ok(f) => f,
             Err(e) => {
                 let skipped = SkippedFrame {
@@ -197,7 +220,7 @@ pub fn run_filter(
 ) {
     let stage = format!("filter:{}", proc.name());
     while let Some(m) = input.recv() {
-        let est = match process_one(proc.as_mut(), &m, sh) {
+        let est = match guarded(|| process_one(proc.as_mut(), &m, sh)) {
             Ok(est) => est,
             Err(e) => return sh.fail(stage_error(&stage, i64::from(m.im_id), e)),
         };
@@ -208,6 +231,20 @@ pub fn run_filter(
             break;
         }
     }
+}
+
+/// Runs `f`, turning a panic into an error carrying the panic message, so that a panicking model
+/// or sink ends the run like a failing one (named stage and frame, results kept) instead of
+/// silently killing its thread.
+pub fn guarded<T>(f: impl FnOnce() -> Result<T>) -> Result<T> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).unwrap_or_else(|p| {
+        let msg = p
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| p.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "a non-text panic payload".into());
+        Err(Error::Other(format!("panicked: {msg}")))
+    })
 }
 
 fn process_one(proc: &mut dyn FrameProcessor, m: &FrameMsg, sh: &Shared) -> Result<EstimateMsg> {
@@ -242,7 +279,8 @@ pub type Progress = Box<dyn FnMut(&SummaryCollector) + Send>;
 
 /// Run the sinks until every producer has gone; returns the summary collector.
 ///
-/// A failing sink stops the run but the other sinks keep receiving everything already produced.
+/// A failing sink ends the run or is dropped ([`Sink::on_failure`]); the other sinks keep receiving
+/// everything already produced.
 pub fn run_sinks(
     rx: Receiver<SinkMsg>,
     mut sinks: Vec<Box<dyn Sink>>,
@@ -281,11 +319,18 @@ fn deliver(s: &mut dyn Sink, msg: &SinkMsg, sh: &Shared) -> bool {
         SinkMsg::Skipped(k) => i64::from(k.im_id),
         SinkMsg::Frame(f) => i64::from(f.im_id),
     };
-    match s.handle(msg) {
-        Ok(()) => true,
-        Err(e) => {
-            sh.fail(stage_error(&format!("sink:{}", s.name()), frame, e));
-            false
+    let Err(e) = guarded(|| s.handle(msg)) else {
+        return true;
+    };
+    let e = stage_error(&format!("sink:{}", s.name()), frame, e);
+    match s.on_failure() {
+        SinkFailure::EndRun => sh.fail(e),
+        SinkFailure::Drop => {
+            eprintln!("warning: {e}; the run goes on without this sink");
+            if let Ok(mut d) = sh.dropped_sinks.lock() {
+                d.push(e.to_string());
+            }
         }
     }
+    false
 }

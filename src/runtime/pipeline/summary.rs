@@ -92,6 +92,8 @@ pub struct RunSummary {
     pub interrupted: bool,
     /// The stage failure that ended the run, if any.
     pub failure: Option<String>,
+    /// Sinks dropped after a failure while the run went on ([`crate::runtime::pipeline::SinkFailure::Drop`]).
+    pub dropped_sinks: Vec<String>,
 }
 
 /// A skipped frame as reported.
@@ -163,6 +165,9 @@ impl fmt::Display for RunSummary {
         }
         for s in &self.skipped {
             writeln!(f, "skipped im_id {} in {}: {}", s.im_id, s.stage, s.reason)?;
+        }
+        for d in &self.dropped_sinks {
+            writeln!(f, "dropped sink: {d}")?;
         }
         if let Some(e) = &self.failure {
             writeln!(f, "FAILED: {e}")?;

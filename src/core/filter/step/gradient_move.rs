@@ -91,21 +91,41 @@ impl MoveConfig {
     }
 
     /// `(η/K, K)` for `n` particles on `model`.
-    pub(crate) fn movement<M: Model + ?Sized>(&self, n: usize, model: &M) -> (f64, usize) {
+    pub(crate) fn movement<M: Model + ?Sized>(&self, n: usize, model: &M) -> Result<(f64, usize)> {
         let eta = self.step.resolve(n).0;
-        let k = substep_count(self.substeps, eta, model);
-        (eta / k as f64, k)
+        let k = substep_count(self.substeps, eta, model)?;
+        Ok((eta / k as f64, k))
     }
 }
 
+/// The most sub-moves (or SVGD split parts) one update may take. Beyond it an update would run for
+/// hours (a likelihood far sharper than the step size, or a collapsed cloud), so it is refused.
+pub(crate) const MAX_SUBSTEPS: f64 = 100_000.0;
+
+/// `k` (rounded up, at least 1) as a sub-step count, or an error naming `what`, the count and `why`.
+pub(crate) fn bounded_count(what: &str, k: f64, why: &str) -> Result<usize> {
+    if k.is_finite() && k <= MAX_SUBSTEPS {
+        return Ok(k.ceil().max(1.0) as usize);
+    }
+    let msg =
+        format!("a stable update would need {k:.3e} sub-steps (at most {MAX_SUBSTEPS}): {why}");
+    Err(Error::param(what, format!("{k:.3e}"), msg))
+}
+
 /// `K = ⌈η·Lip⌉` (at least 1) for [`Substeps::Auto`].
-pub(crate) fn substep_count<M: Model + ?Sized>(rule: Substeps, eta: f64, model: &M) -> usize {
-    match rule {
-        Substeps::Fixed(k) => k.max(1),
-        Substeps::Auto => model
-            .gradient_lipschitz()
-            .map(|lip| (eta * lip).ceil().max(1.0) as usize)
-            .unwrap_or(1),
+pub(crate) fn substep_count<M: Model + ?Sized>(
+    rule: Substeps,
+    eta: f64,
+    model: &M,
+) -> Result<usize> {
+    match (rule, model.gradient_lipschitz()) {
+        (Substeps::Fixed(k), _) => Ok(k.max(1)),
+        (Substeps::Auto, None) => Ok(1),
+        (Substeps::Auto, Some(lip)) => bounded_count(
+            "substeps = auto",
+            eta * lip,
+            "η·Lip(∇L) is huge (a very sharp likelihood); use a smaller step size η",
+        ),
     }
 }
 
@@ -174,7 +194,7 @@ pub(super) fn set<M: Model + ?Sized>(cfg: &MoveConfig, model: &M, cx: &mut SetCt
         Some(p) => Some(interaction::epsilon(p.gamma.unwrap_or(gamma), m)?),
         None => None,
     };
-    let (eta_k, k) = cfg.movement(n, model);
+    let (eta_k, k) = cfg.movement(n, model)?;
     let (mut grads, mut pair) = std::mem::take(cx.buffers);
     grads.resize(n * m, 0.0);
     pair.resize(if eps.is_some() { n * m } else { 0 }, 0.0);

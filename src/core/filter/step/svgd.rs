@@ -185,7 +185,12 @@ pub(super) fn set<M: Model + ?Sized>(cfg: &SvgdConfig, model: &M, cx: &mut SetCt
                 .unwrap_or_else(|| interaction::median_bandwidth(x, n, m));
             let rho = kernel_sums(x, &grads, n, m, h, &mut a, &mut b);
             if part == 0 && cfg.split {
-                parts = (cfg.eta * rho * (lip + 4.0 / h)).ceil().max(1.0) as usize;
+                let why = format!(
+                    "the kernel bandwidth h = {h:.3e} is tiny (a collapsed cloud); \
+                     set a fixed `bandwidth` or start from a spread cloud"
+                );
+                let k = cfg.eta * rho * (lip + 4.0 / h);
+                parts = super::gradient_move::bounded_count("svgd split", k, &why)?;
             }
             let step = cfg.eta / (parts as f64 * n as f64);
             let (a, b) = (&a, &b);

@@ -503,6 +503,11 @@ mod tests {
             ("scene_camera.json", r#"{"x": {}}"#, "'x'"),
             ("scene_camera.json", r#"{"3": "#, "invalid JSON"),
             (
+                "scene_camera.json",
+                r#"{"3": {"cam_K": [1, 0, NaN, 0, 1, 0, 0, 0, 1], "depth_scale": 1}}"#,
+                "at 'NaN, 0, 1, 0': JSON has no NaN",
+            ),
+            (
                 "scene_gt.json",
                 r#"{"3": [{"cam_R_m2c": [1,0,0,0,1,0,0,0,1], "cam_t_m2c": [0,0,1]}]}"#,
                 "obj_id",
@@ -629,6 +634,14 @@ mod tests {
             ("1,2,x,0.5,1 0 0 0 1 0 0 0 1,0 0 1,1", "obj_id"),
             ("1,2,3,0.5,1 0 0 0 1 0 0 0,0 0 1,1", "field R"),
             ("1,2,3,0.5,1 0 0 0 1 0 0 0 -1,0 0 1,1", "rotation"),
+            (
+                "1,2,3,0.5,1 0 NaN 0 1 0 0 0 1,0 0 1,1",
+                "field R: NaN is not a finite",
+            ),
+            (
+                "1,2,3,0.5,1 0 0 0 1 0 0 0 1,0 inf 1,1",
+                "field t: inf is not a finite",
+            ),
             ("1,2,3,0.5,1 0 0 0 1 0 0 0 1,0 0,1", "field t"),
         ];
         for (row, needle) in bad {

@@ -44,9 +44,12 @@ pub(super) fn parse_result(path: &Path, line: usize, text: &str) -> Result<PoseR
             .map(str::parse)
             .collect::<std::result::Result<_, _>>()
             .map_err(|_| err(name, "not a list of numbers"))?;
-        (v.len() == n && v.iter().all(|x| x.is_finite()))
+        if let Some(bad) = v.iter().find(|x| !x.is_finite()) {
+            return Err(err(name, &format!("{bad} is not a finite number")));
+        }
+        (v.len() == n)
             .then_some(v)
-            .ok_or_else(|| err(name, &format!("expected {n} finite numbers")))
+            .ok_or_else(|| err(name, &format!("expected {n} numbers, found {}", f[i])))
     };
     let r = nums(4, "R", 9)?;
     let t = nums(5, "t", 3)?;

@@ -6,7 +6,28 @@ use super::*;
 /// Reads and parses a JSON file.
 pub(super) fn read_json(path: &Path) -> Result<Value> {
     let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-    serde_json::from_str(&text).map_err(|e| Error::format(path, format!("invalid JSON: {e}")))
+    serde_json::from_str(&text).map_err(|e| Error::format(path, json_error(&text, &e)))
+}
+
+/// A JSON syntax error with the text where it stands, and a hint for the non-numbers (`NaN`,
+/// `Infinity`) that some writers emit but JSON does not have.
+pub(super) fn json_error(text: &str, e: &serde_json::Error) -> String {
+    let line = text.lines().nth(e.line().saturating_sub(1)).unwrap_or("");
+    let start = line
+        .char_indices()
+        .nth(e.column().saturating_sub(1))
+        .map_or(line.len(), |(i, _)| i);
+    let near: String = line[start..].chars().take(12).collect();
+    let word = near.trim_start_matches('-');
+    let hint = if ["NaN", "nan", "Infinity", "inf"]
+        .iter()
+        .any(|w| word.starts_with(w))
+    {
+        ": JSON has no NaN or infinity; a finite number is needed here"
+    } else {
+        ""
+    };
+    format!("invalid JSON: {e}, at '{}'{hint}", near.trim_end())
 }
 
 /// `v` as an object, or an error naming `what`.

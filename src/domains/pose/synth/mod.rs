@@ -166,6 +166,9 @@ impl SynthConfig {
         if self.frames == 0 || self.frames > 999_999 {
             return Err(Error::param("frames", self.frames, "must be in 1..=999999"));
         }
+        // Colour, depth, the renderer's buffers and the PNG encoders: under 64 bytes a pixel.
+        let (w, h) = (self.camera.width as usize, self.camera.height as usize);
+        crate::core::memory::check("resolution", format!("{w}x{h}"), &[w, h, 64], 1)?;
         if !(self.depth_scale.is_finite() && self.depth_scale > 0.0) {
             return Err(Error::param(
                 "depth_scale",

@@ -17,6 +17,17 @@ pub use mcap::{McapSink, McapSinkSpec};
 use crate::core::error::{Error, Result};
 use crate::runtime::pipeline::message::SinkMsg;
 
+/// What the pipeline does when a sink fails (an error or a panic in [`Sink::handle`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SinkFailure {
+    /// End the run (the source stops, queued frames are processed, the other sinks are finished):
+    /// for results files, which a user expects complete or not at all.
+    EndRun,
+    /// Drop this sink and go on (listed in the summary's `dropped_sinks`): for viewers and network
+    /// peers, whose loss must not stop a robot's tracker.
+    Drop,
+}
+
 /// A consumer of pipeline output, run on the sink thread.
 pub trait Sink: Send {
     /// Name used in error messages.
@@ -27,6 +38,10 @@ pub trait Sink: Send {
     }
     /// Handle one message.
     fn handle(&mut self, msg: &SinkMsg) -> Result<()>;
+    /// What a failure of this sink does to the run (default: end it).
+    fn on_failure(&self) -> SinkFailure {
+        SinkFailure::EndRun
+    }
     /// Flush and close at the end of the run (also after a failure).
     fn finish(&mut self) -> Result<()> {
         Ok(())

@@ -1,0 +1,343 @@
+//! The bad-input battery (issue 14), run through the `hdpf` binary as a user meets it: every case
+//! ends with an error that names the culprit (file, field, flag or value), and none ends in a
+//! panic (exit code 101), an abort or a signal.
+
+#[path = "support/pipeline.rs"]
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use support::*;
+
+/// Runs `hdpf ARGS` and returns its exit code and output (stderr, then stdout), asserting it ended
+/// by itself without a panic.
+fn hdpf(args: &[&str]) -> (Option<i32>, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_hdpf"))
+        .args(args)
+        .env("HDPF_MAX_MEMORY", "8G")
+        .output()
+        .unwrap();
+    let code = out.status.code();
+    let err =
+        String::from_utf8_lossy(&out.stderr).into_owned() + &String::from_utf8_lossy(&out.stdout);
+    assert!(
+        code.is_some(),
+        "{args:?} ended by a signal: {}\n{err}",
+        out.status
+    );
+    assert_ne!(code, Some(101), "{args:?} panicked:\n{err}");
+    (code, err)
+}
+
+/// `hdpf ARGS` fails (exit 1 or 2) and its message contains every needle.
+fn refused(args: &[&str], needles: &[&str]) {
+    let (code, err) = hdpf(args);
+    assert!(
+        matches!(code, Some(1 | 2)),
+        "{args:?} did not fail ({code:?}):\n{err}"
+    );
+    for n in needles {
+        assert!(err.contains(n), "{args:?}: message lacks {n:?}:\n{err}");
+    }
+}
+
+/// A scene `test/1` of 3 frames under `root`, with `edit` applied to its folder.
+fn scene(root: &Path, edit: impl FnOnce(&Path)) -> String {
+    let dir = write_dataset(root, 3);
+    edit(&dir);
+    root.to_string_lossy().into_owned()
+}
+
+fn track(root: &str, out: &Path, extra: &[&str]) -> Vec<String> {
+    let mut v: Vec<String> = [
+        "track",
+        "--dataset",
+        root,
+        "--split",
+        "test",
+        "--scene",
+        "1",
+        "--out",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    v.push(out.to_string_lossy().into_owned());
+    if !extra.contains(&"--particles") {
+        v.extend(["--particles".to_string(), "10".to_string()]);
+    }
+    v.extend(extra.iter().map(|s| s.to_string()));
+    v
+}
+
+fn refused_track(name: &str, edit: impl FnOnce(&Path), extra: &[&str], needles: &[&str]) {
+    let root = temp_dir(&format!("bad-{name}"));
+    let data = scene(&root, edit);
+    let args = track(&data, &root.join("r.csv"), extra);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    refused(&args, needles);
+}
+
+/// A frame whose image cannot be read is skipped and reported by file (README, "Faults"); the
+/// other frames are tracked and the run succeeds.
+fn skipped_frame(name: &str, edit: impl FnOnce(&Path), file: &str) {
+    let root = temp_dir(&format!("bad-{name}"));
+    let data = scene(&root, edit);
+    let args = track(&data, &root.join("r.csv"), &[]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let (code, err) = hdpf(&args);
+    assert_eq!(code, Some(0), "{name}: {err}");
+    assert!(
+        err.contains("skipped frames: 1") && err.contains(file),
+        "{name}: {err}"
+    );
+    let rows = hdpf::domains::pose::bop::read_results(root.join("r.csv")).unwrap();
+    assert_eq!(rows.len(), 2, "{name}: the two good frames are tracked");
+}
+
+fn write(path: PathBuf, text: &str) {
+    std::fs::write(path, text).unwrap();
+}
+
+#[test]
+fn broken_scene_files_are_refused_naming_file_and_field() {
+    refused_track(
+        "gt-json",
+        |d| write(d.join("scene_gt.json"), "{\"1\": [{\"obj_id\": 1,"),
+        &[],
+        &["scene_gt.json", "invalid JSON"],
+    );
+    refused_track(
+        "gt-rotation",
+        |d| {
+            let t = r#"{"1": [{"obj_id": 1, "cam_R_m2c": [2,0,0,0,1,0,0,0,1], "cam_t_m2c": [0,0,500]}]}"#;
+            write(d.join("scene_gt.json"), t)
+        },
+        &[],
+        &["scene_gt.json", "cam_R_m2c"],
+    );
+    refused_track(
+        "camera-nan",
+        |d| {
+            let t = r#"{"1": {"cam_K": [30, 0, NaN, 0, 30, 12, 0, 0, 1], "depth_scale": 1}}"#;
+            write(d.join("scene_camera.json"), t)
+        },
+        &[],
+        &["scene_camera.json", "NaN"],
+    );
+    refused_track(
+        "unknown-object",
+        |d| {
+            let t = r#"{"1": [{"obj_id": 77, "cam_R_m2c": [1,0,0,0,1,0,0,0,1], "cam_t_m2c": [0,0,500]}]}"#;
+            write(d.join("scene_gt.json"), t)
+        },
+        &[],
+        &["77"],
+    );
+    refused_track(
+        "no-camera",
+        |d| std::fs::remove_file(d.join("scene_camera.json")).unwrap(),
+        &[],
+        &["scene_camera.json"],
+    );
+}
+
+#[test]
+fn broken_images_and_meshes_are_refused_naming_the_file() {
+    skipped_frame(
+        "truncated-png",
+        |d| {
+            let p = d.join("rgb").join("000001.png");
+            let bytes = std::fs::read(&p).unwrap();
+            std::fs::write(&p, &bytes[..bytes.len() / 2]).unwrap();
+        },
+        "rgb/000001.png",
+    );
+    skipped_frame(
+        "garbage-depth",
+        |d| write(d.join("depth").join("000002.png"), "not a png"),
+        "depth/000002.png",
+    );
+    skipped_frame(
+        "missing-depth",
+        |d| std::fs::remove_file(d.join("depth").join("000001.png")).unwrap(),
+        "depth/000001.png",
+    );
+    refused_track(
+        "truncated-ply",
+        |d| {
+            let p = d.join("../../models/obj_000001.ply");
+            let bytes = std::fs::read(&p).unwrap();
+            std::fs::write(&p, &bytes[..bytes.len() - 20]).unwrap();
+        },
+        &[],
+        &["obj_000001.ply"],
+    );
+    refused_track(
+        "huge-ply-header",
+        |d| {
+            let ply = "ply\nformat binary_little_endian 1.0\nelement vertex 4000000000\n\
+                       property float x\nproperty float y\nproperty float z\nend_header\n";
+            write(d.join("../../models/obj_000001.ply"), ply)
+        },
+        &[],
+        &["obj_000001.ply"],
+    );
+}
+
+#[test]
+fn bad_flags_and_sizes_are_refused_naming_the_value() {
+    let root = temp_dir("bad-flags");
+    let data = scene(&root, |_| {});
+    let out = root.join("r.csv");
+    let with = |extra: &[&str]| track(&data, &out, extra);
+    let cases: Vec<(Vec<String>, Vec<&str>)> = vec![
+        (with(&["--filter", "kalman"]), vec!["kalman"]),
+        (with(&["--modalities", "sonar"]), vec!["sonar"]),
+        (with(&["--init-noise", "20mm,nandeg"]), vec!["nandeg"]),
+        (with(&["--rounds", "0"]), vec!["rounds"]),
+        (
+            with(&["--particles", "100000000000"]),
+            vec!["particles", "100000000000", "memory"],
+        ),
+        (
+            [
+                vec!["--max-memory".to_string(), "1K".to_string()],
+                with(&[]),
+            ]
+            .concat(),
+            vec!["particles", "--max-memory"],
+        ),
+        (
+            [
+                vec!["--max-memory".to_string(), "lots".to_string()],
+                with(&[]),
+            ]
+            .concat(),
+            vec!["--max-memory", "lots"],
+        ),
+        (
+            [
+                "dataset",
+                "synth",
+                "--out",
+                &root.join("s").to_string_lossy(),
+                "--width",
+                "200000",
+                "--height",
+                "200000",
+            ]
+            .iter()
+            .map(|s| s.to_string())
+            .collect(),
+            vec!["resolution", "200000x200000"],
+        ),
+        (
+            ["bench", "tracking", "--dims", "1000000", "--trials", "2"]
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
+            vec!["dims", "1000000", "memory"],
+        ),
+    ];
+    for (args, needles) in cases {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        refused(&args, &needles);
+    }
+}
+
+#[test]
+fn bad_results_files_are_refused_naming_line_field_and_value() {
+    let root = temp_dir("bad-results");
+    let data = scene(&root, |_| {});
+    let rows = [
+        ("1,1,1,1.0,1 0 NaN 0 1 0 0 0 1,0 0 500,0.01", "NaN"),
+        ("1,1,1,1.0,1 0 0 0 1 0 0 0 1,0 0,0.01", "field t"),
+        ("1,x,1,1.0,1 0 0 0 1 0 0 0 1,0 0 500,0.01", "im_id"),
+    ];
+    for (row, needle) in rows {
+        let csv = root.join("bad.csv");
+        write(
+            csv.clone(),
+            &format!("scene_id,im_id,obj_id,score,R,t,time\n{row}\n"),
+        );
+        let csv = csv.to_string_lossy().into_owned();
+        refused(
+            &["eval", "--dataset", &data, "--results", &csv],
+            &["bad.csv", "line 2", needle],
+        );
+    }
+}
+
+#[test]
+fn bad_launch_files_are_refused_naming_line_and_key() {
+    let root = temp_dir("bad-launch");
+    // Lines 1–9; a case's first line is line 10.
+    let base = "[source]\nkind = \"synth\"\n[source.synth]\nobjects = [\"box\"]\nframes = 2\n\
+                resolution = [32, 24]\n[pipeline]\nrate_hz = 0.0\nprogress = false\n";
+    let cases = [
+        (
+            "[[tracker]]\nfilter = \"sir\"\nparticles = 100000000000\n",
+            vec!["particles", "memory"],
+        ),
+        (
+            "[[tracker]]\nfilter = \"rfpf\"\neta = nan\n",
+            vec!["line 12", "eta"],
+        ),
+        (
+            "[[tracker]]\nfilter = \"sir\"\nparticlez = 3\n",
+            vec!["particlez"],
+        ),
+        (
+            "[[tracker]]\nfilter = \"sir\"\n[sinks]\nkafka = \"x\"\n",
+            vec!["kafka"],
+        ),
+    ];
+    for (i, (tail, needles)) in cases.iter().enumerate() {
+        let file = root.join(format!("bad{i}.toml"));
+        write(file.clone(), &format!("{base}{tail}"));
+        let f = file.to_string_lossy().into_owned();
+        let mut n = needles.clone();
+        n.push(&f);
+        refused(&["launch", &f], &n);
+    }
+    let capacity = root.join("cap.toml");
+    let text = format!("{base}capacity = 100000000000000\n[[tracker]]\nfilter = \"sir\"\n");
+    write(capacity.clone(), &text);
+    refused(
+        &["launch", &capacity.to_string_lossy()],
+        &["capacity", "memory"],
+    );
+    let stall = root.join("stall.toml");
+    let text = format!("{base}stall_timeout_s = -1.0\n[[tracker]]\nfilter = \"sir\"\n");
+    write(stall.clone(), &text);
+    refused(
+        &["launch", &stall.to_string_lossy()],
+        &["stall_timeout_s", "line 10"],
+    );
+}
+
+#[test]
+fn broken_recordings_are_refused_naming_the_file() {
+    let root = temp_dir("bad-mcap");
+    let garbage = root.join("garbage.mcap");
+    write(garbage.clone(), "this is not an MCAP file at all");
+    let g = garbage.to_string_lossy().into_owned();
+    refused(&["dataset", "info", &g], &["garbage.mcap", "MCAP"]);
+    let models = root.join("models");
+    std::fs::create_dir_all(&models).unwrap();
+    let m = models.to_string_lossy().into_owned();
+    let out = root.join("r.csv").to_string_lossy().into_owned();
+    refused(
+        &["track", "--dataset", &g, "--models", &m, "--out", &out],
+        &["garbage.mcap"],
+    );
+    refused(
+        &[
+            "dataset",
+            "info",
+            &root.join("absent.mcap").to_string_lossy(),
+        ],
+        &["absent.mcap"],
+    );
+}
