@@ -33,17 +33,22 @@
 //! **Spread bound.** Where the loss is flatter at the particles than its curvature at the mean
 //! predicts (a robust loss's tails, saturated weights), `−P(g_i − ḡ − J̄d_i) ≈ PJ̄d_i` pushes far
 //! particles outward, and `T_η + PJ̄` can exceed 1 (in 1-D with `J̄Σ̂ = 1`: `0.71 + 0.5`); repeated,
-//! that widening compounds without limit. A posterior is no wider than its prior, so the new
-//! offsets `D'` (columns `d_i'`) are clipped in the `Σ̂_α` metric: with `Σ̂_α = LLᵀ`, `Z = L⁻¹D'`
-//! and the eigen-decomposition `ZZᵀ/(n−1) = U Λ Uᵀ`,
+//! that widening compounds without limit. The new offsets `D'` are therefore kept within
 //!
 //! ```text
-//! D' ← L U min(1, Λ^{−1/2}) Uᵀ Z,     so that     cov(D') = L U min(Λ, 1) Uᵀ Lᵀ ⪯ Σ̂_α,
+//! B = L U max(Λ, 1) Uᵀ Lᵀ,     Σ̂_α = LLᵀ,     L⁻¹ C_lin L⁻ᵀ = U Λ Uᵀ,     C_lin = cov(T_η D),
 //! ```
 //!
-//! which leaves every direction with `λ ≤ 1` alone (the clip is skipped when `max λ ≤ 1 + 1e-12`:
-//! on a linear-Gaussian model `cov(D') = P ⪯ Σ̂_α`, so the Kalman equalities above are untouched)
-//! and keeps the mean (a linear map of zero-mean offsets).
+//! the least upper bound, in that eigenbasis, of the prior `Σ̂_α` and of the spread the linear
+//! part alone gives (which exceeds `Σ̂_α` where `η < 1` or `n ≤ m` keeps more of the sample
+//! covariance than the shrunk prior has): with `B = GGᵀ`, `Y = G⁻¹D'` and `YYᵀ/(n−1) = VMVᵀ`,
+//!
+//! ```text
+//! D' ← G V min(1, M^{−1/2}) Vᵀ Y,     so that     cov(D') ⪯ B.
+//! ```
+//!
+//! The clip is skipped when `max M ≤ 1 + 1e-12`: on a linear-Gaussian model `D' = T_η D`, so the
+//! Kalman equalities above are untouched; the mean is kept (a linear map of zero-mean offsets).
 //!
 //! **Pair term in the `P` metric.** With `P = LLᵀ` and whitened positions `z_i = L⁻¹p_i` the RF-PF
 //! pair sum is taken among the `z_i` with the paper's kernel (`ε = (γ/C_m)^{1/(2−m)}`, strength
