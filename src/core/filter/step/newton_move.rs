@@ -30,6 +30,26 @@
 //! whole move (a Levenberg–Marquardt-like trust region), and a move whose mean loss rises is taken
 //! at half the step, up to `backtrack` times.
 //!
+//! **Spread bound.** Where the loss is flatter at the particles than its curvature at the mean
+//! predicts (a robust loss's tails, saturated weights), `−P(g_i − ḡ − J̄d_i) ≈ PJ̄d_i` pushes far
+//! particles outward, and `T_η + PJ̄` can exceed 1 (in 1-D with `J̄Σ̂ = 1`: `0.71 + 0.5`); repeated,
+//! that widening compounds without limit. The new offsets `D'` are therefore kept within
+//!
+//! ```text
+//! B = L U max(Λ, 1) Uᵀ Lᵀ,     Σ̂_α = LLᵀ,     L⁻¹ C_lin L⁻ᵀ = U Λ Uᵀ,     C_lin = cov(T_η D),
+//! ```
+//!
+//! the least upper bound, in that eigenbasis, of the prior `Σ̂_α` and of the spread the linear
+//! part alone gives (which exceeds `Σ̂_α` where `η < 1` or `n ≤ m` keeps more of the sample
+//! covariance than the shrunk prior has): with `B = GGᵀ`, `Y = G⁻¹D'` and `YYᵀ/(n−1) = VMVᵀ`,
+//!
+//! ```text
+//! D' ← G V min(1, M^{−1/2}) Vᵀ Y,     so that     cov(D') ⪯ B.
+//! ```
+//!
+//! The clip is skipped when `max M ≤ 1 + 1e-12`: on a linear-Gaussian model `D' = T_η D`, so the
+//! Kalman equalities above are untouched; the mean is kept (a linear map of zero-mean offsets).
+//!
 //! **Pair term in the `P` metric.** With `P = LLᵀ` and whitened positions `z_i = L⁻¹p_i` the RF-PF
 //! pair sum is taken among the `z_i` with the paper's kernel (`ε = (γ/C_m)^{1/(2−m)}`, strength
 //! `(m−2)/ε²·L̃_i`) and mapped back: `π_i = L · ((m−2)/ε²) · L̃_i · S_i(z)`.
@@ -154,6 +174,7 @@ pub(super) fn set<M: Model + ?Sized>(cfg: &NewtonConfig, model: &M, cx: &mut Set
         let pair = pair_displacements(cfg.pair, cx.particles.as_slice(), &losses, &p, n, m)?;
         let step = Move {
             cloud: &cloud,
+            prior: &prior,
             p: &p,
             t1: &t1,
             j: &curvature,
@@ -181,6 +202,7 @@ pub(super) fn set<M: Model + ?Sized>(cfg: &NewtonConfig, model: &M, cx: &mut Set
 /// The quantities of one move, for trying it at several step sizes.
 struct Move<'a> {
     cloud: &'a Cloud,
+    prior: &'a DMatrix<f64>,
     p: &'a DMatrix<f64>,
     t1: &'a DMatrix<f64>,
     j: &'a DMatrix<f64>,
@@ -189,8 +211,17 @@ struct Move<'a> {
 }
 
 impl Move<'_> {
-    /// The new positions (row-major `n × m`) at step fraction `eta`.
+    /// The new positions (row-major `n × m`) at step fraction `eta`, the offsets' spread bounded
+    /// by `Σ̂_α` ([`bound_spread`]).
     fn positions(&self, eta: f64) -> Vec<f64> {
+        let (mean, linear, mut offsets) = self.mean_and_offsets(eta);
+        bound_spread(&mut offsets, &linear, self.prior);
+        positions(&mean, &offsets)
+    }
+
+    /// The new mean, the linear part `T_η D` of the offsets and the offsets before the spread
+    /// bound, at step fraction `eta`.
+    fn mean_and_offsets(&self, eta: f64) -> (DVector<f64>, DMatrix<f64>, DMatrix<f64>) {
         let m = self.g.nrows();
         let g_mean = self.g.column_mean();
         let pair_mean = self.pair.column_mean();
@@ -201,9 +232,59 @@ impl Move<'_> {
         resid.column_iter_mut().for_each(|mut c| c -= &g_mean);
         let mut pair_dev = self.pair.clone();
         pair_dev.column_iter_mut().for_each(|mut c| c -= &pair_mean);
-        let offsets = &t * &self.cloud.offsets - (self.p * resid + pair_dev) * eta;
-        positions(&mean, &offsets)
+        let linear = &t * &self.cloud.offsets;
+        let offsets = &linear - (self.p * resid + pair_dev) * eta;
+        (mean, linear, offsets)
     }
+}
+
+/// Largest eigenvalue of the offsets' covariance in the bound's metric above which the spread is
+/// clipped: `1 + 1e-12`, so that rounding where the offsets meet the bound (a linear-Gaussian
+/// model, or a direction the observation leaves alone) does not trigger it.
+const SPREAD_SLACK: f64 = 1e-12;
+
+/// Clip the offsets `D` (`m × n`, zero-mean columns) so that their covariance stays within
+/// `B = Σ̂_α^{1/2} U max(Λ, 1) Uᵀ Σ̂_α^{1/2}`, the least upper bound (in the eigenbasis of the
+/// whitened linear spread `Σ̂_α^{−1/2} C_lin Σ̂_α^{−1/2} = UΛUᵀ`) of the prior `Σ̂_α = prior` and
+/// of the linear part's spread `C_lin = cov(linear)` (see the module docs): with `B = GGᵀ`,
+/// `Y = G⁻¹D` and `YYᵀ/(n−1) = VMVᵀ`, `D ← G V min(1, M^{−1/2}) Vᵀ Y`. Returns the largest
+/// eigenvalue of `cov(D)` in the bound's metric before the clip (≤ 1 + 1e-12: nothing changed;
+/// NaN: `Σ̂_α` not positive definite, nothing changed).
+pub(super) fn bound_spread(
+    offsets: &mut DMatrix<f64>,
+    linear: &DMatrix<f64>,
+    prior: &DMatrix<f64>,
+) -> f64 {
+    let n1 = (offsets.ncols().max(2) - 1) as f64;
+    let Some(chol) = prior.clone().cholesky() else {
+        return f64::NAN;
+    };
+    let l = chol.l();
+    let (Some(z), Some(zl)) = (
+        l.solve_lower_triangular(offsets),
+        l.solve_lower_triangular(linear),
+    ) else {
+        return f64::NAN;
+    };
+    // The bound in whitened coordinates, B_w = U max(Λ, 1) Uᵀ, and its square root and inverse.
+    let lin = (&zl * zl.transpose() / n1).symmetric_eigen();
+    let u = &lin.eigenvectors;
+    let up = |f: &dyn Fn(f64) -> f64| {
+        u * DMatrix::from_diagonal(&lin.eigenvalues.map(|v| f(v.max(1.0)))) * u.transpose()
+    };
+    let (g, g_inv) = (up(&f64::sqrt), up(&|v| v.sqrt().recip()));
+    let y = &g_inv * z;
+    let eig = (&y * y.transpose() / n1).symmetric_eigen();
+    let top = eig.eigenvalues.max();
+    if top <= 1.0 + SPREAD_SLACK {
+        return top;
+    }
+    let clip = eig
+        .eigenvalues
+        .map(|v| if v > 1.0 { v.sqrt().recip() } else { 1.0 });
+    let v = &eig.eigenvectors;
+    *offsets = l * g * (v * DMatrix::from_diagonal(&clip) * v.transpose()) * y;
+    top
 }
 
 /// Positions as a row-major buffer (`n × m`) from a mean and offsets (`m × n`, column = particle).
@@ -492,6 +573,103 @@ pub(crate) mod tests {
         f.update(&model).unwrap();
         let (mean, _) = moments(f.particles());
         assert!((&mean - &want).norm() < 0.2, "{mean} vs {want}");
+    }
+
+    /// Huber loss per coordinate about 0, `L = Σ_k ρ(x_k)/r` with `ρ(e) = e²/2` for `|e| ≤ δ` and
+    /// `δ(|e| − δ/2)` beyond; curvature `I/r` everywhere (the quadratic core's, as a robust
+    /// loss's Gauss–Newton weights at an inlier give it), while the outer particles see a flat
+    /// gradient `±δ/r`.
+    struct Huber {
+        delta: f64,
+        r: f64,
+    }
+
+    impl Model for Huber {
+        fn dim(&self) -> usize {
+            3
+        }
+        fn sample_prior(&self, rng: &mut dyn RngCore, out: &mut [f64]) {
+            out.iter_mut().for_each(|v| *v = StandardNormal.sample(rng));
+        }
+        fn loss(&self, x: &[f64]) -> f64 {
+            let rho = |e: f64| match e.abs() <= self.delta {
+                true => 0.5 * e * e,
+                false => self.delta * (e.abs() - 0.5 * self.delta),
+            };
+            x.iter().map(|e| rho(*e)).sum::<f64>() / self.r
+        }
+        fn loss_grad(&self, x: &[f64], g: &mut [f64]) -> f64 {
+            for (gk, e) in g.iter_mut().zip(x) {
+                *gk = e.clamp(-self.delta, self.delta) / self.r;
+            }
+            self.loss(x)
+        }
+        fn curvature(&self, _x: &[f64], out: &mut [f64]) -> bool {
+            let j = DMatrix::<f64>::identity(3, 3) / self.r;
+            out.copy_from_slice(j.as_slice());
+            true
+        }
+    }
+
+    /// A Huber loss with `δ = 0.05 ≪` the cloud's spread 1: the square-root rule alone moves an
+    /// outer particle to `(T₁ + PJ̄) d ≈ 1.21 d` (1-D: `J̄Σ̂ = 10`, `T₁ = 0.30`, `PJ̄ = 0.91`), so
+    /// the offsets' covariance exceeds the prior `Σ̂_α` (largest eigenvalue in its metric ≈ 1.4
+    /// for a standard normal cloud; the test asks > 1.2). The bounded move leaves it ≤ 1 (up to
+    /// the rounding of a 3×3 eigen-decomposition, 1e-9) and the mean where the unbounded move put it.
+    #[test]
+    fn a_flat_tailed_loss_no_longer_widens_the_cloud() {
+        let model = Huber {
+            delta: 0.05,
+            r: 0.1,
+        };
+        let (n, m) = (200, 3);
+        let set = ParticleSet::from_prior(&model, n, 7).unwrap();
+        // The unbounded move by hand (α = 0: Σ̂_α = Σ̂).
+        let cloud = Cloud::of(set.as_slice(), n, m);
+        let sigma = cloud.covariance();
+        let j = curvature_at(&model, cloud.mean.as_slice(), 0).unwrap();
+        let (p, t1) = posterior_and_transform(&sigma, &sigma, &j, n, 0).unwrap();
+        let mut grads = vec![0.0; n * m];
+        for (x, g) in set.as_slice().chunks(m).zip(grads.chunks_mut(m)) {
+            model.loss_grad(x, g);
+        }
+        let (g, pair) = (
+            DMatrix::from_column_slice(m, n, &grads),
+            DMatrix::zeros(m, n),
+        );
+        let step = Move {
+            cloud: &cloud,
+            prior: &sigma,
+            p: &p,
+            t1: &t1,
+            j: &j,
+            g: &g,
+            pair: &pair,
+        };
+        let (raw_mean, linear, raw) = step.mean_and_offsets(1.0);
+        let widened = bound_spread(&mut raw.clone(), &linear, &sigma);
+        assert!(
+            widened > 1.2,
+            "the unbounded move should widen: λ_max {widened}"
+        );
+        let params = NewtonParams {
+            eta: 1.0,
+            shrinkage: Shrinkage::Fixed(0.0),
+            inflation: 1.0,
+            pair: false,
+            ..Default::default()
+        };
+        let mut f = Filter::new(Preset::RfpfNewton(params).steps(), set, 0).unwrap();
+        f.update(&model).unwrap();
+        let after = Cloud::of(f.particles().as_slice(), n, m);
+        // Here C_lin = P ⪯ Σ̂_α, so the bound is Σ̂_α itself.
+        let top = bound_spread(&mut after.offsets.clone(), &linear, &sigma);
+        assert!(
+            top <= 1.0 + 1e-9,
+            "bounded move: λ_max {top} (was {widened})"
+        );
+        let dm = (&after.mean - &raw_mean).abs().max();
+        assert!(dm < 1e-12, "the bound moved the mean by {dm}");
     }
 
     #[test]

@@ -323,9 +323,6 @@ impl Tracker {
             let mut diag = Default::default();
             for _ in 0..updates {
                 diag = f.update(&model)?;
-                if self.config.filter == FilterKind::RfpfNewton {
-                    self.cap_spread(g, &mut f);
-                }
             }
             let moved = self.estimate_round(&members, &mut charts, &mut f, &diag, out);
             filter = Some(f);
@@ -411,32 +408,6 @@ impl Tracker {
         spec.particles = c.particles_per_filter();
         let m = 6 * self.groups[g].members.len();
         spec.build_with(ParticleSet::from_vec(1, m, vec![0.0; m])?)
-    }
-
-    /// Cap each member's cloud of group `g` at the Newton floor `s` ([`Tracker::newton_floor`]):
-    /// when its covariance `Σ̂_k` (state units) has `tr Σ̂_k / 6 > s`, its offsets from the mean
-    /// shrink by `√(6s / tr Σ̂_k)`. A posterior is no wider than its prior, but the Newton move's
-    /// square-root rule with its per-particle residual correction `P(g_i − ḡ − J̄d_i)` expands the
-    /// cloud by about `1 + P^{1/2}Σ̂^{−1/2} − PΣ̂_α⁻¹` per update where the robust loss is flatter
-    /// at the particles than its curvature at the mean predicts (outliers, saturated Tukey
-    /// weights), which compounds over frames and rounds; the cap keeps that bounded.
-    fn cap_spread(&self, g: usize, filter: &mut Filter) {
-        let s = self.newton_floor(g);
-        let blocks = self.groups[g].members.len();
-        let mean = filter.particles().mean();
-        let cov = filter.particles().covariance();
-        for j in 0..blocks {
-            let tr: f64 = (0..6).map(|i| cov[(6 * j + i, 6 * j + i)]).sum();
-            if tr / 6.0 <= s {
-                continue;
-            }
-            let shrink = (6.0 * s / tr).sqrt();
-            for row in filter.particles_mut().as_mut_slice().chunks_mut(6 * blocks) {
-                for i in 6 * j..6 * j + 6 {
-                    row[i] = mean[i] + (row[i] - mean[i]) * shrink;
-                }
-            }
-        }
     }
 
     /// The floor `s` of the Newton moves: the mean motion-prior variance per state coordinate
@@ -762,7 +733,7 @@ mod tests {
     /// its square-root rule keeps a cloud of about 4 mm here, because the robust depth loss is
     /// flatter than its curvature at the mean predicts at the prior's scale (Tukey weights
     /// 0.1–0.8 at 5–10 mm), so the per-particle residual correction undoes the contraction
-    /// ([`Tracker::cap_spread`] bounds it at the motion prior's size).
+    /// (the move's spread bound keeps it within the shrunk prior `Σ̂_α`).
     #[test]
     fn newton_filters_hold_a_static_box() {
         let (frame, object, pose) = rendered_box();
