@@ -47,7 +47,7 @@ pub struct TrackArgs {
     /// Particles per filter.
     #[arg(long, default_value_t = 100)]
     pub particles: usize,
-    /// Comma-separated modalities: depth, edge.
+    /// Comma-separated modalities: depth, edge, depth-edge, region (RGB colour regions).
     #[arg(long, default_value = "depth")]
     pub modalities: String,
     /// Perturb the initial GT pose, e.g. `20mm,10deg`.

@@ -192,6 +192,11 @@ impl RgbdFrame {
             .ok_or_else(|| Error::param("modalities", who, "frame has no depth image"))
     }
 
+    /// The colour image, or an error naming the modality `who` that needs it.
+    pub fn need_rgb(&self, who: &str) -> Result<Arc<image::RgbImage>> {
+        (self.rgb.clone()).ok_or_else(|| Error::param("modalities", who, "frame has no RGB image"))
+    }
+
     /// The grey image (computed from the colour on first use), or an error naming the modality
     /// `who` that needs it.
     pub fn need_grey(&self, who: &str) -> Result<SharedImage> {

@@ -136,6 +136,7 @@ impl FrameTerm for DepthFrame {
         &self,
         camera: &Camera,
         chart: &PoseChart,
+        _object: usize,
         points: &[SurfacePoint],
         widen: f64,
     ) -> Box<dyn Modality> {

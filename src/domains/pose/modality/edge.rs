@@ -224,6 +224,7 @@ impl FrameTerm for EdgeFrame {
         &self,
         camera: &Camera,
         chart: &PoseChart,
+        _object: usize,
         points: &[SurfacePoint],
         _widen: f64,
     ) -> Box<dyn Modality> {

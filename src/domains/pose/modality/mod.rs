@@ -30,13 +30,14 @@
 pub mod depth;
 pub mod depth_edge;
 pub mod edge;
+pub mod region;
 pub mod registry;
 pub mod spec;
 pub mod visible;
 
 pub use crate::domains::pose::frame::{ImageF32, RgbdFrame, Sample, SharedImage};
 pub use registry::parse_modalities;
-pub use spec::{FrameTerm, ModalityConfig, ModalitySpec, Needs};
+pub use spec::{FrameTerm, Memory, ModalityConfig, ModalitySpec, Needs};
 
 use crate::core::filter::Model;
 use crate::core::geometry::se3::left_jacobian;

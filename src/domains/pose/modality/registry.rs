@@ -4,6 +4,7 @@
 use super::depth::DepthParams;
 use super::depth_edge::DepthEdgeParams;
 use super::edge::EdgeParams;
+use super::region::RegionParams;
 use super::spec::ModalityConfig;
 use crate::core::error::{Error, Result};
 
@@ -19,10 +20,12 @@ const MODALITIES: &[Entry] = &[
     (&["depth-edge", "depthedge", "contour"], || {
         ModalityConfig::new(DepthEdgeParams::default())
     }),
+    (&["region"], || ModalityConfig::new(RegionParams::default())),
 ];
 
-/// Names that were retired: `(old, new)`. `region` is reserved for a true region modality.
-const RETIRED: &[(&str, &str)] = &[("region", "edge")];
+/// Names that were retired: `(old, new)` (`region` named the RGB edge modality until the region
+/// modality took the name).
+const RETIRED: &[(&str, &str)] = &[];
 
 /// The canonical names, in registry order.
 pub fn names() -> Vec<&'static str> {
@@ -65,12 +68,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn names_parse_and_the_old_region_alias_names_edge() {
-        let m = parse_modalities("depth, edge,depth-edge").unwrap();
+    fn names_parse() {
+        let m = parse_modalities("depth, edge,depth-edge,region").unwrap();
         let names: Vec<&str> = m.iter().map(|c| c.spec().name()).collect();
-        assert_eq!(names, ["depth", "edge", "depth-edge"]);
-        let err = parse_modalities("depth,region").unwrap_err().to_string();
-        assert!(err.contains("region") && err.contains("`edge`"), "{err}");
+        assert_eq!(names, ["depth", "edge", "depth-edge", "region"]);
         let err = modality("sonar").unwrap_err().to_string();
         assert!(err.contains("depth, edge, depth-edge"), "{err}");
     }

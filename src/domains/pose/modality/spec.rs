@@ -7,8 +7,16 @@ use super::{Modality, PoseChart, RgbdFrame};
 use crate::core::error::Result;
 use crate::core::geometry::camera::Camera;
 use crate::domains::pose::mesh::SurfacePoint;
+use nalgebra::Isometry3;
+use std::any::Any;
 use std::fmt;
 use std::sync::Arc;
+
+/// What a modality learns online about the tracked objects (e.g. colour statistics), created
+/// once per tracker by [`ModalitySpec::memory`] and handed to every frame it prepares; the
+/// modality downcasts it to its own type. Models learn only from the tracker's published
+/// estimates ([`FrameTerm::learn`]), never from the filter's particles.
+pub type Memory = Arc<dyn Any + Send + Sync>;
 
 /// The images a modality reads from a frame.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -40,6 +48,18 @@ pub trait ModalitySpec: Send + Sync + fmt::Debug {
     /// Its per-frame preparation, shared by every object and particle (e.g. a distance map).
     fn prepare_frame(&self, frame: &RgbdFrame) -> Result<Arc<dyn FrameTerm>>;
 
+    /// A fresh per-tracker memory for what the modality learns online, or `None` (the default)
+    /// for a modality that learns nothing.
+    fn memory(&self) -> Option<Memory> {
+        None
+    }
+
+    /// The per-frame preparation of a tracker that holds `memory` (from [`ModalitySpec::memory`]);
+    /// the default ignores it.
+    fn prepare_tracked(&self, frame: &RgbdFrame, _memory: &Memory) -> Result<Arc<dyn FrameTerm>> {
+        self.prepare_frame(frame)
+    }
+
     /// A boxed copy.
     fn boxed(&self) -> Box<dyn ModalitySpec>;
 }
@@ -47,14 +67,28 @@ pub trait ModalitySpec: Send + Sync + fmt::Debug {
 /// A modality prepared for one frame.
 pub trait FrameTerm: Send + Sync {
     /// Object `points`' term about `chart`, with length scales widened by `widen ≥ 1` where the
-    /// modality supports coarse-to-fine (loss, analytic gradient, Gauss–Newton curvature).
+    /// modality supports coarse-to-fine (loss, analytic gradient, Gauss–Newton curvature);
+    /// `object` is the object's index in the tracker, for modalities with per-object memory.
     fn prepare(
         &self,
         camera: &Camera,
         chart: &PoseChart,
+        object: usize,
         points: &[SurfacePoint],
         widen: f64,
     ) -> Box<dyn Modality>;
+
+    /// After the frame (and once at the tracker's first frame, before it): object `object`'s
+    /// published estimate `pose`, for a modality that learns online from the frame (default:
+    /// nothing).
+    fn learn(
+        &self,
+        _camera: &Camera,
+        _object: usize,
+        _pose: &Isometry3<f64>,
+        _points: &[SurfacePoint],
+    ) {
+    }
 
     /// The detection loss at `chart`'s reference pose, about the fraction of visible points that
     /// are outliers (0 for a perfect fit, ≈ 1 when nothing fits), if this modality judges

@@ -70,12 +70,9 @@ pub fn visible_points(
     subsample(visible, params.max_points)
 }
 
-/// Points of `model` (posed by `pose`, camera frame) on the occluding contour of its projection:
-/// all points in front of the camera are splatted into a grid of `cell_px` pixels over the
-/// projected bounding box, the cells outside the silhouette are found by flood fill from the
-/// grid border (so interior gaps between samples are not mistaken for contour), and every
-/// silhouette cell next to an outside cell contributes its point farthest from the projected
-/// centroid. Evenly subsampled to at most `max_points`. Normals are returned as posed.
+/// Points of `model` (posed by `pose`, camera frame) on the occluding contour of its projection
+/// ([`Silhouette::contour`]), evenly subsampled to at most `max_points`. Normals are returned as
+/// posed.
 pub fn contour_points(
     model: &[SurfacePoint],
     pose: &Isometry3<f64>,
@@ -83,82 +80,172 @@ pub fn contour_points(
     cell_px: f64,
     max_points: usize,
 ) -> Vec<SurfacePoint> {
-    let projected: Vec<(SurfacePoint, (f64, f64))> = model
-        .iter()
-        .filter_map(|m| {
-            let pt = posed(pose, m);
-            (pt.p.z > 1e-3).then(|| (pt, cam.project_xyz(&pt.p.coords)))
-        })
-        .collect();
-    if projected.is_empty() {
+    let Some(sil) = Silhouette::new(model, pose, cam, cell_px) else {
         return Vec::new();
-    }
-    let (mut lo, mut hi) = (
-        (f64::INFINITY, f64::INFINITY),
-        (f64::NEG_INFINITY, f64::NEG_INFINITY),
-    );
-    let (mut cu, mut cv) = (0.0, 0.0);
-    for (_, (u, v)) in &projected {
-        lo = (lo.0.min(*u), lo.1.min(*v));
-        hi = (hi.0.max(*u), hi.1.max(*v));
-        cu += u;
-        cv += v;
-    }
-    let count = projected.len() as f64;
-    let (cu, cv) = (cu / count, cv / count);
-    // One empty cell of margin on every side, so the flood fill reaches around the silhouette.
-    let cols = ((hi.0 - lo.0) / cell_px) as usize + 3;
-    let rows = ((hi.1 - lo.1) / cell_px) as usize + 3;
-    if cols * rows > 4_000_000 {
-        return Vec::new();
-    }
-    let cell = |u: f64, v: f64| {
-        let x = ((u - lo.0) / cell_px) as usize + 1;
-        let y = ((v - lo.1) / cell_px) as usize + 1;
-        y * cols + x
     };
-    // Best (farthest from the centroid) point per occupied cell.
-    let mut best: Vec<Option<(f64, usize)>> = vec![None; cols * rows];
-    for (i, (_, (u, v))) in projected.iter().enumerate() {
-        let r2 = (u - cu).powi(2) + (v - cv).powi(2);
-        let b = &mut best[cell(*u, *v)];
-        if b.is_none_or(|(d, _)| r2 > d) {
-            *b = Some((r2, i));
+    let contour = sil.contour_cells(cam).map(|(_, i)| sil.projected[i].0);
+    subsample(contour.collect(), max_points)
+}
+
+/// The projected silhouette of posed model points: every point in front of the camera is
+/// splatted into a grid of `cell_px` pixels over the projected bounding box, and the cells
+/// outside the silhouette are found by flood fill from the grid border (so interior gaps between
+/// samples are not mistaken for outside).
+pub struct Silhouette {
+    projected: Vec<(SurfacePoint, (f64, f64))>,
+    lo: (f64, f64),
+    cell_px: f64,
+    cols: usize,
+    rows: usize,
+    /// Per cell: the occupying point farthest from the projected centroid, `(r², index)`.
+    best: Vec<Option<(f64, usize)>>,
+    outside: Vec<bool>,
+}
+
+impl Silhouette {
+    /// The silhouette of `model` posed by `pose`; `None` when no point lies in front of the
+    /// camera or the grid would exceed 4·10⁶ cells.
+    pub fn new(
+        model: &[SurfacePoint],
+        pose: &Isometry3<f64>,
+        cam: &Camera,
+        cell_px: f64,
+    ) -> Option<Self> {
+        let projected: Vec<(SurfacePoint, (f64, f64))> = model
+            .iter()
+            .filter_map(|m| {
+                let pt = posed(pose, m);
+                (pt.p.z > 1e-3).then(|| (pt, cam.project_xyz(&pt.p.coords)))
+            })
+            .collect();
+        if projected.is_empty() {
+            return None;
         }
-    }
-    let mut outside = vec![false; cols * rows];
-    let mut stack = vec![0usize];
-    outside[0] = true;
-    while let Some(c) = stack.pop() {
-        let (x, y) = (c % cols, c / cols);
-        let mut visit = |n: usize| {
-            if !outside[n] && best[n].is_none() {
-                outside[n] = true;
-                stack.push(n);
-            }
+        let (mut lo, mut hi) = (
+            (f64::INFINITY, f64::INFINITY),
+            (f64::NEG_INFINITY, f64::NEG_INFINITY),
+        );
+        let (mut cu, mut cv) = (0.0, 0.0);
+        for (_, (u, v)) in &projected {
+            lo = (lo.0.min(*u), lo.1.min(*v));
+            hi = (hi.0.max(*u), hi.1.max(*v));
+            cu += u;
+            cv += v;
+        }
+        let count = projected.len() as f64;
+        let (cu, cv) = (cu / count, cv / count);
+        // One empty cell of margin on every side, so the flood fill reaches around the silhouette.
+        let cols = ((hi.0 - lo.0) / cell_px) as usize + 3;
+        let rows = ((hi.1 - lo.1) / cell_px) as usize + 3;
+        if cols * rows > 4_000_000 {
+            return None;
+        }
+        let mut sil = Self {
+            projected,
+            lo,
+            cell_px,
+            cols,
+            rows,
+            best: vec![None; cols * rows],
+            outside: vec![false; cols * rows],
         };
-        if x > 0 {
-            visit(c - 1);
+        for i in 0..sil.projected.len() {
+            let (u, v) = sil.projected[i].1;
+            let r2 = (u - cu).powi(2) + (v - cv).powi(2);
+            let c = sil.cell(u, v).unwrap_or(0);
+            let b = &mut sil.best[c];
+            if b.is_none_or(|(d, _)| r2 > d) {
+                *b = Some((r2, i));
+            }
         }
-        if x + 1 < cols {
-            visit(c + 1);
-        }
-        if y > 0 {
-            visit(c - cols);
-        }
-        if y + 1 < rows {
-            visit(c + cols);
+        sil.flood_outside();
+        Some(sil)
+    }
+
+    /// The grid cell of image point `(u, v)`, `None` off the grid.
+    fn cell(&self, u: f64, v: f64) -> Option<usize> {
+        let x = ((u - self.lo.0) / self.cell_px).floor() + 1.0;
+        let y = ((v - self.lo.1) / self.cell_px).floor() + 1.0;
+        let inside = x >= 0.0 && y >= 0.0 && x < self.cols as f64 && y < self.rows as f64;
+        inside.then(|| y as usize * self.cols + x as usize)
+    }
+
+    /// Mark the empty cells 4-connected to the grid border as outside.
+    fn flood_outside(&mut self) {
+        let cols = self.cols;
+        let mut stack = vec![0usize];
+        self.outside[0] = true;
+        while let Some(c) = stack.pop() {
+            let (x, y) = (c % cols, c / cols);
+            let mut visit = |n: usize| {
+                if !self.outside[n] && self.best[n].is_none() {
+                    self.outside[n] = true;
+                    stack.push(n);
+                }
+            };
+            if x > 0 {
+                visit(c - 1);
+            }
+            if x + 1 < cols {
+                visit(c + 1);
+            }
+            if y > 0 {
+                visit(c - cols);
+            }
+            if y + 1 < self.rows {
+                visit(c + cols);
+            }
         }
     }
-    let contour: Vec<SurfacePoint> = (0..cols * rows)
-        .filter_map(|c| {
-            let (_, i) = best[c]?;
-            let border = outside[c - 1] || outside[c + 1] || outside[c - cols] || outside[c + cols];
-            let (pt, (u, v)) = projected[i];
-            (border && cam.covers(u, v)).then_some(pt)
+
+    /// Whether image point `(u, v)` lies inside the silhouette (off the grid is outside).
+    pub fn inside(&self, u: f64, v: f64) -> bool {
+        self.cell(u, v).is_some_and(|c| !self.outside[c])
+    }
+
+    /// The contour cells (occupied, next to an outside cell) whose point projects into the
+    /// image: `(cell, point index)`, in grid order.
+    fn contour_cells<'a>(&'a self, cam: &'a Camera) -> impl Iterator<Item = (usize, usize)> + 'a {
+        let cols = self.cols;
+        (0..cols * self.rows).filter_map(move |c| {
+            let (_, i) = self.best[c]?;
+            let o = &self.outside;
+            let border = o[c - 1] || o[c + 1] || o[c - cols] || o[c + cols];
+            let (u, v) = self.projected[i].1;
+            (border && cam.covers(u, v)).then_some((c, i))
         })
-        .collect();
-    subsample(contour, max_points)
+    }
+
+    /// Contour points ([`contour_points`]) with their outward image-plane unit normal
+    /// `n ∝ Σ_{c′ outside, |c′ − c|∞ ≤ reach} (c′ − c)` over the cells within `reach` cells,
+    /// evenly subsampled to at most `max_points` (points whose neighbourhood is balanced, so
+    /// that no direction is defined, are dropped).
+    pub fn contour_normals(
+        &self,
+        cam: &Camera,
+        reach: usize,
+        max_points: usize,
+    ) -> Vec<(SurfacePoint, [f64; 2])> {
+        let r = reach.max(1) as isize;
+        let (cols, rows) = (self.cols as isize, self.rows as isize);
+        let with_normals = self.contour_cells(cam).filter_map(|(c, i)| {
+            let (x, y) = ((c % self.cols) as isize, (c / self.cols) as isize);
+            let (mut nx, mut ny) = (0.0, 0.0);
+            for dy in -r..=r {
+                for dx in -r..=r {
+                    let (xx, yy) = (x + dx, y + dy);
+                    let out = xx < 0 || yy < 0 || xx >= cols || yy >= rows;
+                    if out || self.outside[(yy * cols + xx) as usize] {
+                        nx += dx as f64;
+                        ny += dy as f64;
+                    }
+                }
+            }
+            let norm = (nx * nx + ny * ny).sqrt();
+            (norm > 1e-9).then(|| (self.projected[i].0, [nx / norm, ny / norm]))
+        });
+        subsample(with_normals.collect(), max_points)
+    }
 }
 
 /// `m` moved into the camera frame by `pose`.

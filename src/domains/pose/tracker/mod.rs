@@ -42,7 +42,7 @@ use crate::core::error::{Error, Result};
 use crate::core::filter::{Filter, FilterKind, FilterSpec, ParticleSet, Preset};
 use crate::domains::pose::mesh::Mesh;
 use crate::domains::pose::mesh::SurfacePoint;
-use crate::domains::pose::modality::{FrameTerm, ObjectTerms, ObservationModel, PoseChart};
+use crate::domains::pose::modality::{FrameTerm, Memory, ObjectTerms, ObservationModel, PoseChart};
 use nalgebra::{Isometry3, Matrix6, Vector3, Vector6};
 use std::sync::Arc;
 use std::time::Instant;
@@ -106,10 +106,18 @@ struct FrameMaps {
 }
 
 impl FrameMaps {
-    /// Every modality of `config` prepared for `frame`.
-    fn prepare(config: &TrackerConfig, frame: &RgbdFrame) -> Result<Self> {
-        let terms = (config.modalities.iter())
-            .map(|m| m.spec().prepare_frame(frame))
+    /// Every modality of `config` prepared for `frame`, with the tracker's `memories` (one per
+    /// modality, config order).
+    fn prepare(
+        config: &TrackerConfig,
+        memories: &[Option<Memory>],
+        frame: &RgbdFrame,
+    ) -> Result<Self> {
+        let terms = (config.modalities.iter().zip(memories))
+            .map(|(m, mem)| match mem {
+                Some(mem) => m.spec().prepare_tracked(frame, mem),
+                None => m.spec().prepare_frame(frame),
+            })
             .collect::<Result<_>>()?;
         Ok(Self { terms })
     }
@@ -161,6 +169,8 @@ pub struct Tracker {
     groups: Vec<Group>,
     frames: usize,
     init_shrink: f64,
+    /// What each modality learns online ([`crate::domains::pose::modality::ModalitySpec::memory`]).
+    memories: Vec<Option<Memory>>,
 }
 
 impl Tracker {
@@ -213,6 +223,9 @@ impl Tracker {
                 quality: f64::NAN,
             })
             .collect();
+        let memories = (config.modalities.iter())
+            .map(|m| m.spec().memory())
+            .collect();
         Ok(Self {
             config,
             objects,
@@ -220,6 +233,7 @@ impl Tracker {
             groups,
             frames: 0,
             init_shrink: 1.0,
+            memories,
         })
     }
 
@@ -255,7 +269,7 @@ impl Tracker {
         };
         frame.check()?;
         let start = Instant::now();
-        let maps = FrameMaps::prepare(&self.config, frame)?;
+        let maps = FrameMaps::prepare(&self.config, &self.memories, frame)?;
         // Per-frame maps are shared by all objects: their time is split evenly.
         let shared = start.elapsed().as_secs_f64() / n as f64;
         for g in 0..self.groups.len() {
@@ -283,6 +297,10 @@ impl Tracker {
     ) -> Result<()> {
         let members = self.groups[g].members.clone();
         let first = self.groups[g].filter.is_none();
+        if first {
+            // Online statistics start from the initial poses.
+            members.iter().for_each(|&k| self.learn(k, frame, maps));
+        }
         if first && self.config.init_noise.is_some() {
             for &k in &members {
                 self.select_hypothesis(k, frame, maps)?;
@@ -347,8 +365,20 @@ impl Tracker {
             }
             out.lost[k] = lost && !out.redetected[k];
             out.quality[k] = self.states[k].quality;
+            if !out.lost[k] {
+                self.learn(k, frame, maps);
+            }
         }
         Ok(())
+    }
+
+    /// Let every modality learn from object `k`'s current estimate in `frame`
+    /// ([`FrameTerm::learn`]); lost objects teach nothing.
+    fn learn(&self, k: usize, frame: &RgbdFrame, maps: &FrameMaps) {
+        let (pose, pts) = (&self.states[k].estimate, &self.objects[k].points);
+        for t in &maps.terms {
+            t.learn(&frame.camera, k, pose, pts);
+        }
     }
 
     /// The estimate of one round: each member's `T = chart(D x̄)` from the particle mean `x̄`
@@ -490,7 +520,7 @@ impl Tracker {
         let c = &self.config;
         let pts = &self.objects[k].points;
         let modalities = (maps.terms.iter())
-            .map(|m| (1.0, m.prepare(&frame.camera, chart, pts, f)))
+            .map(|m| (1.0, m.prepare(&frame.camera, chart, k, pts, f)))
             .collect();
         let d = c.scale(self.objects[k].radius);
         let process = if first {
@@ -645,7 +675,7 @@ mod tests {
             data: vec![0.475; 64 * 48],
         };
         let frame = RgbdFrame::new(1, camera, None, Some(depth));
-        let maps = FrameMaps::prepare(&tracker.config, &frame).unwrap();
+        let maps = FrameMaps::prepare(&tracker.config, &tracker.memories, &frame).unwrap();
         let seen = tracker.detection_loss(0, &pose, &frame, &maps).unwrap();
         assert!(seen.is_some_and(f64::is_finite), "{seen:?}");
         for hidden in [
@@ -696,7 +726,7 @@ mod tests {
     fn the_tracker_models_curvature_is_the_finite_difference_hessian_near_the_optimum() {
         let (frame, object, pose) = rendered_box();
         let tracker = Tracker::new(TrackerConfig::default(), vec![object], vec![pose]).unwrap();
-        let maps = FrameMaps::prepare(&tracker.config, &frame).unwrap();
+        let maps = FrameMaps::prepare(&tracker.config, &tracker.memories, &frame).unwrap();
         let chart = tracker.predicted_chart(0);
         let terms = (tracker.object_terms(0, &chart, &frame, &maps, 0.0, false)).unwrap();
         let model = ObservationModel {

@@ -1,0 +1,724 @@
+//! Region modality in the sense of SRT3D / ICG (Stoiber et al.): colour statistics of the object
+//! and its surroundings, read along correspondence lines normal to the projected contour.
+//!
+//! # Colour statistics (per object, learned online)
+//! Foreground and background RGB histograms `h_f`, `h_b` of `B³` bins (`B` per channel), learned
+//! from the pixels inside / outside the projected silhouette along the lines of the tracker's
+//! published estimate: `h ← (1 − λ) h + λ ĥ` with `ĥ` the frame's normalised counts (`λ = 1` at
+//! the first frame, from the initial pose). The pixel-wise posteriors are
+//! `p_f(y) = h_f(y) / (h_f(y) + h_b(y))`, `p_b = 1 − p_f` (½ where both are empty).
+//!
+//! # Correspondence lines (per object and round, about the round's reference pose)
+//! At `N` contour points `c_i` with outward image normal `n_i` ([`Silhouette::contour_normals`]),
+//! a line of `F + D − 1` segments of `s` pixels (`s` grows with the tracker's widening: coarse to
+//! fine) is centred on `π(c_i)`. Segment `j` has `P_f(j) ∝ Π_{pixels} p_f`, `P_b(j) ∝ Π p_b`
+//! (normalised to sum 1). With the smoothed step `h_f(x) = ½ − α tanh(x / 2β)`, `h_b = 1 − h_f`
+//! (`x` in segments, positive outward) the contour lies at `d_k = (k − (D−1)/2)·s` pixels along
+//! `n_i` with probability
+//!
+//! ```text
+//!   p_i(d_k) ∝ Π_{m=0}^{F−1} [ h_f(m − (F−1)/2) P_f(k+m) + h_b(m − (F−1)/2) P_b(k+m) ],  k < D,
+//! ```
+//!
+//! summarised by its mean `μ_i` and variance `v_i` (segments², at least the step's own
+//! `v_min = max(β, 1 / (2 atanh(2α)²))`).
+//!
+//! # Loss
+//! The model contour point moves with the pose, `q_i(ξ) = c + ρ + R v_i`; its projected position
+//! along the line is `δ_i(ξ) = n_iᵀ (π(q_i(ξ)) − π(c_i))` pixels. Each line's contour position
+//! is Gaussian, `δ_i ~ N(μ_i s, σ_i²)`, `σ_i² = (σ s)² v_i / v_min` (ICG's variance scaling: σ is
+//! the pixel σ per segment pixel, so a sharp line at `s = 1` has σ pixels), and
+//!
+//! ```text
+//!   L(ξ) = n_eff / N · Σ_i ρ(r_i),   r_i = (δ_i(ξ) − μ_i s) / σ_i,
+//!   ∂L/∂q_i = n_eff / N · ψ(r_i) / σ_i · J_π(q_i)ᵀ n_i,
+//!   H(ξ) = n_eff / N · Σ_i w_i / σ_i² · g_i g_iᵀ,  g_i = [J_πᵀn_i; J_lᵀ (R v_i × J_πᵀn_i)],
+//! ```
+//!
+//! `w_i = ψ(r_i)/r_i` — the negative log-likelihood of the projected contour positions (ICG's
+//! Gaussian form), its analytic gradient and its Gauss–Newton curvature in the tangent
+//! coordinates of [`super`]. Lines that leave the image are dropped; an object without learned
+//! statistics yet contributes nothing.
+
+use super::spec::{FrameTerm, Memory, ModalitySpec, Needs};
+use super::visible::Silhouette;
+use super::{GradAccumulator, Modality, PoseChart, RgbdFrame, RigidMotion, Robust};
+use crate::core::error::Result;
+use crate::core::geometry::camera::Camera;
+use crate::domains::pose::mesh::SurfacePoint;
+use image::RgbImage;
+use nalgebra::{Isometry3, Matrix6, Vector2, Vector3, Vector6};
+use std::sync::{Arc, RwLock};
+
+/// Parameters of the region modality (pixels unless said otherwise).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct RegionParams {
+    /// Histogram bins per colour channel `B` (a power of two in 2..=64; others round up).
+    pub bins: usize,
+    /// Learning rates `λ` of the foreground and background histograms per frame.
+    pub learn_rate: (f64, f64),
+    /// Pixels along each line learned from, on either side of the contour.
+    pub learn_length: f64,
+    /// Correspondence lines `N`, at most.
+    pub lines: usize,
+    /// Silhouette grid cell (see [`Silhouette`]).
+    pub cell_px: f64,
+    /// Neighbourhood (cells) from which a contour normal is estimated.
+    pub normal_reach: usize,
+    /// Step-function length `F` (segments).
+    pub function_length: usize,
+    /// Distribution length `D` (segments).
+    pub distribution_length: usize,
+    /// Step amplitude `α < ½`.
+    pub amplitude: f64,
+    /// Step slope `β` (segments).
+    pub slope: f64,
+    /// Segment length `s` at widening 1; a widening `f` uses `round(f·s)`.
+    pub segment: f64,
+    /// Largest segment length.
+    pub max_segment: usize,
+    /// Contour localisation σ in pixels per segment pixel.
+    pub sigma: f64,
+    /// Effective number of independent lines.
+    pub n_eff: f64,
+    /// Robust kernel on the whitened residual `r_i`.
+    pub robust: Robust,
+}
+
+impl Default for RegionParams {
+    fn default() -> Self {
+        Self {
+            bins: 16,
+            learn_rate: (0.2, 0.2),
+            learn_length: 20.0,
+            lines: 200,
+            cell_px: 3.0,
+            normal_reach: 3,
+            function_length: 8,
+            distribution_length: 12,
+            amplitude: 0.43,
+            slope: 0.5,
+            segment: 2.0,
+            max_segment: 8,
+            sigma: 1.5,
+            n_eff: 20.0,
+            robust: Robust::L2,
+        }
+    }
+}
+
+impl RegionParams {
+    /// Bits dropped per channel, `8 − log₂ B` (B rounded up to a power of two in 2..=64).
+    fn shift(&self) -> u32 {
+        8 - self.bins.clamp(2, 64).next_power_of_two().trailing_zeros()
+    }
+
+    /// The histogram bin of an RGB pixel.
+    fn bin(&self, p: [u8; 3]) -> usize {
+        let (s, b) = (self.shift(), 8 - self.shift());
+        let c = |x: u8| (x >> s) as usize;
+        (c(p[0]) << (2 * b)) | (c(p[1]) << b) | c(p[2])
+    }
+
+    /// Number of bins `B³`.
+    fn n_bins(&self) -> usize {
+        1 << (3 * (8 - self.shift()))
+    }
+
+    /// The step's own variance `v_min = max(β, 1 / (2 atanh(2α)²))` (segments²).
+    fn min_variance(&self) -> f64 {
+        let laplace = 1.0 / (2.0 * (2.0 * self.amplitude).atanh().powi(2));
+        laplace.max(self.slope)
+    }
+
+    /// The segment length `s` of widening `f`.
+    fn segment_at(&self, f: f64) -> usize {
+        ((self.segment * f).round() as usize).clamp(1, self.max_segment.max(1))
+    }
+}
+
+impl ModalitySpec for RegionParams {
+    fn name(&self) -> &'static str {
+        "region"
+    }
+
+    /// The colour image only (read directly, not as grey).
+    fn needs(&self) -> Needs {
+        Needs::default()
+    }
+
+    /// A frame with a memory of its own (nothing learned carries over to the next frame).
+    fn prepare_frame(&self, frame: &RgbdFrame) -> Result<Arc<dyn FrameTerm>> {
+        let memory = self
+            .memory()
+            .unwrap_or_else(|| Arc::new(ColourMemory::default()));
+        self.prepare_tracked(frame, &memory)
+    }
+
+    fn memory(&self) -> Option<Memory> {
+        Some(Arc::new(ColourMemory::default()))
+    }
+
+    fn prepare_tracked(&self, frame: &RgbdFrame, memory: &Memory) -> Result<Arc<dyn FrameTerm>> {
+        let rgb = frame.need_rgb(self.name())?;
+        let memory = match memory.clone().downcast::<ColourMemory>() {
+            Ok(m) => m,
+            Err(_) => Arc::new(ColourMemory::default()),
+        };
+        Ok(Arc::new(RegionFrame {
+            rgb,
+            params: *self,
+            memory,
+        }))
+    }
+
+    fn boxed(&self) -> Box<dyn ModalitySpec> {
+        Box::new(*self)
+    }
+}
+
+/// Foreground and background histograms of one object (normalised to sum 1).
+#[derive(Clone, Debug)]
+struct ColourModel {
+    fg: Vec<f64>,
+    bg: Vec<f64>,
+}
+
+impl ColourModel {
+    /// `p_f(y) = h_f / (h_f + h_b)`, ½ where both are empty.
+    fn posterior(&self, bin: usize) -> f64 {
+        let (f, b) = (self.fg[bin], self.bg[bin]);
+        match f + b > 0.0 {
+            true => f / (f + b),
+            false => 0.5,
+        }
+    }
+}
+
+/// `h ← (1 − λ) h + λ c / Σc` (unchanged when nothing was counted).
+fn blend(h: &mut [f64], counts: &[f64], rate: f64) {
+    let sum: f64 = counts.iter().sum();
+    if sum > 0.0 {
+        for (h, c) in h.iter_mut().zip(counts) {
+            *h = (1.0 - rate) * *h + rate * c / sum;
+        }
+    }
+}
+
+/// The per-tracker memory: each object's colour model (tracker order), once learned.
+#[derive(Debug, Default)]
+pub struct ColourMemory {
+    objects: RwLock<Vec<Option<ColourModel>>>,
+}
+
+/// The region modality prepared for one frame.
+struct RegionFrame {
+    rgb: Arc<RgbImage>,
+    params: RegionParams,
+    memory: Arc<ColourMemory>,
+}
+
+/// The image pixel nearest to `(u, v)`, if inside.
+fn pixel(rgb: &RgbImage, u: f64, v: f64) -> Option<[u8; 3]> {
+    let (x, y) = (u.round(), v.round());
+    let inside = x >= 0.0 && y >= 0.0 && x < rgb.width() as f64 && y < rgb.height() as f64;
+    inside.then(|| rgb.get_pixel(x as u32, y as u32).0)
+}
+
+/// Where a line starts: contour point (camera frame), outward image normal, projected point.
+type LineSeed = (Vector3<f64>, Vector2<f64>, Vector2<f64>);
+
+/// Contour points of `points` posed by `pose`, with outward unit normals and their projections.
+fn lines_at(
+    params: &RegionParams,
+    camera: &Camera,
+    pose: &Isometry3<f64>,
+    points: &[SurfacePoint],
+) -> (Option<Silhouette>, Vec<LineSeed>) {
+    let Some(sil) = Silhouette::new(points, pose, camera, params.cell_px) else {
+        return (None, Vec::new());
+    };
+    let lines = (sil.contour_normals(camera, params.normal_reach, params.lines))
+        .into_iter()
+        .map(|(pt, n)| {
+            let (u, v) = camera.project_xyz(&pt.p.coords);
+            (pt.p.coords, Vector2::new(n[0], n[1]), Vector2::new(u, v))
+        })
+        .collect();
+    (Some(sil), lines)
+}
+
+impl RegionFrame {
+    /// Pixel counts along the lines of the silhouette at `pose`: inside it (foreground) and
+    /// outside (background), up to `learn_length` pixels from the contour each way.
+    fn count(
+        &self,
+        camera: &Camera,
+        pose: &Isometry3<f64>,
+        points: &[SurfacePoint],
+    ) -> (Vec<f64>, Vec<f64>) {
+        let p = &self.params;
+        let (mut fg, mut bg) = (vec![0.0; p.n_bins()], vec![0.0; p.n_bins()]);
+        let (Some(sil), lines) = lines_at(p, camera, pose, points) else {
+            return (fg, bg);
+        };
+        let steps = p.learn_length.max(1.0) as usize;
+        for (_, n, c) in &lines {
+            for (sign, hist, want_inside) in [(-1.0, &mut fg, true), (1.0, &mut bg, false)] {
+                for k in 1..=steps {
+                    let at = c + n * (sign * k as f64);
+                    // Near the contour the silhouette grid is coarse: trust the side there.
+                    if k as f64 > p.cell_px && sil.inside(at.x, at.y) != want_inside {
+                        break;
+                    }
+                    let Some(px) = pixel(&self.rgb, at.x, at.y) else {
+                        break;
+                    };
+                    hist[p.bin(px)] += 1.0;
+                }
+            }
+        }
+        (fg, bg)
+    }
+
+    /// The contour-position distribution of the line through `c` along `n` with segments of
+    /// `s` pixels: `(mean, variance)` in segments (module docs), `None` off the image.
+    fn distribution(
+        &self,
+        model: &ColourModel,
+        c: &Vector2<f64>,
+        n: &Vector2<f64>,
+        s: usize,
+    ) -> Option<(f64, f64)> {
+        let p = &self.params;
+        let (f_len, d_len) = (p.function_length.max(1), p.distribution_length.max(1));
+        let segments = f_len + d_len - 1;
+        let half = (segments * s) as f64 / 2.0;
+        let mut seg = Vec::with_capacity(segments);
+        for j in 0..segments {
+            let (mut pf, mut pb) = (1.0, 1.0);
+            for k in 0..s {
+                let r = (j * s + k) as f64 + 0.5 - half;
+                let at = c + n * r;
+                let post = model.posterior(p.bin(pixel(&self.rgb, at.x, at.y)?));
+                pf *= post;
+                pb *= 1.0 - post;
+            }
+            seg.push(match pf + pb > 0.0 {
+                true => (pf / (pf + pb), pb / (pf + pb)),
+                false => (0.5, 0.5),
+            });
+        }
+        let step: Vec<f64> = (0..f_len)
+            .map(|m| {
+                let x = m as f64 - (f_len - 1) as f64 / 2.0;
+                0.5 - p.amplitude * (x / (2.0 * p.slope)).tanh()
+            })
+            .collect();
+        let dist: Vec<f64> = (0..d_len)
+            .map(|k| {
+                (step.iter().enumerate())
+                    .map(|(m, hf)| hf * seg[k + m].0 + (1.0 - hf) * seg[k + m].1)
+                    .product()
+            })
+            .collect();
+        let total: f64 = dist.iter().sum();
+        if !(total > 0.0 && total.is_finite()) {
+            return None;
+        }
+        let mean = (dist.iter().enumerate())
+            .map(|(k, w)| k as f64 * w)
+            .sum::<f64>()
+            / total;
+        let var = (dist.iter().enumerate())
+            .map(|(k, w)| (k as f64 - mean).powi(2) * w)
+            .sum::<f64>()
+            / total;
+        Some((mean - (d_len - 1) as f64 / 2.0, var.max(p.min_variance())))
+    }
+}
+
+impl RegionFrame {
+    /// The lines of an object with colour `model` about `chart`, with segments of `s` pixels.
+    fn modality(
+        &self,
+        camera: &Camera,
+        chart: &PoseChart,
+        model: &ColourModel,
+        points: &[SurfacePoint],
+        s: usize,
+    ) -> RegionModality {
+        let p = &self.params;
+        let mut m = RegionModality::empty(camera, chart, p);
+        let sigma2 = (p.sigma * s as f64).powi(2) / p.min_variance();
+        let (_, lines) = lines_at(p, camera, &chart.reference, points);
+        for (q, n, c) in lines {
+            if let Some((mean, var)) = self.distribution(model, &c, &n, s) {
+                m.lines.push(Line {
+                    v: q - chart.centre,
+                    n,
+                    c,
+                    mu: mean * s as f64,
+                    sigma: (sigma2 * var).sqrt(),
+                });
+            }
+        }
+        m.norm = p.n_eff / m.lines.len().max(1) as f64;
+        m
+    }
+}
+
+impl FrameTerm for RegionFrame {
+    /// Object `object`'s lines at the chart's reference pose with segments of
+    /// `round(widen · s)` pixels (none before its colours are learned).
+    fn prepare(
+        &self,
+        camera: &Camera,
+        chart: &PoseChart,
+        object: usize,
+        points: &[SurfacePoint],
+        widen: f64,
+    ) -> Box<dyn Modality> {
+        let memory = (self.memory.objects.read()).unwrap_or_else(|e| e.into_inner());
+        Box::new(match memory.get(object).and_then(Option::as_ref) {
+            Some(model) => {
+                let s = self.params.segment_at(widen);
+                self.modality(camera, chart, model, points, s)
+            }
+            None => RegionModality::empty(camera, chart, &self.params),
+        })
+    }
+
+    /// Blend the colours along the lines of `pose` into object `object`'s histograms (the
+    /// first time with rate 1).
+    fn learn(
+        &self,
+        camera: &Camera,
+        object: usize,
+        pose: &Isometry3<f64>,
+        points: &[SurfacePoint],
+    ) {
+        let (fg, bg) = self.count(camera, pose, points);
+        let mut objects = self
+            .memory
+            .objects
+            .write()
+            .unwrap_or_else(|e| e.into_inner());
+        if objects.len() <= object {
+            objects.resize(object + 1, None);
+        }
+        let (rf, rb) = self.params.learn_rate;
+        let slot = &mut objects[object];
+        match slot {
+            Some(m) => {
+                blend(&mut m.fg, &fg, rf);
+                blend(&mut m.bg, &bg, rb);
+            }
+            None if fg.iter().sum::<f64>() > 0.0 && bg.iter().sum::<f64>() > 0.0 => {
+                let mut m = ColourModel {
+                    fg: vec![0.0; fg.len()],
+                    bg: vec![0.0; bg.len()],
+                };
+                blend(&mut m.fg, &fg, 1.0);
+                blend(&mut m.bg, &bg, 1.0);
+                *slot = Some(m);
+            }
+            None => {}
+        }
+    }
+}
+
+/// One correspondence line: centre-relative contour point `v`, outward normal `n`, projected
+/// centre `c`, contour mean `μ s` (pixels along `n`) and σ_i.
+#[derive(Clone, Copy, Debug)]
+struct Line {
+    v: Vector3<f64>,
+    n: Vector2<f64>,
+    c: Vector2<f64>,
+    mu: f64,
+    sigma: f64,
+}
+
+/// A prepared region modality: the lines of one object and round.
+pub struct RegionModality {
+    cam: Camera,
+    centre: Vector3<f64>,
+    lines: Vec<Line>,
+    params: RegionParams,
+    norm: f64,
+}
+
+impl RegionModality {
+    /// No lines yet, about `chart`.
+    fn empty(camera: &Camera, chart: &PoseChart, params: &RegionParams) -> Self {
+        Self {
+            cam: *camera,
+            centre: chart.centre,
+            lines: Vec::new(),
+            params: *params,
+            norm: 0.0,
+        }
+    }
+
+    /// Line `l` at `motion`: `(r, R v, J_πᵀ n / σ)` (whitened residual, rotated point and the
+    /// residual's gradient with respect to the point), `None` behind the camera.
+    fn residual(
+        &self,
+        l: &Line,
+        motion: &RigidMotion,
+    ) -> Option<(f64, Vector3<f64>, Vector3<f64>)> {
+        let rv = motion.rotate(&l.v);
+        let q = motion.place(&self.centre, &rv);
+        if q.z < 1e-3 {
+            return None;
+        }
+        let (u, v) = self.cam.project_xyz(&q);
+        let delta = l.n.dot(&(Vector2::new(u, v) - l.c));
+        let dq = self.cam.jacobian_xyz(&q).tr_mul(&l.n) / l.sigma;
+        Some(((delta - l.mu) / l.sigma, rv, dq))
+    }
+}
+
+/// The 6-row `[g; J_lᵀ (rv × g)]` of a point gradient `g` at `rv`.
+fn tangent_row(motion: &RigidMotion, rv: &Vector3<f64>, g: &Vector3<f64>) -> Vector6<f64> {
+    let m = motion.jl.tr_mul(&rv.cross(g));
+    Vector6::new(g.x, g.y, g.z, m.x, m.y, m.z)
+}
+
+impl Modality for RegionModality {
+    fn name(&self) -> &str {
+        "region"
+    }
+
+    fn evaluate(&self, motion: &RigidMotion, mut grad: Option<&mut GradAccumulator>) -> f64 {
+        let robust = &self.params.robust;
+        let mut total = 0.0;
+        for l in &self.lines {
+            let Some((r, rv, dq)) = self.residual(l, motion) else {
+                continue;
+            };
+            total += robust.rho(r);
+            if let Some(acc) = grad.as_deref_mut() {
+                acc.add_point(&rv, &(dq * (self.norm * robust.psi(r))));
+            }
+        }
+        total * self.norm
+    }
+
+    /// [`Modality::curvature_at`] at `ξ = 0` with unit weights.
+    fn curvature(&self) -> Matrix6<f64> {
+        let motion = RigidMotion::new(&Vector6::zeros());
+        self.hessian(&motion, false)
+    }
+
+    /// `H(ξ) = n_eff/N Σ_i w_i g_i g_iᵀ / σ_i²` (module docs), `w_i = ψ(r_i)/r_i`.
+    fn curvature_at(&self, motion: &RigidMotion) -> Matrix6<f64> {
+        self.hessian(motion, true)
+    }
+
+    fn len(&self) -> usize {
+        self.lines.len()
+    }
+}
+
+impl RegionModality {
+    /// The Gauss–Newton curvature at `motion`, with IRLS weights when `weighted`.
+    fn hessian(&self, motion: &RigidMotion, weighted: bool) -> Matrix6<f64> {
+        let mut h = Matrix6::zeros();
+        for l in &self.lines {
+            let Some((r, rv, dq)) = self.residual(l, motion) else {
+                continue;
+            };
+            let w = match weighted && r.abs() > 1e-12 {
+                true => (self.params.robust.psi(r) / r).max(0.0),
+                false => 1.0,
+            };
+            let g = tangent_row(motion, &rv, &dq);
+            h += g * g.transpose() * w;
+        }
+        h * self.norm
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domains::pose::mesh::Mesh;
+    use crate::domains::pose::render::{render, Background, RenderObject, RenderOptions};
+    use nalgebra::{Translation3, UnitQuaternion};
+
+    fn cam() -> Camera {
+        Camera {
+            fx: 300.0,
+            fy: 300.0,
+            cx: 80.0,
+            cy: 60.0,
+            width: 160,
+            height: 120,
+        }
+    }
+
+    fn truth() -> Isometry3<f64> {
+        Isometry3::from_parts(
+            Translation3::new(0.004, -0.003, 0.4),
+            UnitQuaternion::from_scaled_axis(Vector3::new(0.3, -0.4, 0.2)),
+        )
+    }
+
+    /// A red 6×4×3 cm box at [`truth`] rendered over a solid blue background.
+    fn frame() -> RgbdFrame {
+        let mesh = Mesh::cuboid(0.06, 0.04, 0.03).unwrap();
+        let opts = RenderOptions {
+            background: Background::Solid([40, 70, 200]),
+            ..Default::default()
+        };
+        let object = RenderObject {
+            mesh: &mesh,
+            pose: truth(),
+            color: [210, 40, 30],
+        };
+        let r = render(&cam(), &[object], &opts).unwrap();
+        let rgb = RgbImage::from_raw(r.width, r.height, r.rgb.concat()).unwrap();
+        RgbdFrame::new(0, cam(), Some(rgb), None)
+    }
+
+    fn points() -> Vec<SurfacePoint> {
+        Mesh::cuboid(0.06, 0.04, 0.03)
+            .unwrap()
+            .sample_surface(3000, 7)
+    }
+
+    /// The region term of [`frame`] with colours learned at the true pose.
+    fn term(params: RegionParams) -> RegionFrame {
+        let term = RegionFrame {
+            rgb: frame().need_rgb("region").unwrap(),
+            params,
+            memory: Arc::new(ColourMemory::default()),
+        };
+        term.learn(&cam(), 0, &truth(), &points());
+        term
+    }
+
+    /// Object 0's modality about `reference` (rotation centre: the model origin), segments of
+    /// 2 px.
+    fn modality(term: &RegionFrame, reference: Isometry3<f64>) -> RegionModality {
+        let chart = PoseChart::new(reference, &Vector3::zeros());
+        let memory = term.memory.objects.read().unwrap();
+        let model = memory[0].as_ref().unwrap();
+        term.modality(&cam(), &chart, model, &points(), 2)
+    }
+
+    fn offset(xi: [f64; 6]) -> Isometry3<f64> {
+        PoseChart::new(truth(), &Vector3::zeros()).pose(&Vector6::from_row_slice(&xi))
+    }
+
+    #[test]
+    fn gradient_and_curvature_match_finite_differences() {
+        for robust in [Robust::L2, Robust::Cauchy(1.5)] {
+            let params = RegionParams {
+                robust,
+                ..Default::default()
+            };
+            let term = term(params);
+            let m = modality(&term, offset([0.002, -0.001, 0.003, 0.03, -0.02, 0.01]));
+            assert!(m.len() > 30, "{} lines", m.len());
+            let points = [[0.0015, 0.001, -0.002, -0.02, 0.01, 0.03], [0.0; 6]];
+            for xi in points.map(|p| Vector6::from_row_slice(&p)) {
+                let mut g = Vector6::zeros();
+                m.loss_grad(&xi, &mut g);
+                let h = 1e-7;
+                let e = |k: usize| Vector6::from_fn(|i, _| if i == k { h } else { 0.0 });
+                for k in 0..6 {
+                    let fd = (m.loss(&(xi + e(k))) - m.loss(&(xi - e(k)))) / (2.0 * h);
+                    // Central differences of a smooth loss: error O(h²) plus rounding.
+                    let tol = 1e-5 * g.norm().max(1.0);
+                    assert!(
+                        (fd - g[k]).abs() <= tol,
+                        "{robust:?} {k}: fd {fd} vs {}",
+                        g[k]
+                    );
+                }
+                // Gauss–Newton: n_eff/N Σ w_i ∇r_i ∇r_iᵀ with ∇r_i by central differences.
+                let motion = RigidMotion::new(&xi);
+                let mut h_fd = Matrix6::zeros();
+                for l in &m.lines {
+                    let r = |x: &Vector6<f64>| m.residual(l, &RigidMotion::new(x)).unwrap().0;
+                    let grad =
+                        Vector6::from_fn(|k, _| (r(&(xi + e(k))) - r(&(xi - e(k)))) / (2.0 * h));
+                    let r0 = r(&xi);
+                    let w = if r0.abs() > 1e-12 {
+                        robust.psi(r0) / r0
+                    } else {
+                        1.0
+                    };
+                    h_fd += grad * grad.transpose() * w;
+                }
+                h_fd *= m.norm;
+                let h_an = m.curvature_at(&motion);
+                let err = (h_an - h_fd).norm() / h_fd.norm();
+                assert!(err < 1e-5, "{robust:?}: relative curvature error {err}");
+            }
+        }
+    }
+
+    #[test]
+    fn loss_is_least_at_the_true_pose() {
+        let term = term(RegionParams::default());
+        // About the truth: every move of about 1.5 px at the contour costs (a contour position
+        // is resolved to one segment, 2 px, per line: smaller moves can be within its noise;
+        // depth moves change the 45 px silhouette only by its scale, so they step 30 mm).
+        let m = modality(&term, truth());
+        let zero = m.loss(&Vector6::zeros());
+        for k in 0..6 {
+            let step = [0.002, 0.002, 0.03, 0.06, 0.06, 0.06][k];
+            for sign in [-1.0, 1.0] {
+                let xi = Vector6::from_fn(|i, _| if i == k { sign * step } else { 0.0 });
+                assert!(
+                    m.loss(&xi) > zero,
+                    "axis {k} sign {sign}: {} ≤ {zero}",
+                    m.loss(&xi)
+                );
+            }
+        }
+        // About a reference 4 mm off in x and y: the lines still find the contour, and a scan
+        // from the reference towards the truth is least within 1 mm of the truth.
+        let reference = offset([0.004, -0.004, 0.0, 0.0, 0.0, 0.0]);
+        let m = modality(&term, reference);
+        let chart = PoseChart::new(reference, &Vector3::zeros());
+        let back = chart.coords(&truth());
+        let scan: Vec<(f64, f64)> = (0..=40)
+            .map(|i| {
+                let t = i as f64 / 20.0;
+                (t, m.loss(&(back * t)))
+            })
+            .collect();
+        let best = scan
+            .iter()
+            .fold((0.0, f64::INFINITY), |a, b| if b.1 < a.1 { *b } else { a });
+        let miss = (best.0 - 1.0).abs() * back.norm();
+        assert!(
+            miss < 0.001,
+            "scan minimum {miss} m from the truth ({scan:?})"
+        );
+    }
+
+    #[test]
+    fn a_frame_without_colour_is_refused() {
+        let mut f = frame();
+        f.rgb = None;
+        let err = RegionParams::default()
+            .prepare_frame(&f)
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(err.contains("region") && err.contains("RGB"), "{err}");
+        // With colour, the tracker path learns and prepares lines.
+        let params = RegionParams::default();
+        let memory = params.memory().unwrap();
+        let term = params.prepare_tracked(&frame(), &memory).unwrap();
+        let chart = PoseChart::new(truth(), &Vector3::zeros());
+        assert!(term.prepare(&cam(), &chart, 0, &points(), 1.0).is_empty());
+        term.learn(&cam(), 0, &truth(), &points());
+        assert!(term.prepare(&cam(), &chart, 0, &points(), 1.0).len() > 30);
+    }
+}
