@@ -37,6 +37,9 @@ enum Command {
         #[command(subcommand)]
         command: BenchCommand,
     },
+    /// Publish a recording over zenoh as a ROS 2 camera would (rmw_zenoh conventions).
+    #[cfg(feature = "zenoh")]
+    Replay(hdpf::app::replay::ReplayArgs),
     /// Datasets: synthesize, convert (BOP scene <-> MCAP), inspect MCAP files, fetch.
     Dataset {
         #[command(subcommand)]
@@ -52,6 +55,9 @@ enum BenchCommand {
     Tracking(bench::tracking::TrackingArgs),
     /// Time one filter update on the localization model; prints one JSON line.
     Step(bench::step::StepArgs),
+    /// The zenoh hop on loopback: frames lost in lossless mode and hop latency p50/p99; one JSON line.
+    #[cfg(feature = "zenoh")]
+    Zenoh(bench::zenoh::ZenohBenchArgs),
     /// Synthetic fast-motion pose study: filters × particle counts, joint vs per-object.
     Pose(study::StudyArgs),
 }
@@ -85,6 +91,8 @@ fn run(cli: Cli) -> hdpf::Result<()> {
         Some(Command::Dataset {
             command: DatasetCommand::Fetch(a),
         }) => fetch::run(&a).map(drop),
+        #[cfg(feature = "zenoh")]
+        Some(Command::Replay(args)) => hdpf::app::replay::run(&args).map(drop),
         Some(Command::Track(args)) => commands::run_track(&args).map(drop),
         Some(Command::Eval(args)) => commands::run_eval(&args).map(drop),
         Some(Command::Launch(args)) => launch::run(&args),
@@ -105,6 +113,14 @@ fn run_bench(command: BenchCommand) -> hdpf::Result<()> {
         BenchCommand::Localization(a) => println!("{}", bench::localization::run(&a)?),
         BenchCommand::Tracking(a) => println!("{}", bench::tracking::run(&a)?),
         BenchCommand::Step(a) => println!("{}", bench::step::run(&a)?),
+        #[cfg(feature = "zenoh")]
+        BenchCommand::Zenoh(a) => {
+            let r = bench::zenoh::run(&a)?;
+            println!(
+                "{}",
+                serde_json::to_string(&r).map_err(|e| hdpf::Error::Other(e.to_string()))?
+            )
+        }
         BenchCommand::Pose(args) => {
             // Printed before the files are written, so a failed write loses no result.
             let table = study::pose_study(&args.study)?;

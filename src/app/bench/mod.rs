@@ -7,6 +7,8 @@ pub mod method;
 pub mod step;
 pub mod table;
 pub mod tracking;
+#[cfg(feature = "zenoh")]
+pub mod zenoh;
 
 use crate::core::error::{Error, Result};
 use crate::core::filter::rng::stream;
