@@ -78,7 +78,12 @@ fn zenoh_replay_to_tracker_over_loopback_equals_offline() {
             String::from_utf8_lossy(&o.stderr)
         )
     };
-    assert!(replay.status.success(), "replay: {}", text(&replay));
+    assert!(
+        replay.status.success(),
+        "replay: {}\ntracker: {}",
+        text(&replay),
+        text(&tracker)
+    );
     assert!(tracker.status.success(), "tracker: {}", text(&tracker));
     assert!(
         text(&replay).contains("replayed 6 frames") && text(&replay).contains("receiver took 6"),
@@ -93,7 +98,7 @@ fn zenoh_replay_to_tracker_over_loopback_equals_offline() {
         ])
         .args(["--particles", "100", "--modalities", "depth", "--seed", "0"])
         .arg("--dataset")
-        .arg(&root)
+        .arg(&*root)
         .arg("--out")
         .arg(&offline)
         .output()

@@ -26,7 +26,7 @@ use crate::domains::recording::ros_msgs::{
 use crate::runtime::pipeline::control_loop::GtTimeline;
 use crate::runtime::pipeline::message::FrameData;
 use crate::runtime::pipeline::plugin::{
-    load_all_meshes, OpenedSource, SourceContext, SourcePlugin, SpecError,
+    load_all_meshes, load_meshes, OpenedSource, SourceContext, SourcePlugin, SpecError,
 };
 use crate::runtime::zenoh_node::{
     image_type, Endpoints, Received, RosNode, RosPublisher, RosSubscription, END_TOPIC,
@@ -131,8 +131,16 @@ impl SourcePlugin for ZenohSourceSpec {
     }
 
     fn open(&self, ctx: &SourceContext) -> Result<OpenedSource> {
+        // The objects are known only when frames arrive: every mesh of the dataset (those of
+        // `models_info.json`, else every `models/obj_XXXXXX.ply`).
         let meshes = match &self.dataset {
-            Some(root) => load_all_meshes(&BopDataset::open(root)?)?,
+            Some(root) => {
+                let ds = BopDataset::open(root)?;
+                match load_all_meshes(&ds) {
+                    Ok(m) => m,
+                    Err(_) => load_meshes(&ds, &ply_ids(&root.join("models")))?,
+                }
+            }
             None => Default::default(),
         };
         Ok(OpenedSource {
@@ -141,6 +149,19 @@ impl SourcePlugin for ZenohSourceSpec {
             timeline: GtTimeline::new(ctx.rate_hz, Vec::new()),
         })
     }
+}
+
+/// The ids of the `obj_XXXXXX.ply` files in `dir` (none when it cannot be read).
+fn ply_ids(dir: &std::path::Path) -> Vec<u32> {
+    let names = std::fs::read_dir(dir).into_iter().flatten().flatten();
+    let mut ids: Vec<u32> = names
+        .filter_map(|e| {
+            let n = e.file_name().to_string_lossy().into_owned();
+            n.strip_prefix("obj_")?.strip_suffix(".ply")?.parse().ok()
+        })
+        .collect();
+    ids.sort_unstable();
+    ids
 }
 
 /// Subscription tags.
