@@ -42,6 +42,9 @@ enum Command {
         #[command(subcommand)]
         command: BenchCommand,
     },
+    /// Publish a recording over zenoh as a ROS 2 camera would (rmw_zenoh conventions).
+    #[cfg(feature = "zenoh")]
+    Replay(hdpf::app::replay::ReplayArgs),
     /// Datasets: synthesize, convert (BOP scene <-> MCAP), inspect MCAP files, fetch.
     Dataset {
         #[command(subcommand)]
@@ -59,6 +62,9 @@ enum BenchCommand {
     Step(bench::step::StepArgs),
     /// Run a launch file for a set time; RSS and latency per minute, drops accounted (soak.csv/json/png).
     Soak(bench::soak::SoakArgs),
+    /// The zenoh hop on loopback: frames lost in lossless mode and hop latency p50/p99; one JSON line.
+    #[cfg(feature = "zenoh")]
+    Zenoh(bench::zenoh::ZenohBenchArgs),
     /// Synthetic fast-motion pose study: filters × particle counts, joint vs per-object.
     Pose(study::StudyArgs),
 }
@@ -95,6 +101,8 @@ fn run(cli: Cli) -> hdpf::Result<()> {
         Some(Command::Dataset {
             command: DatasetCommand::Fetch(a),
         }) => fetch::run(&a).map(drop),
+        #[cfg(feature = "zenoh")]
+        Some(Command::Replay(args)) => hdpf::app::replay::run(&args).map(drop),
         Some(Command::Track(args)) => commands::run_track(&args).map(drop),
         Some(Command::Eval(args)) => commands::run_eval(&args).map(drop),
         Some(Command::Launch(args)) => launch::run(&args),
@@ -117,6 +125,14 @@ fn run_bench(command: BenchCommand) -> hdpf::Result<()> {
         BenchCommand::Step(a) => println!("{}", bench::step::run(&a)?),
         BenchCommand::Soak(a) => {
             println!("{}", bench::soak::describe_report(&bench::soak::run(&a)?))
+        }
+        #[cfg(feature = "zenoh")]
+        BenchCommand::Zenoh(a) => {
+            let r = bench::zenoh::run(&a)?;
+            println!(
+                "{}",
+                serde_json::to_string(&r).map_err(|e| hdpf::Error::Other(e.to_string()))?
+            )
         }
         BenchCommand::Pose(args) => {
             // Printed before the files are written, so a failed write loses no result.

@@ -79,7 +79,10 @@ fn a_full_disk_ends_the_run_naming_the_file_and_keeps_the_other_results() {
     let err = outcome.error.expect("the run fails").to_string();
     assert!(err.contains("sink:csv") && err.contains("r_t.csv"), "{err}");
     let done = outcome.summary.tracker("t").unwrap().frames as usize;
-    assert!((1..10).contains(&done), "the run ended early: {done} frames");
+    assert!(
+        (1..10).contains(&done),
+        "the run ended early: {done} frames"
+    );
     assert_eq!(
         lines(&out),
         done,

@@ -9,6 +9,8 @@ pub mod goals;
 pub mod launch;
 pub mod learn;
 pub mod plot;
+#[cfg(feature = "zenoh")]
+pub mod replay;
 pub mod study;
 pub mod track;
 pub mod viz;

@@ -2,3 +2,5 @@
 //! handle and transports. Imports from `core` and `domains`.
 
 pub mod pipeline;
+#[cfg(feature = "zenoh")]
+pub mod zenoh_node;

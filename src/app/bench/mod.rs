@@ -8,6 +8,8 @@ pub mod soak;
 pub mod step;
 pub mod table;
 pub mod tracking;
+#[cfg(feature = "zenoh")]
+pub mod zenoh;
 
 use crate::core::error::{Error, Result};
 use crate::core::filter::rng::stream;

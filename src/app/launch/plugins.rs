@@ -30,6 +30,11 @@ pub const SOURCES: &[(&str, Parse<dyn SourcePlugin>)] = &[
     ("dir", boxed_source::<DirSourceSpec>),
     ("synth", boxed_source::<SynthSourceSpec>),
     ("mcap", boxed_source::<McapSourceSpec>),
+    #[cfg(feature = "zenoh")]
+    (
+        "zenoh",
+        boxed_source::<crate::runtime::pipeline::source::ZenohSourceSpec>,
+    ),
 ];
 
 /// Sink kinds: the keys of `[sinks]` (besides `summary_json`, the run summary written at the end).
@@ -37,6 +42,11 @@ pub const SINKS: &[(&str, Parse<dyn SinkPlugin>)] = &[
     ("jsonl", boxed_sink::<JsonlSinkSpec>),
     ("csv", boxed_sink::<CsvSinkSpec>),
     ("mcap", boxed_sink::<McapSinkSpec>),
+    #[cfg(feature = "zenoh")]
+    (
+        "zenoh",
+        boxed_sink::<crate::runtime::pipeline::sink::ZenohSinkSpec>,
+    ),
     ("rerun", boxed_sink::<RerunSpec>),
 ];
 

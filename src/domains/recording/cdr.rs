@@ -98,6 +98,12 @@ impl CdrWriter {
         self.buf.extend_from_slice(&v.to_le_bytes());
     }
 
+    /// Appends a `uint64`, aligned to 8.
+    pub fn write_u64(&mut self, v: u64) {
+        self.align(8);
+        self.buf.extend_from_slice(&v.to_le_bytes());
+    }
+
     /// Appends a `float64`, aligned to 8.
     pub fn write_f64(&mut self, v: f64) {
         self.align(8);
@@ -268,6 +274,11 @@ impl<'a> CdrReader<'a> {
     /// Reads a `uint32`.
     pub fn read_u32(&mut self, field: &str) -> Result<u32, CdrError> {
         Ok(u32::from_le_bytes(self.take_le(field)?))
+    }
+
+    /// Reads a `uint64`.
+    pub fn read_u64(&mut self, field: &str) -> Result<u64, CdrError> {
+        Ok(u64::from_le_bytes(self.take_le(field)?))
     }
 
     /// Reads a `float32`.

@@ -268,8 +268,8 @@ fn nearest(stamps: &[u64], s: u64) -> Option<usize> {
         .min_by_key(|&j| stamps[j].abs_diff(s))
 }
 
-/// Refuses a camera_info hdpf cannot use as is: distortion, a size other than the images'.
-fn check_info(path: &Path, topic: &str, info: &CameraInfo, size: (u32, u32)) -> Result<()> {
+/// Refuses a camera_info hdpf cannot use as is (`size`: the images' width and height): distortion, a size other than the images'.
+pub fn check_info(path: &Path, topic: &str, info: &CameraInfo, size: (u32, u32)) -> Result<()> {
     if let Some((i, d)) = info.d.iter().enumerate().find(|(_, d)| **d != 0.0) {
         return Err(Error::format(
             path,
@@ -405,7 +405,7 @@ pub fn open_recording(path: impl AsRef<Path>, opts: &ReadOptions) -> Result<Reco
 }
 
 /// Refuses depth that is not registered to the colour image: another optical frame or size.
-fn check_registration(
+pub fn check_registration(
     path: &Path,
     (ct, c, csize): (&str, &ImageMsg, (u32, u32)),
     (dt, d): (&str, &ImageMsg),
@@ -464,7 +464,7 @@ fn pair(
 }
 
 /// Width and height of an image message (a compressed one's from its header bytes).
-fn image_size(path: &Path, topic: &str, msg: &ImageMsg) -> Result<(u32, u32)> {
+pub fn image_size(path: &Path, topic: &str, msg: &ImageMsg) -> Result<(u32, u32)> {
     match msg {
         ImageMsg::Raw(m) => Ok((m.width, m.height)),
         ImageMsg::Compressed(m) => {
@@ -525,40 +525,54 @@ impl Recording {
                 format!("recording has {} frames", self.frames.len()),
             )
         })?;
-        let path = &self.path;
-        let rgb = decode_color(path, &self.color_topic, &p.color)?;
-        let depth_scale = p.bop.as_ref().map_or(1.0, |b| b.depth_scale);
-        let (depth, depth_raw) = decode_depth(path, &self.depth_topic, &p.depth, depth_scale)?;
-        let (w, h) = rgb.dimensions();
-        if (depth.width, depth.height) != (w as usize, h as usize) {
-            return Err(Error::format(
-                path,
-                format!(
-                    "frame {i}: depth '{}' is {}x{}, colour '{}' is {w}x{h}",
-                    self.depth_topic, depth.width, depth.height, self.color_topic
-                ),
-            ));
-        }
-        let camera = Camera::from_k(&p.info.k, w, h).map_err(|e| {
-            Error::format(path, format!("topic '{}', K: {e}", self.camera_info_topic))
-        })?;
-        let im_id = self.im_id(i);
-        let stamp_ns = p.color.stamp_ns();
-        let frame = RgbdFrame::new(im_id, camera, Some(rgb), Some(depth));
-        Ok(RecordedFrame {
-            frame: frame.with_stamp(stamp_ns as f64 * 1e-9),
-            stamp_ns,
-            depth_stamp_ns: p.depth.stamp_ns(),
-            frame_id: p.color.header().frame_id.clone(),
-            depth_raw,
-            depth_scale,
-            k: p.info.k,
-            bop: p.bop.clone(),
-        })
+        let topics = [
+            &self.color_topic,
+            &self.depth_topic,
+            &self.camera_info_topic,
+        ];
+        decode_paired(&self.path, topics.map(String::as_str), p, self.im_id(i))
     }
 
     /// Every frame, decoded in order.
     pub fn decoded(&self) -> impl Iterator<Item = Result<RecordedFrame>> + '_ {
         (0..self.frames.len()).map(|i| self.frame(i))
     }
+}
+
+/// Decodes one paired frame of image id `im_id`: colour, depth (scaled by our topic's
+/// `depth_scale`, else millimetres), intrinsics from the camera_info, stamped with the colour
+/// header stamp. `path` and `topics` (colour, depth, camera_info) name the origin in errors.
+pub fn decode_paired(
+    path: &Path,
+    [color_topic, depth_topic, info_topic]: [&str; 3],
+    p: &PairedFrame,
+    im_id: u32,
+) -> Result<RecordedFrame> {
+    let rgb = decode_color(path, color_topic, &p.color)?;
+    let depth_scale = p.bop.as_ref().map_or(1.0, |b| b.depth_scale);
+    let (depth, depth_raw) = decode_depth(path, depth_topic, &p.depth, depth_scale)?;
+    let (w, h) = rgb.dimensions();
+    if (depth.width, depth.height) != (w as usize, h as usize) {
+        return Err(Error::format(
+            path,
+            format!(
+                "image {im_id}: depth '{depth_topic}' is {}x{}, colour '{color_topic}' is {w}x{h}",
+                depth.width, depth.height
+            ),
+        ));
+    }
+    let camera = Camera::from_k(&p.info.k, w, h)
+        .map_err(|e| Error::format(path, format!("topic '{info_topic}', K: {e}")))?;
+    let stamp_ns = p.color.stamp_ns();
+    let frame = RgbdFrame::new(im_id, camera, Some(rgb), Some(depth));
+    Ok(RecordedFrame {
+        frame: frame.with_stamp(stamp_ns as f64 * 1e-9),
+        stamp_ns,
+        depth_stamp_ns: p.depth.stamp_ns(),
+        frame_id: p.color.header().frame_id.clone(),
+        depth_raw,
+        depth_scale,
+        k: p.info.k,
+        bop: p.bop.clone(),
+    })
 }

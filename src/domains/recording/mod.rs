@@ -7,6 +7,9 @@
 //! - [`images`]: colour and depth decoding of Image / CompressedImage messages.
 //! - [`mcap_read`]: frames out of any MCAP recording (the one place that pairs colour, depth and
 //!   camera_info, and refuses what would silently give wrong poses).
+//! - [`live_pair`]: pairing of live colour / depth / camera_info streams (the zenoh source).
+//! - [`type_hash`]: REP 2016 type hashes (`RIHS01_…`) and DDS type names.
+//! - `rmw_zenoh` (feature `zenoh`): rmw_zenoh's key expressions, attachment and liveliness tokens.
 //!
 //! # Topics written by `hdpf dataset convert --from SCENE_DIR --to FILE.mcap`
 //! | topic | type | content |
@@ -34,7 +37,11 @@
 
 pub mod cdr;
 pub mod images;
+pub mod live_pair;
 pub mod mcap_bop;
 pub mod mcap_info;
 pub mod mcap_read;
+#[cfg(feature = "zenoh")]
+pub mod rmw_zenoh;
 pub mod ros_msgs;
+pub mod type_hash;

@@ -342,6 +342,26 @@ impl RosMessage for PoseWithCovarianceStamped {
     }
 }
 
+/// `std_msgs/msg/UInt64`: hdpf's stream-control messages on zenoh (frames taken, frames sent).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct UInt64 {
+    /// The value.
+    pub data: u64,
+}
+
+impl RosMessage for UInt64 {
+    const NAME: &'static str = "std_msgs/msg/UInt64";
+    const DEFINITION: &'static str = "uint64 data\n";
+    fn write(&self, w: &mut CdrWriter) {
+        w.write_u64(self.data);
+    }
+    fn read(r: &mut CdrReader<'_>) -> Result<UInt64, CdrError> {
+        Ok(UInt64 {
+            data: r.read_u64("data")?,
+        })
+    }
+}
+
 /// One ground-truth object of a [`BopFrame`], numbers exactly as `scene_gt.json` holds them.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct BopObject {
@@ -550,6 +570,16 @@ mod tests {
         .concat();
         assert_eq!(img.to_cdr(), expected);
         assert_eq!(Image::from_cdr(&expected).unwrap(), img);
+    }
+
+    #[test]
+    fn uint64_bytes_by_hand() {
+        let m = UInt64 {
+            data: 0x0102_0304_0506_0708,
+        };
+        let want = [0, 1, 0, 0, 8, 7, 6, 5, 4, 3, 2, 1];
+        assert_eq!(m.to_cdr(), want);
+        assert_eq!(UInt64::from_cdr(&want).unwrap(), m);
     }
 
     #[test]

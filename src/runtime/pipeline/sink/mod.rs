@@ -7,12 +7,16 @@
 pub mod csv;
 pub mod jsonl;
 pub mod mcap;
+#[cfg(feature = "zenoh")]
+pub mod zenoh;
 
 pub use csv::{CsvSink, CsvSinkSpec};
 pub use jsonl::{
     estimate_json, object_json, skipped_json, JsonLinesSink, JsonTarget, JsonlSinkSpec,
 };
 pub use mcap::{McapSink, McapSinkSpec};
+#[cfg(feature = "zenoh")]
+pub use zenoh::{ZenohSink, ZenohSinkSpec};
 
 use crate::core::error::{Error, Result};
 use crate::runtime::pipeline::message::SinkMsg;

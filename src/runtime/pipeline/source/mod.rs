@@ -10,11 +10,15 @@ pub mod bop;
 pub mod dir;
 pub mod mcap;
 pub mod synth;
+#[cfg(feature = "zenoh")]
+pub mod zenoh;
 
 pub use bop::{BopSourceSpec, SequenceSource};
 pub use dir::{DirSourceSpec, DirectorySource};
 pub use mcap::{McapSource, McapSourceSpec};
 pub use synth::{SynthSource, SynthSourceSpec};
+#[cfg(feature = "zenoh")]
+pub use zenoh::{ZenohSource, ZenohSourceSpec};
 
 use crate::core::error::Result;
 use crate::domains::pose::bop::GtPose;

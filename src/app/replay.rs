@@ -1,0 +1,263 @@
+//! `hdpf replay` (feature `zenoh`): publishes a recording over zenoh as a ROS 2 camera driver on
+//! rmw_zenoh would — colour, depth, camera_info, plus hdpf's `BopFrame` topic — then hdpf's
+//! end-of-stream marker.
+//!
+//! Per frame the messages go out in the order `BopFrame`, camera_info, depth, colour (one session,
+//! one reliable link: they arrive in that order), each with rmw_zenoh's attachment.
+//!
+//! Pacing: `--rate HZ` sends frame k at k/HZ seconds (a camera: a slow receiver with
+//! `pipeline.policy = "latest"` drops frames). `--rate 0` is lossless: the replay waits for the
+//! receiver's frame count ([`TAKEN_TOPIC`], published by hdpf's zenoh source) and never runs more
+//! than [`LOSSLESS_WINDOW`] frames ahead of it, so it cannot outrun the tracker; it also waits
+//! for the receiver to appear before the first frame and for the last count before closing.
+//! Samples travel reliably with congestion control `Block`, so nothing is dropped on the way.
+
+use crate::core::error::{Error, Result};
+use crate::core::scratch::ScratchDir;
+use crate::domains::recording::images::ImageMsg;
+use crate::domains::recording::mcap_bop::{bop_to_mcap, ConvertArgs, BOP_FRAME_TOPIC};
+use crate::domains::recording::mcap_read::{open_recording, PairedFrame, ReadOptions};
+use crate::domains::recording::ros_msgs::{
+    BopFrame, CameraInfo, CompressedImage, Image, RosMessage, UInt64,
+};
+use crate::runtime::zenoh_node::{
+    Endpoints, Received, RosNode, RosPublisher, END_TOPIC, LOSSLESS_WINDOW, TAKEN_TOPIC,
+};
+use crossbeam_channel::Receiver;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+/// Arguments of `hdpf replay`.
+#[derive(clap::Args, Clone, Debug)]
+pub struct ReplayArgs {
+    /// A BOP scene folder (`ycbv-mini/test/000049`) or an MCAP recording.
+    #[arg(long)]
+    pub from: PathBuf,
+    /// Endpoint to connect to: a listening tracker (`tcp/127.0.0.1:7448`) or a router.
+    #[arg(long)]
+    pub connect: Option<String>,
+    /// Endpoint to listen on (a tracker connects here).
+    #[arg(long)]
+    pub listen: Option<String>,
+    /// Frames per second; 0 = lossless, as fast as the receiver takes them.
+    #[arg(long, default_value_t = 0.0)]
+    pub rate: f64,
+    /// ROS domain id.
+    #[arg(long, default_value_t = 0)]
+    pub domain_id: u32,
+    /// Seconds to wait for the receiver (first count, and each count in lossless mode).
+    #[arg(long, default_value_t = 60.0)]
+    pub wait_s: f64,
+}
+
+/// What a replay sent.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct ReplayReport {
+    /// Frames published.
+    pub frames: usize,
+    /// Frames the receiver reported taken at the end (lossless mode; else what it reported).
+    pub taken: u64,
+    /// Seconds from the first frame to the end-of-stream marker.
+    pub seconds: f64,
+}
+
+impl std::fmt::Display for ReplayReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "replayed {} frames in {:.2} s ({:.1} fps); receiver took {}",
+            self.frames,
+            self.seconds,
+            self.frames as f64 / self.seconds.max(1e-9),
+            self.taken
+        )
+    }
+}
+
+/// Publishers of the four streams and the receiver's count.
+pub struct Replayer {
+    node: RosNode,
+    pubs: Vec<(String, RosPublisher)>,
+    end: RosPublisher,
+    counts: Receiver<Received>,
+    _counts_sub: crate::runtime::zenoh_node::RosSubscription,
+    taken: u64,
+    wait: Duration,
+}
+
+impl Replayer {
+    /// Opens a node `hdpf_replay` on `endpoints`; `wait`: longest wait for the receiver.
+    pub fn open(endpoints: &Endpoints, domain_id: u32, wait: Duration) -> Result<Replayer> {
+        let node = RosNode::open("hdpf_replay", domain_id, endpoints)?;
+        let (tx, counts) = crossbeam_channel::unbounded();
+        let sub = node.subscribe(TAKEN_TOPIC, UInt64::NAME, 0, tx)?;
+        let end = node.publisher(END_TOPIC, UInt64::NAME)?;
+        Ok(Replayer {
+            node,
+            pubs: Vec::new(),
+            end,
+            counts,
+            _counts_sub: sub,
+            taken: 0,
+            wait,
+        })
+    }
+
+    /// The publisher of `topic` (declared at first use).
+    fn publisher(&mut self, topic: &str, ros_type: &str) -> Result<&mut RosPublisher> {
+        let i = match self.pubs.iter().position(|(t, _)| t == topic) {
+            Some(i) => i,
+            None => {
+                let p = self.node.publisher(topic, ros_type)?;
+                self.pubs.push((topic.to_string(), p));
+                self.pubs.len() - 1
+            }
+        };
+        Ok(&mut self.pubs[i].1)
+    }
+
+    /// Waits until the receiver has reported a count ≥ `n` (`Ok(false)` after `wait` without one).
+    pub fn wait_for_count(&mut self, n: u64, wait: Duration) -> Result<bool> {
+        let mut deadline = Instant::now() + wait;
+        let mut heard = false;
+        while !heard || self.taken < n {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let Ok(r) = self.counts.recv_timeout(left) else {
+                return Ok(false);
+            };
+            let c = UInt64::from_cdr(&r.payload)
+                .map_err(|e| Error::Other(format!("{TAKEN_TOPIC}: {e}")))?;
+            if c.data > self.taken {
+                deadline = Instant::now() + wait;
+            }
+            heard = true;
+            self.taken = self.taken.max(c.data);
+        }
+        Ok(true)
+    }
+
+    /// Publishes frame `p` on the topics `[colour, depth, camera_info]`.
+    pub fn send(&mut self, topics: [&str; 3], p: &PairedFrame) -> Result<i64> {
+        if let Some(b) = &p.bop {
+            self.publisher(BOP_FRAME_TOPIC, BopFrame::NAME)?
+                .publish(b.to_cdr())?;
+        }
+        (self.publisher(topics[2], CameraInfo::NAME)?).publish(p.info.to_cdr())?;
+        self.image(topics[1], &p.depth)?;
+        self.image(topics[0], &p.color)
+    }
+
+    fn image(&mut self, topic: &str, m: &ImageMsg) -> Result<i64> {
+        match m {
+            ImageMsg::Raw(m) => self.publisher(topic, Image::NAME)?.publish(m.to_cdr()),
+            ImageMsg::Compressed(m) => {
+                (self.publisher(topic, CompressedImage::NAME)?).publish(m.to_cdr())
+            }
+        }
+    }
+
+    /// Publishes `frames` on `topics` at `rate` Hz (0: lossless), then the end-of-stream marker.
+    pub fn run(
+        &mut self,
+        topics: [&str; 3],
+        frames: impl IntoIterator<Item = PairedFrame>,
+        rate: f64,
+    ) -> Result<ReplayReport> {
+        let lossless = rate <= 0.0;
+        if !self.wait_for_count(0, self.wait)? && lossless {
+            return Err(Error::Other(format!(
+                "replay: no receiver reported on {TAKEN_TOPIC} within {:.0} s (is `hdpf launch` with \
+                 source.kind = \"zenoh\" running on that endpoint?)",
+                self.wait.as_secs_f64()
+            )));
+        }
+        let start = Instant::now();
+        let mut n = 0u64;
+        for (k, p) in frames.into_iter().enumerate() {
+            let k = k as u64;
+            if lossless
+                && !self.wait_for_count((k + 1).saturating_sub(LOSSLESS_WINDOW), self.wait)?
+            {
+                return Err(self.stalled(k));
+            }
+            if !lossless {
+                let due = start + Duration::from_secs_f64(k as f64 / rate);
+                std::thread::sleep(due.saturating_duration_since(Instant::now()));
+            }
+            self.send(topics, &p)?;
+            n += 1;
+        }
+        self.end.publish(UInt64 { data: n }.to_cdr())?;
+        let seconds = start.elapsed().as_secs_f64();
+        if lossless && !self.wait_for_count(n, self.wait)? {
+            return Err(self.stalled(n));
+        }
+        Ok(ReplayReport {
+            frames: n as usize,
+            taken: self.taken,
+            seconds,
+        })
+    }
+
+    fn stalled(&self, k: u64) -> Error {
+        Error::Other(format!(
+            "replay: the receiver took {} frames and reported nothing for {:.0} s (frame {k} waiting)",
+            self.taken,
+            self.wait.as_secs_f64()
+        ))
+    }
+
+    /// Closes the session (flushes what is still queued).
+    pub fn close(self) -> Result<()> {
+        drop(self.pubs);
+        self.node.close()
+    }
+}
+
+/// Runs `hdpf replay`.
+pub fn run(args: &ReplayArgs) -> Result<ReplayReport> {
+    if !(args.rate.is_finite() && args.rate >= 0.0) {
+        return Err(Error::param(
+            "--rate",
+            args.rate,
+            "must be ≥ 0 (0 = lossless)",
+        ));
+    }
+    if !(args.wait_s.is_finite() && args.wait_s > 0.0) {
+        return Err(Error::param("--wait-s", args.wait_s, "must be > 0"));
+    }
+    let endpoints = Endpoints {
+        listen: args.listen.iter().cloned().collect(),
+        connect: args.connect.iter().cloned().collect(),
+    };
+    endpoints
+        .check()
+        .map_err(|why| Error::param("--listen/--connect", "", why))?;
+    // A scene folder is converted first (in a scratch folder), so a scene and its MCAP conversion
+    // replay the same messages.
+    let scratch;
+    let mcap = match args.from.is_dir() {
+        true => {
+            scratch = ScratchDir::new("replay");
+            let file = scratch.join("scene.mcap");
+            bop_to_mcap(&ConvertArgs::new(&args.from, &file))?;
+            file
+        }
+        false => args.from.clone(),
+    };
+    let rec = open_recording(&mcap, &ReadOptions::default())?;
+    let topics = [&rec.color_topic, &rec.depth_topic, &rec.camera_info_topic];
+    let mut r = Replayer::open(
+        &endpoints,
+        args.domain_id,
+        Duration::from_secs_f64(args.wait_s),
+    )?;
+    let report = r.run(
+        topics.map(String::as_str),
+        rec.frames.iter().cloned(),
+        args.rate,
+    )?;
+    r.close()?;
+    println!("{report}");
+    Ok(report)
+}

@@ -1,0 +1,275 @@
+//! A ROS 2 node on zenoh, as `rmw_zenoh` makes one (feature `zenoh`): a zenoh session in peer mode
+//! (TCP only, no multicast scouting), the node's liveliness token, publishers and subscriptions
+//! with their tokens, key expressions, CDR payloads and attachments
+//! ([`crate::domains::recording::rmw_zenoh`]).
+//!
+//! Discovery: ROS 2 nodes running rmw_zenoh find each other through a router (`rmw_zenohd`,
+//! listening on `tcp/localhost:7447` by default); hdpf joins such a system by *connecting* to the
+//! router. Two hdpf processes need no router: one *listens* on an endpoint, the other connects to
+//! it (peer to peer). Samples are sent reliably with congestion control `Block` (a full
+//! transmission queue blocks the publisher instead of dropping).
+
+use crate::core::error::{Error, Result};
+use crate::domains::recording::rmw_zenoh::{
+    entity_gid, liveliness_keyexpr, topic_keyexpr, Attachment, EntityKind, NodeInfo,
+};
+use crossbeam_channel::Sender;
+use std::sync::atomic::{AtomicU64, Ordering};
+use zenoh::liveliness::LivelinessToken;
+use zenoh::pubsub::{Publisher, Subscriber};
+use zenoh::qos::CongestionControl;
+use zenoh::{Session, Wait};
+
+/// hdpf's stream control, as `std_msgs/msg/UInt64`: the zenoh source publishes how many frames
+/// its pipeline has taken so far (at start, every [`TAKEN_HEARTBEAT`] while idle, after each
+/// frame); `hdpf replay` in lossless mode keeps at most [`LOSSLESS_WINDOW`] frames beyond it in
+/// flight.
+pub const TAKEN_TOPIC: &str = "/hdpf/source/frames_taken";
+/// The end-of-stream marker of `hdpf replay`, as `std_msgs/msg/UInt64`: the number of frames sent.
+pub const END_TOPIC: &str = "/hdpf/replay/end_of_stream";
+/// Frames `hdpf replay` sends ahead of the receiver's count in lossless mode.
+pub const LOSSLESS_WINDOW: u64 = 2;
+/// How often an idle zenoh source repeats its count (so a replay started later sees it).
+pub const TAKEN_HEARTBEAT: std::time::Duration = std::time::Duration::from_millis(200);
+
+/// The ROS type of an image topic by image_transport's naming: `…/compressed` and
+/// `…/compressedDepth` carry `sensor_msgs/msg/CompressedImage`, anything else `sensor_msgs/msg/Image`.
+pub fn image_type(topic: &str) -> &'static str {
+    match topic.ends_with("/compressed") || topic.ends_with("/compressedDepth") {
+        true => "sensor_msgs/msg/CompressedImage",
+        false => "sensor_msgs/msg/Image",
+    }
+}
+
+/// Where a session reaches its peers: endpoints it listens on and endpoints it connects to
+/// (`tcp/HOST:PORT`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Endpoints {
+    /// Endpoints to listen on.
+    pub listen: Vec<String>,
+    /// Endpoints (a router, or a listening peer) to connect to.
+    pub connect: Vec<String>,
+}
+
+impl Endpoints {
+    /// Checks every endpoint is `tcp/HOST:PORT` (this build has only the TCP transport).
+    pub fn check(&self) -> std::result::Result<(), String> {
+        for e in self.listen.iter().chain(&self.connect) {
+            let Some(addr) = e.strip_prefix("tcp/") else {
+                return Err(format!(
+                    "endpoint `{e}`: only `tcp/HOST:PORT` is supported (feature zenoh is TCP only)"
+                ));
+            };
+            if addr
+                .rsplit_once(':')
+                .and_then(|(_, p)| p.parse::<u16>().ok())
+                .is_none()
+            {
+                return Err(format!("endpoint `{e}`: expected tcp/HOST:PORT"));
+            }
+        }
+        match self.listen.is_empty() && self.connect.is_empty() {
+            true => Err("give an endpoint to listen on or to connect to".into()),
+            false => Ok(()),
+        }
+    }
+}
+
+fn zerr(what: &str, e: impl std::fmt::Display) -> Error {
+    Error::Other(format!("zenoh: {what}: {e}"))
+}
+
+/// ns since the Unix epoch now.
+pub fn unix_ns() -> i64 {
+    let d = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
+    d.map_or(0, |d| d.as_nanos() as i64)
+}
+
+/// A node: one zenoh session and its liveliness token.
+pub struct RosNode {
+    session: Session,
+    info: NodeInfo,
+    next_id: AtomicU64,
+    _token: LivelinessToken,
+}
+
+/// A publisher of one topic.
+pub struct RosPublisher {
+    publisher: Publisher<'static>,
+    gid: [u8; 16],
+    seq: i64,
+    _token: LivelinessToken,
+}
+
+/// A sample as a subscription hands it over.
+#[derive(Clone, Debug)]
+pub struct Received {
+    /// Which subscription (the tag given to [`RosNode::subscribe`]).
+    pub tag: usize,
+    /// The CDR payload.
+    pub payload: Vec<u8>,
+    /// rmw_zenoh's attachment, when the sender wrote a valid one.
+    pub attachment: Option<Attachment>,
+    /// Arrival time, ns since the Unix epoch.
+    pub received_ns: i64,
+}
+
+/// A live subscription (dropping it undeclares it).
+pub struct RosSubscription {
+    _subscriber: Subscriber<()>,
+    _token: LivelinessToken,
+}
+
+impl RosNode {
+    /// Opens a session on `endpoints` and announces node `name` (root namespace) in `domain_id`.
+    pub fn open(name: &str, domain_id: u32, endpoints: &Endpoints) -> Result<RosNode> {
+        endpoints.check().map_err(Error::Other)?;
+        let mut config = zenoh::Config::default();
+        let json = |v: &[String]| serde_json::to_string(v).unwrap_or_default();
+        let settings = [
+            ("mode", "\"peer\"".to_string()),
+            ("scouting/multicast/enabled", "false".to_string()),
+            ("listen/endpoints", json(&endpoints.listen)),
+            ("connect/endpoints", json(&endpoints.connect)),
+        ];
+        for (key, value) in settings {
+            config
+                .insert_json5(key, &value)
+                .map_err(|e| zerr(&format!("config {key} = {value}"), e))?;
+        }
+        let session = zenoh::open(config).wait().map_err(|e| {
+            let at = endpoints.listen.iter().chain(&endpoints.connect);
+            zerr(
+                &format!("cannot open a session on {:?}", at.collect::<Vec<_>>()),
+                e,
+            )
+        })?;
+        let info = NodeInfo {
+            domain_id,
+            zid: session.zid().to_string(),
+            node_id: 0,
+            name: name.to_string(),
+            namespace: "/".to_string(),
+        };
+        let key = liveliness_keyexpr(&info, 0, EntityKind::Node, None)?;
+        let token = declare_token(&session, key)?;
+        Ok(RosNode {
+            session,
+            info,
+            next_id: AtomicU64::new(1),
+            _token: token,
+        })
+    }
+
+    /// The node's identity (domain, zenoh id, name).
+    pub fn info(&self) -> &NodeInfo {
+        &self.info
+    }
+
+    /// A reliable, blocking publisher of `topic` with ROS type `ros_type`, announced by its token.
+    pub fn publisher(&self, topic: &str, ros_type: &str) -> Result<RosPublisher> {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let token_key = liveliness_keyexpr(
+            &self.info,
+            id,
+            EntityKind::Publisher,
+            Some((topic, ros_type)),
+        )?;
+        let key = topic_keyexpr(self.info.domain_id, topic, ros_type)?;
+        let publisher = (self.session.declare_publisher(key.clone()))
+            .congestion_control(CongestionControl::Block)
+            .wait()
+            .map_err(|e| zerr(&format!("declare publisher {key}"), e))?;
+        Ok(RosPublisher {
+            publisher,
+            gid: entity_gid(&token_key),
+            seq: 0,
+            _token: declare_token(&self.session, token_key)?,
+        })
+    }
+
+    /// Subscribes to `topic` of `ros_type`: every sample goes to `tx`, tagged `tag`.
+    pub fn subscribe(
+        &self,
+        topic: &str,
+        ros_type: &str,
+        tag: usize,
+        tx: Sender<Received>,
+    ) -> Result<RosSubscription> {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let token_key = liveliness_keyexpr(
+            &self.info,
+            id,
+            EntityKind::Subscription,
+            Some((topic, ros_type)),
+        )?;
+        let key = topic_keyexpr(self.info.domain_id, topic, ros_type)?;
+        let subscriber = (self.session.declare_subscriber(key.clone()))
+            .callback(move |sample| {
+                let attachment =
+                    (sample.attachment()).and_then(|a| Attachment::from_bytes(&a.to_bytes()).ok());
+                // A closed receiver means the source is gone: nothing left to do with samples.
+                let _ = tx.send(Received {
+                    tag,
+                    payload: sample.payload().to_bytes().into_owned(),
+                    attachment,
+                    received_ns: unix_ns(),
+                });
+            })
+            .wait()
+            .map_err(|e| zerr(&format!("declare subscriber {key}"), e))?;
+        Ok(RosSubscription {
+            _subscriber: subscriber,
+            _token: declare_token(&self.session, token_key)?,
+        })
+    }
+
+    /// Closes the session (pending samples are flushed first).
+    pub fn close(self) -> Result<()> {
+        self.session.close().wait().map_err(|e| zerr("close", e))
+    }
+}
+
+fn declare_token(session: &Session, key: String) -> Result<LivelinessToken> {
+    (session.liveliness().declare_token(key.clone()))
+        .wait()
+        .map_err(|e| zerr(&format!("liveliness token {key}"), e))
+}
+
+impl RosPublisher {
+    /// Publishes one CDR payload with the next sequence number; returns its source timestamp.
+    pub fn publish(&mut self, cdr: Vec<u8>) -> Result<i64> {
+        self.seq += 1;
+        let a = Attachment {
+            sequence_number: self.seq,
+            source_timestamp: unix_ns(),
+            source_gid: self.gid,
+        };
+        (self.publisher.put(cdr))
+            .attachment(a.to_bytes())
+            .wait()
+            .map_err(|e| zerr(&format!("put on {}", self.publisher.key_expr()), e))?;
+        Ok(a.source_timestamp)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn endpoints_are_checked() {
+        let e = |l: &[&str], c: &[&str]| Endpoints {
+            listen: l.iter().map(|s| s.to_string()).collect(),
+            connect: c.iter().map(|s| s.to_string()).collect(),
+        };
+        assert!(e(&["tcp/127.0.0.1:7447"], &[]).check().is_ok());
+        assert!(e(&[], &["tcp/localhost:7447"]).check().is_ok());
+        assert!(e(&[], &[]).check().unwrap_err().contains("endpoint"));
+        assert!(e(&["udp/1.2.3.4:5"], &[])
+            .check()
+            .unwrap_err()
+            .contains("TCP only"));
+        assert!(e(&["tcp/1.2.3.4"], &[]).check().is_err());
+    }
+}
