@@ -1,5 +1,6 @@
-//! Replay → zenoh → tracker on 127.0.0.1 with two `hdpf` processes (feature `zenoh`): every frame
-//! arrives and the estimates equal the offline `hdpf track` run of the same scene.
+//! Replay → zenoh → tracker on 127.0.0.1 with `hdpf` processes (feature `zenoh`): every frame
+//! arrives and the estimates equal the offline `hdpf track` run of the same scene; zenoh peers
+//! that vanish mid-run lose nothing already computed.
 #![cfg(feature = "zenoh")]
 
 #[path = "support/pipeline.rs"]
@@ -39,20 +40,18 @@ fn zenoh_replay_to_tracker_over_loopback_equals_offline() {
     let root = support::temp_dir("zenoh-link");
     let scene = support::write_dataset(&root, 6);
     let endpoint = format!("tcp/127.0.0.1:{}", free_port());
-    let (csv, summary) = (root.join("z_{tracker}.csv"), root.join("summary.json"));
-    let launch = Path::new(env!("CARGO_MANIFEST_DIR")).join("launch/zenoh_tracker.toml");
-    let tracker = Command::new(BIN)
-        .arg("launch")
-        .arg(&launch)
-        .args(set("source.listen", Path::new(&endpoint)))
-        .args(set("source.dataset", &root))
-        .args(set("sinks.csv", &csv))
-        .args(set("sinks.summary_json", &summary))
-        .args(["--set", "source.idle_timeout_s=60.0"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    // The tracker also publishes its estimates (`sinks.zenoh`) to a controller: this test process.
+    let estimates = format!("tcp/127.0.0.1:{}", free_port());
+    let extra = [
+        "--set".into(),
+        format!("sinks.zenoh.listen=\"{estimates}\""),
+    ];
+    let tracker = tracker(&root, "z", &endpoint, &extra);
+    assert!(
+        listening(&estimates, Duration::from_secs(60)),
+        "sink never listened"
+    );
+    let (controller, poses) = Controller::subscribe(&estimates);
     let replay = Command::new(BIN)
         .args([
             "replay",
@@ -110,9 +109,201 @@ fn zenoh_replay_to_tracker_over_loopback_equals_offline() {
     let (dt, dr) = hdpf::domains::pose::bop::pose_difference(&a, &b).unwrap();
     assert!(dt < 1e-9 && dr < 1e-9, "{dt} m, {dr} rad");
     let s: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&summary).unwrap()).unwrap();
+        serde_json::from_str(&std::fs::read_to_string(root.join("z.json")).unwrap()).unwrap();
     assert_eq!(s["source_frames"], 6, "{s}");
     assert_eq!(s["trackers"][0]["frames"], 6, "{s}");
+    // The controller received every estimate as a ROS message equal to the CSV row.
+    let received = controller.finish(&poses, 6);
+    assert_eq!(received.len(), 6, "one PoseWithCovarianceStamped per frame");
+    for (k, (m, seq)) in received.iter().enumerate() {
+        let d = (m.pose.to_homogeneous() - b[k].pose.to_homogeneous())
+            .abs()
+            .max();
+        assert!(d < 1e-9, "estimate {k}: {d} from the CSV row");
+        assert_eq!(
+            *seq,
+            k as i64 + 1,
+            "rmw_zenoh sequence numbers count from 1"
+        );
+        assert!(
+            m.covariance[0] > 0.0,
+            "a particle filter reports its covariance"
+        );
+        assert_eq!(m.header.frame_id, "camera_color_optical_frame");
+    }
+}
+
+/// A controller: a zenoh session linked to the tracker's `sinks.zenoh`, subscribed to object 1's
+/// poses from tracker `rfpf` as a ROS 2 node would.
+struct Controller {
+    node: hdpf::runtime::zenoh_node::RosNode,
+    _sub: hdpf::runtime::zenoh_node::RosSubscription,
+}
+
+type Poses = crossbeam_channel::Receiver<hdpf::runtime::zenoh_node::Received>;
+
+impl Controller {
+    fn subscribe(endpoint: &str) -> (Controller, Poses) {
+        use hdpf::domains::recording::ros_msgs::{PoseWithCovarianceStamped, RosMessage};
+        let endpoints = hdpf::runtime::zenoh_node::Endpoints {
+            listen: vec![],
+            connect: vec![endpoint.to_string()],
+        };
+        let node = hdpf::runtime::zenoh_node::RosNode::open("controller", 0, &endpoints).unwrap();
+        let (tx, rx) = crossbeam_channel::unbounded();
+        let topic = hdpf::domains::recording::ros_msgs::estimate_topic("rfpf", 1);
+        let sub = node
+            .subscribe(&topic, PoseWithCovarianceStamped::NAME, 0, tx)
+            .unwrap();
+        // Let the subscription reach the tracker's session before any frame is sent.
+        std::thread::sleep(Duration::from_millis(500));
+        (Controller { node, _sub: sub }, rx)
+    }
+
+    /// The first `n` poses received (waiting at most 10 s), decoded, with their sequence numbers.
+    fn finish(
+        self,
+        rx: &Poses,
+        n: usize,
+    ) -> Vec<(
+        hdpf::domains::recording::ros_msgs::PoseWithCovarianceStamped,
+        i64,
+    )> {
+        use hdpf::domains::recording::ros_msgs::{PoseWithCovarianceStamped, RosMessage};
+        let got = (0..n)
+            .map_while(|_| rx.recv_timeout(Duration::from_secs(10)).ok())
+            .map(|r| {
+                let seq = r.attachment.map_or(-1, |a| a.sequence_number);
+                (
+                    PoseWithCovarianceStamped::from_cdr(&r.payload).unwrap(),
+                    seq,
+                )
+            })
+            .collect();
+        self.node.close().unwrap();
+        got
+    }
+}
+
+/// Lines of `path` (0 while it does not exist).
+fn lines(path: &Path) -> usize {
+    std::fs::read_to_string(path).map_or(0, |t| t.lines().count())
+}
+
+/// Waits until `path` has at least `n` lines, at most `limit`; returns the count reached.
+fn wait_lines(path: &Path, n: usize, limit: Duration) -> usize {
+    let t = Instant::now();
+    while lines(path) < n && t.elapsed() < limit {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    lines(path)
+}
+
+/// Whether `endpoint` (`tcp/127.0.0.1:PORT`) accepts TCP connections within `limit`.
+fn listening(endpoint: &str, limit: Duration) -> bool {
+    let addr = endpoint.trim_start_matches("tcp/");
+    let t = Instant::now();
+    while std::net::TcpStream::connect(addr).is_err() {
+        if t.elapsed() > limit {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    true
+}
+
+/// `hdpf launch launch/zenoh_tracker.toml` with its source listening at `endpoint`, results under
+/// `root` with the prefix `name`, and extra `--set` overrides.
+fn tracker(root: &Path, name: &str, endpoint: &str, extra: &[String]) -> Child {
+    let launch = Path::new(env!("CARGO_MANIFEST_DIR")).join("launch/zenoh_tracker.toml");
+    Command::new(BIN)
+        .arg("launch")
+        .arg(&launch)
+        .args(set("source.listen", Path::new(endpoint)))
+        .args(set("source.dataset", root))
+        .args(set(
+            "sinks.csv",
+            &root.join(format!("{name}_{{tracker}}.csv")),
+        ))
+        .args(set(
+            "sinks.summary_json",
+            &root.join(format!("{name}.json")),
+        ))
+        .args(extra)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// A zenoh peer that vanishes mid-run (killed: its TCP links reset) costs the run nothing: the
+/// tracker's zenoh sink goes on publishing to nobody (not a failure, no dropped sink), and when
+/// the replay feeding its zenoh source is killed, the source ends after `idle_timeout_s` and every
+/// estimate made so far is on disk, as many rows as frames taken.
+#[test]
+fn zenoh_peers_that_vanish_lose_nothing() {
+    let root = support::temp_dir("zenoh-vanish");
+    let scene = support::write_dataset(&root, 40);
+    let (feed, out) = (
+        format!("tcp/127.0.0.1:{}", free_port()),
+        format!("tcp/127.0.0.1:{}", free_port()),
+    );
+    // The peer the tracker's sink links to: another hdpf whose source listens at `out`.
+    let peer = tracker(&root, "peer", &out, &[]);
+    assert!(
+        listening(&out, Duration::from_secs(60)),
+        "the peer never listened"
+    );
+    let overrides = [
+        "--set".to_string(),
+        format!("sinks.zenoh.connect=\"{out}\""),
+        "--set".into(),
+        "source.idle_timeout_s=3.0".into(),
+    ];
+    let main = tracker(&root, "main", &feed, &overrides);
+    let replay = Command::new(BIN)
+        .args([
+            "replay",
+            "--rate",
+            "10",
+            "--wait-s",
+            "60",
+            "--connect",
+            &feed,
+        ])
+        .arg("--from")
+        .arg(&scene)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // 40 frames at 10 Hz: the peer goes after 5 estimates, the replay after 15 (header line + rows).
+    let csv = root.join("main_rfpf.csv");
+    let mut peer = peer;
+    assert!(
+        wait_lines(&csv, 6, Duration::from_secs(60)) >= 6,
+        "no estimates"
+    );
+    peer.kill().unwrap();
+    peer.wait().unwrap();
+    let mut replay = replay;
+    let before = wait_lines(&csv, 16, Duration::from_secs(30));
+    replay.kill().unwrap();
+    replay.wait().unwrap();
+    let out = wait_bounded(main, Duration::from_secs(60));
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "tracker: {log}");
+    let rows = hdpf::domains::pose::bop::read_results(&csv).unwrap();
+    assert!(
+        rows.len() + 1 >= before && rows.len() < 40,
+        "{} rows, {before} lines when the replay was killed: the kill must come mid-stream",
+        rows.len()
+    );
+    let s: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(root.join("main.json")).unwrap()).unwrap();
+    assert_eq!(s["source_frames"], rows.len(), "{s}");
+    assert_eq!(s["trackers"][0]["frames"], rows.len(), "{s}");
+    assert_eq!(s["dropped_sinks"], serde_json::json!([]), "{s}");
 }
 
 #[test]

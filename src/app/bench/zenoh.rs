@@ -4,6 +4,11 @@
 //! synthetic, generated in memory (a moving gradient, `rgb8` colour + `16UC1` depth, 640×480 by
 //! default: 1.5 MB per frame). Reports frames sent / received / lost and the hop latency
 //! (arrival of the colour sample − its rmw_zenoh source timestamp, same clock) p50 / p99.
+//!
+//! `--rate 0` (default) floods the link losslessly (the sender waits for the receiver's count, at
+//! most two frames ahead): frames lost and throughput, but a frame's hop then includes waiting
+//! behind the frame before it. `--rate HZ` paces the sender as a camera would (30 Hz): the hop a
+//! frame adds on its own.
 
 use crate::core::error::{Error, Result};
 use crate::core::stats::{percentile, Rank};
@@ -27,6 +32,9 @@ pub struct ZenohBenchArgs {
     /// Image height.
     #[arg(long, default_value_t = 480)]
     pub height: u32,
+    /// Frames per second (a camera: 30); 0 = lossless flood, as fast as the receiver takes them.
+    #[arg(long, default_value_t = 0.0)]
+    pub rate: f64,
     /// TCP port on 127.0.0.1 (0: a free one).
     #[arg(long, default_value_t = 0)]
     pub port: u16,
@@ -37,6 +45,8 @@ pub struct ZenohBenchArgs {
 pub struct ZenohBenchReport {
     /// Frames published.
     pub sent: usize,
+    /// Sender's pace, frames per second (0: lossless flood).
+    pub rate: f64,
     /// Frames the source handed on.
     pub received: u64,
     /// `sent − received`.
@@ -101,6 +111,13 @@ pub fn run(args: &ZenohBenchArgs) -> Result<ZenohBenchReport> {
             "must be positive",
         ));
     }
+    if !(args.rate.is_finite() && args.rate >= 0.0) {
+        return Err(Error::param(
+            "--rate",
+            args.rate,
+            "must be ≥ 0 (0 = lossless)",
+        ));
+    }
     let port = match args.port {
         0 => std::net::TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
@@ -127,13 +144,14 @@ pub fn run(args: &ZenohBenchArgs) -> Result<ZenohBenchReport> {
     let (w, h) = (args.width, args.height);
     let frames = (0..args.frames).map(|k| frame(k, w, h));
     let topics = [color_topic, DEPTH_RAW_TOPIC, CAMERA_INFO_TOPIC];
-    let sent = replayer.run(topics, frames, 0.0)?;
+    let sent = replayer.run(topics, frames, args.rate)?;
     replayer.close()?;
     let source =
         (receiver.join()).map_err(|_| Error::Other("bench receiver thread panicked".into()))??;
     let hops: Vec<f64> = source.hop_ns().iter().map(|&n| n as f64 * 1e-6).collect();
     Ok(ZenohBenchReport {
         sent: sent.frames,
+        rate: args.rate,
         received: source.taken(),
         lost: sent.frames as i64 - source.taken() as i64,
         hop_p50_ms: percentile(&hops, 0.5, Rank::Nearest),

@@ -123,18 +123,20 @@ impl Filter {
                 got: model.dim().to_string(),
             });
         }
-        for model in models {
-            self.check_movements(*model)?;
-        }
+        let n = self.particles.len();
+        let plans = (models.iter())
+            .map(|m| self.plans(*m, n))
+            .collect::<Result<Vec<_>>>()?;
         if self.is_particle_major() {
-            return self.window(models);
+            return self.window(models, &plans);
         }
-        if let [model] = models {
-            return self.update_coupled(*model).map(|d| vec![d]);
+        if let ([model], [plan]) = (models, plans.as_slice()) {
+            return self.update_coupled(*model, plan).map(|d| vec![d]);
         }
         let (start, t0, last) = (self.particles.clone(), self.t, self.last_losses.clone());
-        let diags: Result<Vec<Diagnostics>> =
-            models.iter().map(|m| self.update_coupled(*m)).collect();
+        let diags: Result<Vec<Diagnostics>> = (models.iter().zip(&plans))
+            .map(|(m, plan)| self.update_coupled(*m, plan))
+            .collect();
         if diags.is_err() {
             (self.particles, self.t, self.last_losses) = (start, t0, last);
         }
@@ -143,16 +145,20 @@ impl Filter {
 
     /// The particle-major window: one row pass over every update and step, then the log-weights
     /// settled update by update; committed only if everything succeeded.
-    fn window<M: Model + ?Sized>(&mut self, models: &[&M]) -> Result<Vec<Diagnostics>> {
+    fn window<M: Model + ?Sized>(
+        &mut self,
+        models: &[&M],
+        plans: &[Vec<RowPlan>],
+    ) -> Result<Vec<Diagnostics>> {
         let start = Instant::now();
         self.guard.begin();
         let fresh = vec![RowMemo::default(); self.particles.len()];
-        let (traces, failure) = self.row_pass(models, 0..self.steps.len(), &fresh);
+        let (traces, failure) = self.row_pass(models, plans, 0..self.steps.len(), &fresh);
         let settled_updates = failure
             .as_ref()
             .map_or(models.len(), |f| f.at.0 - self.t - 1);
         let settled = self
-            .settle(models, settled_updates, &traces)
+            .settle(plans, settled_updates, &traces)
             .and_then(|s| failure.map_or(Ok(s), |f| Err(f.error)));
         let (log_w, mut diags) = match settled {
             Ok(s) => s,
@@ -181,18 +187,17 @@ impl Filter {
         (self.steps.iter()).any(|s| matches!(s, Step::Move(_) | Step::Reweight(_)))
     }
 
-    /// Run steps `ks` of updates `t+1 … t+len(models)` on every particle, each particle on its own
-    /// row (starting from `memo[i]`); returns the traces and the failure that the step-by-step
+    /// Run steps `ks` of updates `t+1 … t+len(models)` (row plans `plans[b]`) on every particle,
+    /// each particle on its own row (starting from `memo[i]`); returns the traces and the failure that the step-by-step
     /// schedule would meet first (earliest update, then step, then lowest particle), so that the
     /// reported failure does not depend on the thread schedule.
     fn row_pass<M: Model + ?Sized>(
         &mut self,
         models: &[&M],
+        plans: &[Vec<RowPlan>],
         ks: Range<usize>,
         memo: &[RowMemo],
     ) -> (Vec<RowTrace>, Option<RowFailure>) {
-        let n = self.particles.len();
-        let plans: Vec<Vec<RowPlan>> = models.iter().map(|m| self.plans(*m, n)).collect();
         let changes = models.iter().any(|m| {
             self.steps[ks.clone()]
                 .iter()
@@ -241,35 +246,28 @@ impl Filter {
         earliest_failure(rows)
     }
 
-    /// Refuses an update whose moves would need more than 100 000 sub-moves (a likelihood far
-    /// sharper than the step size), before anything runs.
-    fn check_movements<M: Model + ?Sized>(&self, model: &M) -> Result<()> {
-        let n = self.particles.len();
-        (self.steps.iter()).try_for_each(|s| match s {
-            Step::Move(cfg) => cfg.movement(n, model).map(drop),
-            _ => Ok(()),
-        })
-    }
-
-    /// The row plan of every step for one update's model (moves checked by
-    /// [`Self::check_movements`] when the update began).
-    fn plans<M: Model + ?Sized>(&self, model: &M, n: usize) -> Vec<RowPlan> {
+    /// The row plan of every step for one update's model and `n` particles, made once when the
+    /// update begins. Refuses an update whose moves would need more than 100 000 sub-moves (a
+    /// likelihood far sharper than the step size) before anything runs.
+    fn plans<M: Model + ?Sized>(&self, model: &M, n: usize) -> Result<Vec<RowPlan>> {
         (self.steps.iter().enumerate())
-            .map(|(k, step)| RowPlan {
-                movement: match step {
-                    Step::Move(cfg) => cfg.movement(n, model).unwrap_or((0.0, 0)),
-                    _ => (0.0, 0),
-                },
-                reweight_follows: matches!(self.steps.get(k + 1), Some(Step::Reweight(_))),
+            .map(|(k, step)| {
+                Ok(RowPlan {
+                    movement: match step {
+                        Step::Move(cfg) => cfg.movement(n, model)?,
+                        _ => (0.0, 0),
+                    },
+                    reweight_follows: matches!(self.steps.get(k + 1), Some(Step::Reweight(_))),
+                })
             })
             .collect()
     }
 
     /// The log-weights after each of the first `updates` updates of a pass, from the rows' traces
     /// (increments in step order), and one [`Diagnostics`] per update.
-    fn settle<M: Model + ?Sized>(
+    fn settle(
         &mut self,
-        models: &[&M],
+        plans: &[Vec<RowPlan>],
         updates: usize,
         traces: &[RowTrace],
     ) -> Result<(Option<Vec<f64>>, Vec<Diagnostics>)> {
@@ -282,7 +280,7 @@ impl Filter {
         let mut lw = self.particles.log_weights().map(<[f64]>::to_vec);
         let n = self.particles.len();
         let mut diags = Vec::with_capacity(updates);
-        for (b, model) in models.iter().enumerate().take(updates) {
+        for (b, plan) in plans.iter().enumerate().take(updates) {
             let t = self.t + b + 1;
             for (j, rw) in reweights.iter().enumerate() {
                 let inc: Vec<f64> = (traces.iter())
@@ -293,7 +291,7 @@ impl Filter {
             let mut d = Diagnostics {
                 step: t,
                 ess: lw.as_deref().map_or(n as f64, ess_of),
-                substeps: self.plans(*model, n).iter().map(|p| p.movement.1).sum(),
+                substeps: plan.iter().map(|p| p.movement.1).sum(),
                 ..Diagnostics::default()
             };
             if self.evaluates() {
@@ -307,14 +305,18 @@ impl Filter {
 
     /// One update, step by step: consecutive row-local steps as one row pass (with their
     /// reweights settled right after it), set-level steps on the whole set.
-    fn update_coupled<M: Model + ?Sized>(&mut self, model: &M) -> Result<Diagnostics> {
+    fn update_coupled<M: Model + ?Sized>(
+        &mut self,
+        model: &M,
+        plan: &[RowPlan],
+    ) -> Result<Diagnostics> {
         let start = Instant::now();
         self.guard.begin();
         let mut memo = vec![RowMemo::default(); self.particles.len()];
         let mut diag = Diagnostics::default();
         let result = segments(&self.steps)
             .into_iter()
-            .try_for_each(|seg| self.run_segment(model, seg, &mut memo, &mut diag));
+            .try_for_each(|seg| self.run_segment(model, plan, seg, &mut memo, &mut diag));
         if let Err(e) = result {
             self.guard.restore(&mut self.particles);
             return Err(e);
@@ -330,10 +332,12 @@ impl Filter {
         Ok(diag)
     }
 
-    /// One segment of update `t + 1`: a range of row-local steps, or one set-level step.
+    /// One segment of update `t + 1` (row plans `plan`): a range of row-local steps, or one
+    /// set-level step.
     fn run_segment<M: Model + ?Sized>(
         &mut self,
         model: &M,
+        plan: &[RowPlan],
         seg: Range<usize>,
         memo: &mut [RowMemo],
         diag: &mut Diagnostics,
@@ -355,15 +359,15 @@ impl Filter {
             self.steps = steps;
             return result;
         }
-        let (traces, failure) = self.row_pass(&[model], seg.clone(), memo);
+        let plans = [plan.to_vec()];
+        let (traces, failure) = self.row_pass(&[model], &plans, seg.clone(), memo);
         if let Some(f) = failure {
             return Err(f.error);
         }
         for (m, tr) in memo.iter_mut().zip(&traces) {
             *m = tr.memos[0];
         }
-        let plans = self.plans(model, self.particles.len());
-        diag.substeps += seg.clone().map(|k| plans[k].movement.1).sum::<usize>();
+        diag.substeps += seg.clone().map(|k| plan[k].movement.1).sum::<usize>();
         let reweights: Vec<_> = (self.steps[seg].iter())
             .filter_map(|s| match s {
                 Step::Reweight(rw) => Some(*rw),

@@ -333,12 +333,23 @@ impl RosMessage for PoseWithCovarianceStamped {
         }
         Ok(PoseWithCovarianceStamped {
             header,
-            pose: Isometry3::from_parts(
-                Translation3::new(v[0], v[1], v[2]),
-                UnitQuaternion::from_quaternion(q),
-            ),
+            pose: Isometry3::from_parts(Translation3::new(v[0], v[1], v[2]), unit_as_written(q)),
             covariance: r.read_f64_array("pose.covariance")?,
         })
+    }
+}
+
+/// Largest |‖q‖ − 1| that [`unit_as_written`] takes for rounding: normalising a quaternion leaves
+/// its norm within a few ulps of 1 (4 components, one square root, one division each).
+const UNIT_ROUNDING: f64 = 8.0 * f64::EPSILON;
+
+/// A received orientation as a unit quaternion: kept exactly as written when it is unit up to
+/// rounding (so that decoding what hdpf encoded and encoding it again gives the same bytes),
+/// normalised otherwise, `q / ‖q‖`. The caller has checked that `‖q‖` is finite and positive.
+fn unit_as_written(q: Quaternion<f64>) -> UnitQuaternion<f64> {
+    match (q.norm() - 1.0).abs() <= UNIT_ROUNDING {
+        true => UnitQuaternion::new_unchecked(q),
+        false => UnitQuaternion::from_quaternion(q),
     }
 }
 
@@ -651,6 +662,33 @@ mod tests {
         let bytes = f.to_cdr();
         let e = BopFrame::from_cdr(&bytes[..bytes.len() - 3]).unwrap_err();
         assert!(e.field.contains("extra_json"), "{e}");
+    }
+
+    /// Regression (fuzz target `cdr`): decoding renormalised every quaternion, so decode → encode
+    /// moved already-unit components by an ulp and was not idempotent. Non-unit quaternions (as
+    /// any publisher may write them) are normalised once; what hdpf wrote decodes bit for bit.
+    #[test]
+    fn pose_decode_encode_is_idempotent() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+        for _ in 0..2000 {
+            let c: [f64; 4] = std::array::from_fn(|_| rng.random_range(-1.0..1.0));
+            let scale = rng.random_range(0.5..2.0);
+            let q = Quaternion::new(c[0], c[1], c[2], c[3]) * scale;
+            let written = PoseWithCovarianceStamped {
+                header: Header::new(1, "cam"),
+                pose: Isometry3::from_parts(
+                    Translation3::new(0.1, 0.2, 0.3),
+                    UnitQuaternion::new_unchecked(q),
+                ),
+                covariance: [0.0; 36],
+            };
+            let once = PoseWithCovarianceStamped::from_cdr(&written.to_cdr()).unwrap();
+            assert!((once.pose.rotation.quaternion().norm() - 1.0).abs() <= UNIT_ROUNDING);
+            let bytes = once.to_cdr();
+            let twice = PoseWithCovarianceStamped::from_cdr(&bytes).unwrap();
+            assert_eq!(twice.to_cdr(), bytes, "q = {q:?}");
+        }
     }
 
     #[test]

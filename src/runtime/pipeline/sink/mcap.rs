@@ -5,10 +5,9 @@
 //! covariance converted from hdpf's tangent `[ρ; φ]` to ROS's (x, y, z, rot x, y, z) convention.
 //! The file is valid (summary written) when the run ends, also after a failure or Ctrl-C.
 
-use super::{create_parent, Sink};
+use super::{create_parent, default_frame_id, ros_estimates, Sink};
 use crate::core::error::Result;
 use crate::domains::recording::mcap_bop::{ChunkCompression, RosMcapWriter};
-use crate::domains::recording::ros_msgs::{estimate_message, estimate_topic};
 use crate::runtime::pipeline::message::{Clock, SinkMsg};
 use crate::runtime::pipeline::plugin::{SinkContext, SinkPlugin, SpecError};
 use serde::Deserialize;
@@ -21,12 +20,8 @@ pub struct McapSinkSpec {
     /// The MCAP file to write.
     pub path: toml::Spanned<PathBuf>,
     /// `frame_id` of the estimates (the camera's optical frame).
-    #[serde(default = "default_frame")]
+    #[serde(default = "default_frame_id")]
     pub frame_id: String,
-}
-
-fn default_frame() -> String {
-    "camera_color_optical_frame".into()
 }
 
 impl SinkPlugin for McapSinkSpec {
@@ -67,16 +62,9 @@ impl Sink for McapSink {
         let (SinkMsg::Estimate(e), Some(w)) = (msg, self.writer.as_mut()) else {
             return Ok(());
         };
-        let stamp_ns = (self.clock.unix(e.capture) * 1e9).round().max(0.0) as u64;
-        for o in &e.objects {
-            let cov = o.covariance.iter().all(|c| c.is_finite());
-            let m = estimate_message(
-                &o.pose,
-                cov.then_some(&o.covariance),
-                stamp_ns,
-                &self.frame_id,
-            );
-            w.write(&estimate_topic(&e.tracker, o.obj_id), stamp_ns, &m)?;
+        let (stamp_ns, messages) = ros_estimates(e, &self.clock, &self.frame_id);
+        for (topic, m) in &messages {
+            w.write(topic, stamp_ns, m)?;
         }
         Ok(())
     }

@@ -19,7 +19,10 @@ pub use mcap::{McapSink, McapSinkSpec};
 pub use zenoh::{ZenohSink, ZenohSinkSpec};
 
 use crate::core::error::{Error, Result};
-use crate::runtime::pipeline::message::SinkMsg;
+use crate::domains::recording::ros_msgs::{
+    estimate_message, estimate_topic, PoseWithCovarianceStamped,
+};
+use crate::runtime::pipeline::message::{Clock, EstimateMsg, SinkMsg};
 
 /// What the pipeline does when a sink fails (an error or a panic in [`Sink::handle`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -58,4 +61,32 @@ pub fn create_parent(path: &std::path::Path) -> Result<()> {
         std::fs::create_dir_all(d).map_err(|e| Error::io(d, e))?;
     }
     Ok(())
+}
+
+/// `frame_id` of the ROS sinks' estimates unless the launch file names another: the camera's
+/// optical frame as ROS 2 camera drivers name it.
+pub(crate) fn default_frame_id() -> String {
+    "camera_color_optical_frame".into()
+}
+
+/// The ROS messages of one estimate, as the MCAP and zenoh sinks write them: the frame's capture
+/// time in Unix nanoseconds of `clock`, and per object its topic ([`estimate_topic`]) with its
+/// `PoseWithCovarianceStamped` ([`estimate_message`]) in `frame_id`. A covariance with a
+/// non-finite entry is written as unknown (all zeros).
+pub fn ros_estimates(
+    e: &EstimateMsg,
+    clock: &Clock,
+    frame_id: &str,
+) -> (u64, Vec<(String, PoseWithCovarianceStamped)>) {
+    let stamp_ns = (clock.unix(e.capture) * 1e9).round().max(0.0) as u64;
+    let messages = e
+        .objects
+        .iter()
+        .map(|o| {
+            let cov = o.covariance.iter().all(|c| c.is_finite());
+            let m = estimate_message(&o.pose, cov.then_some(&o.covariance), stamp_ns, frame_id);
+            (estimate_topic(&e.tracker, o.obj_id), m)
+        })
+        .collect();
+    (stamp_ns, messages)
 }

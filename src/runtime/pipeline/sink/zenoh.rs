@@ -4,11 +4,9 @@
 //! [`super::mcap`] writes (stamp = the frame's capture time, covariance in ROS's convention). A
 //! ROS 2 system sees them through its router: `ros2 topic echo /hdpf/rfpf/obj_000001/pose`.
 
-use super::Sink;
+use super::{default_frame_id, ros_estimates, Sink, SinkFailure};
 use crate::core::error::Result;
-use crate::domains::recording::ros_msgs::{
-    estimate_message, estimate_topic, PoseWithCovarianceStamped, RosMessage,
-};
+use crate::domains::recording::ros_msgs::{PoseWithCovarianceStamped, RosMessage};
 use crate::runtime::pipeline::message::{Clock, SinkMsg};
 use crate::runtime::pipeline::plugin::{SinkContext, SinkPlugin, SpecError};
 use crate::runtime::zenoh_node::{Endpoints, RosNode, RosPublisher};
@@ -28,12 +26,8 @@ pub struct ZenohSinkSpec {
     #[serde(default)]
     pub domain_id: u32,
     /// `frame_id` of the estimates (the camera's optical frame).
-    #[serde(default = "default_frame")]
+    #[serde(default = "default_frame_id")]
     pub frame_id: String,
-}
-
-fn default_frame() -> String {
-    "camera_color_optical_frame".into()
 }
 
 impl ZenohSinkSpec {
@@ -87,25 +81,23 @@ impl Sink for ZenohSink {
         let (SinkMsg::Estimate(e), Some(node)) = (msg, self.node.as_ref()) else {
             return Ok(());
         };
-        let stamp_ns = (self.clock.unix(e.capture) * 1e9).round().max(0.0) as u64;
-        for o in &e.objects {
-            let topic = estimate_topic(&e.tracker, o.obj_id);
+        let (_, messages) = ros_estimates(e, &self.clock, &self.frame_id);
+        for (topic, m) in messages {
             if !self.publishers.contains_key(&topic) {
                 let p = node.publisher(&topic, PoseWithCovarianceStamped::NAME)?;
                 self.publishers.insert(topic.clone(), p);
             }
-            let cov = o.covariance.iter().all(|c| c.is_finite());
-            let m = estimate_message(
-                &o.pose,
-                cov.then_some(&o.covariance),
-                stamp_ns,
-                &self.frame_id,
-            );
             if let Some(p) = self.publishers.get_mut(&topic) {
                 p.publish(m.to_cdr())?;
             }
         }
         Ok(())
+    }
+
+    /// A network peer: its failure (the link to a router lost, say) drops the sink, the run goes
+    /// on. Subscribers that come and go are not failures at all: zenoh publishes to whoever listens.
+    fn on_failure(&self) -> SinkFailure {
+        SinkFailure::Drop
     }
 
     fn finish(&mut self) -> Result<()> {
