@@ -2,7 +2,8 @@
 # Run every fuzz target for SECONDS each (default 60) from its committed seeds (fuzz/seeds/TARGET;
 # what it finds goes to the uncommitted fuzz/corpus/TARGET), and print a table line
 # per target: target, seconds, executions, crashes (artifacts under fuzz/artifacts/TARGET/).
-#   fuzz/run.sh 600
+#   fuzz/run.sh 600            # every target
+#   fuzz/run.sh 600 cdr mcap   # only these
 # Needs cargo-fuzz (`cargo install cargo-fuzz`). hdpf's only toolchain is stable Rust, so the
 # targets are built without a sanitizer (`-s none`: libFuzzer's coverage guidance, Rust's own
 # bounds and overflow checks via debug assertions) and RUSTC_BOOTSTRAP=1 lets cargo-fuzz pass the
@@ -10,9 +11,10 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 SECONDS_EACH="${1:-60}"
+shift || true
 export RUSTC_BOOTSTRAP=1
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/hdpf/fuzz-target}"
-targets=$(cargo fuzz list)
+targets="${*:-$(cargo fuzz list)}"
 cargo fuzz build -s none --debug-assertions
 printf '| target | seconds | executions | crashes |\n|---|---|---|---|\n'
 for t in $targets; do

@@ -47,6 +47,7 @@ pub fn mcap_info(path: impl AsRef<Path>) -> Result<McapInfo> {
     use mcap::records::Record;
     let path = path.as_ref();
     let bytes = crate::core::memory::read_file(path, 1)?;
+    super::mcap_chunks::check_chunks(path, &bytes)?;
     let broken = |e: mcap::McapError| Error::format(path, format!("not a valid MCAP file: {e}"));
     let (mut schemas, mut channels) = (BTreeMap::new(), BTreeMap::new());
     let mut counts: BTreeMap<u16, u64> = BTreeMap::new();

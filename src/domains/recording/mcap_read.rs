@@ -162,6 +162,7 @@ fn at(topic: &str, i: usize) -> String {
 /// Reads a whole MCAP file into its topics, decoding every image / camera_info / BopFrame message.
 fn read_topics(path: &Path) -> Result<BTreeMap<String, Topic>> {
     let bytes = crate::core::memory::read_file(path, 2)?;
+    super::mcap_chunks::check_chunks(path, &bytes)?;
     let stream = mcap::MessageStream::new(&bytes)
         .map_err(|e| Error::format(path, format!("not a valid MCAP file: {e}")))?;
     let mut topics: BTreeMap<String, Topic> = BTreeMap::new();

@@ -4,6 +4,7 @@
 //! - [`ros_msgs`]: `sensor_msgs/Image`, `CompressedImage`, `CameraInfo`,
 //!   `geometry_msgs/PoseWithCovarianceStamped`, and our `hdpf_msgs/BopFrame`.
 //! - [`mcap_bop`]: `hdpf dataset convert` (BOP scene ⇄ MCAP); [`mcap_info`]: `hdpf dataset info`.
+//! - [`mcap_chunks`]: declared chunk sizes checked against the memory budget before decompression.
 //! - [`images`]: colour and depth decoding of Image / CompressedImage messages.
 //! - [`mcap_read`]: frames out of any MCAP recording (the one place that pairs colour, depth and
 //!   camera_info, and refuses what would silently give wrong poses).
@@ -39,6 +40,7 @@ pub mod cdr;
 pub mod images;
 pub mod live_pair;
 pub mod mcap_bop;
+pub mod mcap_chunks;
 pub mod mcap_info;
 pub mod mcap_read;
 #[cfg(feature = "zenoh")]

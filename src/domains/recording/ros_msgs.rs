@@ -118,6 +118,21 @@ pub struct Image {
     pub data: Vec<u8>,
 }
 
+impl Image {
+    /// An `rgb8` image (rows packed, `step = 3·width`) of `rgb`.
+    pub fn rgb8(header: Header, rgb: image::RgbImage) -> Image {
+        Image {
+            header,
+            height: rgb.height(),
+            width: rgb.width(),
+            encoding: "rgb8".into(),
+            is_bigendian: 0,
+            step: rgb.width() * 3,
+            data: rgb.into_raw(),
+        }
+    }
+}
+
 impl RosMessage for Image {
     const NAME: &'static str = "sensor_msgs/msg/Image";
     const DEFINITION: &'static str = concat!(
@@ -324,7 +339,8 @@ impl RosMessage for PoseWithCovarianceStamped {
         let header = Header::read(r)?;
         let v: [f64; 7] = r.read_f64_array("pose.pose")?;
         let q = Quaternion::new(v[6], v[3], v[4], v[5]);
-        if !(q.norm() > 0.0 && q.norm().is_finite()) {
+        let largest = q.coords.amax();
+        if !(largest > 0.0 && largest.is_finite()) {
             return Err(CdrError {
                 field: "pose.pose.orientation".into(),
                 offset: 0,
@@ -345,11 +361,14 @@ const UNIT_ROUNDING: f64 = 8.0 * f64::EPSILON;
 
 /// A received orientation as a unit quaternion: kept exactly as written when it is unit up to
 /// rounding (so that decoding what hdpf encoded and encoding it again gives the same bytes),
-/// normalised otherwise, `q / ‖q‖`. The caller has checked that `‖q‖` is finite and positive.
+/// normalised otherwise, `q̃ / ‖q̃‖` with `q̃ = q / max|qₖ|`: scaling by the largest component
+/// first keeps ‖q̃‖ ∈ [1, 2] exact to rounding even when the squares of `q` would underflow or
+/// overflow, so the result is unit to rounding and decodes as written next time. The caller has
+/// checked that `max|qₖ|` is finite and positive.
 fn unit_as_written(q: Quaternion<f64>) -> UnitQuaternion<f64> {
     match (q.norm() - 1.0).abs() <= UNIT_ROUNDING {
         true => UnitQuaternion::new_unchecked(q),
-        false => UnitQuaternion::from_quaternion(q),
+        false => UnitQuaternion::from_quaternion(q / q.coords.amax()),
     }
 }
 
@@ -688,6 +707,44 @@ mod tests {
             let bytes = once.to_cdr();
             let twice = PoseWithCovarianceStamped::from_cdr(&bytes).unwrap();
             assert_eq!(twice.to_cdr(), bytes, "q = {q:?}");
+        }
+    }
+
+    /// Fuzz regression (cdr target): a quaternion whose squares underflow (w = −2.3e−156 beside
+    /// subnormal components) was normalised to a non-unit one, so a second decode changed it again;
+    /// components near the overflow end had no direction at all.
+    #[test]
+    fn extreme_quaternions_decode_to_unit_ones_and_stay_put() {
+        let cases = [
+            [0.0, 0.0, 6e-323, -2.303_311_105_457_825_5e-156],
+            [1e-310, 0.0, 0.0, 3e-320],
+            [1e200, -3e199, 0.0, 5e-300],
+            [f64::MAX, f64::MAX, 0.0, 1.0],
+        ];
+        for [x, y, z, w] in cases {
+            let mut bytes = PoseWithCovarianceStamped {
+                header: Header::new(1, "cam"),
+                pose: Isometry3::identity(),
+                covariance: [0.0; 36],
+            }
+            .to_cdr();
+            let at = bytes.len() - 36 * 8 - 4 * 8;
+            for (k, c) in [x, y, z, w].iter().enumerate() {
+                bytes[at + 8 * k..at + 8 * k + 8].copy_from_slice(&c.to_le_bytes());
+            }
+            let once = PoseWithCovarianceStamped::from_cdr(&bytes).unwrap();
+            let norm = once.pose.rotation.quaternion().norm();
+            assert!(
+                (norm - 1.0).abs() <= UNIT_ROUNDING,
+                "{x} {y} {z} {w}: ‖q‖ = {norm}"
+            );
+            let again = once.to_cdr();
+            assert_eq!(
+                PoseWithCovarianceStamped::from_cdr(&again)
+                    .unwrap()
+                    .to_cdr(),
+                again
+            );
         }
     }
 
