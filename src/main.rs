@@ -145,6 +145,8 @@ fn run_bench(command: BenchCommand) -> hdpf::Result<()> {
 }
 
 fn main() -> ExitCode {
+    hdpf::app::allocator::release_large_buffers();
+    hdpf::app::allocator::start_trimming(std::time::Duration::from_secs(1));
     match run(Cli::parse()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -2,6 +2,7 @@
 //! `dataset synth`), launch files, rerun logging, plots and the goal runs. Imports from every layer
 //! below; nothing imports it.
 
+pub mod allocator;
 pub mod bench;
 pub mod dataset;
 pub mod fetch;

@@ -1,10 +1,11 @@
 //! Core layer: the filter engine and its presets, geometry (SE(3), camera, k-d tree), errors,
-//! order statistics, memory budgets and the run-time data locator. Knows nothing of the layers above it.
+//! order statistics (and their bounded-memory running forms), memory budgets and the run-time data locator. Knows nothing of the layers above it.
 
 pub mod datasets;
 pub mod error;
 pub mod filter;
 pub mod geometry;
 pub mod memory;
+pub mod running;
 pub mod scratch;
 pub mod stats;

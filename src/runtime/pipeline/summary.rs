@@ -1,6 +1,7 @@
 //! The run summary: frames, drops, skips, latency percentiles and pose errors per tracker.
 
 use crate::core::geometry::se3;
+use crate::core::running::{LogHistogram, RunningMean};
 use crate::core::stats::{self, Rank};
 use crate::domains::pose::bop::GtPose;
 use crate::runtime::pipeline::message::{EstimateMsg, SkippedFrame};
@@ -36,16 +37,17 @@ pub fn add_error(
     mean(&d)
 }
 
-/// Samples of one tracker accumulated while running.
+/// What one tracker's estimates add up to while running, in memory that does not grow with the
+/// number of frames ([`LogHistogram`] percentiles, [`RunningMean`] means).
 #[derive(Clone, Debug, Default)]
 struct TrackerSamples {
     frames: u64,
-    latency_ms: Vec<f64>,
-    process_ms: Vec<f64>,
-    trans_mm: Vec<f64>,
-    rot_deg: Vec<f64>,
-    add_mm: Vec<f64>,
-    ess: Vec<f64>,
+    latency_ms: LogHistogram,
+    process_ms: LogHistogram,
+    trans_mm: RunningMean,
+    rot_deg: RunningMean,
+    add_mm: RunningMean,
+    ess: RunningMean,
 }
 
 /// One tracker's line of the summary.
@@ -55,11 +57,11 @@ pub struct TrackerSummary {
     pub tracker: String,
     /// Frames it published estimates for.
     pub frames: u64,
-    /// Capture-to-publish latency, median (ms).
+    /// Capture-to-publish latency, median (ms; within 0.05 %, [`LogHistogram`]).
     pub latency_p50_ms: f64,
-    /// Capture-to-publish latency, 99th percentile (ms).
+    /// Capture-to-publish latency, 99th percentile (ms; within 0.05 %).
     pub latency_p99_ms: f64,
-    /// Tracker time per frame, median (ms).
+    /// Tracker time per frame, median (ms; within 0.05 %).
     pub process_p50_ms: f64,
     /// Mean translation error against ground truth (mm; NaN without ground truth).
     pub trans_err_mm: f64,
@@ -180,6 +182,8 @@ impl fmt::Display for RunSummary {
 #[derive(Default)]
 pub struct SummaryCollector {
     trackers: BTreeMap<String, TrackerSamples>,
+    /// Latencies of all trackers together (for progress lines).
+    all_latency_ms: LogHistogram,
     order: Vec<String>,
     skipped: Vec<SkippedSummary>,
     models: ModelPoints,
@@ -210,6 +214,7 @@ impl SummaryCollector {
         let s = self.trackers.entry(m.tracker.clone()).or_default();
         s.frames += 1;
         s.latency_ms.push(m.latency() * 1e3);
+        self.all_latency_ms.push(m.latency() * 1e3);
         s.process_ms.push(m.process_seconds * 1e3);
         for o in &m.objects {
             s.ess.push(o.diagnostics.ess);
@@ -240,12 +245,7 @@ impl SummaryCollector {
 
     /// Latency p50 over all trackers so far (ms), for progress lines.
     pub fn latency_p50_ms(&self) -> f64 {
-        let all: Vec<f64> = self
-            .trackers
-            .values()
-            .flat_map(|s| s.latency_ms.clone())
-            .collect();
-        percentile(&all, 0.5)
+        self.all_latency_ms.percentile(0.5)
     }
 
     /// The tracker lines, in registration order.
@@ -270,13 +270,13 @@ fn summarize(name: &str, s: &TrackerSamples) -> TrackerSummary {
     TrackerSummary {
         tracker: name.to_string(),
         frames: s.frames,
-        latency_p50_ms: percentile(&s.latency_ms, 0.5),
-        latency_p99_ms: percentile(&s.latency_ms, 0.99),
-        process_p50_ms: percentile(&s.process_ms, 0.5),
-        trans_err_mm: mean(&s.trans_mm),
-        rot_err_deg: mean(&s.rot_deg),
-        add_mm: mean(&s.add_mm),
-        ess_mean: mean(&s.ess),
+        latency_p50_ms: s.latency_ms.percentile(0.5),
+        latency_p99_ms: s.latency_ms.percentile(0.99),
+        process_p50_ms: s.process_ms.percentile(0.5),
+        trans_err_mm: s.trans_mm.mean(),
+        rot_err_deg: s.rot_deg.mean(),
+        add_mm: s.add_mm.mean(),
+        ess_mean: s.ess.mean(),
     }
 }
 
