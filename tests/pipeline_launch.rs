@@ -243,9 +243,10 @@ fn an_mcap_recording_tracks_as_its_bop_scene() {
         let text = format!(
             "seed = 5\n{source}\n[pipeline]\nrate_hz = 0.0\nprogress = false\n\
              [[tracker]]\nfilter = \"rfpf\"\nparticles = 10\n[sinks]\ncsv = \"{}\"\n\
-             [sinks.mcap]\npath = \"{}\"\n",
+             [sinks.mcap]\npath = \"{}\"\ninputs = {}\n",
             out.display(),
-            out.with_extension("mcap").display()
+            out.with_extension("mcap").display(),
+            name == "bop"
         );
         let l = launch::load_str(Path::new("t.toml"), &text, &[]).unwrap();
         let s = launch::run_track(&l).unwrap();
@@ -268,6 +269,15 @@ fn an_mcap_recording_tracks_as_its_bop_scene() {
     assert_eq!(a.len(), b.len());
     let (dt, dr) = hdpf::domains::pose::bop::pose_difference(&a, &b).unwrap();
     assert!(dt < 1e-9 && dr < 1e-9, "{dt} m, {dr} rad");
+    // The BOP run recorded its inputs too (`inputs = true`): tracking that recording replays it.
+    let recorded = format!(
+        "[source]\nkind = \"mcap\"\npath = \"{}\"\ndataset = \"{}\"",
+        root.join("bop.mcap").display(),
+        root.display()
+    );
+    let c = run(recorded, "replayed");
+    let (dt, dr) = hdpf::domains::pose::bop::pose_difference(&a, &c).unwrap();
+    assert!(dt < 1e-9 && dr < 1e-9, "replayed: {dt} m, {dr} rad");
     // The estimates sink wrote one PoseWithCovarianceStamped per frame: the CSV's poses.
     let bytes = std::fs::read(root.join("mcap.mcap")).unwrap();
     let mut poses = Vec::new();

@@ -457,16 +457,7 @@ pub fn bop_to_mcap(args: &ConvertArgs) -> Result<usize> {
                 let rgb = image::load_from_memory(&rgb_bytes)
                     .map_err(|e| Error::format(&rgb_path, format!("cannot decode image: {e}")))?
                     .to_rgb8();
-                let msg = Image {
-                    header: header.clone(),
-                    height: rgb.height(),
-                    width: rgb.width(),
-                    encoding: "rgb8".into(),
-                    is_bigendian: 0,
-                    step: rgb.width() * 3,
-                    data: rgb.into_raw(),
-                };
-                out.write(COLOR_RAW_TOPIC, stamp, &msg)?;
+                out.write(COLOR_RAW_TOPIC, stamp, &Image::rgb8(header.clone(), rgb))?;
             }
         }
         let depth_path = scene.image_path("depth", im_id);

@@ -5,6 +5,7 @@
 //!   `geometry_msgs/PoseWithCovarianceStamped`, and our `hdpf_msgs/BopFrame`.
 //! - [`mcap_bop`]: `hdpf dataset convert` (BOP scene ⇄ MCAP); [`mcap_info`]: `hdpf dataset info`.
 //! - [`mcap_chunks`]: declared chunk sizes checked against the memory budget before decompression.
+//! - [`frame_msgs`]: a decoded RGB-D frame as camera-driver messages (the MCAP sink's `inputs`).
 //! - [`images`]: colour and depth decoding of Image / CompressedImage messages.
 //! - [`mcap_read`]: frames out of any MCAP recording (the one place that pairs colour, depth and
 //!   camera_info, and refuses what would silently give wrong poses).
@@ -37,6 +38,7 @@
 //! far. hdpf's reader ([`mcap_read`]) applies the scale when the topic is there, else uses mm.
 
 pub mod cdr;
+pub mod frame_msgs;
 pub mod images;
 pub mod live_pair;
 pub mod mcap_bop;

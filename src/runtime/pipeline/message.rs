@@ -50,6 +50,11 @@ impl Clock {
     pub fn unix(&self, t: f64) -> f64 {
         self.unix_start + t
     }
+
+    /// Unix time of clock time `t` in whole nanoseconds (ROS header stamps), 0 before the epoch.
+    pub fn unix_ns(&self, t: f64) -> u64 {
+        (self.unix(t) * 1e9).round().max(0.0) as u64
+    }
 }
 
 /// A frame not yet decoded: where its images are and how to read them.

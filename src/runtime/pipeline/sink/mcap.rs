@@ -3,10 +3,14 @@
 //! `geometry_msgs/msg/PoseWithCovarianceStamped` on `/hdpf/<tracker>/obj_<id:06>/pose`
 //! ([`estimate_topic`]), stamped with the frame's capture time (Unix ns of the pipeline clock),
 //! covariance converted from hdpf's tangent `[ρ; φ]` to ROS's (x, y, z, rot x, y, z) convention.
+//! With `inputs = true` the decoded frames are recorded too (colour `rgb8`, depth `32FC1` metres,
+//! camera_info and our `/hdpf/bop_frame`, see [`FrameMessages`]), so that the file replays through
+//! `hdpf track --dataset FILE.mcap` to the frames the trackers saw.
 //! The file is valid (summary written) when the run ends, also after a failure or Ctrl-C.
 
 use super::{create_parent, default_frame_id, ros_estimates, Sink};
 use crate::core::error::Result;
+use crate::domains::recording::frame_msgs::FrameMessages;
 use crate::domains::recording::mcap_bop::{ChunkCompression, RosMcapWriter};
 use crate::runtime::pipeline::message::{Clock, SinkMsg};
 use crate::runtime::pipeline::plugin::{SinkContext, SinkPlugin, SpecError};
@@ -22,6 +26,9 @@ pub struct McapSinkSpec {
     /// `frame_id` of the estimates (the camera's optical frame).
     #[serde(default = "default_frame_id")]
     pub frame_id: String,
+    /// Also record the decoded input frames (about 2.1 MB per 640×480 frame before compression).
+    #[serde(default)]
+    pub inputs: bool,
 }
 
 impl SinkPlugin for McapSinkSpec {
@@ -38,6 +45,7 @@ impl SinkPlugin for McapSinkSpec {
         let sink = McapSink {
             writer: Some(RosMcapWriter::create(path, ChunkCompression::Zstd)?),
             frame_id: self.frame_id.clone(),
+            inputs: self.inputs,
             clock: ctx.clock,
             name: format!("mcap:{}", path.display()),
         };
@@ -49,6 +57,7 @@ impl SinkPlugin for McapSinkSpec {
 pub struct McapSink {
     writer: Option<RosMcapWriter>,
     frame_id: String,
+    inputs: bool,
     clock: Clock,
     name: String,
 }
@@ -58,15 +67,31 @@ impl Sink for McapSink {
         &self.name
     }
 
+    fn wants_frames(&self) -> bool {
+        self.inputs
+    }
+
     fn handle(&mut self, msg: &SinkMsg) -> Result<()> {
-        let (SinkMsg::Estimate(e), Some(w)) = (msg, self.writer.as_mut()) else {
+        let Some(w) = self.writer.as_mut() else {
             return Ok(());
         };
-        let (stamp_ns, messages) = ros_estimates(e, &self.clock, &self.frame_id);
-        for (topic, m) in &messages {
-            w.write(topic, stamp_ns, m)?;
+        match msg {
+            SinkMsg::Estimate(e) => {
+                let (stamp_ns, messages) = ros_estimates(e, &self.clock, &self.frame_id);
+                for (topic, m) in &messages {
+                    w.write(topic, stamp_ns, m)?;
+                }
+                Ok(())
+            }
+            SinkMsg::Frame(f) if self.inputs => match f.decoded() {
+                Some(frame) => {
+                    let stamp_ns = self.clock.unix_ns(f.capture);
+                    FrameMessages::new(frame, f.scene_id, &f.gt, stamp_ns, &self.frame_id).write(w)
+                }
+                None => Ok(()),
+            },
+            _ => Ok(()),
         }
-        Ok(())
     }
 
     fn finish(&mut self) -> Result<()> {

@@ -78,7 +78,7 @@ pub fn ros_estimates(
     clock: &Clock,
     frame_id: &str,
 ) -> (u64, Vec<(String, PoseWithCovarianceStamped)>) {
-    let stamp_ns = (clock.unix(e.capture) * 1e9).round().max(0.0) as u64;
+    let stamp_ns = clock.unix_ns(e.capture);
     let messages = e
         .objects
         .iter()
