@@ -47,13 +47,11 @@ pub fn mcap_info(path: impl AsRef<Path>) -> Result<McapInfo> {
     use mcap::records::Record;
     let path = path.as_ref();
     let bytes = crate::core::memory::read_file(path, 1)?;
-    super::mcap_chunks::check_chunks(path, &bytes)?;
-    let broken = |e: mcap::McapError| Error::format(path, format!("not a valid MCAP file: {e}"));
     let (mut schemas, mut channels) = (BTreeMap::new(), BTreeMap::new());
     let mut counts: BTreeMap<u16, u64> = BTreeMap::new();
     let (mut start, mut end) = (None::<u64>, None::<u64>);
-    for record in mcap::read::ChunkFlattener::new(&bytes).map_err(broken)? {
-        match record.map_err(broken)? {
+    for record in super::mcap_records::records(path, &bytes)? {
+        match record? {
             Record::Schema { header, .. } => {
                 schemas.entry(header.id).or_insert(header.name);
             }

@@ -17,6 +17,7 @@ use crate::core::geometry::Camera;
 use crate::domains::pose::bop::{rotation_from_row_major, GtPose};
 use crate::domains::pose::frame::{ImageF32, RgbdFrame};
 use crate::{Error, Result};
+use mcap::records::Record;
 use nalgebra::{Isometry3, Translation3, Vector3};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -162,19 +163,35 @@ fn at(topic: &str, i: usize) -> String {
 /// Reads a whole MCAP file into its topics, decoding every image / camera_info / BopFrame message.
 fn read_topics(path: &Path) -> Result<BTreeMap<String, Topic>> {
     let bytes = crate::core::memory::read_file(path, 2)?;
-    super::mcap_chunks::check_chunks(path, &bytes)?;
-    let stream = mcap::MessageStream::new(&bytes)
-        .map_err(|e| Error::format(path, format!("not a valid MCAP file: {e}")))?;
     let mut topics: BTreeMap<String, Topic> = BTreeMap::new();
-    for msg in stream {
-        let msg = msg.map_err(|e| Error::format(path, format!("not a valid MCAP file: {e}")))?;
-        let name = msg.channel.topic.clone();
-        let schema = msg.channel.schema.as_ref().map(|s| s.name.clone());
+    let mut schemas: BTreeMap<u16, String> = BTreeMap::new();
+    let mut channels: BTreeMap<u16, mcap::records::Channel> = BTreeMap::new();
+    for record in super::mcap_records::records(path, &bytes)? {
+        let (header, data) = match record? {
+            Record::Schema { header, .. } => {
+                schemas.entry(header.id).or_insert(header.name);
+                continue;
+            }
+            Record::Channel(c) => {
+                channels.entry(c.id).or_insert(c);
+                continue;
+            }
+            Record::Message { header, data } => (header, data),
+            _ => continue,
+        };
+        let Some(channel) = channels.get(&header.channel_id) else {
+            let why = format!(
+                "not a valid MCAP file: a message on channel {} that no Channel record defines",
+                header.channel_id
+            );
+            return Err(Error::format(path, why));
+        };
+        let name = channel.topic.clone();
         let t = topics.entry(name.clone()).or_default();
-        t.schema = schema.unwrap_or_default();
+        t.schema = schemas.get(&channel.schema_id).cloned().unwrap_or_default();
         let i = t.messages;
         t.messages += 1;
-        if msg.channel.message_encoding != "cdr" {
+        if channel.message_encoding != "cdr" {
             continue;
         }
         let bad = |e: super::cdr::CdrError| Error::format(path, format!("{}: {e}", at(&name, i)));
@@ -186,12 +203,12 @@ fn read_topics(path: &Path) -> Result<BTreeMap<String, Topic>> {
         {
             "sensor_msgs/Image" => t
                 .images
-                .push(ImageMsg::Raw(Image::from_cdr(&msg.data).map_err(bad)?)),
+                .push(ImageMsg::Raw(Image::from_cdr(&data).map_err(bad)?)),
             "sensor_msgs/CompressedImage" => t.images.push(ImageMsg::Compressed(
-                CompressedImage::from_cdr(&msg.data).map_err(bad)?,
+                CompressedImage::from_cdr(&data).map_err(bad)?,
             )),
-            "sensor_msgs/CameraInfo" => t.infos.push(CameraInfo::from_cdr(&msg.data).map_err(bad)?),
-            "hdpf_msgs/BopFrame" => t.bops.push(BopFrame::from_cdr(&msg.data).map_err(bad)?),
+            "sensor_msgs/CameraInfo" => t.infos.push(CameraInfo::from_cdr(&data).map_err(bad)?),
+            "hdpf_msgs/BopFrame" => t.bops.push(BopFrame::from_cdr(&data).map_err(bad)?),
             _ => {}
         }
     }

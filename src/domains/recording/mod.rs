@@ -4,7 +4,7 @@
 //! - [`ros_msgs`]: `sensor_msgs/Image`, `CompressedImage`, `CameraInfo`,
 //!   `geometry_msgs/PoseWithCovarianceStamped`, and our `hdpf_msgs/BopFrame`.
 //! - [`mcap_bop`]: `hdpf dataset convert` (BOP scene ⇄ MCAP); [`mcap_info`]: `hdpf dataset info`.
-//! - [`mcap_chunks`]: declared chunk sizes checked against the memory budget before decompression.
+//! - [`mcap_records`]: the records of an MCAP file, read with a length limit after a pre-scan of its chunks.
 //! - [`frame_msgs`]: a decoded RGB-D frame as camera-driver messages (the MCAP sink's `inputs`).
 //! - [`images`]: colour and depth decoding of Image / CompressedImage messages.
 //! - [`mcap_read`]: frames out of any MCAP recording (the one place that pairs colour, depth and
@@ -42,9 +42,9 @@ pub mod frame_msgs;
 pub mod images;
 pub mod live_pair;
 pub mod mcap_bop;
-pub mod mcap_chunks;
 pub mod mcap_info;
 pub mod mcap_read;
+pub mod mcap_records;
 #[cfg(feature = "zenoh")]
 pub mod rmw_zenoh;
 pub mod ros_msgs;

@@ -339,8 +339,8 @@ impl RosMessage for PoseWithCovarianceStamped {
         let header = Header::read(r)?;
         let v: [f64; 7] = r.read_f64_array("pose.pose")?;
         let q = Quaternion::new(v[6], v[3], v[4], v[5]);
-        let largest = q.coords.amax();
-        if !(largest > 0.0 && largest.is_finite()) {
+        let finite = q.coords.iter().all(|c| c.is_finite());
+        if !(finite && q.coords.amax() > 0.0) {
             return Err(CdrError {
                 field: "pose.pose.orientation".into(),
                 offset: 0,
@@ -364,7 +364,7 @@ const UNIT_ROUNDING: f64 = 8.0 * f64::EPSILON;
 /// normalised otherwise, `q̃ / ‖q̃‖` with `q̃ = q / max|qₖ|`: scaling by the largest component
 /// first keeps ‖q̃‖ ∈ [1, 2] exact to rounding even when the squares of `q` would underflow or
 /// overflow, so the result is unit to rounding and decodes as written next time. The caller has
-/// checked that `max|qₖ|` is finite and positive.
+/// checked that every component is finite and one is not zero.
 fn unit_as_written(q: Quaternion<f64>) -> UnitQuaternion<f64> {
     match (q.norm() - 1.0).abs() <= UNIT_ROUNDING {
         true => UnitQuaternion::new_unchecked(q),
@@ -715,13 +715,8 @@ mod tests {
     /// components near the overflow end had no direction at all.
     #[test]
     fn extreme_quaternions_decode_to_unit_ones_and_stay_put() {
-        let cases = [
-            [0.0, 0.0, 6e-323, -2.303_311_105_457_825_5e-156],
-            [1e-310, 0.0, 0.0, 3e-320],
-            [1e200, -3e199, 0.0, 5e-300],
-            [f64::MAX, f64::MAX, 0.0, 1.0],
-        ];
-        for [x, y, z, w] in cases {
+        /// A pose message whose orientation (x, y, z, w) is written as `q`.
+        fn with_quaternion(q: [f64; 4]) -> Vec<u8> {
             let mut bytes = PoseWithCovarianceStamped {
                 header: Header::new(1, "cam"),
                 pose: Isometry3::identity(),
@@ -729,22 +724,34 @@ mod tests {
             }
             .to_cdr();
             let at = bytes.len() - 36 * 8 - 4 * 8;
-            for (k, c) in [x, y, z, w].iter().enumerate() {
+            for (k, c) in q.iter().enumerate() {
                 bytes[at + 8 * k..at + 8 * k + 8].copy_from_slice(&c.to_le_bytes());
             }
-            let once = PoseWithCovarianceStamped::from_cdr(&bytes).unwrap();
+            bytes
+        }
+        let cases = [
+            [0.0, 0.0, 6e-323, -2.303_311_105_457_825_5e-156],
+            [1e-310, 0.0, 0.0, 3e-320],
+            [1e200, -3e199, 0.0, 5e-300],
+            [f64::MAX, f64::MAX, 0.0, 1.0],
+        ];
+        for q in cases {
+            let once = PoseWithCovarianceStamped::from_cdr(&with_quaternion(q)).unwrap();
             let norm = once.pose.rotation.quaternion().norm();
-            assert!(
-                (norm - 1.0).abs() <= UNIT_ROUNDING,
-                "{x} {y} {z} {w}: ‖q‖ = {norm}"
-            );
+            assert!((norm - 1.0).abs() <= UNIT_ROUNDING, "{q:?}: ‖q‖ = {norm}");
             let again = once.to_cdr();
-            assert_eq!(
-                PoseWithCovarianceStamped::from_cdr(&again)
-                    .unwrap()
-                    .to_cdr(),
-                again
-            );
+            let twice = PoseWithCovarianceStamped::from_cdr(&again).unwrap();
+            assert_eq!(twice.to_cdr(), again);
+        }
+        // Second fuzz finding: a NaN component passed the check (a NaN-ignoring max) and was
+        // normalised to an all-NaN quaternion, which our own decoder then refused.
+        for q in [
+            [f64::NAN, 0.0, 0.0, 1.0],
+            [0.0, f64::INFINITY, 0.0, 1.0],
+            [0.0; 4],
+        ] {
+            let e = PoseWithCovarianceStamped::from_cdr(&with_quaternion(q)).unwrap_err();
+            assert!(e.to_string().contains("orientation"), "{e}");
         }
     }
 

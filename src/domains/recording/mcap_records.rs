@@ -1,0 +1,295 @@
+//! hdpf's one way into an MCAP file's records: the `mcap` crate's sans-io reader with a record
+//! length limit, after a pre-scan of the chunks — because the crate's own iterators
+//! (`ChunkFlattener`, `MessageStream`) set no limit inside chunks, and fuzzing found two faults
+//! that reach past the crate's checks:
+//! - A record inside a compressed chunk that declares a length of 1.7·10¹⁸ bytes made the crate
+//!   reserve that much (an abort in the allocator). [`records`] gives the reader a limit, the
+//!   memory budget ([`crate::core::memory`]); a longer record or chunk is refused by name.
+//! - In an uncompressed chunk, a record longer than what is left of the chunk's records made the
+//!   crate's remaining-bytes count underflow (a panic with overflow checks, a wrapped count
+//!   without). [`check_chunks`] refuses it first: every record inside an uncompressed chunk must
+//!   end within the chunk.
+//!
+//! The pre-scan walks the top-level records (each is `opcode: u8, length: u64 LE, content`) and
+//! names the file, the chunk's byte offset and the value. Records are framed by their lengths
+//! only, so it stops where the framing breaks (or at the Footer) and leaves that fault to the
+//! reader, which names it.
+
+use crate::core::memory;
+use crate::{Error, Result};
+use mcap::records::Record;
+use mcap::sans_io::{LinearReadEvent, LinearReader, LinearReaderOptions};
+use std::path::Path;
+
+/// The records of the MCAP file `bytes` (read from `path`), chunks unpacked, each record at most
+/// the memory budget long; faults are errors naming the file.
+pub fn records<'a>(
+    path: &'a Path,
+    bytes: &'a [u8],
+) -> Result<impl Iterator<Item = Result<Record<'static>>> + 'a> {
+    check_chunks(path, bytes)?;
+    let limit = memory::budget().map_or(usize::MAX, |b| usize::try_from(b).unwrap_or(usize::MAX));
+    let reader = LinearReader::new_with_options(
+        LinearReaderOptions::default().with_record_length_limit(limit),
+    );
+    Ok(Records {
+        path,
+        buf: bytes,
+        reader,
+        limit,
+        done: false,
+    })
+}
+
+/// Iterator state of [`records`].
+struct Records<'a> {
+    path: &'a Path,
+    buf: &'a [u8],
+    reader: LinearReader,
+    limit: usize,
+    done: bool,
+}
+
+impl Records<'_> {
+    fn broken(&self, e: mcap::McapError) -> Error {
+        let budget = match e {
+            mcap::McapError::RecordTooLarge { .. } | mcap::McapError::ChunkTooLarge(_) => {
+                format!(
+                    " (records are limited to the memory budget, {} bytes; --max-memory sets it)",
+                    self.limit
+                )
+            }
+            _ => String::new(),
+        };
+        Error::format(self.path, format!("not a valid MCAP file: {e}{budget}"))
+    }
+}
+
+impl Iterator for Records<'_> {
+    type Item = Result<Record<'static>>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.done {
+            return None;
+        }
+        while let Some(event) = self.reader.next_event() {
+            let record = match event {
+                Ok(LinearReadEvent::ReadRequest(need)) => {
+                    let n = need.min(self.buf.len());
+                    self.reader.insert(n).copy_from_slice(&self.buf[..n]);
+                    self.reader.notify_read(n);
+                    self.buf = &self.buf[n..];
+                    continue;
+                }
+                Ok(LinearReadEvent::Record { data, opcode }) => {
+                    mcap::parse_record(opcode, data).map(Record::into_owned)
+                }
+                Err(e) => Err(e),
+            };
+            self.done = record.is_err();
+            return Some(record.map_err(|e| self.broken(e)));
+        }
+        None
+    }
+}
+
+/// MCAP's leading magic bytes.
+const MAGIC: &[u8; 8] = b"\x89MCAP0\r\n";
+/// Opcode of a Chunk record.
+const OP_CHUNK: u8 = 0x06;
+/// Opcode of the Footer record (the end of the records).
+const OP_FOOTER: u8 = 0x02;
+/// Offset of `uncompressed_size` in a Chunk's content (after message_start_time, message_end_time).
+const UNCOMPRESSED_SIZE_AT: usize = 16;
+/// Offset of the `compression` string's length (after `uncompressed_size` and `uncompressed_crc`).
+const COMPRESSION_AT: usize = 28;
+
+/// Refuses `bytes` (the file at `path`) when one of its chunks declares a decompressed size that
+/// the memory budget cannot hold, or holds uncompressed records that run past its end; anything
+/// else is left to the reader.
+pub fn check_chunks(path: &Path, bytes: &[u8]) -> Result<()> {
+    let Some(mut at) = bytes.starts_with(MAGIC).then_some(MAGIC.len()) else {
+        return Ok(());
+    };
+    while let Some((opcode, content)) = record_at(bytes, at) {
+        if opcode == OP_FOOTER {
+            break;
+        }
+        if opcode == OP_CHUNK {
+            check_chunk(path, at, content)?;
+        }
+        at += 9 + content.len();
+    }
+    Ok(())
+}
+
+/// The little-endian `u64` at byte `at` of `bytes`, if there is one.
+fn u64_at(bytes: &[u8], at: usize) -> Option<u64> {
+    let field = bytes.get(at..at.checked_add(8)?)?;
+    Some(u64::from_le_bytes(field.try_into().ok()?))
+}
+
+/// The record that starts at byte `at`: its opcode and content, or `None` where the framing breaks.
+fn record_at(bytes: &[u8], at: usize) -> Option<(u8, &[u8])> {
+    let opcode = *bytes.get(at)?;
+    let len = usize::try_from(u64_at(bytes, at + 1)?).ok()?;
+    let start = at + 9;
+    Some((opcode, bytes.get(start..start.checked_add(len)?)?))
+}
+
+/// Refuses the chunk at byte `at` when its declared `uncompressed_size` exceeds the budget, or
+/// when it is uncompressed and a record inside runs past the chunk's records.
+fn check_chunk(path: &Path, at: usize, content: &[u8]) -> Result<()> {
+    let Some(size) = u64_at(content, UNCOMPRESSED_SIZE_AT) else {
+        return Ok(());
+    };
+    let count = usize::try_from(size).unwrap_or(usize::MAX);
+    let what = format!(
+        "{}: uncompressed_size of the chunk at byte {at}",
+        path.display()
+    );
+    memory::check(&what, size, &[count], 1)?;
+    match uncompressed_records(content) {
+        Some(records) => check_inner_records(path, at, records),
+        None => Ok(()),
+    }
+}
+
+/// The records of a chunk stored without compression (`compression = ""`): as many bytes as its
+/// `records` length declares, or what the file holds of them; `None` for a compressed chunk or
+/// where the fields do not parse (left to the reader).
+fn uncompressed_records(content: &[u8]) -> Option<&[u8]> {
+    let name = content.get(COMPRESSION_AT..COMPRESSION_AT + 4)?;
+    if u32::from_le_bytes(name.try_into().ok()?) != 0 {
+        return None;
+    }
+    let len_at = COMPRESSION_AT + 4;
+    let declared = usize::try_from(u64_at(content, len_at)?).unwrap_or(usize::MAX);
+    let records = content.get(len_at + 8..)?;
+    Some(&records[..declared.min(records.len())])
+}
+
+/// Refuses a record inside the chunk at byte `at` that ends past the chunk's records.
+fn check_inner_records(path: &Path, at: usize, records: &[u8]) -> Result<()> {
+    let mut k = 0;
+    while k < records.len() {
+        let end = u64_at(records, k + 1)
+            .and_then(|len| usize::try_from(len).ok())
+            .and_then(|len| (k + 9).checked_add(len))
+            .filter(|&end| end <= records.len());
+        let Some(end) = end else {
+            let why = format!(
+                "not a valid MCAP file: the record at byte {k} of the chunk at byte {at} runs \
+                 past the chunk's {} bytes of records",
+                records.len()
+            );
+            return Err(Error::format(path, why));
+        };
+        k = end;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A minimal file: magic, one uncompressed Chunk record declaring `size` decompressed bytes
+    /// and holding `records`, a Footer.
+    fn file_with_records(size: u64, records: &[u8]) -> Vec<u8> {
+        let mut content = vec![0u8; 16];
+        content.extend_from_slice(&size.to_le_bytes());
+        content.extend_from_slice(&0u32.to_le_bytes()); // crc
+        content.extend_from_slice(&0u32.to_le_bytes()); // compression ""
+        content.extend_from_slice(&(records.len() as u64).to_le_bytes());
+        content.extend_from_slice(records);
+        let mut bytes = MAGIC.to_vec();
+        bytes.push(OP_CHUNK);
+        bytes.extend_from_slice(&(content.len() as u64).to_le_bytes());
+        bytes.extend_from_slice(&content);
+        bytes.push(OP_FOOTER);
+        bytes.extend_from_slice(&20u64.to_le_bytes());
+        bytes.extend_from_slice(&[0u8; 20]);
+        bytes.extend_from_slice(MAGIC);
+        bytes
+    }
+
+    /// A chunk that declares more decompressed bytes than the memory budget is refused by name.
+    #[test]
+    fn a_chunk_larger_than_memory_is_refused_before_decompression() {
+        if memory::budget().is_none() {
+            // No /proc/meminfo and no HDPF_MAX_MEMORY: only overflow is refused (see memory).
+            return;
+        }
+        let path = Path::new("rec.mcap");
+        let err = check_chunks(path, &file_with_chunk(1_702_386_321_575_641_097)).unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.contains("rec.mcap") && msg.contains("byte 8"), "{msg}");
+        assert!(msg.contains("1702386321575641097"), "{msg}");
+        assert!(check_chunks(path, &file_with_chunk(1024)).is_ok());
+    }
+
+    fn file_with_chunk(size: u64) -> Vec<u8> {
+        file_with_records(size, &[])
+    }
+
+    /// Fuzz regression (mcap target): a record inside an uncompressed chunk that claims more bytes
+    /// than the chunk has left underflowed the `mcap` crate's count (a panic in a debug build).
+    #[test]
+    fn a_record_running_past_its_chunk_is_refused() {
+        let mut record = vec![0x05u8]; // a Message record
+        record.extend_from_slice(&4u64.to_le_bytes());
+        record.extend_from_slice(&[1, 2, 3, 4]);
+        let path = Path::new("rec.mcap");
+        assert!(check_chunks(path, &file_with_records(13, &record)).is_ok());
+        let mut long = record.clone();
+        long[1..9].copy_from_slice(&40u64.to_le_bytes());
+        let msg = check_chunks(path, &file_with_records(13, &long))
+            .unwrap_err()
+            .to_string();
+        let named = msg.contains("rec.mcap") && msg.contains("record at byte 0");
+        assert!(named && msg.contains("runs past"), "{msg}");
+        // A cut record header is refused the same way.
+        let msg =
+            (check_chunks(path, &file_with_records(13, &record[..5])).unwrap_err()).to_string();
+        assert!(msg.contains("runs past"), "{msg}");
+    }
+
+    /// The two files fuzzing found (`fuzz/regressions/mcap/`): a record inside an lz4 chunk that
+    /// declares 1.7·10¹⁸ bytes (the crate reserved them: an abort), and a record running past an
+    /// uncompressed chunk (an underflow). Both are now refused with the file named.
+    #[test]
+    fn fuzz_findings_are_refused_not_crashes() {
+        let found: [(&str, &[u8]); 2] = [
+            (
+                "record-length-1e18-in-lz4-chunk.mcap",
+                include_bytes!(
+                    "../../../fuzz/regressions/mcap/record-length-1e18-in-lz4-chunk.mcap"
+                ),
+            ),
+            (
+                "record-past-uncompressed-chunk.mcap",
+                include_bytes!(
+                    "../../../fuzz/regressions/mcap/record-past-uncompressed-chunk.mcap"
+                ),
+            ),
+        ];
+        for (name, bytes) in found {
+            let path = Path::new(name);
+            let err = records(path, bytes).and_then(|r| r.collect::<Result<Vec<_>>>());
+            let msg = err.expect_err(name).to_string();
+            assert!(
+                msg.contains(name) && msg.contains("not a valid MCAP file"),
+                "{msg}"
+            );
+        }
+    }
+
+    #[test]
+    fn broken_framing_is_left_to_the_reader() {
+        let mut bytes = file_with_chunk(1 << 62);
+        bytes.truncate(20);
+        assert!(check_chunks(Path::new("x.mcap"), &bytes).is_ok());
+        assert!(check_chunks(Path::new("x.mcap"), b"not an mcap").is_ok());
+    }
+}
