@@ -16,6 +16,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 pub struct Clock {
     start: Instant,
     unix_start: f64,
+    unix_start_ns: u64,
 }
 
 impl Default for Clock {
@@ -27,12 +28,13 @@ impl Default for Clock {
 impl Clock {
     /// A clock starting now.
     pub fn new() -> Self {
-        let unix_start = SystemTime::now()
+        let since_epoch = SystemTime::now()
             .duration_since(UNIX_EPOCH)
-            .map_or(0.0, |d| d.as_secs_f64());
+            .unwrap_or_default();
         Self {
             start: Instant::now(),
-            unix_start,
+            unix_start: since_epoch.as_secs_f64(),
+            unix_start_ns: u64::try_from(since_epoch.as_nanos()).unwrap_or(u64::MAX),
         }
     }
 
@@ -52,8 +54,11 @@ impl Clock {
     }
 
     /// Unix time of clock time `t` in whole nanoseconds (ROS header stamps), 0 before the epoch.
+    /// Exact to the nanosecond (the start in integer ns plus `t`), where [`Clock::unix`]'s `f64`
+    /// seconds resolve only 238 ns today: two frames emitted within that would share a stamp.
     pub fn unix_ns(&self, t: f64) -> u64 {
-        (self.unix(t) * 1e9).round().max(0.0) as u64
+        let offset = (t * 1e9).round() as i128;
+        (i128::from(self.unix_start_ns) + offset).clamp(0, i128::from(u64::MAX)) as u64
     }
 }
 
