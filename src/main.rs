@@ -144,10 +144,28 @@ fn run_bench(command: BenchCommand) -> hdpf::Result<()> {
     Ok(())
 }
 
+/// Whether `cli` runs a streaming pipeline for as long as its input lasts (a live source, a
+/// recording, a soak): those hand free memory back every second ([`hdpf::app::allocator`]); the
+/// timing benchmarks and one-shot commands keep the allocator undisturbed.
+fn long_running(cli: &Cli) -> bool {
+    matches!(
+        &cli.command,
+        None | Some(Command::Track(_) | Command::Launch(_) | Command::Replay(_))
+    ) || matches!(
+        &cli.command,
+        Some(Command::Bench {
+            command: BenchCommand::Soak(_)
+        })
+    )
+}
+
 fn main() -> ExitCode {
     hdpf::app::allocator::release_large_buffers();
-    hdpf::app::allocator::start_trimming(std::time::Duration::from_secs(1));
-    match run(Cli::parse()) {
+    let cli = Cli::parse();
+    if long_running(&cli) {
+        hdpf::app::allocator::start_trimming(std::time::Duration::from_secs(1));
+    }
+    match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e}");

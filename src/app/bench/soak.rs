@@ -341,10 +341,13 @@ fn plot(r: &SoakReport) -> LinePlot {
 /// The report as text: one line per interval, then the verdicts.
 pub fn describe_report(r: &SoakReport) -> String {
     let mut out: Vec<String> = r.rows.iter().map(describe).collect();
-    out.push(format!(
-        "RSS growth after the first interval (interval means, worst vs the second): {:+.1} %",
-        100.0 * r.rss_growth
-    ));
+    out.push(match r.rss_growth.is_nan() {
+        true => "RSS growth: n/a (needs 3 intervals or more)".to_string(),
+        false => format!(
+            "RSS growth after the first interval (interval means, worst vs the second): {:+.1} %",
+            100.0 * r.rss_growth
+        ),
+    });
     for (n, d) in &r.p99_drift {
         out.push(format!(
             "{n}: latency p99, last interval vs second: {:+.1} %",
