@@ -148,15 +148,15 @@ fn run_bench(command: BenchCommand) -> hdpf::Result<()> {
 /// recording, a soak): those hand free memory back every second ([`hdpf::app::allocator`]); the
 /// timing benchmarks and one-shot commands keep the allocator undisturbed.
 fn long_running(cli: &Cli) -> bool {
-    matches!(
-        &cli.command,
-        None | Some(Command::Track(_) | Command::Launch(_) | Command::Replay(_))
-    ) || matches!(
-        &cli.command,
+    match &cli.command {
+        None | Some(Command::Track(_) | Command::Launch(_)) => true,
+        #[cfg(feature = "zenoh")]
+        Some(Command::Replay(_)) => true,
         Some(Command::Bench {
-            command: BenchCommand::Soak(_)
-        })
-    )
+            command: BenchCommand::Soak(_),
+        }) => true,
+        _ => false,
+    }
 }
 
 fn main() -> ExitCode {
