@@ -3,8 +3,11 @@
 //! (`ChunkFlattener`, `MessageStream`) set no limit inside chunks, and fuzzing found two faults
 //! that reach past the crate's checks:
 //! - A record inside a compressed chunk that declares a length of 1.7·10¹⁸ bytes made the crate
-//!   reserve that much (an abort in the allocator). [`records`] gives the reader a limit, the
-//!   memory budget ([`crate::core::memory`]); a longer record or chunk is refused by name.
+//!   reserve that much (an abort in the allocator); with the memory budget as the limit, a 5 KB
+//!   file still made it reserve and zero 4 GB. [`records`] gives the reader a limit of
+//!   [`MAX_RECORD`] (1 GiB) or the memory budget ([`crate::core::memory`]) if smaller; a longer
+//!   record or chunk is refused by name. No message hdpf reads comes near it (a 4K `rgb8` image is
+//!   25 MB).
 //! - In an uncompressed chunk, a record longer than what is left of the chunk's records made the
 //!   crate's remaining-bytes count underflow (a panic with overflow checks, a wrapped count
 //!   without). [`check_chunks`] refuses it first: every record inside an uncompressed chunk must
@@ -21,14 +24,18 @@ use mcap::records::Record;
 use mcap::sans_io::{LinearReadEvent, LinearReader, LinearReaderOptions};
 use std::path::Path;
 
+/// Longest record [`records`] reads, in bytes (1 GiB).
+pub const MAX_RECORD: usize = 1 << 30;
+
 /// The records of the MCAP file `bytes` (read from `path`), chunks unpacked, each record at most
-/// the memory budget long; faults are errors naming the file.
+/// [`MAX_RECORD`] or the memory budget long; faults are errors naming the file.
 pub fn records<'a>(
     path: &'a Path,
     bytes: &'a [u8],
 ) -> Result<impl Iterator<Item = Result<Record<'static>>> + 'a> {
     check_chunks(path, bytes)?;
-    let limit = memory::budget().map_or(usize::MAX, |b| usize::try_from(b).unwrap_or(usize::MAX));
+    let budget = memory::budget().map_or(usize::MAX, |b| usize::try_from(b).unwrap_or(usize::MAX));
+    let limit = budget.min(MAX_RECORD);
     let reader = LinearReader::new_with_options(
         LinearReaderOptions::default().with_record_length_limit(limit),
     );
@@ -55,7 +62,7 @@ impl Records<'_> {
         let budget = match e {
             mcap::McapError::RecordTooLarge { .. } | mcap::McapError::ChunkTooLarge(_) => {
                 format!(
-                    " (records are limited to the memory budget, {} bytes; --max-memory sets it)",
+                    " (records are limited to {} bytes: 1 GiB, or the memory budget if smaller)",
                     self.limit
                 )
             }
@@ -255,33 +262,41 @@ mod tests {
         assert!(msg.contains("runs past"), "{msg}");
     }
 
-    /// The two files fuzzing found (`fuzz/regressions/mcap/`): a record inside an lz4 chunk that
-    /// declares 1.7·10¹⁸ bytes (the crate reserved them: an abort), and a record running past an
-    /// uncompressed chunk (an underflow). Both are now refused with the file named.
+    /// The files fuzzing found (`fuzz/regressions/mcap/`): a record inside an lz4 chunk that
+    /// declares 1.7·10¹⁸ bytes (the crate reserved them: an abort), one that declares 4 GB (reserved
+    /// and zeroed from a 5 KB file), and a record running past an uncompressed chunk (an
+    /// underflow). All are now refused with the file named.
     #[test]
     fn fuzz_findings_are_refused_not_crashes() {
-        let found: [(&str, &[u8]); 2] = [
+        const DIR: &str = "../../../fuzz/regressions/mcap/";
+        // (file, what the refusal must say): the limit for the two long records.
+        let found: [(&str, &[u8], &str); 3] = [
+            (
+                "record-of-4-gb-from-5-kb.mcap",
+                include_bytes!("../../../fuzz/regressions/mcap/record-of-4-gb-from-5-kb.mcap"),
+                "limited to",
+            ),
             (
                 "record-length-1e18-in-lz4-chunk.mcap",
                 include_bytes!(
                     "../../../fuzz/regressions/mcap/record-length-1e18-in-lz4-chunk.mcap"
                 ),
+                "limited to",
             ),
             (
                 "record-past-uncompressed-chunk.mcap",
                 include_bytes!(
                     "../../../fuzz/regressions/mcap/record-past-uncompressed-chunk.mcap"
                 ),
+                "runs past",
             ),
         ];
-        for (name, bytes) in found {
-            let path = Path::new(name);
-            let err = records(path, bytes).and_then(|r| r.collect::<Result<Vec<_>>>());
+        for (name, bytes, why) in found {
+            let path = Path::new(DIR).join(name);
+            let err = records(&path, bytes).and_then(|r| r.collect::<Result<Vec<_>>>());
             let msg = err.expect_err(name).to_string();
-            assert!(
-                msg.contains(name) && msg.contains("not a valid MCAP file"),
-                "{msg}"
-            );
+            let named = msg.contains(name) && msg.contains("not a valid MCAP file");
+            assert!(named && msg.contains(why), "{msg}");
         }
     }
 
