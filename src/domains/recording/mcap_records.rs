@@ -118,12 +118,15 @@ pub fn check_chunks(path: &Path, bytes: &[u8]) -> Result<()> {
     let Some(mut at) = bytes.starts_with(MAGIC).then_some(MAGIC.len()) else {
         return Ok(());
     };
-    while let Some((opcode, content)) = record_at(bytes, at) {
+    while let Some((opcode, content, whole)) = record_at(bytes, at) {
         if opcode == OP_FOOTER {
             break;
         }
         if opcode == OP_CHUNK {
-            check_chunk(path, at, content)?;
+            check_chunk(path, at, content, whole)?;
+        }
+        if !whole {
+            break;
         }
         at += 9 + content.len();
     }
@@ -136,17 +139,23 @@ fn u64_at(bytes: &[u8], at: usize) -> Option<u64> {
     Some(u64::from_le_bytes(field.try_into().ok()?))
 }
 
-/// The record that starts at byte `at`: its opcode and content, or `None` where the framing breaks.
-fn record_at(bytes: &[u8], at: usize) -> Option<(u8, &[u8])> {
+/// The record that starts at byte `at`: its opcode, its content (cut at the end of the file), and
+/// whether the content is whole; `None` where not even the opcode and length are there. The
+/// reader streams a chunk cut short by the end of the file up to where it breaks, so such a chunk
+/// is checked too.
+fn record_at(bytes: &[u8], at: usize) -> Option<(u8, &[u8], bool)> {
     let opcode = *bytes.get(at)?;
-    let len = usize::try_from(u64_at(bytes, at + 1)?).ok()?;
+    let len = usize::try_from(u64_at(bytes, at + 1)?).unwrap_or(usize::MAX);
     let start = at + 9;
-    Some((opcode, bytes.get(start..start.checked_add(len)?)?))
+    let end = start.saturating_add(len);
+    let content = bytes.get(start..end.min(bytes.len()))?;
+    Some((opcode, content, end <= bytes.len()))
 }
 
 /// Refuses the chunk at byte `at` when its declared `uncompressed_size` exceeds the budget, or
-/// when it is uncompressed and a record inside runs past the chunk's records.
-fn check_chunk(path: &Path, at: usize, content: &[u8]) -> Result<()> {
+/// when it is uncompressed and a record inside runs past the chunk's records, or (a `whole` chunk)
+/// its records length runs past the chunk itself.
+fn check_chunk(path: &Path, at: usize, content: &[u8], whole: bool) -> Result<()> {
     let Some(size) = u64_at(content, UNCOMPRESSED_SIZE_AT) else {
         return Ok(());
     };
@@ -157,23 +166,32 @@ fn check_chunk(path: &Path, at: usize, content: &[u8]) -> Result<()> {
     );
     memory::check(&what, size, &[count], 1)?;
     match uncompressed_records(content) {
-        Some(records) => check_inner_records(path, at, records),
+        Some((records, declared)) if whole && declared > records.len() => {
+            let why = format!(
+                "not a valid MCAP file: the chunk at byte {at} declares {declared} bytes of records \
+                 but holds {}",
+                records.len()
+            );
+            Err(Error::format(path, why))
+        }
+        Some((records, declared)) => {
+            check_inner_records(path, at, &records[..declared.min(records.len())])
+        }
         None => Ok(()),
     }
 }
 
-/// The records of a chunk stored without compression (`compression = ""`): as many bytes as its
-/// `records` length declares, or what the file holds of them; `None` for a compressed chunk or
+/// The records of a chunk stored without compression (`compression = ""`): what the file holds
+/// after the `records` length field, and that declared length; `None` for a compressed chunk or
 /// where the fields do not parse (left to the reader).
-fn uncompressed_records(content: &[u8]) -> Option<&[u8]> {
+fn uncompressed_records(content: &[u8]) -> Option<(&[u8], usize)> {
     let name = content.get(COMPRESSION_AT..COMPRESSION_AT + 4)?;
     if u32::from_le_bytes(name.try_into().ok()?) != 0 {
         return None;
     }
     let len_at = COMPRESSION_AT + 4;
     let declared = usize::try_from(u64_at(content, len_at)?).unwrap_or(usize::MAX);
-    let records = content.get(len_at + 8..)?;
-    Some(&records[..declared.min(records.len())])
+    Some((content.get(len_at + 8..)?, declared))
 }
 
 /// Refuses a record inside the chunk at byte `at` that ends past the chunk's records.
@@ -256,6 +274,15 @@ mod tests {
             .to_string();
         let named = msg.contains("rec.mcap") && msg.contains("record at byte 0");
         assert!(named && msg.contains("runs past"), "{msg}");
+        // A records length past the chunk's end is refused.
+        let mut bytes = file_with_records(13, &record);
+        let len_at = 8 + 9 + 32;
+        bytes[len_at..len_at + 8].copy_from_slice(&100u64.to_le_bytes());
+        let msg = check_chunks(path, &bytes).unwrap_err().to_string();
+        assert!(
+            msg.contains("declares 100 bytes of records but holds 13"),
+            "{msg}"
+        );
         // A cut record header is refused the same way.
         let msg =
             (check_chunks(path, &file_with_records(13, &record[..5])).unwrap_err()).to_string();
@@ -265,12 +292,20 @@ mod tests {
     /// The files fuzzing found (`fuzz/regressions/mcap/`): a record inside an lz4 chunk that
     /// declares 1.7·10¹⁸ bytes (the crate reserved them: an abort), one that declares 4 GB (reserved
     /// and zeroed from a 5 KB file), and a record running past an uncompressed chunk (an
-    /// underflow). All are now refused with the file named.
+    /// underflow; also in a chunk cut short by the end of the file, which the pre-scan first left
+    /// to the reader). All are now refused with the file named.
     #[test]
     fn fuzz_findings_are_refused_not_crashes() {
         const DIR: &str = "../../../fuzz/regressions/mcap/";
         // (file, what the refusal must say): the limit for the two long records.
-        let found: [(&str, &[u8], &str); 3] = [
+        let found: [(&str, &[u8], &str); 4] = [
+            (
+                "record-past-chunk-cut-by-end-of-file.mcap",
+                include_bytes!(
+                    "../../../fuzz/regressions/mcap/record-past-chunk-cut-by-end-of-file.mcap"
+                ),
+                "runs past",
+            ),
             (
                 "record-of-4-gb-from-5-kb.mcap",
                 include_bytes!("../../../fuzz/regressions/mcap/record-of-4-gb-from-5-kb.mcap"),
