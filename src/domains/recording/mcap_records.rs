@@ -88,9 +88,13 @@ impl Iterator for Records<'_> {
                     self.buf = &self.buf[n..];
                     continue;
                 }
-                Ok(LinearReadEvent::Record { data, opcode }) => {
-                    mcap::parse_record(opcode, data).map(Record::into_owned)
-                }
+                Ok(LinearReadEvent::Record { data, opcode }) => match parse(opcode, data) {
+                    Ok(record) => record,
+                    Err(why) => {
+                        self.done = true;
+                        return Some(Err(Error::format(self.path, why)));
+                    }
+                },
                 Err(e) => Err(e),
             };
             self.done = record.is_err();
@@ -98,6 +102,47 @@ impl Iterator for Records<'_> {
         }
         None
     }
+}
+
+/// Opcode of an Attachment record.
+const OP_ATTACHMENT: u8 = 0x09;
+
+/// One record parsed by the `mcap` crate, after the checks its parser lacks: an Attachment shorter
+/// than its header and CRC made it slice out of bounds (a panic in any build; fuzz finding 5).
+/// Any other panic inside the parser is caught and reported as a broken record, not a crash.
+/// `Err` is the message to report.
+fn parse(
+    opcode: u8,
+    data: &[u8],
+) -> std::result::Result<mcap::McapResult<Record<'static>>, String> {
+    if opcode == OP_ATTACHMENT && !attachment_fits(data) {
+        return Err(format!(
+            "not a valid MCAP file: an Attachment record of {} bytes is shorter than its header and CRC",
+            data.len()
+        ));
+    }
+    let parsed =
+        std::panic::catch_unwind(|| mcap::parse_record(opcode, data).map(Record::into_owned));
+    parsed.map_err(|_| {
+        format!("not a valid MCAP file: a record with opcode {opcode:#04x} could not be parsed")
+    })
+}
+
+/// Whether an Attachment's content holds its header (`log_time`, `create_time`, `name`,
+/// `media_type`, `data` length), its data and its 4-byte CRC.
+fn attachment_fits(data: &[u8]) -> bool {
+    let string_end = |at: usize| -> Option<usize> {
+        let len = u32::from_le_bytes(data.get(at..at + 4)?.try_into().ok()?);
+        (at + 4).checked_add(usize::try_from(len).ok()?)
+    };
+    let fits = || -> Option<bool> {
+        let after_name = string_end(16)?;
+        let after_media = string_end(after_name)?;
+        let data_len = usize::try_from(u64_at(data, after_media)?).ok()?;
+        let end = (after_media + 8).checked_add(data_len)?.checked_add(4)?;
+        Some(end <= data.len())
+    };
+    fits().unwrap_or(false)
 }
 
 /// MCAP's leading magic bytes.
@@ -298,7 +343,14 @@ mod tests {
     fn fuzz_findings_are_refused_not_crashes() {
         const DIR: &str = "../../../fuzz/regressions/mcap/";
         // (file, what the refusal must say): the limit for the two long records.
-        let found: [(&str, &[u8], &str); 4] = [
+        let found: [(&str, &[u8], &str); 5] = [
+            (
+                "attachment-shorter-than-its-header.mcap",
+                include_bytes!(
+                    "../../../fuzz/regressions/mcap/attachment-shorter-than-its-header.mcap"
+                ),
+                "Attachment",
+            ),
             (
                 "record-past-chunk-cut-by-end-of-file.mcap",
                 include_bytes!(
