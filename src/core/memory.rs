@@ -75,12 +75,23 @@ pub fn human(bytes: f64) -> String {
 /// Refuses `name = value` when `count` items of `item_bytes` bytes (`count` = the product of
 /// `factors`) overflow or exceed the budget.
 pub fn check(name: &str, value: impl ToString, factors: &[usize], item_bytes: usize) -> Result<()> {
+    check_against(budget(), name, value, factors, item_bytes)
+}
+
+/// [`check`] against a budget read once by the caller (for loops over many sizes: [`budget`]
+/// reads `/proc/meminfo`).
+pub fn check_against(
+    budget: Option<u64>,
+    name: &str,
+    value: impl ToString,
+    factors: &[usize],
+    item_bytes: usize,
+) -> Result<()> {
     let need = factors.iter().map(|&f| f as f64).product::<f64>() * item_bytes as f64;
     let overflow = factors
         .iter()
         .try_fold(item_bytes, |acc, &f| acc.checked_mul(f))
         .is_none();
-    let budget = budget();
     if !overflow && budget.is_none_or(|b| need <= b as f64) {
         return Ok(());
     }

@@ -32,6 +32,27 @@ pub const LOSSLESS_WINDOW: u64 = 2;
 /// How often an idle zenoh source repeats its count (so a replay started later sees it).
 pub const TAKEN_HEARTBEAT: std::time::Duration = std::time::Duration::from_millis(200);
 
+/// The variable rmw_zenoh reads for a session configuration file (json5); hdpf starts from that
+/// file too (transport tuning, TLS-free TCP options, timeouts), then sets the mode (peer), turns
+/// multicast scouting off and sets the endpoints itself.
+pub const SESSION_CONFIG_ENV: &str = "ZENOH_SESSION_CONFIG_URI";
+
+/// zenoh's defaults, or the file named by [`SESSION_CONFIG_ENV`].
+fn base_config() -> Result<zenoh::Config> {
+    config_from(std::env::var_os(SESSION_CONFIG_ENV).as_deref())
+}
+
+/// zenoh's defaults without a file, else the file at `path`.
+fn config_from(path: Option<&std::ffi::OsStr>) -> Result<zenoh::Config> {
+    let Some(path) = path.map(std::path::Path::new) else {
+        return Ok(zenoh::Config::default());
+    };
+    zenoh::Config::from_file(path).map_err(|e| {
+        let why = format!("{SESSION_CONFIG_ENV}: not a zenoh configuration: {e}");
+        Error::format(path, why)
+    })
+}
+
 /// The ROS type of an image topic by image_transport's naming: `…/compressed` and
 /// `…/compressedDepth` carry `sensor_msgs/msg/CompressedImage`, anything else `sensor_msgs/msg/Image`.
 pub fn image_type(topic: &str) -> &'static str {
@@ -124,7 +145,7 @@ impl RosNode {
     /// Opens a session on `endpoints` and announces node `name` (root namespace) in `domain_id`.
     pub fn open(name: &str, domain_id: u32, endpoints: &Endpoints) -> Result<RosNode> {
         endpoints.check().map_err(Error::Other)?;
-        let mut config = zenoh::Config::default();
+        let mut config = base_config()?;
         let json = |v: &[String]| serde_json::to_string(v).unwrap_or_default();
         let settings = [
             ("mode", "\"peer\"".to_string()),
@@ -206,6 +227,8 @@ impl RosNode {
         let key = topic_keyexpr(self.info.domain_id, topic, ros_type)?;
         let subscriber = (self.session.declare_subscriber(key.clone()))
             .callback(move |sample| {
+                // Arrival: stamped before anything is copied out of the sample.
+                let received_ns = unix_ns();
                 let attachment =
                     (sample.attachment()).and_then(|a| Attachment::from_bytes(&a.to_bytes()).ok());
                 // A closed receiver means the source is gone: nothing left to do with samples.
@@ -213,7 +236,7 @@ impl RosNode {
                     tag,
                     payload: sample.payload().to_bytes().into_owned(),
                     attachment,
-                    received_ns: unix_ns(),
+                    received_ns,
                 });
             })
             .wait()
@@ -256,6 +279,36 @@ impl RosPublisher {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_session_config_file_is_read_or_refused_by_name() {
+        let dir = std::env::temp_dir().join(format!("hdpf-zenoh-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let good = dir.join("good.json5");
+        std::fs::write(
+            &good,
+            "{ transport: { link: { tx: { queue: { size: { data: 8 } } } } } }",
+        )
+        .unwrap();
+        let config = config_from(Some(good.as_os_str())).unwrap();
+        let size = config
+            .get_json("transport/link/tx/queue/size/data")
+            .unwrap();
+        assert_eq!(size, "8");
+        let bad = dir.join("bad.json5");
+        std::fs::write(&bad, "{ transport: { no_such_key: 1 } }").unwrap();
+        let err = config_from(Some(bad.as_os_str())).unwrap_err().to_string();
+        assert!(
+            err.contains("bad.json5") && err.contains(SESSION_CONFIG_ENV),
+            "{err}"
+        );
+        let missing = dir.join("missing.json5");
+        let err = config_from(Some(missing.as_os_str()))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("missing.json5"), "{err}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 
     #[test]
     fn endpoints_are_checked() {

@@ -137,8 +137,8 @@ pub fn run(args: &SoakArgs) -> Result<SoakReport> {
         .as_ref()
         .is_some_and(|s| s.kind.get_ref() == "synth")
     {
-        // Enough synthetic frames for the whole soak plus a margin, and no more (the trajectory is
-        // generated up front).
+        // Enough synthetic frames for the whole soak plus a margin, and no more (the ground truth
+        // of every frame is held up front; with `period` the poses loop and only they are kept).
         let frames = ((args.minutes * 60.0 + 30.0) * rate.max(1.0)).ceil();
         overrides.push(format!("source.synth.frames={frames}"));
     }
@@ -165,11 +165,15 @@ pub fn run(args: &SoakArgs) -> Result<SoakReport> {
             .lock()
             .map(|mut s| std::mem::take(&mut *s))
             .unwrap_or_default();
-        let mut row = window(rows.len() + 1, start.elapsed(), &names, &taken, &last, &now);
-        if !rss.is_empty() {
-            row.rss_mib = rss.iter().sum::<f64>() / rss.len() as f64;
-            row.rss_peak_mib = rss.iter().copied().fold(f64::MIN, f64::max);
-        }
+        let counts = (&last, &now);
+        let row = window(
+            rows.len() + 1,
+            start.elapsed(),
+            &names,
+            &taken,
+            &rss,
+            counts,
+        );
         eprintln!("{}", describe(&row));
         rows.push(row);
         last = now;
@@ -183,13 +187,15 @@ pub fn run(args: &SoakArgs) -> Result<SoakReport> {
 
 type Counters = (u64, u64);
 
+/// Interval `k` ending at `t`: each tracker's latency `samples`, the mean and peak of the `rss`
+/// samples (MiB; NaN without any), and the source counters between `last` and `now`.
 fn window(
     k: usize,
     t: Duration,
     names: &[String],
     samples: &[(String, f64)],
-    last: &Counters,
-    now: &Counters,
+    rss: &[f64],
+    (last, now): (&Counters, &Counters),
 ) -> SoakRow {
     let trackers = names
         .iter()
@@ -206,8 +212,11 @@ fn window(
     SoakRow {
         interval: k,
         t_end_s: t.as_secs_f64(),
-        rss_mib: f64::NAN,
-        rss_peak_mib: f64::NAN,
+        rss_mib: match rss.len() {
+            0 => f64::NAN,
+            n => rss.iter().sum::<f64>() / n as f64,
+        },
+        rss_peak_mib: rss.iter().copied().fold(f64::NAN, f64::max),
         emitted: now.0 - last.0,
         dropped: now.1 - last.1,
         trackers,

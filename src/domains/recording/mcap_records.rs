@@ -163,12 +163,13 @@ pub fn check_chunks(path: &Path, bytes: &[u8]) -> Result<()> {
     let Some(mut at) = bytes.starts_with(MAGIC).then_some(MAGIC.len()) else {
         return Ok(());
     };
+    let budget = memory::budget();
     while let Some((opcode, content, whole)) = record_at(bytes, at) {
         if opcode == OP_FOOTER {
             break;
         }
         if opcode == OP_CHUNK {
-            check_chunk(path, at, content, whole)?;
+            check_chunk(path, at, content, whole, budget)?;
         }
         if !whole {
             break;
@@ -200,7 +201,13 @@ fn record_at(bytes: &[u8], at: usize) -> Option<(u8, &[u8], bool)> {
 /// Refuses the chunk at byte `at` when its declared `uncompressed_size` exceeds the budget, or
 /// when it is uncompressed and a record inside runs past the chunk's records, or (a `whole` chunk)
 /// its records length runs past the chunk itself.
-fn check_chunk(path: &Path, at: usize, content: &[u8], whole: bool) -> Result<()> {
+fn check_chunk(
+    path: &Path,
+    at: usize,
+    content: &[u8],
+    whole: bool,
+    budget: Option<u64>,
+) -> Result<()> {
     let Some(size) = u64_at(content, UNCOMPRESSED_SIZE_AT) else {
         return Ok(());
     };
@@ -209,7 +216,7 @@ fn check_chunk(path: &Path, at: usize, content: &[u8], whole: bool) -> Result<()
         "{}: uncompressed_size of the chunk at byte {at}",
         path.display()
     );
-    memory::check(&what, size, &[count], 1)?;
+    memory::check_against(budget, &what, size, &[count], 1)?;
     match uncompressed_records(content) {
         Some((records, declared)) if whole && declared > records.len() => {
             let why = format!(

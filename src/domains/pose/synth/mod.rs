@@ -159,7 +159,8 @@ impl SynthConfig {
             .unwrap_or(matches!(self.motion, Motion::Fast | Motion::Extreme))
     }
 
-    fn validate(&self) -> Result<()> {
+    /// Checks the configuration: objects, frame count, image size against the memory budget.
+    pub(crate) fn validate(&self) -> Result<()> {
         if self.objects.is_empty() {
             return Err(Error::param("objects", "[]", "need at least one object"));
         }

@@ -33,6 +33,40 @@ pub struct SynthSpec {
     pub resolution: Option<[u32; 2]>,
     /// BOP model folder for objects given by id.
     pub models: Option<PathBuf>,
+    /// Live source only: the trajectory runs forward over its first `period` frames, then back,
+    /// and so on (ping-pong, so the motion stays continuous), for `frames` frames in all. A long
+    /// run then sees a stationary scene — the same rendering and tracking work in every minute —
+    /// as a soak test needs; without it the objects wander and the work drifts with them.
+    pub period: Option<usize>,
+}
+
+impl SynthSpec {
+    /// The period, checked: at least 2 frames.
+    fn checked_period(&self) -> Result<Option<usize>> {
+        match self.period {
+            Some(p) if p < 2 => Err(Error::param(
+                "source.synth.period",
+                p,
+                "must be at least 2 frames (forward, then back)",
+            )),
+            p => Ok(p),
+        }
+    }
+}
+
+/// Index into a ping-pong loop over `period` poses: `0, 1, …, P−1, P−2, …, 1, 0, 1, …`
+/// (cycle length 2(P − 1)).
+pub fn ping_pong(k: usize, period: usize) -> usize {
+    if period < 2 {
+        return 0;
+    }
+    let cycle = 2 * (period - 1);
+    let r = k % cycle;
+    if r < period {
+        r
+    } else {
+        cycle - r
+    }
 }
 
 fn default_synth_frames() -> usize {
@@ -68,6 +102,13 @@ pub fn synth_config(root: &Path, spec: &SynthSpec, seed: u64) -> Result<SynthCon
 
 /// Render the sequence `spec` into the BOP dataset directory `root`.
 pub fn render_dataset(root: &Path, spec: &SynthSpec, seed: u64) -> Result<()> {
+    if let Some(p) = spec.period {
+        return Err(Error::param(
+            "source.synth.period",
+            p,
+            "applies to the live `synth` source only; a rendered BOP folder has no loop",
+        ));
+    }
     eprintln!("rendering a synthetic sequence into {} ...", root.display());
     let summary = synth::generate(&synth_config(root, spec, seed)?)?;
     eprintln!("{summary}");
@@ -78,16 +119,39 @@ pub fn render_dataset(root: &Path, spec: &SynthSpec, seed: u64) -> Result<()> {
 /// deliver it (nothing touches the disk).
 pub struct SynthSource {
     synth: Synthesizer,
+    /// Frames delivered in all (`cfg.frames`).
+    len: usize,
+    /// Ping-pong period, if the trajectory loops.
+    period: Option<usize>,
     next: usize,
 }
 
 impl SynthSource {
     /// A live source for `cfg`.
     pub fn new(cfg: &SynthConfig) -> Result<Self> {
+        Self::looping(cfg, None)
+    }
+
+    /// A live source for `cfg` whose trajectory ping-pongs over its first `period` frames
+    /// ([`ping_pong`]); image ids still count up to `cfg.frames`.
+    pub fn looping(cfg: &SynthConfig, period: Option<usize>) -> Result<Self> {
+        cfg.validate()?;
+        let period = period.filter(|&p| p < cfg.frames);
+        let mut poses = cfg.clone();
+        if let Some(p) = period {
+            poses.frames = p;
+        }
         Ok(Self {
-            synth: Synthesizer::new(cfg)?,
+            synth: Synthesizer::new(&poses)?,
+            len: cfg.frames,
+            period,
             next: 0,
         })
+    }
+
+    /// The trajectory index of delivered frame `k`.
+    fn pose_index(&self, k: usize) -> usize {
+        self.period.map_or(k, |p| ping_pong(k, p))
     }
 
     /// The meshes of the generated objects, by object id.
@@ -100,7 +164,9 @@ impl SynthSource {
 
     /// Ground truth of every frame, in order.
     pub fn ground_truth(&self) -> Vec<Vec<crate::domains::pose::bop::GtPose>> {
-        (0..self.synth.len()).map(|k| self.synth.gt(k)).collect()
+        (0..self.len)
+            .map(|k| self.synth.gt(self.pose_index(k)))
+            .collect()
     }
 }
 
@@ -110,21 +176,22 @@ impl Source for SynthSource {
     }
 
     fn poll(&mut self) -> Result<Poll> {
-        if self.next >= self.synth.len() {
+        if self.next >= self.len {
             return Ok(Poll::End);
         }
-        let f = self.synth.frame(self.next)?;
+        let mut f = self.synth.frame(self.pose_index(self.next))?;
         self.next += 1;
+        f.frame.im_id = self.next as u32;
         Ok(Poll::Frame(SourceFrame {
             scene_id: self.synth.config().scene_id,
-            im_id: f.im_id(),
+            im_id: f.frame.im_id,
             gt: Arc::new(f.gt),
             data: FrameData::Decoded(Arc::new(f.frame)),
         }))
     }
 
     fn len_hint(&self) -> Option<usize> {
-        Some(self.synth.len())
+        Some(self.len)
     }
 }
 
@@ -142,7 +209,8 @@ impl SourcePlugin for SynthSourceSpec {
     fn check(&self) -> std::result::Result<(), SpecError> {
         let spec =
             (self.synth.as_ref()).ok_or_else(|| missing("synth", "a [source.synth] table"))?;
-        synth_config(Path::new("."), spec, 0)
+        (spec.checked_period())
+            .and_then(|_| synth_config(Path::new("."), spec, 0))
             .map(drop)
             .map_err(|e| SpecError::table(e.to_string()))
     }
@@ -152,7 +220,8 @@ impl SourcePlugin for SynthSourceSpec {
             (self.synth.as_ref()).ok_or_else(|| Error::from(missing("synth", "[source.synth]")))?;
         // A live source writes nothing; the root only names the sequence.
         let root = std::env::temp_dir().join("hdpf-synth-live");
-        let source = SynthSource::new(&synth_config(&root, spec, ctx.seed)?)?;
+        let cfg = synth_config(&root, spec, ctx.seed)?;
+        let source = SynthSource::looping(&cfg, spec.checked_period()?)?;
         let frames = (source.ground_truth().into_iter())
             .map(|gt| gt.into_iter().map(|g| (g.obj_id, g.pose)).collect())
             .collect();
@@ -161,5 +230,71 @@ impl SourcePlugin for SynthSourceSpec {
             timeline: GtTimeline::new(ctx.rate_hz, frames),
             source: Box::new(source),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ping_pong_runs_forward_then_back() {
+        let got: Vec<usize> = (0..10).map(|k| ping_pong(k, 4)).collect();
+        assert_eq!(got, [0, 1, 2, 3, 2, 1, 0, 1, 2, 3]);
+        assert_eq!(ping_pong(7, 1), 0);
+    }
+
+    #[test]
+    fn a_looping_source_repeats_its_scene_with_fresh_image_ids() {
+        let mut cfg = SynthConfig::new(std::env::temp_dir().join("hdpf-synth-loop-test"));
+        cfg.camera = synth::ycbv_camera(64, 48);
+        cfg.frames = 7;
+        let mut src = SynthSource::looping(&cfg, Some(3)).unwrap();
+        assert_eq!(src.len_hint(), Some(7));
+        let gt = src.ground_truth();
+        let mut depths = Vec::new();
+        let mut ids = Vec::new();
+        while let Poll::Frame(f) = src.poll().unwrap() {
+            ids.push(f.im_id);
+            let FrameData::Decoded(frame) = f.data else {
+                panic!("a synthetic frame is decoded")
+            };
+            depths.push(frame.depth.as_ref().unwrap().data.clone());
+        }
+        assert_eq!(ids, [1, 2, 3, 4, 5, 6, 7]);
+        // Frames 0,1,2,1,0,1,2: the 4th repeats the 2nd and the 5th the 1st, pose and pixels.
+        assert_eq!(gt[3][0].pose, gt[1][0].pose);
+        assert_eq!(gt[4][0].pose, gt[0][0].pose);
+        assert_ne!(gt[2][0].pose, gt[1][0].pose);
+        assert_eq!(depths[4], depths[0]);
+        assert_eq!(depths[6], depths[2]);
+    }
+
+    #[test]
+    fn a_period_below_two_is_refused_naming_the_key() {
+        let spec = SynthSpec {
+            objects: vec![],
+            frames: 10,
+            motion: "slow".into(),
+            resolution: Some([64, 48]),
+            models: None,
+            period: Some(1),
+        };
+        let err = spec.checked_period().unwrap_err().to_string();
+        assert!(
+            err.contains("source.synth.period") && err.contains('1'),
+            "{err}"
+        );
+        let err = render_dataset(
+            Path::new("/nonexistent"),
+            &SynthSpec {
+                period: Some(5),
+                ..spec
+            },
+            0,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("live `synth` source only"), "{err}");
     }
 }
