@@ -16,7 +16,7 @@ mod tests;
 mod tiles;
 
 use crate::core::error::{Error, Result};
-use pair::RfPair;
+use pair::{Isa, RfPair};
 pub use svgd::{median_bandwidth, svgd_sums};
 use tiles::Tiles;
 
@@ -78,11 +78,11 @@ pub fn epsilon(gamma: f64, m: usize) -> Result<f64> {
 /// the distance and the `m`-th power), and a sum an error of at most about `(t + m)·6e-8` times
 /// `Σ_j w_ij ‖p_i − p_j‖` (`t` = tile size, 64 up to n = 4096). Weights below `1e-30` are 0.
 pub fn pair_sums(particles: &[f64], n: usize, m: usize, eps: f64, out: &mut [f64]) {
-    pair_sums_with(particles, n, m, eps, out, true)
+    pair_sums_with(particles, n, m, eps, out, Isa::Best)
 }
 
-/// [`pair_sums`], with `simd = false` forcing the portable (non-intrinsics) code.
-fn pair_sums_with(particles: &[f64], n: usize, m: usize, eps: f64, out: &mut [f64], simd: bool) {
+/// [`pair_sums`] run by the code `isa` names.
+fn pair_sums_with(particles: &[f64], n: usize, m: usize, eps: f64, out: &mut [f64], isa: Isa) {
     assert_eq!(particles.len(), n * m, "particles must be n × m");
     assert_eq!(out.len(), n * m, "out must be n × m");
     if n == 0 || m == 0 {
@@ -94,8 +94,8 @@ fn pair_sums_with(particles: &[f64], n: usize, m: usize, eps: f64, out: &mut [f6
     macro_rules! fixed {
         ($($d:literal)*) => {
             match m {
-                $($d => tiles::run(&RfPair::<$d> { simd, ..RfPair::new(&tiles, eps) }, n, out),)*
-                _ => tiles::run(&RfPair::<0> { simd, ..RfPair::new(&tiles, eps) }, n, out),
+                $($d => tiles::run(&RfPair::<$d> { isa, ..RfPair::new(&tiles, eps) }, n, out),)*
+                _ => tiles::run(&RfPair::<0> { isa, ..RfPair::new(&tiles, eps) }, n, out),
             }
         };
     }

@@ -20,8 +20,8 @@ pub(super) struct RfPair<'a, const M: usize> {
     pub m: usize,
     pub eps: f32,
     pub bmin: f32,
-    /// Use the AVX2 build (where the CPU has it); `false` runs the portable code (tests).
-    pub simd: bool,
+    /// Which code runs the tiles (tests compare them).
+    pub isa: Isa,
 }
 
 impl<'a, const M: usize> RfPair<'a, M> {
@@ -33,9 +33,22 @@ impl<'a, const M: usize> RfPair<'a, M> {
             m,
             eps: eps as f32,
             bmin: W_FLOOR.powf(1.0 / m as f64) as f32,
-            simd: true,
+            isa: Isa::Best,
         }
     }
+}
+
+/// Which code runs the pair kernel: all give the same bits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Isa {
+    /// The widest intrinsics the CPU has (AVX-512F, else AVX2 + FMA), else the portable code.
+    Best,
+    /// AVX2 + FMA intrinsics where the CPU has them, else the portable code (tests: the
+    /// hot path picks [`Isa::Best`]).
+    #[cfg_attr(not(test), allow(dead_code))]
+    Avx2,
+    /// The portable array code.
+    Portable,
 }
 
 /// `w = (ε/(√d² + ε))^m` per lane, 0 where `ε/(d + ε) < bmin`.
@@ -183,15 +196,8 @@ impl<const M: usize> TileKernel for RfPair<'_, M> {
             tile_dyn::<false, M>(self, pa, pa, own, &mut []);
         } else {
             #[cfg(target_arch = "x86_64")]
-            if self.simd && avx2::available() {
-                // SAFETY: the CPU supports AVX2 and FMA (and AVX-512F/VL for tile512).
-                return unsafe {
-                    if avx2::available_512() {
-                        avx2::tile512::<M, false>(self, pa, pa, own, &mut [])
-                    } else {
-                        avx2::tile::<M, false>(self, pa, pa, own, &mut [])
-                    }
-                };
+            if simd::tile::<M, false>(self, pa, pa, own, &mut []) {
+                return;
             }
             tile_fixed::<M, false>(self, pa, pa, own, &mut []);
         }
@@ -204,127 +210,226 @@ impl<const M: usize> TileKernel for RfPair<'_, M> {
             tile_dyn::<true, M>(self, pa, pb, own, trans);
         } else {
             #[cfg(target_arch = "x86_64")]
-            if self.simd && avx2::available() {
-                // SAFETY: the CPU supports AVX2 and FMA (and AVX-512F/VL for tile512).
-                return unsafe {
-                    if avx2::available_512() {
-                        avx2::tile512::<M, true>(self, pa, pb, own, trans)
-                    } else {
-                        avx2::tile::<M, true>(self, pa, pb, own, trans)
-                    }
-                };
+            if simd::tile::<M, true>(self, pa, pb, own, trans) {
+                return;
             }
             tile_fixed::<M, true>(self, pa, pb, own, trans);
         }
     }
 }
 
-/// [`tile_fixed`] in AVX2 + FMA intrinsics: the same operations lane by lane (sub, fused
-/// multiply-add, IEEE sqrt/add/div/mul, compare-and-mask, the same reduction tree), hence the same
-/// bits; written by hand because the compiler's vectorisation of the array code shuffles lanes.
+/// [`tile_fixed`] in intrinsics: the same operations lane by lane (sub, fused multiply-add, IEEE
+/// sqrt/add/div/mul, compare-and-mask, the same reduction tree), hence the same bits; written by
+/// hand because the compiler's vectorisation of the array code shuffles lanes. A logical vector of
+/// [`LANES`] = 16 lanes is one AVX-512 register, or two AVX2 registers whose halves are
+/// accumulated in two passes (each lane still sees its terms in the same order).
 #[cfg(target_arch = "x86_64")]
-pub(super) mod avx2 {
-    use super::{reduce, RfPair, LANES};
+mod simd {
+    use super::{Isa, RfPair, LANES};
     use std::arch::x86_64::*;
 
-    /// Whether the CPU has AVX2 and FMA (cached by std).
+    /// Runs the kernel in the instruction set `k.isa` asks for, if the CPU has it; `false`
+    /// otherwise (the caller then runs the portable code).
     #[inline(always)]
-    pub fn available() -> bool {
-        std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
-    }
-
-    /// Whether the CPU also has AVX-512F/VL: the same code then has 32 vector registers and
-    /// embedded broadcasts (and still 8-lane vectors, so the same results).
-    #[inline(always)]
-    pub fn available_512() -> bool {
-        std::arch::is_x86_feature_detected!("avx512f")
-            && std::arch::is_x86_feature_detected!("avx512vl")
-    }
-
-    macro_rules! tile_body {
-        ($(#[$attr:meta])* $name:ident) => {
-    /// See [`super::tile_fixed`].
-    ///
-    /// # Safety
-    /// The CPU must support the enabled features.
-    $(#[$attr])*
-    pub unsafe fn $name<const M: usize, const SYM: bool>(
+    pub fn tile<const M: usize, const SYM: bool>(
         k: &RfPair<'_, M>,
         pa: &[f32],
         pb: &[f32],
         own: &mut [f32],
         trans: &mut [f32],
-    ) {
-        let t = k.tiles.t;
-        assert!(pa.len() >= M * t && pb.len() >= M * t && own.len() >= M * t);
-        assert!(!SYM || trans.len() >= M * t);
-        assert!(t % LANES == 0);
-        let eps = _mm256_set1_ps(k.eps);
-        let bmin = _mm256_set1_ps(k.bmin);
-        let pb = pb.as_ptr();
-        let tr = trans.as_mut_ptr();
-        // The weights of one particle of tile a against all of tile b, then the sums: the first
-        // pass is independent across lane vectors, so the long latency chain of a weight (M fused
-        // multiply-adds, sqrt, div, the ladder) overlaps with the next ones.
-        let mut wbuf = vec![_mm256_setzero_ps(); t / LANES];
-        for i in 0..t {
-            let pi: [__m256; M] = std::array::from_fn(|c| _mm256_set1_ps(pa[c * t + i]));
-            for (q, wq) in wbuf.iter_mut().enumerate() {
-                let v = q * LANES;
-                let mut d2 = _mm256_setzero_ps();
-                for c in 0..M {
-                    // SAFETY: c·t + v + LANES ≤ M·t (asserted above).
-                    let d = _mm256_sub_ps(pi[c], unsafe { _mm256_loadu_ps(pb.add(c * t + v)) });
-                    d2 = _mm256_fmadd_ps(d, d, d2);
-                }
-                let b = _mm256_div_ps(eps, _mm256_add_ps(_mm256_sqrt_ps(d2), eps));
-                let mut base = _mm256_and_ps(b, _mm256_cmp_ps::<_CMP_GE_OQ>(b, bmin));
-                let mut w = _mm256_set1_ps(1.0);
-                let mut e = M;
-                loop {
-                    if e & 1 == 1 {
-                        w = _mm256_mul_ps(w, base);
-                    }
-                    e >>= 1;
-                    if e == 0 {
-                        break;
-                    }
-                    base = _mm256_mul_ps(base, base);
-                }
-                *wq = w;
-            }
-            let mut acc = [_mm256_setzero_ps(); M];
-            for (q, w) in wbuf.iter().enumerate() {
-                let v = q * LANES;
-                for c in 0..M {
-                    // SAFETY: as above; trans has M·t slots when SYM.
-                    let d = _mm256_sub_ps(pi[c], unsafe { _mm256_loadu_ps(pb.add(c * t + v)) });
-                    acc[c] = _mm256_fmadd_ps(*w, d, acc[c]);
-                    if SYM {
-                        unsafe {
-                            let p = tr.add(c * t + v);
-                            _mm256_storeu_ps(p, _mm256_fnmadd_ps(*w, d, _mm256_loadu_ps(p)));
-                        }
-                    }
-                }
-            }
-            for c in 0..M {
-                let mut lanes = [0.0f32; LANES];
-                // SAFETY: 8 floats.
-                unsafe { _mm256_storeu_ps(lanes.as_mut_ptr(), acc[c]) };
-                own[i * M + c] = reduce(&lanes);
-            }
+    ) -> bool {
+        let avx2 = || is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma");
+        if k.isa == Isa::Best && is_x86_feature_detected!("avx512f") {
+            // SAFETY: the CPU supports AVX-512F (checked just above).
+            unsafe { x16::tile::<M, SYM>(k, pa, pb, own, trans) };
+            true
+        } else if k.isa != Isa::Portable && avx2() {
+            // SAFETY: the CPU supports AVX2 and FMA (checked just above).
+            unsafe { x8::tile::<M, SYM>(k, pa, pb, own, trans) };
+            true
+        } else {
+            false
         }
     }
+
+    /// The last three halving steps of [`super::reduce`] on 8 lanes: `s_l + s_{l+4}`, `s_l + s_{l+2}`,
+    /// `s_0 + s_1`.
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    fn fold8(s8: __m256) -> f32 {
+        let s4 = _mm_add_ps(_mm256_castps256_ps128(s8), _mm256_extractf128_ps::<1>(s8));
+        let s2 = _mm_add_ps(s4, _mm_movehl_ps(s4, s4));
+        _mm_cvtss_f32(_mm_add_ss(s2, _mm_shuffle_ps::<1>(s2, s2)))
+    }
+
+    /// The kernel body over a physical vector of `PL` lanes (`HALVES = LANES / PL` per logical
+    /// vector), with the vector operations of the module it expands in.
+    macro_rules! tile_body {
+        ($feat:literal) => {
+            /// See [`super::super::tile_fixed`].
+            ///
+            /// # Safety
+            /// The CPU must support the enabled features.
+            #[target_feature(enable = $feat)]
+            pub unsafe fn tile<const M: usize, const SYM: bool>(
+                k: &RfPair<'_, M>,
+                pa: &[f32],
+                pb: &[f32],
+                own: &mut [f32],
+                trans: &mut [f32],
+            ) {
+                let t = k.tiles.t;
+                assert!(pa.len() >= M * t && pb.len() >= M * t && own.len() >= M * t);
+                assert!(!SYM || trans.len() >= M * t);
+                assert!(t % LANES == 0);
+                let (eps, bmin, one) = (splat(k.eps), splat(k.bmin), splat(1.0));
+                let pb = pb.as_ptr();
+                let tr = trans.as_mut_ptr();
+                // The weights of one particle of tile a against all of tile b, then the sums: the
+                // first pass is independent across vectors, so the long latency chain of a weight
+                // (M fused multiply-adds, sqrt, div, the ladder) overlaps with the next ones.
+                let mut wbuf = vec![splat(0.0); t / PL];
+                for i in 0..t {
+                    let pi: [Vf; M] = std::array::from_fn(|c| splat(pa[c * t + i]));
+                    for (q, wq) in wbuf.iter_mut().enumerate() {
+                        let mut d2 = splat(0.0);
+                        for c in 0..M {
+                            // SAFETY: c·t + q·PL + PL ≤ M·t (asserted above).
+                            let d = sub(pi[c], unsafe { load(pb.add(c * t + q * PL)) });
+                            d2 = fma(d, d, d2);
+                        }
+                        let mut base = keep_ge(div(eps, add(sqrt(d2), eps)), bmin);
+                        let mut w = one;
+                        let mut e = M;
+                        loop {
+                            if e & 1 == 1 {
+                                w = mul(w, base);
+                            }
+                            e >>= 1;
+                            if e == 0 {
+                                break;
+                            }
+                            base = mul(base, base);
+                        }
+                        *wq = w;
+                    }
+                    let mut part = [[splat(0.0); M]; HALVES];
+                    for (h, acc) in part.iter_mut().enumerate() {
+                        for q in (h..t / PL).step_by(HALVES) {
+                            let w = wbuf[q];
+                            for c in 0..M {
+                                let at = c * t + q * PL;
+                                // SAFETY: as above; trans has M·t slots when SYM.
+                                let d = sub(pi[c], unsafe { load(pb.add(at)) });
+                                acc[c] = fma(w, d, acc[c]);
+                                if SYM {
+                                    unsafe { store(tr.add(at), fnma(w, d, load(tr.add(at)))) };
+                                }
+                            }
+                        }
+                    }
+                    for c in 0..M {
+                        own[i * M + c] = fold(std::array::from_fn(|h| part[h][c]));
+                    }
+                }
+            }
         };
     }
 
-    tile_body!(
+    /// The vector operations of one instruction set, each with that set enabled so that it is
+    /// inlined into the kernel: `$v` the register type, the intrinsics for splat, unaligned load
+    /// and store and sqrt, the binary and fused operations by name, and `keep_ge`'s body.
+    macro_rules! vector_ops {
+        ($feat:literal, $v:ty, $set1:ident, $loadu:ident, $storeu:ident, $sqrt:ident,
+         binary: [$($bin:ident = $bin_intr:ident),*], fused: [$($fused:ident = $fused_intr:ident),*],
+         |$ka:ident, $kb:ident| $keep_ge:expr) => {
+            type Vf = $v;
+            #[inline]
+            #[target_feature(enable = $feat)]
+            fn splat(x: f32) -> Vf {
+                $set1(x)
+            }
+            #[inline]
+            #[target_feature(enable = $feat)]
+            unsafe fn load(p: *const f32) -> Vf {
+                // SAFETY: the caller passes PL readable floats.
+                unsafe { $loadu(p) }
+            }
+            #[inline]
+            #[target_feature(enable = $feat)]
+            unsafe fn store(p: *mut f32, v: Vf) {
+                // SAFETY: the caller passes PL writable floats.
+                unsafe { $storeu(p, v) }
+            }
+            #[inline]
+            #[target_feature(enable = $feat)]
+            fn sqrt(a: Vf) -> Vf {
+                $sqrt(a)
+            }
+            $(
+                #[inline]
+                #[target_feature(enable = $feat)]
+                fn $bin(a: Vf, b: Vf) -> Vf {
+                    $bin_intr(a, b)
+                }
+            )*
+            $(
+                /// `fma`: `a·b + c`; `fnma`: `c − a·b`; one rounding.
+                #[inline]
+                #[target_feature(enable = $feat)]
+                fn $fused(a: Vf, b: Vf, c: Vf) -> Vf {
+                    $fused_intr(a, b, c)
+                }
+            )*
+            /// `a` where `a ≥ b` (ordered), else 0.
+            #[inline]
+            #[target_feature(enable = $feat)]
+            fn keep_ge($ka: Vf, $kb: Vf) -> Vf {
+                $keep_ge
+            }
+            tile_body!($feat);
+        };
+    }
+
+    /// One AVX-512 register per logical vector.
+    mod x16 {
+        use super::*;
+        const PL: usize = 16;
+        const HALVES: usize = LANES / PL;
+        vector_ops!(
+            "avx512f", __m512, _mm512_set1_ps, _mm512_loadu_ps, _mm512_storeu_ps, _mm512_sqrt_ps,
+            binary: [sub = _mm512_sub_ps, add = _mm512_add_ps, mul = _mm512_mul_ps, div = _mm512_div_ps],
+            fused: [fma = _mm512_fmadd_ps, fnma = _mm512_fnmadd_ps],
+            |a, b| _mm512_maskz_mov_ps(_mm512_cmp_ps_mask::<_CMP_GE_OQ>(a, b), a)
+        );
+        /// [`super::super::reduce`] of the logical vector `v`, folding the register in halves.
+        #[inline]
+        #[target_feature(enable = "avx512f")]
+        fn fold([v]: [Vf; HALVES]) -> f32 {
+            let hi = _mm512_extractf64x4_pd::<1>(_mm512_castps_pd(v));
+            fold8(_mm256_add_ps(
+                _mm512_castps512_ps256(v),
+                _mm256_castpd_ps(hi),
+            ))
+        }
+    }
+
+    /// Two AVX2 registers per logical vector.
+    mod x8 {
+        use super::*;
+        const PL: usize = 8;
+        const HALVES: usize = LANES / PL;
+        vector_ops!(
+            "avx2,fma", __m256, _mm256_set1_ps, _mm256_loadu_ps, _mm256_storeu_ps, _mm256_sqrt_ps,
+            binary: [sub = _mm256_sub_ps, add = _mm256_add_ps, mul = _mm256_mul_ps, div = _mm256_div_ps],
+            fused: [fma = _mm256_fmadd_ps, fnma = _mm256_fnmadd_ps],
+            |a, b| _mm256_and_ps(a, _mm256_cmp_ps::<_CMP_GE_OQ>(a, b))
+        );
+        /// [`super::super::reduce`] of the logical vector `lo ‖ hi`, folding in halves.
+        #[inline]
         #[target_feature(enable = "avx2,fma")]
-        tile
-    );
-    tile_body!(
-        #[target_feature(enable = "avx2,fma,avx512f,avx512vl")]
-        tile512
-    );
+        fn fold([lo, hi]: [Vf; HALVES]) -> f32 {
+            fold8(_mm256_add_ps(lo, hi))
+        }
+    }
 }

@@ -133,13 +133,18 @@ fn pair_sums_match_naive_on_random_clouds() {
 
 #[test]
 fn pair_sums_simd_and_portable_code_agree_bit_for_bit() {
-    for (n, m) in [(100, 3), (300, 10), (77, 16)] {
+    // AVX-512, AVX2 and the portable code, as far as this CPU has them.
+    for (n, m) in [(100, 3), (300, 10), (77, 16), (40, 17)] {
         let p = cloud(n, m, 1.0, 1.0, 11);
         let eps = epsilon(0.5 * n as f64, m).unwrap();
-        let (mut a, mut b) = (vec![0.0; n * m], vec![0.0; n * m]);
-        pair_sums_with(&p, n, m, eps, &mut a, true);
-        pair_sums_with(&p, n, m, eps, &mut b, false);
-        assert_eq!(a, b, "n={n} m={m}");
+        let run = |isa| {
+            let mut out = vec![0.0; n * m];
+            pair_sums_with(&p, n, m, eps, &mut out, isa);
+            out
+        };
+        let portable = run(Isa::Portable);
+        assert_eq!(run(Isa::Best), portable, "n={n} m={m}");
+        assert_eq!(run(Isa::Avx2), portable, "n={n} m={m}");
     }
 }
 

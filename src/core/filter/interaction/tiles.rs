@@ -22,18 +22,20 @@
 
 use rayon::prelude::*;
 
-/// Logical SIMD width: the kernels work on `[f32; LANES]` (one AVX2 register). Every lane is
-/// computed independently and lanes are reduced in a fixed tree, so the numbers do not depend on
-/// the instruction set the code was compiled for.
-pub(super) const LANES: usize = 8;
+/// Logical SIMD width: the kernels work on `[f32; LANES]` (one AVX-512 register, or two AVX2
+/// registers). Every lane is computed independently and lanes are reduced in a fixed tree, so the
+/// numbers do not depend on the instruction set the code runs on.
+pub(super) const LANES: usize = 16;
 
 /// One lane vector.
 pub(super) type V = [f32; LANES];
 
-/// Tile size for `n` particles: 64 up to `n = 4096`, then growing so that there are at most 64
-/// tiles (bounding the transposed slots to `≈ 32 n w` floats), capped at 256 slots.
+/// Tile size for `n` particles (a multiple of [`LANES`]): 128 up to `n = 8192`, then growing so
+/// that there are at most 64 tiles (bounding the transposed slots to `≈ 32 n w` floats), capped at
+/// 256 slots. (At 64 slots, a particle's 16-lane sums were folded after only 4 vectors, and the
+/// folding cost as much as the pair work.)
 pub(super) fn tile_size(n: usize) -> usize {
-    (64 * n.div_ceil(4096)).clamp(64, 256)
+    (128 * n.div_ceil(8192)).clamp(128, 256)
 }
 
 /// Row-major `n × w` values laid out as `nt` tiles of `t` slots, coordinate-major inside a tile
@@ -208,10 +210,19 @@ fn row_task_body<K: TileKernel>(kernel: &K, a: usize, own: &mut [f64], trans: &m
     }
 }
 
-/// `Σ_l v[l]` in a fixed tree order.
+/// `Σ_l v[l]` in a fixed tree order, halving: `s_l = v_l + v_{l+8}`, then `s_l + s_{l+4}`,
+/// `s_l + s_{l+2}`, `s_0 + s_1` (the order in which a vector unit folds a register in halves).
 #[inline(always)]
 pub(super) fn reduce(v: &V) -> f32 {
-    ((v[0] + v[1]) + (v[2] + v[3])) + ((v[4] + v[5]) + (v[6] + v[7]))
+    let mut s = *v;
+    let mut half = LANES / 2;
+    while half > 0 {
+        for l in 0..half {
+            s[l] += s[l + half];
+        }
+        half /= 2;
+    }
+    s[0]
 }
 
 /// Lane vector `l` of a coordinate row.
