@@ -192,29 +192,28 @@ impl<const M: usize> TileKernel for RfPair<'_, M> {
     #[inline(always)]
     fn diag(&self, a: usize, own: &mut [f32]) {
         let pa = self.tiles.tile(a);
-        if M == 0 {
-            tile_dyn::<false, M>(self, pa, pa, own, &mut []);
-        } else {
-            #[cfg(target_arch = "x86_64")]
-            if simd::tile::<M, false>(self, pa, pa, own, &mut []) {
-                return;
-            }
-            tile_fixed::<M, false>(self, pa, pa, own, &mut []);
-        }
+        self.tile::<false>(pa, pa, own, &mut []);
     }
 
     #[inline(always)]
     fn pair(&self, a: usize, b: usize, own: &mut [f32], trans: &mut [f32]) {
-        let (pa, pb) = (self.tiles.tile(a), self.tiles.tile(b));
+        self.tile::<true>(self.tiles.tile(a), self.tiles.tile(b), own, trans);
+    }
+}
+
+impl<const M: usize> RfPair<'_, M> {
+    /// Tile `pa` against tile `pb` in the code that fits: the run-time dimension's loop for
+    /// `M = 0`, else intrinsics where the CPU has them, else the portable fixed-`M` code.
+    #[inline(always)]
+    fn tile<const SYM: bool>(&self, pa: &[f32], pb: &[f32], own: &mut [f32], trans: &mut [f32]) {
         if M == 0 {
-            tile_dyn::<true, M>(self, pa, pb, own, trans);
-        } else {
-            #[cfg(target_arch = "x86_64")]
-            if simd::tile::<M, true>(self, pa, pb, own, trans) {
-                return;
-            }
-            tile_fixed::<M, true>(self, pa, pb, own, trans);
+            return tile_dyn::<SYM, M>(self, pa, pb, own, trans);
         }
+        #[cfg(target_arch = "x86_64")]
+        if simd::tile::<M, SYM>(self, pa, pb, own, trans) {
+            return;
+        }
+        tile_fixed::<M, SYM>(self, pa, pb, own, trans);
     }
 }
 
