@@ -39,10 +39,17 @@
 //! Gaussian form), its analytic gradient and its Gauss–Newton curvature in the tangent
 //! coordinates of [`super`]. Lines that leave the image are dropped; an object without learned
 //! statistics yet contributes nothing.
+//!
+//! # Occlusion (with a depth image)
+//! A contour point hidden by something in front of it would see the occluder's colours as
+//! "background" and pull the contour onto the occluder's edge. When the frame has depth, a line
+//! whose contour point `q` meets a measured depth `d` with `q_z − d > occlusion` at its projection
+//! or `occlusion_px` pixels inward or outward along its normal is dropped (ICG's occlusion
+//! measurement), and such lines teach the colour statistics nothing.
 
 use super::spec::{FrameTerm, Memory, ModalitySpec, Needs};
 use super::visible::Silhouette;
-use super::{GradAccumulator, Modality, PoseChart, RgbdFrame, RigidMotion, Robust};
+use super::{GradAccumulator, Modality, PoseChart, RgbdFrame, RigidMotion, Robust, SharedImage};
 use crate::core::error::Result;
 use crate::core::geometry::camera::Camera;
 use crate::domains::pose::mesh::SurfacePoint;
@@ -83,6 +90,10 @@ pub struct RegionParams {
     pub n_eff: f64,
     /// Robust kernel on the whitened residual `r_i`.
     pub robust: Robust,
+    /// A measured depth this much (m) in front of a contour point marks its line occluded.
+    pub occlusion: f64,
+    /// Pixels along the normal, each way, at which occlusion is also checked.
+    pub occlusion_px: f64,
 }
 
 impl Default for RegionParams {
@@ -103,6 +114,8 @@ impl Default for RegionParams {
             sigma: 1.5,
             n_eff: 20.0,
             robust: Robust::L2,
+            occlusion: 0.03,
+            occlusion_px: 3.0,
         }
     }
 }
@@ -167,6 +180,7 @@ impl ModalitySpec for RegionParams {
         };
         Ok(Arc::new(RegionFrame {
             rgb,
+            depth: frame.depth.clone(),
             params: *self,
             memory,
         }))
@@ -214,6 +228,8 @@ pub struct ColourMemory {
 /// The region modality prepared for one frame.
 struct RegionFrame {
     rgb: Arc<RgbImage>,
+    /// Depth (metres) for the occlusion check, when the frame has it.
+    depth: Option<SharedImage>,
     params: RegionParams,
     memory: Arc<ColourMemory>,
 }
@@ -249,6 +265,37 @@ fn lines_at(
 }
 
 impl RegionFrame {
+    /// Whether the line of contour point `q` (camera frame) through `c` along `n` is occluded:
+    /// a measured depth more than `occlusion` in front of `q_z` at `c` or `occlusion_px` pixels
+    /// either way along `n` (never without a depth image).
+    fn occluded(&self, q: &Vector3<f64>, n: &Vector2<f64>, c: &Vector2<f64>) -> bool {
+        let Some(depth) = &self.depth else {
+            return false;
+        };
+        let p = &self.params;
+        [-p.occlusion_px, 0.0, p.occlusion_px].iter().any(|k| {
+            let at = c + n * *k;
+            let (x, y) = (at.x.round(), at.y.round());
+            let inside = x >= 0.0 && y >= 0.0 && x < depth.width as f64 && y < depth.height as f64;
+            inside && {
+                let d = depth.at(x as usize, y as usize) as f64;
+                d > 0.0 && q.z - d > p.occlusion
+            }
+        })
+    }
+
+    /// The lines of `points` at `pose` ([`lines_at`]) without the occluded ones.
+    fn open_lines(
+        &self,
+        camera: &Camera,
+        pose: &Isometry3<f64>,
+        points: &[SurfacePoint],
+    ) -> (Option<Silhouette>, Vec<LineSeed>) {
+        let (sil, mut lines) = lines_at(&self.params, camera, pose, points);
+        lines.retain(|(q, n, c)| !self.occluded(q, n, c));
+        (sil, lines)
+    }
+
     /// Pixel counts along the lines of the silhouette at `pose`: inside it (foreground) and
     /// outside (background), up to `learn_length` pixels from the contour each way.
     fn count(
@@ -259,7 +306,7 @@ impl RegionFrame {
     ) -> (Vec<f64>, Vec<f64>) {
         let p = &self.params;
         let (mut fg, mut bg) = (vec![0.0; p.n_bins()], vec![0.0; p.n_bins()]);
-        let (Some(sil), lines) = lines_at(p, camera, pose, points) else {
+        let (Some(sil), lines) = self.open_lines(camera, pose, points) else {
             return (fg, bg);
         };
         let steps = p.learn_length.max(1.0) as usize;
@@ -351,7 +398,7 @@ impl RegionFrame {
         let p = &self.params;
         let mut m = RegionModality::empty(camera, chart, p);
         let sigma2 = (p.sigma * s as f64).powi(2) / p.min_variance();
-        let (_, lines) = lines_at(p, camera, &chart.reference, points);
+        let (_, lines) = self.open_lines(camera, &chart.reference, points);
         for (q, n, c) in lines {
             if let Some((mean, var)) = self.distribution(model, &c, &n, s) {
                 m.lines.push(Line {
@@ -369,6 +416,11 @@ impl RegionFrame {
 }
 
 impl FrameTerm for RegionFrame {
+    /// Coarse-to-fine rounds lengthen the correspondence lines' segments.
+    fn searches(&self) -> bool {
+        true
+    }
+
     /// Object `object`'s lines at the chart's reference pose with segments of
     /// `round(widen · s)` pixels (none before its colours are learned).
     fn prepare(
@@ -543,6 +595,7 @@ impl RegionModality {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domains::pose::frame::ImageF32;
     use crate::domains::pose::mesh::Mesh;
     use crate::domains::pose::render::{render, Background, RenderObject, RenderOptions};
     use nalgebra::{Translation3, UnitQuaternion};
@@ -592,6 +645,7 @@ mod tests {
     fn term(params: RegionParams) -> RegionFrame {
         let term = RegionFrame {
             rgb: frame().need_rgb("region").unwrap(),
+            depth: None,
             params,
             memory: Arc::new(ColourMemory::default()),
         };
@@ -699,6 +753,52 @@ mod tests {
         assert!(
             miss < 0.001,
             "scan minimum {miss} m from the truth ({scan:?})"
+        );
+    }
+
+    #[test]
+    fn occluded_lines_are_dropped_and_teach_nothing() {
+        // A depth image with a flat occluder 10 cm in front of the box's left half (the box
+        // stands at 0.4 m): the lines there are dropped, the others kept.
+        let mut f = frame();
+        let (w, h) = (cam().width as usize, cam().height as usize);
+        let data = (0..w * h)
+            .map(|i| if i % w < 80 { 0.3 } else { 0.0 })
+            .collect();
+        f.depth = Some(Arc::new(ImageF32 {
+            width: w,
+            height: h,
+            data,
+        }));
+        let params = RegionParams::default();
+        let open = term(params);
+        let memory = params.memory().unwrap();
+        let hidden = params.prepare_tracked(&f, &memory).unwrap();
+        hidden.learn(&cam(), 0, &truth(), &points());
+        let chart = PoseChart::new(truth(), &Vector3::zeros());
+        let all = modality(&open, truth());
+        let kept = hidden.prepare(&cam(), &chart, 0, &points(), 1.0);
+        let left = all.lines.iter().filter(|l| l.c.x < 80.0 - 4.0).count();
+        assert!(left > 10, "{left} lines on the left");
+        assert!(
+            kept.len() + left <= all.len() && kept.len() > 10,
+            "{} of {}",
+            kept.len(),
+            all.len()
+        );
+        // An occluder behind the object (depth beyond it) hides nothing.
+        let mut behind = frame();
+        behind.depth = Some(Arc::new(ImageF32 {
+            width: w,
+            height: h,
+            data: vec![0.6; w * h],
+        }));
+        let memory = params.memory().unwrap();
+        let t = params.prepare_tracked(&behind, &memory).unwrap();
+        t.learn(&cam(), 0, &truth(), &points());
+        assert_eq!(
+            t.prepare(&cam(), &chart, 0, &points(), 1.0).len(),
+            all.len()
         );
     }
 

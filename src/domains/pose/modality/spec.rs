@@ -78,6 +78,13 @@ pub trait FrameTerm: Send + Sync {
         widen: f64,
     ) -> Box<dyn Modality>;
 
+    /// Whether `widen` sets a correspondence *search range* (region lines: coarse-to-fine rounds
+    /// widen it, ICG's scales) rather than a robust kernel's reach (depth: widened only by the
+    /// particle spread, since a wide kernel lets clutter pull the pose). Default: false.
+    fn searches(&self) -> bool {
+        false
+    }
+
     /// After the frame (and once at the tracker's first frame, before it): object `object`'s
     /// published estimate `pose`, for a modality that learns online from the frame (default:
     /// nothing).

@@ -137,11 +137,16 @@ pub struct TrackerConfig {
     /// Correspondence rounds per frame, at most (≥ 1): each round prepares the modalities about
     /// the current estimate and runs one filter update; the motion prior stays at the prediction.
     pub rounds: usize,
-    /// With several rounds, the first one widens the modalities' robust scales by this factor
-    /// (coarse to fine); later rounds use the spread-based factor alone.
+    /// Coarse-to-fine factor: with several rounds, round `r < round_levels` widens the search
+    /// range of the searching modalities (the region lines' segments) by
+    /// `round_coarse^(round_levels − r)`; later rounds, and the other modalities (the depth
+    /// kernel) in every round, use the spread-based factor alone.
     pub round_coarse: f64,
-    /// A round after the first that moves every estimate by less than this (state units, the
-    /// largest coordinate of the mean update) ends the frame's rounds early.
+    /// Coarse levels before the fine rounds (with the defaults 2 and 3: region segments of
+    /// 16 → 8 → 4 → 2 px, clamped to the modality's largest segment; ICG runs 6-4-2-1).
+    pub round_levels: usize,
+    /// A fine round that moves every estimate by less than this (state units, the largest
+    /// coordinate of the mean update) ends the frame's rounds early.
     pub round_tol: f64,
 }
 
@@ -167,6 +172,7 @@ impl Default for TrackerConfig {
             redetect: None,
             rounds: 1,
             round_coarse: 2.0,
+            round_levels: 3,
             round_tol: 0.1,
         }
     }
@@ -217,12 +223,19 @@ impl TrackerConfig {
     }
 
     /// The modality widening of round `r` (0-based) of a frame with spread factor `f ≥ 1`:
-    /// `f · round_coarse` for the first of several rounds, `f` otherwise.
+    /// `f · round_coarse^(round_levels − r)` while `r < round_levels` and the frame has
+    /// several rounds, `f` otherwise.
     pub(super) fn round_widen(&self, r: usize, f: f64) -> f64 {
-        match self.rounds > 1 && r == 0 {
-            true => f * self.round_coarse.max(1.0),
+        let level = self.round_levels.saturating_sub(r) as i32;
+        match self.rounds > 1 {
+            true => f * self.round_coarse.max(1.0).powi(level),
             false => f,
         }
+    }
+
+    /// Whether round `r` may end the frame early (a fine round: `r ≥ max(1, round_levels)`).
+    pub(super) fn may_stop_after(&self, r: usize) -> bool {
+        r >= self.round_levels.max(1)
     }
 
     /// The images the modalities read.
@@ -257,5 +270,30 @@ impl TrackerConfig {
             }
             None => motion,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rounds_run_coarse_to_fine_and_stop_early_only_when_fine() {
+        let c = TrackerConfig::default().with_rounds(8).unwrap();
+        // round_coarse 2, 3 levels: widening 8, 4, 2, then the spread factor alone.
+        let widen: Vec<f64> = (0..6).map(|r| c.round_widen(r, 1.5)).collect();
+        assert_eq!(widen, vec![12.0, 6.0, 3.0, 1.5, 1.5, 1.5]);
+        assert!(!(0..3).any(|r| c.may_stop_after(r)));
+        assert!(c.may_stop_after(3));
+        // One round: no coarse level (the round sees the spread factor only).
+        let one = TrackerConfig::default();
+        assert_eq!(one.round_widen(0, 1.5), 1.5);
+        // No levels: the first round is fine and the second may stop.
+        let flat = TrackerConfig {
+            round_levels: 0,
+            ..c
+        };
+        assert_eq!(flat.round_widen(0, 1.0), 1.0);
+        assert!(!flat.may_stop_after(0) && flat.may_stop_after(1));
     }
 }

@@ -17,9 +17,10 @@
 //! 5. **Rounds**: steps 2–4 repeat up to [`TrackerConfig::rounds`] times per frame, each round
 //!    preparing the modalities about the last round's estimate (new correspondences) with the
 //!    motion prior kept at the prediction, `½|(x − c)/s|²`, `c = D⁻¹ chart(T_r).coords(T̂_k)`, and
-//!    no further process noise; the first of several rounds widens the robust scales by
-//!    [`TrackerConfig::round_coarse`], and a later round that moves the estimate by less than
-//!    [`TrackerConfig::round_tol`] (state units) ends the frame.
+//!    no further process noise; the first [`TrackerConfig::round_levels`] of several rounds
+//!    widen the length scales by powers of [`TrackerConfig::round_coarse`] (coarse to fine), and
+//!    a fine round that moves the estimate by less than [`TrackerConfig::round_tol`] (state
+//!    units) ends the frame.
 //! 6. **Judge** each object: its detection loss at the estimate gives the tracking quality and the
 //!    lost flag ([`FrameOutput::quality`], [`FrameOutput::lost`]); a lost object is re-detected
 //!    when [`TrackerConfig::redetect`] is on.
@@ -317,7 +318,8 @@ impl Tracker {
         for round in 0..self.config.rounds.max(1) {
             let terms = (members.iter().enumerate())
                 .map(|(j, &k)| {
-                    let widen = self.config.round_widen(round, self.widen(spreads[j]));
+                    let f = self.widen(spreads[j]);
+                    let widen = (f, self.config.round_widen(round, f));
                     let mut t =
                         self.object_terms_widened(k, &charts[j], frame, maps, widen, first)?;
                     if round > 0 {
@@ -344,7 +346,7 @@ impl Tracker {
             }
             let moved = self.estimate_round(&members, &mut charts, &mut f, &diag, out);
             filter = Some(f);
-            if round > 0 && moved < self.config.round_tol {
+            if self.config.may_stop_after(round) && moved < self.config.round_tol {
                 break;
             }
         }
@@ -499,7 +501,8 @@ impl Tracker {
         spread: f64,
         first: bool,
     ) -> Result<ObjectTerms> {
-        self.object_terms_widened(k, chart, frame, maps, self.widen(spread), first)
+        let f = self.widen(spread);
+        self.object_terms_widened(k, chart, frame, maps, (f, f), first)
     }
 
     /// The modality widening `f = max(1, spread / coarse_scale)` for a particle `spread` (m).
@@ -507,20 +510,25 @@ impl Tracker {
         (spread / self.config.coarse_scale).max(1.0)
     }
 
-    /// As [`Tracker::object_terms`] with the modalities widened by `f` directly.
+    /// As [`Tracker::object_terms`] with the modalities widened directly: `(f, search)`, the
+    /// searching modalities ([`FrameTerm::searches`]) by `search` (the round's coarse-to-fine
+    /// level), the others by `f`.
     fn object_terms_widened(
         &self,
         k: usize,
         chart: &PoseChart,
         frame: &RgbdFrame,
         maps: &FrameMaps,
-        f: f64,
+        (f, search): (f64, f64),
         first: bool,
     ) -> Result<ObjectTerms> {
         let c = &self.config;
         let pts = &self.objects[k].points;
         let modalities = (maps.terms.iter())
-            .map(|m| (1.0, m.prepare(&frame.camera, chart, k, pts, f)))
+            .map(|m| {
+                let widen = if m.searches() { search } else { f };
+                (1.0, m.prepare(&frame.camera, chart, k, pts, widen))
+            })
             .collect();
         let d = c.scale(self.objects[k].radius);
         let process = if first {
