@@ -337,7 +337,7 @@ particles = 10
 fn tracker_tables_take_rounds_redetect_and_the_newton_filters() {
     let text = GOOD.replace(
         "filter = \"sir\"\nparticles = 20",
-        "filter = \"gn\"\nparticles = 20\nrounds = 4\nredetect = true",
+        "filter = \"gn\"\nparticles = 20\nrounds = 4\nredetect = true\nmotion = \"best_of\"",
     );
     let l = launch::load_str(Path::new("good.toml"), &text, &[]).unwrap();
     let plain = l.tracker_config(&l.file.tracker[0]).unwrap();
@@ -345,6 +345,9 @@ fn tracker_tables_take_rounds_redetect_and_the_newton_filters() {
     let gn = l.tracker_config(&l.file.tracker[1]).unwrap();
     assert_eq!((gn.rounds, gn.redetect.is_some()), (4, true));
     assert_eq!(gn.particles_per_filter(), 1);
+    assert_eq!(gn.motion, hdpf::domains::pose::tracker::MotionModel::BestOf);
+    let e = err(&text.replace("best_of", "best"), &[]);
+    assert!(e.contains("motion") && e.contains("best_of"), "{e}");
     let e = err(&text.replace("rounds = 4", "rounds = 0"), &[]);
     assert!(
         e.contains("tracker[1].rounds") && e.contains("1..=20"),

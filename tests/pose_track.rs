@@ -79,6 +79,7 @@ fn track_args(root: &Path, out: &Path) -> TrackArgs {
         init_noise: None,
         init_results: None,
         rounds: 1,
+        motion: "random_walk".into(),
         redetect: "off".into(),
         joint: false,
         seed: 0,

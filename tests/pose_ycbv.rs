@@ -25,6 +25,7 @@ fn args(root: &Path, split: &str, scene: u32) -> TrackArgs {
         init_noise: None,
         init_results: None,
         rounds: 1,
+        motion: "random_walk".into(),
         redetect: "off".into(),
         joint: false,
         seed: 0,

@@ -39,6 +39,10 @@ pub struct TrackArgs {
     /// the current estimate and runs one filter update, coarse to fine.
     #[arg(long, default_value_t = 1)]
     pub rounds: usize,
+    /// Motion prediction: `random_walk`, `constant_velocity`, or `best_of` (both, each refined
+    /// by the rounds, the better data fit kept: for fast, jerky motion with several rounds)
+    #[arg(long, default_value = "random_walk")]
+    pub motion: String,
     /// Re-detection after loss: `on` or `off` (off by default: with the default depth modality it
     /// raised mean ADD from 62 to 248 mm on the fast synthetic sequences and from 2.9 to 18 mm on
     /// ycbv-mini test/49 — a pose in empty space, where depth is missing, scores as a perfect fit).
@@ -158,6 +162,7 @@ pub fn config_from_args(args: &TrackArgs) -> Result<TrackerConfig> {
         .with_init_noise(noise)
         .with_rounds(args.rounds)?;
     c.joint = args.joint;
+    c.motion = args.motion.parse()?;
     c.redetect = (args.redetect == "on").then(RedetectConfig::default);
     Ok(c)
 }

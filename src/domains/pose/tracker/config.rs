@@ -16,19 +16,39 @@ pub enum MotionModel {
     RandomWalk,
     /// Repeat the last frame-to-frame increment.
     ConstantVelocity,
+    /// Both predictions, each refined by the frame's rounds; the one whose refined poses the
+    /// modalities fit better (lower data loss, motion prior excluded) is kept. Costs two
+    /// refinements per frame; holds sustained motion (constant velocity) and stops and jerks
+    /// (random walk) alike.
+    BestOf,
+}
+
+impl MotionModel {
+    /// The predictions to refine: both for [`MotionModel::BestOf`] once a previous pose exists
+    /// (`has_previous`), else the model itself.
+    pub fn candidates(self, has_previous: bool) -> &'static [MotionModel] {
+        match (self, has_previous) {
+            (MotionModel::BestOf, true) => {
+                &[MotionModel::RandomWalk, MotionModel::ConstantVelocity]
+            }
+            (MotionModel::RandomWalk | MotionModel::BestOf, _) => &[MotionModel::RandomWalk],
+            (MotionModel::ConstantVelocity, _) => &[MotionModel::ConstantVelocity],
+        }
+    }
 }
 
 impl FromStr for MotionModel {
     type Err = Error;
-    /// `random_walk` or `constant_velocity`.
+    /// `random_walk`, `constant_velocity` or `best_of`.
     fn from_str(s: &str) -> Result<Self> {
         match s {
             "random_walk" => Ok(MotionModel::RandomWalk),
             "constant_velocity" => Ok(MotionModel::ConstantVelocity),
+            "best_of" => Ok(MotionModel::BestOf),
             other => Err(Error::param(
                 "motion",
                 other,
-                "expected random_walk or constant_velocity",
+                "expected random_walk, constant_velocity or best_of",
             )),
         }
     }
@@ -276,6 +296,17 @@ impl TrackerConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn best_of_refines_both_predictions_once_there_is_a_velocity() {
+        use MotionModel::*;
+        assert_eq!(BestOf.candidates(true), &[RandomWalk, ConstantVelocity]);
+        assert_eq!(BestOf.candidates(false), &[RandomWalk]);
+        assert_eq!(ConstantVelocity.candidates(true), &[ConstantVelocity]);
+        assert_eq!("best_of".parse::<MotionModel>().unwrap(), BestOf);
+        let e = "best".parse::<MotionModel>().unwrap_err().to_string();
+        assert!(e.contains("motion") && e.contains("best_of"), "{e}");
+    }
 
     #[test]
     fn rounds_run_coarse_to_fine_and_stop_early_only_when_fine() {

@@ -130,6 +130,13 @@ struct Group {
     filter: Option<Filter>,
 }
 
+/// One motion candidate's frame: its prediction, the refined charts and the filter after them.
+struct Refined {
+    predicted: Vec<PoseChart>,
+    charts: Vec<PoseChart>,
+    filter: Option<Filter>,
+}
+
 /// The result of one frame.
 #[derive(Clone, Debug)]
 pub struct FrameOutput {
@@ -312,9 +319,75 @@ impl Tracker {
             .enumerate()
             .map(|(j, &k)| self.spread(g, j, k))
             .collect();
-        let predicted: Vec<PoseChart> = members.iter().map(|&k| self.predicted_chart(k)).collect();
+        let base = self.groups[g].filter.take();
+        let motions = self
+            .config
+            .motion
+            .candidates(self.states[members[0]].previous.is_some());
+        let mut best: Option<(f64, Refined)> = None;
+        for &motion in motions {
+            let predicted: Vec<PoseChart> = (members.iter())
+                .map(|&k| self.predicted_chart(k, motion))
+                .collect();
+            let mut trial = out.clone();
+            let input = (g, &members[..], &spreads[..], first);
+            let r = self.run_rounds(input, predicted, base.clone(), frame, maps, &mut trial)?;
+            let fit = match motions.len() {
+                1 => 0.0,
+                _ => self.data_fit(&members, &r.charts, frame, maps),
+            };
+            if best.as_ref().is_none_or(|(b, _)| fit < *b) {
+                *out = trial;
+                best = Some((fit, r));
+            }
+        }
+        let Some((
+            _,
+            Refined {
+                predicted,
+                charts,
+                filter,
+            },
+        )) = best
+        else {
+            return Err(Error::param("motion", "none", "no motion candidate"));
+        };
+        self.groups[g].filter = filter;
+        for (j, &k) in members.iter().enumerate() {
+            let st = &mut self.states[k];
+            st.previous = Some(st.estimate);
+            st.estimate = charts[j].reference;
+            out.spread[k] = spreads[j];
+        }
+        let rd = self.config.redetect;
+        for (j, &k) in members.iter().enumerate() {
+            let judge = rd.unwrap_or_default();
+            let lost = self.judge(k, &judge, frame, maps)?;
+            if let (true, Some(rd)) = (lost, rd) {
+                let centre = predicted[j].pose(&Vector6::zeros());
+                out.redetected[k] = self.redetect(g, j, k, &centre, &rd, frame, maps)?;
+            }
+            out.lost[k] = lost && !out.redetected[k];
+            out.quality[k] = self.states[k].quality;
+            if !out.lost[k] {
+                self.learn(k, frame, maps);
+            }
+        }
+        Ok(())
+    }
+
+    /// The correspondence rounds of one frame for group `g` from the `predicted` charts
+    /// (module docs, steps 2–5), starting from `filter` (built at the first frame).
+    fn run_rounds(
+        &self,
+        (g, members, spreads, first): (usize, &[usize], &[f64], bool),
+        predicted: Vec<PoseChart>,
+        mut filter: Option<Filter>,
+        frame: &RgbdFrame,
+        maps: &FrameMaps,
+        out: &mut FrameOutput,
+    ) -> Result<Refined> {
         let mut charts = predicted.clone();
-        let mut filter = self.groups[g].filter.take();
         for round in 0..self.config.rounds.max(1) {
             let terms = (members.iter().enumerate())
                 .map(|(j, &k)| {
@@ -344,34 +417,37 @@ impl Tracker {
             for _ in 0..updates {
                 diag = f.update(&model)?;
             }
-            let moved = self.estimate_round(&members, &mut charts, &mut f, &diag, out);
+            let moved = self.estimate_round(members, &mut charts, &mut f, &diag, out);
             filter = Some(f);
             if self.config.may_stop_after(round) && moved < self.config.round_tol {
                 break;
             }
         }
-        self.groups[g].filter = filter;
-        for (j, &k) in members.iter().enumerate() {
-            let st = &mut self.states[k];
-            st.previous = Some(st.estimate);
-            st.estimate = charts[j].reference;
-            out.spread[k] = spreads[j];
-        }
-        let rd = self.config.redetect;
-        for (j, &k) in members.iter().enumerate() {
-            let judge = rd.unwrap_or_default();
-            let lost = self.judge(k, &judge, frame, maps)?;
-            if let (true, Some(rd)) = (lost, rd) {
-                let centre = predicted[j].pose(&Vector6::zeros());
-                out.redetected[k] = self.redetect(g, j, k, &centre, &rd, frame, maps)?;
-            }
-            out.lost[k] = lost && !out.redetected[k];
-            out.quality[k] = self.states[k].quality;
-            if !out.lost[k] {
-                self.learn(k, frame, maps);
-            }
-        }
-        Ok(())
+        Ok(Refined {
+            predicted,
+            charts,
+            filter,
+        })
+    }
+
+    /// How well the modalities fit the members at `charts` (their summed data loss at the fine
+    /// scale, without the motion prior): lower is better, comparable between predictions.
+    fn data_fit(
+        &self,
+        members: &[usize],
+        charts: &[PoseChart],
+        frame: &RgbdFrame,
+        maps: &FrameMaps,
+    ) -> f64 {
+        let zero = Vector6::zeros();
+        (members.iter().zip(charts))
+            .filter_map(|(&k, chart)| self.object_terms(k, chart, frame, maps, 0.0, false).ok())
+            .flat_map(|t| {
+                t.modalities
+                    .into_iter()
+                    .map(move |(w, m)| w * m.loss(&zero))
+            })
+            .sum()
     }
 
     /// Let every modality learn from object `k`'s current estimate in `frame`
@@ -458,11 +534,11 @@ impl Tracker {
     }
 
     /// Reference chart of object `k` for this frame (motion-model prediction).
-    fn predicted_chart(&self, k: usize) -> PoseChart {
+    fn predicted_chart(&self, k: usize, motion: MotionModel) -> PoseChart {
         let st = &self.states[k];
         let centre = &self.objects[k].centre;
         let here = PoseChart::new(st.estimate, centre);
-        match (self.config.motion, st.previous) {
+        match (motion, st.previous) {
             (MotionModel::ConstantVelocity, Some(prev)) => {
                 let v = PoseChart::new(prev, centre).coords(&st.estimate)
                     * self.config.velocity_damping;
@@ -697,12 +773,17 @@ mod tests {
 
     /// A tilted box seen by a 320×240 camera: its rendered depth, the object and its pose.
     fn rendered_box() -> (RgbdFrame, ObjectModel, Isometry3<f64>) {
-        use crate::domains::pose::render::{render, RenderObject, RenderOptions};
-        let mesh = Mesh::cuboid(0.06, 0.04, 0.05).unwrap();
         let pose = Isometry3::new(
             Vector3::new(0.01, -0.005, 0.45),
             Vector3::new(0.5, -0.6, 0.3),
         );
+        rendered_box_at(pose)
+    }
+
+    /// The box of [`rendered_box`] rendered (depth only) at `pose`.
+    fn rendered_box_at(pose: Isometry3<f64>) -> (RgbdFrame, ObjectModel, Isometry3<f64>) {
+        use crate::domains::pose::render::{render, RenderObject, RenderOptions};
+        let mesh = Mesh::cuboid(0.06, 0.04, 0.05).unwrap();
         let k = [500.0, 0.0, 160.0, 0.0, 500.0, 120.0, 0.0, 0.0, 1.0];
         let camera = Camera::from_k(&k, 320, 240).unwrap();
         let object = RenderObject {
@@ -735,7 +816,7 @@ mod tests {
         let (frame, object, pose) = rendered_box();
         let tracker = Tracker::new(TrackerConfig::default(), vec![object], vec![pose]).unwrap();
         let maps = FrameMaps::prepare(&tracker.config, &tracker.memories, &frame).unwrap();
-        let chart = tracker.predicted_chart(0);
+        let chart = tracker.predicted_chart(0, MotionModel::RandomWalk);
         let terms = (tracker.object_terms(0, &chart, &frame, &maps, 0.0, false)).unwrap();
         let model = ObservationModel {
             objects: vec![terms],
@@ -790,6 +871,45 @@ mod tests {
                 assert!(out.quality[0] > 0.9 && !out.lost[0], "{kind}: {out:?}");
             }
         }
+    }
+
+    /// A box sliding sideways at 12 mm per frame (13 px) in its rendered depth, `gn` with 4
+    /// rounds: the random-walk prediction lags (its motion prior, σ 5 mm, holds the estimate
+    /// back; measured 0.31 mm behind at the last frame), while `best_of` refines the
+    /// constant-velocity prediction too and keeps it once the motion is sustained (measured
+    /// 4 µm). Deterministic rendering and one hypothesis, so the bounds are plain comparisons:
+    /// best_of within 50 µm and at least 10× closer than the random walk.
+    #[test]
+    fn best_of_keeps_the_constant_velocity_prediction_for_sustained_motion() {
+        let start = Isometry3::new(
+            Vector3::new(-0.03, -0.005, 0.45),
+            Vector3::new(0.5, -0.6, 0.3),
+        );
+        let at = |t: usize| {
+            let mut p = start;
+            p.translation.vector.x += 0.012 * t as f64;
+            p
+        };
+        let frames: Vec<_> = (0..7).map(|t| rendered_box_at(at(t))).collect();
+        let mut last = Vec::new();
+        for motion in [MotionModel::RandomWalk, MotionModel::BestOf] {
+            let mut config = TrackerConfig::new(FilterKind::Gn, 1, 0)
+                .with_rounds(4)
+                .unwrap();
+            config.motion = motion;
+            let object = frames[0].1.clone();
+            let mut tracker = Tracker::new(config, vec![object], vec![start]).unwrap();
+            let mut err = 0.0;
+            for (t, (frame, _, _)) in frames.iter().enumerate() {
+                let out = tracker.step(frame).unwrap();
+                err = (out.poses[0].translation.vector - at(t).translation.vector).norm();
+            }
+            last.push(err);
+        }
+        assert!(
+            last[1] < 5e-5 && 10.0 * last[1] < last[0],
+            "random walk, best_of: {last:?} m"
+        );
     }
 
     #[test]
