@@ -276,11 +276,10 @@ impl RegionFrame {
         [-p.occlusion_px, 0.0, p.occlusion_px].iter().any(|k| {
             let at = c + n * *k;
             let (x, y) = (at.x.round(), at.y.round());
-            let inside = x >= 0.0 && y >= 0.0 && x < depth.width as f64 && y < depth.height as f64;
-            inside && {
-                let d = depth.at(x as usize, y as usize) as f64;
-                d > 0.0 && q.z - d > p.occlusion
-            }
+            (x >= 0.0 && y >= 0.0)
+                .then(|| depth.depth_at(x as usize, y as usize))
+                .flatten()
+                .is_some_and(|d| q.z - d as f64 > p.occlusion)
         })
     }
 

@@ -324,34 +324,39 @@ impl Tracker {
             .config
             .motion
             .candidates(self.states[members[0]].previous.is_some());
-        let mut best: Option<(f64, Refined)> = None;
-        for &motion in motions {
-            let predicted: Vec<PoseChart> = (members.iter())
+        let input = (g, &members[..], &spreads[..], first);
+        let predict = |motion| -> Vec<PoseChart> {
+            (members.iter())
                 .map(|&k| self.predicted_chart(k, motion))
-                .collect();
-            let mut trial = out.clone();
-            let input = (g, &members[..], &spreads[..], first);
-            let r = self.run_rounds(input, predicted, base.clone(), frame, maps, &mut trial)?;
-            let fit = match motions.len() {
-                1 => 0.0,
-                _ => self.data_fit(&members, &r.charts, frame, maps),
-            };
-            if best.as_ref().is_none_or(|(b, _)| fit < *b) {
-                *out = trial;
-                best = Some((fit, r));
+                .collect()
+        };
+        // The first prediction runs straight into `out` with the filter itself; only further
+        // candidates pay for a copy of the filter and the output.
+        let base_copy = (motions.len() > 1).then(|| base.clone());
+        let mut best = self.run_rounds(input, predict(motions[0]), base, frame, maps, out)?;
+        if let Some(base) = base_copy {
+            let mut best_fit = self.data_fit(&members, &best.charts, frame, maps);
+            for &motion in &motions[1..] {
+                let mut trial = out.clone();
+                let r = self.run_rounds(
+                    input,
+                    predict(motion),
+                    base.clone(),
+                    frame,
+                    maps,
+                    &mut trial,
+                )?;
+                let fit = self.data_fit(&members, &r.charts, frame, maps);
+                if fit < best_fit {
+                    (best, best_fit, *out) = (r, fit, trial);
+                }
             }
         }
-        let Some((
-            _,
-            Refined {
-                predicted,
-                charts,
-                filter,
-            },
-        )) = best
-        else {
-            return Err(Error::param("motion", "none", "no motion candidate"));
-        };
+        let Refined {
+            predicted,
+            charts,
+            filter,
+        } = best;
         self.groups[g].filter = filter;
         for (j, &k) in members.iter().enumerate() {
             let st = &mut self.states[k];
