@@ -2,7 +2,7 @@
 
 use crate::core::filter::resample::Scheme;
 use crate::core::filter::step::*;
-use crate::core::filter::step::{EnsembleConfig, NewtonConfig, Shrinkage};
+use crate::core::filter::step::{EnsembleConfig, NewtonConfig, Shrinkage, Space};
 use serde::{Deserialize, Serialize};
 
 /// Parameters of a gradient flow (`rfpf`, `grad`): the move's time step and its sub-stepping.
@@ -173,6 +173,9 @@ pub struct NewtonParams {
     /// Halvings of a step whose mean loss rises (0: none).
     #[serde(default)]
     pub backtrack: usize,
+    /// Where the move is computed: `"auto"`, `"state"` or `"ensemble"` ([`Space`]).
+    #[serde(default)]
+    pub space: Space,
 }
 
 fn default_shrinkage() -> Shrinkage {
@@ -198,6 +201,7 @@ impl Default for NewtonParams {
             floor: c.floor,
             pair: true,
             backtrack: c.backtrack,
+            space: c.space,
         }
     }
 }
@@ -212,6 +216,7 @@ impl NewtonParams {
             floor: self.floor,
             pair: self.pair.then(PairConfig::default),
             backtrack: self.backtrack,
+            space: self.space,
         }
     }
 }
@@ -257,6 +262,7 @@ impl GnParams {
             floor: Some(self.floor),
             pair: None,
             backtrack: self.backtrack,
+            space: Space::Auto,
         }
     }
 }

@@ -202,7 +202,8 @@ fn square_root_state(
         .inverse();
     let ht_rinv = obs.h.transpose() * &r_inv;
     let j = &ht_rinv * &obs.h;
-    let (p, t1) = posterior_and_transform(&prior, &cloud.covariance(), &j, n, t)?;
+    let (p, t1) =
+        posterior_and_transform(&prior, &cloud.covariance(), &j, n, cloud.offsets.nrows(), t)?;
     let mean = &cloud.mean + &p * &ht_rinv * (&obs.y - &obs.h * &cloud.mean);
     Ok(positions(&mean, &(t1 * &cloud.offsets)))
 }

@@ -12,6 +12,7 @@
 //! two dispatchers below.
 
 mod ensemble_kalman;
+mod ensemble_space;
 mod gradient_move;
 mod jitter;
 mod newton_move;
@@ -23,7 +24,7 @@ mod svgd;
 
 pub use ensemble_kalman::{Analysis, EnsembleConfig};
 pub use gradient_move::{MoveConfig, PairConfig, StepSize, Substeps};
-pub use newton_move::NewtonConfig;
+pub use newton_move::{NewtonConfig, Space};
 pub use resample::{ResampleConfig, ResampleWhen};
 pub use reweight::Reweight;
 pub use shrinkage::{Shrinkage, ShrinkageRule};

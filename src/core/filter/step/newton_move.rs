@@ -54,6 +54,7 @@
 //! pair sum is taken among the `z_i` with the paper's kernel (`ε = (γ/C_m)^{1/(2−m)}`, strength
 //! `(m−2)/ε²·L̃_i`) and mapped back: `π_i = L · ((m−2)/ε²) · L̃_i · S_i(z)`.
 
+use super::ensemble_space::{self, Subspace};
 use super::shrinkage::{shrunk, Shrinkage};
 use super::{gradient_move::evaluate_with_gradients, PairConfig, SetCtx};
 use crate::core::error::{Error, Result};
@@ -78,6 +79,23 @@ pub struct NewtonConfig {
     pub pair: Option<PairConfig>,
     /// How many times a move whose mean loss rises is retried at half the step (0: never).
     pub backtrack: usize,
+    /// Where the move is computed: the state space or the ensemble space ([`Space`]).
+    pub space: Space,
+}
+
+/// Where the Newton move is computed (the same move either way, up to rounding; see
+/// [`ensemble_space`](super::ensemble_space)).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Space {
+    /// The ensemble space when the model gives a linear observation and `2n + k ≤ m/2`, else the
+    /// state space.
+    #[default]
+    Auto,
+    /// Always the state space (`m × m` matrices, refused beyond the memory budget).
+    State,
+    /// Always the ensemble space (refused for a model without a linear observation).
+    Ensemble,
 }
 
 impl Default for NewtonConfig {
@@ -96,6 +114,7 @@ impl Default for NewtonConfig {
             floor: None,
             pair: None,
             backtrack: 0,
+            space: Space::Auto,
         }
     }
 }
@@ -154,31 +173,35 @@ pub(super) fn set<M: Model + ?Sized>(cfg: &NewtonConfig, model: &M, cx: &mut Set
         cloud.offsets *= cfg.inflation;
         cx.set_positions(&positions(&cloud.mean, &cloud.offsets), "inflated state")?;
     }
-    let sigma = cloud.covariance();
-    let floor = cfg.floor.unwrap_or(sigma.trace() / m as f64);
-    if !(floor > 0.0 && floor.is_finite()) {
-        return Err(Error::param(
-            "floor",
-            floor,
-            "the cloud has no spread: give rfpf-newton a positive floor s",
-        ));
-    }
-    let prior = shrunk(&sigma, cfg.shrinkage.alpha(&sigma, n), floor);
-    let curvature = curvature_at(model, cloud.mean.as_slice(), cx.t)?;
-    let (p, t1) = posterior_and_transform(&prior, &sigma, &curvature, n, cx.t)?;
     let mut grads = std::mem::take(&mut cx.buffers.0);
     grads.resize(n * m, 0.0);
     let losses = evaluate_with_gradients(model, cx.particles, &mut grads, cx.t);
     let result = losses.and_then(|losses| {
         let g = DMatrix::from_column_slice(m, n, &grads);
-        let pair = pair_displacements(cfg.pair, cx.particles.as_slice(), &losses, &p, n, m)?;
+        let co = Coordinates::of(cfg.space, model, cloud, g, cx.t)?;
+        let sigma = co.cloud.covariance();
+        let floor = cfg.floor.unwrap_or(sigma.trace() / m as f64);
+        if !(floor > 0.0 && floor.is_finite()) {
+            return Err(Error::param(
+                "floor",
+                floor,
+                "the cloud has no spread: give rfpf-newton a positive floor s",
+            ));
+        }
+        let prior = shrunk(&sigma, cfg.shrinkage.alpha_at(&sigma, n, m), floor);
+        let (p, t1) = posterior_and_transform(&prior, &sigma, &co.j, n, m, cx.t)?;
+        let pair = match &co.basis {
+            None => {
+                let x = DMatrix::from_column_slice(m, n, cx.particles.as_slice());
+                pair_displacements(cfg.pair, &x, None, &losses, &p, m)?
+            }
+            Some(b) => pair_displacements(cfg.pair, &co.cloud.offsets, Some(b), &losses, &p, m)?,
+        };
         let step = Move {
-            cloud: &cloud,
+            co: &co,
             prior: &prior,
             p: &p,
             t1: &t1,
-            j: &curvature,
-            g: &g,
             pair: &pair,
         };
         let mut eta = cfg.eta;
@@ -199,14 +222,86 @@ pub(super) fn set<M: Model + ?Sized>(cfg: &NewtonConfig, model: &M, cx: &mut Set
     result
 }
 
+/// The coordinates the move runs in: the state space itself (`basis = None`), or the ensemble
+/// space of [`Subspace`] (cloud mean 0 there, `origin` the state-space mean).
+struct Coordinates {
+    basis: Option<Subspace>,
+    origin: DVector<f64>,
+    cloud: Cloud,
+    /// The particles' loss gradients (columns).
+    g: DMatrix<f64>,
+    /// `J̄`, symmetric.
+    j: DMatrix<f64>,
+}
+
+impl Coordinates {
+    /// The ensemble space when `space` asks for it, or (`auto`) when the model gives a linear
+    /// observation and it pays off ([`ensemble_space::worth_it`]); else the state space (refused
+    /// when its `m × m` matrices do not fit the memory budget) with `J̄ = J(μ)` from the model.
+    fn of<M: Model + ?Sized>(
+        space: Space,
+        model: &M,
+        cloud: Cloud,
+        g: DMatrix<f64>,
+        t: usize,
+    ) -> Result<Self> {
+        let (m, n) = cloud.offsets.shape();
+        let obs = match space {
+            Space::State => None,
+            Space::Auto if !ensemble_space::worth_it(m, n, 0) => None,
+            Space::Auto => (model.linear_observation())
+                .filter(|o| ensemble_space::worth_it(m, n, o.h.nrows())),
+            Space::Ensemble => Some(model.linear_observation().ok_or_else(|| {
+                Error::param(
+                    "space",
+                    "ensemble",
+                    "needs the model's linear observation (Model::linear_observation), which this model does not give",
+                )
+            })?),
+        };
+        if let Some(obs) = obs {
+            let basis = Subspace::of(&cloud.offsets, &g, &obs)?;
+            let offsets = basis.reduce(&cloud.offsets);
+            return Ok(Self {
+                origin: cloud.mean,
+                cloud: Cloud {
+                    mean: DVector::zeros(basis.rank()),
+                    offsets,
+                },
+                g: basis.reduce(&g),
+                j: basis.curvature(),
+                basis: Some(basis),
+            });
+        }
+        ensemble_space::check_dense(m)?;
+        let j = curvature_at(model, cloud.mean.as_slice(), t)?;
+        Ok(Self {
+            basis: None,
+            origin: cloud.mean.clone(),
+            cloud,
+            g,
+            j,
+        })
+    }
+
+    /// Positions (row-major `n × m`) from a mean and offsets in these coordinates.
+    fn positions(&self, mean: &DVector<f64>, offsets: &DMatrix<f64>) -> Vec<f64> {
+        match &self.basis {
+            None => positions(mean, offsets),
+            Some(b) => {
+                let lifted = b.lift(&DMatrix::from_column_slice(mean.len(), 1, mean.as_slice()));
+                positions(&(&self.origin + lifted.column(0)), &b.lift(offsets))
+            }
+        }
+    }
+}
+
 /// The quantities of one move, for trying it at several step sizes.
 struct Move<'a> {
-    cloud: &'a Cloud,
+    co: &'a Coordinates,
     prior: &'a DMatrix<f64>,
     p: &'a DMatrix<f64>,
     t1: &'a DMatrix<f64>,
-    j: &'a DMatrix<f64>,
-    g: &'a DMatrix<f64>,
     pair: &'a DMatrix<f64>,
 }
 
@@ -216,23 +311,24 @@ impl Move<'_> {
     fn positions(&self, eta: f64) -> Vec<f64> {
         let (mean, linear, mut offsets) = self.mean_and_offsets(eta);
         bound_spread(&mut offsets, &linear, self.prior);
-        positions(&mean, &offsets)
+        self.co.positions(&mean, &offsets)
     }
 
     /// The new mean, the linear part `T_η D` of the offsets and the offsets before the spread
     /// bound, at step fraction `eta`.
     fn mean_and_offsets(&self, eta: f64) -> (DVector<f64>, DMatrix<f64>, DMatrix<f64>) {
-        let m = self.g.nrows();
-        let g_mean = self.g.column_mean();
+        let (g, j, cloud) = (&self.co.g, &self.co.j, &self.co.cloud);
+        let m = g.nrows();
+        let g_mean = g.column_mean();
         let pair_mean = self.pair.column_mean();
-        let mean = &self.cloud.mean - (self.p * &g_mean + &pair_mean) * eta;
+        let mean = &cloud.mean - (self.p * &g_mean + &pair_mean) * eta;
         let t = DMatrix::identity(m, m) * (1.0 - eta) + self.t1 * eta;
         // Residuals g_i − ḡ − J d_i of the per-particle gradients from the linear prediction.
-        let mut resid = self.g - self.j * &self.cloud.offsets;
+        let mut resid = g - j * &cloud.offsets;
         resid.column_iter_mut().for_each(|mut c| c -= &g_mean);
         let mut pair_dev = self.pair.clone();
         pair_dev.column_iter_mut().for_each(|mut c| c -= &pair_mean);
-        let linear = &t * &self.cloud.offsets;
+        let linear = &t * &cloud.offsets;
         let offsets = &linear - (self.p * resid + pair_dev) * eta;
         (mean, linear, offsets)
     }
@@ -320,12 +416,14 @@ fn curvature_at<M: Model + ?Sized>(model: &M, mean: &[f64], t: usize) -> Result<
 }
 
 /// `P = (Σ̂_α⁻¹ + J)⁻¹` and `T₁ = P^{1/2} Σ̂_b^{−1/2}` (`Σ̂_b = Σ̂` when positive definite and
-/// `n > m`, else `Σ̂_α`).
+/// `n > m`, else `Σ̂_α`), for a state of dimension `m` (the matrices' own size, or larger in the
+/// ensemble space).
 pub(super) fn posterior_and_transform(
     prior: &DMatrix<f64>,
     sigma: &DMatrix<f64>,
     j: &DMatrix<f64>,
     n: usize,
+    m: usize,
     t: usize,
 ) -> Result<(DMatrix<f64>, DMatrix<f64>)> {
     let singular =
@@ -339,7 +437,6 @@ pub(super) fn posterior_and_transform(
         .cholesky()
         .ok_or_else(|| singular("Σ̂_α⁻¹ + J"))?
         .inverse();
-    let m = p.nrows();
     let base = match n > m && sigma.clone().cholesky().is_some() {
         true => sigma,
         false => prior,
@@ -358,18 +455,22 @@ pub(super) fn sym_power(a: &DMatrix<f64>, q: f64) -> DMatrix<f64> {
     &eig.eigenvectors * DMatrix::from_diagonal(&d) * eig.eigenvectors.transpose()
 }
 
-/// The pair displacements `π_i` (columns, `m × n`) in the `P` metric; zeros without a pair term.
+/// The pair displacements `π_i` (columns) in the `P` metric; zeros without a pair term. `x` holds
+/// the particles (columns; in the ensemble space their offsets in the basis `space`, where the
+/// whitened points are lifted to the state space for the kernel, whose exponent is the state
+/// dimension `m`, and the sums brought back).
 fn pair_displacements(
     pair: Option<PairConfig>,
-    x: &[f64],
+    x: &DMatrix<f64>,
+    space: Option<&Subspace>,
     losses: &[f64],
     p: &DMatrix<f64>,
-    n: usize,
     m: usize,
 ) -> Result<DMatrix<f64>> {
     let Some(cfg) = pair else {
-        return Ok(DMatrix::zeros(m, n));
+        return Ok(DMatrix::zeros(x.nrows(), x.ncols()));
     };
+    let n = x.ncols();
     let l = p
         .clone()
         .cholesky()
@@ -377,8 +478,9 @@ fn pair_displacements(
         .l();
     let eps = interaction::epsilon(cfg.gamma.unwrap_or(0.1 * n as f64), m)?;
     let z = l
-        .solve_lower_triangular(&DMatrix::from_column_slice(m, n, x))
+        .solve_lower_triangular(x)
         .ok_or_else(|| Error::Other("P's Cholesky factor is singular".into()))?;
+    let z = space.map_or(z.clone(), |b| b.lift(&z));
     let mut sums = vec![0.0; n * m];
     interaction::pair_sums(z.as_slice(), n, m, eps, &mut sums);
     let mean = losses.iter().sum::<f64>() / n as f64;
@@ -387,6 +489,7 @@ fn pair_displacements(
     for (mut col, li) in s.column_iter_mut().zip(losses) {
         col *= c * (li - mean);
     }
+    let s = space.map_or(s.clone(), |b| b.reduce(&s));
     Ok(l * s)
 }
 
@@ -411,6 +514,7 @@ fn mean_loss_of(losses: &[f64]) -> f64 {
 
 #[cfg(test)]
 pub(crate) mod tests {
+    use super::super::shrinkage::ShrinkageRule;
     use super::*;
     use crate::core::filter::model::LinearObservation;
     use crate::core::filter::presets::{NewtonParams, Preset};
@@ -550,6 +654,16 @@ pub(crate) mod tests {
             .update(&Linear::example())
             .unwrap_err();
         assert!(e.to_string().contains("floor"), "{e}");
+        let params = NewtonParams {
+            space: Space::Ensemble,
+            ..Default::default()
+        };
+        let set = ParticleSet::from_prior(&Linear::example(), 5, 1).unwrap();
+        let e = Filter::new(Preset::RfpfNewton(params).steps(), set, 0)
+            .unwrap()
+            .update(&Flat)
+            .unwrap_err();
+        assert!(e.to_string().contains("linear observation"), "{e}");
     }
 
     /// With the pair term on, the move stays finite and keeps the mean's Kalman step (the pair
@@ -627,23 +741,19 @@ pub(crate) mod tests {
         // The unbounded move by hand (α = 0: Σ̂_α = Σ̂).
         let cloud = Cloud::of(set.as_slice(), n, m);
         let sigma = cloud.covariance();
-        let j = curvature_at(&model, cloud.mean.as_slice(), 0).unwrap();
-        let (p, t1) = posterior_and_transform(&sigma, &sigma, &j, n, 0).unwrap();
         let mut grads = vec![0.0; n * m];
         for (x, g) in set.as_slice().chunks(m).zip(grads.chunks_mut(m)) {
             model.loss_grad(x, g);
         }
-        let (g, pair) = (
-            DMatrix::from_column_slice(m, n, &grads),
-            DMatrix::zeros(m, n),
-        );
+        let g = DMatrix::from_column_slice(m, n, &grads);
+        let co = Coordinates::of(Space::Auto, &model, cloud, g, 0).unwrap();
+        let (p, t1) = posterior_and_transform(&sigma, &sigma, &co.j, n, m, 0).unwrap();
+        let pair = DMatrix::zeros(m, n);
         let step = Move {
-            cloud: &cloud,
+            co: &co,
             prior: &sigma,
             p: &p,
             t1: &t1,
-            j: &j,
-            g: &g,
             pair: &pair,
         };
         let (raw_mean, linear, raw) = step.mean_and_offsets(1.0);
@@ -670,6 +780,87 @@ pub(crate) mod tests {
         );
         let dm = (&after.mean - &raw_mean).abs().max();
         assert!(dm < 1e-12, "the bound moved the mean by {dm}");
+    }
+
+    /// In the ensemble space (m = 60, n = 8, k = 5: a basis of at most 21 columns) the move gives
+    /// the state-space move's positions to 1e-9 relative (both are a few factorisations of
+    /// well-conditioned matrices). At this dimension the pair term is below 1e-12 of the move,
+    /// so it is checked on its own below.
+    #[test]
+    fn the_ensemble_space_move_is_the_state_space_move() {
+        let (m, n, k) = (60, 8, 5);
+        let h = DMatrix::from_fn(k, m, |i, j| (((i * 31 + j * 17) % 13) as f64 - 6.0) / 6.0);
+        let r = DMatrix::from_fn(k, k, |i, j| if i == j { 0.2 } else { 0.02 });
+        let y = DVector::from_fn(k, |i, _| i as f64 * 0.3 - 0.5);
+        let model = Linear {
+            obs: LinearObservation { h, y, r },
+        };
+        // The shrinkage rules read the full dimension m, not the basis size.
+        for shrinkage in [
+            Shrinkage::Ratio { ratio: 0.05 },
+            Shrinkage::Rule(ShrinkageRule::Oas),
+        ] {
+            let run = |space: Space| {
+                let params = NewtonParams {
+                    shrinkage,
+                    space,
+                    ..Default::default()
+                };
+                let set = ParticleSet::from_prior(&model, n, 3).unwrap();
+                let mut f = Filter::new(Preset::RfpfNewton(params).steps(), set, 0).unwrap();
+                for _ in 0..3 {
+                    f.update(&model).unwrap();
+                }
+                f.particles().as_slice().to_vec()
+            };
+            // auto: the ensemble space here (2n + k = 21 ≤ m/2).
+            let (a, b) = (run(Space::Auto), run(Space::State));
+            let scale = b.iter().fold(0.0f64, |s, v| s.max(v.abs()));
+            let diff = (a.iter().zip(&b)).fold(0.0f64, |s, (u, v)| s.max((u - v).abs()));
+            assert!(
+                diff < 1e-9 * scale,
+                "{shrinkage:?}: off by {diff} (scale {scale})"
+            );
+        }
+    }
+
+    /// The pair displacements in the ensemble space, lifted, are the state-space ones (m = 12,
+    /// n = 5, a kernel wide enough to act: γ = 10⁻⁸), for a `P` that is a matrix of the basis plus a
+    /// multiple of the identity on its complement, as the move's is: to 1e-5 relative, as the
+    /// kernel rounds the whitened points to f32 and the two forms whiten with different (rotated)
+    /// square roots of `P`.
+    #[test]
+    fn the_pair_term_in_the_ensemble_space_is_the_state_space_one() {
+        let (m, n, k) = (12, 5, 1);
+        let mut rng = crate::core::filter::rng::stream(4, 0, 0);
+        let mut normal = |r, c| DMatrix::from_fn(r, c, |_, _| StandardNormal.sample(&mut rng));
+        let x: DMatrix<f64> = normal(m, n);
+        let obs = LinearObservation {
+            h: normal(k, m),
+            y: DVector::zeros(k),
+            r: DMatrix::identity(k, k),
+        };
+        let cloud = Cloud::of(x.as_slice(), n, m);
+        let g = obs.h.transpose() * normal(k, n);
+        let basis = Subspace::of(&cloud.offsets, &g, &obs).unwrap();
+        let rank = basis.rank();
+        let a = normal(rank, rank);
+        let p_r = &a * a.transpose() + DMatrix::identity(rank, rank);
+        let q = basis.lift(&DMatrix::identity(rank, rank));
+        let p = &q * &p_r * q.transpose() + (DMatrix::identity(m, m) - &q * q.transpose()) * 0.3;
+        let losses: Vec<f64> = (0..n).map(|i| i as f64 * 0.7).collect();
+        let cfg = Some(PairConfig { gamma: Some(1e-8) });
+        let want = pair_displacements(cfg, &x, None, &losses, &p, m).unwrap();
+        let reduced = basis.reduce(&cloud.offsets);
+        let got = pair_displacements(cfg, &reduced, Some(&basis), &losses, &p_r, m).unwrap();
+        let got = basis.lift(&got);
+        let scale = want.abs().max();
+        assert!(
+            scale > 1e-2,
+            "the kernel should act: largest displacement {scale}"
+        );
+        let diff = (&got - &want).abs().max();
+        assert!(diff < 1e-5 * scale, "off by {diff} (scale {scale})");
     }
 
     #[test]

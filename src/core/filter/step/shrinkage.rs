@@ -72,12 +72,17 @@ impl Shrinkage {
 
     /// `α` for the sample covariance `sigma` of `n` particles.
     pub(crate) fn alpha(&self, sigma: &DMatrix<f64>, n: usize) -> f64 {
+        self.alpha_at(sigma, n, sigma.nrows())
+    }
+
+    /// `α` for `n` particles of dimension `m` whose sample covariance is `sigma`, or `sigma`
+    /// restricted to an orthonormal basis of a subspace holding the cloud (the ensemble space:
+    /// `tr Σ̂` and `tr Σ̂²` are the same there).
+    pub(crate) fn alpha_at(&self, sigma: &DMatrix<f64>, n: usize, m: usize) -> f64 {
         match *self {
             Shrinkage::Fixed(a) => a,
-            Shrinkage::Ratio { ratio } => (ratio * sigma.nrows() as f64 / n.max(1) as f64).min(1.0),
-            Shrinkage::Rule(ShrinkageRule::Oas) => {
-                oas(sigma.trace(), sigma.norm_squared(), n, sigma.nrows())
-            }
+            Shrinkage::Ratio { ratio } => (ratio * m as f64 / n.max(1) as f64).min(1.0),
+            Shrinkage::Rule(ShrinkageRule::Oas) => oas(sigma.trace(), sigma.norm_squared(), n, m),
         }
     }
 }
