@@ -155,6 +155,11 @@ fn long_running(cli: &Cli) -> bool {
         Some(Command::Bench {
             command: BenchCommand::Soak(_),
         }) => true,
+        // The hop it times is a streaming receiver's, which trims as `track` and `launch` do.
+        #[cfg(feature = "zenoh")]
+        Some(Command::Bench {
+            command: BenchCommand::Zenoh(_),
+        }) => true,
         _ => false,
     }
 }

@@ -1,4 +1,5 @@
-//! How the `hdpf` process asks the C allocator to hand memory back.
+//! How the `hdpf` process asks the C allocator to hand memory back without paying for it on
+//! every frame.
 //!
 //! glibc serves an allocation of at least `M_MMAP_THRESHOLD` bytes (128 KiB at start) with its own
 //! `mmap`, returned to the system when freed — but after the first such block is freed it raises the
@@ -6,25 +7,33 @@
 //! at 640×480) comes from the heap arenas of whichever thread allocated it. Frames are made in the
 //! source thread and freed in tracker threads, so the arenas fragment and the resident memory creeps
 //! for minutes. Measured with `hdpf bench soak --minutes 4` (8 objects, 640×480, rfpf + sir, on a
-//! loaded machine): RSS 92–99 MiB and still rising with the default, 41–51 MiB with the threshold
-//! fixed (point readings, which swing with the frames in flight).
+//! loaded machine): RSS 92–99 MiB and still rising with the default.
 //!
-//! [`release_large_buffers`] fixes the threshold at 128 KiB (which also stops the dynamic raise),
-//! unless the user set `MALLOC_MMAP_THRESHOLD_` or `GLIBC_TUNABLES` (glibc's own knobs), which then
-//! win. The cost is one `mmap`/`munmap` pair and fresh zeroed pages per buffer of 128 KiB or more
-//! (images, and particle arrays from about 1 600 particles of dimension 10).
+//! Two settings, both glibc's own knobs:
+//! - [`start_trimming`] runs `malloc_trim(0)` on a background thread at a fixed period, which hands
+//!   the free pages inside the arenas back (`madvise`), so RSS follows the memory in use. `hdpf`
+//!   starts it for the commands that stream for as long as their input lasts (`track`, `launch`,
+//!   `replay`, the main job, `bench soak`, and `bench zenoh`, whose hop is a streaming
+//!   receiver's): a trim locks each arena briefly, which the compute benchmarks should not see.
+//! - [`release_large_buffers`] fixes the mmap threshold at [`MMAP_THRESHOLD`] (glibc's largest,
+//!   32 MiB; fixing it stops the dynamic raise and keeps glibc's trim threshold at 128 KiB, so a
+//!   heap whose top is free beyond that still shrinks on `free`), so that image buffers are reused
+//!   from the arenas instead of being mapped and faulted in afresh.
 //!
-//! Smaller blocks stay in the arenas, one per thread that allocates, and an arena keeps the pages
-//! of its high-water mark: with the threshold fixed, RSS still rose from 61.5 to 65.7 MiB between
-//! minutes 2 and 5 of that soak and then stayed flat — not a leak, but indistinguishable from one in
-//! a memory plot (interval means of that soak; 10 minutes in the README). [`start_trimming`] runs
-//! `malloc_trim(0)` on a background thread at a fixed period, which hands the free pages inside
-//! the arenas back (`madvise`), so RSS follows the memory in use. `hdpf` starts it only for the
-//! commands that stream for as long as their input lasts (`track`, `launch`, `replay`, the main
-//! job, `bench soak`): a trim locks each arena briefly, which the timing benchmarks should not see.
+//! An earlier setting fixed the mmap threshold at 128 KiB instead: every image buffer then got a
+//! fresh mapping, so every frame paid an `mmap`/`munmap` pair and a page fault per 4 KiB touched —
+//! half of the zenoh hop (`hdpf bench zenoh --rate 30 --frames 1000`, two interleaved rounds on an
+//! idle but noisy machine: p50 4.1–4.6 ms and p99 18–23 ms with it, p50 2.2–2.3 ms and p99 9–12 ms
+//! with this one). 4-minute soaks (interval means, the machine shared with a build): 128 KiB and
+//! the trim 43.6 → 45.6 MiB; 32 MiB and the trim 59.7 → 60.3 MiB — more memory held, and flat. A
+//! trim threshold of 64 MiB as well (so that `free` never shrinks a heap) held 76.5 → 83.4 MiB:
+//! `malloc_trim` does not give back the top of a thread's arena, only `free` does.
+//!
+//! `MALLOC_MMAP_THRESHOLD_` or `GLIBC_TUNABLES` in the environment turn [`release_large_buffers`]
+//! off (the user's setting wins); the trim still runs.
 
-/// Allocations of at least this many bytes get their own mapping (glibc's initial default).
-pub const MMAP_THRESHOLD: usize = 128 * 1024;
+/// Allocations of at least this many bytes get their own mapping (glibc's largest threshold).
+pub const MMAP_THRESHOLD: usize = 32 * 1024 * 1024;
 
 /// Fixes glibc's mmap threshold at [`MMAP_THRESHOLD`] for this process (see the module docs);
 /// returns whether it was set. Does nothing (returns `false`) on other C libraries or when

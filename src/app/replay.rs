@@ -136,24 +136,23 @@ impl Replayer {
         Ok(true)
     }
 
-    /// Publishes frame `p` on the topics `[colour, depth, camera_info]`.
+    /// Publishes frame `p` on the topics `[colour, depth, camera_info]`: every payload is encoded
+    /// first, then they go out back to back (our record, camera_info, depth, colour last), so that
+    /// encoding one message never runs while an earlier one of the frame is on the wire. Returns
+    /// the colour's source timestamp.
     pub fn send(&mut self, topics: [&str; 3], p: &PairedFrame) -> Result<i64> {
+        let mut out: Vec<(&str, &str, Vec<u8>)> = Vec::with_capacity(4);
         if let Some(b) = &p.bop {
-            self.publisher(BOP_FRAME_TOPIC, BopFrame::NAME)?
-                .publish(b.to_cdr())?;
+            out.push((BOP_FRAME_TOPIC, BopFrame::NAME, b.to_cdr()));
         }
-        (self.publisher(topics[2], CameraInfo::NAME)?).publish(p.info.to_cdr())?;
-        self.image(topics[1], &p.depth)?;
-        self.image(topics[0], &p.color)
-    }
-
-    fn image(&mut self, topic: &str, m: &ImageMsg) -> Result<i64> {
-        match m {
-            ImageMsg::Raw(m) => self.publisher(topic, Image::NAME)?.publish(m.to_cdr()),
-            ImageMsg::Compressed(m) => {
-                (self.publisher(topic, CompressedImage::NAME)?).publish(m.to_cdr())
-            }
+        out.push((topics[2], CameraInfo::NAME, p.info.to_cdr()));
+        out.push(image(topics[1], &p.depth));
+        out.push(image(topics[0], &p.color));
+        let mut stamp = 0;
+        for (topic, ros_type, cdr) in out {
+            stamp = self.publisher(topic, ros_type)?.publish(cdr)?;
         }
+        Ok(stamp)
     }
 
     /// Publishes `frames` on `topics` at `rate` Hz (0: lossless), then the end-of-stream marker.
@@ -260,4 +259,12 @@ pub fn run(args: &ReplayArgs) -> Result<ReplayReport> {
     r.close()?;
     println!("{report}");
     Ok(report)
+}
+
+/// An image message on `topic`: the topic, its ROS type and its CDR payload.
+fn image<'a>(topic: &'a str, m: &ImageMsg) -> (&'a str, &'static str, Vec<u8>) {
+    match m {
+        ImageMsg::Raw(m) => (topic, Image::NAME, m.to_cdr()),
+        ImageMsg::Compressed(m) => (topic, CompressedImage::NAME, m.to_cdr()),
+    }
 }
