@@ -91,7 +91,7 @@ fn set_threshold() -> bool {
 mod tests {
     use super::*;
 
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    #[cfg(all(target_os = "linux", target_env = "gnu", target_pointer_width = "64"))]
     #[test]
     fn glibc_takes_the_threshold() {
         // The test runner does not set glibc's environment knob; if a user does, we step aside.

@@ -5,6 +5,7 @@
 //! gradient `∇L(x)`. Time-varying observations are expressed by handing the filter a model that
 //! holds the current observation (see [`crate::core::filter::Filter::update`]).
 
+use crate::core::error::{Error, Result};
 use nalgebra::{DMatrix, DVector};
 use rand::RngCore;
 
@@ -17,6 +18,33 @@ pub struct LinearObservation {
     pub y: DVector<f64>,
     /// The noise covariance `R` (`k × k`, symmetric positive definite).
     pub r: DMatrix<f64>,
+}
+
+impl LinearObservation {
+    /// Checks `H` is `k × m`, `y` has `k` entries, `R` is `k × k`, all finite.
+    pub fn check(&self, m: usize) -> Result<()> {
+        let obs = self;
+        let k = obs.h.nrows();
+        if obs.h.ncols() != m || obs.y.len() != k || obs.r.shape() != (k, k) {
+            return Err(Error::Shape {
+                what: "linear observation (H, y, R)".into(),
+                expected: format!("H {k}×{m}, y {k}, R {k}×{k}"),
+                got: format!(
+                    "H {}×{}, y {}, R {}×{}",
+                    obs.h.nrows(),
+                    obs.h.ncols(),
+                    obs.y.len(),
+                    obs.r.nrows(),
+                    obs.r.ncols()
+                ),
+            });
+        }
+        let all = obs.h.iter().chain(obs.y.iter()).chain(obs.r.iter());
+        match all.copied().find(|v| !v.is_finite()) {
+            Some(v) => Err(Error::param("linear observation", v, "must be finite")),
+            None => Ok(()),
+        }
+    }
 }
 
 /// A state-space model seen through its loss.

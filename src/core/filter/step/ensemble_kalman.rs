@@ -76,7 +76,7 @@ pub(super) fn set<M: Model + ?Sized>(
             "needs a linear(ised) observation (Model::linear_observation), which this model does not give",
         )
     })?;
-    check_observation(&obs, m)?;
+    obs.check(m)?;
     let mut cloud = Cloud::of(cx.particles.as_slice(), n, m);
     cloud.offsets *= cfg.inflation;
     // The square root runs in the smaller space: ensemble space (n × n) when n ≤ m and there is
@@ -87,30 +87,6 @@ pub(super) fn set<M: Model + ?Sized>(
         (Analysis::SquareRoot, true) => square_root_state(cfg, &cloud, &obs, cx.t)?,
     };
     cx.set_positions(&next, "state after ensemble Kalman analysis")
-}
-
-/// `H` is `k × m`, `y` has `k` entries, `R` is `k × k`, all finite.
-fn check_observation(obs: &LinearObservation, m: usize) -> Result<()> {
-    let k = obs.h.nrows();
-    if obs.h.ncols() != m || obs.y.len() != k || obs.r.shape() != (k, k) {
-        return Err(Error::Shape {
-            what: "linear observation (H, y, R)".into(),
-            expected: format!("H {k}×{m}, y {k}, R {k}×{k}"),
-            got: format!(
-                "H {}×{}, y {}, R {}×{}",
-                obs.h.nrows(),
-                obs.h.ncols(),
-                obs.y.len(),
-                obs.r.nrows(),
-                obs.r.ncols()
-            ),
-        });
-    }
-    let all = obs.h.iter().chain(obs.y.iter()).chain(obs.r.iter());
-    match all.copied().find(|v| !v.is_finite()) {
-        Some(v) => Err(Error::param("linear observation", v, "must be finite")),
-        None => Ok(()),
-    }
 }
 
 /// The forecast covariance: the (inflated) ensemble's, optionally shrunk.

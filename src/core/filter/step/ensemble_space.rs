@@ -18,7 +18,7 @@
 //! memory) when its `m × m` matrices do not fit the memory budget.
 
 use crate::core::error::{Error, Result};
-use crate::core::filter::model::LinearObservation;
+use crate::core::filter::model::{LinearObservation, Model};
 use nalgebra::DMatrix;
 
 /// An orthonormal basis `Q` (`m × r`) of the span the move lives in.
@@ -37,15 +37,32 @@ pub(super) fn worth_it(m: usize, n: usize, k: usize) -> bool {
     2 * n + k <= m / 2
 }
 
-/// Refuses a dense move whose `m × m` matrices would not fit the memory budget.
-pub(super) fn check_dense(m: usize) -> Result<()> {
+/// Refuses a move in the state space whose `m × m` matrices would not fit the memory budget;
+/// `why` says why the state space was chosen.
+pub(super) fn check_dense(m: usize, why: &str) -> Result<()> {
     crate::core::memory::check(
-        "dimension (rfpf-newton in the dense form: a model without a linear observation, or 2n + k > m/2)",
+        &format!("dimension (rfpf-newton in the state space: {why})"),
         m,
         &[DENSE_MATRICES, m, m],
         8,
     )
 }
+
+/// The model's linear observation for a state of dimension `m`, checked (shapes, finite values);
+/// `None` when the model gives none.
+pub(super) fn observation<M: Model + ?Sized>(
+    model: &M,
+    m: usize,
+) -> Result<Option<LinearObservation>> {
+    let obs = model.linear_observation();
+    if let Some(o) = &obs {
+        o.check(m)?;
+    }
+    Ok(obs)
+}
+
+/// Sweeps of the SVD that finds the basis before it gives up (nalgebra's default is unbounded).
+const SVD_SWEEPS: usize = 1000;
 
 impl Subspace {
     /// The basis of `span[D | Fᵀ | G]` for offsets `d` and gradients `g` (`m × n`, zero-mean or
@@ -65,10 +82,10 @@ impl Subspace {
             x.columns_mut(at, b.ncols()).copy_from(&(b * scale));
             at += b.ncols();
         }
-        let svd = x.svd(true, false);
-        let u = svd
-            .u
-            .ok_or_else(|| Error::Other("ensemble space: no singular vectors".into()))?;
+        let failed =
+            || Error::Other("ensemble space: the SVD of the basis did not converge".into());
+        let svd = (x.try_svd(true, false, f64::EPSILON, SVD_SWEEPS)).ok_or_else(failed)?;
+        let u = svd.u.ok_or_else(failed)?;
         let top = svd.singular_values.max();
         let tol = top * m.max(c) as f64 * f64::EPSILON;
         let keep: Vec<usize> = (svd.singular_values.iter().enumerate())
@@ -101,8 +118,8 @@ impl Subspace {
     }
 }
 
-/// `F = L⁻¹H` with `R = LLᵀ`, so that `FᵀF = HᵀR⁻¹H`.
-fn sqrt_curvature(obs: &LinearObservation) -> Result<DMatrix<f64>> {
+/// `F = L⁻¹H` with `R = LLᵀ`, so that `FᵀF = HᵀR⁻¹H` (the curvature of the observation's loss).
+pub(super) fn sqrt_curvature(obs: &LinearObservation) -> Result<DMatrix<f64>> {
     let chol = (obs.r.clone().cholesky())
         .ok_or_else(|| Error::Other("the observation noise R is not positive definite".into()))?;
     chol.l()
@@ -149,8 +166,8 @@ mod tests {
     /// A state-space move too large for any memory is refused by name, before allocating.
     #[test]
     fn a_dense_move_beyond_memory_is_refused() {
-        assert!(check_dense(100).is_ok());
-        let e = check_dense(1 << 30).unwrap_err().to_string();
+        assert!(check_dense(100, "test").is_ok());
+        let e = check_dense(1 << 30, "test").unwrap_err().to_string();
         assert!(e.contains("dimension") && e.contains("rfpf-newton"), "{e}");
     }
 }

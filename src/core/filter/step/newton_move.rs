@@ -246,18 +246,24 @@ impl Coordinates {
         t: usize,
     ) -> Result<Self> {
         let (m, n) = cloud.offsets.shape();
-        let obs = match space {
-            Space::State => None,
-            Space::Auto if !ensemble_space::worth_it(m, n, 0) => None,
-            Space::Auto => (model.linear_observation())
-                .filter(|o| ensemble_space::worth_it(m, n, o.h.nrows())),
-            Space::Ensemble => Some(model.linear_observation().ok_or_else(|| {
-                Error::param(
-                    "space",
-                    "ensemble",
-                    "needs the model's linear observation (Model::linear_observation), which this model does not give",
-                )
-            })?),
+        let (obs, why) = match space {
+            Space::State => (None, "space = \"state\""),
+            Space::Auto if !ensemble_space::worth_it(m, n, 0) => (None, "2n + k > m/2"),
+            Space::Auto => match ensemble_space::observation(model, m)? {
+                Some(o) if ensemble_space::worth_it(m, n, o.h.nrows()) => (Some(o), ""),
+                Some(_) => (None, "2n + k > m/2"),
+                None => (None, "the model gives no linear observation"),
+            },
+            Space::Ensemble => match ensemble_space::observation(model, m)? {
+                Some(o) => (Some(o), ""),
+                None => {
+                    return Err(Error::param(
+                        "space",
+                        "ensemble",
+                        "needs the model's linear observation (Model::linear_observation), which this model does not give",
+                    ))
+                }
+            },
         };
         if let Some(obs) = obs {
             let basis = Subspace::of(&cloud.offsets, &g, &obs)?;
@@ -273,7 +279,7 @@ impl Coordinates {
                 basis: Some(basis),
             });
         }
-        ensemble_space::check_dense(m)?;
+        ensemble_space::check_dense(m, why)?;
         let j = curvature_at(model, cloud.mean.as_slice(), t)?;
         Ok(Self {
             basis: None,
@@ -392,15 +398,20 @@ pub(super) fn positions(mean: &DVector<f64>, offsets: &DMatrix<f64>) -> Vec<f64>
     out
 }
 
-/// `J(μ)` from the model, checked.
+/// `J(μ)` from the model, checked; for a model without `Model::curvature` but with a linear
+/// observation, `HᵀR⁻¹H` (what the ensemble space uses, so that both forms run for such a model).
 fn curvature_at<M: Model + ?Sized>(model: &M, mean: &[f64], t: usize) -> Result<DMatrix<f64>> {
     let m = mean.len();
     let mut j = vec![0.0; m * m];
     if !model.curvature(mean, &mut j) {
+        if let Some(obs) = ensemble_space::observation(model, m)? {
+            let f = ensemble_space::sqrt_curvature(&obs)?;
+            return Ok(f.tr_mul(&f));
+        }
         return Err(Error::param(
             "filter",
             "rfpf-newton",
-            "needs the model's Gauss–Newton curvature (Model::curvature), which this model does not give",
+            "needs the model's Gauss–Newton curvature (Model::curvature) or a linear observation (Model::linear_observation), which this model does not give",
         ));
     }
     if let Some(k) = j.iter().position(|v| !v.is_finite()) {
@@ -415,9 +426,9 @@ fn curvature_at<M: Model + ?Sized>(model: &M, mean: &[f64], t: usize) -> Result<
     Ok((&j + j.transpose()) * 0.5)
 }
 
-/// `P = (Σ̂_α⁻¹ + J)⁻¹` and `T₁ = P^{1/2} Σ̂_b^{−1/2}` (`Σ̂_b = Σ̂` when positive definite and
-/// `n > m`, else `Σ̂_α`), for a state of dimension `m` (the matrices' own size, or larger in the
-/// ensemble space).
+/// `P = (Σ̂_α⁻¹ + J)⁻¹` and `T₁ = P^{1/2} Σ̂_b^{−1/2}` (`Σ̂_b = Σ̂` when positive definite,
+/// `n > m` and the matrices are the state space's own, else `Σ̂_α`), for a state of dimension `m`
+/// (the matrices' own size, or larger in the ensemble space, where `Σ̂` is singular in the state).
 pub(super) fn posterior_and_transform(
     prior: &DMatrix<f64>,
     sigma: &DMatrix<f64>,
@@ -437,7 +448,8 @@ pub(super) fn posterior_and_transform(
         .cholesky()
         .ok_or_else(|| singular("Σ̂_α⁻¹ + J"))?
         .inverse();
-    let base = match n > m && sigma.clone().cholesky().is_some() {
+    let full = sigma.nrows() == m;
+    let base = match n > m && full && sigma.clone().cholesky().is_some() {
         true => sigma,
         false => prior,
     };
@@ -480,7 +492,10 @@ fn pair_displacements(
     let z = l
         .solve_lower_triangular(x)
         .ok_or_else(|| Error::Other("P's Cholesky factor is singular".into()))?;
-    let z = space.map_or(z.clone(), |b| b.lift(&z));
+    let z = match space {
+        Some(b) => b.lift(&z),
+        None => z,
+    };
     let mut sums = vec![0.0; n * m];
     interaction::pair_sums(z.as_slice(), n, m, eps, &mut sums);
     let mean = losses.iter().sum::<f64>() / n as f64;
@@ -489,7 +504,10 @@ fn pair_displacements(
     for (mut col, li) in s.column_iter_mut().zip(losses) {
         col *= c * (li - mean);
     }
-    let s = space.map_or(s.clone(), |b| b.reduce(&s));
+    let s = match space {
+        Some(b) => b.reduce(&s),
+        None => s,
+    };
     Ok(l * s)
 }
 
@@ -806,22 +824,79 @@ pub(crate) mod tests {
                     space,
                     ..Default::default()
                 };
-                let set = ParticleSet::from_prior(&model, n, 3).unwrap();
-                let mut f = Filter::new(Preset::RfpfNewton(params).steps(), set, 0).unwrap();
-                for _ in 0..3 {
-                    f.update(&model).unwrap();
-                }
-                f.particles().as_slice().to_vec()
+                three_updates(&model, params, n, 3)
             };
             // auto: the ensemble space here (2n + k = 21 ≤ m/2).
-            let (a, b) = (run(Space::Auto), run(Space::State));
-            let scale = b.iter().fold(0.0f64, |s, v| s.max(v.abs()));
-            let diff = (a.iter().zip(&b)).fold(0.0f64, |s, (u, v)| s.max((u - v).abs()));
-            assert!(
-                diff < 1e-9 * scale,
-                "{shrinkage:?}: off by {diff} (scale {scale})"
-            );
+            let (auto, a, b) = (run(Space::Auto), run(Space::Ensemble), run(Space::State));
+            assert_eq!(auto, a, "auto should take the ensemble space here");
+            assert_close(&a, &b, 1e-9, &format!("{shrinkage:?}"));
         }
+    }
+
+    /// A linear observation plus a ridge `½c‖x‖²` whose gradient `c·x` leaves the span of the
+    /// observation's rows and of the offsets (it has the mean's direction): the basis must take the
+    /// gradients' own directions for the two forms to agree (1e-9 relative, as above). `J̄` is the
+    /// observation's `HᵀR⁻¹H` in both forms (the ridge's curvature is left out of `Model::curvature`,
+    /// as a Gauss–Newton curvature of the observation alone would).
+    #[test]
+    fn the_ensemble_space_takes_the_gradients_directions() {
+        struct Ridged(Linear, f64);
+        impl Model for Ridged {
+            fn dim(&self) -> usize {
+                self.0.dim()
+            }
+            fn sample_prior(&self, rng: &mut dyn RngCore, out: &mut [f64]) {
+                self.0.sample_prior(rng, out);
+                out.iter_mut().for_each(|v| *v += 1.0);
+            }
+            fn loss(&self, x: &[f64]) -> f64 {
+                self.0.loss(x) + 0.5 * self.1 * x.iter().map(|v| v * v).sum::<f64>()
+            }
+            fn loss_grad(&self, x: &[f64], g: &mut [f64]) -> f64 {
+                self.0.loss_grad(x, g);
+                g.iter_mut().zip(x).for_each(|(g, x)| *g += self.1 * x);
+                self.loss(x)
+            }
+            fn curvature(&self, x: &[f64], out: &mut [f64]) -> bool {
+                self.0.curvature(x, out)
+            }
+            fn linear_observation(&self) -> Option<LinearObservation> {
+                self.0.linear_observation()
+            }
+        }
+        let (m, n, k) = (40, 6, 3);
+        let h = DMatrix::from_fn(k, m, |i, j| (((i * 7 + j * 11) % 9) as f64 - 4.0) / 4.0);
+        let obs = LinearObservation {
+            h,
+            y: DVector::from_element(k, 0.4),
+            r: DMatrix::identity(k, k) * 0.3,
+        };
+        let model = Ridged(Linear { obs }, 0.5);
+        let run = |space: Space| {
+            let params = NewtonParams {
+                space,
+                ..Default::default()
+            };
+            three_updates(&model, params, n, 11)
+        };
+        assert_close(&run(Space::Ensemble), &run(Space::State), 1e-9, "ridge");
+    }
+
+    /// The positions after three `rfpf-newton` updates of `n` particles drawn from `model`'s prior.
+    fn three_updates<M: Model>(model: &M, params: NewtonParams, n: usize, seed: u64) -> Vec<f64> {
+        let set = ParticleSet::from_prior(model, n, seed).unwrap();
+        let mut f = Filter::new(Preset::RfpfNewton(params).steps(), set, 0).unwrap();
+        for _ in 0..3 {
+            f.update(model).unwrap();
+        }
+        f.particles().as_slice().to_vec()
+    }
+
+    /// `a` and `b` agree to `tol` relative to `b`'s largest magnitude.
+    fn assert_close(a: &[f64], b: &[f64], tol: f64, what: &str) {
+        let scale = b.iter().fold(0.0f64, |s, v| s.max(v.abs()));
+        let diff = (a.iter().zip(b)).fold(0.0f64, |s, (u, v)| s.max((u - v).abs()));
+        assert!(diff < tol * scale, "{what}: off by {diff} (scale {scale})");
     }
 
     /// The pair displacements in the ensemble space, lifted, are the state-space ones (m = 12,
