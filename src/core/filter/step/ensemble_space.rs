@@ -19,7 +19,7 @@
 
 use crate::core::error::{Error, Result};
 use crate::core::filter::model::{LinearObservation, Model};
-use nalgebra::DMatrix;
+use nalgebra::{DMatrix, DVector};
 
 /// An orthonormal basis `Q` (`m × r`) of the span the move lives in.
 pub(super) struct Subspace {
@@ -112,6 +112,11 @@ impl Subspace {
         &self.q * x
     }
 
+    /// `Qv`: one vector in basis coordinates back to the state space.
+    pub fn lift_point(&self, v: &DVector<f64>) -> DVector<f64> {
+        &self.q * v
+    }
+
     /// `J_r = (FQ)ᵀ(FQ)`, the curvature in the basis.
     pub fn curvature(&self) -> DMatrix<f64> {
         self.f_r.tr_mul(&self.f_r)
@@ -130,7 +135,6 @@ pub(super) fn sqrt_curvature(obs: &LinearObservation) -> Result<DMatrix<f64>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use nalgebra::DVector;
 
     /// The basis is orthonormal, holds every block and its size is the numerical rank: a block in
     /// the span of the others adds nothing.

@@ -190,12 +190,14 @@ pub(super) fn set<M: Model + ?Sized>(cfg: &NewtonConfig, model: &M, cx: &mut Set
         }
         let prior = shrunk(&sigma, cfg.shrinkage.alpha_at(&sigma, n, m), floor);
         let (p, t1) = posterior_and_transform(&prior, &sigma, &co.j, n, m, cx.t)?;
-        let pair = match &co.basis {
+        let pair = match &co.space {
             None => {
                 let x = DMatrix::from_column_slice(m, n, cx.particles.as_slice());
                 pair_displacements(cfg.pair, &x, None, &losses, &p, m)?
             }
-            Some(b) => pair_displacements(cfg.pair, &co.cloud.offsets, Some(b), &losses, &p, m)?,
+            Some((b, _)) => {
+                pair_displacements(cfg.pair, &co.cloud.offsets, Some(b), &losses, &p, m)?
+            }
         };
         let step = Move {
             co: &co,
@@ -222,11 +224,11 @@ pub(super) fn set<M: Model + ?Sized>(cfg: &NewtonConfig, model: &M, cx: &mut Set
     result
 }
 
-/// The coordinates the move runs in: the state space itself (`basis = None`), or the ensemble
-/// space of [`Subspace`] (cloud mean 0 there, `origin` the state-space mean).
+/// The coordinates the move runs in: the state space itself, or the ensemble space of
+/// [`Subspace`] (where the cloud's mean is 0 and positions are lifted about the state-space mean).
 struct Coordinates {
-    basis: Option<Subspace>,
-    origin: DVector<f64>,
+    /// The ensemble space's basis and the cloud's state-space mean (`None`: the state space).
+    space: Option<(Subspace, DVector<f64>)>,
     cloud: Cloud,
     /// The particles' loss gradients (columns).
     g: DMatrix<f64>,
@@ -269,21 +271,19 @@ impl Coordinates {
             let basis = Subspace::of(&cloud.offsets, &g, &obs)?;
             let offsets = basis.reduce(&cloud.offsets);
             return Ok(Self {
-                origin: cloud.mean,
                 cloud: Cloud {
                     mean: DVector::zeros(basis.rank()),
                     offsets,
                 },
                 g: basis.reduce(&g),
                 j: basis.curvature(),
-                basis: Some(basis),
+                space: Some((basis, cloud.mean)),
             });
         }
         ensemble_space::check_dense(m, why)?;
         let j = curvature_at(model, cloud.mean.as_slice(), t)?;
         Ok(Self {
-            basis: None,
-            origin: cloud.mean.clone(),
+            space: None,
             cloud,
             g,
             j,
@@ -292,12 +292,9 @@ impl Coordinates {
 
     /// Positions (row-major `n × m`) from a mean and offsets in these coordinates.
     fn positions(&self, mean: &DVector<f64>, offsets: &DMatrix<f64>) -> Vec<f64> {
-        match &self.basis {
+        match &self.space {
             None => positions(mean, offsets),
-            Some(b) => {
-                let lifted = b.lift(&DMatrix::from_column_slice(mean.len(), 1, mean.as_slice()));
-                positions(&(&self.origin + lifted.column(0)), &b.lift(offsets))
-            }
+            Some((b, origin)) => positions(&(origin + b.lift_point(mean)), &b.lift(offsets)),
         }
     }
 }
