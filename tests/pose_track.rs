@@ -112,6 +112,14 @@ fn tracking_an_mcap_recording_gives_the_rows_of_its_bop_scene() {
     let (dt, dr) = hdpf::domains::pose::bop::pose_difference(&a, &b).unwrap();
     assert!(dt < 1e-9 && dr < 1e-9, "{dt} m, {dr} rad");
     assert_eq!(from_bop.all.add_mm, from_mcap.all.add_mm);
+    // The published covariance is scored against the ground truth of either source: every
+    // frame's (10 particles give a positive-definite covariance), with the same NEES.
+    for (id, t) in &from_bop.tracking {
+        let n = &t.nees;
+        assert_eq!((n.estimates, n.judged), (4, 4), "object {id}: {n:?}");
+        assert!(n.mean_per_dof.is_finite() && n.mean_per_dof > 0.0, "{n:?}");
+        assert_eq!(n, &from_mcap.tracking[id].nees);
+    }
     // What a user gets wrong is named.
     let e = |a: &TrackArgs| run_track(a).unwrap_err().to_string();
     let with_scene = TrackArgs {

@@ -3,7 +3,10 @@
 use crate::core::error::{Error, Result};
 use crate::core::stats::{percentile, Rank};
 use crate::domains::pose::bop::{self, BopDataset, GtPose};
-use crate::domains::pose::driver::{first_image, object_models, Driver, InitFrom, TrackRun};
+use crate::domains::pose::calibration::{self, NeesSummary};
+use crate::domains::pose::driver::{
+    first_image, object_models, Driver, InitFrom, Published, TrackRun,
+};
 use crate::domains::pose::metrics::{evaluate, EvalReport};
 use crate::domains::pose::scoring::{gt_eval, mean_errors, ErrorSummary};
 use crate::domains::pose::tracker::{RedetectConfig, TrackerConfig};
@@ -104,11 +107,14 @@ pub struct TrackReport {
     pub per_object: BTreeMap<u32, ErrorSummary>,
     /// Tracking quality and loss per object id.
     pub tracking: BTreeMap<u32, TrackingSummary>,
+    /// NEES of the published covariances over all objects and frames.
+    pub nees: NeesSummary,
     /// The full evaluation (AUC All / Average, medians).
     pub eval: EvalReport,
 }
 
-/// How well an object was held, by the tracker's own judgement.
+/// How well an object was held, by the tracker's own judgement, and how well its published
+/// covariance matched its errors.
 #[derive(Clone, Debug, Default, serde::Serialize)]
 pub struct TrackingSummary {
     /// Mean tracking quality over the frames where it was judged (1 − the fraction of visible
@@ -120,27 +126,63 @@ pub struct TrackingSummary {
     pub last_quality: f64,
     /// Whether the object was lost in the last frame.
     pub lost_at_end: bool,
+    /// NEES of the published covariance against the ground truth, over the frames that have it
+    /// ([`calibration`]).
+    pub nees: NeesSummary,
 }
 
 impl TrackingSummary {
-    /// Per object id, from `(obj_id, quality, lost)` rows in frame order.
-    pub fn per_object(rows: &[(u32, f64, bool)]) -> BTreeMap<u32, Self> {
-        let mut acc: BTreeMap<u32, (f64, usize, Self)> = BTreeMap::new();
-        for &(id, q, lost) in rows {
-            let (sum, n, s) = acc.entry(id).or_default();
-            if q.is_finite() {
-                (*sum, *n) = (*sum + q, *n + 1);
-            }
-            s.lost_frames += usize::from(lost);
-            (s.last_quality, s.lost_at_end) = (q, lost);
+    /// Per object id, from the published rows in frame order; `gt` (per image id) scores the
+    /// covariances.
+    pub fn per_object(rows: &[Published], gt: &BTreeMap<u32, Vec<GtPose>>) -> BTreeMap<u32, Self> {
+        let mut by_obj: BTreeMap<u32, Vec<&Published>> = BTreeMap::new();
+        for r in rows {
+            by_obj.entry(r.obj_id).or_default().push(r);
         }
-        (acc.into_iter())
-            .map(|(id, (sum, n, s))| {
-                let quality = if n > 0 { sum / n as f64 } else { f64::NAN };
-                (id, Self { quality, ..s })
-            })
+        (by_obj.into_iter())
+            .map(|(id, rows)| (id, Self::of_object(&rows, gt)))
             .collect()
     }
+
+    /// The summary of one object's rows in frame order.
+    fn of_object(rows: &[&Published], gt: &BTreeMap<u32, Vec<GtPose>>) -> Self {
+        let judged: Vec<f64> = (rows.iter().map(|r| r.quality))
+            .filter(|q| q.is_finite())
+            .collect();
+        let last = rows.last();
+        Self {
+            quality: match judged.len() {
+                0 => f64::NAN,
+                n => judged.iter().sum::<f64>() / n as f64,
+            },
+            lost_frames: rows.iter().filter(|r| r.lost).count(),
+            last_quality: last.map_or(f64::NAN, |r| r.quality),
+            lost_at_end: last.is_some_and(|r| r.lost),
+            nees: nees_of(rows, gt),
+        }
+    }
+}
+
+/// The NEES summary of `rows` against `gt` (rows without ground truth are left out).
+fn nees_of(rows: &[&Published], gt: &BTreeMap<u32, Vec<GtPose>>) -> NeesSummary {
+    let nees: Vec<Option<f64>> = (rows.iter())
+        .filter_map(|r| {
+            Some(calibration::nees(
+                &r.pose,
+                &r.covariance,
+                &nearest_gt(gt, r)?.pose,
+            ))
+        })
+        .collect();
+    NeesSummary::new(&nees)
+}
+
+/// The ground-truth instance of `r`'s object in its image nearest to its estimate.
+fn nearest_gt<'a>(gt: &'a BTreeMap<u32, Vec<GtPose>>, r: &Published) -> Option<&'a GtPose> {
+    let dist = |g: &GtPose| (g.pose.translation.vector - r.pose.translation.vector).norm();
+    (gt.get(&r.im_id)?.iter())
+        .filter(|g| g.obj_id == r.obj_id)
+        .min_by(|a, b| dist(a).total_cmp(&dist(b)))
 }
 
 /// Parse `3,6` into object ids.
@@ -307,7 +349,8 @@ fn summarize(t: &Tracked) -> Result<TrackReport> {
         decode_p50: percentile(&run.decode, 0.5, Rank::Nearest),
         all,
         per_object,
-        tracking: TrackingSummary::per_object(&run.tracking),
+        tracking: TrackingSummary::per_object(&run.tracking, &t.gt),
+        nees: nees_of(&run.tracking.iter().collect::<Vec<_>>(), &t.gt),
         eval,
     })
 }
@@ -317,13 +360,26 @@ pub fn print_summary(r: &TrackReport, title: &str) {
     println!("{title}");
     print_means(&r.all, &r.per_object);
     println!(
-        "{:>8} {:>8} {:>12} {:>13}",
-        "object", "quality", "lost frames", "lost at end"
+        "{:>8} {:>8} {:>12} {:>12} {:>12} {:>12} {:>8}",
+        "object", "quality", "lost frames", "lost at end", "NEES/6 mean", "median", "in 95%"
     );
     for (id, t) in &r.tracking {
         let end = if t.lost_at_end { "yes" } else { "no" };
-        println!("{id:>8} {:>8.3} {:>12} {end:>13}", t.quality, t.lost_frames);
+        let e = &t.nees;
+        println!(
+            "{id:>8} {:>8.3} {:>12} {end:>12} {:>12.2} {:>12.2} {:>8.2}",
+            t.quality, t.lost_frames, e.mean_per_dof, e.median_per_dof, e.within_95
+        );
     }
+    let e = &r.nees;
+    println!(
+        "{:>8} {:>8} {:>12} {:>12} {:>12.2} {:>12.2} {:>8.2}",
+        "all", "", "", "", e.mean_per_dof, e.median_per_dof, e.within_95
+    );
+    println!(
+        "NEES/6 of the published covariance (calibrated: mean 1, median 0.89, 95 % within the \
+         chi-square bound); frames without a positive-definite covariance are left out"
+    );
     println!("{}", r.eval.summary);
     println!(
         "tracking latency per object per frame: p50 {:.2} ms, p99 {:.2} ms; image decode (excluded) p50 {:.2} ms/frame; skipped frames: {}",

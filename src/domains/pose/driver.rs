@@ -8,7 +8,7 @@ use crate::domains::pose::bop::{self, GtPose, PoseResult, Scene};
 use crate::domains::pose::frame::RgbdFrame;
 use crate::domains::pose::mesh::Mesh;
 use crate::domains::pose::tracker::{FrameOutput, ObjectModel, Tracker, TrackerConfig};
-use nalgebra::Isometry3;
+use nalgebra::{Isometry3, Matrix6};
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -104,9 +104,25 @@ pub struct TrackRun {
     pub latencies: Vec<f64>,
     /// Decoding time per frame (s).
     pub decode: Vec<f64>,
-    /// Per object and tracked frame: object id, tracking quality and whether it was lost
-    /// ([`FrameOutput::quality`], [`FrameOutput::lost`]).
-    pub tracking: Vec<(u32, f64, bool)>,
+    /// Per object and tracked frame: what the tracker published besides the pose.
+    pub tracking: Vec<Published>,
+}
+
+/// What the tracker published for one object in one frame besides the result row.
+#[derive(Clone, Debug)]
+pub struct Published {
+    /// Image id.
+    pub im_id: u32,
+    /// Object id.
+    pub obj_id: u32,
+    /// The estimate.
+    pub pose: Isometry3<f64>,
+    /// Its tangent-space covariance ([`FrameOutput::covariance`]).
+    pub covariance: Matrix6<f64>,
+    /// Tracking quality ([`FrameOutput::quality`]).
+    pub quality: f64,
+    /// Whether the object was judged lost ([`FrameOutput::lost`]).
+    pub lost: bool,
 }
 
 /// A tracker and what it has done so far.
@@ -162,9 +178,15 @@ impl Driver {
         self.run.decode.push(decode + t0.elapsed().as_secs_f64());
         let out = self.tracker.step(frame)?;
         self.run.latencies.extend(&out.seconds);
-        let objects = self.tracker.objects().iter();
-        let judged = objects.zip(out.quality.iter().zip(&out.lost));
-        (self.run.tracking).extend(judged.map(|(o, (&q, &lost))| (o.obj_id, q, lost)));
+        let published = (self.tracker.objects().iter().enumerate()).map(|(k, o)| Published {
+            im_id,
+            obj_id: o.obj_id,
+            pose: out.poses[k],
+            covariance: out.covariance[k],
+            quality: out.quality[k],
+            lost: out.lost[k],
+        });
+        self.run.tracking.extend(published);
         if self.record {
             let time: f64 = out.seconds.iter().sum();
             let rows = self
