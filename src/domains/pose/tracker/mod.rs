@@ -36,7 +36,7 @@ mod hypotheses;
 mod redetect;
 
 pub use crate::domains::pose::modality::{parse_modalities, RgbdFrame};
-pub use config::{InitNoise, MotionModel, TrackerConfig};
+pub use config::{InitNoise, MotionModel, TrackerConfig, DEFAULT_ROUNDS};
 pub use redetect::RedetectConfig;
 
 use crate::core::error::{Error, Result};
@@ -330,28 +330,33 @@ impl Tracker {
                 .map(|&k| self.predicted_chart(k, motion))
                 .collect()
         };
-        // The first prediction runs straight into `out` with the filter itself; only further
-        // candidates pay for a copy of the filter and the output.
-        let base_copy = (motions.len() > 1).then(|| base.clone());
-        let mut best = self.run_rounds(input, predict(motions[0]), base, frame, maps, out)?;
-        if let Some(base) = base_copy {
-            let mut best_fit = self.data_fit(&members, &best.charts, frame, maps);
-            for &motion in &motions[1..] {
-                let mut trial = out.clone();
-                let r = self.run_rounds(
-                    input,
-                    predict(motion),
-                    base.clone(),
-                    frame,
-                    maps,
-                    &mut trial,
-                )?;
-                let fit = self.data_fit(&members, &r.charts, frame, maps);
-                if fit < best_fit {
-                    (best, best_fit, *out) = (r, fit, trial);
-                }
+        // One prediction runs straight into `out` with the filter itself; several (best_of) run
+        // side by side, each on a copy, and the better data fit is kept (the first on a tie).
+        let best = match motions.len() {
+            1 => self.run_rounds(input, predict(motions[0]), base, frame, maps, out)?,
+            _ => {
+                use rayon::prelude::*;
+                let mut runs = (motions.par_iter())
+                    .map(|&motion| {
+                        let mut trial = out.clone();
+                        let r = self.run_rounds(
+                            input,
+                            predict(motion),
+                            base.clone(),
+                            frame,
+                            maps,
+                            &mut trial,
+                        )?;
+                        let fit = self.data_fit(&members, &r.charts, frame, maps);
+                        Ok((fit, r, trial))
+                    })
+                    .collect::<Result<Vec<_>>>()?;
+                let i = (1..runs.len()).fold(0, |b, i| if runs[i].0 < runs[b].0 { i } else { b });
+                let (_, r, trial) = runs.swap_remove(i);
+                *out = trial;
+                r
             }
-        }
+        };
         let Refined {
             predicted,
             charts,
