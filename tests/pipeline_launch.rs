@@ -341,7 +341,11 @@ fn tracker_tables_take_rounds_redetect_and_the_newton_filters() {
     );
     let l = launch::load_str(Path::new("good.toml"), &text, &[]).unwrap();
     let plain = l.tracker_config(&l.file.tracker[0]).unwrap();
-    assert_eq!((plain.rounds, plain.redetect.is_some()), (1, false));
+    let default_rounds = hdpf::domains::pose::tracker::DEFAULT_ROUNDS;
+    assert_eq!(
+        (plain.rounds, plain.redetect.is_some()),
+        (default_rounds, false)
+    );
     let gn = l.tracker_config(&l.file.tracker[1]).unwrap();
     assert_eq!((gn.rounds, gn.redetect.is_some()), (4, true));
     assert_eq!(gn.particles_per_filter(), 1);

@@ -24,7 +24,7 @@ fn args(root: &Path, split: &str, scene: u32) -> TrackArgs {
         modalities: "depth".into(),
         init_noise: None,
         init_results: None,
-        rounds: 1,
+        rounds: hdpf::domains::pose::tracker::DEFAULT_ROUNDS,
         motion: "random_walk".into(),
         redetect: "off".into(),
         joint: false,
@@ -58,8 +58,9 @@ fn ycbv_gt_init_goal() {
         .map(|(s, id)| run_track(&args(&root, s, *id)).unwrap())
         .collect();
     let (add, adds) = pooled(&reports);
-    println!("GOAL gt-init: mean ADD {add:.2} mm (≤ 4), ADD-S {adds:.2} mm (≤ 2.5)");
-    assert!(add <= 4.0 && adds <= 2.5);
+    // ADD-S on YCB-V's points.xyz (models_points/), as PoseCNN and FoundationPose report it.
+    println!("GOAL gt-init: mean ADD {add:.2} mm (≤ 3.0), ADD-S {adds:.2} mm (≤ 1.85)");
+    assert!(add <= 3.0 && adds <= 1.85);
 }
 
 #[test]
@@ -86,8 +87,8 @@ fn ycbv_noisy_init_goal() {
         n += all.count;
     }
     let adds = sum / n as f64;
-    println!("GOAL noisy-init: mean ADD-S frames 6-20 {adds:.2} mm (≤ 4)");
-    assert!(adds <= 4.0);
+    println!("GOAL noisy-init: mean ADD-S frames 6-20 {adds:.2} mm (≤ 3)");
+    assert!(adds <= 3.0);
 }
 
 /// CI-sized real-data check (runs in `cargo test`): clip test/49 (4 objects), all 20 frames,

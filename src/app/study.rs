@@ -151,6 +151,8 @@ pub fn fast_config(kind: FilterKind, particles: usize, joint: bool, seed: u64) -
             ModalityConfig::new(DepthEdgeParams::default()),
         ],
         redetect: Some(RedetectConfig::default()),
+        // The study's table was measured with one round per frame.
+        rounds: 1,
         ..TrackerConfig::default()
     }
 }

@@ -9,7 +9,7 @@ use crate::domains::pose::driver::{
 };
 use crate::domains::pose::metrics::{evaluate, EvalReport};
 use crate::domains::pose::scoring::{gt_eval, mean_errors, ErrorSummary};
-use crate::domains::pose::tracker::{RedetectConfig, TrackerConfig};
+use crate::domains::pose::tracker::{RedetectConfig, TrackerConfig, DEFAULT_ROUNDS};
 use crate::domains::recording::mcap_read::{open_recording, ReadOptions};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -40,7 +40,7 @@ pub struct TrackArgs {
     pub filter: String,
     /// Correspondence rounds per frame, at most (1–20): each re-prepares the modalities about
     /// the current estimate and runs one filter update, coarse to fine.
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, default_value_t = DEFAULT_ROUNDS)]
     pub rounds: usize,
     /// Motion prediction: `random_walk`, `constant_velocity`, or `best_of` (both, each refined
     /// by the rounds, the better data fit kept: for fast, jerky motion with several rounds)
@@ -380,6 +380,7 @@ pub fn print_summary(r: &TrackReport, title: &str) {
         "NEES/6 of the published covariance (calibrated: mean 1, median 0.89, 95 % within the \
          chi-square bound); frames without a positive-definite covariance are left out"
     );
+    println!("{}", r.eval.points_line());
     println!("{}", r.eval.summary);
     println!(
         "tracking latency per object per frame: p50 {:.2} ms, p99 {:.2} ms; image decode (excluded) p50 {:.2} ms/frame; skipped frames: {}",

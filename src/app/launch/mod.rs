@@ -154,7 +154,8 @@ pub struct TrackerSpec {
     /// Re-detection after loss (default false, as `hdpf track --redetect`).
     #[serde(default)]
     pub redetect: bool,
-    /// Correspondence rounds per frame, at most (1–20, default 1).
+    /// Correspondence rounds per frame, at most (1–20, default
+    /// [`crate::domains::pose::tracker::DEFAULT_ROUNDS`], 2).
     pub rounds: Option<Spanned<usize>>,
 }
 

@@ -4,7 +4,7 @@
 use crate::core::geometry::se3::{rotation_error_deg, translation_error};
 use crate::core::geometry::KdTree;
 use crate::core::stats::{self, Rank};
-use crate::domains::pose::bop::{BopDataset, GtPose, PoseResult};
+use crate::domains::pose::bop::{BopDataset, GtPose, PointSource, PoseResult};
 use crate::{Error, Result};
 use nalgebra::{Isometry3, Point3};
 use serde::Serialize;
@@ -312,6 +312,8 @@ pub struct EvalReport {
     pub targets: Vec<TargetError>,
     /// Result rows that matched no target (wrong image/object, or extra instances).
     pub n_unmatched_results: usize,
+    /// Per object id: the points its ADD / ADD-S were measured on.
+    pub points: BTreeMap<u32, PointSource>,
 }
 
 /// [`evaluate_with`] with default options: every GT instance in every image of every scene that
@@ -325,8 +327,9 @@ pub fn evaluate(dataset: &BopDataset, results: &[PoseResult]) -> Result<EvalRepo
 /// Targets are the GT instances of every image of each scene appearing in `results` (restricted to
 /// `options.obj_ids`). For `k` GT instances of an object in an image, the `k` highest-scoring
 /// estimates are matched greedily (by score) to the nearest unmatched GT translation; targets left
-/// without an estimate are failures at infinite error. ADD / ADD-S use the mesh vertices of
-/// `models/obj_XXXXXX.ply`.
+/// without an estimate are failures at infinite error. ADD / ADD-S use the dataset's evaluation
+/// points (`models_points/obj_XXXXXX.xyz`) where it has them, else the mesh vertices of
+/// `models/obj_XXXXXX.ply` ([`BopDataset::eval_points`]; the report says which).
 pub fn evaluate_with(
     dataset: &BopDataset,
     results: &[PoseResult],
@@ -343,6 +346,7 @@ pub fn evaluate_with(
     }
     let scene_ids: BTreeSet<u32> = results.iter().map(|r| r.scene_id).collect();
     let mut models: BTreeMap<u32, ModelPoints> = BTreeMap::new();
+    let mut points = BTreeMap::new();
     let mut targets = Vec::new();
     let mut n_matched = 0;
     for scene_id in scene_ids {
@@ -368,7 +372,9 @@ pub fn evaluate_with(
             }
             for (obj_id, gt_list) in by_obj {
                 if let Entry::Vacant(slot) = models.entry(obj_id) {
-                    slot.insert(ModelPoints::new(dataset.model(obj_id)?.vertices));
+                    let (p, source) = dataset.eval_points(obj_id)?;
+                    slot.insert(ModelPoints::new(p));
+                    points.insert(obj_id, source);
                 }
                 let key = (scene_id, im_id, obj_id);
                 let cands = est
@@ -389,6 +395,7 @@ pub fn evaluate_with(
         per_object,
         targets,
         n_unmatched_results: results.len() - n_matched,
+        points,
     })
 }
 
@@ -480,8 +487,27 @@ impl fmt::Display for MetricsSummary {
     }
 }
 
+impl EvalReport {
+    /// Which points ADD / ADD-S were measured on, e.g. `ADD / ADD-S measured on:
+    /// models_points/*.xyz (objects 3, 6)`, one clause per kind of points.
+    pub fn points_line(&self) -> String {
+        let mut by_source: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for (id, src) in &self.points {
+            by_source
+                .entry(src.to_string())
+                .or_default()
+                .push(id.to_string());
+        }
+        let parts: Vec<String> = (by_source.iter())
+            .map(|(src, ids)| format!("{src} (objects {})", ids.join(", ")))
+            .collect();
+        format!("ADD / ADD-S measured on: {}", parts.join("; "))
+    }
+}
+
 impl fmt::Display for EvalReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "{}", self.points_line())?;
         writeln!(
             f,
             "{:>6} {:>8} {:>6} {:>8} {:>9} {:>9} {:>9}",
@@ -783,6 +809,50 @@ mod tests {
             off.summary
         );
         assert!(off.summary.adds_auc.all > 90.5);
+        // YCB-Video's own points.xyz, as the papers report ADD / ADD-S on.
+        assert!(off.points.values().all(|&p| p == PointSource::ModelPoints));
+        assert_eq!(off.points.len(), 4);
         eprintln!("{off}");
+    }
+
+    /// ADD / ADD-S use a dataset's `models_points/` where it has them, and say so.
+    #[test]
+    fn evaluation_points_replace_the_vertices_where_present() {
+        let root = crate::core::scratch::ScratchDir::new("metrics-points");
+        let gt = synthetic_dataset(&root);
+        std::fs::create_dir_all(root.join("models_points")).unwrap();
+        // One point on object 1's rotation axis: a turn about z moves it by nothing.
+        std::fs::write(root.join("models_points/obj_000001.xyz"), "0 0 0.05\n").unwrap();
+        let ds = BopDataset::open(&root).unwrap();
+        let turn = UnitQuaternion::from_axis_angle(&Vector3::z_axis(), 0.3);
+        let results: Vec<PoseResult> = (1..=2)
+            .map(|obj| PoseResult {
+                scene_id: 3,
+                im_id: 1,
+                obj_id: obj,
+                score: 1.0,
+                pose: gt[&1][obj as usize - 1].pose * turn,
+                time: 0.0,
+            })
+            .collect();
+        let opts = EvalOptions {
+            obj_ids: Some(BTreeSet::from([1, 2])),
+            ..EvalOptions::default()
+        };
+        let r = evaluate_with(&ds, &results, &opts).unwrap();
+        let add = |obj: u32| (r.targets.iter()).find(|t| t.im_id == 1 && t.obj_id == obj);
+        assert!(add(1).unwrap().add_m < 1e-12, "{:?}", add(1));
+        assert!(add(2).unwrap().add_m > 1e-3, "{:?}", add(2));
+        assert_eq!(r.points[&1], PointSource::ModelPoints);
+        assert_eq!(r.points[&2], PointSource::MeshVertices);
+        let line = r.points_line();
+        assert!(
+            line.contains("models_points/*.xyz (objects 1)") && line.contains("vertices"),
+            "{line}"
+        );
+        // A broken points file is an error naming it, not a silent fall-back to the mesh.
+        std::fs::write(root.join("models_points/obj_000001.xyz"), "0 0\n").unwrap();
+        let e = evaluate_with(&ds, &results, &opts).unwrap_err().to_string();
+        assert!(e.contains("obj_000001.xyz") && e.contains("line 1"), "{e}");
     }
 }

@@ -4,6 +4,7 @@
 //! ```text
 //! models/models_info.json            per obj id: diameter, min_x.., size_x.. (mm), symmetries
 //! models/obj_XXXXXX.ply              meshes, mm
+//! models_points/obj_XXXXXX.xyz       optional ADD / ADD-S points, m (YCB-Video's points.xyz)
 //! <split>/<scene:06>/scene_camera.json   per image id: cam_K (row-major 9), depth_scale, [cam_R_w2c, cam_t_w2c]
 //! <split>/<scene:06>/scene_gt.json       per image id: [{obj_id, cam_R_m2c (row-major 9), cam_t_m2c (mm)}]
 //! <split>/<scene:06>/rgb/NNNNNN.png      8-bit RGB
@@ -23,11 +24,13 @@ use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
 mod images;
+mod points;
 mod results;
 mod scene_json;
 
 use images::*;
 pub use images::{read_depth_png, write_depth_png, write_rgb_png};
+pub use points::{read_xyz, PointSource};
 pub use results::{pose_difference, read_results, write_results, ResultsWriter, RESULTS_HEADER};
 use scene_json::*;
 pub use scene_json::{
