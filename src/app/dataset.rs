@@ -42,6 +42,10 @@ pub struct SynthArgs {
     /// Occluder bar in front of the objects (default: only with --motion fast).
     #[arg(long)]
     pub occluder: Option<bool>,
+    /// A static plate hiding the left FRACTION of object OBJ (its position in --objects, from 1)
+    /// over image ids FIRST-LAST, 5 cm in front of it: `OBJ,FRACTION,FIRST-LAST`, e.g. `1,0.5,10-25`.
+    #[arg(long)]
+    pub hide: Option<String>,
     /// Ideal sensor: no depth noise, no holes, no RGB noise.
     #[arg(long)]
     pub clean: bool,
@@ -70,6 +74,7 @@ impl SynthArgs {
                 SensorNoise::default()
             },
             occluder: self.occluder,
+            hide: self.hide.as_deref().map(str::parse).transpose()?,
             split: self.split.clone(),
             scene_id: self.scene,
             ..SynthConfig::new(&self.out)

@@ -45,6 +45,12 @@ pub fn set_limit(value: &str) -> Result<bool> {
     Ok(LIMIT.set(bytes).is_ok())
 }
 
+/// Whether the user set a budget (`--max-memory` or `HDPF_MAX_MEMORY`), as opposed to the
+/// machine's available memory.
+pub fn explicit_budget() -> bool {
+    LIMIT.get().is_some() || std::env::var_os(MAX_MEMORY_ENV).is_some()
+}
+
 /// The budget in bytes: the `--max-memory` limit, else `HDPF_MAX_MEMORY`, else `MemAvailable`,
 /// else unknown.
 pub fn budget() -> Option<u64> {

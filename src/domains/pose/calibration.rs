@@ -22,18 +22,34 @@ pub const CHI2_6_95: f64 = 12.591_587;
 /// The median of χ² with 6 degrees of freedom.
 pub const CHI2_6_MEDIAN: f64 = 5.348_121;
 
+/// Smallest eigenvalue of a covariance, relative to its largest, that still counts as positive
+/// definite: below it the covariance is singular up to rounding (a cloud collapsed onto fewer than
+/// 7 distinct particles) and its NEES would depend on the rounding.
+pub const MIN_CONDITION: f64 = 1e-12;
+
 /// NEES of the published `est` with covariance `cov` against `gt`: `ε = ξᵀ Σ⁻¹ ξ`,
-/// `ξ = log(T_gt · T̂⁻¹)`. `None` when `cov` is not symmetric positive definite (a collapsed
-/// cloud, a single hypothesis that publishes no spread, a non-finite entry): such a covariance
-/// claims certainty in some direction and has no NEES.
+/// `ξ = log(T_gt · T̂⁻¹)`. `None` when `cov` is not symmetric positive definite with
+/// `λ_min ≥ MIN_CONDITION · λ_max` (a collapsed cloud, a single hypothesis that publishes no
+/// spread, a non-finite entry): such a covariance claims certainty in some direction and has no
+/// NEES.
 pub fn nees(est: &Isometry3<f64>, cov: &Matrix6<f64>, gt: &Isometry3<f64>) -> Option<f64> {
     if !cov.iter().all(|c| c.is_finite()) {
+        return None;
+    }
+    let eig = cov.symmetric_eigenvalues();
+    let (lo, hi) = (eig.min(), eig.max());
+    if !(hi > 0.0 && lo >= MIN_CONDITION * hi) {
         return None;
     }
     let xi = se3::log(&(gt * est.inverse()));
     let chol = cov.cholesky()?;
     let e = xi.dot(&chol.solve(&xi));
     e.is_finite().then_some(e)
+}
+
+/// Whether a NEES lies within χ²₆'s 95 % bound ([`CHI2_6_95`]).
+pub fn within_95(nees: f64) -> bool {
+    nees <= CHI2_6_95
 }
 
 /// NEES over a run's published estimates (one per object and frame).
@@ -61,7 +77,7 @@ impl NeesSummary {
             _ => (
                 judged.iter().sum::<f64>() / n as f64,
                 stats::median(&judged),
-                judged.iter().filter(|&&e| e <= CHI2_6_95).count() as f64 / n as f64,
+                judged.iter().filter(|&&e| within_95(e)).count() as f64 / n as f64,
             ),
         };
         let dof = POSE_DOF as f64;
@@ -146,6 +162,10 @@ mod tests {
         let mut cov = covariance().0;
         cov[(2, 2)] = f64::NAN;
         assert_eq!(nees(&est, &cov, &gt), None);
+        // Rank 5 up to rounding: a cloud collapsed in one direction.
+        let mut rank5 = Matrix6::from_diagonal(&Vector6::new(1e-6, 1e-6, 1e-6, 1e-4, 1e-4, 1e-4));
+        rank5[(5, 5)] = 1e-22;
+        assert_eq!(nees(&est, &rank5, &gt), None);
         // A translation error of 1 mm along x with σ_x = 1 mm (uncorrelated part): NEES ≥ 1.
         let iso = Matrix6::from_diagonal(&Vector6::repeat(1e-6));
         let e = nees(&est, &iso, &gt).unwrap();

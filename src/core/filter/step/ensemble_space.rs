@@ -37,16 +37,18 @@ pub(super) fn worth_it(m: usize, n: usize, k: usize) -> bool {
     2 * n + k <= m / 2
 }
 
-/// Below this many bytes the state space's matrices are not checked against the memory budget:
-/// reading the budget (`/proc/meminfo`) for a 6 × 6 pose move each round cost more than the move.
+/// Below this many bytes the state space's matrices are not checked against the machine's
+/// available memory (reading `/proc/meminfo` for a 6 × 6 pose move each round cost more than the
+/// move); a budget the user set is always applied.
 const UNCHECKED_DENSE_BYTES: usize = 16 << 20;
 
 /// Refuses a move in the state space whose `m × m` matrices would not fit the memory budget;
-/// `why` says why the state space was chosen. Sizes under [`UNCHECKED_DENSE_BYTES`] pass
-/// without reading the budget.
+/// `why` says why the state space was chosen. Without a user-set budget, sizes under
+/// [`UNCHECKED_DENSE_BYTES`] pass without reading the machine's memory.
 pub(super) fn check_dense(m: usize, why: &str) -> Result<()> {
     let small = (m.checked_mul(m)).and_then(|mm| mm.checked_mul(DENSE_MATRICES * 8));
-    if small.is_some_and(|b| b <= UNCHECKED_DENSE_BYTES) {
+    if small.is_some_and(|b| b <= UNCHECKED_DENSE_BYTES) && !crate::core::memory::explicit_budget()
+    {
         return Ok(());
     }
     crate::core::memory::check(

@@ -35,11 +35,13 @@ use crate::domains::pose::frame::{ImageF32, RgbdFrame};
 use crate::domains::pose::mesh::Mesh;
 use crate::domains::pose::render::{Background, RenderObject, RenderOptions, Rendered, Renderer};
 
+mod hide;
 mod models;
 mod sensor;
 mod trajectory;
 mod writer;
 
+pub use hide::Hide;
 #[cfg(test)]
 use models::assign_ids;
 use models::{load_models, write_models};
@@ -127,6 +129,8 @@ pub struct SynthConfig {
     /// Occluder bar sweeping in front of the objects; `None` = only for [`Motion::Fast`] and
     /// [`Motion::Extreme`].
     pub occluder: Option<bool>,
+    /// A static plate hiding part of one object for some frames ([`Hide`]).
+    pub hide: Option<Hide>,
     /// Split directory name.
     pub split: String,
     /// Scene id.
@@ -148,6 +152,7 @@ impl SynthConfig {
             depth_scale: 0.1,
             noise: SensorNoise::default(),
             occluder: None,
+            hide: None,
             split: "test".into(),
             scene_id: 1,
         }
@@ -176,6 +181,9 @@ impl SynthConfig {
                 self.depth_scale,
                 "must be positive",
             ));
+        }
+        if let Some(h) = &self.hide {
+            h.validate(self.objects.len(), self.frames)?;
         }
         let n = &self.noise;
         let probs = [("dropout", n.dropout), ("edge_hole", n.edge_hole)];
@@ -338,6 +346,8 @@ pub struct Synthesizer {
     trajectories: Vec<Vec<Isometry3<f64>>>,
     /// The occluder mesh and its poses, when enabled.
     occluder: Option<(Mesh, Vec<Isometry3<f64>>)>,
+    /// The hiding plate and its pose ([`SynthConfig::hide`]).
+    plate: Option<(Mesh, Isometry3<f64>)>,
     renderer: Renderer,
 }
 
@@ -375,7 +385,7 @@ impl Synthesizer {
             .collect();
         let homes = home_positions(cfg, instances.len());
         let bounds = ViewBounds::of(&cfg.camera);
-        let trajectories = homes
+        let trajectories: Vec<Vec<Isometry3<f64>>> = homes
             .iter()
             .enumerate()
             .map(|(k, home)| {
@@ -391,6 +401,13 @@ impl Synthesizer {
         } else {
             None
         };
+        let plate = match &cfg.hide {
+            Some(h) => {
+                let (k, pose) = (h.object - 1, trajectories[h.object - 1][h.frames.0 - 1]);
+                h.plate(&cfg.camera, &models[instances[k].mesh].2, &pose)?
+            }
+            None => None,
+        };
         let opts = RenderOptions {
             background: Background::Texture { seed: cfg.seed },
             ..Default::default()
@@ -402,6 +419,7 @@ impl Synthesizer {
             instances,
             trajectories,
             occluder,
+            plate,
             renderer,
         })
     }
@@ -474,6 +492,14 @@ impl Synthesizer {
                 mesh,
                 pose: poses[k],
                 color: [70, 70, 80],
+            });
+        }
+        let hidden = (self.cfg.hide.as_ref()).is_some_and(|h| h.covers(k));
+        if let (Some((mesh, pose)), true) = (&self.plate, hidden) {
+            objects.push(RenderObject {
+                mesh,
+                pose: *pose,
+                color: [120, 120, 125],
             });
         }
         let r = self.renderer.render(&objects)?;
@@ -760,6 +786,41 @@ mod tests {
         .unwrap();
         let labels_occluded = frames.iter().zip(&clear).any(|(a, b)| a.labels != b.labels);
         assert!(labels_occluded);
+    }
+
+    /// `hide` covers about the chosen fraction of the chosen object in the chosen frames only,
+    /// and the plate lies in front of it in depth.
+    #[test]
+    fn a_hidden_object_loses_about_the_chosen_fraction_in_those_frames() {
+        let cfg = SynthConfig {
+            hide: Some("1,0.5,2-3".parse().unwrap()),
+            ..small("hide", Motion::Slow, 4, 3)
+        };
+        let hidden = render_sequence(&cfg).unwrap();
+        let clear = render_sequence(&SynthConfig { hide: None, ..cfg }).unwrap();
+        for (k, (h, c)) in hidden.iter().zip(&clear).enumerate() {
+            let (fh, fc) = (h.info[0].visib_fract, c.info[0].visib_fract);
+            if (1..=2).contains(&k) {
+                // Half the image width of a box seen at an angle: 0.3–0.7 of its pixels (slow
+                // motion moves it by about a pixel under the plate at 160 × 120).
+                assert!(fh > 0.3 * fc && fh < 0.7 * fc, "frame {k}: {fh} of {fc}");
+                let nearer = (h.depth_clean.data.iter().zip(&c.depth_clean.data))
+                    .any(|(a, b)| *a > 0.0 && (*b == 0.0 || a < b));
+                assert!(nearer, "frame {k}: the plate is not in front");
+                assert_eq!(
+                    h.info[1].visib_fract, c.info[1].visib_fract,
+                    "object 2 is not hidden"
+                );
+            } else {
+                assert_eq!(h.labels, c.labels, "frame {k} must be unchanged");
+            }
+        }
+        let bad = SynthConfig {
+            hide: Some("3,0.5,2-3".parse().unwrap()),
+            ..small("hide-bad", Motion::Slow, 4, 3)
+        };
+        let e = render_sequence(&bad).unwrap_err().to_string();
+        assert!(e.contains("hide") && e.contains("object"), "{e}");
     }
 
     #[test]

@@ -376,6 +376,9 @@ impl Tracker {
             if let (true, Some(rd)) = (lost, rd) {
                 let centre = predicted[j].pose(&Vector6::zeros());
                 out.redetected[k] = self.redetect(g, j, k, &centre, &rd, frame, maps)?;
+                if out.redetected[k] {
+                    out.covariance[k] = self.config.restart_covariance();
+                }
             }
             out.lost[k] = lost && !out.redetected[k];
             out.quality[k] = self.states[k].quality;
