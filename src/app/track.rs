@@ -132,20 +132,35 @@ pub struct TrackingSummary {
 }
 
 impl TrackingSummary {
-    /// Per object id, from the published rows in frame order; `gt` (per image id) scores the
-    /// covariances.
-    pub fn per_object(rows: &[Published], gt: &BTreeMap<u32, Vec<GtPose>>) -> BTreeMap<u32, Self> {
-        let mut by_obj: BTreeMap<u32, Vec<&Published>> = BTreeMap::new();
-        for r in rows {
-            by_obj.entry(r.obj_id).or_default().push(r);
+    /// Per object id, from the published rows in frame order, and the NEES over all of them;
+    /// `gt` (per image id) scores the covariances, each row's once.
+    pub fn per_object(
+        rows: &[Published],
+        gt: &BTreeMap<u32, Vec<GtPose>>,
+    ) -> (BTreeMap<u32, Self>, NeesSummary) {
+        let nees: Vec<Option<Option<f64>>> = (rows.iter())
+            .map(|r| {
+                let g = GtPose::nearest(gt.get(&r.im_id)?, r.obj_id, &r.pose)?;
+                Some(calibration::nees(&r.pose, &r.covariance, &g.pose))
+            })
+            .collect();
+        let mut by_obj: BTreeMap<u32, (Vec<&Published>, Vec<Option<f64>>)> = BTreeMap::new();
+        for (r, e) in rows.iter().zip(&nees) {
+            let (rs, es) = by_obj.entry(r.obj_id).or_default();
+            rs.push(r);
+            es.extend(*e);
         }
-        (by_obj.into_iter())
-            .map(|(id, rows)| (id, Self::of_object(&rows, gt)))
-            .collect()
+        let per_object = (by_obj.into_iter())
+            .map(|(id, (rows, nees))| (id, Self::of_object(&rows, &nees)))
+            .collect();
+        (
+            per_object,
+            NeesSummary::new(&nees.into_iter().flatten().collect::<Vec<_>>()),
+        )
     }
 
-    /// The summary of one object's rows in frame order.
-    fn of_object(rows: &[&Published], gt: &BTreeMap<u32, Vec<GtPose>>) -> Self {
+    /// The summary of one object's rows in frame order and the NEES of those with ground truth.
+    fn of_object(rows: &[&Published], nees: &[Option<f64>]) -> Self {
         let judged: Vec<f64> = (rows.iter().map(|r| r.quality))
             .filter(|q| q.is_finite())
             .collect();
@@ -158,31 +173,9 @@ impl TrackingSummary {
             lost_frames: rows.iter().filter(|r| r.lost).count(),
             last_quality: last.map_or(f64::NAN, |r| r.quality),
             lost_at_end: last.is_some_and(|r| r.lost),
-            nees: nees_of(rows, gt),
+            nees: NeesSummary::new(nees),
         }
     }
-}
-
-/// The NEES summary of `rows` against `gt` (rows without ground truth are left out).
-fn nees_of(rows: &[&Published], gt: &BTreeMap<u32, Vec<GtPose>>) -> NeesSummary {
-    let nees: Vec<Option<f64>> = (rows.iter())
-        .filter_map(|r| {
-            Some(calibration::nees(
-                &r.pose,
-                &r.covariance,
-                &nearest_gt(gt, r)?.pose,
-            ))
-        })
-        .collect();
-    NeesSummary::new(&nees)
-}
-
-/// The ground-truth instance of `r`'s object in its image nearest to its estimate.
-fn nearest_gt<'a>(gt: &'a BTreeMap<u32, Vec<GtPose>>, r: &Published) -> Option<&'a GtPose> {
-    let dist = |g: &GtPose| (g.pose.translation.vector - r.pose.translation.vector).norm();
-    (gt.get(&r.im_id)?.iter())
-        .filter(|g| g.obj_id == r.obj_id)
-        .min_by(|a, b| dist(a).total_cmp(&dist(b)))
 }
 
 /// Parse `3,6` into object ids.
@@ -341,6 +334,7 @@ fn summarize(t: &Tracked) -> Result<TrackReport> {
     let run = &t.run;
     let eval = gt_eval(&t.dataset, t.scene_id, &t.gt, &run.results)?;
     let (all, per_object) = mean_errors(&eval);
+    let (tracking, nees) = TrackingSummary::per_object(&run.tracking, &t.gt);
     Ok(TrackReport {
         results: run.results.len(),
         skipped: run.skipped.clone(),
@@ -349,8 +343,8 @@ fn summarize(t: &Tracked) -> Result<TrackReport> {
         decode_p50: percentile(&run.decode, 0.5, Rank::Nearest),
         all,
         per_object,
-        tracking: TrackingSummary::per_object(&run.tracking, &t.gt),
-        nees: nees_of(&run.tracking.iter().collect::<Vec<_>>(), &t.gt),
+        tracking,
+        nees,
         eval,
     })
 }
@@ -363,19 +357,23 @@ pub fn print_summary(r: &TrackReport, title: &str) {
         "{:>8} {:>8} {:>12} {:>12} {:>12} {:>12} {:>8}",
         "object", "quality", "lost frames", "lost at end", "NEES/6 mean", "median", "in 95%"
     );
+    let row = |name: &str, held: [String; 3], e: &NeesSummary| {
+        let [quality, lost, end] = held;
+        println!(
+            "{name:>8} {quality:>8} {lost:>12} {end:>12} {:>12.2} {:>12.2} {:>8.2}",
+            e.mean_per_dof, e.median_per_dof, e.within_95
+        );
+    };
     for (id, t) in &r.tracking {
         let end = if t.lost_at_end { "yes" } else { "no" };
-        let e = &t.nees;
-        println!(
-            "{id:>8} {:>8.3} {:>12} {end:>12} {:>12.2} {:>12.2} {:>8.2}",
-            t.quality, t.lost_frames, e.mean_per_dof, e.median_per_dof, e.within_95
-        );
+        let held = [
+            format!("{:.3}", t.quality),
+            t.lost_frames.to_string(),
+            end.into(),
+        ];
+        row(&id.to_string(), held, &t.nees);
     }
-    let e = &r.nees;
-    println!(
-        "{:>8} {:>8} {:>12} {:>12} {:>12.2} {:>12.2} {:>8.2}",
-        "all", "", "", "", e.mean_per_dof, e.median_per_dof, e.within_95
-    );
+    row("all", Default::default(), &r.nees);
     println!(
         "NEES/6 of the published covariance (calibrated: mean 1, median 0.89, 95 % within the \
          chi-square bound); frames without a positive-definite covariance are left out"

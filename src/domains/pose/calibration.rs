@@ -36,14 +36,17 @@ pub fn nees(est: &Isometry3<f64>, cov: &Matrix6<f64>, gt: &Isometry3<f64>) -> Op
     if !cov.iter().all(|c| c.is_finite()) {
         return None;
     }
-    let eig = cov.symmetric_eigenvalues();
-    let (lo, hi) = (eig.min(), eig.max());
+    // One eigendecomposition Σ = Q Λ Qᵀ both judges Σ and gives ε = Σ_i (q_iᵀ ξ)² / λ_i.
+    let eig = cov.symmetric_eigen();
+    let (lo, hi) = (eig.eigenvalues.min(), eig.eigenvalues.max());
     if !(hi > 0.0 && lo >= MIN_CONDITION * hi) {
         return None;
     }
     let xi = se3::log(&(gt * est.inverse()));
-    let chol = cov.cholesky()?;
-    let e = xi.dot(&chol.solve(&xi));
+    let along = eig.eigenvectors.transpose() * xi;
+    let e: f64 = (along.iter().zip(eig.eigenvalues.iter()))
+        .map(|(a, l)| a * a / l)
+        .sum();
     e.is_finite().then_some(e)
 }
 

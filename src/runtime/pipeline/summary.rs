@@ -233,7 +233,7 @@ impl SummaryCollector {
         s.process_ms.push(m.process_seconds * 1e3);
         for o in &m.objects {
             s.ess.push(o.diagnostics.ess);
-            if let Some(gt) = find_gt(&m.gt, o.obj_id) {
+            if let Some(gt) = GtPose::nearest(&m.gt, o.obj_id, &o.pose) {
                 s.trans_mm
                     .push(se3::translation_error(&o.pose, &gt.pose) * 1e3);
                 s.rot_deg.push(se3::rotation_error_deg(&o.pose, &gt.pose));
@@ -280,10 +280,6 @@ impl SummaryCollector {
     pub fn skipped(&self) -> Vec<SkippedSummary> {
         self.skipped.clone()
     }
-}
-
-fn find_gt(gt: &[GtPose], obj_id: u32) -> Option<&GtPose> {
-    gt.iter().find(|g| g.obj_id == obj_id)
 }
 
 fn summarize(name: &str, s: &TrackerSamples) -> TrackerSummary {

@@ -96,6 +96,15 @@ pub struct GtPose {
     pub pose: Isometry3<f64>,
 }
 
+impl GtPose {
+    /// The instance of object `obj_id` among `gts` nearest in translation to `pose` (an
+    /// estimate's ground truth when an image holds several instances of its object).
+    pub fn nearest<'a>(gts: &'a [GtPose], obj_id: u32, pose: &Isometry3<f64>) -> Option<&'a Self> {
+        let dist = |g: &GtPose| (g.pose.translation.vector - pose.translation.vector).norm();
+        (gts.iter().filter(|g| g.obj_id == obj_id)).min_by(|a, b| dist(a).total_cmp(&dist(b)))
+    }
+}
+
 /// One scene of a split: cameras and GT for every image, images loaded on demand.
 #[derive(Debug, Clone)]
 pub struct Scene {
