@@ -46,13 +46,14 @@ impl ImageF32 {
     /// or `None` outside the image.
     #[inline]
     pub fn cell(&self, u: f64, v: f64) -> Option<([f64; 4], f64, f64)> {
-        if !(u >= 0.0 && v >= 0.0) {
+        // `u < width − 1` ⇔ `⌊u⌋ + 1 < width`; for `u ≥ 0` truncation is the floor, without a
+        // call to `floor` (not inlined on baseline x86-64: 6 % of a tracking run), and a huge or
+        // NaN coordinate is refused before any conversion.
+        let (w1, h1) = ((self.width as f64) - 1.0, (self.height as f64) - 1.0);
+        if !(u >= 0.0 && v >= 0.0 && u < w1 && v < h1) {
             return None;
         }
-        let (x0, y0) = (u.floor() as usize, v.floor() as usize);
-        if x0 + 1 >= self.width || y0 + 1 >= self.height {
-            return None;
-        }
+        let (x0, y0) = (u as usize, v as usize);
         let i = y0 * self.width + x0;
         let w = self.width;
         let p = [

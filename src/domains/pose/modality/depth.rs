@@ -184,11 +184,14 @@ pub struct DepthModality {
 enum Term {
     Ignored,
     Constant(f64),
+    /// `r = a·k` with `k = 1 − d/q_z`, `a = n'·q`; `(du, dv)` the depth image's gradient at the
+    /// projection (turned into `∂d/∂q` only where a gradient is wanted).
     Residual {
         r: f64,
         k: f64,
         a: f64,
-        grad_d: Vector3<f64>,
+        du: f64,
+        dv: f64,
         d: f64,
     },
 }
@@ -256,7 +259,8 @@ impl DepthModality {
             r: a * k,
             k,
             a,
-            grad_d: self.cam.jacobian_xyz(q).tr_mul(&Vector2::new(du, dv)),
+            du,
+            dv,
             d,
         }
     }
@@ -276,9 +280,10 @@ impl Modality for DepthModality {
             match self.term(&q, &nr) {
                 Term::Ignored => {}
                 Term::Constant(c) => total += c,
-                Term::Residual { r, k, a, grad_d, d } => {
+                Term::Residual { r, k, a, du, dv, d } => {
                     total += self.params.robust.rho(r);
                     if let Some(acc) = grad.as_deref_mut() {
+                        let grad_d = self.cam.jacobian_xyz(&q).tr_mul(&Vector2::new(du, dv));
                         let s = self.norm * self.params.robust.psi(r);
                         let dk = -grad_d / q.z + Vector3::new(0.0, 0.0, d / (q.z * q.z));
                         acc.add_point(&rv, &((nr * k + dk * a) * s));

@@ -497,5 +497,19 @@ mod tests {
         assert!((f - 3.0).abs() < 1e-12 && (du - 1.0).abs() < 1e-12 && (dv - 10.0).abs() < 1e-12);
         assert!(img.bilinear(2.5, 0.0, |_| true).is_none());
         assert!(img.bilinear(-0.1, 0.0, |_| true).is_none());
+        // The last cell starts just below width − 1 / height − 1; beyond, huge and NaN
+        // coordinates are refused without overflow.
+        let (p, a, b) = img.cell(1.999, 0.999).unwrap();
+        assert_eq!(p, [1.0, 2.0, 11.0, 12.0]);
+        assert!((a - 0.999).abs() < 1e-12 && (b - 0.999).abs() < 1e-12);
+        for (u, v) in [
+            (2.0, 0.0),
+            (0.0, 1.0),
+            (1e300, 0.0),
+            (f64::NAN, 0.0),
+            (0.0, f64::INFINITY),
+        ] {
+            assert!(img.cell(u, v).is_none(), "({u}, {v})");
+        }
     }
 }
