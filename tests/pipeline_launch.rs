@@ -337,17 +337,17 @@ particles = 10
 fn tracker_tables_take_rounds_redetect_and_the_newton_filters() {
     let text = GOOD.replace(
         "filter = \"sir\"\nparticles = 20",
-        "filter = \"gn\"\nparticles = 20\nrounds = 4\nredetect = true\nmotion = \"best_of\"",
+        "filter = \"gn\"\nparticles = 20\nrounds = 4\nredetect = false\nmotion = \"best_of\"",
     );
     let l = launch::load_str(Path::new("good.toml"), &text, &[]).unwrap();
     let plain = l.tracker_config(&l.file.tracker[0]).unwrap();
     let default_rounds = hdpf::domains::pose::tracker::DEFAULT_ROUNDS;
     assert_eq!(
         (plain.rounds, plain.redetect.is_some()),
-        (default_rounds, false)
+        (default_rounds, true)
     );
     let gn = l.tracker_config(&l.file.tracker[1]).unwrap();
-    assert_eq!((gn.rounds, gn.redetect.is_some()), (4, true));
+    assert_eq!((gn.rounds, gn.redetect.is_some()), (4, false));
     assert_eq!(gn.particles_per_filter(), 1);
     assert_eq!(gn.motion, hdpf::domains::pose::tracker::MotionModel::BestOf);
     let e = err(&text.replace("best_of", "best"), &[]);

@@ -46,10 +46,10 @@ pub struct TrackArgs {
     /// by the rounds, the better data fit kept: for fast, jerky motion with several rounds)
     #[arg(long, default_value = "random_walk")]
     pub motion: String,
-    /// Re-detection after loss: `on` or `off` (off by default: with the default depth modality it
-    /// raised mean ADD from 62 to 248 mm on the fast synthetic sequences and from 2.9 to 18 mm on
-    /// ycbv-mini test/49 — a pose in empty space, where depth is missing, scores as a perfect fit).
-    #[arg(long, default_value = "off", value_parser = ["on", "off"])]
+    /// Re-detection after loss: `on` (the default) or `off`. An object whose depth fit turns far
+    /// worse than its running level is searched for around its prediction and last good pose,
+    /// and restarted where it fits as well as it did while tracked (README, "Re-detection").
+    #[arg(long, default_value = "on", value_parser = ["on", "off"])]
     pub redetect: String,
     /// Particles per filter.
     #[arg(long, default_value_t = 100)]

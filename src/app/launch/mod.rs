@@ -151,8 +151,8 @@ pub struct TrackerSpec {
     pub objects: Option<Vec<u32>>,
     /// Gradient step η of rfpf / grad (finite, > 0).
     pub eta: Option<Spanned<f64>>,
-    /// Re-detection after loss (default false, as `hdpf track --redetect`).
-    #[serde(default)]
+    /// Re-detection after loss (default true, as `hdpf track --redetect`).
+    #[serde(default = "default_true")]
     pub redetect: bool,
     /// Correspondence rounds per frame, at most (1–20, default
     /// [`crate::domains::pose::tracker::DEFAULT_ROUNDS`], 2).

@@ -152,7 +152,7 @@ pub struct TrackerConfig {
     pub surface_samples: usize,
     /// Pose hypotheses scored per round when starting from an uncertain (init-noise) pose.
     pub hypotheses: usize,
-    /// Re-detection after loss (off by default).
+    /// Re-detection after loss (on by default; `None` turns it off).
     pub redetect: Option<RedetectConfig>,
     /// Correspondence rounds per frame, at most (≥ 1; default [`DEFAULT_ROUNDS`]): each round
     /// prepares the modalities about the current estimate and runs one filter update; the motion
@@ -196,7 +196,7 @@ impl Default for TrackerConfig {
             coarse_scale: 0.008,
             surface_samples: 3000,
             hypotheses: 2000,
-            redetect: None,
+            redetect: Some(RedetectConfig::default()),
             rounds: DEFAULT_ROUNDS,
             round_coarse: 2.0,
             round_levels: 3,

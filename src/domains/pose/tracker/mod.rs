@@ -784,6 +784,20 @@ mod tests {
         }
     }
 
+    #[test]
+    fn a_pose_over_missing_depth_judges_as_unexplained_not_as_a_perfect_fit() {
+        // The rendered box on an empty background (depth 0 off the box): at the true pose the
+        // detection loss is small; moved 10 cm sideways, onto missing depth, nearly every point
+        // is unexplained (the tracking loss ignores missing depth; the detection judge must not).
+        let (frame, object, pose) = rendered_box();
+        let tracker = Tracker::new(TrackerConfig::default(), vec![object], vec![pose]).unwrap();
+        let maps = FrameMaps::prepare(&tracker.config, &tracker.memories, &frame).unwrap();
+        let at = |p: &Isometry3<f64>| tracker.detection_loss(0, p, &frame, &maps).unwrap();
+        let true_loss = at(&pose).unwrap();
+        let away = at(&(Isometry3::translation(0.1, 0.0, 0.0) * pose)).unwrap();
+        assert!(true_loss < 0.2 && away > 0.9, "{true_loss} {away}");
+    }
+
     /// A tilted box seen by a 320×240 camera: its rendered depth, the object and its pose.
     fn rendered_box() -> (RgbdFrame, ObjectModel, Isometry3<f64>) {
         let pose = Isometry3::new(

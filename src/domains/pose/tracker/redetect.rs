@@ -15,25 +15,32 @@ use nalgebra::{Isometry3, Matrix6, Vector3, Vector6};
 /// running level (or is simply high), the object is searched for again, translation first: its
 /// rotation centre is placed on a pixel grid over the image region between the constant-velocity
 /// prediction and the last good pose — widened by a reach that grows with the frames it has been
-/// lost — at the depth the sensor reads there; the best placements are refined by a few
-/// Gauss–Newton steps, and the object's particles restart around the winner.
+/// lost — at two depths (the sensor's there plus the centre's depth behind the visible surface,
+/// and the prediction's: the pixel may show an occluder), at two rotations (the prediction's and
+/// the last good pose's: a lost estimate's rotation drifts). Every placement is scored by the
+/// detection loss itself; the best few are refined by a few Gauss–Newton steps (kept only where
+/// that lowers their detection loss), and the object's particles restart around the winner if it
+/// looks like the object did while it was tracked (below `found_ratio` × the running level).
 ///
 /// The detection loss is the sum of the detection losses of the tracker's modalities that judge
 /// detections (the depth modality: its loss at the estimate, at scale 1, divided by its outlier
-/// constant times `n_eff` — about the fraction of visible points that are outliers: 0 for a
-/// perfect fit, ≈ 1 when nothing fits); without such a modality re-detection never triggers.
+/// constant times `n_eff` — about the fraction of visible points that are outliers or over
+/// missing depth: 0 for a perfect fit, ≈ 1 when nothing fits); without such a modality
+/// re-detection never triggers. The first `warmup` frames only learn the running level (the
+/// start pose is trusted), so an object whose sensor depth is patchy (dark or shiny) is judged
+/// against its own normal loss.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct RedetectConfig {
     /// Trigger when the detection loss exceeds `ratio` × its running level …
     pub ratio: f64,
     /// … and exceeds this absolute value (outlier-fraction units) …
     pub min_loss: f64,
-    /// … or whenever it exceeds this one (a filter whose running level is itself poor).
+    /// … or, after the warm-up, whenever it exceeds this one (nothing fits).
     pub max_loss: f64,
     /// Weight of the newest frame in the running level (exponential moving average; frames
     /// that trigger are left out).
     pub smoothing: f64,
-    /// Frames before the running level is trusted.
+    /// Frames that only learn the running level (no trigger) before it is trusted.
     pub warmup: usize,
     /// Search reach (metres) beyond the prediction and the last good pose, per lost frame.
     pub reach: f64,
@@ -49,8 +56,11 @@ pub struct RedetectConfig {
     /// the cost of an object that stays lost).
     pub interval: usize,
     /// The winner replaces the estimate only if its detection loss is below `accept` × the
-    /// estimate's.
+    /// estimate's …
     pub accept: f64,
+    /// … and at most `found_ratio` × the running level (or `min_loss`, if higher): it must
+    /// look like the object did while tracked, not merely better than a lost estimate.
+    pub found_ratio: f64,
     /// Selection of the visible points whose depth places the search grid.
     pub visibility: VisibilityParams,
 }
@@ -60,16 +70,17 @@ impl Default for RedetectConfig {
         Self {
             ratio: 2.0,
             min_loss: 0.25,
-            max_loss: 0.5,
+            max_loss: 0.9,
             smoothing: 0.3,
             warmup: 2,
             reach: 0.03,
             max_growth: 4.0,
-            step: 0.25,
+            step: 0.08,
             max_grid: 24,
-            candidates: 4,
+            candidates: 8,
             interval: 1,
             accept: 0.8,
+            found_ratio: 1.5,
             visibility: DepthParams::default().visibility,
         }
     }
@@ -245,7 +256,8 @@ impl Tracker {
         let salt = self.config.seed ^ (self.frames as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
         let good = self.states[k].good;
         let (found, winner) = self.search_lost(k, pred, &good, rd.reach(lost), rd, frame, maps)?;
-        if found >= rd.accept * loss {
+        let level = self.states[k].level.map_or(0.0, |(l, _)| l);
+        if found >= rd.accept * loss || found > (rd.found_ratio * level).max(rd.min_loss) {
             return Ok(false);
         }
         self.restart_about(g, j, k, winner, salt);
@@ -257,11 +269,12 @@ impl Tracker {
     /// (the level is then left unchanged), false when it does not (the estimate is good).
     fn update_level(&mut self, k: usize, loss: f64, rd: &RedetectConfig) -> bool {
         let st = &mut self.states[k];
-        let lost = loss > rd.max_loss
-            || match st.level {
-                Some((level, n)) => n >= rd.warmup && loss > rd.ratio * level && loss > rd.min_loss,
-                None => false,
-            };
+        let lost = match st.level {
+            Some((level, n)) if n >= rd.warmup => {
+                loss > rd.max_loss || (loss > rd.ratio * level && loss > rd.min_loss)
+            }
+            _ => false,
+        };
         if !lost {
             st.level = Some(match st.level {
                 Some((level, n)) => (level + rd.smoothing * (loss - level), n + 1),
@@ -274,9 +287,10 @@ impl Tracker {
     }
 
     /// Search for lost object `k`: [`Tracker::placements`] within `reach` at the prediction's
-    /// rotation, scored with the observation terms widened to the grid step; the best
-    /// `rd.candidates` are refined by [`Tracker::refine`]. Returns the lowest detection loss and
-    /// its pose (the prediction is always a candidate).
+    /// rotation and at the last good pose's, each scored by its detection loss; the best
+    /// `rd.candidates` are refined by [`Tracker::refine`] (the refined pose kept where it judges
+    /// better). Returns the lowest detection loss and its pose (the prediction is always a
+    /// candidate).
     #[allow(clippy::too_many_arguments)]
     fn search_lost(
         &self,
@@ -289,34 +303,40 @@ impl Tracker {
         maps: &FrameMaps,
     ) -> Result<(f64, Isometry3<f64>)> {
         use rayon::prelude::*;
-        let chart = PoseChart::new(*pred, &self.objects[k].centre);
-        let (shifts, step) = self.placements(k, &chart, good, reach, rd, frame)?;
-        let mut terms = self.object_terms(k, &chart, frame, maps, step, true)?;
-        terms.prior_sigma = Vector6::repeat(f64::INFINITY);
-        let d = terms.scale;
-        let mut scored: Vec<(f64, usize)> = shifts
-            .par_iter()
-            .enumerate()
-            .map(|(i, t)| {
-                let x = [t.x / d[0], t.y / d[1], t.z / d[2], 0.0, 0.0, 0.0];
-                (terms.loss(&x), i)
-            })
-            .collect();
-        scored.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
-        let coarse = self.config.coarse_scale;
-        let schedule = [step, step, step / 2.0, coarse, coarse, coarse];
         // A pose from which nothing of the object is visible is no candidate (it would score 0).
         let score = |pose: &Isometry3<f64>| -> Result<f64> {
             Ok(self
                 .detection_loss(k, pose, frame, maps)?
                 .unwrap_or(f64::INFINITY))
         };
+        let mut rotations = vec![pred.rotation];
+        if good.rotation.angle_to(&pred.rotation) > 1e-9 {
+            rotations.push(good.rotation);
+        }
+        let (mut poses, mut step) = (Vec::new(), 0.0f64);
+        for rotation in rotations {
+            let at = Isometry3::from_parts(pred.translation, rotation);
+            let chart = PoseChart::new(at, &self.objects[k].centre);
+            let (shifts, s) = self.placements(k, &chart, good, reach, rd, frame)?;
+            let pose = |t: &Vector3<f64>| chart.pose(&Vector6::new(t.x, t.y, t.z, 0.0, 0.0, 0.0));
+            poses.extend(shifts.iter().map(pose));
+            step = step.max(s);
+        }
+        let mut scored = (poses.par_iter().enumerate())
+            .map(|(i, p)| Ok((score(p)?, i)))
+            .collect::<Result<Vec<(f64, usize)>>>()?;
+        scored.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+        let coarse = self.config.coarse_scale;
+        let schedule = [step, step, step / 2.0, coarse, coarse, coarse];
         let mut best = (score(pred)?, *pred);
-        for &(_, i) in scored.iter().take(rd.candidates) {
-            let t = shifts[i];
-            let start = chart.pose(&Vector6::new(t.x, t.y, t.z, 0.0, 0.0, 0.0));
-            let pose = self.refine(k, start, &schedule, frame, maps)?;
-            let l = score(&pose)?;
+        for &(grid, i) in scored.iter().take(rd.candidates) {
+            let refined = self.refine(k, poses[i], &schedule, frame, maps)?;
+            let l = score(&refined)?;
+            let (l, pose) = if l < grid {
+                (l, refined)
+            } else {
+                (grid, poses[i])
+            };
             if l < best.0 {
                 best = (l, pose);
             }
@@ -368,8 +388,8 @@ impl Tracker {
     /// Translation hypotheses for object `k` about `chart`: its rotation centre placed on a
     /// [`PixelGrid`] over the image region spanned by the chart's centre and `good`'s, widened
     /// by `reach` metres, at the sensor's depth there (window median) plus the centre's depth
-    /// behind its visible surface at the chart. Returns the shifts of the centre (camera frame)
-    /// and the grid step in metres.
+    /// behind its visible surface at the chart, and at the chart centre's own depth. Returns the
+    /// shifts of the centre (camera frame) and the grid step in metres.
     fn placements(
         &self,
         k: usize,
@@ -394,9 +414,14 @@ impl Tracker {
         } else {
             c.z - visible.iter().map(|p| p.p.z).sum::<f64>() / visible.len() as f64
         };
+        // Two depths per pixel: the sensor's there (window median) plus the centre's depth
+        // behind its visible surface, and the chart's own (the pixel may show an occluder).
         let shifts = grid
             .pixels()
-            .filter_map(|px| window_depth(&depth, px, 2).map(|z| (px, z + behind)))
+            .flat_map(|px| {
+                let sensed = window_depth(&depth, px, 2).map(|z| (px, z + behind));
+                sensed.into_iter().chain([(px, c.z)])
+            })
             .map(|((u, v), z)| cam.backproject(u, v, z).coords - c)
             .collect();
         Ok((shifts, grid.step / px_per_m))
