@@ -118,7 +118,8 @@ pub struct TrackReport {
 #[derive(Clone, Debug, Default, serde::Serialize)]
 pub struct TrackingSummary {
     /// Mean tracking quality over the frames where it was judged (1 − the fraction of visible
-    /// model points that do not fit the depth; NaN when never judged).
+    /// model points that the depth does not explain, missing depth included; NaN when never
+    /// judged).
     pub quality: f64,
     /// Frames in which the object was judged lost (and not re-detected).
     pub lost_frames: usize,

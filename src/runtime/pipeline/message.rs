@@ -134,8 +134,8 @@ pub struct ObjectEstimate {
     pub particles: Option<ParticleCloud>,
     /// Particle spread (metres at the object surface; NaN when the tracker does not report it).
     pub spread: f64,
-    /// Tracking quality in `[0, 1]` (1 − about the fraction of visible model points that do not
-    /// fit; NaN when not judged).
+    /// Tracking quality in `[0, 1]` (1 − about the fraction of visible model points that the
+    /// depth does not explain, missing depth included; NaN when not judged).
     pub quality: f64,
     /// Whether the tracker judged the object lost this frame.
     pub lost: bool,

@@ -12,7 +12,7 @@
 //! and the per-point cost is `ρ(r)` for a robust kernel `ρ`, except that
 //! - a depth discontinuity (the 4 interpolated pixels span more than `discontinuity`) costs 0
 //!   (ignored); missing depth (any of the 4 pixels is 0) or a projection outside the image costs
-//!   `missing_cost · ρ(reject)` (0 by default: ignored);
+//!   `missing_cost · ρ(reject)` (0 by default: ignored; the detection judge always uses 1);
 //! - an occluded or far-off point, `q_z − d > reject`, costs the outlier constant `ρ(reject)` (capped);
 //! - a *free-space violation*, `d − q_z > free_space` (the camera sees through the model), costs
 //!   `free_space_factor · ρ(reject)`.

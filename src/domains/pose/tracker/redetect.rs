@@ -20,7 +20,8 @@ use nalgebra::{Isometry3, Matrix6, Vector3, Vector6};
 /// the last good pose's: a lost estimate's rotation drifts). Every placement is scored by the
 /// detection loss itself; the best few are refined by a few Gauss–Newton steps (kept only where
 /// that lowers their detection loss), and the object's particles restart around the winner if it
-/// looks like the object did while it was tracked (below `found_ratio` × the running level).
+/// looks like the object did while it was tracked (at most `found_ratio` × the running level, or
+/// `min_loss` if that is higher).
 ///
 /// The detection loss is the sum of the detection losses of the tracker's modalities that judge
 /// detections (the depth modality: its loss at the estimate, at scale 1, divided by its outlier
@@ -174,7 +175,7 @@ pub(super) fn window_depth(depth: &ImageF32, (u, v): (f64, f64), r: i64) -> Opti
 
 impl Tracker {
     /// The re-detection loss of object `k` at `pose` (see [`RedetectConfig`]); `None` when no model
-    /// point is visible there (nothing to judge by: the trigger treats it as no loss, the search as
+    /// point is visible there (nothing to judge by: the trigger neither flags nor learns from it, the search takes it as
     /// no candidate).
     pub(super) fn detection_loss(
         &self,
@@ -193,7 +194,8 @@ impl Tracker {
                 Some(Some(l)) => total = Some(total.unwrap_or(0.0) + l),
             }
         }
-        Ok(total)
+        // A diverged pose (NaN) judges as the worst fit, never as a match.
+        Ok(total.map(|t| if t.is_nan() { f64::INFINITY } else { t }))
     }
 
     /// Judge object `k`'s estimate with the trigger of `rd`: its detection loss `ℓ` there (kept
@@ -216,7 +218,9 @@ impl Tracker {
             (true, Some(l)) => (1.0 - l).clamp(0.0, 1.0),
         };
         self.states[k].detection = loss.unwrap_or(0.0);
-        let lost = self.update_level(k, self.states[k].detection, rd);
+        // Nothing of the object visible: nothing to judge by, so neither lost nor good (the
+        // level and the last good pose stay as they were).
+        let lost = loss.is_some_and(|l| self.update_level(k, l, rd));
         if lost {
             self.states[k].lost += 1;
         }
@@ -266,7 +270,10 @@ impl Tracker {
     }
 
     /// Feed object `k`'s detection `loss` to its running level; true when it signals a loss
-    /// (the level is then left unchanged), false when it does not (the estimate is good).
+    /// (the level is then left unchanged), false when it does not (the estimate is good). The
+    /// level learns at most `max_loss / found_ratio`, so that an object already lost during the
+    /// warm-up cannot teach a level under which a search winner that would itself judge as lost
+    /// (`> max_loss`) is accepted.
     fn update_level(&mut self, k: usize, loss: f64, rd: &RedetectConfig) -> bool {
         let st = &mut self.states[k];
         let lost = match st.level {
@@ -276,9 +283,10 @@ impl Tracker {
             _ => false,
         };
         if !lost {
+            let taught = loss.min(rd.max_loss / rd.found_ratio.max(1.0));
             st.level = Some(match st.level {
-                Some((level, n)) => (level + rd.smoothing * (loss - level), n + 1),
-                None => (loss, 1),
+                Some((level, n)) => (level + rd.smoothing * (taught - level), n + 1),
+                None => (taught, 1),
             });
             st.lost = 0;
             st.good = st.estimate;
