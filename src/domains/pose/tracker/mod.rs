@@ -160,8 +160,8 @@ pub struct FrameOutput {
     /// this frame.
     pub redetected: Vec<bool>,
     /// Per object: tracking quality `q = 1 − min(1, ℓ)` with `ℓ` the detection loss at the
-    /// published estimate (about the fraction of visible model points that the depth does not explain, missing depth
-    /// included;
+    /// published estimate (about the fraction of visible model points that the depth does not
+    /// explain, missing depth included;
     /// [`RedetectConfig`]): 1 a perfect fit, 0 nothing fits or nothing of the object is visible;
     /// NaN when no configured modality judges detections.
     pub quality: Vec<f64>,

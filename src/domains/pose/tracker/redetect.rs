@@ -175,8 +175,8 @@ pub(super) fn window_depth(depth: &ImageF32, (u, v): (f64, f64), r: i64) -> Opti
 
 impl Tracker {
     /// The re-detection loss of object `k` at `pose` (see [`RedetectConfig`]); `None` when no model
-    /// point is visible there (nothing to judge by: the trigger neither flags nor learns from it, the search takes it as
-    /// no candidate).
+    /// point is visible there (nothing to judge by: the trigger neither flags nor learns from it,
+    /// the search takes it as no candidate).
     pub(super) fn detection_loss(
         &self,
         k: usize,
