@@ -955,6 +955,23 @@ mod tests {
     }
 
     #[test]
+    fn no_learned_level_lets_a_winner_that_judges_as_lost_replace_the_estimate() {
+        let rd = RedetectConfig::default();
+        for loss in [0.0, 0.1, 0.4, 0.6, 0.9, 2.0, f64::INFINITY] {
+            let level = rd.taught(loss);
+            // A winner above `max_loss` never passes, however lost the estimate is …
+            assert!(
+                !rd.accepts(rd.max_loss + 1e-9, f64::INFINITY, level),
+                "{loss}"
+            );
+            // … a winner that fits as the object did while tracked does, …
+            assert!(rd.accepts(level.max(0.01), 1.0, level), "{loss}");
+            // … and none that is not clearly better than the estimate it would replace.
+            assert!(!rd.accepts(0.5, 0.5, level), "{loss}");
+        }
+    }
+
+    #[test]
     fn redetection_searches_every_lost_frame_while_the_reach_grows_then_every_interval() {
         let rd = RedetectConfig {
             max_growth: 4.0,

@@ -98,6 +98,21 @@ impl RedetectConfig {
     pub(super) fn reach(&self, lost: usize) -> f64 {
         self.reach * (1.0 + lost as f64).min(self.max_growth.max(1.0))
     }
+
+    /// What a good frame's detection `loss` teaches the running level: at most
+    /// `max_loss / found_ratio`, so that no level learned (even by an object lost during the
+    /// warm-up) lets [`RedetectConfig::accepts`] pass a winner that would itself judge as lost.
+    pub(super) fn taught(&self, loss: f64) -> f64 {
+        loss.min(self.max_loss / self.found_ratio.max(1.0))
+    }
+
+    /// Whether a search winner of detection loss `found` replaces an estimate of loss `loss` for
+    /// an object whose running level is `level`: below `accept × loss`, and at most
+    /// `found_ratio × level` (or `min_loss`, if higher).
+    pub(super) fn accepts(&self, found: f64, loss: f64, level: f64) -> bool {
+        found < self.accept * loss
+            && found <= (self.found_ratio.max(1.0) * level).max(self.min_loss)
+    }
 }
 
 /// A pixel grid over the image region spanned by two image points, widened by `margin` pixels
@@ -261,7 +276,7 @@ impl Tracker {
         let good = self.states[k].good;
         let (found, winner) = self.search_lost(k, pred, &good, rd.reach(lost), rd, frame, maps)?;
         let level = self.states[k].level.map_or(0.0, |(l, _)| l);
-        if found >= rd.accept * loss || found > (rd.found_ratio * level).max(rd.min_loss) {
+        if !rd.accepts(found, loss, level) {
             return Ok(false);
         }
         self.restart_about(g, j, k, winner, salt);
@@ -270,10 +285,8 @@ impl Tracker {
     }
 
     /// Feed object `k`'s detection `loss` to its running level; true when it signals a loss
-    /// (the level is then left unchanged), false when it does not (the estimate is good). The
-    /// level learns at most `max_loss / found_ratio`, so that an object already lost during the
-    /// warm-up cannot teach a level under which a search winner that would itself judge as lost
-    /// (`> max_loss`) is accepted.
+    /// (the level is then left unchanged), false when it does not (the estimate is good; the
+    /// level learns [`RedetectConfig::taught`]).
     fn update_level(&mut self, k: usize, loss: f64, rd: &RedetectConfig) -> bool {
         let st = &mut self.states[k];
         let lost = match st.level {
@@ -283,7 +296,7 @@ impl Tracker {
             _ => false,
         };
         if !lost {
-            let taught = loss.min(rd.max_loss / rd.found_ratio.max(1.0));
+            let taught = rd.taught(loss);
             st.level = Some(match st.level {
                 Some((level, n)) => (level + rd.smoothing * (taught - level), n + 1),
                 None => (taught, 1),
