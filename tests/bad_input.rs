@@ -196,6 +196,12 @@ fn bad_flags_and_sizes_are_refused_naming_the_value() {
         (with(&["--modalities", "sonar"]), vec!["sonar"]),
         (with(&["--init-noise", "20mm,nandeg"]), vec!["nandeg"]),
         (with(&["--rounds", "0"]), vec!["rounds"]),
+        (with(&["--slow-rounds", "0"]), vec!["slow_rounds"]),
+        (with(&["--fast-motion", "nan"]), vec!["fast_motion", "NaN"]),
+        (
+            with(&["--motion", "sometimes"]),
+            vec!["motion", "sometimes"],
+        ),
         (
             with(&["--particles", "100000000000"]),
             vec!["particles", "100000000000", "memory"],

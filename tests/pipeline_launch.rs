@@ -357,4 +357,20 @@ fn tracker_tables_take_rounds_redetect_and_the_newton_filters() {
         e.contains("tracker[1].rounds") && e.contains("1..=20"),
         "{e}"
     );
+    // The pace: defaults, both keys, and bad values named with their key.
+    assert_eq!(
+        (plain.slow_rounds, plain.fast_motion, plain.motion),
+        (2, 0.006, hdpf::domains::pose::tracker::MotionModel::Auto)
+    );
+    let paced = text.replace(
+        "rounds = 4",
+        "rounds = 4\nslow_rounds = 3\nfast_motion_mm = 10.0",
+    );
+    let l = launch::load_str(Path::new("good.toml"), &paced, &[]).unwrap();
+    let gn = l.tracker_config(&l.file.tracker[1]).unwrap();
+    assert_eq!((gn.rounds, gn.slow_rounds, gn.fast_motion), (4, 3, 0.01));
+    let e = err(&paced.replace("slow_rounds = 3", "slow_rounds = 0"), &[]);
+    assert!(e.contains("tracker[1].slow_rounds"), "{e}");
+    let e = err(&paced.replace("= 10.0", "= -1.0"), &[]);
+    assert!(e.contains("tracker[1].fast_motion_mm"), "{e}");
 }

@@ -12,25 +12,25 @@ fn dataset() -> Option<PathBuf> {
     hdpf::core::datasets::shared_or_skip("ycbv-mini")
 }
 
+/// `hdpf track`'s arguments with its defaults (parsed as the CLI parses them) for one clip;
+/// `HDPF_FILTER` picks another filter.
 fn args(root: &Path, split: &str, scene: u32) -> TrackArgs {
-    TrackArgs {
-        dataset: root.to_path_buf(),
-        split: Some(split.into()),
-        scene: Some(scene),
-        models: None,
-        objects: None,
-        filter: std::env::var("HDPF_FILTER").unwrap_or_else(|_| "rfpf".into()),
-        particles: 100,
-        modalities: "depth".into(),
-        init_noise: None,
-        init_results: None,
-        rounds: hdpf::domains::pose::tracker::DEFAULT_ROUNDS,
-        motion: "random_walk".into(),
-        redetect: "off".into(),
-        joint: false,
-        seed: 0,
-        out: std::env::temp_dir().join(format!("hdpf_track_{split}_{scene}.csv")),
+    #[derive(clap::Parser)]
+    struct Cli {
+        #[command(flatten)]
+        track: TrackArgs,
     }
+    let filter = std::env::var("HDPF_FILTER").unwrap_or_else(|_| "rfpf".into());
+    let out = std::env::temp_dir().join(format!("hdpf_track_{split}_{scene}.csv"));
+    let argv = [
+        "track".to_string(),
+        format!("--dataset={}", root.display()),
+        format!("--split={split}"),
+        format!("--scene={scene}"),
+        format!("--filter={filter}"),
+        format!("--out={}", out.display()),
+    ];
+    <Cli as clap::Parser>::parse_from(argv).track
 }
 
 /// Frame-weighted mean of ADD / ADD-S over both clips.

@@ -9,7 +9,9 @@ use crate::domains::pose::driver::{
 };
 use crate::domains::pose::metrics::{evaluate, EvalReport};
 use crate::domains::pose::scoring::{gt_eval, mean_errors, ErrorSummary};
-use crate::domains::pose::tracker::{RedetectConfig, TrackerConfig, DEFAULT_ROUNDS};
+use crate::domains::pose::tracker::{
+    RedetectConfig, TrackerConfig, DEFAULT_ROUNDS, FAST_MOTION, SLOW_ROUNDS,
+};
 use crate::domains::recording::mcap_read::{open_recording, ReadOptions};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -38,13 +40,22 @@ pub struct TrackArgs {
     /// mcl, ….
     #[arg(long, default_value = "rfpf")]
     pub filter: String,
-    /// Correspondence rounds per frame, at most (1–20): each re-prepares the modalities about
-    /// the current estimate and runs one filter update, coarse to fine.
+    /// Correspondence rounds per fast frame, at most (1–20): each re-prepares the modalities
+    /// about the current estimate and runs one filter update, coarse to fine.
     #[arg(long, default_value_t = DEFAULT_ROUNDS)]
     pub rounds: usize,
-    /// Motion prediction: `random_walk`, `constant_velocity`, or `best_of` (both, each refined
-    /// by the rounds, the better data fit kept: for fast, jerky motion with several rounds)
-    #[arg(long, default_value = "random_walk")]
+    /// Correspondence rounds per slow frame (1–20, at most `--rounds`).
+    #[arg(long, default_value_t = SLOW_ROUNDS)]
+    pub slow_rounds: usize,
+    /// The pace threshold in millimetres of surface motion per frame: a frame is fast for an
+    /// object when it moved more than this last frame, or when a slow refinement moves it more
+    /// than this (`0`: every frame is fast).
+    #[arg(long, default_value_t = FAST_MOTION * 1e3)]
+    pub fast_motion: f64,
+    /// Motion prediction: `auto` (the random walk on slow frames, `best_of` on fast ones),
+    /// `random_walk`, `constant_velocity`, or `best_of` (both, each refined by the rounds, the
+    /// better data fit kept).
+    #[arg(long, default_value = "auto")]
     pub motion: String,
     /// Re-detection after loss: `on` (the default) or `off`. An object whose depth fit turns far
     /// worse than its running level is searched for around its prediction and last good pose,
@@ -55,7 +66,7 @@ pub struct TrackArgs {
     #[arg(long, default_value_t = 100)]
     pub particles: usize,
     /// Comma-separated modalities: depth, edge, depth-edge, region (RGB colour regions).
-    #[arg(long, default_value = "depth")]
+    #[arg(long, default_value = "depth,region")]
     pub modalities: String,
     /// Perturb the initial GT pose, e.g. `20mm,10deg`.
     #[arg(long)]
@@ -196,7 +207,8 @@ pub fn config_from_args(args: &TrackArgs) -> Result<TrackerConfig> {
     let mut c = TrackerConfig::new(args.filter.parse()?, args.particles, args.seed)
         .with_modalities(&args.modalities)?
         .with_init_noise(noise)
-        .with_rounds(args.rounds)?;
+        .with_rounds(args.rounds)?
+        .with_pace(args.slow_rounds, args.fast_motion * 1e-3)?;
     c.joint = args.joint;
     c.motion = args.motion.parse()?;
     c.redetect = (args.redetect == "on").then(RedetectConfig::default);

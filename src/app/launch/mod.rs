@@ -145,7 +145,7 @@ pub struct TrackerSpec {
     /// One joint filter over all objects.
     #[serde(default)]
     pub joint: bool,
-    /// `random_walk` or `constant_velocity`.
+    /// `auto` (the default), `random_walk`, `constant_velocity` or `best_of`.
     pub motion: Option<Spanned<String>>,
     /// Object ids to track (default: every object with ground truth in the first frame).
     pub objects: Option<Vec<u32>>,
@@ -154,16 +154,22 @@ pub struct TrackerSpec {
     /// Re-detection after loss (default true, as `hdpf track --redetect`).
     #[serde(default = "default_true")]
     pub redetect: bool,
-    /// Correspondence rounds per frame, at most (1–20, default
-    /// [`crate::domains::pose::tracker::DEFAULT_ROUNDS`], 2).
+    /// Correspondence rounds per fast frame, at most (1–20, default
+    /// [`crate::domains::pose::tracker::DEFAULT_ROUNDS`], 8).
     pub rounds: Option<Spanned<usize>>,
+    /// Correspondence rounds per slow frame (1–20, default
+    /// [`crate::domains::pose::tracker::SLOW_ROUNDS`], 2).
+    pub slow_rounds: Option<Spanned<usize>>,
+    /// The pace threshold, millimetres of surface motion per frame (default 6; `0`: every frame
+    /// is fast), as `hdpf track --fast-motion`.
+    pub fast_motion_mm: Option<Spanned<f64>>,
 }
 
 fn default_particles() -> Spanned<usize> {
     Spanned::new(0..0, 100)
 }
 fn default_modalities() -> Spanned<Vec<String>> {
-    Spanned::new(0..0, vec!["depth".into()])
+    Spanned::new(0..0, vec!["depth".into(), "region".into()])
 }
 
 /// What the launch schema reads of `[source]`: the kind. The kind's plug-in parses the whole
@@ -321,7 +327,7 @@ impl Launch {
             None => None,
         };
         let motion = match t.motion.as_ref() {
-            None => MotionModel::RandomWalk,
+            None => MotionModel::Auto,
             Some(m) => m.get_ref().parse().map_err(|e| self.error_at(m, e))?,
         };
         if *t.particles.get_ref() == 0 {
@@ -348,6 +354,14 @@ impl Launch {
             c = c
                 .with_rounds(*r.get_ref())
                 .map_err(|e| self.error_at(r, e))?;
+        }
+        if let Some(r) = &t.slow_rounds {
+            c = (c.clone().with_pace(*r.get_ref(), c.fast_motion))
+                .map_err(|e| self.error_at(r, e))?;
+        }
+        if let Some(mm) = &t.fast_motion_mm {
+            let metres = *mm.get_ref() * 1e-3;
+            c = (c.clone().with_pace(c.slow_rounds, metres)).map_err(|e| self.error_at(mm, e))?;
         }
         Ok(c)
     }

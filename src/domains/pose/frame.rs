@@ -143,6 +143,10 @@ pub struct RgbdFrame {
     grey: OnceLock<SharedImage>,
 }
 
+/// Why a colour modality cannot run on a frame without colour, and what to use instead.
+const NO_RGB: &str = "frame has no RGB image (for depth-only data use `--modalities depth`, or \
+                      `modalities = [\"depth\"]` in a launch file)";
+
 impl RgbdFrame {
     /// A frame of `camera` holding `rgb` and `depth` (sizes checked by the readers that decode them).
     pub fn new(
@@ -195,14 +199,13 @@ impl RgbdFrame {
 
     /// The colour image, or an error naming the modality `who` that needs it.
     pub fn need_rgb(&self, who: &str) -> Result<Arc<image::RgbImage>> {
-        (self.rgb.clone()).ok_or_else(|| Error::param("modalities", who, "frame has no RGB image"))
+        (self.rgb.clone()).ok_or_else(|| Error::param("modalities", who, NO_RGB))
     }
 
     /// The grey image (computed from the colour on first use), or an error naming the modality
     /// `who` that needs it.
     pub fn need_grey(&self, who: &str) -> Result<SharedImage> {
-        let rgb = (self.rgb.as_ref())
-            .ok_or_else(|| Error::param("modalities", who, "frame has no RGB image"))?;
+        let rgb = (self.rgb.as_ref()).ok_or_else(|| Error::param("modalities", who, NO_RGB))?;
         Ok(self
             .grey
             .get_or_init(|| Arc::new(ImageF32::grey_from_rgb(rgb)))

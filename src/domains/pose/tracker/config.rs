@@ -5,6 +5,7 @@ use super::RedetectConfig;
 use crate::core::error::{Error, Result};
 use crate::core::filter::FilterKind;
 use crate::domains::pose::modality::depth::DepthParams;
+use crate::domains::pose::modality::region::RegionParams;
 use crate::domains::pose::modality::{parse_modalities, ModalityConfig, Needs, PoseChart};
 use nalgebra::{Isometry3, Vector3, Vector6};
 use std::str::FromStr;
@@ -21,34 +22,39 @@ pub enum MotionModel {
     /// refinements per frame; holds sustained motion (constant velocity) and stops and jerks
     /// (random walk) alike.
     BestOf,
+    /// The frame's pace decides ([`TrackerConfig::fast_motion`]): the random walk on a slow
+    /// frame, [`MotionModel::BestOf`] on a fast one. The default.
+    Auto,
 }
 
 impl MotionModel {
-    /// The predictions to refine: both for [`MotionModel::BestOf`] once a previous pose exists
-    /// (`has_previous`), else the model itself.
-    pub fn candidates(self, has_previous: bool) -> &'static [MotionModel] {
-        match (self, has_previous) {
-            (MotionModel::BestOf, true) => {
+    /// The predictions to refine on a frame of the given pace (`fast`): both for
+    /// [`MotionModel::BestOf`] (and [`MotionModel::Auto`] on a fast frame) once a previous pose
+    /// exists (`has_previous`), else one.
+    pub fn candidates(self, has_previous: bool, fast: bool) -> &'static [MotionModel] {
+        match (self, has_previous, fast) {
+            (MotionModel::BestOf, true, _) | (MotionModel::Auto, true, true) => {
                 &[MotionModel::RandomWalk, MotionModel::ConstantVelocity]
             }
-            (MotionModel::RandomWalk | MotionModel::BestOf, _) => &[MotionModel::RandomWalk],
-            (MotionModel::ConstantVelocity, _) => &[MotionModel::ConstantVelocity],
+            (MotionModel::ConstantVelocity, _, _) => &[MotionModel::ConstantVelocity],
+            _ => &[MotionModel::RandomWalk],
         }
     }
 }
 
 impl FromStr for MotionModel {
     type Err = Error;
-    /// `random_walk`, `constant_velocity` or `best_of`.
+    /// `random_walk`, `constant_velocity`, `best_of` or `auto`.
     fn from_str(s: &str) -> Result<Self> {
         match s {
             "random_walk" => Ok(MotionModel::RandomWalk),
             "constant_velocity" => Ok(MotionModel::ConstantVelocity),
             "best_of" => Ok(MotionModel::BestOf),
+            "auto" => Ok(MotionModel::Auto),
             other => Err(Error::param(
                 "motion",
                 other,
-                "expected random_walk, constant_velocity or best_of",
+                "expected random_walk, constant_velocity, best_of or auto",
             )),
         }
     }
@@ -154,10 +160,18 @@ pub struct TrackerConfig {
     pub hypotheses: usize,
     /// Re-detection after loss (on by default; `None` turns it off).
     pub redetect: Option<RedetectConfig>,
-    /// Correspondence rounds per frame, at most (≥ 1; default [`DEFAULT_ROUNDS`]): each round
-    /// prepares the modalities about the current estimate and runs one filter update; the motion
-    /// prior stays at the prediction.
+    /// Correspondence rounds per fast frame, at most (≥ 1; default [`DEFAULT_ROUNDS`]): each
+    /// round prepares the modalities about the current estimate and runs one filter update; the
+    /// motion prior stays at the prediction.
     pub rounds: usize,
+    /// Correspondence rounds of a slow frame (at most `rounds`; default [`SLOW_ROUNDS`]).
+    pub slow_rounds: usize,
+    /// The pace threshold (metres at the object's surface per frame, ≥ 0): a frame is fast for
+    /// an object group when a member's last frame-to-frame motion `‖Δt‖ + r·|Δθ|` exceeds it,
+    /// or when a slow refinement had to move a member's estimate that far from its prediction
+    /// (the frame is then refined again, as fast). `0`: every frame is fast. Default
+    /// [`FAST_MOTION`].
+    pub fast_motion: f64,
     /// Coarse-to-fine factor: with several rounds, round `r < round_levels` widens the search
     /// range of the searching modalities (the region lines' segments) by
     /// `round_coarse^(round_levels − r)`; later rounds, and the other modalities (the depth
@@ -171,11 +185,34 @@ pub struct TrackerConfig {
     pub round_tol: f64,
 }
 
-/// Correspondence rounds per frame unless configured: the second round re-linearises the
+/// The modalities unless configured: depth and region. On the real ycbv-mini clips region adds
+/// to depth (pooled over test/49 and train_real/2, ADD-S 1.74 → 1.66 mm); on fast motion it is
+/// what holds an object sliding along a flat face, which depth cannot see (README, "Fast motion
+/// on real YCB-V meshes").
+pub fn default_modalities() -> Vec<ModalityConfig> {
+    vec![
+        ModalityConfig::new(DepthParams::default()),
+        ModalityConfig::new(RegionParams::default()),
+    ]
+}
+
+/// Correspondence rounds per fast frame unless configured: three coarse levels of the region
+/// lines (16 → 8 → 4 px segments), then fine rounds until the estimate settles. On the fast
+/// real-mesh sequences 8 rounds with both predictions hold what 2 or 4 lose (README, "Fast motion
+/// on real YCB-V meshes").
+pub const DEFAULT_ROUNDS: usize = 8;
+
+/// Correspondence rounds per slow frame unless configured: the second round re-linearises the
 /// modalities about the first round's estimate. On the real ycbv-mini clips (rfpf, 100 particles,
 /// depth, ground-truth start, YCB-V points) two rounds give a pooled ADD / ADD-S of 2.58 / 1.74 mm
-/// against 3.07 / 1.96 with one (README, "6D pose tracking on real YCB-Video clips").
-pub const DEFAULT_ROUNDS: usize = 2;
+/// against 3.07 / 1.96 with one, and eight 3.0 / 1.9 (README, "6D pose tracking on real YCB-Video
+/// clips").
+pub const SLOW_ROUNDS: usize = 2;
+
+/// The pace threshold unless configured: 6 mm of surface motion per frame. The real ycbv-mini
+/// clips move at most 2.2 mm per frame (ground truth), the fast sequences 11–46 mm (10th
+/// percentile 11 mm).
+pub const FAST_MOTION: f64 = 0.006;
 
 impl Default for TrackerConfig {
     fn default() -> Self {
@@ -183,9 +220,9 @@ impl Default for TrackerConfig {
             filter: FilterKind::Rfpf,
             particles: 100,
             seed: 0,
-            modalities: vec![ModalityConfig::new(DepthParams::default())],
+            modalities: default_modalities(),
             joint: false,
-            motion: MotionModel::RandomWalk,
+            motion: MotionModel::Auto,
             velocity_damping: 1.0,
             unit: 0.004,
             motion_sigma: (0.005, 2f64.to_radians()),
@@ -198,6 +235,8 @@ impl Default for TrackerConfig {
             hypotheses: 2000,
             redetect: Some(RedetectConfig::default()),
             rounds: DEFAULT_ROUNDS,
+            slow_rounds: SLOW_ROUNDS,
+            fast_motion: FAST_MOTION,
             round_coarse: 2.0,
             round_levels: 3,
             round_tol: 0.1,
@@ -239,6 +278,44 @@ impl TrackerConfig {
         }
         self.rounds = rounds;
         Ok(self)
+    }
+
+    /// With `slow_rounds` rounds per slow frame and the pace threshold `fast_motion` (metres);
+    /// an error naming the value unless `1 ≤ slow_rounds ≤ 20` and `fast_motion` is finite and
+    /// `≥ 0`.
+    pub fn with_pace(mut self, slow_rounds: usize, fast_motion: f64) -> Result<Self> {
+        if !(1..=20).contains(&slow_rounds) {
+            return Err(Error::param(
+                "slow_rounds",
+                slow_rounds,
+                "must lie in 1..=20",
+            ));
+        }
+        if !(fast_motion.is_finite() && fast_motion >= 0.0) {
+            return Err(Error::param(
+                "fast_motion",
+                fast_motion,
+                "must be finite and ≥ 0 (metres per frame)",
+            ));
+        }
+        self.slow_rounds = slow_rounds;
+        self.fast_motion = fast_motion;
+        Ok(self)
+    }
+
+    /// Rounds of a frame of the given pace: `rounds` when fast, else `min(slow_rounds, rounds)`.
+    pub(super) fn rounds_for(&self, fast: bool) -> usize {
+        match fast {
+            true => self.rounds,
+            false => self.slow_rounds.min(self.rounds),
+        }
+        .max(1)
+    }
+
+    /// Whether the pace can change anything: fast and slow frames differ in their rounds or
+    /// their predictions.
+    pub(super) fn paced(&self) -> bool {
+        self.rounds_for(false) < self.rounds_for(true) || self.motion == MotionModel::Auto
     }
 
     /// The covariance published for a re-detected object, whose particles restart about the
@@ -315,12 +392,53 @@ mod tests {
     #[test]
     fn best_of_refines_both_predictions_once_there_is_a_velocity() {
         use MotionModel::*;
-        assert_eq!(BestOf.candidates(true), &[RandomWalk, ConstantVelocity]);
-        assert_eq!(BestOf.candidates(false), &[RandomWalk]);
-        assert_eq!(ConstantVelocity.candidates(true), &[ConstantVelocity]);
+        for fast in [false, true] {
+            assert_eq!(
+                BestOf.candidates(true, fast),
+                &[RandomWalk, ConstantVelocity]
+            );
+            assert_eq!(BestOf.candidates(false, fast), &[RandomWalk]);
+            assert_eq!(ConstantVelocity.candidates(true, fast), &[ConstantVelocity]);
+            assert_eq!(RandomWalk.candidates(true, fast), &[RandomWalk]);
+        }
         assert_eq!("best_of".parse::<MotionModel>().unwrap(), BestOf);
         let e = "best".parse::<MotionModel>().unwrap_err().to_string();
         assert!(e.contains("motion") && e.contains("best_of"), "{e}");
+    }
+
+    #[test]
+    fn auto_refines_both_predictions_on_fast_frames_only() {
+        use MotionModel::*;
+        assert_eq!(Auto.candidates(true, true), &[RandomWalk, ConstantVelocity]);
+        assert_eq!(Auto.candidates(true, false), &[RandomWalk]);
+        assert_eq!(Auto.candidates(false, true), &[RandomWalk]);
+        assert_eq!("auto".parse::<MotionModel>().unwrap(), Auto);
+        assert_eq!(TrackerConfig::default().motion, Auto);
+    }
+
+    #[test]
+    fn the_pace_sets_the_rounds_and_refuses_bad_values() {
+        let c = TrackerConfig::default();
+        assert_eq!((c.rounds_for(true), c.rounds_for(false)), (8, 2));
+        assert!(c.paced());
+        // Slow rounds never exceed the fast frame's bound.
+        let c = c.with_rounds(1).unwrap();
+        assert_eq!((c.rounds_for(true), c.rounds_for(false)), (1, 1));
+        let mut fixed = c.clone();
+        fixed.motion = MotionModel::RandomWalk;
+        assert!(!fixed.paced(), "one round and one prediction either way");
+        for (slow, fast, field) in [
+            (0, 0.006, "slow_rounds"),
+            (21, 0.006, "slow_rounds"),
+            (2, -1.0, "fast_motion"),
+            (2, f64::NAN, "fast_motion"),
+            (2, f64::INFINITY, "fast_motion"),
+        ] {
+            let e = TrackerConfig::default().with_pace(slow, fast).unwrap_err();
+            assert!(e.to_string().contains(field), "{e}");
+        }
+        let c = TrackerConfig::default().with_pace(3, 0.0).unwrap();
+        assert_eq!((c.slow_rounds, c.fast_motion), (3, 0.0));
     }
 
     #[test]

@@ -14,7 +14,8 @@
 //!    `s = mean_j (σ_motion,j/D_j)²` as their floor; `gn` keeps one hypothesis, started at `T̂_k`.
 //! 4. **Estimate** `T_k = T(D x̄)` with `x̄` the particle mean (unweighted for RF-PF/grad, weighted for
 //!    SIR), then **re-centre**: `x_i ← D⁻¹ chart(T_k).coords(chart(T̂_k).pose(D x_i))`.
-//! 5. **Rounds**: steps 2–4 repeat up to [`TrackerConfig::rounds`] times per frame, each round
+//! 5. **Rounds**: steps 2–4 repeat up to [`TrackerConfig::rounds`] times per fast frame and
+//!    [`TrackerConfig::slow_rounds`] per slow one (the frame's pace, [`pace`]), each round
 //!    preparing the modalities about the last round's estimate (new correspondences) with the
 //!    motion prior kept at the prediction, `½|(x − c)/s|²`, `c = D⁻¹ chart(T_r).coords(T̂_k)`, and
 //!    no further process noise; the first [`TrackerConfig::round_levels`] of several rounds
@@ -33,10 +34,11 @@
 
 mod config;
 mod hypotheses;
+mod pace;
 mod redetect;
 
 pub use crate::domains::pose::modality::{parse_modalities, RgbdFrame};
-pub use config::{InitNoise, MotionModel, TrackerConfig, DEFAULT_ROUNDS};
+pub use config::{InitNoise, MotionModel, TrackerConfig, DEFAULT_ROUNDS, FAST_MOTION, SLOW_ROUNDS};
 pub use redetect::RedetectConfig;
 
 use crate::core::error::{Error, Result};
@@ -321,43 +323,8 @@ impl Tracker {
             .map(|(j, &k)| self.spread(g, j, k))
             .collect();
         let base = self.groups[g].filter.take();
-        let motions = self
-            .config
-            .motion
-            .candidates(self.states[members[0]].previous.is_some());
         let input = (g, &members[..], &spreads[..], first);
-        let predict = |motion| -> Vec<PoseChart> {
-            (members.iter())
-                .map(|&k| self.predicted_chart(k, motion))
-                .collect()
-        };
-        // One prediction runs straight into `out` with the filter itself; several (best_of) run
-        // side by side, each on a copy, and the better data fit is kept (the first on a tie).
-        let best = match motions.len() {
-            1 => self.run_rounds(input, predict(motions[0]), base, frame, maps, out)?,
-            _ => {
-                use rayon::prelude::*;
-                let mut runs = (motions.par_iter())
-                    .map(|&motion| {
-                        let mut trial = out.clone();
-                        let r = self.run_rounds(
-                            input,
-                            predict(motion),
-                            base.clone(),
-                            frame,
-                            maps,
-                            &mut trial,
-                        )?;
-                        let fit = self.data_fit(&members, &r.charts, frame, maps);
-                        Ok((fit, r, trial))
-                    })
-                    .collect::<Result<Vec<_>>>()?;
-                let i = (1..runs.len()).fold(0, |b, i| if runs[i].0 < runs[b].0 { i } else { b });
-                let (_, r, trial) = runs.swap_remove(i);
-                *out = trial;
-                r
-            }
-        };
+        let best = self.refine_paced(input, base, frame, maps, out)?;
         let Refined {
             predicted,
             charts,
@@ -394,7 +361,7 @@ impl Tracker {
     /// (module docs, steps 2–5), starting from `filter` (built at the first frame).
     fn run_rounds(
         &self,
-        (g, members, spreads, first): (usize, &[usize], &[f64], bool),
+        (g, members, spreads, first, rounds): pace::RoundsInput<'_>,
         predicted: Vec<PoseChart>,
         mut filter: Option<Filter>,
         frame: &RgbdFrame,
@@ -402,7 +369,7 @@ impl Tracker {
         out: &mut FrameOutput,
     ) -> Result<Refined> {
         let mut charts = predicted.clone();
-        for round in 0..self.config.rounds.max(1) {
+        for round in 0..rounds.max(1) {
             let terms = (members.iter().enumerate())
                 .map(|(j, &k)| {
                     let f = self.widen(spreads[j]);
@@ -719,6 +686,17 @@ mod tests {
         assert!(parse_modalities("sonar").is_err());
     }
 
+    /// `c` on depth alone (the test frames have no colour), every frame with `c.rounds` rounds and
+    /// the random walk unless a test sets another motion (no pace).
+    pub(super) fn depth_only(c: TrackerConfig) -> TrackerConfig {
+        TrackerConfig {
+            modalities: parse_modalities("depth").unwrap(),
+            slow_rounds: c.rounds,
+            motion: MotionModel::RandomWalk,
+            ..c
+        }
+    }
+
     fn cube() -> ObjectModel {
         ObjectModel::from_mesh(1, &Mesh::cuboid(0.05, 0.05, 0.05).unwrap(), 200, 0).unwrap()
     }
@@ -764,7 +742,12 @@ mod tests {
     #[test]
     fn a_pose_that_shows_nothing_of_the_object_is_not_scored_as_a_perfect_match() {
         let pose = Isometry3::translation(0.0, 0.0, 0.5);
-        let tracker = Tracker::new(TrackerConfig::default(), vec![cube()], vec![pose]).unwrap();
+        let tracker = Tracker::new(
+            depth_only(TrackerConfig::default()),
+            vec![cube()],
+            vec![pose],
+        )
+        .unwrap();
         let camera =
             Camera::from_k(&[100.0, 0.0, 32.0, 0.0, 100.0, 24.0, 0.0, 0.0, 1.0], 64, 48).unwrap();
         let depth = ImageF32 {
@@ -791,7 +774,12 @@ mod tests {
         // detection loss is small; moved 10 cm sideways, onto missing depth, nearly every point
         // is unexplained (the tracking loss ignores missing depth; the detection judge must not).
         let (frame, object, pose) = rendered_box();
-        let tracker = Tracker::new(TrackerConfig::default(), vec![object], vec![pose]).unwrap();
+        let tracker = Tracker::new(
+            depth_only(TrackerConfig::default()),
+            vec![object],
+            vec![pose],
+        )
+        .unwrap();
         let maps = FrameMaps::prepare(&tracker.config, &tracker.memories, &frame).unwrap();
         let at = |p: &Isometry3<f64>| tracker.detection_loss(0, p, &frame, &maps).unwrap();
         let true_loss = at(&pose).unwrap();
@@ -809,7 +797,9 @@ mod tests {
     }
 
     /// The box of [`rendered_box`] rendered (depth only) at `pose`.
-    fn rendered_box_at(pose: Isometry3<f64>) -> (RgbdFrame, ObjectModel, Isometry3<f64>) {
+    pub(super) fn rendered_box_at(
+        pose: Isometry3<f64>,
+    ) -> (RgbdFrame, ObjectModel, Isometry3<f64>) {
         use crate::domains::pose::render::{render, RenderObject, RenderOptions};
         let mesh = Mesh::cuboid(0.06, 0.04, 0.05).unwrap();
         let k = [500.0, 0.0, 160.0, 0.0, 500.0, 120.0, 0.0, 0.0, 1.0];
@@ -842,7 +832,12 @@ mod tests {
     #[test]
     fn the_tracker_models_curvature_is_the_finite_difference_hessian_near_the_optimum() {
         let (frame, object, pose) = rendered_box();
-        let tracker = Tracker::new(TrackerConfig::default(), vec![object], vec![pose]).unwrap();
+        let tracker = Tracker::new(
+            depth_only(TrackerConfig::default()),
+            vec![object],
+            vec![pose],
+        )
+        .unwrap();
         let maps = FrameMaps::prepare(&tracker.config, &tracker.memories, &frame).unwrap();
         let chart = tracker.predicted_chart(0, MotionModel::RandomWalk);
         let terms = (tracker.object_terms(0, &chart, &frame, &maps, 0.0, false)).unwrap();
@@ -886,7 +881,7 @@ mod tests {
         let (frame, object, pose) = rendered_box();
         for (kind, rounds, bound) in [(FilterKind::Gn, 3, 1e-4), (FilterKind::RfpfNewton, 1, 3e-3)]
         {
-            let config = TrackerConfig::new(kind, 20, 1).with_rounds(rounds).unwrap();
+            let config = depth_only(TrackerConfig::new(kind, 20, 1).with_rounds(rounds).unwrap());
             let mut tracker = Tracker::new(config, vec![object.clone()], vec![pose]).unwrap();
             for _ in 0..6 {
                 let out = tracker.step(&frame).unwrap();
@@ -921,9 +916,11 @@ mod tests {
         let frames: Vec<_> = (0..7).map(|t| rendered_box_at(at(t))).collect();
         let mut last = Vec::new();
         for motion in [MotionModel::RandomWalk, MotionModel::BestOf] {
-            let mut config = TrackerConfig::new(FilterKind::Gn, 1, 0)
-                .with_rounds(4)
-                .unwrap();
+            let mut config = depth_only(
+                TrackerConfig::new(FilterKind::Gn, 1, 0)
+                    .with_rounds(4)
+                    .unwrap(),
+            );
             config.motion = motion;
             let object = frames[0].1.clone();
             let mut tracker = Tracker::new(config, vec![object], vec![start]).unwrap();
