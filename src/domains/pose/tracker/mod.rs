@@ -968,6 +968,18 @@ mod tests {
         }
     }
 
+    /// The demo's box, well tracked (ADD 0.4 mm), read 0.26 and 0.36 against a level of 0.11
+    /// and 0.14 as a face turned into view; with the former floor of 0.25 both frames
+    /// triggered a search (each up to 200 ms) and a needless restart. Lost objects read
+    /// 0.75–1.
+    #[test]
+    fn a_well_tracked_object_whose_loss_doubles_at_a_low_level_is_not_lost() {
+        let rd = RedetectConfig::default();
+        assert!(!rd.signals_loss(0.26, 0.105) && !rd.signals_loss(0.358, 0.14));
+        assert!(rd.signals_loss(0.76, 0.3) && rd.signals_loss(0.95, 0.6));
+        assert!(!rd.signals_loss(0.76, 0.4), "below ratio × level");
+    }
+
     #[test]
     fn redetection_searches_every_lost_frame_while_the_reach_grows_then_every_interval() {
         let rd = RedetectConfig {

@@ -28,14 +28,16 @@ use nalgebra::{Isometry3, Matrix6, Vector3, Vector6};
 /// constant times `n_eff` — about the fraction of visible points that are outliers or over
 /// missing depth: 0 for a perfect fit, ≈ 1 when nothing fits); without such a modality
 /// re-detection never triggers. The first `warmup` frames (`noisy_warmup` after an uncertain
-/// start) only learn the running level (the start pose is trusted), so an object whose sensor depth is patchy (dark or shiny) is judged
-/// against its own normal loss.
+/// start) only learn the running level (the start pose is trusted), so an object whose sensor
+/// depth is patchy (dark or shiny) is judged against its own normal loss.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct RedetectConfig {
     /// Trigger when the detection loss exceeds `ratio` × its running level …
     pub ratio: f64,
-    /// … and exceeds this absolute value (outlier-fraction units) …
-    pub min_loss: f64,
+    /// … and exceeds this absolute value (outlier-fraction units: more than this fraction of
+    /// the visible model unexplained; a well-tracked object reads 0.1–0.45, a lost one 0.75–1)
+    /// …
+    pub lost_floor: f64,
     /// … or, after the warm-up, whenever it exceeds this one (nothing fits).
     pub max_loss: f64,
     /// Weight of the newest frame in the running level (exponential moving average; frames
@@ -67,6 +69,8 @@ pub struct RedetectConfig {
     /// … and at most `found_ratio` × the running level (or `min_loss`, if higher): it must
     /// look like the object did while tracked, not merely better than a lost estimate.
     pub found_ratio: f64,
+    /// The acceptance floor of `found_ratio` (outlier-fraction units).
+    pub min_loss: f64,
     /// Selection of the visible points whose depth places the search grid.
     pub visibility: VisibilityParams,
 }
@@ -75,6 +79,7 @@ impl Default for RedetectConfig {
     fn default() -> Self {
         Self {
             ratio: 2.0,
+            lost_floor: 0.5,
             min_loss: 0.25,
             max_loss: 0.9,
             smoothing: 0.3,
@@ -110,6 +115,12 @@ impl RedetectConfig {
     /// warm-up) lets [`RedetectConfig::accepts`] pass a winner that would itself judge as lost.
     pub(super) fn taught(&self, loss: f64) -> f64 {
         loss.min(self.max_loss / self.found_ratio.max(1.0))
+    }
+
+    /// Whether a detection loss `loss` signals a lost object whose running level is `level`
+    /// (after the warm-up): above `max_loss`, or above both `ratio × level` and `lost_floor`.
+    pub(super) fn signals_loss(&self, loss: f64, level: f64) -> bool {
+        loss > self.max_loss || (loss > self.ratio * level && loss > self.lost_floor)
     }
 
     /// Whether a search winner of detection loss `found` replaces an estimate of loss `loss` for
@@ -300,9 +311,7 @@ impl Tracker {
         };
         let st = &mut self.states[k];
         let lost = match st.level {
-            Some((level, n)) if n >= warmup => {
-                loss > rd.max_loss || (loss > rd.ratio * level && loss > rd.min_loss)
-            }
+            Some((level, n)) if n >= warmup => rd.signals_loss(loss, level),
             _ => false,
         };
         if !lost {
