@@ -45,6 +45,7 @@ pub fn build(launch: &Launch) -> Result<Built> {
         source,
         meshes,
         timeline,
+        eval_points,
     } = spec.open(&ctx)?;
     let config = PipelineConfig {
         policy: f.pipeline.policy,
@@ -65,7 +66,7 @@ pub fn build(launch: &Launch) -> Result<Built> {
         let proc = TrackerProcessor::new(tracker_name(t), cfg, meshes.clone(), t.objects.clone());
         p.add_tracker(Box::new(proc));
     }
-    p.set_models(model_points(&meshes));
+    p.set_models(summary_points(&meshes, eval_points));
     for sink in sinks(launch, &meshes, p.clock())? {
         p.add_sink(sink);
     }
@@ -86,7 +87,15 @@ pub struct Built {
     pub meshes: Arc<MeshLibrary>,
 }
 
-/// Up to 500 vertices per mesh, for the ADD column.
+/// The points of the summary's ADD column: the dataset's evaluation points where the source
+/// has them, else up to 500 vertices per mesh.
+fn summary_points(meshes: &MeshLibrary, eval_points: ModelPoints) -> ModelPoints {
+    let mut points = model_points(meshes);
+    points.extend(eval_points);
+    points
+}
+
+/// Up to 500 vertices per mesh (the ADD column without evaluation points; the sinks' overlays).
 pub(super) fn model_points(meshes: &MeshLibrary) -> ModelPoints {
     meshes
         .iter()

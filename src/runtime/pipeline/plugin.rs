@@ -60,6 +60,10 @@ pub struct OpenedSource {
     pub meshes: MeshLibrary,
     /// Ground truth over playback time, for a control loop's error.
     pub timeline: GtTimeline,
+    /// The dataset's own evaluation points per object (BOP `models_points/`, as YCB-Video's
+    /// `points.xyz`) where it ships them: the summary's ADD is measured on these, else on mesh
+    /// vertices.
+    pub eval_points: ModelPoints,
 }
 
 /// A `[source]` kind: its table (`kind = "…"` plus its own keys) parsed into `Self`.

@@ -70,8 +70,9 @@ pub struct TrackerSummary {
     pub trans_err_mm: f64,
     /// Mean rotation error against ground truth (degrees).
     pub rot_err_deg: f64,
-    /// Mean ADD against ground truth on up to 500 mesh vertices per object (mm; NaN without
-    /// meshes; `hdpf eval` uses a dataset's evaluation points where it has them).
+    /// Mean ADD against ground truth (mm; NaN without meshes), on the dataset's evaluation points
+    /// where the source ships them (BOP `models_points/`, as `hdpf eval`), else on up to 500
+    /// mesh vertices per object.
     pub add_mm: f64,
     /// Mean effective sample size reported by the filter.
     pub ess_mean: f64,

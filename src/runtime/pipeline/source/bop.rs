@@ -10,6 +10,7 @@ use crate::runtime::pipeline::message::{EncodedFrame, FrameData};
 use crate::runtime::pipeline::plugin::{
     load_meshes, OpenedSource, SourceContext, SourcePlugin, SpecError,
 };
+use crate::runtime::pipeline::ModelPoints;
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -64,10 +65,27 @@ impl SourcePlugin for BopSourceSpec {
         let meshes = load_meshes(&ds, &timeline.object_ids())?;
         Ok(OpenedSource {
             source: Box::new(source),
+            eval_points: dataset_eval_points(&ds, meshes.keys().copied())?,
             meshes,
             timeline,
         })
     }
+}
+
+/// The evaluation points (`models_points/`) of those of `ids` that the dataset ships them for;
+/// an error names a malformed points file.
+pub(super) fn dataset_eval_points(
+    ds: &BopDataset,
+    ids: impl Iterator<Item = u32>,
+) -> Result<ModelPoints> {
+    let mut out = ModelPoints::new();
+    for id in ids {
+        let path = ds.points_path(id);
+        if path.is_file() {
+            out.insert(id, Arc::new(bop::read_xyz(&path)?));
+        }
+    }
+    Ok(out)
 }
 
 impl BopSourceSpec {

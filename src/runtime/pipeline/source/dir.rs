@@ -8,7 +8,6 @@ use crate::runtime::pipeline::message::{EncodedFrame, FrameData};
 use crate::runtime::pipeline::plugin::{
     load_all_meshes, missing, OpenedSource, SourceContext, SourcePlugin, SpecError,
 };
-use crate::runtime::pipeline::tracking::MeshLibrary;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -52,14 +51,20 @@ impl SourcePlugin for DirSourceSpec {
     fn open(&self, _ctx: &SourceContext) -> Result<OpenedSource> {
         let dir = self.path.clone().unwrap_or_default();
         let idle = Duration::from_secs_f64(self.idle_timeout_s.max(0.0));
-        let meshes = match &self.dataset {
-            Some(root) => load_all_meshes(&BopDataset::open(root)?)?,
-            None => MeshLibrary::new(),
+        let (meshes, eval_points) = match &self.dataset {
+            Some(root) => {
+                let ds = BopDataset::open(root)?;
+                let meshes = load_all_meshes(&ds)?;
+                let points = super::bop::dataset_eval_points(&ds, meshes.keys().copied())?;
+                (meshes, points)
+            }
+            None => Default::default(),
         };
         Ok(OpenedSource {
             source: Box::new(DirectorySource::new(dir, self.scene_id, idle)),
             meshes,
             timeline: GtTimeline::default(),
+            eval_points,
         })
     }
 }

@@ -89,6 +89,7 @@ impl SourcePlugin for McapSourceSpec {
             source: Box::new(source),
             meshes,
             timeline,
+            eval_points: Default::default(),
         })
     }
 }

@@ -229,6 +229,7 @@ impl SourcePlugin for SynthSourceSpec {
             meshes: source.meshes(),
             timeline: GtTimeline::new(ctx.rate_hz, frames),
             source: Box::new(source),
+            eval_points: Default::default(),
         })
     }
 }

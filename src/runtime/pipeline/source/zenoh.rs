@@ -147,6 +147,7 @@ impl SourcePlugin for ZenohSourceSpec {
             source: Box::new(ZenohSource::open(self)?),
             meshes,
             timeline: GtTimeline::new(ctx.rate_hz, Vec::new()),
+            eval_points: Default::default(),
         })
     }
 }
