@@ -197,7 +197,14 @@ fn bad_flags_and_sizes_are_refused_naming_the_value() {
         (with(&["--init-noise", "20mm,nandeg"]), vec!["nandeg"]),
         (with(&["--rounds", "0"]), vec!["rounds"]),
         (with(&["--slow-rounds", "0"]), vec!["slow_rounds"]),
-        (with(&["--fast-motion", "nan"]), vec!["fast_motion", "NaN"]),
+        (
+            with(&["--fast-motion-mm", "nan"]),
+            vec!["fast_motion_mm", "NaN"],
+        ),
+        (
+            with(&["--fast-motion-mm=-5"]),
+            vec!["fast_motion_mm", "-5", "millimetres"],
+        ),
         (
             with(&["--motion", "sometimes"]),
             vec!["motion", "sometimes"],

@@ -80,7 +80,7 @@ fn track_args(root: &Path, out: &Path) -> TrackArgs {
         init_results: None,
         rounds: 1,
         slow_rounds: 1,
-        fast_motion: 6.0,
+        fast_motion_mm: 6.0,
         motion: "random_walk".into(),
         redetect: "off".into(),
         joint: false,

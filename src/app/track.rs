@@ -44,14 +44,14 @@ pub struct TrackArgs {
     /// about the current estimate and runs one filter update, coarse to fine.
     #[arg(long, default_value_t = DEFAULT_ROUNDS)]
     pub rounds: usize,
-    /// Correspondence rounds per slow frame (1–20, at most `--rounds`).
+    /// Correspondence rounds per slow frame (1–20; clamped to `--rounds`).
     #[arg(long, default_value_t = SLOW_ROUNDS)]
     pub slow_rounds: usize,
     /// The pace threshold in millimetres of surface motion per frame: a frame is fast for an
     /// object when it moved more than this last frame, or when a slow refinement moves it more
     /// than this (`0`: every frame is fast).
     #[arg(long, default_value_t = FAST_MOTION * 1e3)]
-    pub fast_motion: f64,
+    pub fast_motion_mm: f64,
     /// Motion prediction: `auto` (the random walk on slow frames, `best_of` on fast ones),
     /// `random_walk`, `constant_velocity`, or `best_of` (both, each refined by the rounds, the
     /// better data fit kept).
@@ -208,7 +208,7 @@ pub fn config_from_args(args: &TrackArgs) -> Result<TrackerConfig> {
         .with_modalities(&args.modalities)?
         .with_init_noise(noise)
         .with_rounds(args.rounds)?
-        .with_pace(args.slow_rounds, args.fast_motion * 1e-3)?;
+        .with_pace_mm(args.slow_rounds, args.fast_motion_mm)?;
     c.joint = args.joint;
     c.motion = args.motion.parse()?;
     c.redetect = (args.redetect == "on").then(RedetectConfig::default);

@@ -8,9 +8,7 @@
 use crate::core::error::{Error, Result};
 use crate::core::filter::particles::BUFFERS;
 use crate::core::filter::FilterKind;
-use crate::domains::pose::tracker::{
-    parse_modalities, InitNoise, MotionModel, RedetectConfig, TrackerConfig,
-};
+use crate::domains::pose::tracker::{parse_modalities, InitNoise, RedetectConfig, TrackerConfig};
 use crate::runtime::pipeline::control_loop::{ControlLoopConfig, GtTimeline};
 use crate::runtime::pipeline::tracking::{MeshLibrary, TrackerProcessor};
 use crate::runtime::pipeline::{ModelPoints, Pipeline, PipelineConfig, QueuePolicy, RunSummary};
@@ -161,7 +159,7 @@ pub struct TrackerSpec {
     /// [`crate::domains::pose::tracker::SLOW_ROUNDS`], 2).
     pub slow_rounds: Option<Spanned<usize>>,
     /// The pace threshold, millimetres of surface motion per frame (default 6; `0`: every frame
-    /// is fast), as `hdpf track --fast-motion`.
+    /// is fast), as `hdpf track --fast-motion-mm`.
     pub fast_motion_mm: Option<Spanned<f64>>,
 }
 
@@ -327,7 +325,7 @@ impl Launch {
             None => None,
         };
         let motion = match t.motion.as_ref() {
-            None => MotionModel::Auto,
+            None => TrackerConfig::default().motion,
             Some(m) => m.get_ref().parse().map_err(|e| self.error_at(m, e))?,
         };
         if *t.particles.get_ref() == 0 {
@@ -360,8 +358,8 @@ impl Launch {
                 .map_err(|e| self.error_at(r, e))?;
         }
         if let Some(mm) = &t.fast_motion_mm {
-            let metres = *mm.get_ref() * 1e-3;
-            c = (c.clone().with_pace(c.slow_rounds, metres)).map_err(|e| self.error_at(mm, e))?;
+            c = (c.clone().with_pace_mm(c.slow_rounds, *mm.get_ref()))
+                .map_err(|e| self.error_at(mm, e))?;
         }
         Ok(c)
     }

@@ -128,16 +128,14 @@ impl Filter {
             // Run the whole update on one of rayon's workers: its parallel sections then split
             // onto the worker's own queue instead of each being injected into the pool from
             // outside and waited for (a wake-up and a hand-off per section).
-            return rayon::scope(|_| self.update_window_on_worker(models));
+            return rayon::scope(|_| self.update_window_here(models));
         }
-        self.update_window_on_worker(models)
+        self.update_window_here(models)
     }
 
-    /// [`Self::update_window`], run on the calling thread.
-    fn update_window_on_worker<M: Model + ?Sized>(
-        &mut self,
-        models: &[&M],
-    ) -> Result<Vec<Diagnostics>> {
+    /// [`Self::update_window`], run on the calling thread (a rayon worker, or for large updates
+    /// the caller's own thread).
+    fn update_window_here<M: Model + ?Sized>(&mut self, models: &[&M]) -> Result<Vec<Diagnostics>> {
         if let Some(model) = models.iter().find(|m| m.dim() != self.particles.dim()) {
             return Err(Error::Shape {
                 what: "model dimension vs particle dimension".into(),

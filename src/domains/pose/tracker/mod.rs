@@ -297,7 +297,7 @@ impl Tracker {
         Ok(out)
     }
 
-    /// One frame of group `g`: up to [`TrackerConfig::rounds`] correspondence rounds (module
+    /// One frame of group `g`: its correspondence rounds at the frame's pace ([`pace`]; module
     /// docs), then the loss check and re-detection of each member.
     fn step_group(
         &mut self,

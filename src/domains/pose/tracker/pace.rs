@@ -21,16 +21,23 @@ use super::config::MotionModel;
 use super::{FrameMaps, FrameOutput, PoseChart, Refined, RgbdFrame, Tracker};
 use crate::core::error::Result;
 use crate::core::filter::Filter;
-use nalgebra::{Isometry3, Vector6};
+use nalgebra::{Isometry3, Point3, Vector3, Vector6};
 
 /// A group's frame as [`Tracker::run_rounds`] reads it: group index, members, their spreads,
 /// whether it is the group's first frame, and the frame's rounds.
 pub(super) type RoundsInput<'a> = (usize, &'a [usize], &'a [f64], bool, usize);
 
-/// Surface displacement `‖Δt‖ + r·|Δθ|` (metres) between two poses of an object of radius `r`.
-pub(super) fn surface_motion(a: &Isometry3<f64>, b: &Isometry3<f64>, r: f64) -> f64 {
+/// Surface displacement `‖Δc‖ + r·|Δθ|` (metres) between two poses of an object of radius `r`
+/// rotating about `centre` (model frame): the centre's displacement plus the arc at the radius.
+pub(super) fn surface_motion(
+    a: &Isometry3<f64>,
+    b: &Isometry3<f64>,
+    centre: &Vector3<f64>,
+    r: f64,
+) -> f64 {
+    let c = Point3::from(*centre);
     let d = a.inverse() * b;
-    (b.translation.vector - a.translation.vector).norm() + r * d.rotation.angle()
+    (b * c - a * c).norm() + r * d.rotation.angle()
 }
 
 impl Tracker {
@@ -45,14 +52,18 @@ impl Tracker {
     ) -> Result<Refined> {
         let cfg = &self.config;
         let input = |fast| (g, members, spreads, first, cfg.rounds_for(fast));
-        if !cfg.paced() || self.moved_fast(members) {
+        if !cfg.paced() || cfg.fast_motion == 0.0 || self.moved_fast(members) {
             return self.refine_at(input(true), true, base, frame, maps, out);
         }
         let mut trial = out.clone();
-        let slow = self.refine_at(input(false), false, base.clone(), frame, maps, &mut trial)?;
-        if self.correction(members, &slow) <= cfg.fast_motion {
-            *out = trial;
-            return Ok(slow);
+        // A slow trial that fails is treated as one that had to move too far: the frame is
+        // refined as fast (whose error, if it fails too, is the frame's).
+        let slow = self.refine_at(input(false), false, base.clone(), frame, maps, &mut trial);
+        if let Ok(slow) = slow {
+            if self.correction(members, &slow) <= cfg.fast_motion {
+                *out = trial;
+                return Ok(slow);
+            }
         }
         self.refine_at(input(true), true, base, frame, maps, out)
     }
@@ -61,9 +72,9 @@ impl Tracker {
     fn moved_fast(&self, members: &[usize]) -> bool {
         members.iter().any(|&k| {
             let st = &self.states[k];
+            let o = &self.objects[k];
             st.previous.is_some_and(|prev| {
-                surface_motion(&prev, &st.estimate, self.objects[k].radius)
-                    > self.config.fast_motion
+                surface_motion(&prev, &st.estimate, &o.centre, o.radius) > self.config.fast_motion
             })
         })
     }
@@ -73,7 +84,8 @@ impl Tracker {
         let zero = Vector6::zeros();
         (members.iter().zip(r.predicted.iter().zip(&r.charts)))
             .map(|(&k, (p, c))| {
-                surface_motion(&p.pose(&zero), &c.pose(&zero), self.objects[k].radius)
+                let o = &self.objects[k];
+                surface_motion(&p.pose(&zero), &c.pose(&zero), &o.centre, o.radius)
             })
             .fold(0.0, f64::max)
     }
@@ -140,8 +152,20 @@ mod tests {
             (a.translation.vector + Vector3::new(0.003, 0.0, 0.0)).into(),
             turn * a.rotation,
         );
-        assert!((surface_motion(&a, &b, 0.05) - (0.003 + 0.05 * 0.1)).abs() < 1e-12);
-        assert_eq!(surface_motion(&a, &a, 0.05), 0.0);
+        let origin = Vector3::zeros();
+        assert!((surface_motion(&a, &b, &origin, 0.05) - (0.003 + 0.05 * 0.1)).abs() < 1e-12);
+        assert_eq!(surface_motion(&a, &a, &origin, 0.05), 0.0);
+        // About an off-origin centre, a pure turn about that centre moves only the arc.
+        let centre = Vector3::new(0.0, 0.0, 0.02);
+        let about = |p: &Isometry3<f64>| {
+            let c = p * Point3::from(centre);
+            Isometry3::from_parts(
+                (c.coords - turn * p.rotation * centre).into(),
+                turn * p.rotation,
+            )
+        };
+        let turned = about(&a);
+        assert!((surface_motion(&a, &turned, &centre, 0.05) - 0.05 * 0.1).abs() < 1e-12);
     }
 
     /// A box at rest for three frames, then 15 mm sideways (16 px) and at rest again, `gn` on

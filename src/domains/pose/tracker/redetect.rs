@@ -69,7 +69,8 @@ pub struct RedetectConfig {
     /// … and at most `found_ratio` × the running level (or `min_loss`, if higher): it must
     /// look like the object did while tracked, not merely better than a lost estimate.
     pub found_ratio: f64,
-    /// The acceptance floor of `found_ratio` (outlier-fraction units).
+    /// The acceptance floor of `found_ratio` (outlier-fraction units). Until 2026-12-04 it was
+    /// also the trigger's floor, now `lost_floor`.
     pub min_loss: f64,
     /// Selection of the visible points whose depth places the search grid.
     pub visibility: VisibilityParams,
