@@ -1,6 +1,6 @@
 //! End-to-end tracking tests on small synthetic sequences rendered inside the test.
 
-use hdpf::app::track::{run_track, TrackArgs};
+use hdpf::app::track::{config_from_args, run_track, TrackArgs};
 use hdpf::core::geometry::se3::{rotation_error_deg, translation_error};
 use hdpf::domains::pose::bop::BopDataset;
 use hdpf::domains::pose::synth::{
@@ -306,4 +306,22 @@ fn abrupt_displacement_is_recovered_by_redetection() {
 #[test]
 fn object_displaced_while_hidden_is_reacquired() {
     assert_reacquired_only_with_redetection(70, 3);
+}
+
+/// A start from another method's results, like a perturbed ground truth, is uncertain: the
+/// tracker's re-detection then waits out the convergence frames (`noisy_warmup`).
+#[test]
+fn starts_from_results_or_init_noise_are_uncertain_and_the_ground_truth_is_not() {
+    let dir = std::env::temp_dir();
+    let gt = track_args(&dir, &dir.join("x.csv"));
+    let results = TrackArgs {
+        init_results: Some(dir.join("other.csv")),
+        ..gt.clone()
+    };
+    let noisy = TrackArgs {
+        init_noise: Some("20mm,10deg".into()),
+        ..gt.clone()
+    };
+    let uncertain = |a: &TrackArgs| config_from_args(a).unwrap().uncertain_start;
+    assert!(!uncertain(&gt) && uncertain(&results) && uncertain(&noisy));
 }

@@ -210,6 +210,7 @@ pub fn config_from_args(args: &TrackArgs) -> Result<TrackerConfig> {
         .with_rounds(args.rounds)?
         .with_pace_mm(args.slow_rounds, args.fast_motion_mm)?;
     c.joint = args.joint;
+    c.uncertain_start |= args.init_results.is_some();
     c.motion = args.motion.parse()?;
     c.redetect = (args.redetect == "on").then(RedetectConfig::default);
     Ok(c)

@@ -160,6 +160,10 @@ pub struct TrackerConfig {
     pub hypotheses: usize,
     /// Re-detection after loss (on by default; `None` turns it off).
     pub redetect: Option<RedetectConfig>,
+    /// Whether the start poses are an estimate rather than the truth (set with
+    /// [`Self::init_noise`], and by `hdpf track --init-results`): re-detection then waits
+    /// [`RedetectConfig::noisy_warmup`] frames.
+    pub uncertain_start: bool,
     /// Correspondence rounds per fast frame, at most (≥ 1; default [`DEFAULT_ROUNDS`]): each
     /// round prepares the modalities about the current estimate and runs one filter update; the
     /// motion prior stays at the prediction.
@@ -234,6 +238,7 @@ impl Default for TrackerConfig {
             surface_samples: 3000,
             hypotheses: 2000,
             redetect: Some(RedetectConfig::default()),
+            uncertain_start: false,
             rounds: DEFAULT_ROUNDS,
             slow_rounds: SLOW_ROUNDS,
             fast_motion: FAST_MOTION,
@@ -267,6 +272,7 @@ impl TrackerConfig {
     pub fn with_init_noise(mut self, noise: Option<InitNoise>) -> Self {
         self.init_noise = noise;
         self.init_updates = if noise.is_some() { 10 } else { 1 };
+        self.uncertain_start = noise.is_some();
         self
     }
 

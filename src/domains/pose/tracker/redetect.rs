@@ -45,7 +45,8 @@ pub struct RedetectConfig {
     pub smoothing: f64,
     /// Frames that only learn the running level (no trigger) before it is trusted.
     pub warmup: usize,
-    /// The warm-up after an uncertain start ([`TrackerConfig::init_noise`]): those first frames
+    /// The warm-up after an uncertain start ([`TrackerConfig::uncertain_start`]: init noise or
+    /// a start from another method's results): those first frames
     /// converge rather than track, and a search then can place a thin object on the table it
     /// lies on (measured: ycbv-mini train_real/2 with `--init-noise 20mm,10deg`, the large
     /// marker moved 117 mm on frame 3, ADD-S 17.6 mm against 2.4 without re-detection).
@@ -306,9 +307,9 @@ impl Tracker {
     /// (the level is then left unchanged), false when it does not (the estimate is good; the
     /// level learns [`RedetectConfig::taught`]).
     fn update_level(&mut self, k: usize, loss: f64, rd: &RedetectConfig) -> bool {
-        let warmup = match self.config.init_noise {
-            Some(_) => rd.warmup.max(rd.noisy_warmup),
-            None => rd.warmup,
+        let warmup = match self.config.uncertain_start {
+            true => rd.warmup.max(rd.noisy_warmup),
+            false => rd.warmup,
         };
         let st = &mut self.states[k];
         let lost = match st.level {
