@@ -357,6 +357,13 @@ fn tracker_tables_take_rounds_redetect_and_the_newton_filters() {
         e.contains("tracker[1].rounds") && e.contains("1..=20"),
         "{e}"
     );
+    // The modalities default to hdpf track's (depth + region).
+    let names = |c: &hdpf::domains::pose::tracker::TrackerConfig| -> Vec<String> {
+        (c.modalities.iter())
+            .map(|m| m.spec().name().to_string())
+            .collect()
+    };
+    assert_eq!(names(&plain), ["depth", "region"]);
     // The pace: defaults, both keys, and bad values named with their key.
     assert_eq!(
         (plain.slow_rounds, plain.fast_motion, plain.motion),

@@ -166,8 +166,13 @@ pub struct TrackerSpec {
 fn default_particles() -> Spanned<usize> {
     Spanned::new(0..0, 100)
 }
+/// The modalities of [`TrackerConfig::default`] by name: a `[[tracker]]` table without
+/// `modalities` gets what `hdpf track` does.
 fn default_modalities() -> Spanned<Vec<String>> {
-    Spanned::new(0..0, vec!["depth".into(), "region".into()])
+    let names = (TrackerConfig::default().modalities.iter())
+        .map(|m| m.spec().name().to_string())
+        .collect();
+    Spanned::new(0..0, names)
 }
 
 /// What the launch schema reads of `[source]`: the kind. The kind's plug-in parses the whole
