@@ -359,12 +359,12 @@ impl Launch {
                 .map_err(|e| self.error_at(r, e))?;
         }
         if let Some(r) = &t.slow_rounds {
-            c = (c.clone().with_pace(*r.get_ref(), c.fast_motion))
-                .map_err(|e| self.error_at(r, e))?;
+            let fast_motion = c.fast_motion;
+            c = (c.with_pace(*r.get_ref(), fast_motion)).map_err(|e| self.error_at(r, e))?;
         }
         if let Some(mm) = &t.fast_motion_mm {
-            c = (c.clone().with_pace_mm(c.slow_rounds, *mm.get_ref()))
-                .map_err(|e| self.error_at(mm, e))?;
+            let slow_rounds = c.slow_rounds;
+            c = (c.with_pace_mm(slow_rounds, *mm.get_ref())).map_err(|e| self.error_at(mm, e))?;
         }
         Ok(c)
     }

@@ -36,11 +36,17 @@ impl BopDataset {
     /// The points ADD / ADD-S of object `obj_id` are measured on (metres, model frame) and where
     /// they came from: the dataset's evaluation points when present, else the mesh vertices.
     pub fn eval_points(&self, obj_id: u32) -> Result<(Vec<Point3<f64>>, PointSource)> {
-        let path = self.points_path(obj_id);
-        match path.is_file() {
-            true => Ok((read_xyz(&path)?, PointSource::ModelPoints)),
-            false => Ok((self.model(obj_id)?.vertices, PointSource::MeshVertices)),
+        match self.shipped_points(obj_id)? {
+            Some(points) => Ok((points, PointSource::ModelPoints)),
+            None => Ok((self.model(obj_id)?.vertices, PointSource::MeshVertices)),
         }
+    }
+
+    /// The dataset's own evaluation points of `obj_id` (`models_points/`), `None` when it does
+    /// not ship them; an error names a malformed file.
+    pub fn shipped_points(&self, obj_id: u32) -> Result<Option<Vec<Point3<f64>>>> {
+        let path = self.points_path(obj_id);
+        path.is_file().then(|| read_xyz(&path)).transpose()
     }
 }
 

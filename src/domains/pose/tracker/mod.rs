@@ -773,18 +773,20 @@ mod tests {
         // The rendered box on an empty background (depth 0 off the box): at the true pose the
         // detection loss is small; moved 10 cm sideways, onto missing depth, nearly every point
         // is unexplained (the tracking loss ignores missing depth; the detection judge must not).
-        let (frame, object, pose) = rendered_box();
-        let tracker = Tracker::new(
-            depth_only(TrackerConfig::default()),
-            vec![object],
-            vec![pose],
-        )
-        .unwrap();
-        let maps = FrameMaps::prepare(&tracker.config, &tracker.memories, &frame).unwrap();
+        let (tracker, frame, maps, pose) = box_tracker();
         let at = |p: &Isometry3<f64>| tracker.detection_loss(0, p, &frame, &maps).unwrap();
         let true_loss = at(&pose).unwrap();
         let away = at(&(Isometry3::translation(0.1, 0.0, 0.0) * pose)).unwrap();
         assert!(true_loss < 0.2 && away > 0.9, "{true_loss} {away}");
+    }
+
+    /// A depth-only tracker of [`rendered_box`] at its true pose, with the frame prepared.
+    fn box_tracker() -> (Tracker, RgbdFrame, FrameMaps, Isometry3<f64>) {
+        let (frame, object, pose) = rendered_box();
+        let config = depth_only(TrackerConfig::default());
+        let tracker = Tracker::new(config, vec![object], vec![pose]).unwrap();
+        let maps = FrameMaps::prepare(&tracker.config, &tracker.memories, &frame).unwrap();
+        (tracker, frame, maps, pose)
     }
 
     /// A tilted box seen by a 320×240 camera: its rendered depth, the object and its pose.
@@ -831,14 +833,7 @@ mod tests {
     /// largest entry bounds both here.
     #[test]
     fn the_tracker_models_curvature_is_the_finite_difference_hessian_near_the_optimum() {
-        let (frame, object, pose) = rendered_box();
-        let tracker = Tracker::new(
-            depth_only(TrackerConfig::default()),
-            vec![object],
-            vec![pose],
-        )
-        .unwrap();
-        let maps = FrameMaps::prepare(&tracker.config, &tracker.memories, &frame).unwrap();
+        let (tracker, frame, maps, _) = box_tracker();
         let chart = tracker.predicted_chart(0, MotionModel::RandomWalk);
         let terms = (tracker.object_terms(0, &chart, &frame, &maps, 0.0, false)).unwrap();
         let model = ObservationModel {

@@ -80,9 +80,8 @@ pub(super) fn dataset_eval_points(
 ) -> Result<ModelPoints> {
     let mut out = ModelPoints::new();
     for id in ids {
-        let path = ds.points_path(id);
-        if path.is_file() {
-            out.insert(id, Arc::new(bop::read_xyz(&path)?));
+        if let Some(points) = ds.shipped_points(id)? {
+            out.insert(id, Arc::new(points));
         }
     }
     Ok(out)
