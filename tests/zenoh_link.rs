@@ -175,7 +175,7 @@ impl Controller {
             .map(|r| {
                 let seq = r.attachment.map_or(-1, |a| a.sequence_number);
                 (
-                    PoseWithCovarianceStamped::from_cdr(&r.payload).unwrap(),
+                    PoseWithCovarianceStamped::from_cdr(&r.payload()).unwrap(),
                     seq,
                 )
             })
@@ -314,4 +314,42 @@ fn shipped_zenoh_launch_file_parses() {
         .unwrap_err()
         .to_string();
     assert!(e.contains("TCP only"), "{e}");
+}
+
+#[test]
+fn bench_zenoh_counts_every_frame_beside_its_tcp_baseline() {
+    // Small frames, bounded in count and time: the bench and its baseline both run on 127.0.0.1.
+    for rate in ["0", "200"] {
+        let out = Command::new(BIN)
+            .args(["bench", "zenoh", "--frames", "24", "--width", "64"])
+            .args(["--height", "48", "--rate", rate])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let out = wait_bounded(out, Duration::from_secs(60));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let line = String::from_utf8_lossy(&out.stdout);
+        let r: serde_json::Value = serde_json::from_str(line.lines().last().unwrap()).unwrap();
+        assert_eq!(
+            (r["sent"].as_u64(), r["received"].as_u64()),
+            (Some(24), Some(24))
+        );
+        assert_eq!(r["lost"].as_i64(), Some(0), "{line}");
+        assert_eq!(r["frame_bytes"].as_u64(), Some(64 * 48 * 5));
+        for (p50, p99) in [
+            ("hop_p50_ms", "hop_p99_ms"),
+            ("tcp_hop_p50_ms", "tcp_hop_p99_ms"),
+        ] {
+            let (a, b) = (r[p50].as_f64().unwrap(), r[p99].as_f64().unwrap());
+            assert!(
+                a > 0.0 && a <= b && b.is_finite(),
+                "{p50} {a}, {p99} {b}: {line}"
+            );
+        }
+    }
 }

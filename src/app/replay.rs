@@ -125,7 +125,7 @@ impl Replayer {
             let Ok(r) = self.counts.recv_timeout(left) else {
                 return Ok(false);
             };
-            let c = UInt64::from_cdr(&r.payload)
+            let c = UInt64::from_cdr(&r.payload())
                 .map_err(|e| Error::Other(format!("{TAKEN_TOPIC}: {e}")))?;
             if c.data > self.taken {
                 deadline = Instant::now() + wait;

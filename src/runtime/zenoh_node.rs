@@ -14,7 +14,9 @@ use crate::domains::recording::rmw_zenoh::{
     entity_gid, liveliness_keyexpr, topic_keyexpr, Attachment, EntityKind, NodeInfo,
 };
 use crossbeam_channel::Sender;
+use std::borrow::Cow;
 use std::sync::atomic::{AtomicU64, Ordering};
+use zenoh::bytes::ZBytes;
 use zenoh::liveliness::LivelinessToken;
 use zenoh::pubsub::{Publisher, Subscriber};
 use zenoh::qos::CongestionControl;
@@ -127,12 +129,20 @@ pub struct RosPublisher {
 pub struct Received {
     /// Which subscription (the tag given to [`RosNode::subscribe`]).
     pub tag: usize,
-    /// The CDR payload.
-    pub payload: Vec<u8>,
+    /// The CDR payload as zenoh delivered it (not copied: see [`Received::payload`]).
+    bytes: ZBytes,
     /// rmw_zenoh's attachment, when the sender wrote a valid one.
     pub attachment: Option<Attachment>,
     /// Arrival time, ns since the Unix epoch.
     pub received_ns: i64,
+}
+
+impl Received {
+    /// The CDR payload: borrowed when zenoh holds it in one piece (a reassembled sample does),
+    /// copied into one buffer otherwise.
+    pub fn payload(&self) -> Cow<'_, [u8]> {
+        self.bytes.to_bytes()
+    }
 }
 
 /// A live subscription (dropping it undeclares it).
@@ -234,7 +244,9 @@ impl RosNode {
                 // A closed receiver means the source is gone: nothing left to do with samples.
                 let _ = tx.send(Received {
                     tag,
-                    payload: sample.payload().to_bytes().into_owned(),
+                    // Not copied here: this runs on zenoh's receive thread, ahead of the
+                    // link's next samples (a frame's colour image waits behind its depth's).
+                    bytes: sample.payload().clone(),
                     attachment,
                     received_ns,
                 });

@@ -7,6 +7,8 @@ pub mod method;
 pub mod soak;
 pub mod step;
 pub mod table;
+#[cfg(feature = "zenoh")]
+pub mod tcp_hop;
 pub mod tracking;
 #[cfg(feature = "zenoh")]
 pub mod zenoh;

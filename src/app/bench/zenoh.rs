@@ -5,6 +5,10 @@
 //! default: 1.5 MB per frame). Reports frames sent / received / lost and the hop latency
 //! (arrival of the colour sample − its rmw_zenoh source timestamp, same clock) p50 / p99.
 //!
+//! Before the zenoh hop, the same frames go through [`super::tcp_hop`] — a plain TCP socket on
+//! 127.0.0.1 with the same pacing, window and decoding — in the same process: the baseline that
+//! says how much of the hop the loopback link and the machine's scheduling cost without zenoh.
+//!
 //! `--rate 0` (default) floods the link losslessly (the sender waits for the receiver's count, at
 //! most two frames ahead): frames lost and throughput, but a frame's hop then includes waiting
 //! behind the frame before it. `--rate HZ` paces the sender as a camera would (30 Hz): the hop a
@@ -15,7 +19,7 @@ use crate::core::stats::{percentile, Rank};
 use crate::domains::recording::images::ImageMsg;
 use crate::domains::recording::mcap_bop::{CAMERA_INFO_TOPIC, DEPTH_RAW_TOPIC};
 use crate::domains::recording::mcap_read::PairedFrame;
-use crate::domains::recording::ros_msgs::{BopFrame, CameraInfo, Header, Image};
+use crate::domains::recording::ros_msgs::{BopFrame, CameraInfo, Header, Image, RosMessage};
 use crate::runtime::pipeline::source::{Poll, Source, ZenohSource, ZenohSourceSpec};
 use crate::runtime::zenoh_node::Endpoints;
 use std::time::Duration;
@@ -57,6 +61,11 @@ pub struct ZenohBenchReport {
     pub hop_p99_ms: f64,
     /// Hop latency maximum, ms.
     pub hop_max_ms: f64,
+    /// The same frames, pacing, window and decoding over a plain TCP socket in this process
+    /// (`tcp_hop`): hop latency median, ms.
+    pub tcp_hop_p50_ms: f64,
+    /// The plain-TCP baseline's hop latency 99th percentile, ms.
+    pub tcp_hop_p99_ms: f64,
     /// Frames per second through the hop (lossless, decoding included).
     pub fps: f64,
     /// Bytes per frame (colour + depth payloads).
@@ -102,6 +111,14 @@ fn frame(k: usize, w: u32, h: u32) -> PairedFrame {
     }
 }
 
+/// The CDR payloads `[depth, colour]` of a synthetic frame (both are raw images).
+fn payloads(f: &PairedFrame) -> [Vec<u8>; 2] {
+    [&f.depth, &f.color].map(|m| match m {
+        ImageMsg::Raw(i) => i.to_cdr(),
+        ImageMsg::Compressed(c) => c.to_cdr(),
+    })
+}
+
 /// Distinct synthetic frames made before the clock starts and sent in turn (restamped), so that
 /// making pixels is not part of what the bench times.
 const RING: usize = 8;
@@ -139,6 +156,11 @@ pub fn run(args: &ZenohBenchArgs) -> Result<ZenohBenchReport> {
             "must be ≥ 0 (0 = lossless)",
         ));
     }
+    let (w, h) = (args.width, args.height);
+    let ring: Vec<PairedFrame> = (0..args.frames.min(RING)).map(|k| frame(k, w, h)).collect();
+    let cdr: Vec<[Vec<u8>; 2]> = ring.iter().map(payloads).collect();
+    let tcp = super::tcp_hop::hops(&cdr, args.frames, args.rate)?;
+    drop(cdr);
     let port = match args.port {
         0 => std::net::TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
@@ -162,15 +184,14 @@ pub fn run(args: &ZenohBenchArgs) -> Result<ZenohBenchReport> {
         connect: vec![endpoint],
     };
     let mut replayer = crate::app::replay::Replayer::open(&ends, 0, Duration::from_secs(30))?;
-    let (w, h) = (args.width, args.height);
-    let ring: Vec<PairedFrame> = (0..args.frames.min(RING)).map(|k| frame(k, w, h)).collect();
     let frames = (0..args.frames).map(|k| restamp(&ring[k % RING], k));
     let topics = [color_topic, DEPTH_RAW_TOPIC, CAMERA_INFO_TOPIC];
     let sent = replayer.run(topics, frames, args.rate)?;
     replayer.close()?;
     let source =
         (receiver.join()).map_err(|_| Error::Other("bench receiver thread panicked".into()))??;
-    let hops: Vec<f64> = source.hop_ns().iter().map(|&n| n as f64 * 1e-6).collect();
+    let ms = |ns: &[i64]| ns.iter().map(|&n| n as f64 * 1e-6).collect::<Vec<f64>>();
+    let (hops, tcp) = (ms(source.hop_ns()), ms(&tcp));
     Ok(ZenohBenchReport {
         sent: sent.frames,
         rate: args.rate,
@@ -179,6 +200,8 @@ pub fn run(args: &ZenohBenchArgs) -> Result<ZenohBenchReport> {
         hop_p50_ms: percentile(&hops, 0.5, Rank::Nearest),
         hop_p99_ms: percentile(&hops, 0.99, Rank::Nearest),
         hop_max_ms: hops.iter().copied().fold(f64::NAN, f64::max),
+        tcp_hop_p50_ms: percentile(&tcp, 0.5, Rank::Nearest),
+        tcp_hop_p99_ms: percentile(&tcp, 0.99, Rank::Nearest),
         fps: sent.frames as f64 / sent.seconds.max(1e-9),
         frame_bytes: (w * h * 5) as usize,
     })

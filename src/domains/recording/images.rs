@@ -121,10 +121,17 @@ pub fn decode_color(path: &Path, topic: &str, msg: &ImageMsg) -> Result<image::R
         }
     };
     check_raw(path, topic, m, bpp)?;
-    Ok(image::RgbImage::from_fn(m.width, m.height, |x, y| {
-        let o = y as usize * m.step as usize + x as usize * bpp;
-        image::Rgb([m.data[o + r], m.data[o + g], m.data[o + b]])
-    }))
+    let (w, h) = (m.width as usize, m.height as usize);
+    let mut rgb = Vec::with_capacity(w * h * 3);
+    for row in m.data.chunks((m.step as usize).max(1)).take(h) {
+        let row = &row[..w * bpp];
+        match (bpp, [r, g, b]) {
+            (3, [0, 1, 2]) => rgb.extend_from_slice(row),
+            _ => rgb.extend(row.chunks_exact(bpp).flat_map(|p| [p[r], p[g], p[b]])),
+        }
+    }
+    image::RgbImage::from_raw(m.width, m.height, rgb)
+        .ok_or_else(|| Error::format(path, format!("topic '{topic}': colour buffer size")))
 }
 
 /// Depth as metres (and the raw 16-bit values when recorded so) from `16UC1` / `mono16`
@@ -235,5 +242,60 @@ pub fn decode_depth(
                 None,
             ))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domains::recording::ros_msgs::Header;
+
+    /// A 2×2 raw image with rows padded to `step` bytes by 0xEE.
+    fn raw(encoding: &str, bpp: usize, step: usize, pixels: [[u8; 4]; 4]) -> ImageMsg {
+        let mut data = Vec::new();
+        for row in pixels.chunks(2) {
+            row.iter().for_each(|p| data.extend_from_slice(&p[..bpp]));
+            data.resize(data.len() + step - 2 * bpp, 0xEE);
+        }
+        ImageMsg::Raw(Image {
+            header: Header::new(0, "cam"),
+            height: 2,
+            width: 2,
+            encoding: encoding.into(),
+            is_bigendian: 0,
+            step: step as u32,
+            data,
+        })
+    }
+
+    #[test]
+    fn every_colour_layout_gives_the_same_rgb_with_or_without_row_padding() {
+        let rgb = [[1, 2, 3, 0], [4, 5, 6, 0], [7, 8, 9, 0], [10, 11, 12, 0]];
+        let bgr = rgb.map(|[r, g, b, a]| [b, g, r, a]);
+        let want: Vec<u8> = rgb.iter().flat_map(|p| p[..3].to_vec()).collect();
+        let path = Path::new("t.mcap");
+        for (enc, bpp, px) in [
+            ("rgb8", 3, rgb),
+            ("bgr8", 3, bgr),
+            ("rgba8", 4, rgb),
+            ("bgra8", 4, bgr),
+        ] {
+            for step in [2 * bpp, 2 * bpp + 3] {
+                let got = decode_color(path, "/c", &raw(enc, bpp, step, px)).unwrap();
+                assert_eq!(got.as_raw(), &want, "{enc} step {step}");
+            }
+        }
+        let mono = decode_color(path, "/c", &raw("mono8", 1, 2, rgb)).unwrap();
+        assert_eq!(mono.as_raw(), &[1, 1, 1, 4, 4, 4, 7, 7, 7, 10, 10, 10]);
+    }
+
+    #[test]
+    fn a_colour_buffer_shorter_than_its_rows_is_refused_by_name() {
+        let ImageMsg::Raw(mut m) = raw("rgb8", 3, 6, [[0; 4]; 4]) else {
+            unreachable!()
+        };
+        m.data.pop();
+        let err = decode_color(Path::new("t.mcap"), "/c", &ImageMsg::Raw(m)).unwrap_err();
+        assert!(err.to_string().contains("'/c'") && err.to_string().contains("11"));
     }
 }

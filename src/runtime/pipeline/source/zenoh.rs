@@ -279,16 +279,16 @@ impl ZenohSource {
             self.hops.push(r.received_ns - a.source_timestamp);
         }
         match r.tag {
-            COLOR => self.pairer.color(image(COLOR, &r.payload)?),
-            DEPTH => self.pairer.depth(image(DEPTH, &r.payload)?),
+            COLOR => self.pairer.color(image(COLOR, &r.payload())?),
+            DEPTH => self.pairer.depth(image(DEPTH, &r.payload())?),
             INFO => (self.pairer)
-                .info(CameraInfo::from_cdr(&r.payload).map_err(|e| bad("camera_info", e))?),
+                .info(CameraInfo::from_cdr(&r.payload()).map_err(|e| bad("camera_info", e))?),
             BOP => {
-                (self.pairer).bop(BopFrame::from_cdr(&r.payload).map_err(|e| bad("BopFrame", e))?)
+                (self.pairer).bop(BopFrame::from_cdr(&r.payload()).map_err(|e| bad("BopFrame", e))?)
             }
             _ => {
                 self.announced = Some(
-                    UInt64::from_cdr(&r.payload)
+                    UInt64::from_cdr(&r.payload())
                         .map_err(|e| bad(END_TOPIC, e))?
                         .data,
                 )
