@@ -129,7 +129,8 @@ pub struct RosPublisher {
 pub struct Received {
     /// Which subscription (the tag given to [`RosNode::subscribe`]).
     pub tag: usize,
-    /// The CDR payload as zenoh delivered it (not copied: see [`Received::payload`]).
+    /// The CDR payload as zenoh delivered it (not copied: see [`Received::payload`]; it holds
+    /// zenoh's receive buffers until dropped).
     bytes: ZBytes,
     /// rmw_zenoh's attachment, when the sender wrote a valid one.
     pub attachment: Option<Attachment>,
@@ -138,8 +139,9 @@ pub struct Received {
 }
 
 impl Received {
-    /// The CDR payload: borrowed when zenoh holds it in one piece (a reassembled sample does),
-    /// copied into one buffer otherwise.
+    /// The CDR payload: borrowed when zenoh holds it in one piece (a sample that fit in one
+    /// batch), copied into one buffer otherwise (a reassembled sample is one slice per 64 KB
+    /// fragment) — on the caller's thread, not on zenoh's receive thread.
     pub fn payload(&self) -> Cow<'_, [u8]> {
         self.bytes.to_bytes()
     }

@@ -53,6 +53,9 @@ pub struct SoakRow {
     pub rss_mib: f64,
     /// Resident memory, largest sample of the interval (MiB; NaN where unknown).
     pub rss_peak_mib: f64,
+    /// Heap bytes in use ([`crate::app::allocator::heap_in_use`]), mean of the interval's
+    /// samples (MiB; NaN where unknown): growing with it, the RSS is a leak; flat, fragmentation.
+    pub heap_mib: f64,
     /// Frames the source emitted in the interval.
     pub emitted: u64,
     /// Frames dropped by `latest` queues in the interval (all queues).
@@ -81,6 +84,9 @@ pub struct SoakReport {
     pub rows: Vec<SoakRow>,
     /// RSS growth after the first interval, `max_{k≥3} RSS̄_k / RSS̄_2 − 1` (NaN with fewer than 3).
     pub rss_growth: f64,
+    /// The same for the heap in use (the allocator's count; NaN where unknown): a leak when it
+    /// grows with the RSS.
+    pub heap_growth: f64,
     /// Per tracker, `p99_last / p99_2 − 1` (NaN with fewer than 3 intervals).
     pub p99_drift: Vec<(String, f64)>,
     /// Per tracker, whether `emitted = processed + dropped + skipped` holds exactly.
@@ -155,10 +161,12 @@ pub fn run(args: &SoakArgs) -> Result<SoakReport> {
     while start.elapsed() < total && !running.is_finished() {
         let end = (rows.len() + 1) as f64 * args.interval_s;
         let end = Duration::from_secs_f64(end).min(total);
-        let mut rss = Vec::new();
+        let (mut rss, mut heap) = (Vec::new(), Vec::new());
+        let mib = |b: u64| b as f64 / (1 << 20) as f64;
         while start.elapsed() < end && !running.is_finished() {
             std::thread::sleep(Duration::from_millis(100));
-            rss.extend(rss_bytes().map(|b| b as f64 / (1 << 20) as f64));
+            rss.extend(rss_bytes().map(mib));
+            heap.extend(crate::app::allocator::heap_in_use().map(mib));
         }
         let now = running.counters();
         let taken = samples
@@ -171,7 +179,7 @@ pub fn run(args: &SoakArgs) -> Result<SoakReport> {
             start.elapsed(),
             &names,
             &taken,
-            &rss,
+            [&rss, &heap],
             counts,
         );
         eprintln!("{}", describe(&row));
@@ -188,15 +196,20 @@ pub fn run(args: &SoakArgs) -> Result<SoakReport> {
 type Counters = (u64, u64);
 
 /// Interval `k` ending at `t`: each tracker's latency `samples`, the mean and peak of the `rss`
-/// samples (MiB; NaN without any), and the source counters between `last` and `now`.
+/// samples and the mean of the `heap` samples (MiB; NaN without any), and the source counters
+/// between `last` and `now`.
 fn window(
     k: usize,
     t: Duration,
     names: &[String],
     samples: &[(String, f64)],
-    rss: &[f64],
+    [rss, heap]: [&[f64]; 2],
     (last, now): (&Counters, &Counters),
 ) -> SoakRow {
+    let mean = |v: &[f64]| match v.len() {
+        0 => f64::NAN,
+        n => v.iter().sum::<f64>() / n as f64,
+    };
     let trackers = names
         .iter()
         .map(|n| {
@@ -212,11 +225,9 @@ fn window(
     SoakRow {
         interval: k,
         t_end_s: t.as_secs_f64(),
-        rss_mib: match rss.len() {
-            0 => f64::NAN,
-            n => rss.iter().sum::<f64>() / n as f64,
-        },
+        rss_mib: mean(rss),
         rss_peak_mib: rss.iter().copied().fold(f64::NAN, f64::max),
+        heap_mib: mean(heap),
         emitted: now.0 - last.0,
         dropped: now.1 - last.1,
         trackers,
@@ -235,10 +246,11 @@ fn describe(r: &SoakRow) -> String {
         })
         .collect();
     format!(
-        "[{:6.1} s] RSS {:.1} MiB (peak {:.1}) | source {} | dropped {} | {}",
+        "[{:6.1} s] RSS {:.1} MiB (peak {:.1}, heap in use {:.1}) | source {} | dropped {} | {}",
         r.t_end_s,
         r.rss_mib,
         r.rss_peak_mib,
+        r.heap_mib,
         r.emitted,
         r.dropped,
         per.join(" | ")
@@ -246,13 +258,16 @@ fn describe(r: &SoakRow) -> String {
 }
 
 fn verdicts(rows: Vec<SoakRow>, summary: RunSummary, names: &[String]) -> SoakReport {
-    let rss: Vec<f64> = rows.iter().map(|r| r.rss_mib).collect();
-    let rss_growth = match rss.get(1..) {
-        Some([second, rest @ ..]) if !rest.is_empty() => {
-            rest.iter().copied().fold(f64::NAN, f64::max) / second - 1.0
+    let growth = |of: fn(&SoakRow) -> f64| {
+        let v: Vec<f64> = rows.iter().map(of).collect();
+        match v.get(1..) {
+            Some([second, rest @ ..]) if !rest.is_empty() => {
+                rest.iter().copied().fold(f64::NAN, f64::max) / second - 1.0
+            }
+            _ => f64::NAN,
         }
-        _ => f64::NAN,
     };
+    let (rss_growth, heap_growth) = (growth(|r| r.rss_mib), growth(|r| r.heap_mib));
     let p99 = |row: &SoakRow, n: &str| {
         row.trackers
             .iter()
@@ -288,6 +303,7 @@ fn verdicts(rows: Vec<SoakRow>, summary: RunSummary, names: &[String]) -> SoakRe
     SoakReport {
         rows,
         rss_growth,
+        heap_growth,
         p99_drift,
         drops_accounted,
         summary,
@@ -297,16 +313,17 @@ fn verdicts(rows: Vec<SoakRow>, summary: RunSummary, names: &[String]) -> SoakRe
 fn write(dir: &std::path::Path, r: &SoakReport) -> Result<()> {
     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
     let mut csv = String::from(
-        "interval,t_end_s,rss_mib,rss_peak_mib,emitted,dropped,tracker,frames,latency_p50_ms,latency_p99_ms\n",
+        "interval,t_end_s,rss_mib,rss_peak_mib,heap_mib,emitted,dropped,tracker,frames,latency_p50_ms,latency_p99_ms\n",
     );
     for row in &r.rows {
         for t in &row.trackers {
             csv += &format!(
-                "{},{:.1},{:.2},{:.2},{},{},{},{},{:.3},{:.3}\n",
+                "{},{:.1},{:.2},{:.2},{:.2},{},{},{},{},{:.3},{:.3}\n",
                 row.interval,
                 row.t_end_s,
                 row.rss_mib,
                 row.rss_peak_mib,
+                row.heap_mib,
                 row.emitted,
                 row.dropped,
                 t.tracker,
@@ -357,6 +374,12 @@ pub fn describe_report(r: &SoakReport) -> String {
             100.0 * r.rss_growth
         ),
     });
+    if r.heap_growth.is_finite() {
+        out.push(format!(
+            "heap in use, growth measured the same way: {:+.1} % (a leak if it follows the RSS)",
+            100.0 * r.heap_growth
+        ));
+    }
     for (n, d) in &r.p99_drift {
         out.push(format!(
             "{n}: latency p99, last interval vs second: {:+.1} %",
@@ -383,6 +406,7 @@ mod tests {
             t_end_s: 60.0 * k as f64,
             rss_mib: rss,
             rss_peak_mib: rss + 5.0,
+            heap_mib: rss / 2.0,
             emitted: 100,
             dropped: 0,
             trackers: vec![TrackerWindow {
@@ -406,6 +430,8 @@ mod tests {
         ];
         let r = verdicts(rows, RunSummary::default(), &["rfpf".to_string()]);
         assert!((r.rss_growth - 0.04).abs() < 1e-12, "{}", r.rss_growth);
+        // The fixture's heap is half its RSS: the same relative growth.
+        assert!((r.heap_growth - 0.04).abs() < 1e-12, "{}", r.heap_growth);
         assert!((r.p99_drift[0].1 - 0.25).abs() < 1e-12);
         let short = verdicts(
             vec![row(1, 50.0, 1.0), row(2, 60.0, 1.0)],

@@ -250,12 +250,13 @@ mod tests {
     use super::*;
     use crate::domains::recording::ros_msgs::Header;
 
-    /// A 2×2 raw image with rows padded to `step` bytes by 0xEE.
+    /// A 2×2 raw image with rows padded to `step` bytes by 0xEE (the last row unpadded, as
+    /// [`check_raw`] allows).
     fn raw(encoding: &str, bpp: usize, step: usize, pixels: [[u8; 4]; 4]) -> ImageMsg {
         let mut data = Vec::new();
         for row in pixels.chunks(2) {
+            data.resize(data.len().next_multiple_of(step), 0xEE);
             row.iter().for_each(|p| data.extend_from_slice(&p[..bpp]));
-            data.resize(data.len() + step - 2 * bpp, 0xEE);
         }
         ImageMsg::Raw(Image {
             header: Header::new(0, "cam"),
@@ -285,17 +286,21 @@ mod tests {
                 assert_eq!(got.as_raw(), &want, "{enc} step {step}");
             }
         }
-        let mono = decode_color(path, "/c", &raw("mono8", 1, 2, rgb)).unwrap();
-        assert_eq!(mono.as_raw(), &[1, 1, 1, 4, 4, 4, 7, 7, 7, 10, 10, 10]);
+        for step in [2, 5] {
+            let mono = decode_color(path, "/c", &raw("mono8", 1, step, rgb)).unwrap();
+            assert_eq!(mono.as_raw(), &[1, 1, 1, 4, 4, 4, 7, 7, 7, 10, 10, 10]);
+        }
     }
 
     #[test]
     fn a_colour_buffer_shorter_than_its_rows_is_refused_by_name() {
-        let ImageMsg::Raw(mut m) = raw("rgb8", 3, 6, [[0; 4]; 4]) else {
+        let ImageMsg::Raw(mut m) = raw("rgb8", 3, 8, [[0; 4]; 4]) else {
             unreachable!()
         };
         m.data.pop();
         let err = decode_color(Path::new("t.mcap"), "/c", &ImageMsg::Raw(m)).unwrap_err();
-        assert!(err.to_string().contains("'/c'") && err.to_string().contains("11"));
+        assert!(
+            err.to_string().contains("'/c'") && err.to_string().contains("needs 14 bytes, has 13")
+        );
     }
 }
