@@ -6,7 +6,7 @@
 use crate::core::error::{Error, Result};
 use crate::core::stats::median;
 use crate::domains::pose::bop::{BopDataset, PoseResult};
-use crate::domains::pose::driver::{first_image, object_models, Driver, InitFrom};
+use crate::domains::pose::driver::{first_image, object_models, Driver, InitFrom, Keep};
 use crate::domains::pose::scoring::{errors, ErrorSummary};
 use crate::domains::pose::tracker::TrackerConfig;
 use std::path::Path;
@@ -51,7 +51,7 @@ pub fn track_clip(
     let ids: Vec<u32> = gt.iter().map(|g| g.obj_id).collect();
     let objects = object_models(config, &ids, |id| dataset.model(id))?;
     let from = InitFrom::GroundTruth;
-    let mut driver = Driver::start(config, objects, (scene, first, &gt), &from, true)?;
+    let mut driver = Driver::start(config, objects, (scene, first, &gt), &from, Keep::Results)?;
     driver.track_scene(&sc)?;
     let run = driver.run;
     let late = |r: &PoseResult| r.im_id >= from_image;

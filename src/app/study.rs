@@ -6,7 +6,7 @@ use crate::app::plot::{LinePlot, Series};
 use crate::core::error::{Error, Result};
 use crate::core::filter::FilterKind;
 use crate::core::stats::median;
-use crate::domains::pose::driver::{Driver, InitFrom};
+use crate::domains::pose::driver::{Driver, InitFrom, Keep};
 use crate::domains::pose::metrics::{add, adds};
 use crate::domains::pose::modality::depth::DepthParams;
 use crate::domains::pose::modality::depth_edge::DepthEdgeParams;
@@ -204,7 +204,13 @@ fn run_one(seq: &Sequence, mut config: TrackerConfig) -> Result<Run> {
     let models = seq.objects.iter().map(|o| o.0.clone()).collect();
     let first = &seq.frames[0];
     let start = (0, first.frame.im_id, first.gt.as_slice());
-    let mut driver = Driver::start(&config, models, start, &InitFrom::GroundTruth, false)?;
+    let mut driver = Driver::start(
+        &config,
+        models,
+        start,
+        &InitFrom::GroundTruth,
+        Keep::History,
+    )?;
     let (mut sum_add, mut sum_adds, mut n, mut tracked) = (0.0, 0.0, 0usize, 0usize);
     for f in &seq.frames {
         let Some(out) = driver.frame(f.frame.im_id, Ok(&f.frame), 0.0)? else {

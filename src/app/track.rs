@@ -5,7 +5,7 @@ use crate::core::stats::{percentile, Rank};
 use crate::domains::pose::bop::{self, BopDataset, GtPose};
 use crate::domains::pose::calibration::{self, NeesSummary};
 use crate::domains::pose::driver::{
-    first_image, object_models, Driver, InitFrom, Published, TrackRun,
+    first_image, object_models, Driver, InitFrom, Keep, Published, TrackRun,
 };
 use crate::domains::pose::metrics::{evaluate, EvalReport};
 use crate::domains::pose::scoring::{gt_eval, mean_errors, ErrorSummary};
@@ -341,7 +341,7 @@ fn start(
         return Err(Error::param("objects", "(none)", why));
     }
     let objects = object_models(cfg, &ids, |id| dataset.model(id))?;
-    Driver::start(cfg, objects, (scene_id, first, gt0), from, true)
+    Driver::start(cfg, objects, (scene_id, first, gt0), from, Keep::Results)
 }
 
 fn summarize(t: &Tracked) -> Result<TrackReport> {

@@ -96,7 +96,7 @@ pub fn initial_poses(
 /// What a driven run recorded.
 #[derive(Clone, Debug, Default)]
 pub struct TrackRun {
-    /// One row per object and tracked frame (when recording).
+    /// One row per object and tracked frame (with [`Keep::Results`]).
     pub results: Vec<PoseResult>,
     /// Frames that failed to load, with the reason.
     pub skipped: Vec<(u32, String)>,
@@ -132,25 +132,37 @@ pub struct Driver {
     /// The run so far.
     pub run: TrackRun,
     scene_id: u32,
-    record: bool,
+    keep: Keep,
+}
+
+/// What a [`Driver`] keeps of each frame in its [`TrackRun`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Keep {
+    /// Nothing: a stream that lasts as long as its source (the pipeline, whose estimates leave as
+    /// messages). Keeping its history grew a 10-minute soak by about 4 KB per frame.
+    Nothing,
+    /// Latencies, decoding times, skipped frames and what the tracker published (a clip's study).
+    History,
+    /// That and one result row per object and frame (`hdpf track`, the goal clips).
+    Results,
 }
 
 impl Driver {
     /// Start tracking `objects` of scene `scene_id` from image `first` (ground truth `gt`) with
-    /// the initial poses `from` names; `record` keeps one result row per object and frame.
+    /// the initial poses `from` names, keeping what `keep` says of each frame.
     pub fn start(
         config: &TrackerConfig,
         objects: Vec<ObjectModel>,
         (scene_id, first, gt): (u32, u32, &[GtPose]),
         from: &InitFrom,
-        record: bool,
+        keep: Keep,
     ) -> Result<Self> {
         let init = initial_poses(config, &objects, (scene_id, first, gt), from)?;
         Ok(Self {
             tracker: Tracker::new(config.clone(), objects, init)?,
             run: TrackRun::default(),
             scene_id,
-            record,
+            keep,
         })
     }
 
@@ -165,7 +177,9 @@ impl Driver {
         let frame = match loaded {
             Ok(f) => f,
             Err(e) => {
-                self.run.skipped.push((im_id, e.to_string()));
+                if self.keep >= Keep::History {
+                    self.run.skipped.push((im_id, e.to_string()));
+                }
                 return Ok(None);
             }
         };
@@ -175,8 +189,12 @@ impl Driver {
         if self.tracker.config().needs().grey && frame.rgb.is_some() {
             frame.need_grey("tracker")?;
         }
-        self.run.decode.push(decode + t0.elapsed().as_secs_f64());
+        let decode = decode + t0.elapsed().as_secs_f64();
         let out = self.tracker.step(frame)?;
+        if self.keep == Keep::Nothing {
+            return Ok(Some(out));
+        }
+        self.run.decode.push(decode);
         self.run.latencies.extend(&out.seconds);
         let published = (self.tracker.objects().iter().enumerate()).map(|(k, o)| Published {
             im_id,
@@ -187,7 +205,7 @@ impl Driver {
             lost: out.lost[k],
         });
         self.run.tracking.extend(published);
-        if self.record {
+        if self.keep == Keep::Results {
             let time: f64 = out.seconds.iter().sum();
             let rows = self
                 .tracker
@@ -250,4 +268,44 @@ pub fn first_image(scene: &Scene) -> Result<(u32, Vec<GtPose>)> {
         .first()
         .ok_or_else(|| Error::param("scene", scene.scene_id, "has no images"))?;
     Ok((first, scene.gt.get(&first).cloned().unwrap_or_default()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domains::pose::tracker::tests::{depth_only, rendered_box_at};
+
+    /// Drives the rendered box through 3 frames keeping `keep`; the run's lengths.
+    fn run_lengths(keep: Keep) -> [usize; 5] {
+        let (frame, object, pose) = rendered_box_at(Isometry3::translation(0.0, 0.0, 0.45));
+        let gt = [GtPose {
+            obj_id: object.obj_id,
+            pose,
+        }];
+        let config = depth_only(TrackerConfig::default());
+        let start = (1, 1, &gt[..]);
+        let mut d =
+            Driver::start(&config, vec![object], start, &InitFrom::GroundTruth, keep).unwrap();
+        for im_id in 1..=3 {
+            assert!(d.frame(im_id, Ok(&frame), 0.0).unwrap().is_some());
+        }
+        let skipped = Error::Other("unreadable".into());
+        assert!(d.frame(4, Err(&skipped), 0.0).unwrap().is_none());
+        let r = &d.run;
+        [
+            r.results.len(),
+            r.tracking.len(),
+            r.latencies.len(),
+            r.decode.len(),
+            r.skipped.len(),
+        ]
+    }
+
+    #[test]
+    fn a_streaming_driver_keeps_nothing_per_frame_and_an_offline_one_its_history() {
+        // The pipeline's driver runs for as long as its source: nothing may grow with the frames.
+        assert_eq!(run_lengths(Keep::Nothing), [0; 5]);
+        assert_eq!(run_lengths(Keep::History), [0, 3, 3, 3, 1]);
+        assert_eq!(run_lengths(Keep::Results), [3, 3, 3, 3, 1]);
+    }
 }

@@ -9,7 +9,7 @@ use crate::core::error::{Error, Result};
 use crate::core::filter::Diagnostics;
 use crate::core::geometry::se3;
 use crate::domains::pose::bop::GtPose;
-use crate::domains::pose::driver::{object_models, Driver, InitFrom};
+use crate::domains::pose::driver::{object_models, Driver, InitFrom, Keep};
 use crate::domains::pose::mesh::Mesh;
 use crate::domains::pose::tracker::{FrameOutput, TrackerConfig};
 use crate::runtime::pipeline::message::{ObjectEstimate, ParticleCloud};
@@ -77,7 +77,13 @@ impl TrackerProcessor {
         let start = (scene_id, im_id, gt);
         Ok(Active {
             scene_id,
-            driver: Driver::start(&config, models, start, &InitFrom::GroundTruth, false)?,
+            driver: Driver::start(
+                &config,
+                models,
+                start,
+                &InitFrom::GroundTruth,
+                Keep::Nothing,
+            )?,
             obj_ids: ids,
             last: None,
         })

@@ -665,7 +665,7 @@ fn particle_poses(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::redetect::{window_depth, PixelGrid};
     use super::*;
     use crate::core::filter::Model;
@@ -688,7 +688,7 @@ mod tests {
 
     /// `c` on depth alone (the test frames have no colour), every frame with `c.rounds` rounds and
     /// the random walk unless a test sets another motion (no pace).
-    pub(super) fn depth_only(c: TrackerConfig) -> TrackerConfig {
+    pub(crate) fn depth_only(c: TrackerConfig) -> TrackerConfig {
         TrackerConfig {
             modalities: parse_modalities("depth").unwrap(),
             slow_rounds: c.rounds,
@@ -799,7 +799,7 @@ mod tests {
     }
 
     /// The box of [`rendered_box`] rendered (depth only) at `pose`.
-    pub(super) fn rendered_box_at(
+    pub(crate) fn rendered_box_at(
         pose: Isometry3<f64>,
     ) -> (RgbdFrame, ObjectModel, Isometry3<f64>) {
         use crate::domains::pose::render::{render, RenderObject, RenderOptions};
