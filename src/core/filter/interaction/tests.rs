@@ -385,3 +385,26 @@ fn epsilon_matches_direct_formula() {
     assert!(epsilon(1.0, 2).is_err());
     assert!(epsilon(-1.0, 5).is_err());
 }
+
+#[test]
+fn the_parallel_task_order_is_a_permutation_that_halves_the_work_evenly() {
+    for nt in 1..=64 {
+        let mut order: Vec<usize> = (0..nt).collect();
+        order.sort_by_key(|&a| tiles::balanced_rank(nt, a));
+        let mut seen = order.clone();
+        seen.sort_unstable();
+        assert_eq!(seen, (0..nt).collect::<Vec<_>>(), "nt={nt}");
+        // Rayon splits an indexed list in contiguous halves, then quarters: each holds the same
+        // number of tile pairs (diagonal tile included) wherever the count divides evenly.
+        for parts in [2, 4] {
+            if !nt.is_multiple_of(2 * parts) {
+                continue;
+            }
+            let work: Vec<usize> = order
+                .chunks(nt / parts)
+                .map(|c| c.iter().map(|&a| 1 + tiles::offsets(nt, a)).sum())
+                .collect();
+            assert!(work.iter().all(|&w| w == work[0]), "nt={nt}: {work:?}");
+        }
+    }
+}

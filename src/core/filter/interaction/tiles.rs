@@ -145,9 +145,14 @@ fn run_in<K: TileKernel>(
     let hmax = nt / 2;
     own.resize(nt * slot, 0.0);
     trans.resize(nt * (hmax * slot).max(1), 0.0);
-    own.par_chunks_mut(slot)
-        .zip(trans.par_chunks_mut((hmax * slot).max(1)))
+    let mut tasks: Vec<_> = own
+        .chunks_mut(slot)
+        .zip(trans.chunks_mut((hmax * slot).max(1)))
         .enumerate()
+        .collect();
+    tasks.sort_by_key(|&(a, _)| balanced_rank(nt, a));
+    tasks
+        .into_par_iter()
         .for_each(|(a, (own_a, trans_a))| row_task(kernel, a, own_a, trans_a));
     let trans = &*trans;
     let tstride = (hmax * slot).max(1);
@@ -171,6 +176,21 @@ fn run_in<K: TileKernel>(
             }
             out_c.copy_from_slice(&acc[..out_c.len()]);
         });
+}
+
+/// Where task `a` runs in the parallel list: with `nt` even the tasks `a < nt/2` visit one tile pair
+/// more than the others ([`offsets`]), so they alternate with them (`0, nt/2, 1, nt/2 + 1, …`) and
+/// every contiguous half of the list — how rayon splits it between threads — holds the same work
+/// (in index order the first half got the `nt/2` long tasks: at `nt = 8`, four tasks of 4
+/// off-diagonal tile pairs against four of 3). Only the order of the tasks changes, not what they
+/// compute.
+pub(super) fn balanced_rank(nt: usize, a: usize) -> usize {
+    let h = nt / 2;
+    match nt.is_multiple_of(2) && h > 0 {
+        true if a < h => 2 * a,
+        true => 2 * (a - h) + 1,
+        false => a,
+    }
 }
 
 /// Task `a`: its tile with itself, then with the tiles at offsets `1..=offsets(a)`, dispatched to
