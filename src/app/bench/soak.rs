@@ -342,12 +342,22 @@ fn write(dir: &std::path::Path, r: &SoakReport) -> Result<()> {
 }
 
 fn plot(r: &SoakReport) -> LinePlot {
-    let mut p = LinePlot::new("soak: latency p99 per interval", "minutes", "ms / MiB");
+    let mut p = LinePlot::new(
+        "soak: memory and latency p99 per interval",
+        "minutes",
+        "ms / MiB",
+    );
     let x = |row: &SoakRow| row.t_end_s / 60.0;
     p.series.push(Series::new(
         "RSS (MiB)",
         r.rows.iter().map(|row| (x(row), row.rss_mib)).collect(),
     ));
+    if r.rows.iter().all(|row| row.heap_mib.is_finite()) {
+        p.series.push(Series::new(
+            "heap in use (MiB)",
+            r.rows.iter().map(|row| (x(row), row.heap_mib)).collect(),
+        ));
+    }
     for (name, _) in &r.p99_drift {
         let pts = r
             .rows
