@@ -175,6 +175,7 @@ pub fn run(args: &ZenohBenchArgs) -> Result<ZenohBenchReport> {
     ))
     .map_err(|e| Error::Other(format!("bench source table: {e}")))?;
     let mut source = ZenohSource::open(&spec)?;
+    source.record_hops();
     let receiver = std::thread::spawn(move || -> Result<ZenohSource> {
         while !matches!(source.poll()?, Poll::End) {}
         Ok(source)

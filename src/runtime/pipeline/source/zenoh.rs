@@ -187,7 +187,8 @@ pub struct ZenohSource {
     taken: u64,
     announced: Option<u64>,
     ready: VecDeque<SourceFrame>,
-    hops: Vec<i64>,
+    /// The hops, when asked for ([`ZenohSource::record_hops`]): a stream does not keep them.
+    hops: Option<Vec<i64>>,
 }
 
 impl ZenohSource {
@@ -238,15 +239,22 @@ impl ZenohSource {
             taken: 0,
             announced: None,
             ready: VecDeque::new(),
-            hops: Vec::new(),
+            hops: None,
         };
         source.publish_count()?;
         Ok(source)
     }
 
-    /// Per colour image received: arrival − the sender's source timestamp (the zenoh hop), ns.
+    /// Keeps, from now on, each colour image's hop for [`ZenohSource::hop_ns`] (a benchmark's
+    /// choice: one number per frame for as long as the stream runs).
+    pub fn record_hops(&mut self) {
+        self.hops.get_or_insert_with(Vec::new);
+    }
+
+    /// Per colour image received since [`ZenohSource::record_hops`]: arrival − the sender's
+    /// source timestamp (the zenoh hop), ns; empty when not recording.
     pub fn hop_ns(&self) -> &[i64] {
-        &self.hops
+        self.hops.as_deref().unwrap_or_default()
     }
 
     /// Frames handed to the pipeline so far.
@@ -275,8 +283,8 @@ impl ZenohSource {
             };
             msg.map_err(|e| bad(topic, e))
         };
-        if let (COLOR, Some(a)) = (r.tag, r.attachment) {
-            self.hops.push(r.received_ns - a.source_timestamp);
+        if let (COLOR, Some(a), Some(hops)) = (r.tag, r.attachment, self.hops.as_mut()) {
+            hops.push(r.received_ns - a.source_timestamp);
         }
         match r.tag {
             COLOR => self.pairer.color(image(COLOR, &r.payload())?),
