@@ -135,7 +135,8 @@ pub struct Driver {
     keep: Keep,
 }
 
-/// What a [`Driver`] keeps of each frame in its [`TrackRun`].
+/// What a [`Driver`] keeps of each frame in its [`TrackRun`], ordered: each keeps what the one
+/// before it keeps, and more.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Keep {
     /// Nothing: a stream that lasts as long as its source (the pipeline, whose estimates leave as
