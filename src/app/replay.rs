@@ -17,9 +17,7 @@ use crate::core::scratch::ScratchDir;
 use crate::domains::recording::images::ImageMsg;
 use crate::domains::recording::mcap_bop::{bop_to_mcap, ConvertArgs, BOP_FRAME_TOPIC};
 use crate::domains::recording::mcap_read::{open_recording, PairedFrame, ReadOptions};
-use crate::domains::recording::ros_msgs::{
-    BopFrame, CameraInfo, CompressedImage, Image, RosMessage, UInt64,
-};
+use crate::domains::recording::ros_msgs::{BopFrame, CameraInfo, RosMessage, UInt64};
 use crate::runtime::zenoh_node::{
     Endpoints, Received, RosNode, RosPublisher, END_TOPIC, LOSSLESS_WINDOW, TAKEN_TOPIC,
 };
@@ -263,8 +261,5 @@ pub fn run(args: &ReplayArgs) -> Result<ReplayReport> {
 
 /// An image message on `topic`: the topic, its ROS type and its CDR payload.
 fn image<'a>(topic: &'a str, m: &ImageMsg) -> (&'a str, &'static str, Vec<u8>) {
-    match m {
-        ImageMsg::Raw(m) => (topic, Image::NAME, m.to_cdr()),
-        ImageMsg::Compressed(m) => (topic, CompressedImage::NAME, m.to_cdr()),
-    }
+    (topic, m.ros_type(), m.to_cdr())
 }

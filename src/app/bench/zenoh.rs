@@ -19,7 +19,7 @@ use crate::core::stats::{percentile, Rank};
 use crate::domains::recording::images::ImageMsg;
 use crate::domains::recording::mcap_bop::{CAMERA_INFO_TOPIC, DEPTH_RAW_TOPIC};
 use crate::domains::recording::mcap_read::PairedFrame;
-use crate::domains::recording::ros_msgs::{BopFrame, CameraInfo, Header, Image, RosMessage};
+use crate::domains::recording::ros_msgs::{BopFrame, CameraInfo, Header, Image};
 use crate::runtime::pipeline::source::{Poll, Source, ZenohSource, ZenohSourceSpec};
 use crate::runtime::zenoh_node::Endpoints;
 use std::time::Duration;
@@ -113,10 +113,7 @@ fn frame(k: usize, w: u32, h: u32) -> PairedFrame {
 
 /// The CDR payloads `[depth, colour]` of a synthetic frame (both are raw images).
 fn payloads(f: &PairedFrame) -> [Vec<u8>; 2] {
-    [&f.depth, &f.color].map(|m| match m {
-        ImageMsg::Raw(i) => i.to_cdr(),
-        ImageMsg::Compressed(c) => c.to_cdr(),
-    })
+    [&f.depth, &f.color].map(ImageMsg::to_cdr)
 }
 
 /// Distinct synthetic frames made before the clock starts and sent in turn (restamped), so that

@@ -1,7 +1,7 @@
 //! Image messages and their decoding: colour to 8-bit RGB, depth to metres (keeping the raw 16-bit
 //! values when recorded so), every failure naming the file and topic.
 
-use super::ros_msgs::{CompressedImage, Header, Image, COMPRESSED_DEPTH_HEADER_LEN};
+use super::ros_msgs::{CompressedImage, Header, Image, RosMessage, COMPRESSED_DEPTH_HEADER_LEN};
 use crate::domains::pose::frame::ImageF32;
 use crate::{Error, Result};
 use std::path::Path;
@@ -26,6 +26,22 @@ impl ImageMsg {
         match self {
             ImageMsg::Raw(m) => &m.header,
             ImageMsg::Compressed(m) => &m.header,
+        }
+    }
+
+    /// The message's ROS type name.
+    pub fn ros_type(&self) -> &'static str {
+        match self {
+            ImageMsg::Raw(_) => Image::NAME,
+            ImageMsg::Compressed(_) => CompressedImage::NAME,
+        }
+    }
+
+    /// The message's CDR payload.
+    pub fn to_cdr(&self) -> Vec<u8> {
+        match self {
+            ImageMsg::Raw(m) => m.to_cdr(),
+            ImageMsg::Compressed(m) => m.to_cdr(),
         }
     }
 
