@@ -172,14 +172,11 @@ impl Replayer {
         let mut n = 0u64;
         for (k, p) in frames.into_iter().enumerate() {
             let k = k as u64;
-            if lossless
-                && !self.wait_for_count((k + 1).saturating_sub(LOSSLESS_WINDOW), self.wait)?
-            {
+            if lossless && !self.wait_for_count(lossless_floor(k), self.wait)? {
                 return Err(self.stalled(k));
             }
             if !lossless {
-                let due = start + Duration::from_secs_f64(k as f64 / rate);
-                std::thread::sleep(due.saturating_duration_since(Instant::now()));
+                sleep_until_due(start, k, rate);
             }
             self.send(topics, &p)?;
             n += 1;
@@ -257,6 +254,18 @@ pub fn run(args: &ReplayArgs) -> Result<ReplayReport> {
     r.close()?;
     println!("{report}");
     Ok(report)
+}
+
+/// The frames the receiver must have taken before frame `k` (from 0) goes out in lossless mode:
+/// at most [`LOSSLESS_WINDOW`] frames in flight.
+pub(crate) fn lossless_floor(k: u64) -> u64 {
+    (k + 1).saturating_sub(LOSSLESS_WINDOW)
+}
+
+/// Sleeps until frame `k` (from 0) of a stream paced at `rate` Hz from `start` is due.
+pub(crate) fn sleep_until_due(start: Instant, k: u64, rate: f64) {
+    let due = start + Duration::from_secs_f64(k as f64 / rate);
+    std::thread::sleep(due.saturating_duration_since(Instant::now()));
 }
 
 /// An image message on `topic`: the topic, its ROS type and its CDR payload.

@@ -12,10 +12,11 @@
 //! only the two images (not camera_info and hdpf's record, a few hundred bytes) and sends payloads
 //! encoded before the clock starts.
 
+use crate::app::replay::{lossless_floor, sleep_until_due};
 use crate::core::error::{Error, Result};
 use crate::domains::recording::images::{decode_color, decode_depth, ImageMsg};
 use crate::domains::recording::ros_msgs::{Image, RosMessage};
-use crate::runtime::zenoh_node::{unix_ns, LOSSLESS_WINDOW};
+use crate::runtime::zenoh_node::unix_ns;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::Path;
@@ -25,8 +26,9 @@ use std::time::{Duration, Instant};
 const WAIT: Duration = Duration::from_secs(30);
 
 /// Hop latencies (colour arrival − its source timestamp, ns) of `frames` frames, each the CDR
-/// payloads `[depth, colour]` of `payloads[k % len]`, sent at `rate` Hz (0: lossless flood, at
-/// most [`LOSSLESS_WINDOW`] frames ahead of the receiver, which then acknowledges each frame).
+/// payloads `[depth, colour]` of `payloads[k % len]`, sent at `rate` Hz (0: lossless flood, as
+/// far ahead of the receiver as `hdpf replay` goes, [`lossless_floor`]; the receiver then
+/// acknowledges each frame).
 pub fn hops(payloads: &[[Vec<u8>; 2]], frames: usize, rate: f64) -> Result<Vec<i64>> {
     let listener = TcpListener::bind("127.0.0.1:0").map_err(|e| io("bind 127.0.0.1", e))?;
     let addr = listener.local_addr().map_err(|e| io("local address", e))?;
@@ -96,11 +98,8 @@ fn send(mut link: TcpStream, payloads: &[[Vec<u8>; 2]], frames: usize, rate: f64
     };
     for k in 0..frames {
         match rate > 0.0 {
-            true => {
-                let due = start + Duration::from_secs_f64(k as f64 / rate);
-                std::thread::sleep(due.saturating_duration_since(Instant::now()));
-            }
-            false => wait_for(&mut link, (k as u64 + 1).saturating_sub(LOSSLESS_WINDOW))?,
+            true => sleep_until_due(start, k as u64, rate),
+            false => wait_for(&mut link, lossless_floor(k as u64))?,
         }
         for cdr in &payloads[k % payloads.len()] {
             let mut head = (cdr.len() as u64).to_le_bytes().to_vec();
