@@ -192,9 +192,14 @@ impl Driver {
         }
         let decode = decode + t0.elapsed().as_secs_f64();
         let out = self.tracker.step(frame)?;
-        if self.keep == Keep::Nothing {
-            return Ok(Some(out));
+        if self.keep >= Keep::History {
+            self.keep_frame(im_id, decode, &out);
         }
+        Ok(Some(out))
+    }
+
+    /// Appends frame `im_id`'s history (and with [`Keep::Results`] its result rows) to the run.
+    fn keep_frame(&mut self, im_id: u32, decode: f64, out: &FrameOutput) {
         self.run.decode.push(decode);
         self.run.latencies.extend(&out.seconds);
         let published = (self.tracker.objects().iter().enumerate()).map(|(k, o)| Published {
@@ -223,7 +228,6 @@ impl Driver {
                 });
             self.run.results.extend(rows);
         }
-        Ok(Some(out))
     }
 
     /// Track every image of `scene` (the first one is the initialization: its estimate is the
