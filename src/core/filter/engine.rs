@@ -17,6 +17,7 @@ pub use crate::core::filter::diagnostics::Diagnostics;
 use crate::core::filter::model::Model;
 use crate::core::filter::particles::{ess_of, ParticleSet};
 use crate::core::filter::step::{reweighted, Guard, Row, RowMemo, RowPlan, SetCtx, Step};
+use smallvec::SmallVec;
 use std::ops::Range;
 use std::time::Instant;
 
@@ -36,10 +37,11 @@ pub struct Filter {
 
 /// What one particle did in a row pass.
 struct RowTrace {
-    /// Reweight increments, one per (update, reweight step), update-major.
-    increments: Vec<f64>,
+    /// Reweight increments, one per (update, reweight step), update-major (inline for a pass of
+    /// up to four: no heap allocation per particle in the common one-update pass).
+    increments: SmallVec<[f64; 4]>,
     /// The particle's memo after each update of the pass.
-    memos: Vec<RowMemo>,
+    memos: SmallVec<[RowMemo; 2]>,
 }
 
 /// Where a particle's row failed: `(update, step)` and the error (which names the particle).
@@ -226,8 +228,8 @@ impl Filter {
         let (steps, seed, t0) = (&self.steps, self.seed, self.t);
         let run = |i: usize, state: &[f64], x: &mut [f64]| {
             let mut trace = RowTrace {
-                increments: Vec::new(),
-                memos: Vec::with_capacity(models.len()),
+                increments: SmallVec::new(),
+                memos: SmallVec::new(),
             };
             let mut mm = memo[i];
             let failure = models.iter().enumerate().find_map(|(b, model)| {

@@ -8,7 +8,7 @@
 // Lane loops index several arrays by the same lane.
 #![allow(clippy::needless_range_loop)]
 
-use super::tiles::{lanes, lanes_mut, reduce, TileKernel, Tiles, LANES, V};
+use super::tiles::{lanes, lanes_mut, reduce, TileKernel, Tiles, LANES, MAX_TILE, V};
 
 /// Weights below this are flushed to 0: `b < B_FLOOR^{1/m}` gives `b^m < 1e-30`, so the ladder
 /// never forms a subnormal (slow on some CPUs) and far particles contribute exactly 0.
@@ -224,7 +224,7 @@ impl<const M: usize> RfPair<'_, M> {
 /// accumulated in two passes (each lane still sees its terms in the same order).
 #[cfg(target_arch = "x86_64")]
 mod simd {
-    use super::{Isa, RfPair, LANES};
+    use super::{Isa, RfPair, LANES, MAX_TILE};
     use std::arch::x86_64::*;
 
     /// Runs the kernel in the instruction set `k.isa` asks for, if the CPU has it; `false`
@@ -280,14 +280,16 @@ mod simd {
                 let t = k.tiles.t;
                 assert!(pa.len() >= M * t && pb.len() >= M * t && own.len() >= M * t);
                 assert!(!SYM || trans.len() >= M * t);
-                assert!(t % LANES == 0);
+                assert!(t % LANES == 0 && t <= MAX_TILE);
                 let (eps, bmin, one) = (splat(k.eps), splat(k.bmin), splat(1.0));
                 let pb = pb.as_ptr();
                 let tr = trans.as_mut_ptr();
                 // The weights of one particle of tile a against all of tile b, then the sums: the
                 // first pass is independent across vectors, so the long latency chain of a weight
                 // (M fused multiply-adds, sqrt, div, the ladder) overlaps with the next ones.
-                let mut wbuf = vec![splat(0.0); t / PL];
+                // On the stack: the tile size is at most MAX_TILE slots.
+                let mut wstore = [splat(0.0); MAX_TILE / PL];
+                let wbuf = &mut wstore[..t / PL];
                 for i in 0..t {
                     let pi: [Vf; M] = std::array::from_fn(|c| splat(pa[c * t + i]));
                     for (q, wq) in wbuf.iter_mut().enumerate() {

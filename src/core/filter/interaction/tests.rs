@@ -108,14 +108,16 @@ fn check_pair(p: &[f64], n: usize, m: usize, eps: f64) -> f64 {
 
 #[test]
 fn pair_sums_match_naive_on_random_clouds() {
-    // Sizes around the tile size (64) and its multiples, fixed and run-time dimensions.
+    // Sizes around a lane vector (16) and the tile size (128), a partial last tile, fixed and
+    // run-time dimensions.
     for (n, m) in [
         (1, 3),
         (2, 10),
         (7, 3),
         (63, 10),
-        (64, 10),
-        (65, 5),
+        (127, 10),
+        (128, 10),
+        (129, 5),
         (200, 10),
         (130, 17),
     ] {

@@ -35,8 +35,11 @@ pub(super) type V = [f32; LANES];
 /// 256 slots. (At 64 slots, a particle's 16-lane sums were folded after only 4 vectors, and the
 /// folding cost as much as the pair work.)
 pub(super) fn tile_size(n: usize) -> usize {
-    (128 * n.div_ceil(8192)).clamp(128, 256)
+    (128 * n.div_ceil(8192)).clamp(128, MAX_TILE)
 }
+
+/// The largest tile ([`tile_size`]): kernels may keep per-slot scratch on the stack.
+pub(super) const MAX_TILE: usize = 256;
 
 /// Row-major `n × w` values laid out as `nt` tiles of `t` slots, coordinate-major inside a tile
 /// (`data[(a·w + k)·t + s]` is coordinate `k` of particle `a·t + s`). Slots past `n` hold `pad`.
@@ -161,7 +164,9 @@ fn run_in<K: TileKernel>(
         .zip(own.par_chunks(slot))
         .enumerate()
         .for_each(|(c, (out_c, own_c))| {
-            let mut acc = own_c.to_vec();
+            // The last tile's chunk stops at particle n: slots past it are not summed.
+            let len = out_c.len();
+            out_c.copy_from_slice(&own_c[..len]);
             for a in 0..nt {
                 let o = (c + nt - a) % nt;
                 if o == 0 || o > offsets(nt, a) {
@@ -169,12 +174,12 @@ fn run_in<K: TileKernel>(
                 }
                 let tr = &trans[a * tstride + (o - 1) * slot..a * tstride + o * slot];
                 for k in 0..w {
-                    for (s, v) in tr[k * t..(k + 1) * t].iter().enumerate() {
-                        acc[s * w + k] += f64::from(*v);
+                    let slots = tr[k * t..(k + 1) * t].iter().take(len.div_ceil(w));
+                    for (s, v) in slots.enumerate() {
+                        out_c[s * w + k] += f64::from(*v);
                     }
                 }
             }
-            out_c.copy_from_slice(&acc[..out_c.len()]);
         });
 }
 
