@@ -46,7 +46,7 @@ fn naive_pair(p: &[f64], n: usize, m: usize, eps: f64) -> (Vec<f64>, Vec<f64>) {
         .chunks_exact(m)
         .flat_map(|r| r.iter().zip(&mean).map(|(v, a)| v - a).collect::<Vec<_>>())
         .collect();
-    let t = tiles::tile_size(n) as f64;
+    let t = tiles::tile_size(n, m) as f64;
     let mf = m as f64;
     let mut s = vec![0.0; n * m];
     let mut bound = vec![0.0; n * m];
@@ -186,8 +186,20 @@ fn pair_sums_of_far_particles_underflow_to_zero() {
 }
 
 #[test]
+fn tiles_stay_at_128_slots_while_the_transposed_sums_are_small() {
+    assert_eq!(tiles::tile_size(1000, 10), 128);
+    assert_eq!(tiles::tile_size(8300, 3), 128);
+    assert_eq!(tiles::tile_size(10_000, 10), 128);
+    // 10⁴ × 39 × 100 floats would be 156 MB: at most 64 tiles instead.
+    assert_eq!(tiles::tile_size(10_000, 100), 256);
+    assert_eq!(tiles::tile_size(100_000, 10), 256);
+}
+
+#[test]
 fn pair_sums_are_identical_for_any_thread_count() {
-    for (n, m) in [(1000, 10), (333, 17), (5000, 3)] {
+    // 8300 × 3: more than 64 tiles of 128 (an odd count, 65), the regime the tile rule allows
+    // while the transposed sums are small.
+    for (n, m) in [(1000, 10), (333, 17), (5000, 3), (8300, 3)] {
         let p = cloud(n, m, 1.0, 1.0, 5);
         let eps = epsilon(0.5 * n as f64, m).unwrap();
         let run = |threads| {
@@ -217,7 +229,7 @@ fn naive_svgd(
 ) -> (Vec<f64>, Vec<f64>, Vec<f64>, Vec<f64>) {
     let mean = tiles::mean(x, n, m);
     let norm = |i: usize| (0..m).fold(0.0f64, |a, k| a.max((x[i * m + k] - mean[k]).abs()));
-    let t = tiles::tile_size(n) as f64;
+    let t = tiles::tile_size(n, m) as f64;
     let mf = m as f64;
     let (mut a, mut b) = (vec![0.0; n * m], vec![0.0; n * m]);
     let (mut ea, mut eb) = (vec![0.0; n * m], vec![0.0; n * m]);
