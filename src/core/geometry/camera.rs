@@ -84,7 +84,14 @@ impl Camera {
     /// guarantees `z > 0` (otherwise the result is infinite, NaN or mirrored).
     #[inline]
     pub fn project_xyz(&self, q: &Vector3<f64>) -> (f64, f64) {
-        (self.fx * q.x / q.z + self.cx, self.fy * q.y / q.z + self.cy)
+        self.project_inv(q, 1.0 / q.z)
+    }
+
+    /// [`Camera::project_xyz`] with the reciprocal depth `iz = 1/z` given, for loops that reuse
+    /// it (one division per point instead of several): `(fx·x·iz + cx, fy·y·iz + cy)`.
+    #[inline]
+    pub fn project_inv(&self, q: &Vector3<f64>, iz: f64) -> (f64, f64) {
+        (self.fx * q.x * iz + self.cx, self.fy * q.y * iz + self.cy)
     }
 
     /// Jacobian of [`Camera::project`] with respect to the point:
@@ -97,7 +104,12 @@ impl Camera {
     /// `∂(u,v)/∂(x,y,z) = [fx/z, 0, −fx·x/z²; 0, fy/z, −fy·y/z²]`; the caller guarantees `z > 0`.
     #[inline]
     pub fn jacobian_xyz(&self, q: &Vector3<f64>) -> Matrix2x3<f64> {
-        let iz = 1.0 / q.z;
+        self.jacobian_inv(q, 1.0 / q.z)
+    }
+
+    /// [`Camera::jacobian_xyz`] with the reciprocal depth `iz = 1/z` given.
+    #[inline]
+    pub fn jacobian_inv(&self, q: &Vector3<f64>, iz: f64) -> Matrix2x3<f64> {
         Matrix2x3::new(
             self.fx * iz,
             0.0,

@@ -186,6 +186,8 @@ pub struct DepthModality {
     points: Vec<(Vector3<f64>, Vector3<f64>)>,
     params: DepthParams,
     norm: f64,
+    /// [`DepthParams::outlier_cost`], computed once.
+    outlier: f64,
 }
 
 /// What one point contributes.
@@ -226,23 +228,59 @@ impl DepthModality {
             points,
             params,
             norm,
+            outlier: params.outlier_cost(),
         }
     }
 
-    fn term(&self, q: &Vector3<f64>, n: &Vector3<f64>) -> Term {
+    /// Every point's term at `motion`, handed to `f(rv, q, n', iz, term)` in point order, with
+    /// `rv = R v`, `q` the camera-frame point, `n' = R n` and `iz = 1/q_z` (one division per point,
+    /// shared with the gradient). The points go in chunks of [`CHUNK`]: first each is placed and
+    /// its four depth pixels are read, then the terms are classified. A point's pixel address
+    /// depends on a long chain (rotation, division, projection); in one loop with the
+    /// classification's data-dependent branches, every mispredicted branch stalled on the next
+    /// point's load, while in a chunk the loads are independent and overlap.
+    fn for_each_term(
+        &self,
+        motion: &RigidMotion,
+        mut f: impl FnMut(&Vector3<f64>, &Vector3<f64>, &Vector3<f64>, f64, Term),
+    ) {
+        let mut placed = [Placed::default(); CHUNK];
+        for chunk in self.points.chunks(CHUNK) {
+            for ((v, _), pl) in chunk.iter().zip(placed.iter_mut()) {
+                let rv = motion.rotate(v);
+                let q = motion.place(&self.centre, &rv);
+                let iz = 1.0 / q.z;
+                let cell = match q.z < 1e-3 {
+                    true => None,
+                    false => {
+                        let (u, w) = self.cam.project_inv(&q, iz);
+                        self.depth.cell(u, w)
+                    }
+                };
+                *pl = Placed { rv, q, iz, cell };
+            }
+            for ((_, n), pl) in chunk.iter().zip(&placed) {
+                let nr = motion.rot * n;
+                f(&pl.rv, &pl.q, &nr, pl.iz, self.term(pl, &nr));
+            }
+        }
+    }
+
+    /// The term of a placed point with rotated normal `n`.
+    fn term(&self, pl: &Placed, n: &Vector3<f64>) -> Term {
+        let (q, iz) = (&pl.q, pl.iz);
         if q.z < 1e-3 {
             return Term::Ignored;
         }
-        let (u, v) = self.cam.project_xyz(q);
         let p = &self.params;
         let missing = || {
             if p.missing_cost > 0.0 {
-                Term::Constant(p.missing_cost * p.outlier_cost())
+                Term::Constant(p.missing_cost * self.outlier)
             } else {
                 Term::Ignored
             }
         };
-        let Some((px, a, b)) = self.depth.cell(u, v) else {
+        let Some((px, a, b)) = pl.cell else {
             return missing();
         };
         let (lo, hi) = px
@@ -256,12 +294,12 @@ impl DepthModality {
         }
         let (d, du, dv) = ImageF32::interpolate(&px, a, b);
         if d - q.z > p.free_space {
-            return Term::Constant(p.free_space_factor * p.outlier_cost());
+            return Term::Constant(p.free_space_factor * self.outlier);
         }
         if q.z - d > p.reject {
-            return Term::Constant(p.outlier_cost());
+            return Term::Constant(self.outlier);
         }
-        let k = 1.0 - d / q.z;
+        let k = 1.0 - d * iz;
         let a = n.dot(q);
         Term::Residual {
             r: a * k,
@@ -274,6 +312,19 @@ impl DepthModality {
     }
 }
 
+/// Points per chunk of [`DepthModality::for_each_term`] (its scratch lives on the stack).
+const CHUNK: usize = 16;
+
+/// A point placed at a motion: rotated offset `R v`, camera-frame position, `1/q_z`, and its
+/// depth cell (the four pixels and the fractions), `None` behind the camera or outside the image.
+#[derive(Clone, Copy, Default)]
+struct Placed {
+    rv: Vector3<f64>,
+    q: Vector3<f64>,
+    iz: f64,
+    cell: Option<([f64; 4], f64, f64)>,
+}
+
 impl Modality for DepthModality {
     fn name(&self) -> &str {
         "depth"
@@ -281,25 +332,20 @@ impl Modality for DepthModality {
 
     fn evaluate(&self, motion: &RigidMotion, mut grad: Option<&mut GradAccumulator>) -> f64 {
         let mut total = 0.0;
-        for (v, n) in &self.points {
-            let rv = motion.rotate(v);
-            let q = motion.place(&self.centre, &rv);
-            let nr = motion.rot * n;
-            match self.term(&q, &nr) {
-                Term::Ignored => {}
-                Term::Constant(c) => total += c,
-                Term::Residual { r, k, a, du, dv, d } => {
-                    total += self.params.robust.rho(r);
-                    if let Some(acc) = grad.as_deref_mut() {
-                        let grad_d = self.cam.jacobian_xyz(&q).tr_mul(&Vector2::new(du, dv));
-                        let s = self.norm * self.params.robust.psi(r);
-                        let dk = -grad_d / q.z + Vector3::new(0.0, 0.0, d / (q.z * q.z));
-                        acc.add_point(&rv, &((nr * k + dk * a) * s));
-                        acc.add_direction(&nr, &(q * (k * s)));
-                    }
+        self.for_each_term(motion, |rv, q, nr, iz, term| match term {
+            Term::Ignored => {}
+            Term::Constant(c) => total += c,
+            Term::Residual { r, k, a, du, dv, d } => {
+                total += self.params.robust.rho(r);
+                if let Some(acc) = grad.as_deref_mut() {
+                    let grad_d = self.cam.jacobian_inv(q, iz).tr_mul(&Vector2::new(du, dv));
+                    let s = self.norm * self.params.robust.psi(r);
+                    let dk = (Vector3::new(0.0, 0.0, d * iz) - grad_d) * iz;
+                    acc.add_point(rv, &((nr * k + dk * a) * s));
+                    acc.add_direction(nr, &(q * (k * s)));
                 }
             }
-        }
+        });
         total * self.norm
     }
 
@@ -323,20 +369,17 @@ impl Modality for DepthModality {
     /// is the exact Hessian of the loss.
     fn curvature_at(&self, motion: &RigidMotion) -> Matrix6<f64> {
         let mut h = Matrix6::zeros();
-        for (v, n) in &self.points {
-            let rv = motion.rotate(v);
-            let q = motion.place(&self.centre, &rv);
-            let nr = motion.rot * n;
-            if let Term::Residual { r, .. } = self.term(&q, &nr) {
+        self.for_each_term(motion, |rv, _, nr, _, term| {
+            if let Term::Residual { r, .. } = term {
                 let w = match r.abs() > 1e-12 {
                     true => self.params.robust.psi(r) / r,
                     false => 1.0,
                 };
-                let m = motion.jl.tr_mul(&rv.cross(&nr));
+                let m = motion.jl.tr_mul(&rv.cross(nr));
                 let j = Vector6::new(nr.x, nr.y, nr.z, m.x, m.y, m.z);
                 h += j * j.transpose() * w.max(0.0);
             }
-        }
+        });
         h * self.norm
     }
 
