@@ -37,8 +37,8 @@ pub struct Filter {
 
 /// What one particle did in a row pass.
 struct RowTrace {
-    /// Reweight increments, one per (update, reweight step), update-major (inline for a pass of
-    /// up to four: no heap allocation per particle in the common one-update pass).
+    /// Reweight increments, one per (update, reweight step), update-major (inline up to four
+    /// increments: no heap allocation per particle in the common one-update pass).
     increments: SmallVec<[f64; 4]>,
     /// The particle's memo after each update of the pass.
     memos: SmallVec<[RowMemo; 2]>,

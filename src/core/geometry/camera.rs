@@ -84,11 +84,12 @@ impl Camera {
     /// guarantees `z > 0` (otherwise the result is infinite, NaN or mirrored).
     #[inline]
     pub fn project_xyz(&self, q: &Vector3<f64>) -> (f64, f64) {
-        self.project_inv(q, 1.0 / q.z)
+        (self.fx * q.x / q.z + self.cx, self.fy * q.y / q.z + self.cy)
     }
 
     /// [`Camera::project_xyz`] with the reciprocal depth `iz = 1/z` given, for loops that reuse
-    /// it (one division per point instead of several): `(fx·x·iz + cx, fy·y·iz + cy)`.
+    /// it (one division per point instead of several): `(fx·x·iz + cx, fy·y·iz + cy)`. It may
+    /// differ from [`Camera::project_xyz`] in the last bit.
     #[inline]
     pub fn project_inv(&self, q: &Vector3<f64>, iz: f64) -> (f64, f64) {
         (self.fx * q.x * iz + self.cx, self.fy * q.y * iz + self.cy)

@@ -76,7 +76,7 @@ pub fn epsilon(gamma: f64, m: usize) -> Result<f64> {
 /// a fixed order, so the results are bit-identical for any thread count (see [`tiles`]). A term
 /// carries a relative error of a few `m · 6e-8` (the `f32` rounding of the centred coordinates,
 /// the distance and the `m`-th power), and a sum an error of at most about `(t + m)·6e-8` times
-/// `Σ_j w_ij ‖p_i − p_j‖` (`t` = tile size, 64 up to n = 4096). Weights below `1e-30` are 0.
+/// `Σ_j w_ij ‖p_i − p_j‖` (`t` = tile size, 128 or 256). Weights below `1e-30` are 0.
 pub fn pair_sums(particles: &[f64], n: usize, m: usize, eps: f64, out: &mut [f64]) {
     pair_sums_with(particles, n, m, eps, out, Isa::Best)
 }
@@ -90,7 +90,7 @@ fn pair_sums_with(particles: &[f64], n: usize, m: usize, eps: f64, out: &mut [f6
     }
     let centre = tiles::mean(particles, n, m);
     // Far padding: every distance to a padded slot is infinite in f32, so its weight is 0.
-    let tiles = Tiles::new(particles, n, m, Some(&centre), 1e30);
+    let tiles = Tiles::new(particles, n, m, m, Some(&centre), 1e30);
     macro_rules! fixed {
         ($($d:literal)*) => {
             match m {

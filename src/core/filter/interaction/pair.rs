@@ -8,7 +8,7 @@
 // Lane loops index several arrays by the same lane.
 #![allow(clippy::needless_range_loop)]
 
-use super::tiles::{lanes, lanes_mut, reduce, TileKernel, Tiles, LANES, MAX_TILE, V};
+use super::tiles::{lanes, lanes_mut, reduce, TileKernel, Tiles, LANES, V};
 
 /// Weights below this are flushed to 0: `b < B_FLOOR^{1/m}` gives `b^m < 1e-30`, so the ladder
 /// never forms a subnormal (slow on some CPUs) and far particles contribute exactly 0.
@@ -224,7 +224,8 @@ impl<const M: usize> RfPair<'_, M> {
 /// accumulated in two passes (each lane still sees its terms in the same order).
 #[cfg(target_arch = "x86_64")]
 mod simd {
-    use super::{Isa, RfPair, LANES, MAX_TILE};
+    use super::super::tiles::MAX_TILE;
+    use super::{Isa, RfPair, LANES};
     use std::arch::x86_64::*;
 
     /// Runs the kernel in the instruction set `k.isa` asks for, if the CPU has it; `false`

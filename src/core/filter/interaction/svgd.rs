@@ -169,8 +169,8 @@ pub fn svgd_sums(
     }
     let centre = tiles::mean(x, n, m);
     // Far padding for x (kernel value 0), zero scores.
-    let xt = Tiles::new(x, n, m, Some(&centre), 1e30);
-    let gt = Tiles::new(g, n, m, None, 0.0);
+    let xt = Tiles::new(x, n, m, 2 * m, Some(&centre), 1e30);
+    let gt = Tiles::new(g, n, m, 2 * m, None, 0.0);
     let mut out = vec![0.0; n * 2 * m];
     let neg_inv_h = (-1.0 / h) as f32;
     macro_rules! fixed {

@@ -114,6 +114,8 @@ fn pair_sums_match_naive_on_random_clouds() {
         (1, 3),
         (2, 10),
         (7, 3),
+        (16, 10),
+        (17, 3),
         (63, 10),
         (127, 10),
         (128, 10),
@@ -193,6 +195,8 @@ fn tiles_stay_at_128_slots_while_the_transposed_sums_are_small() {
     // 10⁴ × 39 × 100 floats would be 156 MB: at most 64 tiles instead.
     assert_eq!(tiles::tile_size(10_000, 100), 256);
     assert_eq!(tiles::tile_size(100_000, 10), 256);
+    // Sizes whose transposed sums would not fit in memory do not overflow.
+    assert_eq!(tiles::tile_size(usize::MAX / 2, 1000), 256);
 }
 
 #[test]
@@ -229,7 +233,7 @@ fn naive_svgd(
 ) -> (Vec<f64>, Vec<f64>, Vec<f64>, Vec<f64>) {
     let mean = tiles::mean(x, n, m);
     let norm = |i: usize| (0..m).fold(0.0f64, |a, k| a.max((x[i * m + k] - mean[k]).abs()));
-    let t = tiles::tile_size(n, m) as f64;
+    let t = tiles::tile_size(n, 2 * m) as f64;
     let mf = m as f64;
     let (mut a, mut b) = (vec![0.0; n * m], vec![0.0; n * m]);
     let (mut ea, mut eb) = (vec![0.0; n * m], vec![0.0; n * m]);

@@ -3,7 +3,8 @@
 //!
 //! # Determinism
 //!
-//! The particles are cut into `nt` tiles of `t` slots; `t` depends on `n` only. Task `a` (one per
+//! The particles are cut into `nt` tiles of `t` slots; `t` depends on `n` and the kernel's width
+//! only ([`tile_size`]). Task `a` (one per
 //! tile, run in parallel) owns tile `a` and visits the tiles `b = a + o (mod nt)` for
 //! `o = 0, 1, …, offsets(a)` in that order — the circulant schedule, which gives every unordered
 //! tile pair to exactly one task and every task the same work within one tile pair. A tile pair is
@@ -30,17 +31,18 @@ pub(super) const LANES: usize = 16;
 /// One lane vector.
 pub(super) type V = [f32; LANES];
 
-/// Tile size for `n` particles of `w` values (a multiple of [`LANES`]): 128 while there are at most
-/// 64 tiles or the transposed partial sums (`n·⌊nt/2⌋·w` floats for `nt` tiles) stay within
-/// [`TRANS_FLOATS`]; beyond, growing so that there are at most 64 tiles (bounding those sums to
-/// `≈ 32 n w` floats), capped at 256 slots. (At 64 slots, a particle's 16-lane sums were folded
-/// after only 4 vectors, and the folding cost as much as the pair work; at n = 10⁴, m = 10 tiles of
-/// 128 measured 3 % faster than 256.)
+/// Tile size for `n` particles whose kernel sums `w` values per particle (a multiple of
+/// [`LANES`]): 128 while there are at most 64 tiles or the transposed partial sums
+/// (`≈ n·⌊nt/2⌋·w` floats for `nt` tiles) stay within [`TRANS_FLOATS`], else 256 (so up to
+/// n = 16 384 those sums stay within `≈ 32 n w` floats). At 64 slots, a particle's 16-lane sums
+/// were folded after only 4 vectors, and the folding cost as much as the pair work; at n = 10⁴,
+/// m = 10 tiles of 128 measured 3 % faster than 256.
 pub(super) fn tile_size(n: usize, w: usize) -> usize {
-    let trans = n * (n.div_ceil(128) / 2) * w;
-    match n.div_ceil(128) <= 64 || trans <= TRANS_FLOATS {
+    let nt = n.div_ceil(128);
+    let trans = n.saturating_mul(nt / 2).saturating_mul(w);
+    match nt <= 64 || trans <= TRANS_FLOATS {
         true => 128,
-        false => (128 * n.div_ceil(8192)).clamp(128, MAX_TILE),
+        false => MAX_TILE,
     }
 }
 
@@ -63,9 +65,18 @@ pub(super) struct Tiles {
 }
 
 impl Tiles {
-    /// `rows` (`n × w`, row-major) minus `shift` (length `w`), rounded to `f32`.
-    pub fn new(rows: &[f64], n: usize, w: usize, shift: Option<&[f64]>, pad: f32) -> Self {
-        let t = tile_size(n, w);
+    /// `rows` (`n × w`, row-major) minus `shift` (length `w`), rounded to `f32`, in tiles sized
+    /// for a kernel that sums `sums` values per particle ([`tile_size`]; tilings read by one
+    /// kernel must pass the same).
+    pub fn new(
+        rows: &[f64],
+        n: usize,
+        w: usize,
+        sums: usize,
+        shift: Option<&[f64]>,
+        pad: f32,
+    ) -> Self {
+        let t = tile_size(n, sums);
         let nt = n.div_ceil(t).max(1);
         let mut data = vec![pad; nt * w * t];
         data.par_chunks_mut(w * t)

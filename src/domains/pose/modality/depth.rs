@@ -250,7 +250,7 @@ impl DepthModality {
                 let rv = motion.rotate(v);
                 let q = motion.place(&self.centre, &rv);
                 let iz = 1.0 / q.z;
-                let cell = match q.z < 1e-3 {
+                let cell = match q.z < MIN_Z {
                     true => None,
                     false => {
                         let (u, w) = self.cam.project_inv(&q, iz);
@@ -269,7 +269,8 @@ impl DepthModality {
     /// The term of a placed point with rotated normal `n`.
     fn term(&self, pl: &Placed, n: &Vector3<f64>) -> Term {
         let (q, iz) = (&pl.q, pl.iz);
-        if q.z < 1e-3 {
+        // Behind (or too near) the camera: ignored, not missing (its cell is None too).
+        if q.z < MIN_Z {
             return Term::Ignored;
         }
         let p = &self.params;
@@ -315,8 +316,12 @@ impl DepthModality {
 /// Points per chunk of [`DepthModality::for_each_term`] (its scratch lives on the stack).
 const CHUNK: usize = 16;
 
+/// Points nearer than this to the camera plane (metres), or behind it, are ignored.
+const MIN_Z: f64 = 1e-3;
+
 /// A point placed at a motion: rotated offset `R v`, camera-frame position, `1/q_z`, and its
-/// depth cell (the four pixels and the fractions), `None` behind the camera or outside the image.
+/// depth cell (the four pixels and the fractions), `None` when `q_z <` [`MIN_Z`] or outside the
+/// image.
 #[derive(Clone, Copy, Default)]
 struct Placed {
     rv: Vector3<f64>,
