@@ -1,7 +1,11 @@
-//! `hdpf bench step`: wall-clock time of one filter update on the localization model.
+//! `hdpf bench step`: wall-clock time of one filter update on the localization model, beside a
+//! baseline run in the same process.
 //!
-//! Prints one JSON line `{"filter":…,"particles":…,"dim":…,"ms_per_step":…}`; the criterion benches in
-//! `benches/filters.rs` time the same [`StepBench::advance`].
+//! Prints one JSON line (see [`StepReport`]). The baseline is the pair-free gradient filter
+//! (`grad`: the same model, particles, sub-moves and observations, without the pair term), timed
+//! in blocks of [`BLOCK`] updates alternating with the filter's, so that the machine's drift
+//! reaches both alike; `ratio_to_grad` is then the cost of the filter's extra work (for rfpf, the
+//! pair term). The criterion benches in `benches/filters.rs` time the same [`StepBench::advance`].
 
 use crate::app::bench::{check_list, parse_substeps, sub_seed};
 use crate::core::error::{Error, Result};
@@ -45,7 +49,27 @@ pub struct StepReport {
     pub dim: usize,
     /// Mean wall-clock milliseconds per update (observation + filter update).
     pub ms_per_step: f64,
+    /// Median of the updates' wall-clock milliseconds.
+    pub ms_per_step_median: f64,
+    /// The baseline's (`grad`, interleaved in blocks) median milliseconds per update.
+    pub grad_ms_per_step_median: f64,
+    /// `ms_per_step_median / grad_ms_per_step_median`.
+    pub ratio_to_grad: f64,
+    /// Pair-term work of one rfpf update in millions of flops: `(7m + 7) · n(n−1)/2` (per pair
+    /// `m` differences, `2m` for `d²`, about 7 for the weight `(ε/(d + ε))^m` and `2m` for each
+    /// side's product and sum: 77 at m = 10); 0 for filters without a pair term.
+    pub pair_mflop: f64,
+    /// `pair_mflop` over the median update time: a lower bound of the pair kernel's rate.
+    pub pair_gflops: f64,
+    /// Worker threads.
+    pub threads: usize,
+    /// The 1-minute load average when the run began (`/proc/loadavg`; `null` in the JSON where
+    /// unavailable).
+    pub load: f64,
 }
+
+/// Updates per block of the interleaved timing.
+pub const BLOCK: usize = 10;
 
 impl fmt::Display for StepReport {
     /// The report as one JSON line.
@@ -97,29 +121,55 @@ impl StepBench {
     }
 }
 
-/// Time `args.steps` updates after one warm-up update.
+/// Time `args.steps` updates of the filter and of the `grad` baseline, each after one warm-up
+/// update, in alternating blocks of [`BLOCK`].
 pub fn run(args: &StepArgs) -> Result<StepReport> {
     if args.steps == 0 {
         return Err(Error::param("steps", 0, "need at least one timed step"));
     }
-    let mut bench = StepBench::new(
-        args.filter,
-        args.particles,
-        args.dim,
-        args.substeps,
-        args.seed,
-    )?;
-    bench.advance()?;
-    let start = Instant::now();
-    for _ in 0..args.steps {
-        bench.advance()?;
+    let load = load_average();
+    let bench = |kind| StepBench::new(kind, args.particles, args.dim, args.substeps, args.seed);
+    let mut benches = [bench(args.filter)?, bench(FilterKind::Grad)?];
+    let mut times: [Vec<f64>; 2] = Default::default();
+    for b in benches.iter_mut() {
+        b.advance()?;
     }
+    while times[0].len() < args.steps {
+        for (b, t) in benches.iter_mut().zip(times.iter_mut()) {
+            for _ in 0..BLOCK.min(args.steps - t.len()) {
+                let start = Instant::now();
+                b.advance()?;
+                t.push(start.elapsed().as_secs_f64() * 1e3);
+            }
+        }
+    }
+    let n = args.particles as f64;
+    let pair_mflop = match args.filter {
+        FilterKind::Rfpf => (7.0 * args.dim as f64 + 7.0) * n * (n - 1.0) / 2.0 / 1e6,
+        _ => 0.0,
+    };
+    let [ms, grad] = times.each_ref().map(|t| crate::core::stats::median(t));
     Ok(StepReport {
         filter: args.filter,
         particles: args.particles,
         dim: args.dim,
-        ms_per_step: start.elapsed().as_secs_f64() * 1e3 / args.steps as f64,
+        ms_per_step: times[0].iter().sum::<f64>() / args.steps as f64,
+        ms_per_step_median: ms,
+        grad_ms_per_step_median: grad,
+        ratio_to_grad: ms / grad,
+        pair_mflop,
+        pair_gflops: pair_mflop / ms,
+        threads: rayon::current_num_threads(),
+        load,
     })
+}
+
+/// The 1-minute load average (`/proc/loadavg`), NaN where it cannot be read.
+fn load_average() -> f64 {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse().ok())
+        .unwrap_or(f64::NAN)
 }
 
 #[cfg(test)]
@@ -143,6 +193,11 @@ mod tests {
         assert_eq!(v["particles"], 200);
         assert_eq!(v["dim"], 5);
         assert!(v["ms_per_step"].as_f64().unwrap() > 0.0);
+        assert!(v["grad_ms_per_step_median"].as_f64().unwrap() > 0.0);
+        assert!(v["ratio_to_grad"].as_f64().unwrap() > 0.0);
+        // SIR has no pair term.
+        assert_eq!(v["pair_mflop"], 0.0);
+        assert!(v["threads"].as_u64().unwrap() >= 1);
         assert!(!line.contains('\n'));
         assert!(run(&StepArgs {
             steps: 0,
