@@ -381,6 +381,11 @@ impl Filter {
             self.steps = steps;
             return result;
         }
+        // A run of steps that do nothing for this model (propagating a static model) skips its
+        // parallel pass: at n = 1000 waking the workers for it cost more than the work.
+        if self.steps[seg.clone()].iter().all(|s| s.is_no_op(model)) {
+            return Ok(());
+        }
         let plans = [plan.to_vec()];
         let (traces, failure) = self.row_pass(&[model], &plans, seg.clone(), memo);
         if let Some(f) = failure {
