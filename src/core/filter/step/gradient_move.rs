@@ -215,18 +215,43 @@ fn sub_moves<M: Model + ?Sized>(
     let mut ratio_sum = 0.0;
     for s in 0..k {
         let losses = evaluate_with_gradients(model, cx.particles, grads, cx.t)?;
-        if let Some(eps) = eps {
-            interaction::pair_sums(cx.particles.as_slice(), losses.len(), m, eps, pair);
-            let mean = losses.iter().sum::<f64>() / losses.len() as f64;
-            let c = (m as f64 - 2.0) / (eps * eps);
-            ratio_sum += add_pair_term(grads, pair, &losses, mean, c, m);
-        }
+        let term = match eps {
+            None => None,
+            Some(eps) => {
+                interaction::pair_sums(cx.particles.as_slice(), losses.len(), m, eps, pair);
+                Some(PairTerm {
+                    pair: &*pair,
+                    losses: &losses,
+                    mean: losses.iter().sum::<f64>() / losses.len() as f64,
+                    c: (m as f64 - 2.0) / (eps * eps),
+                })
+            }
+        };
         let g: &[f64] = grads;
-        cx.guard.change_rows(cx.particles, |i, _, x| {
-            let gi = &g[i * m..(i + 1) * m];
-            x.iter_mut().zip(gi).for_each(|(xk, gk)| *xk -= eta_k * gk);
+        // The pair term is added and the particle moved in one parallel pass.
+        let ratios = cx.guard.change_rows(cx.particles, |i, _, x| {
+            let (gi, r) = (&g[i * m..(i + 1) * m], i * m..(i + 1) * m);
+            match &term {
+                None => x.iter_mut().zip(gi).for_each(|(xk, gk)| *xk -= eta_k * gk),
+                Some(t) => {
+                    let scale = t.scale(i);
+                    (x.iter_mut().zip(gi).zip(&t.pair[r]))
+                        .for_each(|((xk, gk), sk)| *xk -= eta_k * (gk + scale * sk));
+                    return t.ratio(gi, i);
+                }
+            }
+            0.0
         });
-        check_move(cx.particles.as_slice(), grads, m, cx.t)?;
+        if term.is_some() {
+            ratio_sum += ratios.iter().sum::<f64>() / ratios.len() as f64;
+        }
+        check_move(cx.particles.as_slice(), m, cx.t, |p| {
+            let gi = &g[p * m..(p + 1) * m];
+            match &term {
+                None => gi.to_vec(),
+                Some(t) => t.gradient(gi, p),
+            }
+        })?;
         cx.record_losses(s == 0, &losses);
     }
     cx.diag.substeps += k;
@@ -257,43 +282,57 @@ pub(super) fn evaluate_with_gradients<M: Model + ?Sized>(
     }
 }
 
-/// Add `c · L̃_i · S_i` to each gradient row; returns `Σ_i ‖c L̃_i S_i‖ / ‖∇L_i‖ / n`.
-fn add_pair_term(
-    grads: &mut [f64],
-    pair: &[f64],
-    losses: &[f64],
+/// The RF-PF pair term of one sub-move, `c · L̃_i · S_i` with `L̃_i = L_i − mean L` and
+/// `c = (m − 2)/ε²`, added to particle `i`'s gradient.
+struct PairTerm<'a> {
+    /// The pair sums `S` (`n × m`, row-major).
+    pair: &'a [f64],
+    losses: &'a [f64],
     mean: f64,
     c: f64,
-    m: usize,
-) -> f64 {
-    let ratios: Vec<f64> = grads
-        .par_chunks_mut(m)
-        .zip(pair.par_chunks(m))
-        .zip(losses.par_iter())
-        .map(|((g, s), l)| {
-            let scale = c * (l - mean);
-            let gnorm = g.iter().map(|v| v * v).sum::<f64>().sqrt();
-            let pnorm = scale.abs() * s.iter().map(|v| v * v).sum::<f64>().sqrt();
-            g.iter_mut().zip(s).for_each(|(gk, sk)| *gk += scale * sk);
-            if gnorm > 0.0 {
-                pnorm / gnorm
-            } else {
-                0.0
-            }
-        })
-        .collect();
-    ratios.iter().sum::<f64>() / ratios.len() as f64
+}
+
+impl PairTerm<'_> {
+    /// `c · L̃_i`.
+    fn scale(&self, i: usize) -> f64 {
+        self.c * (self.losses[i] - self.mean)
+    }
+
+    /// The pair term's norm over the gradient's, `‖c L̃_i S_i‖ / ‖∇L_i‖` (0 for a zero gradient).
+    fn ratio(&self, g: &[f64], i: usize) -> f64 {
+        let m = g.len();
+        let gnorm = g.iter().map(|v| v * v).sum::<f64>().sqrt();
+        let s = &self.pair[i * m..(i + 1) * m];
+        let pnorm = self.scale(i).abs() * s.iter().map(|v| v * v).sum::<f64>().sqrt();
+        if gnorm > 0.0 {
+            pnorm / gnorm
+        } else {
+            0.0
+        }
+    }
+
+    /// Particle `i`'s gradient with the pair term, `∇L_i + c L̃_i S_i`.
+    fn gradient(&self, g: &[f64], i: usize) -> Vec<f64> {
+        let (m, scale) = (g.len(), self.scale(i));
+        let s = &self.pair[i * m..(i + 1) * m];
+        g.iter().zip(s).map(|(gk, sk)| gk + scale * sk).collect()
+    }
 }
 
 /// After a move: a non-finite position is reported as a non-finite gradient when the gradient row
 /// of that particle is (0·∞ and η·NaN propagate into the position, so one pass checks both).
-fn check_move(state: &[f64], grads: &[f64], m: usize, t: usize) -> Result<()> {
+fn check_move(
+    state: &[f64],
+    m: usize,
+    t: usize,
+    gradient: impl Fn(usize) -> Vec<f64>,
+) -> Result<()> {
     let Some(k) = first_non_finite_index(state) else {
         return Ok(());
     };
     let particle = k / m;
-    let row = &grads[particle * m..(particle + 1) * m];
-    let (what, value) = match first_non_finite(row) {
+    let row = gradient(particle);
+    let (what, value) = match first_non_finite(&row) {
         Some(g) => ("gradient", g),
         None => ("state after move", state[k]),
     };
