@@ -66,13 +66,18 @@ fn a_full_disk_ends_the_run_naming_the_file_and_keeps_the_other_results() {
     // The results file is a link to /dev/full, which accepts the open and fails every write with
     // ENOSPC, as a full file system does.
     let root = temp_dir("full");
-    // 40 frames: after the failure at the first row, at most the frames already queued or in hand
-    // between stages (capacity 2 each, about 10 in all) can still finish; with only 10 frames a
-    // loaded machine let the whole sequence through before the failure was seen.
+    // 40 frames played at 100 Hz (0.4 s): after the failure at the first row, at most the frames
+    // already queued or in hand between stages (capacity 2 each, about 10 in all) can still
+    // finish. Unpaced, the echo tracker let all 40 through before the failure was seen on a
+    // loaded machine (once in CI, 2026-12-05), as 10 unpaced frames had before.
     write_dataset(&root, 40);
     let out = root.join("out.jsonl");
     std::os::unix::fs::symlink("/dev/full", root.join("r_t.csv")).unwrap();
-    let mut p = Pipeline::new(config(), source(&root));
+    let paced = PipelineConfig {
+        rate_hz: Some(100.0),
+        ..config()
+    };
+    let mut p = Pipeline::new(paced, source(&root));
     p.add_tracker(Box::new(EchoGt::new("t").0));
     p.add_sink(jsonl_sink(&p, &out));
     p.add_sink(Box::new(CsvSink::new(
