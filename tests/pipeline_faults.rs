@@ -66,15 +66,16 @@ fn a_full_disk_ends_the_run_naming_the_file_and_keeps_the_other_results() {
     // The results file is a link to /dev/full, which accepts the open and fails every write with
     // ENOSPC, as a full file system does.
     let root = temp_dir("full");
-    // 40 frames played at 100 Hz (0.4 s): after the failure at the first row, at most the frames
-    // already queued or in hand between stages (capacity 2 each, about 10 in all) can still
-    // finish. Unpaced, the echo tracker let all 40 through before the failure was seen on a
-    // loaded machine (once in CI, 2026-12-05), as 10 unpaced frames had before.
+    // 40 frames played at 20 Hz (2 s). The queue into the sinks holds 256 messages, so nothing
+    // but the pacing holds the tracker back: unpaced, the echo tracker carried all 40 frames
+    // through before the sinks' thread saw its first failed write (once in CI, 2026-12-05), as 10
+    // unpaced frames had before. Paced, the run stops a few frames after that first write
+    // unless the sinks' thread is starved for 2 s.
     write_dataset(&root, 40);
     let out = root.join("out.jsonl");
     std::os::unix::fs::symlink("/dev/full", root.join("r_t.csv")).unwrap();
     let paced = PipelineConfig {
-        rate_hz: Some(100.0),
+        rate_hz: Some(20.0),
         ..config()
     };
     let mut p = Pipeline::new(paced, source(&root));

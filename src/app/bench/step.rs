@@ -4,8 +4,10 @@
 //! Prints one JSON line (see [`StepReport`]). The baseline is the pair-free gradient filter
 //! (`grad`: the same model, particles, sub-moves and observations, without the pair term), timed
 //! in blocks of [`BLOCK`] updates alternating with the filter's, so that the machine's drift
-//! reaches both alike; `ratio_to_grad` is then the cost of the filter's extra work (for rfpf, the
-//! pair term). The criterion benches in `benches/filters.rs` time the same [`StepBench::advance`].
+//! reaches both alike. For rfpf, `ratio_to_grad` is then the cost of the pair term (and of the
+//! step-by-step schedule it needs: `grad` runs in particle-major windows); for the other filters it
+//! compares different algorithms. With `--filter grad` there is no baseline. The criterion
+//! benches in `benches/filters.rs` time the same [`StepBench::advance`].
 
 use crate::app::bench::{check_list, parse_substeps, sub_seed};
 use crate::core::error::{Error, Result};
@@ -51,13 +53,14 @@ pub struct StepReport {
     pub ms_per_step: f64,
     /// Median of the updates' wall-clock milliseconds.
     pub ms_per_step_median: f64,
-    /// The baseline's (`grad`, interleaved in blocks) median milliseconds per update.
-    pub grad_ms_per_step_median: f64,
-    /// `ms_per_step_median / grad_ms_per_step_median`.
-    pub ratio_to_grad: f64,
-    /// Pair-term work of one rfpf update in millions of flops: `(7m + 7) · n(n−1)/2` (per pair
-    /// `m` differences, `2m` for `d²`, about 7 for the weight `(ε/(d + ε))^m` and `2m` for each
-    /// side's product and sum: 77 at m = 10); 0 for filters without a pair term.
+    /// The baseline's (`grad`, interleaved in blocks) median milliseconds per update; `null` with
+    /// `--filter grad`.
+    pub grad_ms_per_step_median: Option<f64>,
+    /// `ms_per_step_median / grad_ms_per_step_median`; `null` with `--filter grad`.
+    pub ratio_to_grad: Option<f64>,
+    /// Pair-term work of one rfpf update in millions of flops: `K · (7m + 7) · n(n−1)/2` for `K`
+    /// sub-moves (per pair `m` differences, `2m` for `d²`, about 7 for the weight `(ε/(d + ε))^m`
+    /// and `2m` for each side's product and sum: 77 at m = 10); 0 for filters other than rfpf.
     pub pair_mflop: f64,
     /// `pair_mflop` over the median update time: a lower bound of the pair kernel's rate.
     pub pair_gflops: f64,
@@ -129,9 +132,14 @@ pub fn run(args: &StepArgs) -> Result<StepReport> {
     }
     let load = load_average();
     let bench = |kind| StepBench::new(kind, args.particles, args.dim, args.substeps, args.seed);
-    let mut benches = [bench(args.filter)?, bench(FilterKind::Grad)?];
-    let mut times: [Vec<f64>; 2] = Default::default();
-    for b in benches.iter_mut() {
+    let mut benches = vec![bench(args.filter)?];
+    if args.filter != FilterKind::Grad {
+        benches.push(bench(FilterKind::Grad)?);
+    }
+    let mut times = vec![Vec::new(); benches.len()];
+    // Sub-moves per update (the last warm-up update's count: `auto` fixes it per model).
+    let substeps = benches[0].advance()?.substeps;
+    for b in benches.iter_mut().skip(1) {
         b.advance()?;
     }
     while times[0].len() < args.steps {
@@ -145,10 +153,13 @@ pub fn run(args: &StepArgs) -> Result<StepReport> {
     }
     let n = args.particles as f64;
     let pair_mflop = match args.filter {
-        FilterKind::Rfpf => (7.0 * args.dim as f64 + 7.0) * n * (n - 1.0) / 2.0 / 1e6,
+        FilterKind::Rfpf => {
+            substeps as f64 * (7.0 * args.dim as f64 + 7.0) * n * (n - 1.0) / 2.0 / 1e6
+        }
         _ => 0.0,
     };
-    let [ms, grad] = times.each_ref().map(|t| crate::core::stats::median(t));
+    let ms = crate::core::stats::median(&times[0]);
+    let grad = times.get(1).map(|t| crate::core::stats::median(t));
     Ok(StepReport {
         filter: args.filter,
         particles: args.particles,
@@ -156,7 +167,7 @@ pub fn run(args: &StepArgs) -> Result<StepReport> {
         ms_per_step: times[0].iter().sum::<f64>() / args.steps as f64,
         ms_per_step_median: ms,
         grad_ms_per_step_median: grad,
-        ratio_to_grad: ms / grad,
+        ratio_to_grad: grad.map(|g| ms / g),
         pair_mflop,
         pair_gflops: pair_mflop / ms,
         threads: rayon::current_num_threads(),
@@ -198,6 +209,24 @@ mod tests {
         // SIR has no pair term.
         assert_eq!(v["pair_mflop"], 0.0);
         assert!(v["threads"].as_u64().unwrap() >= 1);
+        // rfpf with K = 2 sub-moves: K · (7m + 7) · n(n − 1)/2 flops of pair work.
+        let rfpf = run(&StepArgs {
+            filter: FilterKind::Rfpf,
+            substeps: Substeps::Fixed(2),
+            ..args.clone()
+        })
+        .unwrap();
+        assert!((rfpf.pair_mflop - 2.0 * 42.0 * 200.0 * 199.0 / 2.0 / 1e6).abs() < 1e-12);
+        // grad is its own baseline: none is run.
+        let grad = run(&StepArgs {
+            filter: FilterKind::Grad,
+            ..args.clone()
+        })
+        .unwrap();
+        assert_eq!(
+            (grad.grad_ms_per_step_median, grad.ratio_to_grad),
+            (None, None)
+        );
         assert!(!line.contains('\n'));
         assert!(run(&StepArgs {
             steps: 0,

@@ -3,7 +3,8 @@
 //! The engine only schedules and rolls back; what each step does is defined once, in
 //! [`crate::core::filter::step`]. Two schedules run the same step code:
 //! - **step by step** (the general case): consecutive row-local steps run as one parallel pass over
-//!   the particles, a set-level step (pair move, resampling) runs on the whole set between passes;
+//!   the particles (none when every one of them does nothing for the model, as propagating a static
+//!   model), a set-level step (pair move, resampling) runs on the whole set between passes;
 //! - **particle-major windows**, when every step is row-local (no pair term, no resampling:
 //!   `grad`, `sgd`, `wpf`): each particle runs a whole window of observations on its own row, which
 //!   stays in cache, and the log-weights are settled afterwards update by update.

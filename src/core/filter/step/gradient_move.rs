@@ -283,7 +283,8 @@ pub(super) fn evaluate_with_gradients<M: Model + ?Sized>(
 }
 
 /// The RF-PF pair term of one sub-move, `c · L̃_i · S_i` with `L̃_i = L_i − mean L` and
-/// `c = (m − 2)/ε²`, added to particle `i`'s gradient.
+/// `c = (m − 2)/ε²`, which the move adds to particle `i`'s gradient as it moves the particle (the
+/// gradient buffer keeps `∇L` alone).
 struct PairTerm<'a> {
     /// The pair sums `S` (`n × m`, row-major).
     pair: &'a [f64],
