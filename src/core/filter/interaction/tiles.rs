@@ -194,7 +194,7 @@ fn run_in<K: TileKernel>(
                 }
                 let tr = &trans[a * tstride + (o - 1) * slot..a * tstride + o * slot];
                 for k in 0..w {
-                    let slots = tr[k * t..(k + 1) * t].iter().take(len.div_ceil(w));
+                    let slots = tr[k * t..(k + 1) * t].iter().take(len / w);
                     for (s, v) in slots.enumerate() {
                         out_c[s * w + k] += f64::from(*v);
                     }

@@ -230,13 +230,11 @@ fn sub_moves<M: Model + ?Sized>(
         let g: &[f64] = grads;
         // The pair term is added and the particle moved in one parallel pass.
         let ratios = cx.guard.change_rows(cx.particles, |i, _, x| {
-            let (gi, r) = (&g[i * m..(i + 1) * m], i * m..(i + 1) * m);
+            let gi = &g[i * m..(i + 1) * m];
             match &term {
                 None => x.iter_mut().zip(gi).for_each(|(xk, gk)| *xk -= eta_k * gk),
                 Some(t) => {
-                    let scale = t.scale(i);
-                    (x.iter_mut().zip(gi).zip(&t.pair[r]))
-                        .for_each(|((xk, gk), sk)| *xk -= eta_k * (gk + scale * sk));
+                    (x.iter_mut().zip(t.gradient(gi, i))).for_each(|(xk, gk)| *xk -= eta_k * gk);
                     return t.ratio(gi, i);
                 }
             }
@@ -249,7 +247,7 @@ fn sub_moves<M: Model + ?Sized>(
             let gi = &g[p * m..(p + 1) * m];
             match &term {
                 None => gi.to_vec(),
-                Some(t) => t.gradient(gi, p),
+                Some(t) => t.gradient(gi, p).collect(),
             }
         })?;
         cx.record_losses(s == 0, &losses);
@@ -312,11 +310,12 @@ impl PairTerm<'_> {
         }
     }
 
-    /// Particle `i`'s gradient with the pair term, `∇L_i + c L̃_i S_i`.
-    fn gradient(&self, g: &[f64], i: usize) -> Vec<f64> {
+    /// Particle `i`'s gradient with the pair term, `∇L_i + c L̃_i S_i`, coordinate by coordinate
+    /// (the move and the error report read the same values).
+    fn gradient<'a>(&'a self, g: &'a [f64], i: usize) -> impl Iterator<Item = f64> + 'a {
         let (m, scale) = (g.len(), self.scale(i));
         let s = &self.pair[i * m..(i + 1) * m];
-        g.iter().zip(s).map(|(gk, sk)| gk + scale * sk).collect()
+        g.iter().zip(s).map(move |(gk, sk)| gk + scale * sk)
     }
 }
 

@@ -289,11 +289,7 @@ impl Step {
     /// Whether the row-local step leaves every particle, memo and weight as it was for `model`
     /// (propagating a model without a transition, a jitter of 0).
     pub(crate) fn is_no_op<M: Model + ?Sized>(&self, model: &M) -> bool {
-        match self {
-            Step::Propagate => !model.has_transition(),
-            Step::Jitter { sigma } => *sigma == 0.0,
-            _ => false,
-        }
+        matches!(self, Step::Propagate | Step::Jitter { .. }) && !self.changes_positions(model)
     }
 
     /// Whether the step changes particle positions (and so needs them backed up).
