@@ -117,10 +117,10 @@ fn ycbv_clip_is_tracked_better_than_never_moving() {
 }
 
 /// `rfpf-newton` with the other defaults holds the wood block (object 16) of train_real/2 from the
-/// GT start: its slow frames are refined at the fine scale (tracker::pace). With the modalities
+/// GT start: its slow frames run without the spread widening (tracker::pace). With the modalities
 /// widened by its cloud's spread (10–14 mm) it drifted to 15 mm / 18° and 13.9 mm mean ADD;
-/// refined at the fine scale 2.44 mm. The bound, 4 mm, lies between with room for rounding
-/// across CPUs on either side.
+/// without, 2.44 mm. The bound, 4 mm, lies between with room for rounding across CPUs on either
+/// side.
 #[test]
 fn rfpf_newton_holds_the_wood_block_on_slow_frames() {
     let Some(root) = dataset() else { return };

@@ -369,6 +369,13 @@ impl TrackerConfig {
         }
     }
 
+    /// Whether a slow frame's modalities are widened by the particle spread ([`super::pace`]):
+    /// not for `rfpf-newton`, whose cloud keeps much of the propagated spread, except on the
+    /// `first` frame after an uncertain start, whose spread is the start's error.
+    pub(super) fn widens_slow_frames(&self, first: bool) -> bool {
+        self.filter != FilterKind::RfpfNewton || (first && self.uncertain_start)
+    }
+
     /// Whether round `r` may end the frame early (a fine round: `r ≥ max(1, round_levels)`).
     pub(super) fn may_stop_after(&self, r: usize) -> bool {
         r >= self.round_levels.max(1)

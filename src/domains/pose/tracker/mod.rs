@@ -146,7 +146,8 @@ pub struct FrameOutput {
     pub poses: Vec<Isometry3<f64>>,
     /// Wall-clock seconds per object for this frame (group time / group size).
     pub seconds: Vec<f64>,
-    /// Particle spread per object (metres at the surface).
+    /// Particle spread per object before the frame (metres at the surface; what the frame's
+    /// modalities are widened by, where they are).
     pub spread: Vec<f64>,
     /// Per object: the particles as they were scored this frame — each particle's pose translation
     /// (camera frame, metres) and its loss (the group's loss, lower is better).

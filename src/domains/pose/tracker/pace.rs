@@ -17,21 +17,21 @@
 //! estimate that far from its prediction: the frame is then refined again from the same
 //! prediction and filter as a fast one, and the slow result is dropped.
 //!
-//! With `rfpf-newton`, a slow frame is refined at the fine scale: its modalities are not widened
-//! by the cloud's spread ([`Tracker::widen`]), since a slow frame's prediction is within
-//! `fast_motion` of the truth, and the Newton move's cloud keeps much of the propagated spread
-//! (its square-root rule and spread bound allow up to the prior), so that spread overstates the
-//! error the kernels must accept. On ycbv-mini train_real/2 its spread stayed at 10–14 mm
+//! With `rfpf-newton`, the slow trial runs without the spread widening ([`Tracker::widen`]:
+//! `f = 1`; the rounds' coarse-to-fine search still applies), unless the frame is the first after
+//! an uncertain start ([`super::TrackerConfig::uncertain_start`], whose spread is the start's error). The
+//! last motion was within `fast_motion`, and the Newton move's cloud keeps much of the propagated
+//! spread (its square-root rule and spread bound allow up to the prior), so that spread overstates
+//! the error the kernels must accept. On ycbv-mini train_real/2 its spread stayed at 10–14 mm
 //! (widening 1.3–1.8× every frame), and the widened kernels let the wood block (object 16) drift
-//! by 15 mm and 18°; refined at the fine scale it holds 2.4 mm ADD. A jerk still moves the slow
-//! trial past `fast_motion` and is refined again as fast, widened. The gradient-flow filters keep
-//! the widening: their clouds contract, and on the fast sequences the same rule lost rfpf
-//! objects that it holds today.
+//! by 15 mm and 18°; without that widening it holds 2.4 mm ADD. A jerk still moves the slow trial
+//! past `fast_motion` and is refined again as fast, widened. All other filters keep the widening:
+//! applied to rfpf, the same rule lost objects on the fast sequences.
 
 use super::config::MotionModel;
 use super::{FrameMaps, FrameOutput, PoseChart, Refined, RgbdFrame, Tracker};
 use crate::core::error::Result;
-use crate::core::filter::{Filter, FilterKind};
+use crate::core::filter::Filter;
 use nalgebra::{Isometry3, Point3, Vector3, Vector6};
 
 /// A group's frame as [`Tracker::run_rounds`] reads it: group index, members, their spreads,
@@ -62,14 +62,14 @@ impl Tracker {
         out: &mut FrameOutput,
     ) -> Result<Refined> {
         let cfg = &self.config;
-        let fine = vec![0.0; spreads.len()];
-        let slow_spreads = match cfg.filter {
-            FilterKind::RfpfNewton => &fine[..],
-            _ => spreads,
+        let unwidened = vec![0.0; spreads.len()];
+        let slow_spreads = match cfg.widens_slow_frames(first) {
+            true => spreads,
+            false => &unwidened[..],
         };
         let input = |fast| {
-            let spreads = if fast { spreads } else { slow_spreads };
-            (g, members, spreads, first, cfg.rounds_for(fast))
+            let frame_spreads = if fast { spreads } else { slow_spreads };
+            (g, members, frame_spreads, first, cfg.rounds_for(fast))
         };
         if !cfg.paced() || cfg.fast_motion == 0.0 || self.moved_fast(members) {
             return self.refine_at(input(true), true, base, frame, maps, out);
