@@ -12,7 +12,7 @@
 //! | WPF (Boopathy et al., 2024b) | — | gradient (SGD step) | trapezoid ½[L(before)+L(after)] | — |
 //!
 //! Models (pose tracking, continual learning, linear-Gaussian benchmarks) implement
-//! [`filter::Model`]; filters are configurations of [`filter::Step`]s.
+//! [`core::filter::Model`]; filters are configurations of [`core::filter::Step`]s.
 //!
 //! ```
 //! use hdpf::core::filter::{FilterKind, FilterSpec, Model};

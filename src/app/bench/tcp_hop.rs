@@ -27,7 +27,7 @@ const WAIT: Duration = Duration::from_secs(30);
 
 /// Hop latencies (colour arrival − its source timestamp, ns) of `frames` frames, each the CDR
 /// payloads `[depth, colour]` of `payloads[k % len]`, sent at `rate` Hz (0: lossless flood, as
-/// far ahead of the receiver as `hdpf replay` goes, [`lossless_floor`]; the receiver then
+/// far ahead of the receiver as `hdpf replay` goes, `lossless_floor`; the receiver then
 /// acknowledges each frame).
 pub fn hops(payloads: &[[Vec<u8>; 2]], frames: usize, rate: f64) -> Result<Vec<i64>> {
     let listener = TcpListener::bind("127.0.0.1:0").map_err(|e| io("bind 127.0.0.1", e))?;

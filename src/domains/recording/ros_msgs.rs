@@ -510,7 +510,7 @@ fn tangent_to_ros_jacobian(pose: &Isometry3<f64>) -> Matrix6<f64> {
 
 /// hdpf's 6×6 covariance of the left-perturbation tangent `[ρ; φ]` at `pose` → ROS's row-major
 /// `float64[36]` over (x, y, z, rotation about X, Y, Z): `Σ_ros = A Σ Aᵀ` (see
-/// [`tangent_to_ros_jacobian`]; first order, exact for rotation-free or origin-centred poses).
+/// `tangent_to_ros_jacobian`; first order, exact for rotation-free or origin-centred poses).
 pub fn covariance_to_ros(pose: &Isometry3<f64>, cov: &Matrix6<f64>) -> [f64; 36] {
     let a = tangent_to_ros_jacobian(pose);
     let c = a * cov * a.transpose();

@@ -29,7 +29,7 @@ struct Active {
     last: Option<(f64, Vec<Isometry3<f64>>)>,
 }
 
-/// [`Tracker`] as a pipeline filter stage.
+/// [`crate::domains::pose::tracker::Tracker`] as a pipeline filter stage.
 pub struct TrackerProcessor {
     name: String,
     config: TrackerConfig,

@@ -73,7 +73,7 @@ pub fn epsilon(gamma: f64, m: usize) -> Result<f64> {
 ///
 /// Each unordered pair is visited once (the term is antisymmetric in `i, j`) on `f32` tiles of
 /// centred particles, the weight by an integer-power ladder; tile partials are combined in `f64` in
-/// a fixed order, so the results are bit-identical for any thread count (see [`tiles`]). A term
+/// a fixed order, so the results are bit-identical for any thread count (see the `tiles` module). A term
 /// carries a relative error of a few `m · 6e-8` (the `f32` rounding of the centred coordinates,
 /// the distance and the `m`-th power), and a sum an error of at most about `(t + m)·6e-8` times
 /// `Σ_j w_ij ‖p_i − p_j‖` (`t` = tile size, 128 or 256). Weights below `1e-30` are 0.

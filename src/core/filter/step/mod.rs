@@ -4,9 +4,9 @@
 //! - **row-local** (propagate, jitter, a pair-free move, a reweight's increment): what it does to one
 //!   particle, given that particle's row, its payload row and its random stream. Both schedules of
 //!   the engine — one step over all particles, or a window of updates one particle at a time — call
-//!   the same function ([`Step::run_row`]).
+//!   the same function (`Step::run_row`).
 //! - **set-level** (a move with the RF-PF pair term, resampling): what it does to the whole set
-//!   ([`Step::run_set`]).
+//!   (`Step::run_set`).
 //!
 //! Adding a step kind is one new file here plus its variant in [`Step`] and one arm in each of the
 //! two dispatchers below.
@@ -276,8 +276,8 @@ impl Guard {
 }
 
 impl Step {
-    /// Whether the step acts on each particle alone (it then runs through [`Step::run_row`], in
-    /// either schedule); otherwise it couples particles and runs through [`Step::run_set`].
+    /// Whether the step acts on each particle alone (it then runs through `Step::run_row`, in
+    /// either schedule); otherwise it couples particles and runs through `Step::run_set`.
     pub fn is_row_local(&self) -> bool {
         match self {
             Step::Propagate | Step::Jitter { .. } | Step::Reweight(_) => true,

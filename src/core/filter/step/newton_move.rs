@@ -84,7 +84,7 @@ pub struct NewtonConfig {
 }
 
 /// Where the Newton move is computed (the same move either way, up to rounding; see
-/// [`ensemble_space`](super::ensemble_space)).
+/// the `ensemble_space` module).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Space {

@@ -60,7 +60,7 @@ impl ModalitySpec for DepthEdgeParams {
 /// The per-frame *depth-edge* distance map of a depth image (metres, 0 = missing): distance to the
 /// nearest valid pixel that borders missing depth or a jump of more than `jump` metres to a
 /// 4-neighbour — the occluding contours of the objects as a depth sensor sees them. Used with
-/// [`EdgeModality`] it gives silhouette points a pull in the image plane, which point-to-plane
+/// [`super::edge::EdgeModality`] it gives silhouette points a pull in the image plane, which point-to-plane
 /// depth residuals lack (sliding a face along itself leaves them unchanged).
 pub fn depth_edge_distance_map(depth: &ImageF32, jump: f32, truncate: f32) -> ImageF32 {
     let (w, h) = (depth.width, depth.height);

@@ -71,7 +71,7 @@ pub fn visible_points(
 }
 
 /// Points of `model` (posed by `pose`, camera frame) on the occluding contour of its projection
-/// ([`Silhouette::contour`]), evenly subsampled to at most `max_points`. Normals are returned as
+/// (`Silhouette::contour_cells`), evenly subsampled to at most `max_points`. Normals are returned as
 /// posed.
 pub fn contour_points(
     model: &[SurfacePoint],

@@ -15,7 +15,7 @@
 //! 4. **Estimate** `T_k = T(D x̄)` with `x̄` the particle mean (unweighted for RF-PF/grad, weighted for
 //!    SIR), then **re-centre**: `x_i ← D⁻¹ chart(T_k).coords(chart(T̂_k).pose(D x_i))`.
 //! 5. **Rounds**: steps 2–4 repeat up to [`TrackerConfig::rounds`] times per fast frame and
-//!    [`TrackerConfig::slow_rounds`] per slow one (the frame's pace, [`pace`]), each round
+//!    [`TrackerConfig::slow_rounds`] per slow one (the frame's pace, module `pace`), each round
 //!    preparing the modalities about the last round's estimate (new correspondences) with the
 //!    motion prior kept at the prediction, `½|(x − c)/s|²`, `c = D⁻¹ chart(T_r).coords(T̂_k)`, and
 //!    no further process noise; the first [`TrackerConfig::round_levels`] of several rounds
@@ -29,7 +29,7 @@
 //!
 //! The tracker knows no modality by name: it prepares every configured modality once per frame
 //! ([`crate::domains::pose::modality::ModalitySpec`]) and sums their per-object terms.
-//! Re-detection after loss ([`redetect`]) and the initial hypothesis search ([`hypotheses`]) are
+//! Re-detection after loss (module `redetect`) and the initial hypothesis search (`hypotheses`) are
 //! components of their own that score with the same modalities.
 
 mod config;

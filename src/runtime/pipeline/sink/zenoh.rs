@@ -1,6 +1,6 @@
 //! `[sinks.zenoh]` (feature `zenoh`): estimates published as ROS 2 messages over zenoh, as
 //! rmw_zenoh publishes them: per tracker and object one `geometry_msgs/msg/PoseWithCovarianceStamped`
-//! on `/hdpf/<tracker>/obj_<id:06>/pose` ([`estimate_topic`]), the same messages as
+//! on `/hdpf/<tracker>/obj_<id:06>/pose` ([`crate::domains::recording::ros_msgs::estimate_topic`]), the same messages as
 //! [`super::mcap`] writes (stamp = the frame's capture time, covariance in ROS's convention). A
 //! ROS 2 system sees them through its router: `ros2 topic echo /hdpf/rfpf/obj_000001/pose`.
 

@@ -6,7 +6,7 @@
 //! source does, so a replayed recording gives the same frames.
 //!
 //! Flow control: the source publishes how many frames its pipeline took on
-//! [`TAKEN_TOPIC`]; `hdpf replay --rate 0` never runs more than [`LOSSLESS_WINDOW`] frames ahead,
+//! [`TAKEN_TOPIC`]; `hdpf replay --rate 0` never runs more than [`crate::runtime::zenoh_node::LOSSLESS_WINDOW`] frames ahead,
 //! so with `pipeline.policy = "lossless"` no frame is lost however slow the trackers are. The
 //! stream ends at `hdpf replay`'s end-of-stream marker ([`END_TOPIC`]) once every frame it
 //! announced has arrived, or after `idle_timeout_s` without a sample.
