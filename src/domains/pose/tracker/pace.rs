@@ -19,10 +19,10 @@
 //!
 //! With `rfpf-newton`, the slow trial runs without the spread widening ([`Tracker::widen`]:
 //! `f = 1`; the rounds' coarse-to-fine search still applies), unless the frame is the first after
-//! an uncertain start ([`super::TrackerConfig::uncertain_start`], whose spread is the start's error). The
-//! last motion was within `fast_motion`, and the Newton move's cloud keeps much of the propagated
-//! spread (its square-root rule and spread bound allow up to the prior), so that spread overstates
-//! the error the kernels must accept. On ycbv-mini train_real/2 its spread stayed at 10–14 mm
+//! an uncertain start ([`super::TrackerConfig::uncertain_start`]), whose spread is the start's
+//! error. The last motion was within `fast_motion`, and the Newton move's cloud keeps much of the
+//! propagated spread (its square-root rule and spread bound allow up to the prior), so that spread
+//! overstates the error the kernels must accept. On ycbv-mini train_real/2 its spread stayed at 10–14 mm
 //! (widening 1.3–1.8× every frame), and the widened kernels let the wood block (object 16) drift
 //! by 15 mm and 18°; without that widening it holds 2.4 mm ADD. A jerk still moves the slow trial
 //! past `fast_motion` and is refined again as fast, widened. All other filters keep the widening:
