@@ -231,24 +231,15 @@ fn sub_moves<M: Model + ?Sized>(
         // The pair term is added and the particle moved in one parallel pass.
         let ratios = cx.guard.change_rows(cx.particles, |i, _, x| {
             let gi = &g[i * m..(i + 1) * m];
-            match &term {
-                None => x.iter_mut().zip(gi).for_each(|(xk, gk)| *xk -= eta_k * gk),
-                Some(t) => {
-                    (x.iter_mut().zip(t.gradient(gi, i))).for_each(|(xk, gk)| *xk -= eta_k * gk);
-                    return t.ratio(gi, i);
-                }
-            }
-            0.0
+            (x.iter_mut().zip(PairTerm::gradient(term.as_ref(), gi, i)))
+                .for_each(|(xk, gk)| *xk -= eta_k * gk);
+            term.as_ref().map_or(0.0, |t| t.ratio(gi, i))
         });
         if term.is_some() {
             ratio_sum += ratios.iter().sum::<f64>() / ratios.len() as f64;
         }
         check_move(cx.particles.as_slice(), m, cx.t, |p| {
-            let gi = &g[p * m..(p + 1) * m];
-            match &term {
-                None => gi.to_vec(),
-                Some(t) => t.gradient(gi, p).collect(),
-            }
+            PairTerm::gradient(term.as_ref(), &g[p * m..(p + 1) * m], p).collect()
         })?;
         cx.record_losses(s == 0, &losses);
     }
@@ -310,12 +301,22 @@ impl PairTerm<'_> {
         }
     }
 
-    /// Particle `i`'s gradient with the pair term, `∇L_i + c L̃_i S_i`, coordinate by coordinate
-    /// (the move and the error report read the same values).
-    fn gradient<'a>(&'a self, g: &'a [f64], i: usize) -> impl Iterator<Item = f64> + 'a {
-        let (m, scale) = (g.len(), self.scale(i));
-        let s = &self.pair[i * m..(i + 1) * m];
-        g.iter().zip(s).map(move |(gk, sk)| gk + scale * sk)
+    /// Particle `i`'s gradient with the pair term `term`, `∇L_i + c L̃_i S_i` (`∇L_i` alone
+    /// without one), coordinate by coordinate (the move and the error report read the same
+    /// values).
+    fn gradient<'a>(
+        term: Option<&'a Self>,
+        g: &'a [f64],
+        i: usize,
+    ) -> impl Iterator<Item = f64> + 'a {
+        let m = g.len();
+        let (scale, s) = term.map_or((0.0, &[][..]), |t| {
+            (t.scale(i), &t.pair[i * m..(i + 1) * m])
+        });
+        (g.iter().enumerate()).map(move |(k, gk)| match s.get(k) {
+            Some(sk) => gk + scale * sk,
+            None => *gk,
+        })
     }
 }
 
