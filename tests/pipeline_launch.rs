@@ -381,3 +381,34 @@ fn tracker_tables_take_rounds_redetect_and_the_newton_filters() {
     let e = err(&paced.replace("= 10.0", "= -1.0"), &[]);
     assert!(e.contains("tracker[1].fast_motion_mm"), "{e}");
 }
+
+/// `params` in a `[[tracker]]` table sets the filter preset's parameters, as `hdpf track
+/// --param`; a key the preset lacks is refused with the file, the line and the key.
+#[test]
+fn tracker_params_set_the_filter_preset() {
+    let text = GOOD.replace(
+        "filter = \"sir\"\nparticles = 20",
+        "filter = \"rfpf-newton\"\nparticles = 20\nparams = { inflation = 1.0 }",
+    );
+    let l = launch::load_str(Path::new("good.toml"), &text, &[]).unwrap();
+    let c = l.tracker_config(&l.file.tracker[1]).unwrap();
+    assert_eq!(
+        c.filter_params.get("inflation"),
+        Some(&toml::Value::Float(1.0))
+    );
+    assert!(l
+        .tracker_config(&l.file.tracker[0])
+        .unwrap()
+        .filter_params
+        .is_empty());
+    let e = err(&text.replace("inflation = 1.0", "roughening = 1"), &[]);
+    assert!(
+        e.contains("bad.toml") && e.contains("tracker[1].params") && e.contains("roughening"),
+        "{e}"
+    );
+    let e = err(&text.replace("inflation = 1.0", "inflation = -2.0"), &[]);
+    assert!(
+        e.contains("tracker[1].params") && e.contains("inflation"),
+        "{e}"
+    );
+}

@@ -74,6 +74,7 @@ fn track_args(root: &Path, out: &Path) -> TrackArgs {
         models: None,
         objects: None,
         filter: "rfpf".into(),
+        params: Vec::new(),
         particles: 10,
         modalities: "depth".into(),
         init_noise: None,
@@ -152,6 +153,16 @@ fn tracking_an_mcap_recording_gives_the_rows_of_its_bop_scene() {
         ..bop.clone()
     };
     assert!(e(&no_scene).contains("--scene"), "{}", e(&no_scene));
+    // A --param for another filter than the one tracking is refused, not ignored.
+    let other_filter = TrackArgs {
+        params: vec!["sir.ess_threshold=0.5".parse().unwrap()],
+        ..bop.clone()
+    };
+    let msg = e(&other_filter);
+    assert!(
+        msg.contains("sir.ess_threshold") && msg.contains("the filter is rfpf"),
+        "{msg}"
+    );
 }
 
 #[test]

@@ -1,6 +1,8 @@
 //! The `hdpf track` and `hdpf eval` commands: arguments, runs and summary tables.
 
 use crate::core::error::{Error, Result};
+use crate::core::filter::presets::{parse_param, PresetParam};
+use crate::core::filter::FilterKind;
 use crate::core::stats::{percentile, Rank};
 use crate::domains::pose::bop::{self, BopDataset, GtPose};
 use crate::domains::pose::calibration::{self, NeesSummary};
@@ -40,6 +42,11 @@ pub struct TrackArgs {
     /// mcl, ….
     #[arg(long, default_value = "rfpf")]
     pub filter: String,
+    /// A parameter of the filter's preset, `FILTER.KEY=VALUE` (VALUE a TOML value), repeatable:
+    /// e.g. `--param rfpf-newton.inflation=1.0`. The keys are the preset's (README, "Filter
+    /// parameters"); a key the preset lacks, or one for another filter, is an error.
+    #[arg(long = "param", value_name = "FILTER.KEY=VALUE", value_parser = parse_param)]
+    pub params: Vec<PresetParam>,
     /// Correspondence rounds per fast frame, at most (1–20): each re-prepares the modalities
     /// about the current estimate and runs one filter update, coarse to fine.
     #[arg(long, default_value_t = DEFAULT_ROUNDS)]
@@ -204,7 +211,9 @@ fn parse_ids(s: &str) -> Result<Vec<u32>> {
 /// The tracker configuration a command line asks for.
 pub fn config_from_args(args: &TrackArgs) -> Result<TrackerConfig> {
     let noise = args.init_noise.as_deref().map(str::parse).transpose()?;
-    let mut c = TrackerConfig::new(args.filter.parse()?, args.particles, args.seed)
+    let filter: FilterKind = args.filter.parse()?;
+    let mut c = TrackerConfig::new(filter, args.particles, args.seed)
+        .with_filter_params(own_params(filter, &args.params)?)?
         .with_modalities(&args.modalities)?
         .with_init_noise(noise)
         .with_rounds(args.rounds)?
@@ -214,6 +223,21 @@ pub fn config_from_args(args: &TrackArgs) -> Result<TrackerConfig> {
     c.motion = args.motion.parse()?;
     c.redetect = (args.redetect == "on").then(RedetectConfig::default);
     Ok(c)
+}
+
+/// The keys and values of `params` as a table for `filter`; an error naming the parameter when
+/// one is for another filter (a `--param` that would otherwise be silently ignored).
+fn own_params(filter: FilterKind, params: &[PresetParam]) -> Result<toml::Table> {
+    (params.iter())
+        .map(|p| match p.kind == filter {
+            true => Ok((p.key.clone(), p.value.clone())),
+            false => Err(Error::param(
+                "param",
+                format!("{}.{}", p.kind, p.key),
+                format!("the filter is {filter}"),
+            )),
+        })
+        .collect()
 }
 
 /// `hdpf track`: track the objects of a BOP scene or an MCAP recording, write BOP19 results,

@@ -2,7 +2,8 @@
 //! perturbed observations.
 
 use crate::core::error::{Error, Result};
-use crate::core::filter::{FilterKind, Preset};
+pub use crate::core::filter::presets::{parse_param, preset_with, PresetParam};
+use crate::core::filter::FilterKind;
 use std::fmt;
 use std::str::FromStr;
 
@@ -68,67 +69,4 @@ impl FromStr for Method {
             }),
         }
     }
-}
-
-/// One preset parameter set on the command line: `KIND.KEY=VALUE`, e.g. `rfpf-newton.shrinkage=0.5`
-/// (`VALUE` is a TOML value: a number, `true`, `"text"`).
-#[derive(Clone, Debug, PartialEq)]
-pub struct PresetParam {
-    /// The preset it applies to.
-    pub kind: FilterKind,
-    /// The preset's key.
-    pub key: String,
-    /// The value.
-    pub value: toml::Value,
-}
-
-impl FromStr for PresetParam {
-    type Err = Error;
-    fn from_str(s: &str) -> Result<Self> {
-        let bad = |why: &str| Error::param("param", s, why.to_string());
-        let (lhs, value) = s
-            .split_once('=')
-            .ok_or_else(|| bad("expected KIND.KEY=VALUE, e.g. rfpf-newton.shrinkage=0.5"))?;
-        let (kind, key) = lhs
-            .trim()
-            .split_once('.')
-            .ok_or_else(|| bad("expected KIND.KEY before '='"))?;
-        let kind: FilterKind = kind.parse()?;
-        let doc: toml::Table = format!("v = {}", value.trim())
-            .parse()
-            .map_err(|_| bad("the value is not a TOML value (a number, true/false, \"text\")"))?;
-        let value = doc
-            .get("v")
-            .cloned()
-            .ok_or_else(|| bad("the value is not a TOML value"))?;
-        Ok(Self {
-            kind,
-            key: key.trim().to_string(),
-            value,
-        })
-    }
-}
-
-/// The preset `kind` with its defaults overridden by the `params` that name it (the last one of a
-/// key wins); an unknown key or a value of the wrong type is an error naming the key.
-pub fn preset_with(kind: FilterKind, params: &[PresetParam]) -> Result<Preset> {
-    let preset = Preset::new(kind);
-    let mine: Vec<&PresetParam> = params.iter().filter(|p| p.kind == kind).collect();
-    if mine.is_empty() {
-        return Ok(preset);
-    }
-    let mut table = toml::Table::try_from(preset)
-        .map_err(|e| Error::Other(format!("preset {kind} as a table: {e}")))?;
-    for p in &mine {
-        table.insert(p.key.clone(), p.value.clone());
-    }
-    let keys: Vec<String> = mine.iter().map(|p| format!("{kind}.{}", p.key)).collect();
-    table
-        .try_into::<Preset>()
-        .map_err(|e| Error::param("param", keys.join(", "), e.to_string()))
-}
-
-/// Parse a `--param` for clap.
-pub fn parse_param(s: &str) -> std::result::Result<PresetParam, String> {
-    s.parse().map_err(|e: Error| e.to_string())
 }

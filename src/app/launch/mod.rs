@@ -132,6 +132,9 @@ pub struct TrackerSpec {
     pub name: Option<String>,
     /// A filter preset name: `rfpf`, `rfpf-newton`, `gn`, `grad`, `sir`, `mcl`, …
     pub filter: FilterKind,
+    /// The filter preset's parameters that differ from its defaults, as `hdpf track --param`:
+    /// e.g. `params = { inflation = 1.0 }` for `rfpf-newton` (README, "Filter parameters").
+    pub params: Option<Spanned<toml::Table>>,
     /// Particles per filter.
     #[serde(default = "default_particles")]
     pub particles: Spanned<usize>,
@@ -342,6 +345,9 @@ impl Launch {
             .map_err(|e| self.error_at(&t.particles, e))?;
         let mut c = TrackerConfig::new(t.filter, *t.particles.get_ref(), self.file.seed)
             .with_init_noise(init_noise);
+        if let Some(p) = &t.params {
+            c = (c.with_filter_params(p.get_ref().clone())).map_err(|e| self.error_at(p, e))?;
+        }
         c.modalities = modalities;
         c.joint = t.joint;
         c.motion = motion;

@@ -193,6 +193,27 @@ impl Preset {
         }
     }
 
+    /// The preset named `kind` with `overrides` (its own keys, e.g. `inflation = 1.0` for
+    /// `rfpf-newton`) replacing its defaults. An unknown key, a value of the wrong type and the
+    /// key `kind` (the filter is chosen elsewhere) are errors naming the keys.
+    pub fn with_overrides(kind: FilterKind, overrides: &toml::Table) -> Result<Self> {
+        let preset = Preset::new(kind);
+        if overrides.is_empty() {
+            return Ok(preset);
+        }
+        let keys: Vec<String> = overrides.keys().map(|k| format!("{kind}.{k}")).collect();
+        let bad = |why: String| Error::param("param", keys.join(", "), why);
+        if overrides.contains_key("kind") {
+            return Err(bad(
+                "`kind` is not a parameter: choose the filter itself".into()
+            ));
+        }
+        let mut table = toml::Table::try_from(preset)
+            .map_err(|e| Error::Other(format!("preset {kind} as a table: {e}")))?;
+        table.extend(overrides.clone());
+        table.try_into::<Preset>().map_err(|e| bad(e.to_string()))
+    }
+
     /// Its name.
     pub fn kind(&self) -> FilterKind {
         match self {
@@ -429,6 +450,28 @@ mod tests {
         assert!(e.to_string().contains("sigma"), "{e}");
         let e = toml::from_str::<Preset>("kind = \"rfpf\"\nroughening = 1").unwrap_err();
         assert!(e.to_string().contains("roughening"), "{e}");
+    }
+
+    #[test]
+    fn overrides_replace_defaults_and_name_bad_keys() {
+        let table = |text: &str| text.parse::<toml::Table>().unwrap();
+        let p = Preset::with_overrides(FilterKind::RfpfNewton, &table("inflation = 1.0")).unwrap();
+        let Preset::RfpfNewton(q) = p else {
+            panic!("{p:?}")
+        };
+        let defaults = NewtonParams::default();
+        assert_eq!((q.inflation, q.eta), (1.0, defaults.eta));
+        assert_ne!(defaults.inflation, 1.0);
+        let empty = Preset::with_overrides(FilterKind::Sir, &toml::Table::new()).unwrap();
+        assert_eq!(empty, Preset::new(FilterKind::Sir));
+        for (bad, named) in [
+            ("bogus = 1", "rfpf-newton.bogus"),
+            ("inflation = true", "rfpf-newton.inflation"),
+            ("kind = \"sir\"", "rfpf-newton.kind"),
+        ] {
+            let e = Preset::with_overrides(FilterKind::RfpfNewton, &table(bad)).unwrap_err();
+            assert!(e.to_string().contains(named), "{bad}: {e}");
+        }
     }
 
     #[test]

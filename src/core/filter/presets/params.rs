@@ -1,9 +1,12 @@
 //! Each preset's typed parameters, with their defaults and how each maps to its steps' configs.
 
+use super::{FilterKind, Preset};
+use crate::core::error::{Error, Result};
 use crate::core::filter::resample::Scheme;
 use crate::core::filter::step::*;
 use crate::core::filter::step::{EnsembleConfig, NewtonConfig, Shrinkage, Space};
 use serde::{Deserialize, Serialize};
+use std::str::FromStr;
 
 /// Parameters of a gradient flow (`rfpf`, `grad`): the move's time step and its sub-stepping.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
@@ -316,4 +319,57 @@ impl EnsembleParams {
             shrinkage: self.shrinkage,
         }
     }
+}
+
+/// One preset parameter set on the command line: `KIND.KEY=VALUE`, e.g. `rfpf-newton.shrinkage=0.5`
+/// (`VALUE` is a TOML value: a number, `true`, `"text"`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct PresetParam {
+    /// The preset it applies to.
+    pub kind: FilterKind,
+    /// The preset's key.
+    pub key: String,
+    /// The value.
+    pub value: toml::Value,
+}
+
+impl FromStr for PresetParam {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        let bad = |why: &str| Error::param("param", s, why.to_string());
+        let (lhs, value) = s
+            .split_once('=')
+            .ok_or_else(|| bad("expected KIND.KEY=VALUE, e.g. rfpf-newton.shrinkage=0.5"))?;
+        let (kind, key) = lhs
+            .trim()
+            .split_once('.')
+            .ok_or_else(|| bad("expected KIND.KEY before '='"))?;
+        let kind: FilterKind = kind.parse()?;
+        let doc: toml::Table = format!("v = {}", value.trim())
+            .parse()
+            .map_err(|_| bad("the value is not a TOML value (a number, true/false, \"text\")"))?;
+        let value = doc
+            .get("v")
+            .cloned()
+            .ok_or_else(|| bad("the value is not a TOML value"))?;
+        Ok(Self {
+            kind,
+            key: key.trim().to_string(),
+            value,
+        })
+    }
+}
+
+/// The preset `kind` with its defaults overridden by the `params` that name it (the last one of a
+/// key wins); an unknown key or a value of the wrong type is an error naming the key.
+pub fn preset_with(kind: FilterKind, params: &[PresetParam]) -> Result<Preset> {
+    let mine = (params.iter().filter(|p| p.kind == kind))
+        .map(|p| (p.key.clone(), p.value.clone()))
+        .collect();
+    Preset::with_overrides(kind, &mine)
+}
+
+/// Parse a `--param` for clap.
+pub fn parse_param(s: &str) -> std::result::Result<PresetParam, String> {
+    s.parse().map_err(|e: Error| e.to_string())
 }

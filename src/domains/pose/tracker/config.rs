@@ -3,7 +3,7 @@
 
 use super::RedetectConfig;
 use crate::core::error::{Error, Result};
-use crate::core::filter::FilterKind;
+use crate::core::filter::{FilterKind, Preset};
 use crate::domains::pose::modality::depth::DepthParams;
 use crate::domains::pose::modality::region::RegionParams;
 use crate::domains::pose::modality::{parse_modalities, ModalityConfig, Needs, PoseChart};
@@ -123,6 +123,10 @@ impl InitNoise {
 pub struct TrackerConfig {
     /// Which filter.
     pub filter: FilterKind,
+    /// The filter preset's parameters that differ from its defaults (keys of `filter`'s preset,
+    /// e.g. `inflation = 1.0` for `rfpf-newton`; set through [`TrackerConfig::with_filter_params`]).
+    /// The tracker's own step `eta` and Newton floor apply where these do not set them.
+    pub filter_params: toml::Table,
     /// Particles per filter.
     pub particles: usize,
     /// Seed of every random stream.
@@ -222,6 +226,7 @@ impl Default for TrackerConfig {
     fn default() -> Self {
         Self {
             filter: FilterKind::Rfpf,
+            filter_params: toml::Table::new(),
             particles: 100,
             seed: 0,
             modalities: default_modalities(),
@@ -259,6 +264,15 @@ impl TrackerConfig {
             seed,
             ..Self::default()
         }
+    }
+
+    /// With the filter preset's parameters `params` ([`TrackerConfig::filter_params`]); an error
+    /// naming the keys when the preset has no such key, a value has the wrong type, or the
+    /// parameters are out of range for a 6-D pose.
+    pub fn with_filter_params(mut self, params: toml::Table) -> Result<Self> {
+        Preset::with_overrides(self.filter, &params)?.validate(6)?;
+        self.filter_params = params;
+        Ok(self)
     }
 
     /// With the modalities of a comma-separated list (names from the modality registry).

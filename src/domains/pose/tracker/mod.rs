@@ -480,15 +480,21 @@ impl Tracker {
     fn build_filter(&self, g: usize, model: &ObservationModel) -> Result<Filter> {
         let c = &self.config;
         let mut spec = FilterSpec::new(c.filter, c.particles, c.seed.wrapping_add(1000 * g as u64));
-        // Presets with a gradient flow take the tracker's flow time step.
-        if let Some(flow) = spec.preset.gradient_flow_mut() {
+        spec.preset = Preset::with_overrides(c.filter, &c.filter_params)?;
+        let set = |key: &str| c.filter_params.contains_key(key);
+        // Presets with a gradient flow take the tracker's flow time step, unless the step is set.
+        if let Some(flow) = spec
+            .preset
+            .gradient_flow_mut()
+            .filter(|_| !set("eta") && !set("gamma"))
+        {
             flow.eta = Some(c.eta);
         }
-        // Newton moves take the motion prior's variance as their floor (state units²).
+        // Newton moves take the motion prior's variance as their floor (state units²), unless set.
         let floor = self.newton_floor(g);
         match &mut spec.preset {
             Preset::RfpfNewton(p) => p.floor = p.floor.or(Some(floor)),
-            Preset::Gn(p) => p.floor = floor,
+            Preset::Gn(p) if !set("floor") => p.floor = floor,
             _ => {}
         }
         if c.filter != FilterKind::Gn {
@@ -669,6 +675,8 @@ fn particle_poses(
 pub(crate) mod tests {
     use super::redetect::{window_depth, PixelGrid};
     use super::*;
+    use crate::core::filter::presets::NewtonParams;
+    use crate::core::filter::step::Step;
     use crate::core::filter::Model;
     use crate::core::geometry::camera::Camera;
     use crate::domains::pose::modality::ImageF32;
@@ -890,6 +898,37 @@ pub(crate) mod tests {
                 assert!(out.quality[0] > 0.9 && !out.lost[0], "{kind}: {out:?}");
             }
         }
+    }
+
+    /// The filter preset's parameters reach the filter the tracker builds; the tracker's own
+    /// Newton floor applies only where they do not set it, and bad ones are refused up front.
+    #[test]
+    fn filter_params_reach_the_built_filter() {
+        let (frame, object, pose) = rendered_box();
+        let newton = |text: &str| {
+            let params: toml::Table = text.parse().unwrap();
+            let c = TrackerConfig::new(FilterKind::RfpfNewton, 8, 1).with_filter_params(params);
+            let mut tracker =
+                Tracker::new(depth_only(c.unwrap()), vec![object.clone()], vec![pose]);
+            let tracker = tracker.as_mut().unwrap();
+            tracker.step(&frame).unwrap();
+            let steps = tracker.groups[0].filter.as_ref().unwrap().steps().to_vec();
+            let found = steps.iter().find_map(|s| match s {
+                Step::Newton(c) => Some((c.inflation, c.floor)),
+                _ => None,
+            });
+            (found.expect("a Newton step"), tracker.newton_floor(0))
+        };
+        let ((inflation, floor), tracker_floor) = newton("inflation = 1.5");
+        assert_eq!((inflation, floor), (1.5, Some(tracker_floor)));
+        let ((inflation, floor), _) = newton("floor = 0.25");
+        assert_eq!(
+            (inflation, floor),
+            (NewtonParams::default().inflation, Some(0.25))
+        );
+        let bad = TrackerConfig::new(FilterKind::RfpfNewton, 8, 1)
+            .with_filter_params("inflation = -1.0".parse().unwrap());
+        assert!(bad.unwrap_err().to_string().contains("inflation"));
     }
 
     /// A box sliding sideways at 12 mm per frame (13 px) in its rendered depth, `gn` with 4
