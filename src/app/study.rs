@@ -1,6 +1,8 @@
 //! The synthetic fast-motion study behind `hdpf bench pose`: filters × particle counts, and joint
-//! versus per-object filtering, averaged over independently rendered sequences (box and cylinder,
-//! fast jerky motion, occluder bar), with the tracker settings of [`fast_config`].
+//! versus per-object filtering, averaged over independently rendered sequences (fast jerky motion,
+//! occluder bar) — the built-in box and cylinder with the tracker settings of [`fast_config`], or,
+//! with `--models`, pairs of real meshes with `hdpf track`'s default configuration. Besides the
+//! means it reports ADD-S by visibility band and the longest run of frames an object was lost.
 
 use crate::app::plot::{LinePlot, Series};
 use crate::core::error::{Error, Result};
@@ -12,7 +14,7 @@ use crate::domains::pose::modality::depth::DepthParams;
 use crate::domains::pose::modality::depth_edge::DepthEdgeParams;
 use crate::domains::pose::modality::ModalityConfig;
 use crate::domains::pose::synth::{
-    render_sequence, ycbv_camera, Motion, SynthConfig, SynthFrame, Synthesizer,
+    render_sequence, ycbv_camera, Motion, ObjectSource, SynthConfig, SynthFrame, Synthesizer,
 };
 use crate::domains::pose::tracker::{MotionModel, ObjectModel, RedetectConfig, TrackerConfig};
 use nalgebra::Point3;
@@ -44,6 +46,24 @@ pub struct StudyConfig {
     /// Motion profile of the sequence.
     #[arg(long, value_enum, default_value_t = Motion::Fast)]
     pub motion: Motion,
+    /// A BOP model folder (e.g. `../shared/datasets/ycbv-mini/models`): track pairs of its
+    /// meshes (`--pairs`) with `hdpf track`'s default configuration instead of the built-in box
+    /// and cylinder with the study's fast configuration.
+    #[arg(long)]
+    pub models: Option<PathBuf>,
+    /// Object pairs of `--models`, `A:B` comma-separated; sequence `i` renders pair `i` (cycling).
+    #[arg(long, value_delimiter = ',', value_parser = parse_pair, default_value = "5:10,1:14,3:9,8:12")]
+    pub pairs: Vec<(u32, u32)>,
+}
+
+/// Parse an object pair `A:B` (BOP object ids).
+fn parse_pair(s: &str) -> std::result::Result<(u32, u32), String> {
+    let bad = || format!("invalid pair {s:?}: expected two object ids A:B, e.g. 5:10");
+    let (a, b) = s.split_once(':').ok_or_else(bad)?;
+    Ok((
+        a.trim().parse().map_err(|_| bad())?,
+        b.trim().parse().map_err(|_| bad())?,
+    ))
 }
 
 impl Default for StudyConfig {
@@ -56,6 +76,8 @@ impl Default for StudyConfig {
             seed: 0,
             seeds: 3,
             motion: Motion::Fast,
+            models: None,
+            pairs: vec![(5, 10), (1, 14), (3, 9), (8, 12)],
         }
     }
 }
@@ -82,6 +104,15 @@ pub struct StudyRow {
     pub latency_ms: f64,
     /// Fraction of object-frames tracked: ADD-S below [`TRACKED_ADDS`].
     pub tracked: f64,
+    /// Mean ADD-S (mm) by visibility band — visible fraction (BOP `visib_fract`) ≥ 0.9,
+    /// 0.5–0.9, < 0.5 — over the object-frames of all sequences; `None` for an empty band.
+    pub adds_by_visibility_mm: [Option<f64>; 3],
+    /// The longest run of consecutive frames of one object with ADD-S above [`TRACKED_ADDS`],
+    /// over objects and sequences.
+    pub longest_lost_run: usize,
+    /// The same, counting only frames where the object is at least 0.9 visible (a frame below
+    /// ends the run).
+    pub longest_lost_run_visible: usize,
 }
 
 /// ADD-S (metres) under which an object-frame counts as tracked rather than lost.
@@ -98,20 +129,32 @@ impl fmt::Display for StudyTable {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(
             f,
-            "{:>6} {:>9} {:>10} {:>8} {:>16} {:>9} {:>11}",
-            "filter", "particles", "mode", "ADD mm", "ADD-S mm ± se", "tracked", "p50 ms/obj"
+            "{:>11} {:>9} {:>10} {:>8} {:>16} {:>9} {:>11} {:>22} {:>13}",
+            "filter",
+            "particles",
+            "mode",
+            "ADD mm",
+            "ADD-S mm ± se",
+            "tracked",
+            "p50 ms/obj",
+            "ADD-S ≥.9/.5-.9/<.5",
+            "run>20mm(≥.9)"
         )?;
+        let band = |v: Option<f64>| v.map_or("-".to_string(), |x| format!("{x:.2}"));
         for r in &self.rows {
+            let [hi, mid, lo] = r.adds_by_visibility_mm.map(band);
             writeln!(
                 f,
-                "{:>6} {:>9} {:>10} {:>8.2} {:>16} {:>8.0}% {:>11.2}",
+                "{:>11} {:>9} {:>10} {:>8.2} {:>16} {:>8.0}% {:>11.2} {:>22} {:>13}",
                 r.filter,
                 r.particles,
                 r.mode(),
                 r.add_mm,
                 format!("{:.2} ± {:.2}", r.adds_mm, r.adds_se_mm),
                 r.tracked * 100.0,
-                r.latency_ms
+                r.latency_ms,
+                format!("{hi}/{mid}/{lo}"),
+                format!("{} ({})", r.longest_lost_run, r.longest_lost_run_visible)
             )?;
         }
         Ok(())
@@ -165,9 +208,17 @@ struct Sequence {
 }
 
 impl Sequence {
-    /// Render the study's sequence with `seed`.
-    fn render(study: &StudyConfig, seed: u64) -> Result<Self> {
+    /// Render the study's sequence `index` (seed `study.seed + index`; with `--models`, pair
+    /// `index` of `study.pairs`, cycling).
+    fn render(study: &StudyConfig, index: usize) -> Result<Self> {
+        let seed = study.seed.wrapping_add(index as u64);
         let mut cfg = SynthConfig::new("in-memory");
+        if let Some(dir) = &study.models {
+            let &(a, b) = (study.pairs.get(index % study.pairs.len().max(1)))
+                .ok_or_else(|| Error::param("pairs", "", "need at least one pair A:B"))?;
+            cfg.objects = vec![ObjectSource::Model(a), ObjectSource::Model(b)];
+            cfg.models_dir = Some(dir.clone());
+        }
         cfg.frames = study.frames;
         cfg.motion = study.motion;
         cfg.seed = seed;
@@ -196,6 +247,29 @@ struct Run {
     adds: f64,
     tracked: f64,
     latencies: Vec<f64>,
+    /// ADD-S sum (m) and count per visibility band ([`StudyRow::adds_by_visibility_mm`]).
+    bands: [(f64, usize); 3],
+    /// Longest runs of frames lost: any visibility, and while ≥ 0.9 visible.
+    longest: (usize, usize),
+}
+
+/// A visible fraction's band: 0 for ≥ 0.9, 1 for 0.5–0.9, 2 below.
+fn band(visible: f64) -> usize {
+    match visible {
+        v if v >= 0.9 => 0,
+        v if v >= 0.5 => 1,
+        _ => 2,
+    }
+}
+
+/// The longest run of consecutive `true`s.
+fn longest_run(flags: impl Iterator<Item = bool>) -> usize {
+    let (mut best, mut run) = (0, 0);
+    for f in flags {
+        run = if f { run + 1 } else { 0 };
+        best = best.max(run);
+    }
+    best
 }
 
 /// Track `seq` with `config` (its seed replaced by the sequence's).
@@ -212,24 +286,41 @@ fn run_one(seq: &Sequence, mut config: TrackerConfig) -> Result<Run> {
         Keep::History,
     )?;
     let (mut sum_add, mut sum_adds, mut n, mut tracked) = (0.0, 0.0, 0usize, 0usize);
+    let mut bands = [(0.0, 0usize); 3];
+    // Per object, per frame: (lost, visible fraction).
+    let mut history = vec![Vec::new(); seq.objects.len()];
     for f in &seq.frames {
         let Some(out) = driver.frame(f.frame.im_id, Ok(&f.frame), 0.0)? else {
             continue;
         };
-        for ((pose, gt), (_, pts)) in out.poses.iter().zip(&f.gt).zip(&seq.objects) {
+        let objects = out.poses.iter().zip(&f.gt).zip(&seq.objects);
+        for (k, ((pose, gt), (_, pts))) in objects.enumerate() {
             sum_add += add(pts, pose, &gt.pose);
             let e = adds(pts, pose, &gt.pose);
             sum_adds += e;
             tracked += usize::from(e < TRACKED_ADDS);
             n += 1;
+            let visible = f.info.get(k).map_or(1.0, |i| i.visib_fract);
+            let b = &mut bands[band(visible)];
+            *b = (b.0 + e, b.1 + 1);
+            history[k].push((e >= TRACKED_ADDS, visible));
         }
     }
+    let longest = (history.iter())
+        .map(|h| {
+            let any = longest_run(h.iter().map(|&(lost, _)| lost));
+            let seen = longest_run(h.iter().map(|&(lost, v)| lost && v >= 0.9));
+            (any, seen)
+        })
+        .fold((0, 0), |a, b| (a.0.max(b.0), a.1.max(b.1)));
     let n = n.max(1) as f64;
     Ok(Run {
         add: sum_add / n,
         adds: sum_adds / n,
         tracked: tracked as f64 / n,
         latencies: driver.run.latencies,
+        bands,
+        longest,
     })
 }
 
@@ -266,6 +357,13 @@ fn run_cell(seqs: &[Sequence], config: &TrackerConfig) -> Result<StudyRow> {
         sequences: runs.len(),
         latency_ms: median(&latencies) * 1e3,
         tracked: mean_se(&field(|r| r.tracked)).0,
+        adds_by_visibility_mm: std::array::from_fn(|b| {
+            let (sum, count) =
+                (runs.iter()).fold((0.0, 0), |a, r| (a.0 + r.bands[b].0, a.1 + r.bands[b].1));
+            (count > 0).then(|| sum / count as f64 * 1e3)
+        }),
+        longest_lost_run: runs.iter().map(|r| r.longest.0).max().unwrap_or(0),
+        longest_lost_run_visible: runs.iter().map(|r| r.longest.1).max().unwrap_or(0),
     })
 }
 
@@ -279,9 +377,17 @@ pub fn pose_study(study: &StudyConfig) -> Result<StudyTable> {
             "need at least one sequence and frame",
         ));
     }
-    let seqs = (0..study.seeds as u64)
-        .map(|i| Sequence::render(study, study.seed.wrapping_add(i)))
+    let seqs = (0..study.seeds)
+        .map(|i| Sequence::render(study, i))
         .collect::<Result<Vec<_>>>()?;
+    // Real meshes run with what `hdpf track` users get; the built-in shapes with the study's own.
+    let config = |kind, n, joint| match study.models {
+        Some(_) => TrackerConfig {
+            joint,
+            ..TrackerConfig::new(kind, n, study.seed)
+        },
+        None => fast_config(kind, n, joint, study.seed),
+    };
     let mut cells: Vec<(FilterKind, usize, bool)> = Vec::new();
     for &kind in &study.filters {
         cells.extend(study.particles.iter().map(|&n| (kind, n, false)));
@@ -290,7 +396,7 @@ pub fn pose_study(study: &StudyConfig) -> Result<StudyTable> {
     let total = cells.len();
     let rows = (cells.into_iter().enumerate())
         .map(|(k, (kind, n, joint))| {
-            let row = run_cell(&seqs, &fast_config(kind, n, joint, study.seed))?;
+            let row = run_cell(&seqs, &config(kind, n, joint))?;
             eprintln!(
                 "[{}/{total}] {kind} {n} particles {}: ADD-S {:.1} ± {:.1} mm",
                 k + 1,
@@ -343,12 +449,16 @@ impl StudyTable {
     /// One line per cell.
     pub fn csv(&self) -> String {
         let mut t = String::from(
-            "filter,mode,particles,sequences,add_mm,adds_mm,adds_se_mm,tracked,latency_p50_ms\n",
+            "filter,mode,particles,sequences,add_mm,adds_mm,adds_se_mm,tracked,latency_p50_ms,\
+             adds_visib_ge_0.9_mm,adds_visib_0.5_0.9_mm,adds_visib_lt_0.5_mm,longest_lost_run,\
+             longest_lost_run_visible\n",
         );
+        let band = |v: Option<f64>| v.map_or(String::new(), |x| format!("{x:.3}"));
         for r in &self.rows {
+            let [hi, mid, lo] = r.adds_by_visibility_mm.map(band);
             let _ = writeln!(
                 t,
-                "{},{},{},{},{:.3},{:.3},{:.3},{:.4},{:.3}",
+                "{},{},{},{},{:.3},{:.3},{:.3},{:.4},{:.3},{hi},{mid},{lo},{},{}",
                 r.filter,
                 r.mode(),
                 r.particles,
@@ -357,7 +467,9 @@ impl StudyTable {
                 r.adds_mm,
                 r.adds_se_mm,
                 r.tracked,
-                r.latency_ms
+                r.latency_ms,
+                r.longest_lost_run,
+                r.longest_lost_run_visible
             );
         }
         t
@@ -416,6 +528,9 @@ mod cli_tests {
             sequences: 3,
             latency_ms: 4.0,
             tracked: 0.5,
+            adds_by_visibility_mm: [Some(adds_mm), None, Some(40.0)],
+            longest_lost_run: 5,
+            longest_lost_run_visible: 2,
         };
         let table = StudyTable {
             rows: vec![
@@ -428,7 +543,7 @@ mod cli_tests {
         table.write(&dir).unwrap();
         let csv = std::fs::read_to_string(dir.join("pose_study.csv")).unwrap();
         assert_eq!(csv.lines().count(), 4);
-        assert!(csv.contains("rfpf,joint,25,3,36.000,18.000,1.000,0.5000,4.000"));
+        assert!(csv.contains("rfpf,joint,25,3,36.000,18.000,1.000,0.5000,4.000,18.000,,40.000,5,2"));
         let json: serde_json::Value =
             serde_json::from_str(&std::fs::read_to_string(dir.join("pose_study.json")).unwrap())
                 .unwrap();
@@ -439,6 +554,50 @@ mod cli_tests {
             2,
             "one curve per filter and mode"
         );
+    }
+
+    #[test]
+    fn bands_and_lost_runs_are_counted_as_documented() {
+        assert_eq!(
+            [band(1.0), band(0.9), band(0.89), band(0.5), band(0.49)],
+            [0, 0, 1, 1, 2]
+        );
+        let flags = [true, true, false, true, true, true, false];
+        assert_eq!(longest_run(flags.into_iter()), 3);
+        assert_eq!(longest_run(std::iter::empty()), 0);
+    }
+
+    /// Real meshes (`--models`): pairs rendered in turn and tracked with `hdpf track`'s defaults;
+    /// slow motion from the ground truth loses nothing.
+    #[test]
+    fn real_mesh_pairs_are_tracked_with_the_track_defaults() {
+        let Some(root) = crate::core::datasets::shared_or_skip("ycbv-mini") else {
+            return;
+        };
+        let study = StudyConfig {
+            frames: 3,
+            width: 320,
+            particles: vec![10],
+            filters: vec![FilterKind::Gn],
+            seed: 21,
+            seeds: 2,
+            motion: Motion::Slow,
+            models: Some(root.join("models")),
+            pairs: vec![(5, 10), (3, 9)],
+        };
+        let table = pose_study(&study).unwrap();
+        assert_eq!(table.rows.len(), 2, "gn, then rfpf joint");
+        for r in &table.rows {
+            assert_eq!(r.sequences, 2);
+            assert!(r.tracked == 1.0 && r.longest_lost_run == 0, "{r:?}");
+            assert!(
+                r.adds_by_visibility_mm[0].is_some_and(|e| e < 20.0),
+                "{r:?}"
+            );
+        }
+        assert!(Cli::try_parse_from(["study", "--pairs", "5-10"]).is_err());
+        let c = Cli::parse_from(["study", "--pairs", "2:6,4:15"]);
+        assert_eq!(c.study.pairs, [(2, 6), (4, 15)]);
     }
 
     #[test]
