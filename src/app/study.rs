@@ -37,7 +37,8 @@ pub struct StudyConfig {
     /// Filters (comma-separated: rfpf, grad, sir, mcl).
     #[arg(long, value_delimiter = ',', default_value = "rfpf,grad,sir,mcl")]
     pub filters: Vec<FilterKind>,
-    /// Seed of the first sequence (and its filters); sequence `i` uses `seed + i`.
+    /// Seed of the first sequence (and of its filters, except with `--models`, whose filters
+    /// keep `hdpf track`'s seed); sequence `i` uses `seed + i`.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
     /// Independently rendered sequences every cell is averaged over.
@@ -204,6 +205,7 @@ pub fn fast_config(kind: FilterKind, particles: usize, joint: bool, seed: u64) -
 struct Sequence {
     frames: Vec<SynthFrame>,
     objects: Vec<(ObjectModel, Vec<Point3<f64>>)>,
+    /// Seed of the trackers and of the models' surface samples.
     seed: u64,
 }
 
@@ -212,6 +214,11 @@ impl Sequence {
     /// `index` of `study.pairs`, cycling).
     fn render(study: &StudyConfig, index: usize) -> Result<Self> {
         let seed = study.seed.wrapping_add(index as u64);
+        // Real meshes are tracked as `hdpf track` tracks the written sequence: its seed.
+        let tracker_seed = match study.models {
+            Some(_) => TrackerConfig::default().seed,
+            None => seed,
+        };
         let mut cfg = SynthConfig::new("in-memory");
         if let Some(dir) = &study.models {
             let &(a, b) = (study.pairs.get(index % study.pairs.len().max(1)))
@@ -230,13 +237,13 @@ impl Sequence {
             .map(|(_, id, mesh)| {
                 let step = (mesh.vertices.len() / 500).max(1);
                 let pts = mesh.vertices.iter().step_by(step).copied().collect();
-                Ok((ObjectModel::from_mesh(id, mesh, 3000, seed)?, pts))
+                Ok((ObjectModel::from_mesh(id, mesh, 3000, tracker_seed)?, pts))
             })
             .collect::<Result<Vec<_>>>()?;
         Ok(Self {
             frames,
             objects,
-            seed,
+            seed: tracker_seed,
         })
     }
 }
@@ -272,7 +279,7 @@ fn longest_run(flags: impl Iterator<Item = bool>) -> usize {
     best
 }
 
-/// Track `seq` with `config` (its seed replaced by the sequence's).
+/// Track `seq` with `config` (its seed replaced by the sequence's tracker seed).
 fn run_one(seq: &Sequence, mut config: TrackerConfig) -> Result<Run> {
     config.seed = seq.seed;
     let models = seq.objects.iter().map(|o| o.0.clone()).collect();
