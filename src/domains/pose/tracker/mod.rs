@@ -946,17 +946,18 @@ pub(crate) mod tests {
     /// constant-velocity prediction too and keeps it once the motion is sustained (measured
     /// 4 µm). Deterministic rendering and one hypothesis, so the bounds are plain comparisons:
     /// best_of within 50 µm and at least 10× closer than the random walk.
-    #[test]
-    fn best_of_keeps_the_constant_velocity_prediction_for_sustained_motion() {
+    /// The box of the motion tests at frame `t`: sliding sideways 12 mm per frame (13 px).
+    fn sliding_box(t: usize) -> Isometry3<f64> {
         let start = Isometry3::new(
             Vector3::new(-0.03, -0.005, 0.45),
             Vector3::new(0.5, -0.6, 0.3),
         );
-        let at = |t: usize| {
-            let mut p = start;
-            p.translation.vector.x += 0.012 * t as f64;
-            p
-        };
+        Isometry3::translation(0.012 * t as f64, 0.0, 0.0) * start
+    }
+
+    #[test]
+    fn best_of_keeps_the_constant_velocity_prediction_for_sustained_motion() {
+        let (start, at) = (sliding_box(0), sliding_box);
         let frames: Vec<_> = (0..7).map(|t| rendered_box_at(at(t))).collect();
         let mut last = Vec::new();
         for motion in [MotionModel::RandomWalk, MotionModel::BestOf] {
@@ -989,15 +990,7 @@ pub(crate) mod tests {
     /// unstamped (deterministic rendering, one hypothesis).
     #[test]
     fn capture_stamps_carry_the_constant_velocity_over_dropped_frames() {
-        let start = Isometry3::new(
-            Vector3::new(-0.03, -0.005, 0.45),
-            Vector3::new(0.5, -0.6, 0.3),
-        );
-        let at = |t: usize| {
-            let mut p = start;
-            p.translation.vector.x += 0.012 * t as f64;
-            p
-        };
+        let (start, at) = (sliding_box(0), sliding_box);
         let kept = [0, 1, 2, 4, 6, 7];
         let mut after_gaps = Vec::new();
         for stamped in [false, true] {
