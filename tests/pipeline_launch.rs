@@ -396,11 +396,15 @@ fn tracker_params_set_the_filter_preset() {
         c.filter_params.get("inflation"),
         Some(&toml::Value::Float(1.0))
     );
-    assert!(l
-        .tracker_config(&l.file.tracker[0])
-        .unwrap()
-        .filter_params
-        .is_empty());
+    let both = text.replace(
+        "particles = 20\nparams",
+        "particles = 20\neta = 0.1\nparams",
+    );
+    let e = err(&both.replace("inflation = 1.0", "eta = 0.5"), &[]);
+    assert!(
+        e.contains("tracker[1].eta") && e.contains("params.eta"),
+        "{e}"
+    );
     let e = err(&text.replace("inflation = 1.0", "roughening = 1"), &[]);
     assert!(
         e.contains("bad.toml") && e.contains("tracker[1].params") && e.contains("roughening"),

@@ -255,8 +255,11 @@ pub fn run_track(args: &TrackArgs) -> Result<TrackReport> {
     bop::write_results(&args.out, &t.run.results)?;
     let report = summarize(&t)?;
     let mode = if cfg.joint { "joint" } else { "per-object" };
+    let params = (cfg.filter_params.iter())
+        .map(|(k, v)| format!(", {k} = {v}"))
+        .collect::<String>();
     let title = format!(
-        "{} {mode} {} ({} particles)",
+        "{} {mode} {} ({} particles{params})",
         cfg.filter,
         t.label,
         cfg.particles_per_filter()

@@ -347,6 +347,13 @@ impl Launch {
             .with_init_noise(init_noise);
         if let Some(p) = &t.params {
             c = (c.with_filter_params(p.get_ref().clone())).map_err(|e| self.error_at(p, e))?;
+            let step = ["eta", "gamma"]
+                .iter()
+                .find(|k| p.get_ref().contains_key(**k));
+            if let (Some(eta), Some(key)) = (&t.eta, step) {
+                let why = format!("params.{key} sets the filter's step too: give one of them");
+                return Err(self.error_at(eta, why));
+            }
         }
         c.modalities = modalities;
         c.joint = t.joint;

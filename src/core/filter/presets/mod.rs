@@ -210,6 +210,14 @@ impl Preset {
         }
         let mut table = toml::Table::try_from(preset)
             .map_err(|e| Error::Other(format!("preset {kind} as a table: {e}")))?;
+        // One key at a time first, so that an error names the key at fault.
+        for (key, value) in overrides {
+            let mut one = table.clone();
+            one.insert(key.clone(), value.clone());
+            let at =
+                |e: toml::de::Error| Error::param("param", format!("{kind}.{key}"), e.to_string());
+            one.try_into::<Preset>().map_err(at)?;
+        }
         table.extend(overrides.clone());
         table.try_into::<Preset>().map_err(|e| bad(e.to_string()))
     }
@@ -285,7 +293,7 @@ impl Preset {
             }
             _ => Ok(()),
         };
-        match self {
+        let own = match self {
             Preset::Rfpf(f) | Preset::Grad(f) => {
                 positive("gamma", f.gamma)?;
                 positive("eta", f.eta)
@@ -298,7 +306,9 @@ impl Preset {
             Preset::Svgd(c) => c.validate(),
             Preset::Gn(p) => p.config().validate(),
             _ => Ok(()),
-        }
+        };
+        // The steps check what the preset's own rules above do not (SIR's threshold, MCL's σ, …).
+        own.and_then(|()| self.steps().iter().try_for_each(Step::validate))
     }
 }
 
@@ -468,6 +478,7 @@ mod tests {
             ("bogus = 1", "rfpf-newton.bogus"),
             ("inflation = true", "rfpf-newton.inflation"),
             ("kind = \"sir\"", "rfpf-newton.kind"),
+            ("inflation = 1.0\neta = true", "rfpf-newton.eta:"),
         ] {
             let e = Preset::with_overrides(FilterKind::RfpfNewton, &table(bad)).unwrap_err();
             assert!(e.to_string().contains(named), "{bad}: {e}");
@@ -482,5 +493,10 @@ mod tests {
         assert!(p.validate(3).unwrap_err().to_string().contains("eta"));
         assert!(Preset::Sgd(SgdParams { eta: -1.0 }).validate(1).is_err());
         assert!(Preset::new(FilterKind::Sir).gradient_flow_mut().is_none());
+        // Ranges the steps check: MCL's jitter σ, SIR's ESS threshold.
+        assert!(Preset::Mcl(MclParams { sigma: -1.0 }).validate(6).is_err());
+        let table = |text: &str| text.parse::<toml::Table>().unwrap();
+        let sir = Preset::with_overrides(FilterKind::Sir, &table("ess_threshold = 5.0")).unwrap();
+        assert!(sir.validate(6).is_err());
     }
 }

@@ -685,7 +685,7 @@ pub(crate) mod tests {
     use super::redetect::{window_depth, PixelGrid};
     use super::*;
     use crate::core::filter::presets::NewtonParams;
-    use crate::core::filter::step::Step;
+    use crate::core::filter::step::{Step, StepSize};
     use crate::core::filter::Model;
     use crate::core::geometry::camera::Camera;
     use crate::domains::pose::modality::ImageF32;
@@ -914,38 +914,40 @@ pub(crate) mod tests {
     #[test]
     fn filter_params_reach_the_built_filter() {
         let (frame, object, pose) = rendered_box();
-        let newton = |text: &str| {
-            let params: toml::Table = text.parse().unwrap();
-            let c = TrackerConfig::new(FilterKind::RfpfNewton, 8, 1).with_filter_params(params);
+        let newton_floor = |tracker: &Tracker| tracker.newton_floor(0);
+        // The Newton step of the filter `kind` with `params` builds, and the tracker's floor.
+        let built = |kind, params: &str| {
+            let c = TrackerConfig::new(kind, 8, 1).with_filter_params(params.parse().unwrap());
             let mut tracker =
-                Tracker::new(depth_only(c.unwrap()), vec![object.clone()], vec![pose]);
-            let tracker = tracker.as_mut().unwrap();
+                Tracker::new(depth_only(c.unwrap()), vec![object.clone()], vec![pose]).unwrap();
             tracker.step(&frame).unwrap();
             let steps = tracker.groups[0].filter.as_ref().unwrap().steps().to_vec();
-            let found = steps.iter().find_map(|s| match s {
+            (steps, newton_floor(&tracker))
+        };
+        let newton = |steps: &[Step]| {
+            steps.iter().find_map(|s| match s {
                 Step::Newton(c) => Some((c.inflation, c.floor)),
                 _ => None,
-            });
-            (found.expect("a Newton step"), tracker.newton_floor(0))
+            })
         };
-        let ((inflation, floor), tracker_floor) = newton("inflation = 1.5");
-        assert_eq!((inflation, floor), (1.5, Some(tracker_floor)));
-        let ((inflation, floor), _) = newton("floor = 0.25");
-        assert_eq!(
-            (inflation, floor),
-            (NewtonParams::default().inflation, Some(0.25))
-        );
+        let (steps, floor) = built(FilterKind::RfpfNewton, "inflation = 1.5");
+        assert_eq!(newton(&steps), Some((1.5, Some(floor))));
+        let (steps, _) = built(FilterKind::RfpfNewton, "floor = 0.25");
+        let inflation = NewtonParams::default().inflation;
+        assert_eq!(newton(&steps), Some((inflation, Some(0.25))));
+        // A step or floor the parameters set wins over the tracker's own.
+        let (steps, _) = built(FilterKind::Rfpf, "eta = 0.5");
+        let eta = |s: &Step| matches!(s, Step::Move(m) if m.step == StepSize::Eta(0.5));
+        assert!(steps.iter().any(eta), "{steps:?}");
+        let (steps, floor) = built(FilterKind::Gn, "");
+        assert_eq!(newton(&steps), Some((1.0, Some(floor))));
+        let (steps, _) = built(FilterKind::Gn, "floor = 0.25");
+        assert_eq!(newton(&steps), Some((1.0, Some(0.25))));
         let bad = TrackerConfig::new(FilterKind::RfpfNewton, 8, 1)
             .with_filter_params("inflation = -1.0".parse().unwrap());
         assert!(bad.unwrap_err().to_string().contains("inflation"));
     }
 
-    /// A box sliding sideways at 12 mm per frame (13 px) in its rendered depth, `gn` with 4
-    /// rounds: the random-walk prediction lags (its motion prior, σ 5 mm, holds the estimate
-    /// back; measured 0.31 mm behind at the last frame), while `best_of` refines the
-    /// constant-velocity prediction too and keeps it once the motion is sustained (measured
-    /// 4 µm). Deterministic rendering and one hypothesis, so the bounds are plain comparisons:
-    /// best_of within 50 µm and at least 10× closer than the random walk.
     /// The box of the motion tests at frame `t`: sliding sideways 12 mm per frame (13 px).
     fn sliding_box(t: usize) -> Isometry3<f64> {
         let start = Isometry3::new(
@@ -955,6 +957,12 @@ pub(crate) mod tests {
         Isometry3::translation(0.012 * t as f64, 0.0, 0.0) * start
     }
 
+    /// A box sliding sideways at 12 mm per frame (13 px) in its rendered depth, `gn` with 4
+    /// rounds: the random-walk prediction lags (its motion prior, σ 5 mm, holds the estimate
+    /// back; measured 0.31 mm behind at the last frame), while `best_of` refines the
+    /// constant-velocity prediction too and keeps it once the motion is sustained (measured
+    /// 4 µm). Deterministic rendering and one hypothesis, so the bounds are plain comparisons:
+    /// best_of within 50 µm and at least 10× closer than the random walk.
     #[test]
     fn best_of_keeps_the_constant_velocity_prediction_for_sustained_motion() {
         let (start, at) = (sliding_box(0), sliding_box);

@@ -10,6 +10,11 @@
 //! the recording holds every decoded frame, also those a tracker dropped. About 2.1 MB per
 //! 640×480 frame reach this sink before compression: a slow disk backs up the sink queue.
 //! The file is valid (summary written) when the run ends, also after a failure or Ctrl-C.
+//! Recorded frames keep their own capture stamp (a replayed recording's camera clock); frames
+//! without one (BOP folders, synthetic sources) are stamped at a nominal 30 Hz from their stream
+//! position ([`input_stamp_ns`]), not by when the pipeline emitted them: the tracker scales its
+//! motion model by the intervals between stamps, and a run paced as fast as possible would
+//! otherwise record intervals that no camera had.
 
 use super::{create_parent, default_frame_id, ros_estimates, Sink};
 use crate::core::error::Result;
@@ -88,7 +93,7 @@ impl Sink for McapSink {
             }
             SinkMsg::Frame(f) if self.inputs => match f.decoded() {
                 Some(frame) => {
-                    let stamp_ns = self.clock.unix_ns(f.capture);
+                    let stamp_ns = input_stamp_ns(frame.stamp, f.seq, &self.clock);
                     FrameMessages::new(frame, f.scene_id, &f.gt, stamp_ns, &self.frame_id).write(w)
                 }
                 None => Ok(()),
@@ -99,5 +104,18 @@ impl Sink for McapSink {
 
     fn finish(&mut self) -> Result<()> {
         self.writer.take().map_or(Ok(()), RosMcapWriter::finish)
+    }
+}
+/// Period (ns) of the nominal stamps of recorded frames without a capture stamp: 30 Hz.
+pub const NOMINAL_PERIOD_NS: u64 = 33_333_333;
+
+/// The header stamp (Unix ns) a recorded input frame gets: its own capture stamp `stamp`
+/// (seconds) when it has one, else the run's start plus `seq` nominal periods.
+pub fn input_stamp_ns(stamp: Option<f64>, seq: u64, clock: &Clock) -> u64 {
+    match stamp.filter(|s| s.is_finite() && *s >= 0.0) {
+        Some(s) => (s * 1e9).round() as u64,
+        None => clock
+            .unix_ns(0.0)
+            .saturating_add(seq.saturating_mul(NOMINAL_PERIOD_NS)),
     }
 }
