@@ -228,16 +228,15 @@ pub fn config_from_args(args: &TrackArgs) -> Result<TrackerConfig> {
 /// The keys and values of `params` as a table for `filter`; an error naming the parameter when
 /// one is for another filter (a `--param` that would otherwise be silently ignored).
 fn own_params(filter: FilterKind, params: &[PresetParam]) -> Result<toml::Table> {
-    (params.iter())
-        .map(|p| match p.kind == filter {
-            true => Ok((p.key.clone(), p.value.clone())),
-            false => Err(Error::param(
-                "param",
-                format!("{}.{}", p.kind, p.key),
-                format!("the filter is {filter}"),
-            )),
-        })
-        .collect()
+    if let Some(p) = params.iter().find(|p| p.kind != filter) {
+        let name = format!("{}.{}", p.kind, p.key);
+        return Err(Error::param(
+            "param",
+            name,
+            format!("the filter is {filter}"),
+        ));
+    }
+    Ok(PresetParam::table_of(filter, params))
 }
 
 /// `hdpf track`: track the objects of a BOP scene or an MCAP recording, write BOP19 results,

@@ -363,10 +363,17 @@ impl FromStr for PresetParam {
 /// The preset `kind` with its defaults overridden by the `params` that name it (the last one of a
 /// key wins); an unknown key or a value of the wrong type is an error naming the key.
 pub fn preset_with(kind: FilterKind, params: &[PresetParam]) -> Result<Preset> {
-    let mine = (params.iter().filter(|p| p.kind == kind))
-        .map(|p| (p.key.clone(), p.value.clone()))
-        .collect();
-    Preset::with_overrides(kind, &mine)
+    Preset::with_overrides(kind, &PresetParam::table_of(kind, params))
+}
+
+impl PresetParam {
+    /// The keys and values of the `params` that name `kind`, as a table (the last one of a key
+    /// wins): what [`Preset::with_overrides`] takes.
+    pub fn table_of(kind: FilterKind, params: &[PresetParam]) -> toml::Table {
+        (params.iter().filter(|p| p.kind == kind))
+            .map(|p| (p.key.clone(), p.value.clone()))
+            .collect()
+    }
 }
 
 /// Parse a `--param` for clap.

@@ -914,7 +914,6 @@ pub(crate) mod tests {
     #[test]
     fn filter_params_reach_the_built_filter() {
         let (frame, object, pose) = rendered_box();
-        let newton_floor = |tracker: &Tracker| tracker.newton_floor(0);
         // The Newton step of the filter `kind` with `params` builds, and the tracker's floor.
         let built = |kind, params: &str| {
             let c = TrackerConfig::new(kind, 8, 1).with_filter_params(params.parse().unwrap());
@@ -922,7 +921,7 @@ pub(crate) mod tests {
                 Tracker::new(depth_only(c.unwrap()), vec![object.clone()], vec![pose]).unwrap();
             tracker.step(&frame).unwrap();
             let steps = tracker.groups[0].filter.as_ref().unwrap().steps().to_vec();
-            (steps, newton_floor(&tracker))
+            (steps, tracker.newton_floor(0))
         };
         let newton = |steps: &[Step]| {
             steps.iter().find_map(|s| match s {
