@@ -245,12 +245,12 @@ fn pixel(rgb: &RgbImage, u: f64, v: f64) -> Option<[u8; 3]> {
 type LineSeed = (Vector3<f64>, Vector2<f64>, Vector2<f64>);
 
 /// Contour points of `points` posed by `pose`, with outward unit normals and their projections.
-fn lines_at(
+fn lines_at<'a>(
     params: &RegionParams,
     camera: &Camera,
     pose: &Isometry3<f64>,
-    points: &[SurfacePoint],
-) -> (Option<Silhouette>, Vec<LineSeed>) {
+    points: &'a [SurfacePoint],
+) -> (Option<Silhouette<'a>>, Vec<LineSeed>) {
     let Some(sil) = Silhouette::new(points, pose, camera, params.cell_px) else {
         return (None, Vec::new());
     };
@@ -284,12 +284,12 @@ impl RegionFrame {
     }
 
     /// The lines of `points` at `pose` ([`lines_at`]) without the occluded ones.
-    fn open_lines(
+    fn open_lines<'a>(
         &self,
         camera: &Camera,
         pose: &Isometry3<f64>,
-        points: &[SurfacePoint],
-    ) -> (Option<Silhouette>, Vec<LineSeed>) {
+        points: &'a [SurfacePoint],
+    ) -> (Option<Silhouette<'a>>, Vec<LineSeed>) {
         let (sil, mut lines) = lines_at(&self.params, camera, pose, points);
         lines.retain(|(q, n, c)| !self.occluded(q, n, c));
         (sil, lines)

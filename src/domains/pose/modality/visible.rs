@@ -42,32 +42,33 @@ pub fn visible_points(
     cam: &Camera,
     params: &VisibilityParams,
 ) -> Vec<SurfacePoint> {
-    let candidates: Vec<(SurfacePoint, (usize, usize))> = model
-        .iter()
-        .filter_map(|m| {
-            let pt = posed(pose, m);
-            let facing = pt.n.dot(&pt.p.coords.normalize());
-            let ok = pt.p.z > 1e-3 && facing < -params.min_facing && facing >= -params.max_facing;
-            let (u, v) = cam.project_xyz(&pt.p.coords);
-            (ok && cam.covers(u, v)).then(|| {
-                let cell = ((u / params.cell_px) as usize, (v / params.cell_px) as usize);
-                (pt, cell)
-            })
-        })
-        .collect();
-    let cols = (cam.width as f64 / params.cell_px).ceil() as usize + 1;
-    let rows = (cam.height as f64 / params.cell_px).ceil() as usize + 1;
-    let mut zbuf = vec![f64::INFINITY; cols * rows];
-    for (pt, (cx, cy)) in &candidates {
-        let z = &mut zbuf[cy * cols + cx];
+    // Candidates with their z-buffer cell; the buffer spans only the cells they occupy.
+    let mut candidates: Vec<(SurfacePoint, (usize, usize))> = Vec::with_capacity(model.len());
+    let (mut lo, mut hi) = ((usize::MAX, usize::MAX), (0, 0));
+    for m in model {
+        let pt = posed(pose, m);
+        let facing = pt.n.dot(&pt.p.coords.normalize());
+        let ok = pt.p.z > 1e-3 && facing < -params.min_facing && facing >= -params.max_facing;
+        let (u, v) = cam.project_xyz(&pt.p.coords);
+        if ok && cam.covers(u, v) {
+            let cell = ((u / params.cell_px) as usize, (v / params.cell_px) as usize);
+            lo = (lo.0.min(cell.0), lo.1.min(cell.1));
+            hi = (hi.0.max(cell.0), hi.1.max(cell.1));
+            candidates.push((pt, cell));
+        }
+    }
+    if candidates.is_empty() {
+        return Vec::new();
+    }
+    let cols = hi.0 - lo.0 + 1;
+    let at = |(cx, cy): (usize, usize)| (cy - lo.1) * cols + (cx - lo.0);
+    let mut zbuf = vec![f64::INFINITY; cols * (hi.1 - lo.1 + 1)];
+    for (pt, cell) in &candidates {
+        let z = &mut zbuf[at(*cell)];
         *z = z.min(pt.p.z);
     }
-    let visible: Vec<SurfacePoint> = candidates
-        .into_iter()
-        .filter(|(pt, (cx, cy))| pt.p.z <= zbuf[cy * cols + cx] + params.depth_tolerance)
-        .map(|(pt, _)| pt)
-        .collect();
-    subsample(visible, params.max_points)
+    candidates.retain(|(pt, cell)| pt.p.z <= zbuf[at(*cell)] + params.depth_tolerance);
+    subsample_by(&candidates, params.max_points, |(pt, _)| *pt)
 }
 
 /// Points of `model` (posed by `pose`, camera frame) on the occluding contour of its projection
@@ -83,8 +84,8 @@ pub fn contour_points(
     let Some(sil) = Silhouette::new(model, pose, cam, cell_px) else {
         return Vec::new();
     };
-    let contour = sil.contour_cells(cam).map(|(_, i)| sil.projected[i].0);
-    subsample(contour.collect(), max_points)
+    let contour: Vec<usize> = sil.contour_cells(cam).map(|(_, i)| i).collect();
+    subsample_by(&contour, max_points, |&i| sil.point(i))
 }
 
 /// The projected silhouette of posed model points: every point in front of the camera is
@@ -99,8 +100,11 @@ pub fn contour_points(
 /// `g = 2·√(A / N)` (`A` the projected bounding-box area, `N` the projected samples, the factor 2
 /// for the uneven spacing of random samples), at most [`MAX_CLOSING`] cells: gaps and concavities
 /// narrower than about `2k` cells are filled, the outer contour stays where the samples are.
-pub struct Silhouette {
-    projected: Vec<(SurfacePoint, (f64, f64))>,
+pub struct Silhouette<'a> {
+    model: &'a [SurfacePoint],
+    pose: Isometry3<f64>,
+    /// The points in front of the camera: index into `model` and projection.
+    projected: Vec<(usize, (f64, f64))>,
     lo: (f64, f64),
     cell_px: f64,
     /// Empty cells on every side of the projected bounding box (`k + 1`).
@@ -112,20 +116,19 @@ pub struct Silhouette {
     outside: Vec<bool>,
 }
 
-impl Silhouette {
+impl<'a> Silhouette<'a> {
     /// The silhouette of `model` posed by `pose`; `None` when no point lies in front of the
     /// camera or the grid would exceed 4·10⁶ cells.
     pub fn new(
-        model: &[SurfacePoint],
+        model: &'a [SurfacePoint],
         pose: &Isometry3<f64>,
         cam: &Camera,
         cell_px: f64,
     ) -> Option<Self> {
-        let projected: Vec<(SurfacePoint, (f64, f64))> = model
-            .iter()
-            .filter_map(|m| {
-                let pt = posed(pose, m);
-                (pt.p.z > 1e-3).then(|| (pt, cam.project_xyz(&pt.p.coords)))
+        let projected: Vec<(usize, (f64, f64))> = (model.iter().enumerate())
+            .filter_map(|(i, m)| {
+                let p = pose * m.p;
+                (p.z > 1e-3).then(|| (i, cam.project_xyz(&p.coords)))
             })
             .collect();
         if projected.is_empty() {
@@ -155,6 +158,8 @@ impl Silhouette {
             return None;
         }
         let mut sil = Self {
+            model,
+            pose: *pose,
             projected,
             lo,
             cell_px,
@@ -224,7 +229,7 @@ impl Silhouette {
 
     /// The contour cells (occupied, next to an outside cell) whose point projects into the
     /// image: `(cell, point index)`, in grid order.
-    fn contour_cells<'a>(&'a self, cam: &'a Camera) -> impl Iterator<Item = (usize, usize)> + 'a {
+    fn contour_cells<'s>(&'s self, cam: &'s Camera) -> impl Iterator<Item = (usize, usize)> + 's {
         let cols = self.cols;
         (0..cols * self.rows).filter_map(move |c| {
             let (_, i) = self.best[c]?;
@@ -261,9 +266,15 @@ impl Silhouette {
                 }
             }
             let norm = (nx * nx + ny * ny).sqrt();
-            (norm > 1e-9).then(|| (self.projected[i].0, [nx / norm, ny / norm]))
+            (norm > 1e-9).then_some((i, [nx / norm, ny / norm]))
         });
-        subsample(with_normals.collect(), max_points)
+        let with_normals: Vec<(usize, [f64; 2])> = with_normals.collect();
+        subsample_by(&with_normals, max_points, |&(i, n)| (self.point(i), n))
+    }
+
+    /// Projected point `i`, posed (camera frame).
+    fn point(&self, i: usize) -> SurfacePoint {
+        posed(&self.pose, &self.model[self.projected[i].0])
     }
 }
 
@@ -278,33 +289,40 @@ fn posed(pose: &Isometry3<f64>, m: &SurfacePoint) -> SurfacePoint {
 /// The largest closing of [`Silhouette`], in cells.
 pub const MAX_CLOSING: usize = 8;
 
-/// `mask` dilated by a `(2k+1)²` square (separable: rows, then columns).
+/// `mask` dilated by a `(2k+1)²` square (separable: rows, then columns), each pass as `2k` ORs of
+/// the mask shifted by `±d` (whole slices, which the compiler vectorises).
 fn dilate(mask: &[bool], cols: usize, rows: usize, k: usize) -> Vec<bool> {
-    if k == 0 {
-        return mask.to_vec();
-    }
-    let pass = |src: &[bool], stride: usize, len: usize, lines: usize, step: usize| {
-        let mut out = vec![false; src.len()];
-        for line in 0..lines {
-            let at = |i: usize| line * step + i * stride;
-            for i in (0..len).filter(|&i| src[at(i)]) {
-                (i.saturating_sub(k)..(i + k + 1).min(len)).for_each(|j| out[at(j)] = true);
-            }
+    let mut horizontal = mask.to_vec();
+    for (src, out) in mask.chunks(cols).zip(horizontal.chunks_mut(cols)) {
+        for d in 1..=k.min(cols.saturating_sub(1)) {
+            or_into(&mut out[d..], &src[..cols - d]);
+            or_into(&mut out[..cols - d], &src[d..]);
         }
-        out
-    };
-    let horizontal = pass(mask, 1, cols, rows, cols);
-    pass(&horizontal, cols, rows, cols, 1)
+    }
+    let mut out = horizontal.clone();
+    for d in 1..=k.min(rows.saturating_sub(1)) {
+        let n = (rows - d) * cols;
+        or_into(&mut out[d * cols..], &horizontal[..n]);
+        or_into(&mut out[..n], &horizontal[d * cols..]);
+    }
+    out
 }
 
-/// Every `⌈len/max⌉`-th element, so at most `max` remain (deterministic, spatially even for
-/// surface samples drawn in random order).
-fn subsample<T: Copy>(v: Vec<T>, max: usize) -> Vec<T> {
-    if v.len() <= max || max == 0 {
-        return if max == 0 { Vec::new() } else { v };
+/// `dst[i] |= src[i]`.
+fn or_into(dst: &mut [bool], src: &[bool]) {
+    dst.iter_mut().zip(src).for_each(|(d, s)| *d |= *s);
+}
+
+/// Every `⌈len/max⌉`-th element of `v`, mapped by `f`, so at most `max` remain (deterministic,
+/// spatially even for surface samples drawn in random order).
+fn subsample_by<T, U>(v: &[T], max: usize, f: impl Fn(&T) -> U) -> Vec<U> {
+    if v.len() <= max {
+        return v.iter().map(f).collect();
     }
     let step = v.len() as f64 / max as f64;
-    (0..max).map(|i| v[(i as f64 * step) as usize]).collect()
+    (0..max)
+        .map(|i| f(&v[(i as f64 * step) as usize]))
+        .collect()
 }
 
 #[cfg(test)]
@@ -396,10 +414,29 @@ mod tests {
     }
 
     #[test]
+    fn dilation_marks_every_cell_within_k_of_a_set_cell() {
+        let (cols, rows) = (13, 9);
+        let mask: Vec<bool> = (0..cols * rows).map(|i| i % 17 == 3 || i == 0).collect();
+        for k in 0..5 {
+            let got = dilate(&mask, cols, rows, k);
+            for (c, &g) in got.iter().enumerate() {
+                let (x, y) = ((c % cols) as isize, (c / cols) as isize);
+                let want = (0..cols * rows).any(|o| {
+                    let (ox, oy) = ((o % cols) as isize, (o / cols) as isize);
+                    mask[o] && (ox - x).abs() <= k as isize && (oy - y).abs() <= k as isize
+                });
+                assert_eq!(g, want, "cell ({x}, {y}), k = {k}");
+            }
+        }
+    }
+
+    #[test]
     fn subsamples_to_the_budget() {
         let v: Vec<usize> = (0..1000).collect();
-        let s = subsample(v, 300);
+        let s = subsample_by(&v, 300, |&i| i);
         assert_eq!(s.len(), 300);
         assert_eq!(s[0], 0);
+        assert_eq!(subsample_by(&v[..10], 300, |&i| i), &v[..10]);
+        assert!(subsample_by(&v, 0, |&i| i).is_empty());
     }
 }
