@@ -162,18 +162,32 @@ impl FrameTerm for DepthFrame {
         chart: &PoseChart,
         points: &[SurfacePoint],
     ) -> Option<Option<f64>> {
+        let losses = self.shifted_detection_losses(camera, chart, points, &[Vector3::zeros()])?;
+        Some(losses.into_iter().next().flatten())
+    }
+
+    /// The points visible at the reference, translated by each shift (the chart coordinates
+    /// `ξ = [t; 0]`), scored in parallel. Points a shift moves off the image count as missing
+    /// (one outlier each), where a modality prepared at the shifted pose would leave them out.
+    fn shifted_detection_losses(
+        &self,
+        camera: &Camera,
+        chart: &PoseChart,
+        points: &[SurfacePoint],
+        shifts: &[Vector3<f64>],
+    ) -> Option<Vec<Option<f64>>> {
+        use rayon::prelude::*;
         let p = &DepthParams {
             missing_cost: 1.0,
             ..self.params
         };
         let depth = DepthModality::prepare(self.depth.clone(), *camera, chart, points, *p);
         if depth.is_empty() {
-            return Some(None);
+            return Some(vec![None; shifts.len()]);
         }
-        let loss = depth.loss(&Vector6::zeros());
-        Some(Some(
-            loss * p.sigma * p.sigma / (p.n_eff * p.outlier_cost()),
-        ))
+        let scale = p.sigma * p.sigma / (p.n_eff * p.outlier_cost());
+        let at = |t: &Vector3<f64>| depth.loss(&Vector6::new(t.x, t.y, t.z, 0.0, 0.0, 0.0));
+        Some(shifts.par_iter().map(|t| Some(at(t) * scale)).collect())
     }
 }
 
@@ -453,6 +467,45 @@ mod tests {
             &Vector3::zeros(),
         );
         DepthModality::prepare(Arc::new(surface_depth(&c)), c, &chart, &model(), params)
+    }
+
+    #[test]
+    fn shifted_detection_losses_are_the_detection_losses_at_the_shifted_poses() {
+        // Every model point faces the camera and none hides another, so the points visible at
+        // the reference are those visible at every shift that keeps them in the image: there the
+        // fast path must equal scoring each shifted pose on its own.
+        let c = cam();
+        let term = DepthFrame {
+            depth: Arc::new(surface_depth(&c)),
+            params: DepthParams::default(),
+        };
+        let chart = PoseChart::new(
+            Isometry3::translation(0.003, -0.002, 0.496),
+            &Vector3::zeros(),
+        );
+        let shifts = [
+            Vector3::zeros(),
+            Vector3::new(0.002, -0.001, 0.0),
+            Vector3::new(0.0, 0.003, 0.004),
+            Vector3::new(0.03, 0.0, 0.0),
+            // Past the image border for the grid's right half (not compared: see below).
+            Vector3::new(0.09, 0.0, 0.0),
+        ];
+        let fast = term
+            .shifted_detection_losses(&c, &chart, &model(), &shifts)
+            .unwrap();
+        let fast: Vec<f64> = fast.into_iter().map(Option::unwrap).collect();
+        for (t, got) in shifts[..4].iter().zip(&fast) {
+            let at = PoseChart {
+                reference: nalgebra::Translation3::from(*t) * chart.reference,
+                centre: chart.centre + t,
+            };
+            let want = term.detection_loss(&c, &at, &model()).unwrap().unwrap();
+            assert!((got - want).abs() < 1e-9, "shift {t:?}: {got} vs {want}");
+        }
+        // Points a shift moves off the image count as missing (one outlier each), so a placement
+        // that pushes the object out of view scores as a poor fit.
+        assert!(fast[4] > fast[0] + 0.2, "{fast:?}");
     }
 
     #[test]

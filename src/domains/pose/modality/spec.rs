@@ -7,7 +7,7 @@ use super::{Modality, PoseChart, RgbdFrame};
 use crate::core::error::Result;
 use crate::core::geometry::camera::Camera;
 use crate::domains::pose::mesh::SurfacePoint;
-use nalgebra::Isometry3;
+use nalgebra::{Isometry3, Translation3, Vector3};
 use std::any::Any;
 use std::fmt;
 use std::sync::Arc;
@@ -107,6 +107,27 @@ pub trait FrameTerm: Send + Sync {
         _points: &[SurfacePoint],
     ) -> Option<Option<f64>> {
         None
+    }
+
+    /// [`FrameTerm::detection_loss`] at `chart`'s reference pose translated by each of `shifts`
+    /// (camera frame, metres), for scoring many placements of one rotation: a modality may take
+    /// the points visible at the reference for every shift (the depth modality does, which
+    /// makes a placement cost one loss evaluation instead of a visibility pass over the whole
+    /// model). The default re-prepares the modality at every shifted pose.
+    fn shifted_detection_losses(
+        &self,
+        camera: &Camera,
+        chart: &PoseChart,
+        points: &[SurfacePoint],
+        shifts: &[Vector3<f64>],
+    ) -> Option<Vec<Option<f64>>> {
+        let at = |t: &Vector3<f64>| PoseChart {
+            reference: Translation3::from(*t) * chart.reference,
+            centre: chart.centre + t,
+        };
+        (shifts.iter())
+            .map(|t| self.detection_loss(camera, &at(t), points))
+            .collect()
     }
 }
 
