@@ -169,6 +169,7 @@ impl FrameTerm for DepthFrame {
     /// The points visible at the reference, translated by each shift (the chart coordinates
     /// `ξ = [t; 0]`), scored in parallel. Points a shift moves off the image count as missing
     /// (one outlier each), where a modality prepared at the shifted pose would leave them out.
+    /// With nothing visible at the reference, every shifted pose is scored with its own points.
     fn shifted_detection_losses(
         &self,
         camera: &Camera,
@@ -182,6 +183,11 @@ impl FrameTerm for DepthFrame {
             ..self.params
         };
         let depth = DepthModality::prepare(self.depth.clone(), *camera, chart, points, *p);
+        if depth.is_empty() && shifts.iter().any(|t| t.norm() > 0.0) {
+            // Nothing visible at the reference (off the image, say): the shifted poses may
+            // still show the object, each to its own points.
+            return super::spec::detection_losses_one_by_one(self, camera, chart, points, shifts);
+        }
         if depth.is_empty() {
             return Some(vec![None; shifts.len()]);
         }
@@ -506,6 +512,17 @@ mod tests {
         // Points a shift moves off the image count as missing (one outlier each), so a placement
         // that pushes the object out of view scores as a poor fit.
         assert!(fast[4] > fast[0] + 0.2, "{fast:?}");
+        // Nothing visible at a reference off the image: the shift that brings the object back
+        // is scored with its own points.
+        let off = PoseChart::new(
+            Isometry3::translation(0.503, -0.002, 0.496),
+            &Vector3::zeros(),
+        );
+        let back = [Vector3::zeros(), Vector3::new(-0.5, 0.0, 0.0)];
+        let got = term.shifted_detection_losses(&c, &off, &model(), &back);
+        assert_eq!(got.as_ref().map(|g| g[0]), Some(None));
+        let got = got.and_then(|g| g[1]).unwrap();
+        assert!((got - fast[0]).abs() < 1e-9, "{got} vs {}", fast[0]);
     }
 
     #[test]

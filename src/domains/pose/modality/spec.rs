@@ -121,14 +121,27 @@ pub trait FrameTerm: Send + Sync {
         points: &[SurfacePoint],
         shifts: &[Vector3<f64>],
     ) -> Option<Vec<Option<f64>>> {
-        let at = |t: &Vector3<f64>| PoseChart {
-            reference: Translation3::from(*t) * chart.reference,
-            centre: chart.centre + t,
-        };
-        (shifts.iter())
-            .map(|t| self.detection_loss(camera, &at(t), points))
-            .collect()
+        detection_losses_one_by_one(self, camera, chart, points, shifts)
     }
+}
+
+/// [`FrameTerm::detection_loss`] of `term` at `chart`'s reference translated by each of `shifts`,
+/// every shifted pose prepared on its own (the default of
+/// [`FrameTerm::shifted_detection_losses`]).
+pub fn detection_losses_one_by_one<T: FrameTerm + ?Sized>(
+    term: &T,
+    camera: &Camera,
+    chart: &PoseChart,
+    points: &[SurfacePoint],
+    shifts: &[Vector3<f64>],
+) -> Option<Vec<Option<f64>>> {
+    let at = |t: &Vector3<f64>| PoseChart {
+        reference: Translation3::from(*t) * chart.reference,
+        centre: chart.centre + t,
+    };
+    (shifts.iter())
+        .map(|t| term.detection_loss(camera, &at(t), points))
+        .collect()
 }
 
 /// A configured modality (clone, compare and print it through its parameters).
