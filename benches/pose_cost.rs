@@ -44,11 +44,11 @@ fn main() {
     let vis = DepthParams::default().visibility;
     let moved = |i: usize| pose * Isometry3::translation(1e-5 * (i % 5) as f64, 0.0, 0.0);
     let mut count = 0;
-    let us = fastest_block(|i| {
+    let us = fastest_block(300, |i| {
         count += visible_points(&obj.points, &moved(i), &cam, &vis).len();
     });
     println!("visible_points {us:.1} µs ({count})");
-    let us = fastest_block(|i| {
+    let us = fastest_block(300, |i| {
         let s = Silhouette::new(&obj.points, &moved(i), &cam, 3.0);
         count += s.map_or(0, |s| s.contour_normals(&cam, 3, 200).len());
     });
@@ -67,15 +67,12 @@ fn main() {
             )
         })
         .collect();
-    let time = |f: &dyn Fn() -> usize| {
-        let t0 = std::time::Instant::now();
-        let n: usize = (0..5).map(|_| f()).sum();
-        (t0.elapsed().as_secs_f64() * 1e3 / 5.0, n)
-    };
     let scored = |v: Option<Vec<Option<f64>>>| v.map_or(0, |v| v.iter().flatten().count());
-    let (shared, a) =
-        time(&|| scored(term.shifted_detection_losses(&cam, &chart, &obj.points, &shifts)));
-    let (own, b) = time(&|| {
+    let (mut a, mut b) = (0, 0);
+    let shared = fastest_block(1, |_| {
+        a = scored(term.shifted_detection_losses(&cam, &chart, &obj.points, &shifts));
+    }) / 1e3;
+    let own = fastest_block(1, |_| {
         // In parallel over the placements, as the search ran before the shared path.
         use rayon::prelude::*;
         let one = |t: &[Vector3<f64>]| {
@@ -87,8 +84,8 @@ fn main() {
                 t,
             ))
         };
-        shifts.par_chunks(1).map(one).sum()
-    });
+        b = shifts.par_chunks(1).map(one).sum();
+    }) / 1e3;
     println!(
         "search of 576 placements: shared visible points {shared:.2} ms, each its own {own:.2} ms, ratio {:.1} ({a} / {b} scored)",
         own / shared
@@ -116,14 +113,14 @@ fn main() {
     );
 }
 
-/// The fastest of 7 blocks of 300 calls of `f`, in µs per call (the VM's neighbours make single
-/// blocks noisy; the fastest block is the cost without them).
-fn fastest_block(mut f: impl FnMut(usize)) -> f64 {
+/// The fastest of 7 blocks of `calls` calls of `f`, in µs per call (the VM's neighbours make
+/// single blocks noisy; the fastest block is the cost without them).
+fn fastest_block(calls: usize, mut f: impl FnMut(usize)) -> f64 {
     (0..7)
         .map(|_| {
             let t0 = std::time::Instant::now();
-            (0..300).for_each(&mut f);
-            t0.elapsed().as_secs_f64() * 1e6 / 300.0
+            (0..calls).for_each(&mut f);
+            t0.elapsed().as_secs_f64() * 1e6 / calls as f64
         })
         .fold(f64::INFINITY, f64::min)
 }

@@ -183,13 +183,15 @@ impl FrameTerm for DepthFrame {
             ..self.params
         };
         let depth = DepthModality::prepare(self.depth.clone(), *camera, chart, points, *p);
-        if depth.is_empty() && shifts.iter().any(|t| t.norm() > 0.0) {
-            // Nothing visible at the reference (off the image, say): the shifted poses may
-            // still show the object, each to its own points.
-            return super::spec::detection_losses_one_by_one(self, camera, chart, points, shifts);
-        }
         if depth.is_empty() {
-            return Some(vec![None; shifts.len()]);
+            // Nothing visible at the reference (off the image, say): the shifted poses may
+            // still show the object, each to its own points (a zero shift is the reference).
+            return match shifts.iter().all(|t| *t == Vector3::zeros()) {
+                true => Some(vec![None; shifts.len()]),
+                false => {
+                    super::spec::detection_losses_one_by_one(self, camera, chart, points, shifts)
+                }
+            };
         }
         let scale = p.sigma * p.sigma / (p.n_eff * p.outlier_cost());
         let at = |t: &Vector3<f64>| depth.loss(&Vector6::new(t.x, t.y, t.z, 0.0, 0.0, 0.0));
@@ -502,11 +504,9 @@ mod tests {
             .unwrap();
         let fast: Vec<f64> = fast.into_iter().map(Option::unwrap).collect();
         for (t, got) in shifts[..4].iter().zip(&fast) {
-            let at = PoseChart {
-                reference: nalgebra::Translation3::from(*t) * chart.reference,
-                centre: chart.centre + t,
-            };
-            let want = term.detection_loss(&c, &at, &model()).unwrap().unwrap();
+            let want = (term.detection_loss(&c, &chart.translated(t), &model()))
+                .unwrap()
+                .unwrap();
             assert!((got - want).abs() < 1e-9, "shift {t:?}: {got} vs {want}");
         }
         // Points a shift moves off the image count as missing (one outlier each), so a placement

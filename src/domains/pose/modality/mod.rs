@@ -131,6 +131,15 @@ impl PoseChart {
         Isometry3::from_parts(Translation3::from(t), rot * self.reference.rotation)
     }
 
+    /// The same chart translated by `t` (camera frame): reference `t + T_ref`, centre `c + t`,
+    /// i.e. `pose(ξ)` with `ξ = [t; 0]` as the new reference.
+    pub fn translated(&self, t: &Vector3<f64>) -> Self {
+        Self {
+            reference: Translation3::from(*t) * self.reference,
+            centre: self.centre + t,
+        }
+    }
+
     /// Inverse of [`PoseChart::pose`]: `φ = Log(R R_refᵀ)`, `ρ = t − c − Exp(φ)(t_ref − c)`.
     pub fn coords(&self, pose: &Isometry3<f64>) -> Vector6<f64> {
         let rot = pose.rotation * self.reference.rotation.inverse();

@@ -7,7 +7,7 @@ use super::{Modality, PoseChart, RgbdFrame};
 use crate::core::error::Result;
 use crate::core::geometry::camera::Camera;
 use crate::domains::pose::mesh::SurfacePoint;
-use nalgebra::{Isometry3, Translation3, Vector3};
+use nalgebra::{Isometry3, Vector3};
 use std::any::Any;
 use std::fmt;
 use std::sync::Arc;
@@ -135,12 +135,8 @@ pub fn detection_losses_one_by_one<T: FrameTerm + ?Sized>(
     points: &[SurfacePoint],
     shifts: &[Vector3<f64>],
 ) -> Option<Vec<Option<f64>>> {
-    let at = |t: &Vector3<f64>| PoseChart {
-        reference: Translation3::from(*t) * chart.reference,
-        centre: chart.centre + t,
-    };
     (shifts.iter())
-        .map(|t| term.detection_loss(camera, &at(t), points))
+        .map(|t| term.detection_loss(camera, &chart.translated(t), points))
         .collect()
 }
 
