@@ -84,6 +84,7 @@ fn track_args(root: &Path, out: &Path) -> TrackArgs {
         fast_motion_mm: 6.0,
         motion: "random_walk".into(),
         redetect: "off".into(),
+        mean_step: "on".into(),
         joint: false,
         seed: 0,
         out: out.to_path_buf(),

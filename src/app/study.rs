@@ -195,8 +195,9 @@ pub fn fast_config(kind: FilterKind, particles: usize, joint: bool, seed: u64) -
             ModalityConfig::new(DepthEdgeParams::default()),
         ],
         redetect: Some(RedetectConfig::default()),
-        // The study's table was measured with one round per frame.
+        // The study's table was measured with one round per frame and without the mean step.
         rounds: 1,
+        mean_step: false,
         ..TrackerConfig::default()
     }
 }

@@ -69,6 +69,11 @@ pub struct TrackArgs {
     /// and restarted where it fits as well as it did while tracked (README, "Re-detection").
     #[arg(long, default_value = "on", value_parser = ["on", "off"])]
     pub redetect: String,
+    /// The mean step: `on` (the default) or `off`. Each correspondence round ends by translating
+    /// the cloud by one Gauss–Newton step of its mean, trusted within the cloud's covariance
+    /// (README, "The mean step"); filters with one hypothesis (`gn`) never take it.
+    #[arg(long, default_value = "on", value_parser = ["on", "off"])]
+    pub mean_step: String,
     /// Particles per filter.
     #[arg(long, default_value_t = 100)]
     pub particles: usize,
@@ -222,6 +227,7 @@ pub fn config_from_args(args: &TrackArgs) -> Result<TrackerConfig> {
     c.uncertain_start |= args.init_results.is_some();
     c.motion = args.motion.parse()?;
     c.redetect = (args.redetect == "on").then(RedetectConfig::default);
+    c.mean_step = args.mean_step == "on";
     Ok(c)
 }
 

@@ -155,6 +155,9 @@ pub struct TrackerSpec {
     /// Re-detection after loss (default true, as `hdpf track --redetect`).
     #[serde(default = "default_true")]
     pub redetect: bool,
+    /// The mean step after each correspondence round (default true, as `hdpf track --mean-step`).
+    #[serde(default = "default_true")]
+    pub mean_step: bool,
     /// Correspondence rounds per fast frame, at most (1–20, default
     /// [`crate::domains::pose::tracker::DEFAULT_ROUNDS`], 8).
     pub rounds: Option<Spanned<usize>>,
@@ -366,6 +369,7 @@ impl Launch {
             c.eta = *eta.get_ref();
         }
         c.redetect = t.redetect.then(RedetectConfig::default);
+        c.mean_step = t.mean_step;
         if let Some(r) = &t.rounds {
             c = c
                 .with_rounds(*r.get_ref())

@@ -8,6 +8,7 @@ pub mod diagnostics;
 pub mod engine;
 pub mod interaction;
 pub mod kalman;
+pub mod mean_step;
 pub mod model;
 pub mod particles;
 pub mod presets;

@@ -12,9 +12,12 @@
 //!    then moves or reweights). Newton moves (`rfpf-newton`, `gn`) read the model's Gauss–Newton
 //!    curvature [`ObservationModel`]'s `Model::curvature` and take the motion prior's variance
 //!    `s = mean_j (σ_motion,j/D_j)²` as their floor; `gn` keeps one hypothesis, started at `T̂_k`.
-//! 4. **Estimate** `T_k = T(D x̄)` with `x̄` the particle mean (unweighted for RF-PF/grad, weighted for
+//! 4. **Mean step** (when [`TrackerConfig::mean_step`] is on and the filter keeps a cloud): the
+//!    cloud is translated by one Gauss–Newton step of its mean on the round's loss, trusted within
+//!    its own covariance, `δ = −(Σ̂⁻¹ + J(x̄))⁻¹ ∇L(x̄)` ([`crate::core::filter::mean_step`]).
+//! 5. **Estimate** `T_k = T(D x̄)` with `x̄` the particle mean (unweighted for RF-PF/grad, weighted for
 //!    SIR), then **re-centre**: `x_i ← D⁻¹ chart(T_k).coords(chart(T̂_k).pose(D x_i))`.
-//! 5. **Rounds**: steps 2–4 repeat up to [`TrackerConfig::rounds`] times per fast frame and
+//! 6. **Rounds**: steps 2–5 repeat up to [`TrackerConfig::rounds`] times per fast frame and
 //!    [`TrackerConfig::slow_rounds`] per slow one (the frame's pace, module `pace`), each round
 //!    preparing the modalities about the last round's estimate (new correspondences) with the
 //!    motion prior kept at the prediction, `½|(x − c)/s|²`, `c = D⁻¹ chart(T_r).coords(T̂_k)`, and
@@ -22,7 +25,7 @@
 //!    widen the length scales by powers of [`TrackerConfig::round_coarse`] (coarse to fine), and
 //!    a fine round that moves the estimate by less than [`TrackerConfig::round_tol`] (state
 //!    units) ends the frame.
-//! 6. **Judge** each object: its detection loss at the estimate gives the tracking quality and the
+//! 7. **Judge** each object: its detection loss at the estimate gives the tracking quality and the
 //!    lost flag ([`FrameOutput::quality`], [`FrameOutput::lost`]); a lost object is re-detected
 //!    when [`TrackerConfig::redetect`] is on.
 
@@ -43,6 +46,7 @@ pub use config::{InitNoise, MotionModel, TrackerConfig, DEFAULT_ROUNDS, FAST_MOT
 pub use redetect::RedetectConfig;
 
 use crate::core::error::{Error, Result};
+use crate::core::filter::mean_step::mean_step;
 use crate::core::filter::{Filter, FilterKind, FilterSpec, ParticleSet, Preset};
 use crate::domains::pose::mesh::Mesh;
 use crate::domains::pose::mesh::SurfacePoint;
@@ -50,6 +54,9 @@ use crate::domains::pose::modality::{FrameTerm, Memory, ObjectTerms, Observation
 use nalgebra::{Isometry3, Matrix6, Vector3, Vector6};
 use std::sync::Arc;
 use std::time::Instant;
+
+/// Halvings of a mean step whose loss rises before it is dropped.
+const MEAN_STEP_HALVINGS: usize = 3;
 
 /// A tracked object's geometry: oriented surface samples and the rotation centre (model frame).
 #[derive(Clone, Debug)]
@@ -405,6 +412,9 @@ impl Tracker {
             let mut diag = Default::default();
             for _ in 0..updates {
                 diag = f.update(&model)?;
+            }
+            if self.config.mean_step && f.particles().len() > 1 {
+                mean_step(&model, f.particles_mut(), MEAN_STEP_HALVINGS)?;
             }
             let moved = self.estimate_round(members, &mut charts, &mut f, &diag, out);
             filter = Some(f);
