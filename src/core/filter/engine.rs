@@ -207,7 +207,12 @@ impl Filter {
 
     /// Whether any step evaluates the loss (so that an update has "last losses").
     fn evaluates(&self) -> bool {
-        (self.steps.iter()).any(|s| matches!(s, Step::Move(_) | Step::Reweight(_)))
+        (self.steps.iter()).any(|s| {
+            matches!(
+                s,
+                Step::Move(_) | Step::Newton(_) | Step::Svgd(_) | Step::Reweight(_)
+            )
+        })
     }
 
     /// Run steps `ks` of updates `t+1 … t+len(models)` (row plans `plans[b]`) on every particle,

@@ -641,6 +641,21 @@ pub(crate) mod tests {
         }
     }
 
+    /// What the tracker shows per particle (its loss beside its pose): an update whose move is
+    /// set-level reports every particle's loss, as a row-local move does.
+    #[test]
+    fn set_level_moves_report_every_particles_loss() {
+        use crate::core::filter::{FilterKind, FilterSpec};
+        let model = Linear::example();
+        for kind in [FilterKind::RfpfNewton, FilterKind::Svgd, FilterKind::Rfpf] {
+            let mut f = FilterSpec::new(kind, 12, 3).build(&model).unwrap();
+            let d = f.update(&model).unwrap();
+            assert_eq!(f.last_losses().len(), 12, "{kind}");
+            assert!(f.last_losses().iter().all(|l| l.is_finite()), "{kind}");
+            assert!(d.loss_mean.is_finite() && d.loss_std.is_finite(), "{kind}");
+        }
+    }
+
     /// The Newton move refuses a model without curvature, and a cloud without spread and no floor.
     #[test]
     fn refusals_are_clear() {
