@@ -40,7 +40,7 @@ pub struct TrackArgs {
     pub objects: Option<String>,
     /// Filter: a preset name — rfpf, rfpf-newton, gn (one hypothesis, Gauss–Newton), grad, sir,
     /// mcl, ….
-    #[arg(long, default_value = "rfpf")]
+    #[arg(long, default_value = "rfpf-newton")]
     pub filter: String,
     /// A parameter of the filter's preset, `FILTER.KEY=VALUE` (VALUE a TOML value), repeatable:
     /// e.g. `--param rfpf-newton.inflation=1.0`. The keys are the preset's (README, "Filter
