@@ -71,7 +71,7 @@ pub struct TrackArgs {
     pub redetect: String,
     /// The mean step: `on` (the default) or `off`. Each correspondence round ends by translating
     /// the cloud by one Gauss–Newton step of its mean, trusted within the cloud's covariance
-    /// (README, "The mean step"); filters with one hypothesis (`gn`) never take it.
+    /// (README, "The mean step; rfpf-newton the default"); `gn` (one hypothesis) never takes it.
     #[arg(long, default_value = "on", value_parser = ["on", "off"])]
     pub mean_step: String,
     /// Particles per filter.

@@ -20,7 +20,7 @@
 //! moves the mean to `(Σ̂⁻¹ + J)⁻¹(Σ̂⁻¹μ + Jx*)` (tested), which counts the observation a second
 //! time when the cloud is already its posterior. Filters therefore do not take it; the pose
 //! tracker takes it after each correspondence round, where it is an estimator of the pose (README,
-//! "The mean step").
+//! "The mean step; rfpf-newton the default").
 
 use crate::core::error::{Error, Result};
 use crate::core::filter::model::Model;

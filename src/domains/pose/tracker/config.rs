@@ -123,7 +123,8 @@ impl InitNoise {
 pub struct TrackerConfig {
     /// Which filter (default `rfpf-newton` with the mean step: on the fast real-mesh sequences
     /// mean ADD-S 1.12–1.82 mm over filter seeds 0–2 on pairs 21–24 against rfpf's 3.59 (seed 0),
-    /// at about a quarter of rfpf's time per frame; README, "The mean step").
+    /// at about a third of rfpf's time per frame; README, "The mean step; rfpf-newton the
+    /// default").
     pub filter: FilterKind,
     /// The filter preset's parameters that differ from its defaults (keys of `filter`'s preset,
     /// e.g. `inflation = 1.0` for `rfpf-newton`; set through [`TrackerConfig::with_filter_params`]).
@@ -196,8 +197,8 @@ pub struct TrackerConfig {
     /// Whether each round ends with the mean step of a cloud (filters with more than one
     /// particle): the cloud translated by `δ = −(Σ̂⁻¹ + J(x̄))⁻¹ ∇L(x̄)`, one Gauss–Newton step
     /// of its mean trusted within its own covariance ([`crate::core::filter::mean_step`]). On by
-    /// default: on the fast real-mesh sequences it takes rfpf-newton's mean ADD-S from 2.79 to
-    /// 1.15 mm (README, "The mean step").
+    /// default: on the fast real-mesh sequences 21–24 it takes rfpf-newton's mean ADD-S from 2.79
+    /// to 1.46 mm (README, "The mean step; rfpf-newton the default").
     pub mean_step: bool,
 }
 
