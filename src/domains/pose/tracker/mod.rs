@@ -1096,7 +1096,10 @@ pub(crate) mod tests {
 
     #[test]
     fn searches_place_the_prediction_turned_about_each_camera_axis() {
-        let rd = RedetectConfig::default();
+        let rd = RedetectConfig {
+            turn: 20f64.to_radians(),
+            ..RedetectConfig::default()
+        };
         let pred = nalgebra::UnitQuaternion::from_euler_angles(0.3, -0.2, 0.9);
         let good = nalgebra::UnitQuaternion::from_euler_angles(0.1, 0.0, 0.5);
         let all = rd.rotations(&pred, &good);
@@ -1107,8 +1110,10 @@ pub(crate) mod tests {
             assert!((angle - rd.turn).abs() < 1e-12, "{i}: {angle}");
             assert!((axis[i / 2].abs() - 1.0).abs() < 1e-12, "{i}: {axis:?}");
         }
-        let plain = RedetectConfig { turn: 0.0, ..rd };
-        assert_eq!(plain.rotations(&pred, &pred), vec![pred]);
+        assert_eq!(
+            RedetectConfig::default().rotations(&pred, &pred),
+            vec![pred]
+        );
     }
 
     /// A box lost while it turned 45° about the viewing axis (and slid 1 cm) is found by a

@@ -81,11 +81,13 @@ pub struct RedetectConfig {
     /// Selection of the visible points whose depth places the search grid.
     pub visibility: VisibilityParams,
     /// Besides the prediction's and the last good pose's rotation, the search tries the
-    /// prediction turned by ± this angle (radians) about each camera axis (0: not). A lost
-    /// object keeps moving while its estimate drifts: on the fast real-mesh sequence s52 the
-    /// scissors were lost for 29 frames while fully visible, every search's best placement
-    /// judging 0.44–0.79 against the 0.43 it needed, until ±20° turns found them
-    /// (ADD-S 17.0 → 2.6 mm; README, "Re-detection").
+    /// prediction turned by ± this angle (radians) about each camera axis (0, the default: not).
+    /// A lost object keeps moving while its estimate drifts: on the fast real-mesh sequence s52
+    /// the scissors were lost for 29 frames while fully visible, every search's best placement
+    /// judging 0.44–0.79 against the 0.43 it needed, until ±20° turns found them (ADD-S 17.0 →
+    /// 2.6 mm). Off by default because the extra placements also let a barely visible object's
+    /// lenient acceptance take a wrong one: `bench pose` on real meshes, held out, reads worse
+    /// for five of seven cells with 20° (README, "Turned placements").
     pub turn: f64,
 }
 
@@ -108,7 +110,7 @@ impl Default for RedetectConfig {
             accept: 0.8,
             found_ratio: 1.5,
             visibility: DepthParams::default().visibility,
-            turn: 20f64.to_radians(),
+            turn: 0.0,
         }
     }
 }
