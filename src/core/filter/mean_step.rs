@@ -266,18 +266,7 @@ mod tests {
 
     #[test]
     fn a_model_without_curvature_is_an_error_and_leaves_the_cloud() {
-        struct Flat;
-        impl Model for Flat {
-            fn dim(&self) -> usize {
-                3
-            }
-            fn sample_prior(&self, _: &mut dyn RngCore, out: &mut [f64]) {
-                out.fill(0.0);
-            }
-            fn loss(&self, x: &[f64]) -> f64 {
-                x.iter().map(|v| v * v).sum()
-            }
-        }
+        use crate::core::filter::step::newton_test_models::Flat;
         let mut set = cloud();
         let before = set.as_slice().to_vec();
         let e = mean_step(&Flat, &mut set, 0).unwrap_err().to_string();

@@ -586,6 +586,21 @@ pub(crate) mod tests {
         }
     }
 
+    /// `L = |x|²` in 3-D, without a Gauss–Newton curvature (what Newton steps must refuse).
+    pub(crate) struct Flat;
+
+    impl Model for Flat {
+        fn dim(&self) -> usize {
+            3
+        }
+        fn sample_prior(&self, _: &mut dyn RngCore, out: &mut [f64]) {
+            out.fill(0.0);
+        }
+        fn loss(&self, x: &[f64]) -> f64 {
+            x.iter().map(|v| v * v).sum()
+        }
+    }
+
     /// Mean and covariance (1/(n−1)) of a particle set.
     pub(crate) fn moments(p: &ParticleSet) -> (DVector<f64>, DMatrix<f64>) {
         let c = Cloud::of(p.as_slice(), p.len(), p.dim());
@@ -659,18 +674,6 @@ pub(crate) mod tests {
     /// The Newton move refuses a model without curvature, and a cloud without spread and no floor.
     #[test]
     fn refusals_are_clear() {
-        struct Flat;
-        impl Model for Flat {
-            fn dim(&self) -> usize {
-                3
-            }
-            fn sample_prior(&self, _: &mut dyn RngCore, out: &mut [f64]) {
-                out.fill(0.0);
-            }
-            fn loss(&self, x: &[f64]) -> f64 {
-                x.iter().map(|v| v * v).sum()
-            }
-        }
         let steps = Preset::RfpfNewton(NewtonParams::default()).steps();
         let set = ParticleSet::from_prior(&Linear::example(), 5, 1).unwrap();
         let e = Filter::new(steps.clone(), set, 0)
