@@ -25,6 +25,7 @@
 use crate::core::error::{Error, Result};
 use crate::core::filter::model::Model;
 use crate::core::filter::particles::ParticleSet;
+use crate::core::filter::step::curvature_at;
 use nalgebra::{DMatrix, DVector};
 
 /// The mean step's outcome.
@@ -37,8 +38,9 @@ pub enum MeanStep {
 }
 
 /// Take the mean step on `particles` for `model` (module docs): translate every particle by the
-/// accepted `δ`. Errors when the model gives no curvature, or a non-finite gradient or curvature
-/// at the mean; the particles are then unchanged.
+/// accepted `δ`. Errors when the model gives no curvature (nor a linear observation to form it
+/// from: [`crate::core::filter::step`]'s `curvature_at`, shared with the Newton move), or a
+/// non-finite gradient or curvature at the mean; the particles are then unchanged.
 pub fn mean_step<M: Model + ?Sized>(
     model: &M,
     particles: &mut ParticleSet,
@@ -51,7 +53,7 @@ pub fn mean_step<M: Model + ?Sized>(
     };
     let mut grad = vec![0.0; m];
     let loss = model.loss_grad(mu.as_slice(), &mut grad);
-    let j = curvature(model, mu.as_slice())?;
+    let j = curvature_at(model, mu.as_slice(), 0, ("mean step", "on"))?;
     if let Some(v) = grad.iter().copied().chain([loss]).find(|v| !v.is_finite()) {
         return Err(non_finite("gradient at the cloud mean", v));
     }
@@ -76,24 +78,6 @@ fn inverse_spread(sigma: &DMatrix<f64>) -> Option<DMatrix<f64>> {
     }
     let regular = sigma + DMatrix::identity(m, m) * ridge;
     Some(regular.cholesky()?.inverse())
-}
-
-/// The model's `J(x)`, symmetrised, or an error when it gives none or a non-finite one.
-fn curvature<M: Model + ?Sized>(model: &M, x: &[f64]) -> Result<DMatrix<f64>> {
-    let m = x.len();
-    let mut j = vec![0.0; m * m];
-    if !model.curvature(x, &mut j) {
-        return Err(Error::param(
-            "mean step",
-            "on",
-            "needs the model's Gauss–Newton curvature (Model::curvature), which this model does not give",
-        ));
-    }
-    if let Some(v) = j.iter().copied().find(|v| !v.is_finite()) {
-        return Err(non_finite("curvature at the cloud mean", v));
-    }
-    let j = DMatrix::from_row_slice(m, m, &j);
-    Ok((&j + j.transpose()) * 0.5)
 }
 
 /// The first of `δ, δ/2, …, δ/2^backtrack` whose loss at `μ + δ` does not exceed `loss`.
@@ -133,40 +117,10 @@ fn non_finite(what: &str, value: f64) -> Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+    // The Newton move's linear-Gaussian test model: `L = ½(y − Hx)ᵀR⁻¹(y − Hx)` in 3-D seen
+    // through 2 observations, so `J = HᵀR⁻¹H` and `∇L = −HᵀR⁻¹(y − Hx)`.
+    use crate::core::filter::step::newton_test_models::Linear;
     use rand::RngCore;
-
-    /// `L = ½(x−x*)ᵀJ(x−x*)` with a fixed SPD `J`.
-    struct Quadratic {
-        j: DMatrix<f64>,
-        target: DVector<f64>,
-    }
-
-    impl Model for Quadratic {
-        fn dim(&self) -> usize {
-            self.target.len()
-        }
-        fn sample_prior(&self, _: &mut dyn RngCore, out: &mut [f64]) {
-            out.fill(0.0);
-        }
-        fn loss(&self, x: &[f64]) -> f64 {
-            let r = DVector::from_column_slice(x) - &self.target;
-            0.5 * r.dot(&(&self.j * &r))
-        }
-        fn loss_grad(&self, x: &[f64], grad: &mut [f64]) -> f64 {
-            let r = DVector::from_column_slice(x) - &self.target;
-            grad.copy_from_slice((&self.j * &r).as_slice());
-            0.5 * r.dot(&(&self.j * &r))
-        }
-        fn curvature(&self, _: &[f64], out: &mut [f64]) -> bool {
-            let m = self.target.len();
-            for a in 0..m {
-                for b in 0..m {
-                    out[a * m + b] = self.j[(a, b)];
-                }
-            }
-            true
-        }
-    }
 
     fn cloud() -> ParticleSet {
         // Five particles in 3-D with a full-rank, anisotropic spread about (1, −2, 0.5).
@@ -180,36 +134,33 @@ mod tests {
         ParticleSet::from_vec(5, 3, rows.concat()).expect("a 5 × 3 set")
     }
 
-    fn quadratic() -> Quadratic {
-        let a = DMatrix::from_row_slice(3, 3, &[2.0, 0.3, 0.0, 0.1, 1.0, 0.4, 0.0, 0.2, 0.5]);
-        Quadratic {
-            j: &a * a.transpose(),
-            target: DVector::from_column_slice(&[0.2, -1.0, 1.5]),
-        }
-    }
-
     #[test]
     fn on_a_quadratic_the_mean_lands_on_the_precision_weighted_combination_and_the_spread_is_kept()
     {
-        let model = quadratic();
+        let model = Linear::example();
         let mut set = cloud();
         let (mu, sigma) = (set.mean(), set.covariance());
         let s_inv = sigma.clone().try_inverse().expect("full-rank spread");
-        let expect = (&s_inv + &model.j).try_inverse().expect("SPD")
-            * (&s_inv * &mu + &model.j * &model.target);
+        let (h, r_inv) = (
+            &model.obs.h,
+            model.obs.r.clone().try_inverse().expect("SPD"),
+        );
+        let j = h.transpose() * &r_inv * h;
+        let expect = (&s_inv + &j).try_inverse().expect("SPD")
+            * (&s_inv * &mu + h.transpose() * &r_inv * &model.obs.y);
         let step = mean_step(&model, &mut set, 0).expect("a curvature model");
         assert!(matches!(step, MeanStep::Moved(_)));
         // The ridge 1e-9·tr Σ̂/m perturbs Σ̂⁻¹ by about 1e-9 relative: 1e-7 is far above it and
-        // far below the move (about 0.5 here).
+        // far below the move (0.28 here).
         assert!((set.mean() - expect).amax() < 1e-7, "{}", set.mean());
         assert!((set.covariance() - sigma).amax() < 1e-12);
     }
 
     #[test]
     fn a_cloud_at_the_minimum_does_not_move() {
-        let mut model = quadratic();
+        let mut model = Linear::example();
         let mut set = cloud();
-        model.target = set.mean();
+        model.obs.y = &model.obs.h * set.mean();
         let before = set.as_slice().to_vec();
         match mean_step(&model, &mut set, 0).expect("a curvature model") {
             MeanStep::Moved(d) => assert!(d.amax() < 1e-12),
@@ -278,7 +229,7 @@ mod tests {
     fn a_cloud_without_spread_is_kept() {
         let mut set = ParticleSet::from_vec(3, 3, vec![0.5; 9]).unwrap();
         assert_eq!(
-            mean_step(&quadratic(), &mut set, 0).unwrap(),
+            mean_step(&Linear::example(), &mut set, 0).unwrap(),
             MeanStep::Kept
         );
     }

@@ -16,6 +16,7 @@ mod ensemble_space;
 mod gradient_move;
 mod jitter;
 mod newton_move;
+pub(crate) use newton_move::curvature_at;
 /// The Newton move's test models, for the tests of other filter modules.
 #[cfg(test)]
 pub(crate) use newton_move::tests as newton_test_models;

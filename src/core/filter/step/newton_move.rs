@@ -281,7 +281,7 @@ impl Coordinates {
             });
         }
         ensemble_space::check_dense(m, why)?;
-        let j = curvature_at(model, cloud.mean.as_slice(), t)?;
+        let j = curvature_at(model, cloud.mean.as_slice(), t, ("filter", "rfpf-newton"))?;
         Ok(Self {
             space: None,
             cloud,
@@ -395,9 +395,16 @@ pub(super) fn positions(mean: &DVector<f64>, offsets: &DMatrix<f64>) -> Vec<f64>
     out
 }
 
-/// `J(μ)` from the model, checked; for a model without `Model::curvature` but with a linear
-/// observation, `HᵀR⁻¹H` (what the ensemble space uses, so that both forms run for such a model).
-fn curvature_at<M: Model + ?Sized>(model: &M, mean: &[f64], t: usize) -> Result<DMatrix<f64>> {
+/// `J(μ)` from the model, checked and symmetrised; for a model without `Model::curvature` but
+/// with a linear observation, `HᵀR⁻¹H` (what the ensemble space uses, so that both forms run for
+/// such a model). `user` (a parameter name and value) is what the error for a model with neither
+/// names; `t` is the update a non-finite curvature is reported at.
+pub(crate) fn curvature_at<M: Model + ?Sized>(
+    model: &M,
+    mean: &[f64],
+    t: usize,
+    user: (&str, &str),
+) -> Result<DMatrix<f64>> {
     let m = mean.len();
     let mut j = vec![0.0; m * m];
     if !model.curvature(mean, &mut j) {
@@ -406,8 +413,8 @@ fn curvature_at<M: Model + ?Sized>(model: &M, mean: &[f64], t: usize) -> Result<
             return Ok(f.tr_mul(&f));
         }
         return Err(Error::param(
-            "filter",
-            "rfpf-newton",
+            user.0,
+            user.1,
             "needs the model's Gauss–Newton curvature (Model::curvature) or a linear observation (Model::linear_observation), which this model does not give",
         ));
     }
