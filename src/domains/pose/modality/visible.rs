@@ -42,19 +42,29 @@ pub fn visible_points(
     cam: &Camera,
     params: &VisibilityParams,
 ) -> Vec<SurfacePoint> {
-    // Candidates with their z-buffer cell; the buffer spans only the cells they occupy.
-    let mut candidates: Vec<(SurfacePoint, (usize, usize))> = Vec::with_capacity(model.len());
+    // The facing test runs in the model frame, before any point is posed: a point's ray from the
+    // camera centre `o = −Rᵀt` is `p − o` there, of the same length and the same dot product with
+    // the normal as in the camera frame (`R` preserves both), so a point facing away costs one
+    // subtraction and two dot products and only candidates are rotated and projected.
+    let rot = *pose.rotation.to_rotation_matrix().matrix();
+    let t = pose.translation.vector;
+    let o = -(rot.transpose() * t);
+    // Candidates (model index, camera depth, z-buffer cell); the buffer spans only their cells.
+    let mut candidates: Vec<(usize, f64, (usize, usize))> = Vec::with_capacity(model.len());
     let (mut lo, mut hi) = ((usize::MAX, usize::MAX), (0, 0));
-    for m in model {
-        let pt = posed(pose, m);
-        let facing = pt.n.dot(&pt.p.coords.normalize());
-        let ok = pt.p.z > 1e-3 && facing < -params.min_facing && facing >= -params.max_facing;
-        let (u, v) = cam.project_xyz(&pt.p.coords);
-        if ok && cam.covers(u, v) {
+    for (i, m) in model.iter().enumerate() {
+        let ray = m.p.coords - o;
+        let (d, len) = (m.n.dot(&ray), ray.norm());
+        if !(d < -params.min_facing * len && d >= -params.max_facing * len) {
+            continue;
+        }
+        let q = rot * m.p.coords + t;
+        let (u, v) = cam.project_inv(&q, 1.0 / q.z);
+        if q.z > 1e-3 && cam.covers(u, v) {
             let cell = ((u / params.cell_px) as usize, (v / params.cell_px) as usize);
             lo = (lo.0.min(cell.0), lo.1.min(cell.1));
             hi = (hi.0.max(cell.0), hi.1.max(cell.1));
-            candidates.push((pt, cell));
+            candidates.push((i, q.z, cell));
         }
     }
     if candidates.is_empty() {
@@ -63,12 +73,15 @@ pub fn visible_points(
     let cols = hi.0 - lo.0 + 1;
     let at = |(cx, cy): (usize, usize)| (cy - lo.1) * cols + (cx - lo.0);
     let mut zbuf = vec![f64::INFINITY; cols * (hi.1 - lo.1 + 1)];
-    for (pt, cell) in &candidates {
-        let z = &mut zbuf[at(*cell)];
-        *z = z.min(pt.p.z);
+    for &(_, z, cell) in &candidates {
+        let b = &mut zbuf[at(cell)];
+        *b = b.min(z);
     }
-    candidates.retain(|(pt, cell)| pt.p.z <= zbuf[at(*cell)] + params.depth_tolerance);
-    subsample_by(&candidates, params.max_points, |(pt, _)| *pt)
+    candidates.retain(|&(_, z, cell)| z <= zbuf[at(cell)] + params.depth_tolerance);
+    subsample_by(&candidates, params.max_points, |&(i, _, _)| SurfacePoint {
+        p: (rot * model[i].p.coords + t).into(),
+        n: rot * model[i].n,
+    })
 }
 
 /// Points of `model` (posed by `pose`, camera frame) on the occluding contour of its projection
@@ -364,6 +377,35 @@ mod tests {
         let vis = visible_points(&model, &pose, &cam(), &VisibilityParams::default());
         assert_eq!(vis.len(), 1);
         assert!((vis[0].p.z - 0.95).abs() < 1e-12);
+    }
+
+    /// The facing test runs in the model frame: under a turned, off-axis pose a plate whose
+    /// normal is turned towards the camera is wholly visible, posed as `pose` poses it, and the
+    /// same plate with its normals flipped shows nothing.
+    #[test]
+    fn a_turned_plate_is_seen_from_its_front_only() {
+        // 5 × 5 points 1 cm apart, normal +z (model frame); turned 150° about x, the normal
+        // becomes (0, −0.5, −0.87) in the camera frame: towards the camera at (0.05, 0, 1).
+        let plate = |nz: f64| -> Vec<SurfacePoint> {
+            (0..25)
+                .map(|i| SurfacePoint {
+                    p: Point3::new(0.01 * (i % 5) as f64, 0.01 * (i / 5) as f64, 0.0),
+                    n: Vector3::new(0.0, 0.0, nz),
+                })
+                .collect()
+        };
+        let pose = Isometry3::new(
+            Vector3::new(0.05, 0.0, 1.0),
+            Vector3::x() * 150f64.to_radians(),
+        );
+        let vis = visible_points(&plate(1.0), &pose, &cam(), &VisibilityParams::default());
+        assert_eq!(vis.len(), 25);
+        for (v, m) in vis.iter().zip(plate(1.0)) {
+            assert!((v.p - pose * m.p).norm() < 1e-12);
+            assert!((v.n - pose.rotation * m.n).norm() < 1e-12);
+        }
+        let back = visible_points(&plate(-1.0), &pose, &cam(), &VisibilityParams::default());
+        assert!(back.is_empty());
     }
 
     #[test]
