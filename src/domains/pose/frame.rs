@@ -54,14 +54,10 @@ impl ImageF32 {
             return None;
         }
         let (x0, y0) = (u as usize, v as usize);
-        let i = y0 * self.width + x0;
-        let w = self.width;
-        let p = [
-            self.data[i],
-            self.data[i + 1],
-            self.data[i + w],
-            self.data[i + w + 1],
-        ];
+        let (i, w) = (y0 * self.width + x0, self.width);
+        // One bounds check for the four pixels: the slice is known to hold `w + 2` values.
+        let px = &self.data[i..i + w + 2];
+        let p = [px[0], px[1], px[w], px[w + 1]];
         Some((p.map(f64::from), u - x0 as f64, v - y0 as f64))
     }
 

@@ -363,10 +363,11 @@ impl Modality for DepthModality {
             Term::Ignored => {}
             Term::Constant(c) => total += c,
             Term::Residual { r, k, a, du, dv, d } => {
-                total += self.params.robust.rho(r);
+                let (rho, psi) = self.params.robust.rho_psi(r);
+                total += rho;
                 if let Some(acc) = grad.as_deref_mut() {
                     let grad_d = self.cam.jacobian_inv(q, iz).tr_mul(&Vector2::new(du, dv));
-                    let s = self.norm * self.params.robust.psi(r);
+                    let s = self.norm * psi;
                     let dk = (Vector3::new(0.0, 0.0, d * iz) - grad_d) * iz;
                     acc.add_point(rv, &((nr * k + dk * a) * s));
                     acc.add_direction(nr, &(q * (k * s)));

@@ -295,10 +295,11 @@ impl Modality for EdgeModality {
                 total += self.params.robust.rho(cap);
                 continue;
             };
-            total += self.params.robust.rho(d);
+            let (rho, psi) = self.params.robust.rho_psi(d);
+            total += rho;
             if let Some(acc) = grad.as_deref_mut() {
                 let j = self.cam.jacobian_xyz(&q);
-                let s = self.norm * self.params.robust.psi(d);
+                let s = self.norm * psi;
                 acc.add_point(&rv, &(j.tr_mul(&Vector2::new(du, dv)) * s));
             }
         }

@@ -548,9 +548,10 @@ impl Modality for RegionModality {
             let Some((r, rv, dq)) = self.residual(l, motion) else {
                 continue;
             };
-            total += robust.rho(r);
+            let (rho, psi) = robust.rho_psi(r);
+            total += rho;
             if let Some(acc) = grad.as_deref_mut() {
-                acc.add_point(&rv, &(dq * (self.norm * robust.psi(r))));
+                acc.add_point(&rv, &(dq * (self.norm * psi)));
             }
         }
         total * self.norm
