@@ -144,16 +144,19 @@ impl RegionParams {
         laplace.max(self.slope)
     }
 
-    /// The smoothed step `h_f(x_m) = ½ − α tanh(x_m / (2β))` at the function's segment centres
-    /// `x_m = m − (F − 1)/2`, `m < F` (the same for every line: computed once per round).
-    fn step_function(&self) -> Vec<f64> {
+    /// What every line of a round shares ([`LineShape`]), formed once per round.
+    fn line_shape(&self) -> LineShape {
         let f_len = self.function_length.max(1);
-        (0..f_len)
+        let step = (0..f_len)
             .map(|m| {
                 let x = m as f64 - (f_len - 1) as f64 / 2.0;
                 0.5 - self.amplitude * (x / (2.0 * self.slope)).tanh()
             })
-            .collect()
+            .collect();
+        LineShape {
+            step,
+            min_variance: self.min_variance(),
+        }
     }
 
     /// The segment length `s` of widening `f`.
@@ -201,6 +204,23 @@ impl ModalitySpec for RegionParams {
     fn boxed(&self) -> Box<dyn ModalitySpec> {
         Box::new(*self)
     }
+}
+
+/// What every correspondence line of a round shares: the smoothed step
+/// `h_f(x_m) = ½ − α tanh(x_m / (2β))` at the function's segment centres `x_m = m − (F − 1)/2`,
+/// `m < F`, and the step's own variance ([`RegionParams::min_variance`]).
+struct LineShape {
+    step: Vec<f64>,
+    min_variance: f64,
+}
+
+/// The buffers one line's distribution is computed in, reused from line to line.
+#[derive(Default)]
+struct LineScratch {
+    /// Per segment: the foreground and background likelihoods, normalised.
+    segments: Vec<(f64, f64)>,
+    /// The contour-position distribution.
+    distribution: Vec<f64>,
 }
 
 /// Foreground and background histograms of one object (normalised to sum 1), with the
@@ -372,13 +392,14 @@ impl RegionFrame {
         model: &ColourModel,
         (c, n): (&Vector2<f64>, &Vector2<f64>),
         s: usize,
-        step: &[f64],
+        (shape, scratch): (&LineShape, &mut LineScratch),
     ) -> Option<(f64, f64)> {
         let p = &self.params;
         let (f_len, d_len) = (p.function_length.max(1), p.distribution_length.max(1));
         let segments = f_len + d_len - 1;
         let half = (segments * s) as f64 / 2.0;
-        let mut seg = Vec::with_capacity(segments);
+        let (seg, dist) = (&mut scratch.segments, &mut scratch.distribution);
+        seg.clear();
         for j in 0..segments {
             let (mut pf, mut pb) = (1.0, 1.0);
             for k in 0..s {
@@ -393,13 +414,12 @@ impl RegionFrame {
                 false => (0.5, 0.5),
             });
         }
-        let dist: Vec<f64> = (0..d_len)
-            .map(|k| {
-                (step.iter().enumerate())
-                    .map(|(m, hf)| hf * seg[k + m].0 + (1.0 - hf) * seg[k + m].1)
-                    .product()
-            })
-            .collect();
+        dist.clear();
+        dist.extend((0..d_len).map(|k| {
+            (shape.step.iter().enumerate())
+                .map(|(m, hf)| hf * seg[k + m].0 + (1.0 - hf) * seg[k + m].1)
+                .product::<f64>()
+        }));
         let total: f64 = dist.iter().sum();
         if !(total > 0.0 && total.is_finite()) {
             return None;
@@ -412,7 +432,7 @@ impl RegionFrame {
             .map(|(k, w)| (k as f64 - mean).powi(2) * w)
             .sum::<f64>()
             / total;
-        Some((mean - (d_len - 1) as f64 / 2.0, var.max(p.min_variance())))
+        Some((mean - (d_len - 1) as f64 / 2.0, var.max(shape.min_variance)))
     }
 }
 
@@ -430,9 +450,10 @@ impl RegionFrame {
         let mut m = RegionModality::empty(camera, chart, p);
         let sigma2 = (p.sigma * s as f64).powi(2) / p.min_variance();
         let (_, lines) = self.open_lines(camera, &chart.reference, points);
-        let step = p.step_function();
+        let (shape, mut scratch) = (p.line_shape(), LineScratch::default());
         for (q, n, c) in lines {
-            if let Some((mean, var)) = self.distribution(model, (&c, &n), s, &step) {
+            if let Some((mean, var)) = self.distribution(model, (&c, &n), s, (&shape, &mut scratch))
+            {
                 m.lines.push(Line {
                     v: q - chart.centre,
                     n,
