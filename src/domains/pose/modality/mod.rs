@@ -80,7 +80,9 @@ impl Robust {
         match *self {
             Robust::L2 => (0.5 * r * r, r),
             Robust::Huber(c) if r.abs() <= c => (0.5 * r * r, r),
-            Robust::Huber(c) => (c * (r.abs() - 0.5 * c), r.clamp(-c, c)),
+            // Beyond the corner `ψ = c·sign(r)`, which is `clamp(r, −c, c)` there, without
+            // clamp's panic on a NaN or negative `c`.
+            Robust::Huber(c) => (c * (r.abs() - 0.5 * c), c * r.signum()),
             Robust::Tukey(c) => {
                 let t = (1.0 - (r / c).powi(2)).max(0.0);
                 (c * c / 6.0 * (1.0 - t * t * t), r * t * t)

@@ -291,9 +291,10 @@ struct RegionFrame {
 
 /// The image pixel nearest to `(u, v)`, if inside.
 fn pixel(rgb: &RgbImage, u: f64, v: f64) -> Option<[u8; 3]> {
-    // `⌊u + ½⌋` by truncation (exact for `u + ½ ≥ 0`, the only values kept): the nearest pixel,
-    // without a call to `round` (not inlined on baseline x86-64: 1.4 % of a fast sequence's
-    // run). A NaN fails the test.
+    // `⌊u + ½⌋` by truncation (`u + ½ ≥ 0` for every value kept): the nearest pixel, without a
+    // call to `round` (not inlined on baseline x86-64: 1.4 % of a fast sequence's run). It can
+    // differ from `round` only at a tie (`u = −½` now reads pixel 0) or where adding ½ rounds
+    // (`u` within an ulp below a half-integer); a NaN fails the test.
     let (x, y) = (u + 0.5, v + 0.5);
     let inside = x >= 0.0 && y >= 0.0 && x < rgb.width() as f64 && y < rgb.height() as f64;
     inside.then(|| rgb.get_pixel(x as u32, y as u32).0)
@@ -386,7 +387,9 @@ impl RegionFrame {
     }
 
     /// The contour-position distribution of the line through `c` along `n` with segments of
-    /// `s` pixels: `(mean, variance)` in segments (module docs), `None` off the image.
+    /// `s` pixels: `(mean, variance)` in segments (module docs), `None` off the image. `shape` is
+    /// the round's [`LineShape`] (its step has `function_length` values), `scratch` the buffers
+    /// the line is computed in.
     fn distribution(
         &self,
         model: &ColourModel,
@@ -448,9 +451,9 @@ impl RegionFrame {
     ) -> RegionModality {
         let p = &self.params;
         let mut m = RegionModality::empty(camera, chart, p);
-        let sigma2 = (p.sigma * s as f64).powi(2) / p.min_variance();
-        let (_, lines) = self.open_lines(camera, &chart.reference, points);
         let (shape, mut scratch) = (p.line_shape(), LineScratch::default());
+        let sigma2 = (p.sigma * s as f64).powi(2) / shape.min_variance;
+        let (_, lines) = self.open_lines(camera, &chart.reference, points);
         for (q, n, c) in lines {
             if let Some((mean, var)) = self.distribution(model, (&c, &n), s, (&shape, &mut scratch))
             {
