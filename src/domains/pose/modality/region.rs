@@ -849,6 +849,59 @@ mod tests {
         );
     }
 
+    /// The truncating nearest-pixel lookup reads the pixel `round` names, and nothing outside
+    /// the image (NaN, far off, just past either border), over a grid of positions that crosses
+    /// both borders.
+    #[test]
+    fn the_nearest_pixel_is_the_rounded_position() {
+        let mut rgb = RgbImage::new(7, 5);
+        for (x, y, p) in rgb.enumerate_pixels_mut() {
+            *p = image::Rgb([x as u8, y as u8, 0]);
+        }
+        let reference = |u: f64, v: f64| {
+            let (x, y) = (u.round(), v.round());
+            let inside = x >= 0.0 && y >= 0.0 && x < 7.0 && y < 5.0;
+            inside.then_some([x as u8, y as u8, 0])
+        };
+        for i in -30..=100 {
+            for j in -30..=80 {
+                // Steps of 0.09 px: never exactly on a half-integer but the borders' −0.45/6.57.
+                let (u, v) = (i as f64 * 0.09 - 0.3, j as f64 * 0.09 - 0.3);
+                assert_eq!(pixel(&rgb, u, v), reference(u, v), "at ({u}, {v})");
+            }
+        }
+        for (u, v) in [
+            (f64::NAN, 1.0),
+            (1.0, f64::NAN),
+            (-0.51, 1.0),
+            (6.5, 1.0),
+            (1e300, 1.0),
+        ] {
+            assert_eq!(pixel(&rgb, u, v), None, "at ({u}, {v})");
+        }
+    }
+
+    /// A colour model's posterior table follows its histograms through the first and later
+    /// learning steps: `h_f / (h_f + h_b)` in every bin, ½ in a bin both leave empty.
+    #[test]
+    fn the_posterior_table_follows_the_histograms() {
+        let fg = [3.0, 0.0, 1.0, 0.0];
+        let bg = [1.0, 2.0, 1.0, 0.0];
+        let mut m = ColourModel::first(&fg, &bg);
+        let check = |m: &ColourModel| {
+            for bin in 0..4 {
+                let (f, b) = (m.fg[bin], m.bg[bin]);
+                let want = if f + b > 0.0 { f / (f + b) } else { 0.5 };
+                assert_eq!(m.posterior(bin), want, "bin {bin}");
+            }
+        };
+        check(&m);
+        assert_eq!(m.posterior(3), 0.5);
+        m.learn(&[0.0, 4.0, 0.0, 0.0], &[2.0, 0.0, 0.0, 0.0], (0.2, 0.3));
+        check(&m);
+        assert!(m.posterior(1) > 0.0 && m.posterior(0) < 0.75);
+    }
+
     #[test]
     fn a_frame_without_colour_is_refused() {
         let mut f = frame();

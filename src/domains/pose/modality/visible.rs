@@ -415,6 +415,65 @@ mod tests {
         assert!(back.is_empty());
     }
 
+    /// The model-frame facing test selects what posing every point and testing it in the camera
+    /// frame selects (the selection before the early test), point for point and bit for bit:
+    /// a sampled box under twelve turned, off-axis poses, with the facing thresholds tightened
+    /// to a band so that both bounds cut.
+    #[test]
+    fn the_early_facing_test_selects_what_posing_every_point_selects() {
+        let mesh = crate::domains::pose::Mesh::cuboid(0.1, 0.07, 0.05).unwrap();
+        let model = mesh.sample_surface(2000, 3);
+        let params = VisibilityParams {
+            min_facing: 0.2,
+            max_facing: 0.9,
+            max_points: 10_000,
+            ..Default::default()
+        };
+        let reference = |pose: &Isometry3<f64>| -> Vec<SurfacePoint> {
+            let mut cand: Vec<(SurfacePoint, (usize, usize))> = Vec::new();
+            for m in &model {
+                let pt = posed(pose, m);
+                let facing = pt.n.dot(&pt.p.coords.normalize());
+                let ok =
+                    pt.p.z > 1e-3 && facing < -params.min_facing && facing >= -params.max_facing;
+                let (u, v) = cam().project_xyz(&pt.p.coords);
+                if ok && cam().covers(u, v) {
+                    cand.push((
+                        pt,
+                        ((u / params.cell_px) as usize, (v / params.cell_px) as usize),
+                    ));
+                }
+            }
+            let mut zbuf = std::collections::HashMap::new();
+            for (pt, c) in &cand {
+                let z: &mut f64 = zbuf.entry(*c).or_insert(f64::INFINITY);
+                *z = z.min(pt.p.z);
+            }
+            cand.into_iter()
+                .filter(|(pt, c)| pt.p.z <= zbuf[c] + params.depth_tolerance)
+                .map(|(pt, _)| pt)
+                .collect()
+        };
+        for k in 0..12 {
+            let a = k as f64;
+            let pose = Isometry3::new(
+                Vector3::new(
+                    0.03 * (a * 0.7).sin(),
+                    0.02 * (a * 1.3).cos(),
+                    0.5 + 0.02 * a,
+                ),
+                Vector3::new(0.9 * (a * 0.5).sin(), 0.8 * (a * 0.9).cos(), 0.3 * a),
+            );
+            let got = visible_points(&model, &pose, &cam(), &params);
+            let want = reference(&pose);
+            assert!(!want.is_empty(), "pose {k} shows nothing");
+            assert_eq!(got.len(), want.len(), "pose {k}");
+            for (g, w) in got.iter().zip(&want) {
+                assert_eq!((g.p, g.n), (w.p, w.n), "pose {k}");
+            }
+        }
+    }
+
     #[test]
     fn contour_points_lie_on_the_silhouette() {
         // A face-on square plate of 10 cm at 1 m: its contour is the square's outline.
