@@ -388,8 +388,8 @@ impl RegionFrame {
 
     /// The contour-position distribution of the line through `c` along `n` with segments of
     /// `s` pixels: `(mean, variance)` in segments (module docs), `None` off the image. `shape` is
-    /// the round's [`LineShape`] (its step has `function_length` values), `scratch` the buffers
-    /// the line is computed in.
+    /// the round's [`LineShape`] (the step function's length is read from it), `scratch` the
+    /// buffers the line is computed in.
     fn distribution(
         &self,
         model: &ColourModel,
@@ -398,7 +398,7 @@ impl RegionFrame {
         (shape, scratch): (&LineShape, &mut LineScratch),
     ) -> Option<(f64, f64)> {
         let p = &self.params;
-        let (f_len, d_len) = (p.function_length.max(1), p.distribution_length.max(1));
+        let (f_len, d_len) = (shape.step.len(), p.distribution_length.max(1));
         let segments = f_len + d_len - 1;
         let half = (segments * s) as f64 / 2.0;
         let (seg, dist) = (&mut scratch.segments, &mut scratch.distribution);
