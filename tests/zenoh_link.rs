@@ -273,6 +273,9 @@ fn zenoh_peers_that_vanish_lose_nothing() {
         ])
         .arg("--from")
         .arg(&scene)
+        // The replay converts the scene in a scratch folder of the temp folder; killed, it
+        // cannot remove it, so it makes it inside this test's own scratch folder.
+        .env("TMPDIR", &*root)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()

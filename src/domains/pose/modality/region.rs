@@ -46,9 +46,14 @@
 //! whose contour point `q` meets a measured depth `d` with `q_z − d > occlusion` at its projection
 //! or `occlusion_px` pixels inward or outward along its normal is dropped (ICG's occlusion
 //! measurement), and such lines teach the colour statistics nothing.
+//!
+//! # Colour loss (judging a re-detection)
+//! `ℓ_c = 1/M · Σ_j (1 − p_f(y_j))` over the pixels `y_j` of the `M` visible model points that the
+//! depth image does not show hidden ([`FrameTerm::colour_loss`]): how little the object's
+//! silhouette looks like the object learned so far.
 
 use super::spec::{FrameTerm, Memory, ModalitySpec, Needs};
-use super::visible::Silhouette;
+use super::visible::{visible_points, Silhouette, VisibilityParams};
 use super::{GradAccumulator, Modality, PoseChart, RgbdFrame, RigidMotion, Robust, SharedImage};
 use crate::core::error::Result;
 use crate::core::geometry::camera::Camera;
@@ -300,6 +305,16 @@ fn pixel(rgb: &RgbImage, u: f64, v: f64) -> Option<[u8; 3]> {
     inside.then(|| rgb.get_pixel(x as u32, y as u32).0)
 }
 
+/// Whether the pixel nearest `at` of `depth` measures a depth more than `occlusion` in front of
+/// `z` (not where it is missing or outside).
+fn hidden(depth: &SharedImage, z: f64, at: &Vector2<f64>, occlusion: f64) -> bool {
+    let (x, y) = (at.x.round(), at.y.round());
+    (x >= 0.0 && y >= 0.0)
+        .then(|| depth.depth_at(x as usize, y as usize))
+        .flatten()
+        .is_some_and(|d| z - d as f64 > occlusion)
+}
+
 /// Where a line starts: contour point (camera frame), outward image normal, projected point.
 type LineSeed = (Vector3<f64>, Vector2<f64>, Vector2<f64>);
 
@@ -332,14 +347,15 @@ impl RegionFrame {
             return false;
         };
         let p = &self.params;
-        [-p.occlusion_px, 0.0, p.occlusion_px].iter().any(|k| {
-            let at = c + n * *k;
-            let (x, y) = (at.x.round(), at.y.round());
-            (x >= 0.0 && y >= 0.0)
-                .then(|| depth.depth_at(x as usize, y as usize))
-                .flatten()
-                .is_some_and(|d| q.z - d as f64 > p.occlusion)
-        })
+        [-p.occlusion_px, 0.0, p.occlusion_px]
+            .iter()
+            .any(|k| hidden(depth, q.z, &(c + n * *k), p.occlusion))
+    }
+
+    /// Whether a point at depth `z` projecting to `at` is hidden: its nearest pixel measures a
+    /// depth more than `occlusion` in front of it (never without a depth image).
+    fn hides(&self, z: f64, at: &Vector2<f64>) -> bool {
+        (self.depth.as_ref()).is_some_and(|d| hidden(d, z, at, self.params.occlusion))
     }
 
     /// The lines of `points` at `pose` ([`lines_at`]) without the occluded ones.
@@ -495,6 +511,38 @@ impl FrameTerm for RegionFrame {
             }
             None => RegionModality::empty(camera, chart, &self.params),
         })
+    }
+
+    /// The mean of `1 − p_f(y)` over the pixels of the points visible at the chart's reference
+    /// ([`VisibilityParams`] defaults) that the depth image does not show hidden (the lines'
+    /// occlusion test, [`RegionParams::occlusion`], at the point's own pixel).
+    fn colour_loss(
+        &self,
+        camera: &Camera,
+        chart: &PoseChart,
+        object: usize,
+        points: &[SurfacePoint],
+    ) -> Option<f64> {
+        let memory = (self.memory.objects.read()).unwrap_or_else(|e| e.into_inner());
+        let model = memory.get(object).and_then(Option::as_ref)?;
+        let visible = visible_points(
+            points,
+            &chart.reference,
+            camera,
+            &VisibilityParams::default(),
+        );
+        let (sum, n) = (visible.iter())
+            .filter_map(|pt| {
+                let (u, v) = camera.project_xyz(&pt.p.coords);
+                match self.hides(pt.p.z, &Vector2::new(u, v)) {
+                    true => None,
+                    false => pixel(&self.rgb, u, v),
+                }
+            })
+            .fold((0.0, 0usize), |(sum, n), c| {
+                (sum + 1.0 - model.posterior(self.params.bin(c)), n + 1)
+            });
+        (n > 0).then(|| sum / n as f64)
     }
 
     /// Blend the colours along the lines of `pose` into object `object`'s histograms (the
@@ -847,6 +895,45 @@ mod tests {
             t.prepare(&cam(), &chart, 0, &points(), 1.0).len(),
             all.len()
         );
+    }
+
+    /// The colour loss is low where the red box shows, high on the blue background it was
+    /// learned against, unknown before learning, and leaves out what the depth shows hidden.
+    #[test]
+    fn the_colour_loss_tells_the_object_from_its_surroundings() {
+        let params = RegionParams::default();
+        let t = term(params);
+        let at = |t: &RegionFrame, pose: Isometry3<f64>, object: usize| {
+            let chart = PoseChart::new(pose, &Vector3::zeros());
+            t.colour_loss(&cam(), &chart, object, &points())
+        };
+        let here = at(&t, truth(), 0).unwrap();
+        // The learned posterior of the box's red is near 1 (blue never appears inside).
+        assert!(here < 0.1, "{here}");
+        // 6 cm sideways at 0.4 m (45 px): mostly off the box, whose projection reaches up to
+        // 29 px from its centre, onto blue (0.88 measured).
+        let away = at(&t, offset([0.06, 0.0, 0.0, 0.0, 0.0, 0.0]), 0).unwrap();
+        assert!(away > 0.8, "{away}");
+        // Object 1 has no colour model, nor has object 0 before learning.
+        assert_eq!(at(&t, truth(), 1), None);
+        let fresh = RegionFrame {
+            memory: Arc::new(ColourMemory::default()),
+            ..term(params)
+        };
+        assert_eq!(at(&fresh, truth(), 0), None);
+        // Depth 10 cm in front of everything hides every point: nothing to judge; depth behind
+        // the box hides nothing.
+        let (w, h) = (cam().width as usize, cam().height as usize);
+        let with_depth = |d: f32| RegionFrame {
+            depth: Some(Arc::new(ImageF32 {
+                width: w,
+                height: h,
+                data: vec![d; w * h],
+            })),
+            ..term(params)
+        };
+        assert_eq!(at(&with_depth(0.3), truth(), 0), None);
+        assert_eq!(at(&with_depth(0.6), truth(), 0), Some(here));
     }
 
     /// The truncating nearest-pixel lookup reads the pixel `round` names, and nothing outside

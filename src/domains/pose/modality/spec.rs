@@ -109,6 +109,23 @@ pub trait FrameTerm: Send + Sync {
         None
     }
 
+    /// Object `object`'s colour loss at `chart`'s reference pose, if this modality keeps a colour
+    /// model of it: the mean of `1 − p_f(y)` over the pixels `y` of the object's visible points
+    /// that nothing nearer hides, with `p_f` the object's learned foreground posterior (0 when
+    /// every pixel looks like the object, ½ for colours never seen, 1 when every pixel looks like
+    /// its surroundings). `None` without a colour model, before one is learned, or when no
+    /// visible point shows. Re-detection uses it to refuse a placement on something that does not
+    /// look like the object: an occluder's face can fit the depth as well as the object did.
+    fn colour_loss(
+        &self,
+        _camera: &Camera,
+        _chart: &PoseChart,
+        _object: usize,
+        _points: &[SurfacePoint],
+    ) -> Option<f64> {
+        None
+    }
+
     /// [`FrameTerm::detection_loss`] at `chart`'s reference pose translated by each of `shifts`
     /// (camera frame, metres), for scoring many placements of one rotation: a modality may take
     /// the points visible at the reference for every shift (the depth modality does, which

@@ -1076,7 +1076,23 @@ pub(crate) mod tests {
         let rd = RedetectConfig::default();
         assert!(!rd.signals_loss(0.26, 0.105) && !rd.signals_loss(0.358, 0.14));
         assert!(rd.signals_loss(0.76, 0.3) && rd.signals_loss(0.95, 0.6));
-        assert!(!rd.signals_loss(0.76, 0.4), "below ratio × level");
+        assert!(!rd.signals_loss(0.58, 0.4), "below ratio × level");
+    }
+
+    /// A winner that looks less like the object than the estimate it would replace (by more
+    /// than the margin) is refused; without a colour judgement on either side, colour decides
+    /// nothing.
+    #[test]
+    fn a_winner_must_look_like_the_object_as_much_as_its_estimate() {
+        let rd = RedetectConfig::default();
+        let m = rd.colour_margin;
+        // The grey plate over s41's bottle: 0.49 against the estimate's 0.08.
+        assert!(!rd.colour_accepts(Some(0.49), Some(0.08)));
+        assert!(!rd.colour_accepts(Some(0.3 + m + 1e-9), Some(0.3)));
+        assert!(rd.colour_accepts(Some(0.3 + m), Some(0.3)));
+        // A lost estimate on the background, its winner on the object.
+        assert!(rd.colour_accepts(Some(0.06), Some(0.67)));
+        assert!(rd.colour_accepts(None, Some(0.1)) && rd.colour_accepts(Some(0.9), None));
     }
 
     #[test]
