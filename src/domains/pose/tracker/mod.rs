@@ -1077,6 +1077,8 @@ pub(crate) mod tests {
         assert!(!rd.signals_loss(0.26, 0.105) && !rd.signals_loss(0.358, 0.14));
         assert!(rd.signals_loss(0.76, 0.3) && rd.signals_loss(0.95, 0.6));
         assert!(!rd.signals_loss(0.58, 0.4), "below ratio × level");
+        // 1.6 × the level, over the floor: a loss since the trigger moved from 2 × to 1.5 ×.
+        assert!(rd.signals_loss(0.65, 0.4), "above ratio × level");
     }
 
     /// A winner that looks less like the object than the estimate it would replace (by more

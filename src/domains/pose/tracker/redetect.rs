@@ -26,7 +26,8 @@ use nalgebra::{Isometry3, Matrix6, UnitQuaternion, Vector3, Vector6};
 /// Gauss–Newton steps (kept only where that lowers their detection loss), and the object's
 /// particles restart around the winner if it looks like the object did while it was tracked
 /// (at most `found_ratio` × the running level, or
-/// `min_loss` if that is higher).
+/// `min_loss` if that is higher) and, with a modality that keeps a colour model, its colour
+/// loss is at most the estimate's plus `colour_margin`.
 ///
 /// The detection loss is the sum of the detection losses of the tracker's modalities that judge
 /// detections (the depth modality: its loss at the estimate, at scale 1, divided by its outlier
@@ -40,7 +41,7 @@ pub struct RedetectConfig {
     /// Trigger when the detection loss exceeds `ratio` × its running level …
     ///
     /// 1.5 since 2026-12-06 (2.0 before). A trigger holds the object (no velocity, no colour
-    /// learning) even when its search finds nothing better, and that alone keeps many objects
+    /// learning, no learning of the running level) even when its search finds nothing better, and that alone keeps many objects
     /// that the occluder bar half hides during a jerk: the twelve fast real-mesh sequences'
     /// mean ADD-S over filter seeds 0–8 went from 4.18 to 2.24 mm (better on eight of nine
     /// seeds). Its risk, a search that places a half-hidden object on its occluder's face, is
@@ -105,6 +106,7 @@ pub struct RedetectConfig {
     /// estimate's 0.08–0.14; without the check the bottle was moved onto the plate on two of
     /// three seeds (ADD-S 11.0 and 6.6 mm on s41). On the fast sequences no accepted winner read
     /// more than its estimate (re-detected winners 0.04–0.15 against 0.08–0.67).
+    /// `f64::INFINITY` turns the check off.
     pub colour_margin: f64,
 }
 
@@ -353,7 +355,8 @@ impl Tracker {
     }
 
     /// Object `k`'s colour loss at `pose`: the mean over the modalities that keep a colour model
-    /// of it ([`crate::domains::pose::modality::FrameTerm::colour_loss`]); `None` without one.
+    /// of it ([`crate::domains::pose::modality::FrameTerm::colour_loss`]); `None` without one,
+    /// or when nothing of the object there is unhidden and inside the image.
     fn colour_loss(
         &self,
         k: usize,
@@ -406,6 +409,7 @@ impl Tracker {
         if !rd.accepts(found, loss, level) {
             return Ok(false);
         }
+        // The winner's colour loss first, the estimate's second.
         let held = self.colour_loss(k, &est, frame, maps);
         let seen = self.colour_loss(k, &winner, frame, maps);
         if !rd.colour_accepts(seen, held) {
