@@ -16,7 +16,7 @@ use nalgebra::{Isometry3, Matrix6, UnitQuaternion, Vector3, Vector6};
 /// running level (or is simply high), the object is searched for again, translation first: its
 /// rotation centre is placed on a pixel grid over the image region between the constant-velocity
 /// prediction and the last good pose — widened by a reach that grows with the frames it has been
-/// lost — at two depths (the sensor's there plus the centre's depth behind the visible surface,
+/// lost — at two depths (the sensor's there plus the centre's depth behind the surface on its ray,
 /// and the prediction's: the pixel may show an occluder), at several rotations (the prediction's and
 /// the last good pose's: a lost estimate's rotation drifts; and the prediction turned by
 /// ±`turn` about each camera axis). Every placement is scored by the
@@ -109,9 +109,9 @@ pub struct RedetectConfig {
     /// more than its estimate (re-detected winners 0.04–0.15 against 0.08–0.67).
     /// `f64::INFINITY` turns the check off.
     pub colour_margin: f64,
-    /// Pixels about the centre's projection whose visible points give the surface depth on the
-    /// centre's ray: a placement puts the centre that far behind the sensor's depth at its grid
-    /// pixel (the median of the visible points' depths there; their mean depth when none
+    /// Radius in pixels about the centre's projection within which the visible points give the
+    /// surface depth on the centre's ray: a placement puts the centre `c_z − median` behind the
+    /// sensor's depth at its grid pixel (with the mean depth of all visible points when none
     /// projects there). About the sensor window the grid reads (5 × 5 pixels).
     pub centre_px: f64,
 }
@@ -263,16 +263,18 @@ impl PixelGrid {
 }
 
 /// How far the centre `c` (camera frame) lies behind the surface seen on its ray: `c_z` minus the
-/// median depth of the `visible` points (camera frame) that project within `radius_px` pixels of
-/// `c`'s projection. A placement puts the centre at the sensor's depth at a grid pixel plus this,
+/// median depth (the upper median of an even count) of the `visible` points (camera frame) that
+/// project within `radius_px` pixels of `c`'s projection. A placement puts the centre at the sensor's depth at a grid pixel plus this,
 /// and the sensor there reads the surface on the centre's ray. Without such points (an object
-/// with a hole at its centre, say) the mean depth of all visible points stands in for it; without
-/// visible points, 0.
+/// with a hole at its centre, say, or a centre at or behind the camera plane) the mean depth of all
+/// visible points stands in for it; without visible points, 0.
 ///
-/// Until 2026-12-06 the mean depth always stood in: for a can seen from its side that is about
-/// `2r/π` in front of the centre where the ray meets the wall at `r`, and every placement of s31's
-/// tuna can (radius 43 mm) lay 20–24 mm too near, so that no placement came within 15 mm of the
-/// truth while the can was lost in plain sight (filter seed 1, 28 lost frames).
+/// Until 2026-12-06 the mean depth always stood in: for a can seen from its side it lies nearer
+/// the centre than the wall on the centre's ray, at `r` (about `2r/π` in front for a wall seen
+/// square-on). For s31's tuna can (radius 43 mm) the mean read 16–18 mm in front of the centre and
+/// the surface on the ray 42 mm, so every
+/// placement lay about 24 mm too near and none came within 15 mm of the truth while the can was
+/// lost in plain sight (filter seed 1, 28 lost frames).
 pub(super) fn depth_behind(
     visible: &[SurfacePoint],
     c: &Vector3<f64>,
@@ -284,6 +286,7 @@ pub(super) fn depth_behind(
     }
     let (cu, cv) = cam.project_xyz(c);
     let mut on_ray: Vec<f64> = (visible.iter())
+        .filter(|_| c.z > 1e-3)
         .filter(|p| {
             let (u, v) = cam.project_xyz(&p.p.coords);
             (u - cu).powi(2) + (v - cv).powi(2) <= radius_px * radius_px
