@@ -1140,6 +1140,28 @@ pub(crate) mod tests {
         assert!(rd.colour_accepts(None, Some(0.1)) && rd.colour_accepts(Some(0.9), None));
     }
 
+    /// s52's scissors, frame 16: placed within 2 mm of the truth but judging 0.438 against the
+    /// 1.5 × 0.289 = 0.434 the depth alone allows. Looking clearly more like the object than the
+    /// estimate (colour loss 0.12 against 0.55) lets the winner in within the trigger's floor;
+    /// nothing else does.
+    #[test]
+    fn a_winner_that_looks_clearly_more_like_the_object_needs_only_the_trigger_floor() {
+        let rd = RedetectConfig::default();
+        let depth = (0.438, 0.851, 0.289);
+        assert!(!rd.accepts(depth.0, depth.1, depth.2));
+        assert!(rd.accepts_winner(depth, Some(0.12), Some(0.55)));
+        // No colour, or too little colour gain: the depth rule alone.
+        assert!(!rd.accepts_winner(depth, None, Some(0.55)));
+        assert!(!rd.accepts_winner(depth, Some(0.12), None));
+        assert!(!rd.accepts_winner(depth, Some(0.36), Some(0.55)));
+        // Beyond the trigger's floor (0.547 on frame 14), or not clearly better than the estimate.
+        assert!(!rd.accepts_winner((0.547, 0.898, 0.289), Some(0.11), Some(0.56)));
+        assert!(!rd.accepts_winner((0.438, 0.5, 0.289), Some(0.12), Some(0.55)));
+        // What the depth accepts still needs the colour margin (s41's plate).
+        assert!(!rd.accepts_winner((0.351, 0.694, 0.317), Some(0.49), Some(0.08)));
+        assert!(rd.accepts_winner((0.241, 0.602, 0.222), Some(0.06), Some(0.32)));
+    }
+
     #[test]
     fn redetection_searches_every_lost_frame_while_the_reach_grows_then_every_interval() {
         let rd = RedetectConfig {
