@@ -1065,6 +1065,9 @@ pub(crate) mod tests {
             assert!(rd.accepts(level.max(0.01), 1.0, level), "{loss}");
             // … and none that is not clearly better than the estimate it would replace.
             assert!(!rd.accepts(0.5, 0.5, level), "{loss}");
+            // Nor does colour let in a winner above `max_loss`.
+            let lost = (rd.max_loss + 1e-9, f64::INFINITY, level);
+            assert!(!rd.accepts_winner(lost, Some(0.0), Some(1.0)), "{loss}");
         }
     }
 
@@ -1141,7 +1144,7 @@ pub(crate) mod tests {
     }
 
     /// s52's scissors, frame 16: placed within 2 mm of the truth but judging 0.438 against the
-    /// 1.5 × 0.289 = 0.434 the depth alone allows. Looking clearly more like the object than the
+    /// 1.5 × 0.289 = 0.4335 the depth alone allows. Looking clearly more like the object than the
     /// estimate (colour loss 0.12 against 0.55) lets the winner in within the trigger's floor;
     /// nothing else does.
     #[test]
@@ -1156,9 +1159,18 @@ pub(crate) mod tests {
         assert!(!rd.accepts_winner(depth, Some(0.36), Some(0.55)));
         // Beyond the trigger's floor (0.547 on frame 14), or not clearly better than the estimate.
         assert!(!rd.accepts_winner((0.547, 0.898, 0.289), Some(0.11), Some(0.56)));
-        assert!(!rd.accepts_winner((0.438, 0.5, 0.289), Some(0.12), Some(0.55)));
-        // What the depth accepts still needs the colour margin (s41's plate).
+        // (an estimate of 0.54, just over the trigger's floor: 0.8 × 0.54 = 0.432 < 0.438)
+        assert!(!rd.accepts_winner((0.438, 0.54, 0.289), Some(0.12), Some(0.55)));
+        // At the floor itself the winner passes; with the gain turned off it does not.
+        assert!(rd.accepts_winner((rd.lost_floor, 0.851, 0.289), Some(0.12), Some(0.55)));
+        let off = RedetectConfig {
+            colour_gain: f64::INFINITY,
+            ..rd
+        };
+        assert!(!off.accepts_winner(depth, Some(0.12), Some(0.55)));
+        // What the depth accepts still needs the colour margin: s41's plate on frame 18 …
         assert!(!rd.accepts_winner((0.351, 0.694, 0.317), Some(0.49), Some(0.08)));
+        // … and passes with it: s52's scissors re-detected on frame 2.
         assert!(rd.accepts_winner((0.241, 0.602, 0.222), Some(0.06), Some(0.32)));
     }
 

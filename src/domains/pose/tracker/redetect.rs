@@ -27,8 +27,8 @@ use nalgebra::{Isometry3, Matrix6, UnitQuaternion, Vector3, Vector6};
 /// Gauss–Newton steps (kept only where that lowers their detection loss), and the object's
 /// particles restart around the winner if it looks like the object did while it was tracked
 /// (at most `found_ratio` × the running level, or
-/// `min_loss` if that is higher; only within `lost_floor` if it looks clearly more like the object
-/// than the estimate, by `colour_gain`) and, with a modality that keeps a colour model, its colour
+/// `min_loss` if that is higher; or, if its colour loss is at least `colour_gain` below the
+/// estimate's, at most `lost_floor`) and, with a modality that keeps a colour model, its colour
 /// loss is at most the estimate's plus `colour_margin`.
 ///
 /// The detection loss is the sum of the detection losses of the tracker's modalities that judge
@@ -83,7 +83,8 @@ pub struct RedetectConfig {
     /// estimate's …
     pub accept: f64,
     /// … and at most `found_ratio` × the running level (or `min_loss`, if higher): it must
-    /// look like the object did while tracked, not merely better than a lost estimate.
+    /// look like the object did while tracked, not merely better than a lost estimate (or, with
+    /// colour evidence, at most `lost_floor`: see [`RedetectConfig::colour_gain`]).
     pub found_ratio: f64,
     /// The acceptance floor of `found_ratio` (outlier-fraction units). Until 2026-12-04 it was
     /// also the trigger's floor, now `lost_floor`.
@@ -93,7 +94,7 @@ pub struct RedetectConfig {
     /// Besides the prediction's and the last good pose's rotation, the search tries the
     /// prediction turned by ± this angle (radians) about each camera axis (0, the default: not).
     /// A lost object keeps moving while its estimate drifts: on the fast real-mesh sequence s52
-    /// the scissors were lost for 29 frames while fully visible, every search's best placement
+    /// (measured on 2026-12-04's version) the scissors were lost for 29 frames while fully visible, every search's best placement
     /// judging 0.44–0.79 against the 0.43 it needed, until ±20° turns found them (ADD-S 17.0 →
     /// 2.6 mm). Off by default because the extra placements also let a barely visible object's
     /// lenient acceptance take a wrong one: `bench pose` on real meshes, held out, reads worse
@@ -111,8 +112,8 @@ pub struct RedetectConfig {
     /// `f64::INFINITY` turns the check off.
     pub colour_margin: f64,
     /// A winner whose colour loss is at least this much below the estimate's looks clearly more
-    /// like the object, and then need only fit the depth within `lost_floor` (a fit the trigger
-    /// would not call lost) instead of `found_ratio` × the running level; it must still beat the
+    /// like the object, and then needs only to fit the depth within `lost_floor` (a fit the
+    /// trigger would not call lost, as long as `lost_floor ≤ max_loss`) instead of `found_ratio` × the running level; it must still beat the
     /// estimate's detection loss by `accept`. A thin object's depth fit depends on its rotation,
     /// which the search only takes from the prediction and the last good pose: s52's scissors
     /// (filter seed 0) were lost for 28 frames while every search from frame 12 on placed them
@@ -198,8 +199,9 @@ impl RedetectConfig {
         held: Option<f64>,
     ) -> bool {
         let looks_better = matches!((seen, held), (Some(s), Some(h)) if s + self.colour_gain <= h);
+        let floor = self.lost_floor.min(self.max_loss);
         let fits = self.accepts(found, loss, level)
-            || (looks_better && found < self.accept * loss && found <= self.lost_floor);
+            || (looks_better && found < self.accept * loss && found <= floor);
         fits && self.colour_accepts(seen, held)
     }
 
@@ -482,6 +484,10 @@ impl Tracker {
         let good = self.states[k].good;
         let (found, winner) = self.search_lost(k, pred, &good, rd.reach(lost), rd, frame, maps)?;
         let level = self.states[k].level.map_or(0.0, |(l, _)| l);
+        // Every acceptance needs a winner clearly better in depth; only then is colour read.
+        if found.is_nan() || found >= rd.accept * loss {
+            return Ok(false);
+        }
         // The winner's colour loss first, the estimate's second.
         let held = self.colour_loss(k, &est, frame, maps);
         let seen = self.colour_loss(k, &winner, frame, maps);
