@@ -17,19 +17,18 @@ use nalgebra::{Isometry3, Matrix6, UnitQuaternion, Vector3, Vector6};
 /// rotation centre is placed on a pixel grid over the image region between the constant-velocity
 /// prediction and the last good pose — widened by a reach that grows with the frames it has been
 /// lost — at two depths (the sensor's there plus the centre's depth behind the surface on its ray,
-/// and the prediction's: the pixel may show an occluder), at several rotations (the prediction's and
-/// the last good pose's: a lost estimate's rotation drifts; and the prediction turned by
-/// ±`turn` about each camera axis). Every placement is scored by the
-/// detection loss with the points visible at the prediction's translation and the placement's
-/// rotation (one loss evaluation per placement; a visibility pass over the whole model per
-/// placement made the frames with a search the fast sequences' latency p99, 100–180 ms per
-/// object); the best few are judged with their own visible points and refined by a few
-/// Gauss–Newton steps (kept only where that lowers their detection loss), and the object's
-/// particles restart around the winner if it looks like the object did while it was tracked
-/// (at most `found_ratio` × the running level, or
-/// `min_loss` if that is higher; or, if its colour loss is at least `colour_gain` below the
-/// estimate's, at most `lost_floor`) and, with a modality that keeps a colour model, its colour
-/// loss is at most the estimate's plus `colour_margin`.
+/// and the prediction's: the pixel may show an occluder), at several rotations (the prediction's
+/// and the last good pose's: a lost estimate's rotation drifts; and the prediction turned by
+/// ±`turn` about each camera axis). Every placement is scored by the detection loss with the points
+/// visible at the prediction's translation and the placement's rotation (one loss evaluation per
+/// placement; a visibility pass over the whole model per placement made the frames with a search
+/// the fast sequences' latency p99, 100–180 ms per object); the best few are judged with their own
+/// visible points and refined by a few Gauss–Newton steps (kept only where that lowers their
+/// detection loss), and the object's particles restart around the winner if it looks like the
+/// object did while it was tracked (at most `found_ratio` × the running level, or `min_loss` if
+/// that is higher; or, if its colour loss is at least `colour_gain` below the estimate's, at most
+/// `lost_floor`) and, with a modality that keeps a colour model, its colour loss is at most the
+/// estimate's plus `colour_margin`.
 ///
 /// The detection loss is the sum of the detection losses of the tracker's modalities that judge
 /// detections (the depth modality: its loss at the estimate, at scale 1, divided by its outlier
@@ -43,11 +42,11 @@ pub struct RedetectConfig {
     /// Trigger when the detection loss exceeds `ratio` × its running level …
     ///
     /// 1.5 since 2026-12-06 (2.0 before). A trigger holds the object (no velocity, no colour
-    /// learning, no learning of the running level) even when its search finds nothing better, and that alone keeps many objects
-    /// that the occluder bar half hides during a jerk: the twelve fast real-mesh sequences'
-    /// mean ADD-S over filter seeds 0–8 went from 4.18 to 2.24 mm (better on eight of nine
-    /// seeds). Its risk, a search that places a half-hidden object on its occluder's face, is
-    /// what [`RedetectConfig::colour_margin`] refuses.
+    /// learning, no learning of the running level) even when its search finds nothing better, and
+    /// that alone keeps many objects that the occluder bar half hides during a jerk: the twelve
+    /// fast real-mesh sequences' mean ADD-S over filter seeds 0–8 went from 4.18 to 2.24 mm (better
+    /// on eight of nine seeds). Its risk, a search that places a half-hidden object on its
+    /// occluder's face, is what [`RedetectConfig::colour_margin`] refuses.
     pub ratio: f64,
     /// … and exceeds this absolute value (outlier-fraction units: more than this fraction of
     /// the visible model unexplained; a well-tracked object reads 0.1–0.45, a lost one 0.75–1)
@@ -91,14 +90,14 @@ pub struct RedetectConfig {
     pub min_loss: f64,
     /// Selection of the visible points whose depth places the search grid.
     pub visibility: VisibilityParams,
-    /// Besides the prediction's and the last good pose's rotation, the search tries the
-    /// prediction turned by ± this angle (radians) about each camera axis (0, the default: not).
-    /// A lost object keeps moving while its estimate drifts: on the fast real-mesh sequence s52
-    /// (measured on 2026-12-04's version) the scissors were lost for 29 frames while fully visible, every search's best placement
-    /// judging 0.44–0.79 against the 0.43 it needed, until ±20° turns found them (ADD-S 17.0 →
-    /// 2.6 mm). Off by default because the extra placements also let a barely visible object's
-    /// lenient acceptance take a wrong one: `bench pose` on real meshes, held out, reads worse
-    /// for five of seven cells with 20° (README, "Turned placements").
+    /// Besides the prediction's and the last good pose's rotation, the search tries the prediction
+    /// turned by ± this angle (radians) about each camera axis (0, the default: not). A lost object
+    /// keeps moving while its estimate drifts: on the fast real-mesh sequence s52 (measured on
+    /// 2026-12-04's version) the scissors were lost for 29 frames while fully visible, every
+    /// search's best placement judging 0.44–0.79 against the 0.43 it needed, until ±20° turns found
+    /// them (ADD-S 17.0 → 2.6 mm). Off by default because the extra placements also let a barely
+    /// visible object's lenient acceptance take a wrong one: `bench pose` on real meshes, held out,
+    /// reads worse for five of seven cells with 20° (README, "Turned placements").
     pub turn: f64,
     /// A winner must also look like the object: its colour loss
     /// ([`crate::domains::pose::modality::FrameTerm::colour_loss`], with a modality that keeps
@@ -112,13 +111,14 @@ pub struct RedetectConfig {
     /// `f64::INFINITY` turns the check off.
     pub colour_margin: f64,
     /// A winner whose colour loss is at least this much below the estimate's looks clearly more
-    /// like the object, and then needs only to fit the depth within `lost_floor` (a fit the
-    /// trigger would not call lost, as long as `lost_floor ≤ max_loss`) instead of `found_ratio` × the running level; it must still beat the
-    /// estimate's detection loss by `accept`. A thin object's depth fit depends on its rotation,
-    /// which the search only takes from the prediction and the last good pose: s52's scissors
-    /// (filter seed 0) were lost for 28 frames while every search from frame 12 on placed them
-    /// within 2–5 mm of the truth, judging 0.44–0.73 against the 0.43 they needed, with colour
-    /// losses of 0.10–0.16 against the estimate's 0.34–0.78. `f64::INFINITY` turns it off.
+    /// like the object, and then needs only to fit the depth within `lost_floor` (a fit the trigger
+    /// would not call lost, as long as `lost_floor ≤ max_loss`) instead of `found_ratio` × the
+    /// running level; it must still beat the estimate's detection loss by `accept`. A thin object's
+    /// depth fit depends on its rotation, which the search only takes from the prediction and the
+    /// last good pose: s52's scissors (filter seed 0) were lost for 28 frames while every search
+    /// from frame 12 on placed them within 2–5 mm of the truth, judging 0.44–0.73 against the 0.43
+    /// they needed, with colour losses of 0.10–0.16 against the estimate's 0.34–0.78.
+    /// `f64::INFINITY` turns it off.
     pub colour_gain: f64,
     /// Radius in pixels about the centre's projection within which the visible points give the
     /// surface depth on the centre's ray: a placement puts the centre `c_z − median` behind the
@@ -294,10 +294,10 @@ impl PixelGrid {
 
 /// How far the centre `c` (camera frame) lies behind the surface seen on its ray: `c_z` minus the
 /// median depth (the upper median of an even count) of the `visible` points (camera frame) that
-/// project within `radius_px` pixels of `c`'s projection. A placement puts the centre at the sensor's depth at a grid pixel plus this,
-/// and the sensor there reads the surface on the centre's ray. Without such points (an object
-/// with a hole at its centre, say, or a centre at or behind the camera plane) the mean depth of all
-/// visible points stands in for it; without visible points, 0.
+/// project within `radius_px` pixels of `c`'s projection. A placement puts the centre at the
+/// sensor's depth at a grid pixel plus this, and the sensor there reads the surface on the centre's
+/// ray. Without such points (an object with a hole at its centre, say, or a centre at or behind the
+/// camera plane) the mean depth of all visible points stands in for it; without visible points, 0.
 ///
 /// Until 2026-12-06 the mean depth always stood in: for a can seen from its side it lies nearer
 /// the centre than the wall on the centre's ray, at `r` (about `2r/π` in front for a wall seen
