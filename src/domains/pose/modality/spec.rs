@@ -114,8 +114,9 @@ pub trait FrameTerm: Send + Sync {
     /// that nothing nearer hides, with `p_f` the object's learned foreground posterior (0 when
     /// every pixel looks like the object, ½ for colours never seen, 1 when every pixel looks like
     /// its surroundings). `None` without a colour model, before one is learned, or when no
-    /// visible point shows (every one hidden or outside the image). Re-detection uses it to refuse a placement on something that does not
-    /// look like the object: an occluder's face can fit the depth as well as the object did.
+    /// visible point shows (every one hidden or outside the image). Re-detection uses it to refuse
+    /// a placement on something that does not look like the object: an occluder's face can fit the
+    /// depth as well as the object did.
     fn colour_loss(
         &self,
         _camera: &Camera,
