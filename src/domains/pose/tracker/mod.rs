@@ -1067,7 +1067,10 @@ pub(crate) mod tests {
             assert!(!rd.accepts(0.5, 0.5, level), "{loss}");
             // Nor does colour let in a winner above `max_loss`.
             let lost = (rd.max_loss + 1e-9, f64::INFINITY, level);
-            assert!(!rd.accepts_winner(lost, Some(0.0), Some(1.0)), "{loss}");
+            assert!(
+                !rd.accepts_winner(lost, || (Some(0.0), Some(1.0))),
+                "{loss}"
+            );
         }
     }
 
@@ -1152,26 +1155,26 @@ pub(crate) mod tests {
         let rd = RedetectConfig::default();
         let depth = (0.438, 0.851, 0.289);
         assert!(!rd.accepts(depth.0, depth.1, depth.2));
-        assert!(rd.accepts_winner(depth, Some(0.12), Some(0.55)));
+        assert!(rd.accepts_winner(depth, || (Some(0.12), Some(0.55))));
         // No colour, or too little colour gain: the depth rule alone.
-        assert!(!rd.accepts_winner(depth, None, Some(0.55)));
-        assert!(!rd.accepts_winner(depth, Some(0.12), None));
-        assert!(!rd.accepts_winner(depth, Some(0.36), Some(0.55)));
+        assert!(!rd.accepts_winner(depth, || (None, Some(0.55))));
+        assert!(!rd.accepts_winner(depth, || (Some(0.12), None)));
+        assert!(!rd.accepts_winner(depth, || (Some(0.36), Some(0.55))));
         // Beyond the trigger's floor (0.547 on frame 14), or not clearly better than the estimate.
-        assert!(!rd.accepts_winner((0.547, 0.898, 0.289), Some(0.11), Some(0.56)));
+        assert!(!rd.accepts_winner((0.547, 0.898, 0.289), || (Some(0.11), Some(0.56))));
         // (an estimate of 0.54, just over the trigger's floor: 0.8 × 0.54 = 0.432 < 0.438)
-        assert!(!rd.accepts_winner((0.438, 0.54, 0.289), Some(0.12), Some(0.55)));
+        assert!(!rd.accepts_winner((0.438, 0.54, 0.289), || (Some(0.12), Some(0.55))));
         // At the floor itself the winner passes; with the gain turned off it does not.
-        assert!(rd.accepts_winner((rd.lost_floor, 0.851, 0.289), Some(0.12), Some(0.55)));
+        assert!(rd.accepts_winner((rd.lost_floor, 0.851, 0.289), || (Some(0.12), Some(0.55))));
         let off = RedetectConfig {
             colour_gain: f64::INFINITY,
             ..rd
         };
-        assert!(!off.accepts_winner(depth, Some(0.12), Some(0.55)));
+        assert!(!off.accepts_winner(depth, || (Some(0.12), Some(0.55))));
         // What the depth accepts still needs the colour margin: s41's plate on frame 18 …
-        assert!(!rd.accepts_winner((0.351, 0.694, 0.317), Some(0.49), Some(0.08)));
+        assert!(!rd.accepts_winner((0.351, 0.694, 0.317), || (Some(0.49), Some(0.08))));
         // … and passes with it: s52's scissors re-detected on frame 2.
-        assert!(rd.accepts_winner((0.241, 0.602, 0.222), Some(0.06), Some(0.32)));
+        assert!(rd.accepts_winner((0.241, 0.602, 0.222), || (Some(0.06), Some(0.32))));
     }
 
     #[test]

@@ -191,17 +191,20 @@ impl RedetectConfig {
     /// `found` passes [`RedetectConfig::accepts`] against the estimate's `loss` and the running
     /// `level`, or, when its colour loss `seen` is at least `colour_gain` below the estimate's
     /// `held`, beats `accept × loss` within `lost_floor`; and its colour passes
-    /// [`RedetectConfig::colour_accepts`].
+    /// [`RedetectConfig::colour_accepts`]. `colours` gives `(seen, held)`; it is called only for
+    /// a winner below `accept × loss`, which every acceptance needs.
     pub(super) fn accepts_winner(
         &self,
         (found, loss, level): (f64, f64, f64),
-        seen: Option<f64>,
-        held: Option<f64>,
+        colours: impl FnOnce() -> (Option<f64>, Option<f64>),
     ) -> bool {
+        if found.is_nan() || found >= self.accept * loss {
+            return false;
+        }
+        let (seen, held) = colours();
         let looks_better = matches!((seen, held), (Some(s), Some(h)) if s + self.colour_gain <= h);
         let floor = self.lost_floor.min(self.max_loss);
-        let fits = self.accepts(found, loss, level)
-            || (looks_better && found < self.accept * loss && found <= floor);
+        let fits = self.accepts(found, loss, level) || (looks_better && found <= floor);
         fits && self.colour_accepts(seen, held)
     }
 
@@ -315,14 +318,14 @@ pub(super) fn depth_behind(
         return 0.0;
     }
     let (cu, cv) = cam.project_xyz(c);
-    let mut on_ray: Vec<f64> = (visible.iter())
-        .filter(|_| c.z > 1e-3)
-        .filter(|p| {
-            let (u, v) = cam.project_xyz(&p.p.coords);
-            (u - cu).powi(2) + (v - cv).powi(2) <= radius_px * radius_px
-        })
-        .map(|p| p.p.z)
-        .collect();
+    let near_ray = |p: &&SurfacePoint| {
+        let (u, v) = cam.project_xyz(&p.p.coords);
+        (u - cu).powi(2) + (v - cv).powi(2) <= radius_px * radius_px
+    };
+    let mut on_ray: Vec<f64> = match c.z > 1e-3 {
+        true => visible.iter().filter(near_ray).map(|p| p.p.z).collect(),
+        false => Vec::new(),
+    };
     let surface = match on_ray.is_empty() {
         true => visible.iter().map(|p| p.p.z).sum::<f64>() / visible.len() as f64,
         false => {
@@ -484,14 +487,12 @@ impl Tracker {
         let good = self.states[k].good;
         let (found, winner) = self.search_lost(k, pred, &good, rd.reach(lost), rd, frame, maps)?;
         let level = self.states[k].level.map_or(0.0, |(l, _)| l);
-        // Every acceptance needs a winner clearly better in depth; only then is colour read.
-        if found.is_nan() || found >= rd.accept * loss {
-            return Ok(false);
-        }
         // The winner's colour loss first, the estimate's second.
-        let held = self.colour_loss(k, &est, frame, maps);
-        let seen = self.colour_loss(k, &winner, frame, maps);
-        if !rd.accepts_winner((found, loss, level), seen, held) {
+        let colours = || {
+            let seen = self.colour_loss(k, &winner, frame, maps);
+            (seen, self.colour_loss(k, &est, frame, maps))
+        };
+        if !rd.accepts_winner((found, loss, level), colours) {
             return Ok(false);
         }
         self.restart_about(g, j, k, winner, salt);
