@@ -29,8 +29,9 @@ pub enum MotionModel {
 
 impl MotionModel {
     /// The predictions to refine on a frame of the given pace (`fast`): both for
-    /// [`MotionModel::BestOf`] (and [`MotionModel::Auto`] on a fast frame) once a previous pose
-    /// exists (`has_previous`), else one.
+    /// [`MotionModel::BestOf`] (and [`MotionModel::Auto`] on a fast frame) once a previous frame's
+    /// estimate exists (`has_previous`; after an uncertain start, from its second frame on), else
+    /// one.
     pub fn candidates(self, has_previous: bool, fast: bool) -> &'static [MotionModel] {
         match (self, has_previous, fast) {
             (MotionModel::BestOf, true, _) | (MotionModel::Auto, true, true) => {

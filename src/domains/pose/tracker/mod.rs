@@ -3,8 +3,9 @@
 //!
 //! Per frame and filter group:
 //! 1. **Predict** each object's reference pose: random walk `T̂_k = T_{k−1}`, or constant velocity
-//!    `T̂_k = chart(T_{k−1}).pose(v)` with `v = chart(T_{k−2}).coords(T_{k−1})`. Particles keep their
-//!    offsets `x_i` relative to the reference.
+//!    `T̂_k = chart(T_{k−1}).pose(v)` with `v = chart(T_{k−2}).coords(T_{k−1})` (the random walk
+//!    until `T_{k−2}` exists: after an uncertain start, the start pose is no `T_{k−2}`). Particles
+//!    keep their offsets `x_i` relative to the reference.
 //! 2. **Observe**: prepare the modalities about `T̂_k` (visible points chosen once per frame), with
 //!    length scales widened by `f = max(1, σ_pos / coarse_scale)` where `σ_pos` is the current particle
 //!    spread in metres at the object's surface (coarse-to-fine from an uncertain start).
@@ -97,6 +98,8 @@ impl ObjectModel {
 #[derive(Clone, Debug)]
 struct ObjectState {
     estimate: Isometry3<f64>,
+    /// The estimate one frame back, for the constant-velocity prediction and the pace; `None`
+    /// until the second frame after an uncertain start (its start pose is no estimate).
     previous: Option<Isometry3<f64>>,
     /// Running level of the re-detection loss and the frames that fed it.
     level: Option<(f64, usize)>,
@@ -348,9 +351,10 @@ impl Tracker {
         self.groups[g].filter = filter;
         for (j, &k) in members.iter().enumerate() {
             let st = &mut self.states[k];
-            // The first frame's correction moves the estimate off its start pose, which is not a
-            // motion: no velocity is known until the second frame.
-            st.previous = (!first).then_some(st.estimate);
+            // An uncertain start's first correction is no motion: no velocity until frame 2. An
+            // exact start's (sub-mm) stays one (README, "No velocity from an uncertain start…").
+            let start_known = !(first && self.config.uncertain_start);
+            st.previous = start_known.then_some(st.estimate);
             st.estimate = charts[j].reference;
             out.spread[k] = spreads[j];
         }
@@ -1039,19 +1043,20 @@ pub(crate) mod tests {
         );
     }
 
-    /// A start 8 mm off a box at rest: the first frame corrects the estimate by about 8 mm, which
-    /// is not a motion, so the second frame's constant-velocity prediction is the first frame's
-    /// estimate. Taking the correction as a velocity (the old rule) predicted the box a further
-    /// 8 mm off (times the damping), on real clips pushing an object started from
+    /// An uncertain start 8 mm off a box at rest: the first frame corrects the estimate by about
+    /// 8 mm, which is not a motion, so the second frame's constant-velocity prediction is the
+    /// first frame's estimate. Taking the correction as a velocity (the old rule) predicted the
+    /// box a further 8 mm off (times the damping), on real clips pushing an object started from
     /// `--init-noise` into a wrong basin (README, "No velocity from the first frame").
     #[test]
-    fn the_first_frames_correction_is_not_taken_as_a_velocity() {
+    fn an_uncertain_starts_correction_is_not_taken_as_a_velocity() {
         let truth = sliding_box(0);
         let mut start = truth;
         start.translation.vector.x += 0.008;
         let (frame, object, _) = rendered_box_at(truth);
         let mut config = depth_only(TrackerConfig::new(FilterKind::Gn, 1, 0));
         config.motion = MotionModel::ConstantVelocity;
+        config.uncertain_start = true;
         let mut tracker = Tracker::new(config, vec![object], vec![start]).unwrap();
         let out = tracker.step(&frame).unwrap();
         let corrected = (out.poses[0].translation.vector - start.translation.vector).norm();
