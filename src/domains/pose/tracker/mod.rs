@@ -353,8 +353,8 @@ impl Tracker {
             let st = &mut self.states[k];
             // An uncertain start's first correction is no motion: no velocity until frame 2. An
             // exact start's (sub-mm) stays one (README, "No velocity from an uncertain start…").
-            let start_known = !(first && self.config.uncertain_start);
-            st.previous = start_known.then_some(st.estimate);
+            let a_motion = !(first && self.config.uncertain_start);
+            st.previous = a_motion.then_some(st.estimate);
             st.estimate = charts[j].reference;
             out.spread[k] = spreads[j];
         }
@@ -1047,7 +1047,8 @@ pub(crate) mod tests {
     /// 8 mm, which is not a motion, so the second frame's constant-velocity prediction is the
     /// first frame's estimate. Taking the correction as a velocity (the old rule) predicted the
     /// box a further 8 mm off (times the damping), on real clips pushing an object started from
-    /// `--init-noise` into a wrong basin (README, "No velocity from the first frame").
+    /// `--init-noise` into a wrong basin (README, "No velocity from an uncertain start's first
+    /// frame").
     #[test]
     fn an_uncertain_starts_correction_is_not_taken_as_a_velocity() {
         let truth = sliding_box(0);
