@@ -32,9 +32,23 @@ pub fn median(values: &[f64]) -> f64 {
     percentile(values, 0.5, Rank::Nearest)
 }
 
+/// The upper median `x₍⌊n/2⌋₎` (0-based order statistic) of `values`, found in place by
+/// selection (O(n), the order of `values` changes); `None` for no values.
+pub fn upper_median(values: &mut [f64]) -> Option<f64> {
+    let mid = values.len() / 2;
+    (!values.is_empty()).then(|| *values.select_nth_unstable_by(mid, f64::total_cmp).1)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn upper_median_takes_the_upper_of_two_middles() {
+        assert_eq!(upper_median(&mut [3.0, 1.0, 2.0]), Some(2.0));
+        assert_eq!(upper_median(&mut [4.0, 1.0, 3.0, 2.0]), Some(3.0));
+        assert_eq!(upper_median(&mut []), None);
+    }
 
     #[test]
     fn nearest_rank_and_linear_percentiles() {

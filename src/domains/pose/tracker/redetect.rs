@@ -6,6 +6,7 @@
 use super::{add_noise6, FrameMaps, Tracker, TrackerConfig};
 use crate::core::error::Result;
 use crate::core::geometry::camera::Camera;
+use crate::core::stats::upper_median;
 use crate::domains::pose::mesh::SurfacePoint;
 use crate::domains::pose::modality::depth::DepthParams;
 use crate::domains::pose::modality::visible::{visible_points, VisibilityParams};
@@ -305,9 +306,8 @@ impl PixelGrid {
 /// Until 2026-12-06 the mean depth always stood in: for a can seen from its side it lies nearer
 /// the centre than the wall on the centre's ray, at `r` (about `2r/π` in front for a wall seen
 /// square-on). For s31's tuna can (radius 43 mm) the mean read 16–18 mm in front of the centre and
-/// the surface on the ray 42 mm, so every
-/// placement lay about 24 mm too near and none came within 15 mm of the truth while the can was
-/// lost in plain sight (filter seed 1, 28 lost frames).
+/// the surface on the ray 42 mm, so every placement lay about 24 mm too near and none came within
+/// 15 mm of the truth while the can was lost in plain sight (filter seed 1, 28 lost frames).
 pub(super) fn depth_behind(
     visible: &[SurfacePoint],
     c: &Vector3<f64>,
@@ -326,33 +326,23 @@ pub(super) fn depth_behind(
         true => visible.iter().filter(near_ray).map(|p| p.p.z).collect(),
         false => Vec::new(),
     };
-    let surface = match on_ray.is_empty() {
-        true => visible.iter().map(|p| p.p.z).sum::<f64>() / visible.len() as f64,
-        false => {
-            let mid = on_ray.len() / 2;
-            *on_ray.select_nth_unstable_by(mid, f64::total_cmp).1
-        }
-    };
-    c.z - surface
+    let mean = || visible.iter().map(|p| p.p.z).sum::<f64>() / visible.len() as f64;
+    c.z - upper_median(&mut on_ray).unwrap_or_else(mean)
 }
 
 /// Median of the valid (positive) depths in the `(2r+1)²` window about pixel `(u, v)`.
 pub(super) fn window_depth(depth: &ImageF32, (u, v): (f64, f64), r: i64) -> Option<f64> {
     let (x0, y0) = (u.round() as i64, v.round() as i64);
-    let mut vals: Vec<f32> = (-r..=r)
+    let mut vals: Vec<f64> = (-r..=r)
         .flat_map(|dy| (-r..=r).map(move |dx| (x0 + dx, y0 + dy)))
         .filter(|&(x, y)| {
             x >= 0 && y >= 0 && (x as usize) < depth.width && (y as usize) < depth.height
         })
         .map(|(x, y)| depth.at(x as usize, y as usize))
         .filter(|&d| d > 0.0)
+        .map(f64::from)
         .collect();
-    if vals.is_empty() {
-        return None;
-    }
-    let mid = vals.len() / 2;
-    vals.select_nth_unstable_by(mid, f32::total_cmp);
-    Some(vals[mid] as f64)
+    upper_median(&mut vals)
 }
 
 impl Tracker {
@@ -628,8 +618,7 @@ impl Tracker {
     /// [`PixelGrid`] over the image region spanned by the chart's centre and `good`'s, widened
     /// by `reach` metres, at the sensor's depth there (window median) plus the centre's depth
     /// behind the surface on its ray at the chart ([`depth_behind`]), and at the chart centre's
-    /// own depth. Returns the
-    /// shifts of the centre (camera frame) and the grid step in metres.
+    /// own depth. Returns the shifts of the centre (camera frame) and the grid step in metres.
     fn placements(
         &self,
         k: usize,
