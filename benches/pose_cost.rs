@@ -90,27 +90,13 @@ fn main() {
         "search of 576 placements: shared visible points {shared:.2} ms, each its own {own:.2} ms, ratio {:.1} ({a} / {b} scored)",
         own / shared
     );
-    let n = 20000;
     let mut g = Vector6::zeros();
-    let t0 = std::time::Instant::now();
     let mut acc = 0.0;
-    for i in 0..n {
-        let xi = Vector6::new(1e-4 * (i % 7) as f64, 0.0, 1e-4, 0.001, 0.0, 0.0);
-        acc += m.loss_grad(&xi, &mut g);
-    }
-    println!(
-        "loss_grad {:.2} µs ({acc:.1})",
-        t0.elapsed().as_secs_f64() * 1e6 / n as f64
-    );
-    let t0 = std::time::Instant::now();
-    for i in 0..n {
-        let xi = Vector6::new(1e-4 * (i % 7) as f64, 0.0, 1e-4, 0.001, 0.0, 0.0);
-        acc += m.loss(&xi);
-    }
-    println!(
-        "loss {:.2} µs ({acc:.1})",
-        t0.elapsed().as_secs_f64() * 1e6 / n as f64
-    );
+    let xi = |i: usize| Vector6::new(1e-4 * (i % 7) as f64, 0.0, 1e-4, 0.001, 0.0, 0.0);
+    let us = fastest_block(3000, |i| acc += m.loss_grad(&xi(i), &mut g));
+    println!("loss_grad {us:.2} µs");
+    let us = fastest_block(3000, |i| acc += m.loss(&xi(i)));
+    println!("loss {us:.2} µs ({acc:.1})");
 }
 
 /// The fastest of 7 blocks of `calls` calls of `f`, in µs per call (the VM's neighbours make

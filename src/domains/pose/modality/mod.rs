@@ -94,6 +94,34 @@ impl Robust {
         }
     }
 
+    /// [`Robust::rho_psi`] of every lane of `r` into `rho` and `psi`, the kernel chosen once for
+    /// all lanes (so the loop has no branch and runs as vector instructions).
+    #[inline]
+    pub fn rho_psi_lanes<const N: usize>(
+        &self,
+        r: &[f64; N],
+        rho: &mut [f64; N],
+        psi: &mut [f64; N],
+    ) {
+        #[inline(always)]
+        fn each<const N: usize>(
+            r: &[f64; N],
+            rho: &mut [f64; N],
+            psi: &mut [f64; N],
+            f: impl Fn(f64) -> (f64, f64),
+        ) {
+            for j in 0..N {
+                (rho[j], psi[j]) = f(r[j]);
+            }
+        }
+        match *self {
+            Robust::L2 => each(r, rho, psi, |r| Robust::L2.rho_psi(r)),
+            Robust::Huber(c) => each(r, rho, psi, |r| Robust::Huber(c).rho_psi(r)),
+            Robust::Tukey(c) => each(r, rho, psi, |r| Robust::Tukey(c).rho_psi(r)),
+            Robust::Cauchy(c) => each(r, rho, psi, |r| Robust::Cauchy(c).rho_psi(r)),
+        }
+    }
+
     /// The largest value `ρ` can take (`∞` for unbounded kernels).
     pub fn cap(&self) -> f64 {
         match *self {
@@ -223,6 +251,21 @@ impl GradAccumulator {
     #[inline]
     pub fn add_direction(&mut self, n_rot: &Vector3<f64>, g_n: &Vector3<f64>) {
         self.moment += n_rot.cross(g_n);
+    }
+
+    /// [`GradAccumulator::add_point`] then [`GradAccumulator::add_direction`] with their cross
+    /// products already formed (by a loop over many points): `g_ρ += g_q`, `m += rv × g_q`,
+    /// `m += n' × g_n`, the same sums in the same order.
+    #[inline(always)]
+    pub fn add_formed(
+        &mut self,
+        g_q: &Vector3<f64>,
+        point_moment: &Vector3<f64>,
+        direction_moment: &Vector3<f64>,
+    ) {
+        self.g_rho += g_q;
+        self.moment += point_moment;
+        self.moment += direction_moment;
     }
 
     /// `∂L/∂ξ = [g_ρ; J_lᵀ m]`.
