@@ -95,8 +95,9 @@ impl Robust {
     }
 
     /// [`Robust::rho_psi`] of every lane of `r` into `rho` and `psi`, the kernel chosen once for
-    /// all lanes (so the loop has no branch and runs as vector instructions).
-    #[inline]
+    /// all lanes (so the loop has no branch and runs as vector instructions; always inlined, so
+    /// that it is compiled for its caller's instruction set).
+    #[inline(always)]
     pub fn rho_psi_lanes<const N: usize>(
         &self,
         r: &[f64; N],
