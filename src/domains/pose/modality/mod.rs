@@ -115,6 +115,8 @@ impl Robust {
                 (rho[j], psi[j]) = f(r[j]);
             }
         }
+        // One arm per kernel: each fixes the variant, so the inlined `rho_psi` loses its match
+        // and the loop has no per-lane branch.
         match *self {
             Robust::L2 => each(r, rho, psi, |r| Robust::L2.rho_psi(r)),
             Robust::Huber(c) => each(r, rho, psi, |r| Robust::Huber(c).rho_psi(r)),
@@ -256,7 +258,8 @@ impl GradAccumulator {
 
     /// [`GradAccumulator::add_point`] then [`GradAccumulator::add_direction`] with their cross
     /// products already formed (by a loop over many points): `g_ρ += g_q`, `m += rv × g_q`,
-    /// `m += n' × g_n`, the same sums in the same order.
+    /// `m += n' × g_n`, the same sums in the same order (always inlined, so that it is compiled
+    /// for its caller's instruction set).
     #[inline(always)]
     pub fn add_formed(
         &mut self,
