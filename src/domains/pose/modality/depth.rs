@@ -22,6 +22,7 @@
 //! piecewise linear, so `L` is piecewise smooth):
 //! `∂r/∂q = k n' + (n'·q)(−∇_q d / q_z + d/q_z² e_z)` with `k = 1 − d/q_z`, `∂r/∂n' = k q`.
 
+use super::lanes::{avx2_or_baseline, lane, place_lanes, rotate_lanes, Lane, CHUNK, ZERO};
 use super::spec::{FrameTerm, ModalitySpec, Needs};
 use super::visible::{visible_points, VisibilityParams};
 use super::RgbdFrame;
@@ -31,7 +32,7 @@ use super::{
 use crate::core::error::Result;
 use crate::core::geometry::camera::Camera;
 use crate::domains::pose::mesh::SurfacePoint;
-use nalgebra::{Matrix3, Matrix6, Vector3, Vector6};
+use nalgebra::{Matrix6, Vector3, Vector6};
 use std::sync::Arc;
 
 /// Parameters of the depth modality (metres).
@@ -225,76 +226,39 @@ pub struct DepthModality {
 /// their cost and gradient are selected away, not branched around (the classes depend on the
 /// data, and a mispredicted branch discards the work of the points in flight), so that they
 /// stay out of the sums also for a non-finite motion.
+#[derive(Default)]
 struct Lanes {
     /// Lanes in use (the last chunk may be short).
     len: usize,
     /// `R v`, the camera-frame point `q = c + ρ + R v` and the rotated normal `n' = R n`.
-    rv: [[f64; CHUNK]; 3],
-    q: [[f64; CHUNK]; 3],
-    nr: [[f64; CHUNK]; 3],
+    rv: [Lane; 3],
+    q: [Lane; 3],
+    nr: [Lane; 3],
     /// `1/q_z`, 0 behind the camera (`q_z <` [`MIN_Z`]).
-    iz: [f64; CHUNK],
+    iz: Lane,
     /// The projection `(u, v)`.
-    uv: [[f64; CHUNK]; 2],
+    uv: [Lane; 2],
     /// The four depth pixels around the projection and the fractions; zeros, and `inside` false,
     /// behind the camera or off the image.
-    px: [[f64; CHUNK]; 4],
-    frac: [[f64; CHUNK]; 2],
+    px: [Lane; 4],
+    frac: [Lane; 2],
     inside: [bool; CHUNK],
     /// Whether the point is a residual `r = a·k` (`k = 1 − d/q_z`, `a = n'·q`, `d` the
     /// interpolated depth, `(du, dv)` its image gradient); otherwise it costs `constant` (that
     /// of a missing, free-space or outlier point; 0 when ignored).
     residual: [bool; CHUNK],
     /// The cost of a point that is not a residual.
-    constant: [f64; CHUNK],
+    constant: Lane,
     /// `r = a·k`.
-    r: [f64; CHUNK],
+    r: Lane,
     /// `k = 1 − d/q_z`.
-    k: [f64; CHUNK],
+    k: Lane,
     /// `a = n'·q`.
-    a: [f64; CHUNK],
+    a: Lane,
     /// The interpolated depth `d` and its image gradient `(du, dv)`.
-    d: [f64; CHUNK],
-    du: [f64; CHUNK],
-    dv: [f64; CHUNK],
-}
-
-impl Lanes {
-    /// Empty lanes (zeros), to be filled by [`DepthModality::load`].
-    fn new() -> Self {
-        let z = [0.0; CHUNK];
-        Self {
-            len: 0,
-            rv: [z; 3],
-            q: [z; 3],
-            nr: [z; 3],
-            iz: z,
-            uv: [z; 2],
-            px: [z; 4],
-            frac: [z; 2],
-            inside: [false; CHUNK],
-            residual: [false; CHUNK],
-            constant: z,
-            r: z,
-            k: z,
-            a: z,
-            d: z,
-            du: z,
-            dv: z,
-        }
-    }
-}
-
-/// `y = M x` for lanes of `x`, in the order of nalgebra's `Matrix3 * Vector3`
-/// (`(m₀₀x₀ + m₀₁x₁) + m₀₂x₂`), so a lane is bitwise what the per-point product was.
-#[inline(always)]
-fn rotate_lanes(m: &Matrix3<f64>, x: &[[f64; CHUNK]; 3], y: &mut [[f64; CHUNK]; 3]) {
-    for (i, yi) in y.iter_mut().enumerate() {
-        let (a, b, c) = (m[(i, 0)], m[(i, 1)], m[(i, 2)]);
-        for j in 0..CHUNK {
-            yi[j] = a * x[0][j] + b * x[1][j] + c * x[2][j];
-        }
-    }
+    d: Lane,
+    du: Lane,
+    dv: Lane,
 }
 
 impl DepthModality {
@@ -355,12 +319,7 @@ impl DepthModality {
     fn place(&self, motion: &RigidMotion, chunk: &PointChunk, l: &mut Lanes) {
         rotate_lanes(&motion.rot, &chunk.v, &mut l.rv);
         rotate_lanes(&motion.rot, &chunk.n, &mut l.nr);
-        for i in 0..3 {
-            let o = self.centre[i] + motion.rho[i];
-            for j in 0..CHUNK {
-                l.q[i][j] = o + l.rv[i][j];
-            }
-        }
+        l.q = place_lanes(motion, &self.centre, &l.rv);
         let cam = &self.cam;
         for j in 0..CHUNK {
             let (x, y, z) = (l.q[0][j], l.q[1][j], l.q[2][j]);
@@ -407,10 +366,10 @@ impl DepthModality {
     /// with `∂k/∂q = (d/q_z e_z − ∇_q d)/q_z` and `∇_q d = J_πᵀ(du, dv)`, and `∂r/∂n' = k q`, each
     /// scaled by `s = n_eff/(Nσ²)·ψ(r)` (0 for a point that is not a residual).
     #[inline(always)]
-    fn add_gradient(&self, l: &Lanes, psi: &[f64; CHUNK], acc: &mut GradAccumulator) {
+    fn add_gradient(&self, l: &Lanes, psi: &Lane, acc: &mut GradAccumulator) {
         let (fx, fy) = (self.cam.fx, self.cam.fy);
         // Per lane `g_q`, `rv × g_q` and `n' × g_n`, then summed in point order.
-        let (mut g_q, mut m_q, mut m_n) = ([[0.0; CHUNK]; 3], [[0.0; CHUNK]; 3], [[0.0; CHUNK]; 3]);
+        let (mut g_q, mut m_q, mut m_n) = ([ZERO; 3], [ZERO; 3], [ZERO; 3]);
         for j in 0..CHUNK {
             let (iz, q, nr) = (l.iz[j], lane(&l.q, j), lane(&l.nr, j));
             // `J_πᵀ(du, dv)` with `J_π = [f_x/z, 0, −f_x x/z²; 0, f_y/z, −f_y y/z²]`, summed as
@@ -445,11 +404,11 @@ impl DepthModality {
     #[inline(always)]
     fn evaluate_chunks(&self, motion: &RigidMotion, mut grad: Option<&mut GradAccumulator>) -> f64 {
         let mut total = 0.0;
-        let (mut cost, mut rho, mut psi) = ([0.0; CHUNK], [0.0; CHUNK], [0.0; CHUNK]);
+        let (mut cost, mut rho, mut psi) = (ZERO, ZERO, ZERO);
         let robust = self.params.robust;
         // A loop rather than a closure taking each chunk: such a closure, not inlined, was a
         // function of its own and not compiled for AVX2 with its caller.
-        let mut l = Lanes::new();
+        let mut l = Lanes::default();
         for chunk in &self.points {
             self.load(motion, chunk, &mut l);
             robust.rho_psi_lanes(&l.r, &mut rho, &mut psi);
@@ -482,19 +441,13 @@ impl DepthModality {
     }
 }
 
-/// Lane `j` of a structure of arrays as a vector.
-#[inline(always)]
-fn lane(x: &[[f64; CHUNK]; 3], j: usize) -> Vector3<f64> {
-    Vector3::new(x[0][j], x[1][j], x[2][j])
-}
-
 /// Up to [`CHUNK`] centre-relative points `v` and normals `n` (camera frame at the reference),
 /// component by component.
 struct PointChunk {
     /// Points in the chunk; the lanes after them are zeros.
     len: usize,
-    v: [[f64; CHUNK]; 3],
-    n: [[f64; CHUNK]; 3],
+    v: [Lane; 3],
+    n: [Lane; 3],
 }
 
 impl PointChunk {
@@ -502,8 +455,8 @@ impl PointChunk {
     fn new(points: &[SurfacePoint], centre: &Vector3<f64>) -> Self {
         let mut c = Self {
             len: points.len().min(CHUNK),
-            v: [[0.0; CHUNK]; 3],
-            n: [[0.0; CHUNK]; 3],
+            v: [ZERO; 3],
+            n: [ZERO; 3],
         };
         for (j, p) in points.iter().take(CHUNK).enumerate() {
             let v = p.p.coords - centre;
@@ -514,9 +467,6 @@ impl PointChunk {
         c
     }
 }
-
-/// Points per chunk of [`DepthModality::load`] (its scratch lives on the stack).
-const CHUNK: usize = 16;
 
 /// Points nearer than this to the camera plane (metres), or behind it, are ignored.
 const MIN_Z: f64 = 1e-3;
@@ -531,12 +481,10 @@ impl Modality for DepthModality {
     /// take four points per instruction instead of two. The two give the same bits (no fused
     /// multiply–add; every lane operation is the same IEEE operation).
     fn evaluate(&self, motion: &RigidMotion, grad: Option<&mut GradAccumulator>) -> f64 {
-        #[cfg(target_arch = "x86_64")]
-        if std::arch::is_x86_feature_detected!("avx2") {
-            // SAFETY: the processor supports AVX2 (checked on the line above).
-            return unsafe { self.evaluate_avx2(motion, grad) };
-        }
-        self.evaluate_chunks(motion, grad)
+        avx2_or_baseline!(
+            self.evaluate_avx2(motion, grad),
+            self.evaluate_chunks(motion, grad)
+        )
     }
 
     /// `H = n_eff/(Nσ²) Σ J_iᵀJ_i` with `J_i = [n_iᵀ, (v_i × n_i)ᵀ]` (association held fixed).
@@ -560,7 +508,7 @@ impl Modality for DepthModality {
     /// is the exact Hessian of the loss.
     fn curvature_at(&self, motion: &RigidMotion) -> Matrix6<f64> {
         let mut h = Matrix6::zeros();
-        let mut l = Lanes::new();
+        let mut l = Lanes::default();
         for chunk in &self.points {
             self.load(motion, chunk, &mut l);
             for j in (0..l.len).filter(|&j| l.residual[j]) {

@@ -30,6 +30,7 @@
 pub mod depth;
 pub mod depth_edge;
 pub mod edge;
+mod lanes;
 pub mod region;
 pub mod registry;
 pub mod spec;
