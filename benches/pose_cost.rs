@@ -1,7 +1,8 @@
 //! Micro-benchmark (`cargo bench --bench pose_cost`): cost of the per-round preparation (visible
 //! points of the depth modality, the silhouette and contour normals of the region modality) and of
-//! one depth-modality loss+gradient evaluation (300 visible points), and a re-detection search's
-//! scoring with shared visible points against preparing every placement (ratio in one process).
+//! one depth-modality loss+gradient evaluation (300 visible points; beside the build without AVX2,
+//! in the same process), and a re-detection search's scoring with shared visible points against
+//! preparing every placement (ratio in one process); then the machine's load average.
 use hdpf::domains::pose::modality::depth::{DepthModality, DepthParams};
 use hdpf::domains::pose::modality::spec::detection_losses_one_by_one;
 use hdpf::domains::pose::modality::visible::{visible_points, Silhouette};
@@ -94,9 +95,17 @@ fn main() {
     let mut acc = 0.0;
     let xi = |i: usize| Vector6::new(1e-4 * (i % 7) as f64, 0.0, 1e-4, 0.001, 0.0, 0.0);
     let us = fastest_block(3000, |i| acc += m.loss_grad(&xi(i), &mut g));
-    println!("loss_grad {us:.2} µs");
+    let base = fastest_block(3000, |i| acc += m.loss_grad_baseline(&xi(i), &mut g));
+    println!(
+        "loss_grad {us:.2} µs; the baseline build (no AVX2) {base:.2} µs, ratio {:.2}",
+        base / us
+    );
     let us = fastest_block(3000, |i| acc += m.loss(&xi(i)));
     println!("loss {us:.2} µs ({acc:.1})");
+    // The load the numbers were measured under (Linux; 1-, 5- and 15-minute averages).
+    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    let load: Vec<&str> = load.split_whitespace().take(3).collect();
+    println!("load average {}", load.join(" "));
 }
 
 /// The fastest of 7 blocks of `calls` calls of `f`, in µs per call (the VM's neighbours make

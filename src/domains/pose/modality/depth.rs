@@ -400,6 +400,16 @@ impl DepthModality {
         }
     }
 
+    /// `L(ξ)` and `∂L/∂ξ` (into `grad`) by the baseline build alone, never the AVX2 one: the
+    /// same bits as [`Modality::loss_grad`], for a benchmark's same-process baseline.
+    pub fn loss_grad_baseline(&self, xi: &Vector6<f64>, grad: &mut Vector6<f64>) -> f64 {
+        let motion = RigidMotion::new(xi);
+        let mut acc = GradAccumulator::default();
+        let loss = self.evaluate_chunks(&motion, Some(&mut acc));
+        *grad = acc.finish(&motion);
+        loss
+    }
+
     /// `L = n_eff/(Nσ²) Σ_i cost_i` and, when `grad` is given, its gradient added there.
     #[inline(always)]
     fn evaluate_chunks(&self, motion: &RigidMotion, mut grad: Option<&mut GradAccumulator>) -> f64 {
