@@ -27,7 +27,8 @@ use super::spec::{FrameTerm, ModalitySpec, Needs};
 use super::visible::{visible_points, VisibilityParams};
 use super::RgbdFrame;
 use super::{
-    loss_scale, GradAccumulator, ImageF32, Modality, PoseChart, RigidMotion, Robust, SharedImage,
+    loss_grad_by, loss_scale, GradAccumulator, ImageF32, Modality, PoseChart, RigidMotion, Robust,
+    SharedImage,
 };
 use crate::core::error::Result;
 use crate::core::geometry::camera::Camera;
@@ -230,18 +231,21 @@ pub struct DepthModality {
 struct Lanes {
     /// Lanes in use (the last chunk may be short).
     len: usize,
-    /// `R v`, the camera-frame point `q = c + ρ + R v` and the rotated normal `n' = R n`.
+    /// `R v`.
     rv: [Lane; 3],
+    /// The camera-frame point `q = (c + ρ) + R v`.
     q: [Lane; 3],
+    /// The rotated normal `n' = R n`.
     nr: [Lane; 3],
     /// `1/q_z`, 0 behind the camera (`q_z <` [`MIN_Z`]).
     iz: Lane,
     /// The projection `(u, v)`.
     uv: [Lane; 2],
-    /// The four depth pixels around the projection and the fractions; zeros, and `inside` false,
-    /// behind the camera or off the image.
+    /// The four depth pixels around the projection (zeros behind the camera or off the image).
     px: [Lane; 4],
+    /// The fractions of the projection within its pixel cell (zeros where `px` is).
     frac: [Lane; 2],
+    /// Whether the projection fell on the image (false also behind the camera).
     inside: [bool; CHUNK],
     /// Whether the point is a residual `r = a·k` (`k = 1 − d/q_z`, `a = n'·q`, `d` the
     /// interpolated depth, `(du, dv)` its image gradient); otherwise it costs `constant` (that
@@ -255,9 +259,11 @@ struct Lanes {
     k: Lane,
     /// `a = n'·q`.
     a: Lane,
-    /// The interpolated depth `d` and its image gradient `(du, dv)`.
+    /// The interpolated depth `d`.
     d: Lane,
+    /// `∂d/∂u`.
     du: Lane,
+    /// `∂d/∂v`.
     dv: Lane,
 }
 
@@ -403,11 +409,7 @@ impl DepthModality {
     /// `L(ξ)` and `∂L/∂ξ` (into `grad`) by the baseline build alone, never the AVX2 one: the
     /// same bits as [`Modality::loss_grad`], for a benchmark's same-process baseline.
     pub fn loss_grad_baseline(&self, xi: &Vector6<f64>, grad: &mut Vector6<f64>) -> f64 {
-        let motion = RigidMotion::new(xi);
-        let mut acc = GradAccumulator::default();
-        let loss = self.evaluate_chunks(&motion, Some(&mut acc));
-        *grad = acc.finish(&motion);
-        loss
+        loss_grad_by(xi, grad, |motion, acc| self.evaluate_chunks(motion, acc))
     }
 
     /// `L = n_eff/(Nσ²) Σ_i cost_i` and, when `grad` is given, its gradient added there.
@@ -456,7 +458,9 @@ impl DepthModality {
 struct PointChunk {
     /// Points in the chunk; the lanes after them are zeros.
     len: usize,
+    /// Point minus centre.
     v: [Lane; 3],
+    /// Normal.
     n: [Lane; 3],
 }
 

@@ -1,8 +1,8 @@
-//! Vector lanes for the modalities' hot loops: the points (or lines) of a prepared modality in
-//! chunks of [`CHUNK`], component by component (a structure of arrays), so that the arithmetic
-//! of a chunk runs as loops over its lanes without branches, which the compiler turns into
-//! vector instructions, and [`avx2_or_baseline!`] runs such a loop compiled a second time for
-//! AVX2 where the processor has it.
+//! Vector lanes for the depth term's hot loop: the points of a prepared modality in chunks of
+//! [`CHUNK`], component by component (a structure of arrays), so that the arithmetic of a chunk
+//! runs as loops over its lanes without branches, which the compiler turns into vector
+//! instructions, and [`avx2_or_baseline!`] runs such a loop compiled a second time for AVX2 where
+//! the processor has it.
 //!
 //! Every helper performs, per lane, the IEEE operations of the per-point nalgebra expression it
 //! replaces, in the same order, and no fused multiply–add is ever formed (Rust does not contract
@@ -56,17 +56,24 @@ pub(super) fn place_lanes(
     q
 }
 
-/// `$baseline` evaluated as it is, or — on x86-64 where the processor has AVX2 — through
-/// `$avx2`, a method that the caller defines as `#[target_feature(enable = "avx2")] unsafe fn`
-/// around the same always-inlined code. Checked per call (a cached flag).
+/// The value of `$baseline`, or — on x86-64 where the processor has AVX2 — of `$avx2`: a call
+/// of a method that the caller defines as `#[target_feature(enable = "avx2")] unsafe fn` around
+/// the same always-inlined code (only that call is meant to be unsafe: give no other unsafe
+/// operation as `$avx2`). An expression: it does not return from its caller. Checked per call
+/// (a cached flag).
 macro_rules! avx2_or_baseline {
     ($avx2:expr, $baseline:expr) => {{
-        #[cfg(target_arch = "x86_64")]
-        if std::arch::is_x86_feature_detected!("avx2") {
-            // SAFETY: the processor supports AVX2 (checked on the line above).
-            return unsafe { $avx2 };
-        }
-        $baseline
+        // The label goes unused where the AVX2 branch is compiled out.
+        #[allow(unused_labels)]
+        let value = 'dispatch: {
+            #[cfg(target_arch = "x86_64")]
+            if std::arch::is_x86_feature_detected!("avx2") {
+                // SAFETY: the processor supports AVX2 (checked on the line above).
+                break 'dispatch unsafe { $avx2 };
+            }
+            $baseline
+        };
+        value
     }};
 }
 pub(super) use avx2_or_baseline;

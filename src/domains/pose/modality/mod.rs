@@ -230,6 +230,20 @@ impl RigidMotion {
     }
 }
 
+/// `L(ξ)` and `∂L/∂ξ = [g_ρ; J_lᵀ m]` (written into `grad`) by `evaluate`, a modality's
+/// [`Modality::evaluate`] or one of its builds.
+pub(crate) fn loss_grad_by(
+    xi: &Vector6<f64>,
+    grad: &mut Vector6<f64>,
+    evaluate: impl FnOnce(&RigidMotion, Option<&mut GradAccumulator>) -> f64,
+) -> f64 {
+    let motion = RigidMotion::new(xi);
+    let mut acc = GradAccumulator::default();
+    let l = evaluate(&motion, Some(&mut acc));
+    *grad = acc.finish(&motion);
+    l
+}
+
 /// The loss scale `n_eff / (N σ²)` of `n_points` residuals of noise `sigma` treated as `n_eff`
 /// independent measurements (`N` at least 1).
 pub(crate) fn loss_scale(n_eff: f64, sigma: f64, n_points: usize) -> f64 {
@@ -324,11 +338,7 @@ pub trait Modality: Send + Sync {
 
     /// `L(ξ)` and `∂L/∂ξ` (written into `grad`).
     fn loss_grad(&self, xi: &Vector6<f64>, grad: &mut Vector6<f64>) -> f64 {
-        let motion = RigidMotion::new(xi);
-        let mut acc = GradAccumulator::default();
-        let l = self.evaluate(&motion, Some(&mut acc));
-        *grad = acc.finish(&motion);
-        l
+        loss_grad_by(xi, grad, |motion, acc| self.evaluate(motion, acc))
     }
 }
 
