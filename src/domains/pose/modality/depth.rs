@@ -208,8 +208,6 @@ pub struct DepthModality {
     centre: Vector3<f64>,
     /// Point minus centre, and normal, camera frame at the reference, in chunks.
     points: Vec<PointChunk>,
-    /// The number of points.
-    count: usize,
     params: DepthParams,
     norm: f64,
     /// [`DepthParams::outlier_cost`], computed once.
@@ -286,7 +284,6 @@ impl DepthModality {
             depth,
             cam,
             centre: chart.centre,
-            count: visible.len(),
             points,
             params,
             norm,
@@ -541,7 +538,7 @@ impl Modality for DepthModality {
     }
 
     fn len(&self) -> usize {
-        self.count
+        self.points.iter().map(|c| c.len).sum()
     }
 }
 
