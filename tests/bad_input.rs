@@ -197,6 +197,7 @@ fn bad_flags_and_sizes_are_refused_naming_the_value() {
         (with(&["--init-noise", "20mm,nandeg"]), vec!["nandeg"]),
         (with(&["--rounds", "0"]), vec!["rounds"]),
         (with(&["--slow-rounds", "0"]), vec!["slow_rounds"]),
+        (with(&["--particle-rounds", "0"]), vec!["particle_rounds"]),
         (
             with(&["--fast-motion-mm", "nan"]),
             vec!["fast_motion_mm", "NaN"],

@@ -12,7 +12,7 @@ use crate::domains::pose::driver::{
 use crate::domains::pose::metrics::{evaluate, EvalReport};
 use crate::domains::pose::scoring::{gt_eval, mean_errors, ErrorSummary};
 use crate::domains::pose::tracker::{
-    RedetectConfig, TrackerConfig, DEFAULT_ROUNDS, FAST_MOTION, SLOW_ROUNDS,
+    RedetectConfig, TrackerConfig, DEFAULT_ROUNDS, FAST_MOTION, PARTICLE_ROUNDS, SLOW_ROUNDS,
 };
 use crate::domains::recording::mcap_read::{open_recording, ReadOptions};
 use std::collections::BTreeMap;
@@ -48,9 +48,15 @@ pub struct TrackArgs {
     #[arg(long = "param", value_name = "FILTER.KEY=VALUE", value_parser = parse_param)]
     pub params: Vec<PresetParam>,
     /// Correspondence rounds per fast frame, at most (1–20): each re-prepares the modalities
-    /// about the current estimate and runs one filter update, coarse to fine.
+    /// about the current estimate and runs one filter update (after `--particle-rounds`, the mean
+    /// step alone), coarse to fine.
     #[arg(long, default_value_t = DEFAULT_ROUNDS)]
     pub rounds: usize,
+    /// Rounds of a frame that move every particle (1–20): later rounds translate the cloud by
+    /// its mean step alone, one evaluation at the mean instead of one per particle (README,
+    /// "Particle moves in the first rounds only"). Without the mean step every round moves them.
+    #[arg(long, default_value_t = PARTICLE_ROUNDS)]
+    pub particle_rounds: usize,
     /// Correspondence rounds per slow frame (1–20; clamped to `--rounds`).
     #[arg(long, default_value_t = SLOW_ROUNDS)]
     pub slow_rounds: usize,
@@ -222,6 +228,7 @@ pub fn config_from_args(args: &TrackArgs) -> Result<TrackerConfig> {
         .with_modalities(&args.modalities)?
         .with_init_noise(noise)
         .with_rounds(args.rounds)?
+        .with_particle_rounds(args.particle_rounds)?
         .with_pace_mm(args.slow_rounds, args.fast_motion_mm)?;
     c.joint = args.joint;
     c.uncertain_start |= args.init_results.is_some();

@@ -161,6 +161,9 @@ pub struct TrackerSpec {
     /// Correspondence rounds per fast frame, at most (1–20, default
     /// [`crate::domains::pose::tracker::DEFAULT_ROUNDS`], 8).
     pub rounds: Option<Spanned<usize>>,
+    /// Rounds of a frame that move every particle (1–20, default
+    /// [`crate::domains::pose::tracker::PARTICLE_ROUNDS`], 5), as `hdpf track --particle-rounds`.
+    pub particle_rounds: Option<Spanned<usize>>,
     /// Correspondence rounds per slow frame (1–20, default
     /// [`crate::domains::pose::tracker::SLOW_ROUNDS`], 2).
     pub slow_rounds: Option<Spanned<usize>>,
@@ -374,6 +377,9 @@ impl Launch {
             c = c
                 .with_rounds(*r.get_ref())
                 .map_err(|e| self.error_at(r, e))?;
+        }
+        if let Some(r) = &t.particle_rounds {
+            c = (c.with_particle_rounds(*r.get_ref())).map_err(|e| self.error_at(r, e))?;
         }
         if let Some(r) = &t.slow_rounds {
             let fast_motion = c.fast_motion;

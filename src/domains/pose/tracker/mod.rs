@@ -25,7 +25,9 @@
 //!    no further process noise; the first [`TrackerConfig::round_levels`] of several rounds
 //!    widen the length scales by powers of [`TrackerConfig::round_coarse`] (coarse to fine), and
 //!    a fine round that moves the estimate by less than [`TrackerConfig::round_tol`] (state
-//!    units) ends the frame.
+//!    units) ends the frame. A cloud's particles move in the first
+//!    [`TrackerConfig::particle_rounds`] rounds; later rounds skip step 3 and take the mean step
+//!    alone.
 //! 7. **Judge** each object: its detection loss at the estimate gives the tracking quality and the
 //!    lost flag ([`FrameOutput::quality`], [`FrameOutput::lost`]); a lost object is re-detected
 //!    when [`TrackerConfig::redetect`] is on.
@@ -43,7 +45,8 @@ mod pace;
 mod redetect;
 
 pub use crate::domains::pose::modality::{parse_modalities, RgbdFrame};
-pub use config::{InitNoise, MotionModel, TrackerConfig, DEFAULT_ROUNDS, FAST_MOTION, SLOW_ROUNDS};
+pub use config::{InitNoise, MotionModel, TrackerConfig};
+pub use config::{DEFAULT_ROUNDS, FAST_MOTION, PARTICLE_ROUNDS, SLOW_ROUNDS};
 pub use redetect::RedetectConfig;
 
 use crate::core::error::{Error, Result};
@@ -390,6 +393,8 @@ impl Tracker {
         out: &mut FrameOutput,
     ) -> Result<Refined> {
         let mut charts = predicted.clone();
+        // The diagnostics of the last update (a round without one reports them again).
+        let mut diag = Default::default();
         for round in 0..rounds.max(1) {
             let terms = (members.iter().enumerate())
                 .map(|(j, &k)| {
@@ -415,9 +420,13 @@ impl Tracker {
                 Some(f) => f,
                 None => self.build_filter(g, &model)?,
             };
-            let mut diag = Default::default();
-            for _ in 0..updates {
-                diag = f.update(&model)?;
+            if self
+                .config
+                .moves_particles(round, f.particles().len(), first)
+            {
+                for _ in 0..updates {
+                    diag = f.update(&model)?;
+                }
             }
             if self.config.mean_step && f.particles().len() > 1 {
                 mean_step(&model, f.particles_mut(), MEAN_STEP_HALVINGS)?;
@@ -433,26 +442,6 @@ impl Tracker {
             charts,
             filter,
         })
-    }
-
-    /// How well the modalities fit the members at `charts` (their summed data loss at the fine
-    /// scale, without the motion prior): lower is better, comparable between predictions.
-    fn data_fit(
-        &self,
-        members: &[usize],
-        charts: &[PoseChart],
-        frame: &RgbdFrame,
-        maps: &FrameMaps,
-    ) -> f64 {
-        let zero = Vector6::zeros();
-        (members.iter().zip(charts))
-            .filter_map(|(&k, chart)| self.object_terms(k, chart, frame, maps, 0.0, false).ok())
-            .flat_map(|t| {
-                t.modalities
-                    .into_iter()
-                    .map(move |(w, m)| w * m.loss(&zero))
-            })
-            .sum()
     }
 
     /// Let every modality learn from object `k`'s current estimate in `frame`

@@ -109,6 +109,26 @@ impl Tracker {
             .fold(0.0, f64::max)
     }
 
+    /// How well the modalities fit the members at `charts` (their summed data loss at the fine
+    /// scale, without the motion prior): lower is better, comparable between predictions.
+    fn data_fit(
+        &self,
+        members: &[usize],
+        charts: &[PoseChart],
+        frame: &RgbdFrame,
+        maps: &FrameMaps,
+    ) -> f64 {
+        let zero = Vector6::zeros();
+        (members.iter().zip(charts))
+            .filter_map(|(&k, chart)| self.object_terms(k, chart, frame, maps, 0.0, false).ok())
+            .flat_map(|t| {
+                t.modalities
+                    .into_iter()
+                    .map(move |(w, m)| w * m.loss(&zero))
+            })
+            .sum()
+    }
+
     /// One prediction runs straight into `out` with the filter itself; several (best_of) run side
     /// by side, each on a copy, and the better data fit is kept (the first on a tie).
     fn refine_at(
