@@ -1,8 +1,9 @@
 //! Micro-benchmark (`cargo bench --bench pose_cost`): cost of the per-round preparation (visible
 //! points of the depth modality, the silhouette and contour normals of the region modality) and of
 //! one depth-modality loss+gradient evaluation (300 visible points; beside the build without AVX2,
-//! in the same process), and a re-detection search's scoring with shared visible points against
-//! preparing every placement (ratio in one process); then the machine's load average.
+//! in the same process), a re-detection search's scoring with shared visible points against
+//! preparing every placement (ratio in one process), and ADD-S with bounded against unbounded
+//! nearest-neighbour queries (ratio in one process); then the machine's load average.
 use hdpf::domains::pose::modality::depth::{DepthModality, DepthParams};
 use hdpf::domains::pose::modality::spec::detection_losses_one_by_one;
 use hdpf::domains::pose::modality::visible::{visible_points, Silhouette};
@@ -102,10 +103,45 @@ fn main() {
     );
     let us = fastest_block(3000, |i| acc += m.loss(&xi(i)));
     println!("loss {us:.2} µs ({acc:.1})");
+    adds_bounded_against_unbounded(&obj.points, &pose);
     // The load the numbers were measured under (Linux; 1-, 5- and 15-minute averages).
     let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
     let load: Vec<&str> = load.split_whitespace().take(3).collect();
     println!("load average {}", load.join(" "));
+}
+
+/// ADD-S of an estimate 1 mm and 1° (about the model origin) off over the model's points: each query bounded by its own
+/// point's distance (`ModelPoints::adds`) against the unbounded nearest-neighbour search, in the
+/// same process (the same value, asserted).
+fn adds_bounded_against_unbounded(
+    points: &[hdpf::domains::pose::mesh::SurfacePoint],
+    gt: &Isometry3<f64>,
+) {
+    let pts: Vec<_> = points.iter().map(|m| m.p).collect();
+    let model = hdpf::domains::pose::metrics::ModelPoints::new(pts.clone());
+    let tree = hdpf::core::geometry::KdTree::new(&pts);
+    let est = gt
+        * Isometry3::new(
+            Vector3::new(0.001, 0.0, 0.0),
+            Vector3::new(0.0, 0.0175, 0.0),
+        );
+    let rel = est.inverse() * gt;
+    let (mut a, mut b) = (0.0, 0.0);
+    let bounded = fastest_block(20, |_| a = model.adds(&est, gt));
+    let unbounded = fastest_block(20, |_| {
+        let sum: f64 = pts
+            .iter()
+            .map(|p| tree.nearest(&(rel * p)).map_or(f64::NAN, |n| n.1))
+            .sum();
+        b = sum / pts.len() as f64;
+    });
+    assert_eq!(a, b, "bounded and unbounded ADD-S differ");
+    println!(
+        "ADD-S of {} points: bounded {bounded:.0} µs, unbounded {unbounded:.0} µs, ratio {:.2} ({:.3} mm)",
+        pts.len(),
+        unbounded / bounded,
+        a * 1e3
+    );
 }
 
 /// The fastest of 7 blocks of `calls` calls of `f`, in µs per call (the VM's neighbours make

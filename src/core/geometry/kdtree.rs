@@ -48,7 +48,16 @@ impl KdTree {
     /// The nearest point to `q`: `(original index, distance)`; `None` for an empty tree or when no
     /// distance is finite (a NaN or infinite query, e.g. from a diverged pose estimate).
     pub fn nearest(&self, q: &Point3<f64>) -> Option<(usize, f64)> {
-        let mut best = (usize::MAX, f64::INFINITY);
+        self.nearest_within(q, f64::INFINITY)
+    }
+
+    /// The nearest point to `q` among those at squared distance `|p − q|² ≤ bound`: the same
+    /// answer as [`Self::nearest`] whenever a point lies within the bound, found sooner the
+    /// tighter the bound (subtrees farther than it are never entered). `None` when no point lies
+    /// within it, or for a non-finite query or a NaN bound.
+    pub fn nearest_within(&self, q: &Point3<f64>, bound: f64) -> Option<(usize, f64)> {
+        // `d ≤ bound` exactly when `d < next_up(bound)`: a point at the bound itself is found.
+        let mut best = (usize::MAX, bound.next_up());
         search(&self.points, &self.axis, 0, q, &mut best);
         let &original = self.index.get(best.0)?;
         Some((original, best.1.sqrt()))
@@ -145,6 +154,29 @@ mod tests {
             tree.nearest(&Point3::new(0.9, 0.0, 0.0)).map(|n| n.0),
             Some(1)
         );
+    }
+
+    /// A bound reached by some point (as ADD-S's own counterpart reaches it) gives the same
+    /// nearest distance, to the bit; a point exactly at the bound is found; a bound below every
+    /// point finds nothing.
+    #[test]
+    fn a_reached_bound_gives_the_nearest_distance() {
+        let mut rng = StreamRng::seed_from_u64(12);
+        let pts: Vec<_> = (0..500)
+            .map(|_| Point3::new(rng.random(), rng.random(), rng.random::<f64>() * 0.2))
+            .collect();
+        let tree = KdTree::new(&pts);
+        for (i, p) in pts.iter().enumerate() {
+            let q = p + nalgebra::Vector3::new(rng.random(), rng.random(), rng.random()) * 0.01;
+            let bound = (p - q).norm_squared();
+            let (j, d) = tree.nearest_within(&q, bound).unwrap();
+            assert_eq!(d, tree.nearest(&q).unwrap().1, "point {i}");
+            assert!(d * d <= bound * (1.0 + 1e-12) && (pts[j] - q).norm() == d);
+        }
+        let lone = KdTree::new(&[Point3::new(3.0, 4.0, 0.0)]);
+        assert_eq!(lone.nearest_within(&Point3::origin(), 25.0), Some((0, 5.0)));
+        assert_eq!(lone.nearest_within(&Point3::origin(), 24.9), None);
+        assert_eq!(lone.nearest_within(&Point3::origin(), f64::NAN), None);
     }
 
     #[test]

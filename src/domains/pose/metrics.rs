@@ -54,13 +54,20 @@ impl ModelPoints {
     }
 
     /// [`adds`] on these points, with the tree built once in the model frame: since distances are
-    /// rigid-invariant, `minⱼ |T_gt pᵢ − T_est pⱼ| = minⱼ |T_est⁻¹ T_gt pᵢ − pⱼ|`.
+    /// rigid-invariant, `minⱼ |T_gt pᵢ − T_est pⱼ| = minⱼ |T_est⁻¹ T_gt pᵢ − pⱼ|`. Each query
+    /// is bounded by its own point's distance `|T_est⁻¹ T_gt pᵢ − pᵢ|` (the ADD term, which the
+    /// minimum never exceeds), so a good estimate prunes nearly the whole tree; the minimum is the
+    /// same ([`KdTree::nearest_within`]).
     pub fn adds(&self, est: &Isometry3<f64>, gt: &Isometry3<f64>) -> f64 {
         let rel = est.inverse() * gt;
-        let sum: f64 = self
-            .points
-            .iter()
-            .map(|p| self.tree.nearest(&(rel * p)).map_or(f64::NAN, |(_, d)| d))
+        let sum: f64 = (self.points.iter())
+            .map(|p| {
+                let q = rel * p;
+                let own = (p - q).norm_squared();
+                self.tree
+                    .nearest_within(&q, own)
+                    .map_or(f64::NAN, |(_, d)| d)
+            })
             .sum();
         sum / self.points.len() as f64
     }
@@ -567,6 +574,28 @@ mod tests {
         assert!((add(&square(), &est, &gt) - 0.005).abs() < 1e-15);
         assert!(adds(&square(), &est, &gt) <= 0.005 + 1e-15);
         assert_eq!(add(&square(), &gt, &gt), 0.0);
+    }
+
+    /// Bounding each query by its own point's distance gives the unbounded search's ADD-S to the
+    /// bit, from near misses (0.1 mm) to far ones (10 cm, a turn of 2 rad), on 2000 random points.
+    #[test]
+    fn bounded_queries_give_the_unbounded_adds() {
+        let mut rng = crate::core::filter::rng::stream(5, 0, 0);
+        use rand::Rng;
+        let mut v = |s: f64| Vector3::from_fn(|_, _| (rng.random::<f64>() - 0.5) * s);
+        let points: Vec<Point3<f64>> = (0..2000).map(|_| Point3::from(v(0.1))).collect();
+        let model = ModelPoints::new(points.clone());
+        let tree = KdTree::new(&points);
+        let gt = gt_pose();
+        for (t, r) in [(1e-4, 1e-3), (2e-3, 0.05), (0.1, 2.0)] {
+            let est = Isometry3::new(v(t), v(r)) * gt;
+            let rel = est.inverse() * gt;
+            let unbounded = (points.iter())
+                .map(|p| tree.nearest(&(rel * p)).unwrap().1)
+                .sum::<f64>()
+                / points.len() as f64;
+            assert_eq!(model.adds(&est, &gt), unbounded, "error ({t}, {r})");
+        }
     }
 
     #[test]
