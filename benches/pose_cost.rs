@@ -110,9 +110,9 @@ fn main() {
     println!("load average {}", load.join(" "));
 }
 
-/// ADD-S of an estimate 1 mm and 1° (about the model origin) off over the model's points: each query bounded by its own
-/// point's distance (`ModelPoints::adds`) against the unbounded nearest-neighbour search, in the
-/// same process (the same value, asserted).
+/// ADD-S of an estimate 1 mm and 1° (about the model origin) off, over the model's points: each
+/// query bounded by its own point's distance (`ModelPoints::adds`) against the unbounded
+/// nearest-neighbour search, in the same process (the same value, asserted).
 fn adds_bounded_against_unbounded(
     points: &[hdpf::domains::pose::mesh::SurfacePoint],
     gt: &Isometry3<f64>,
@@ -136,12 +136,9 @@ fn adds_bounded_against_unbounded(
         b = sum / pts.len() as f64;
     });
     assert_eq!(a, b, "bounded and unbounded ADD-S differ");
-    println!(
-        "ADD-S of {} points: bounded {bounded:.0} µs, unbounded {unbounded:.0} µs, ratio {:.2} ({:.3} mm)",
-        pts.len(),
-        unbounded / bounded,
-        a * 1e3
-    );
+    let n = pts.len();
+    print!("ADD-S of {n} points: bounded {bounded:.0} µs, unbounded {unbounded:.0} µs, ");
+    println!("ratio {:.2} ({:.3} mm)", unbounded / bounded, a * 1e3);
 }
 
 /// The fastest of 7 blocks of `calls` calls of `f`, in µs per call (the VM's neighbours make

@@ -80,7 +80,7 @@ fn track_args(root: &Path, out: &Path) -> TrackArgs {
         init_noise: None,
         init_results: None,
         rounds: 1,
-        particle_rounds: 5,
+        particle_rounds: hdpf::domains::pose::tracker::PARTICLE_ROUNDS,
         slow_rounds: 1,
         fast_motion_mm: 6.0,
         motion: "random_walk".into(),

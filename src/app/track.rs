@@ -53,8 +53,9 @@ pub struct TrackArgs {
     #[arg(long, default_value_t = DEFAULT_ROUNDS)]
     pub rounds: usize,
     /// Rounds of a frame that move every particle (1–20): later rounds translate the cloud by
-    /// its mean step alone, one evaluation at the mean instead of one per particle (README,
-    /// "Particle moves in the first rounds only"). Without the mean step every round moves them.
+    /// its mean step alone, evaluated at the mean instead of at every particle (README, "Particle
+    /// moves in the first rounds only"). `gn`, a group's first frame and `--mean-step off` move
+    /// in every round.
     #[arg(long, default_value_t = PARTICLE_ROUNDS)]
     pub particle_rounds: usize,
     /// Correspondence rounds per slow frame (1–20; clamped to `--rounds`).

@@ -157,8 +157,9 @@ mod tests {
     }
 
     /// A bound reached by some point (as ADD-S's own counterpart reaches it) gives the same
-    /// nearest distance, to the bit; a point exactly at the bound is found; a bound below every
-    /// point finds nothing.
+    /// nearest point and distance, to the bit, also where another point lies nearer than the
+    /// bound (offsets of up to 5 cm among points about 7 cm apart); a point exactly at the bound
+    /// is found; a bound below every point, a NaN bound and an empty tree find nothing.
     #[test]
     fn a_reached_bound_gives_the_nearest_distance() {
         let mut rng = StreamRng::seed_from_u64(12);
@@ -166,17 +167,27 @@ mod tests {
             .map(|_| Point3::new(rng.random(), rng.random(), rng.random::<f64>() * 0.2))
             .collect();
         let tree = KdTree::new(&pts);
+        let mut nearer = 0;
         for (i, p) in pts.iter().enumerate() {
-            let q = p + nalgebra::Vector3::new(rng.random(), rng.random(), rng.random()) * 0.01;
+            let q = p + nalgebra::Vector3::new(rng.random(), rng.random(), rng.random()) * 0.05;
             let bound = (p - q).norm_squared();
             let (j, d) = tree.nearest_within(&q, bound).unwrap();
-            assert_eq!(d, tree.nearest(&q).unwrap().1, "point {i}");
+            assert_eq!((j, d), tree.nearest(&q).unwrap(), "point {i}");
             assert!(d * d <= bound * (1.0 + 1e-12) && (pts[j] - q).norm() == d);
+            nearer += usize::from(j != i);
         }
+        assert!(
+            nearer > 25,
+            "only {nearer} queries had a nearer point than their own"
+        );
         let lone = KdTree::new(&[Point3::new(3.0, 4.0, 0.0)]);
         assert_eq!(lone.nearest_within(&Point3::origin(), 25.0), Some((0, 5.0)));
         assert_eq!(lone.nearest_within(&Point3::origin(), 24.9), None);
         assert_eq!(lone.nearest_within(&Point3::origin(), f64::NAN), None);
+        assert_eq!(
+            KdTree::new(&[]).nearest_within(&Point3::origin(), 1.0),
+            None
+        );
     }
 
     #[test]

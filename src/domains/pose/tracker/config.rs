@@ -236,14 +236,23 @@ pub const SLOW_ROUNDS: usize = 2;
 /// Rounds that move the particles unless configured: the three coarse levels and the first two
 /// fine rounds of a fast frame, both rounds of a slow one. Later fine rounds only translate the
 /// cloud by its mean step: on the twelve fast real-mesh sequences (filter seeds 0–14) mean ADD-S
-/// 1.62 → 1.61 mm at 0.87× the per-object p50; with 3, 1.69 mm at 0.71× (README, "Particle moves
-/// in the first rounds only").
+/// 1.62 → 1.61 mm at 0.85× the per-object p50; with 3, 1.69 mm at 0.69× (medians of per-run
+/// ratios; README, "Particle moves in the first rounds only").
 pub const PARTICLE_ROUNDS: usize = 5;
 
 /// The pace threshold unless configured: 6 mm of surface motion per frame. The real ycbv-mini
 /// clips move at most 2.2 mm per frame (ground truth), the fast sequences 11–46 mm (10th
 /// percentile 11 mm).
 pub const FAST_MOTION: f64 = 0.006;
+
+/// `n` if it is a valid count of rounds (`1..=20`: each round costs a preparation of the
+/// modalities), else an error naming the parameter `name` and the value.
+fn round_count(name: &str, n: usize) -> Result<usize> {
+    match (1..=20).contains(&n) {
+        true => Ok(n),
+        false => Err(Error::param(name, n, "must lie in 1..=20")),
+    }
+}
 
 impl Default for TrackerConfig {
     fn default() -> Self {
@@ -317,23 +326,16 @@ impl TrackerConfig {
 
     /// With at most `rounds` correspondence rounds per fast frame (and per slow frame, if fewer
     /// than `slow_rounds`); an error naming `rounds` unless `1 ≤ rounds ≤ 20` (each round costs a
-    /// full filter update).
+    /// preparation of the modalities and a filter update or a mean step).
     pub fn with_rounds(mut self, rounds: usize) -> Result<Self> {
-        if !(1..=20).contains(&rounds) {
-            return Err(Error::param("rounds", rounds, "must lie in 1..=20"));
-        }
-        self.rounds = rounds;
+        self.rounds = round_count("rounds", rounds)?;
         Ok(self)
     }
 
     /// With the particles moved in the first `particle_rounds` rounds of each frame
     /// ([`Self::particle_rounds`]); an error naming `particle_rounds` unless it lies in 1..=20.
     pub fn with_particle_rounds(mut self, particle_rounds: usize) -> Result<Self> {
-        if !(1..=20).contains(&particle_rounds) {
-            let why = "must lie in 1..=20";
-            return Err(Error::param("particle_rounds", particle_rounds, why));
-        }
-        self.particle_rounds = particle_rounds;
+        self.particle_rounds = round_count("particle_rounds", particle_rounds)?;
         Ok(self)
     }
 
@@ -341,13 +343,7 @@ impl TrackerConfig {
     /// an error naming the value unless `1 ≤ slow_rounds ≤ 20` and `fast_motion` is finite and
     /// `≥ 0`.
     pub fn with_pace(mut self, slow_rounds: usize, fast_motion: f64) -> Result<Self> {
-        if !(1..=20).contains(&slow_rounds) {
-            return Err(Error::param(
-                "slow_rounds",
-                slow_rounds,
-                "must lie in 1..=20",
-            ));
-        }
+        round_count("slow_rounds", slow_rounds)?;
         if !(fast_motion.is_finite() && fast_motion >= 0.0) {
             return Err(Error::param(
                 "fast_motion",
@@ -431,7 +427,7 @@ impl TrackerConfig {
     /// error), for one hypothesis, or without the mean step (the round would do nothing), else
     /// while `r < particle_rounds`.
     pub(super) fn moves_particles(&self, r: usize, particles: usize, first: bool) -> bool {
-        first || particles <= 1 || !self.mean_step || r < self.particle_rounds
+        first || particles <= 1 || !self.mean_step || r < self.particle_rounds.max(1)
     }
 
     /// Whether round `r` may end the frame early (a fine round: `r ≥ max(1, round_levels)`).
@@ -486,6 +482,10 @@ mod tests {
         let moves = |c: &TrackerConfig, n| (0..5).map(|r| c.moves_particles(r, n, false)).collect();
         let v: Vec<bool> = moves(&c, 100);
         assert_eq!(v, [true, true, false, false, false]);
+        assert!(
+            (0..5).all(|r| c.moves_particles(r, 100, true)),
+            "a first frame moves always"
+        );
         assert!(moves(&c, 1).into_iter().all(|m: bool| m));
         let off = TrackerConfig {
             mean_step: false,

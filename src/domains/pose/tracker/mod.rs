@@ -25,9 +25,9 @@
 //!    no further process noise; the first [`TrackerConfig::round_levels`] of several rounds
 //!    widen the length scales by powers of [`TrackerConfig::round_coarse`] (coarse to fine), and
 //!    a fine round that moves the estimate by less than [`TrackerConfig::round_tol`] (state
-//!    units) ends the frame. A cloud's particles move in the first
-//!    [`TrackerConfig::particle_rounds`] rounds; later rounds skip step 3 and take the mean step
-//!    alone.
+//!    units) ends the frame. With the mean step on, a cloud's particles move in the first
+//!    [`TrackerConfig::particle_rounds`] rounds only (every round of the group's first frame);
+//!    later rounds skip step 3 and take the mean step alone.
 //! 7. **Judge** each object: its detection loss at the estimate gives the tracking quality and the
 //!    lost flag ([`FrameOutput::quality`], [`FrameOutput::lost`]); a lost object is re-detected
 //!    when [`TrackerConfig::redetect`] is on.
@@ -169,9 +169,10 @@ pub struct FrameOutput {
     /// Per object: covariance of the particle poses in the tangent space of [`crate::core::geometry::se3`]
     /// at the estimate, `Σ = Σ_i w_i ξ_i ξ_iᵀ` with `ξ_i = log(T_i · T̂⁻¹)` (m², rad²).
     pub covariance: Vec<Matrix6<f64>>,
-    /// Per object: the effective sample size of its filter after this frame.
+    /// Per object: the effective sample size of its filter after this frame's last update.
     pub ess: Vec<f64>,
-    /// Per object: the spread (standard deviation) of the particle losses of this frame.
+    /// Per object: the spread (standard deviation) of the particle losses of this frame's last
+    /// filter update (rounds after [`TrackerConfig::particle_rounds`] update none).
     pub loss_std: Vec<f64>,
     /// Per object: whether re-detection ([`TrackerConfig::redetect`]) replaced its estimate
     /// this frame.
@@ -993,6 +994,28 @@ pub(crate) mod tests {
             last[1] < 5e-5 && 10.0 * last[1] < last[0],
             "random walk, best_of: {last:?} m"
         );
+    }
+
+    /// With the mean step on, a cloud's particles move in the first `particle_rounds` rounds of
+    /// a frame only, and in every round of the first frame. A box sliding 12 mm per frame,
+    /// rfpf-newton with 20 particles, every frame fast with 4 rounds (no early stop, one
+    /// prediction), `particle_rounds = 1`: frame 1 updates 4 times, frames 2 and 3 once each.
+    /// The rounds without an update report the last update's ESS and loss spread, not zeros.
+    #[test]
+    fn later_rounds_move_the_cloud_by_its_mean_step_alone() {
+        let frames: Vec<_> = (0..3).map(|t| rendered_box_at(sliding_box(t))).collect();
+        let config = TrackerConfig::new(FilterKind::RfpfNewton, 20, 0).with_rounds(4);
+        let mut config = depth_only(config.unwrap().with_particle_rounds(1).unwrap());
+        (config.motion, config.fast_motion) = (MotionModel::RandomWalk, 0.0);
+        (config.round_tol, config.redetect) = (0.0, None);
+        let object = frames[0].1.clone();
+        let mut tracker = Tracker::new(config, vec![object], vec![sliding_box(0)]).unwrap();
+        for (frame, _, _) in &frames {
+            let out = tracker.step(frame).unwrap();
+            assert!(out.ess[0] > 0.0 && out.loss_std[0] > 0.0, "{out:?}");
+        }
+        let filter = tracker.groups[0].filter.as_ref().unwrap();
+        assert_eq!(filter.updates(), 4 + 1 + 1);
     }
 
     /// The same sliding box at 30 Hz with frames 3 and 5 dropped (as a `latest` queue drops
