@@ -1018,6 +1018,27 @@ pub(crate) mod tests {
         assert_eq!(filter.updates(), 4 + 1 + 1);
     }
 
+    /// Re-detection refuses a placement whose centre lies inside the bounding box of another
+    /// object tracked at its estimate, and allows it once that object is itself lost: two boxes
+    /// 12 cm apart, object 0 placed on object 1's centre, 1 cm and 3 cm off it along the box's
+    /// z axis (half-extent 2.5 cm), and back on its own box.
+    #[test]
+    fn a_search_does_not_place_an_object_inside_another_tracked_one() {
+        let (a, b) = (sliding_box(0), sliding_box(10));
+        let (_, object, _) = rendered_box_at(a);
+        let objects = vec![object.clone(), object];
+        let config = depth_only(TrackerConfig::default());
+        let mut tracker = Tracker::new(config, objects, vec![a, b]).unwrap();
+        let at = |dz: f64| b * Isometry3::translation(0.0, 0.0, dz);
+        let inside = [at(0.0), at(0.01), at(0.03), a].map(|p| tracker.inside_another(0, &p));
+        assert_eq!(inside, [true, true, false, false]);
+        tracker.states[1].lost = 1;
+        assert!(
+            !tracker.inside_another(0, &at(0.0)),
+            "a lost neighbour excludes nothing"
+        );
+    }
+
     /// The same sliding box at 30 Hz with frames 3 and 5 dropped (as a `latest` queue drops
     /// them), `gn` with the constant-velocity prediction: with capture stamps the prediction
     /// repeats the last increment over the gap ([`clock`]) and lands on the box (measured 10 µm

@@ -11,7 +11,7 @@ use crate::domains::pose::mesh::SurfacePoint;
 use crate::domains::pose::modality::depth::DepthParams;
 use crate::domains::pose::modality::visible::{visible_points, VisibilityParams};
 use crate::domains::pose::modality::{ImageF32, PoseChart, RgbdFrame};
-use nalgebra::{Isometry3, Matrix6, UnitQuaternion, Vector3, Vector6};
+use nalgebra::{Isometry3, Matrix6, Point3, UnitQuaternion, Vector3, Vector6};
 
 /// Re-detection after loss: when an object's detection loss at its estimate jumps far above its
 /// running level (or is simply high), the object is searched for again, translation first: its
@@ -482,12 +482,28 @@ impl Tracker {
             let seen = self.colour_loss(k, &winner, frame, maps);
             (seen, self.colour_loss(k, &est, frame, maps))
         };
-        if !rd.accepts_winner((found, loss, level), colours) {
+        if !rd.accepts_winner((found, loss, level), colours) || self.inside_another(k, &winner) {
             return Ok(false);
         }
         self.restart_about(g, j, k, winner, salt);
         self.states[k].quality = (1.0 - found).clamp(0.0, 1.0);
         Ok(true)
+    }
+
+    /// Whether `pose` puts object `k`'s centre inside the bounding box of another object tracked
+    /// (not lost) at its estimate: a thin object searched for can fit a neighbour's surface (s62,
+    /// README "Four fresh sequences": the large marker placed inside the bleach bottle).
+    pub(super) fn inside_another(&self, k: usize, pose: &Isometry3<f64>) -> bool {
+        let c = pose * Point3::from(self.objects[k].centre);
+        let others = (0..self.objects.len()).filter(|&j| j != k && self.states[j].lost == 0);
+        others.into_iter().any(|j| {
+            let o = &self.objects[j];
+            let q = self.states[j].estimate.inverse_transform_point(&c).coords - o.centre;
+            let half = (o.points.iter()).fold(Vector3::zeros(), |h, s| {
+                h.sup(&(s.p.coords - o.centre).abs())
+            });
+            (0..3).all(|i| q[i].abs() < half[i])
+        })
     }
 
     /// Feed object `k`'s detection `loss` to its running level; true when it signals a loss
