@@ -28,8 +28,8 @@ use nalgebra::{Isometry3, Matrix6, Point3, UnitQuaternion, Vector3, Vector6};
 /// detection loss), and the object's particles restart around the winner if it looks like the
 /// object did while it was tracked (at most `found_ratio` × the running level, or `min_loss` if
 /// that is higher; or, if its colour loss is at least `colour_gain` below the estimate's, at most
-/// `lost_floor`) and, with a modality that keeps a colour model, its colour loss is at most the
-/// estimate's plus `colour_margin`.
+/// `lost_floor`), with a modality that keeps a colour model its colour loss is at most the
+/// estimate's plus `colour_margin`, and its centre lies inside no other tracked object's box.
 ///
 /// The detection loss is the sum of the detection losses of the tracker's modalities that judge
 /// detections (the depth modality: its loss at the estimate, at scale 1, divided by its outlier
