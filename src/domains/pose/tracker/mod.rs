@@ -73,6 +73,8 @@ pub struct ObjectModel {
     pub centre: Vector3<f64>,
     /// Largest distance of a sample from the centre.
     pub radius: f64,
+    /// Half the bounding box's extent along each model axis (about `centre`).
+    pub half_extent: Vector3<f64>,
 }
 
 impl ObjectModel {
@@ -88,11 +90,13 @@ impl ObjectModel {
             .iter()
             .map(|p| (p.p.coords - centre).norm())
             .fold(0.0, f64::max);
+        let half_extent = (hi.coords - lo.coords) / 2.0;
         Ok(Self {
             obj_id,
             points,
             centre,
             radius,
+            half_extent,
         })
     }
 }

@@ -499,10 +499,7 @@ impl Tracker {
         others.into_iter().any(|j| {
             let o = &self.objects[j];
             let q = self.states[j].estimate.inverse_transform_point(&c).coords - o.centre;
-            let half = (o.points.iter()).fold(Vector3::zeros(), |h, s| {
-                h.sup(&(s.p.coords - o.centre).abs())
-            });
-            (0..3).all(|i| q[i].abs() < half[i])
+            (0..3).all(|i| q[i].abs() < o.half_extent[i])
         })
     }
 
