@@ -688,7 +688,7 @@ impl RegionModality {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::domains::pose::frame::ImageF32;
     use crate::domains::pose::mesh::Mesh;
@@ -716,18 +716,22 @@ mod tests {
     /// A red 6×4×3 cm box at [`truth`] rendered over a solid blue background.
     fn frame() -> RgbdFrame {
         let mesh = Mesh::cuboid(0.06, 0.04, 0.03).unwrap();
+        RgbdFrame::new(0, cam(), Some(red_on_blue(&cam(), &mesh, truth())), None)
+    }
+
+    /// `mesh` at `pose` rendered red over a solid blue background.
+    pub(crate) fn red_on_blue(camera: &Camera, mesh: &Mesh, pose: Isometry3<f64>) -> RgbImage {
         let opts = RenderOptions {
             background: Background::Solid([40, 70, 200]),
             ..Default::default()
         };
         let object = RenderObject {
-            mesh: &mesh,
-            pose: truth(),
+            mesh,
+            pose,
             color: [210, 40, 30],
         };
-        let r = render(&cam(), &[object], &opts).unwrap();
-        let rgb = RgbImage::from_raw(r.width, r.height, r.rgb.concat()).unwrap();
-        RgbdFrame::new(0, cam(), Some(rgb), None)
+        let r = render(camera, &[object], &opts).unwrap();
+        RgbImage::from_raw(r.width, r.height, r.rgb.concat()).unwrap()
     }
 
     fn points() -> Vec<SurfacePoint> {

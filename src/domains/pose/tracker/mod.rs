@@ -110,6 +110,9 @@ struct ObjectState {
     previous: Option<Isometry3<f64>>,
     /// Running level of the re-detection loss and the frames that fed it.
     level: Option<(f64, usize)>,
+    /// Running level of the colour loss at good estimates (with re-detection on and a modality
+    /// that keeps a colour model).
+    colour_level: Option<f64>,
     /// Consecutive frames that triggered re-detection.
     lost: usize,
     /// The last estimate that did not trigger re-detection.
@@ -251,6 +254,7 @@ impl Tracker {
                 estimate,
                 previous: None,
                 level: None,
+                colour_level: None,
                 lost: 0,
                 good: estimate,
                 detection: 0.0,
@@ -1139,7 +1143,7 @@ pub(crate) mod tests {
             // Nor does colour let in a winner above `max_loss`.
             let lost = (rd.max_loss + 1e-9, f64::INFINITY, level);
             assert!(
-                !rd.accepts_winner(lost, || (Some(0.0), Some(1.0))),
+                !rd.accepts_winner(lost, || (Some(0.0), Some(1.0), None)),
                 "{loss}"
             );
         }
@@ -1209,12 +1213,53 @@ pub(crate) mod tests {
         let rd = RedetectConfig::default();
         let m = rd.colour_margin;
         // The grey plate over s41's bottle: 0.49 against the estimate's 0.08.
-        assert!(!rd.colour_accepts(Some(0.49), Some(0.08)));
-        assert!(!rd.colour_accepts(Some(0.3 + m + 1e-9), Some(0.3)));
-        assert!(rd.colour_accepts(Some(0.3 + m), Some(0.3)));
+        assert!(!rd.colour_accepts(Some(0.49), Some(0.08), None));
+        assert!(!rd.colour_accepts(Some(0.3 + m + 1e-9), Some(0.3), None));
+        assert!(rd.colour_accepts(Some(0.3 + m), Some(0.3), None));
         // A lost estimate on the background, its winner on the object.
-        assert!(rd.colour_accepts(Some(0.06), Some(0.67)));
-        assert!(rd.colour_accepts(None, Some(0.1)) && rd.colour_accepts(Some(0.9), None));
+        assert!(rd.colour_accepts(Some(0.06), Some(0.67), None));
+        assert!(
+            rd.colour_accepts(None, Some(0.1), None) && rd.colour_accepts(Some(0.9), None, None)
+        );
+        // s62's large marker, lost (its estimate reads 0.93): a placement on the occluder bar
+        // (0.52) looks better than the estimate but not like the marker while tracked (0.16).
+        assert!(rd.colour_accepts(Some(0.52), Some(0.93), None));
+        assert!(!rd.colour_accepts(Some(0.52), Some(0.93), Some(0.16)));
+        assert!(rd.colour_accepts(Some(0.16 + m), Some(0.93), Some(0.16)));
+        assert!(!rd.colour_accepts(Some(0.16 + m + 1e-9), None, Some(0.16)));
+    }
+
+    /// Every frame an object is tracked teaches its running colour level (re-detection on, a
+    /// modality with a colour model): a red box on a blue background, rendered with depth and
+    /// colour, looks like itself (level near 0), and the level stays unset with re-detection off
+    /// (nothing reads it) or without a colour model (depth alone).
+    #[test]
+    fn a_tracked_object_learns_its_colour_level() {
+        use crate::domains::pose::modality::region::tests::red_on_blue;
+        let pose = sliding_box(0);
+        let (depth_frame, object, _) = rendered_box_at(pose);
+        let mesh = Mesh::cuboid(0.06, 0.04, 0.05).unwrap();
+        let rgb = red_on_blue(&depth_frame.camera, &mesh, pose);
+        let depth = depth_frame.depth.as_deref().cloned();
+        let frame = RgbdFrame::new(1, depth_frame.camera, Some(rgb), depth);
+        let level = |config: TrackerConfig| {
+            let mut tracker = Tracker::new(config, vec![object.clone()], vec![pose]).unwrap();
+            for _ in 0..3 {
+                tracker.step(&frame).unwrap();
+            }
+            tracker.states[0].colour_level
+        };
+        let with = level(TrackerConfig::default());
+        // The box's colour loss at its pose: its visible points read red, whose posterior the
+        // lines learned from red inside and blue outside; 0.1 leaves room for the pixels at the
+        // silhouette's edge.
+        assert!(with.is_some_and(|l| (0.0..0.1).contains(&l)), "{with:?}");
+        let off = TrackerConfig {
+            redetect: None,
+            ..TrackerConfig::default()
+        };
+        assert_eq!(level(off), None);
+        assert_eq!(level(depth_only(TrackerConfig::default())), None);
     }
 
     /// s52's scissors, frame 16: placed within 2 mm of the truth but judging 0.438 against the
@@ -1226,26 +1271,30 @@ pub(crate) mod tests {
         let rd = RedetectConfig::default();
         let depth = (0.438, 0.851, 0.289);
         assert!(!rd.accepts(depth.0, depth.1, depth.2));
-        assert!(rd.accepts_winner(depth, || (Some(0.12), Some(0.55))));
+        assert!(rd.accepts_winner(depth, || (Some(0.12), Some(0.55), None)));
         // No colour, or too little colour gain: the depth rule alone.
-        assert!(!rd.accepts_winner(depth, || (None, Some(0.55))));
-        assert!(!rd.accepts_winner(depth, || (Some(0.12), None)));
-        assert!(!rd.accepts_winner(depth, || (Some(0.36), Some(0.55))));
+        assert!(!rd.accepts_winner(depth, || (None, Some(0.55), None)));
+        assert!(!rd.accepts_winner(depth, || (Some(0.12), None, None)));
+        assert!(!rd.accepts_winner(depth, || (Some(0.36), Some(0.55), None)));
         // Beyond the trigger's floor (0.547 on frame 14), or not clearly better than the estimate.
-        assert!(!rd.accepts_winner((0.547, 0.898, 0.289), || (Some(0.11), Some(0.56))));
+        assert!(!rd.accepts_winner((0.547, 0.898, 0.289), || (Some(0.11), Some(0.56), None)));
         // (an estimate of 0.54, just over the trigger's floor: 0.8 × 0.54 = 0.432 < 0.438)
-        assert!(!rd.accepts_winner((0.438, 0.54, 0.289), || (Some(0.12), Some(0.55))));
+        assert!(!rd.accepts_winner((0.438, 0.54, 0.289), || (Some(0.12), Some(0.55), None)));
         // At the floor itself the winner passes; with the gain turned off it does not.
-        assert!(rd.accepts_winner((rd.lost_floor, 0.851, 0.289), || (Some(0.12), Some(0.55))));
+        assert!(rd.accepts_winner((rd.lost_floor, 0.851, 0.289), || (
+            Some(0.12),
+            Some(0.55),
+            None
+        )));
         let off = RedetectConfig {
             colour_gain: f64::INFINITY,
             ..rd
         };
-        assert!(!off.accepts_winner(depth, || (Some(0.12), Some(0.55))));
+        assert!(!off.accepts_winner(depth, || (Some(0.12), Some(0.55), None)));
         // What the depth accepts still needs the colour margin: s41's plate on frame 18 …
-        assert!(!rd.accepts_winner((0.351, 0.694, 0.317), || (Some(0.49), Some(0.08))));
+        assert!(!rd.accepts_winner((0.351, 0.694, 0.317), || (Some(0.49), Some(0.08), None)));
         // … and passes with it: s52's scissors re-detected on frame 2.
-        assert!(rd.accepts_winner((0.241, 0.602, 0.222), || (Some(0.06), Some(0.32))));
+        assert!(rd.accepts_winner((0.241, 0.602, 0.222), || (Some(0.06), Some(0.32), None)));
     }
 
     #[test]

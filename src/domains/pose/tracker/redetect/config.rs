@@ -20,8 +20,9 @@ use nalgebra::{UnitQuaternion, Vector3};
 /// detection loss), and the object's particles restart around the winner if it looks like the
 /// object did while it was tracked (at most `found_ratio` × the running level, or `min_loss` if
 /// that is higher; or, if its colour loss is at least `colour_gain` below the estimate's, at most
-/// `lost_floor`), with a modality that keeps a colour model its colour loss is at most the
-/// estimate's plus `colour_margin`, and its centre lies inside no other tracked object's box.
+/// `lost_floor`), with a modality that keeps a colour model its colour loss is at most both the
+/// estimate's and the object's running colour level's (learned while tracked) plus
+/// `colour_margin`, and its centre lies inside no other tracked object's box.
 ///
 /// The detection loss is the sum of the detection losses of the tracker's modalities that judge
 /// detections (the depth modality: its loss at the estimate, at scale 1, divided by its outlier
@@ -100,8 +101,10 @@ pub struct RedetectConfig {
     /// estimate's 0.65, of which 0.43 occluded), but its colour loss reads 0.49–0.50 against the
     /// estimate's 0.08–0.14; without the check the bottle was moved onto the plate on two of
     /// three seeds (ADD-S 11.0 and 6.6 mm on s41). On the fast sequences no accepted winner read
-    /// more than its estimate (re-detected winners 0.04–0.15 against 0.08–0.67).
-    /// `f64::INFINITY` turns the check off.
+    /// more than its estimate (re-detected winners 0.04–0.15 against 0.08–0.67). The same margin
+    /// bounds it above the object's running colour level while tracked (the estimate of a lost
+    /// object reads high itself).
+    /// `f64::INFINITY` turns both checks off.
     pub colour_margin: f64,
     /// A winner whose colour loss is at least this much below the estimate's looks clearly more
     /// like the object, and then needs only to fit the depth within `lost_floor` (a fit the trigger
@@ -189,35 +192,47 @@ impl RedetectConfig {
     /// `found` passes [`RedetectConfig::accepts`] against the estimate's `loss` and the running
     /// `level`, or, when its colour loss `seen` is at least `colour_gain` below the estimate's
     /// `held`, beats `accept × loss` within `lost_floor`; and its colour passes
-    /// [`RedetectConfig::colour_accepts`]. `colours` gives `(seen, held)`; it is called only for
-    /// a winner below `accept × loss`, which every acceptance needs.
+    /// [`RedetectConfig::colour_accepts`]. `colours` gives `(seen, held, tracked)`, `tracked` the
+    /// object's running colour level while it was tracked; it is called only for a winner below
+    /// `accept × loss`, which every acceptance needs.
     pub(in crate::domains::pose::tracker) fn accepts_winner(
         &self,
         (found, loss, level): (f64, f64, f64),
-        colours: impl FnOnce() -> (Option<f64>, Option<f64>),
+        colours: impl FnOnce() -> (Option<f64>, Option<f64>, Option<f64>),
     ) -> bool {
         if found.is_nan() || found >= self.accept * loss {
             return false;
         }
-        let (seen, held) = colours();
+        let (seen, held, tracked) = colours();
         let looks_better = matches!((seen, held), (Some(s), Some(h)) if s + self.colour_gain <= h);
         let floor = self.lost_floor.min(self.max_loss);
         let fits = self.accepts(found, loss, level) || (looks_better && found <= floor);
-        fits && self.colour_accepts(seen, held)
+        fits && self.colour_accepts(seen, held, tracked)
     }
 
-    /// Whether a winner of colour loss `found` may replace an estimate of colour loss `held`: at
-    /// most `held + colour_margin`, or either unknown (no colour model, or nothing of the object
-    /// unhidden to look at).
+    /// Whether a winner of colour loss `found` may replace an estimate of colour loss `held` for
+    /// an object whose running colour level while tracked is `tracked`: at most
+    /// `held + colour_margin` and at most `tracked + colour_margin`, each check skipped where
+    /// either side is unknown (no colour model, nothing of the object unhidden to look at, or no
+    /// good frame seen yet).
+    ///
+    /// The level check since 2026-12-06: a lost estimate's own colour loss is high (0.87–0.99 for
+    /// s62's large marker), so the first check alone let through any placement on the occluder
+    /// bar or a neighbour (0.51–0.58), where the marker read 0.16 while tracked; such placements
+    /// were what kept [`RedetectConfig::turn`] off.
     pub(in crate::domains::pose::tracker) fn colour_accepts(
         &self,
         found: Option<f64>,
         held: Option<f64>,
+        tracked: Option<f64>,
     ) -> bool {
-        match (found, held) {
-            (Some(found), Some(held)) => found <= held + self.colour_margin,
-            _ => true,
-        }
+        let Some(found) = found else {
+            return true;
+        };
+        [held, tracked]
+            .into_iter()
+            .flatten()
+            .all(|h| found <= h + self.colour_margin)
     }
 
     /// The rotations a search places the object at: the prediction's, the last good pose's

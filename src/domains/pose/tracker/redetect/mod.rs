@@ -194,8 +194,29 @@ impl Tracker {
         let lost = loss.is_some_and(|l| self.update_level(k, l, rd));
         if lost {
             self.states[k].lost += 1;
+        } else if loss.is_some() && self.config.redetect.is_some() {
+            self.update_colour_level(k, rd, frame, maps);
         }
         Ok(lost)
+    }
+
+    /// Feed the colour loss at object `k`'s good estimate ([`Tracker::colour_loss`]) to its
+    /// running colour level, with the detection level's smoothing; a search winner's colour must
+    /// stay near it ([`RedetectConfig::colour_accepts`]). Without a colour judgement the level
+    /// stays as it was.
+    fn update_colour_level(
+        &mut self,
+        k: usize,
+        rd: &RedetectConfig,
+        frame: &RgbdFrame,
+        maps: &FrameMaps,
+    ) {
+        let est = self.states[k].estimate;
+        let Some(c) = self.colour_loss(k, &est, frame, maps) else {
+            return;
+        };
+        let level = &mut self.states[k].colour_level;
+        *level = Some(level.map_or(c, |l| l + rd.smoothing * (c - l)));
     }
 
     /// Object `k`'s colour loss at `pose`: the mean over the modalities that keep a colour model
@@ -250,10 +271,11 @@ impl Tracker {
         let good = self.states[k].good;
         let (found, winner) = self.search_lost(k, pred, &good, rd.reach(lost), rd, frame, maps)?;
         let level = self.states[k].level.map_or(0.0, |(l, _)| l);
-        // The winner's colour loss first, the estimate's second.
+        // The winner's colour loss first, the estimate's second, then the tracked level.
         let colours = || {
             let seen = self.colour_loss(k, &winner, frame, maps);
-            (seen, self.colour_loss(k, &est, frame, maps))
+            let held = self.colour_loss(k, &est, frame, maps);
+            (seen, held, self.states[k].colour_level)
         };
         if !rd.accepts_winner((found, loss, level), colours) || self.inside_another(k, &winner) {
             return Ok(false);
