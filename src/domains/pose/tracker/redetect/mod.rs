@@ -326,8 +326,9 @@ impl Tracker {
     /// Search for lost object `k`: [`Tracker::placements`] within `reach` at each of
     /// [`RedetectConfig::rotations`], each scored by its detection loss; the best
     /// `rd.candidates` are refined by [`Tracker::refine`] (the refined pose kept where it judges
-    /// better). Returns the lowest detection loss and its pose (the prediction is always a
-    /// candidate).
+    /// better). A pose inside another tracked object ([`Tracker::inside_another`]) scores
+    /// infinite, so that the best placement outside every other object wins. Returns the lowest
+    /// detection loss and its pose (the prediction is always a candidate).
     #[allow(clippy::too_many_arguments)]
     pub(super) fn search_lost(
         &self,
@@ -339,8 +340,12 @@ impl Tracker {
         frame: &RgbdFrame,
         maps: &FrameMaps,
     ) -> Result<(f64, Isometry3<f64>)> {
-        // A pose from which nothing of the object is visible is no candidate (it would score 0).
+        // A pose from which nothing of the object is visible is no candidate (it would score 0),
+        // nor one inside another tracked object (two objects cannot overlap).
         let score = |pose: &Isometry3<f64>| -> Result<f64> {
+            if self.inside_another(k, pose) {
+                return Ok(f64::INFINITY);
+            }
             Ok(self
                 .detection_loss(k, pose, frame, maps)?
                 .unwrap_or(f64::INFINITY))
@@ -354,8 +359,13 @@ impl Tracker {
             let losses = self.shifted_detection_losses(k, &chart, &shifts, frame, maps)?;
             let pose = |t: &Vector3<f64>| chart.pose(&Vector6::new(t.x, t.y, t.z, 0.0, 0.0, 0.0));
             for (t, l) in shifts.iter().zip(losses) {
+                let p = pose(t);
+                let l = match self.inside_another(k, &p) {
+                    true => None,
+                    false => l,
+                };
                 scored.push((l.unwrap_or(f64::INFINITY), poses.len()));
-                poses.push(pose(t));
+                poses.push(p);
             }
             step = step.max(s);
         }
