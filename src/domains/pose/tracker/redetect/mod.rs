@@ -73,8 +73,9 @@ impl PixelGrid {
 /// median depth (the upper median of an even count) of the `visible` points (camera frame) that
 /// project within `radius_px` pixels of `c`'s projection. A placement puts the centre at the
 /// sensor's depth at a grid pixel plus this, and the sensor there reads the surface on the centre's
-/// ray. Without such points (an object with a hole at its centre, say, or a centre at or behind the
-/// camera plane) the mean depth of all visible points stands in for it; without visible points, 0.
+/// ray. `None` without such points (an object with a hole at its centre, a banana or a clamp whose
+/// centre lies off its body, or a centre at or behind the camera plane): [`Tracker::placements`]
+/// then anchors on the visible point projecting nearest the centre ([`nearest_visible`]).
 ///
 /// Until 2026-12-06 the mean depth always stood in: for a can seen from its side it lies nearer
 /// the centre than the wall on the centre's ray, at `r` (about `2r/π` in front for a wall seen
@@ -86,10 +87,7 @@ pub(super) fn depth_behind(
     c: &Vector3<f64>,
     cam: &Camera,
     radius_px: f64,
-) -> f64 {
-    if visible.is_empty() {
-        return 0.0;
-    }
+) -> Option<f64> {
     let (cu, cv) = cam.project_xyz(c);
     let near_ray = |p: &&SurfacePoint| {
         let (u, v) = cam.project_xyz(&p.p.coords);
@@ -99,8 +97,26 @@ pub(super) fn depth_behind(
         true => visible.iter().filter(near_ray).map(|p| p.p.z).collect(),
         false => Vec::new(),
     };
-    let mean = || visible.iter().map(|p| p.p.z).sum::<f64>() / visible.len() as f64;
-    c.z - upper_median(&mut on_ray).unwrap_or_else(mean)
+    upper_median(&mut on_ray).map(|m| c.z - m)
+}
+
+/// The point of `visible` (camera frame) that projects nearest the projection of `c`; `None`
+/// without visible points or with `c` at or behind the camera plane.
+pub(super) fn nearest_visible(
+    visible: &[SurfacePoint],
+    c: &Vector3<f64>,
+    cam: &Camera,
+) -> Option<Vector3<f64>> {
+    if c.z <= 1e-3 {
+        return None;
+    }
+    let (cu, cv) = cam.project_xyz(c);
+    let d2 = |p: &SurfacePoint| {
+        let (u, v) = cam.project_xyz(&p.p.coords);
+        (u - cu).powi(2) + (v - cv).powi(2)
+    };
+    let nearest = visible.iter().min_by(|a, b| d2(a).total_cmp(&d2(b)));
+    nearest.map(|p| p.p.coords)
 }
 
 /// Median of the valid (positive) depths in the `(2r+1)²` window about pixel `(u, v)`.
@@ -436,7 +452,13 @@ impl Tracker {
     /// [`PixelGrid`] over the image region spanned by the chart's centre and `good`'s, widened
     /// by `reach` metres, at the sensor's depth there (window median) plus the centre's depth
     /// behind the surface on its ray at the chart ([`depth_behind`]), and at the chart centre's
-    /// own depth. Returns the shifts of the centre (camera frame) and the grid step in metres.
+    /// own depth. Without visible points near the centre's ray the centre goes at the sensor's
+    /// depth plus the mean visible depth behind it, and so does an anchor: the visible point `a`
+    /// projecting nearest the centre ([`nearest_visible`]), at the grid pixel moved by `a`'s
+    /// image offset from the centre, at the sensor's depth there. The anchor since 2026-12-06:
+    /// the sensor at the centre's pixel can read the background behind a banana's bend, and
+    /// s82's banana was lost for 12 frames in plain sight. Returns the shifts of the centre
+    /// (camera frame) and the grid step in metres.
     fn placements(
         &self,
         k: usize,
@@ -456,16 +478,34 @@ impl Tracker {
         let step = rd.step * obj.radius * px_per_m;
         let grid = PixelGrid::new(&cam, at(&c), at(&g), reach * px_per_m, step, rd.max_grid);
         let visible = visible_points(&obj.points, &chart.reference, &cam, &rd.visibility);
-        let behind = depth_behind(&visible, &c, &cam, rd.centre_px);
-        // Two depths per pixel: the sensor's there (window median) plus the centre's depth
-        // behind the surface on its ray, and the chart's own (the pixel may show an occluder).
+        // The points placed at the sensor's depth: each `(p, pixel offset from the grid pixel,
+        // its depth behind the sensed surface)`.
+        let mut anchors = Vec::with_capacity(2);
+        match depth_behind(&visible, &c, &cam, rd.centre_px) {
+            Some(behind) => anchors.push((c, (0.0, 0.0), behind)),
+            None => {
+                let n = visible.len().max(1) as f64;
+                let mean = visible.iter().map(|p| p.p.z).sum::<f64>() / n;
+                let behind = if visible.is_empty() { 0.0 } else { c.z - mean };
+                anchors.push((c, (0.0, 0.0), behind));
+                if let Some(a) = nearest_visible(&visible, &c, &cam) {
+                    anchors.push((a, (at(&a).0 - at(&c).0, at(&a).1 - at(&c).1), 0.0));
+                }
+            }
+        }
+        // Per pixel: each anchor at the sensor's depth at its pixel (window median) plus its
+        // depth behind the surface, then the centre at the chart's own depth (the pixel may
+        // show an occluder).
         let shifts = grid
             .pixels()
-            .flat_map(|px| {
-                let sensed = window_depth(&depth, px, 2).map(|z| (px, z + behind));
-                sensed.into_iter().chain([(px, c.z)])
+            .flat_map(|(u, v)| {
+                let sensed = anchors.iter().filter_map(|&(p, (du, dv), behind)| {
+                    let z = window_depth(&depth, (u + du, v + dv), 2)?;
+                    Some(cam.backproject(u + du, v + dv, z + behind).coords - p)
+                });
+                let own = cam.backproject(u, v, c.z).coords - c;
+                sensed.chain([own]).collect::<Vec<_>>()
             })
-            .map(|((u, v), z)| cam.backproject(u, v, z).coords - c)
             .collect();
         Ok((shifts, grid.step / px_per_m))
     }
