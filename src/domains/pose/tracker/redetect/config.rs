@@ -10,7 +10,9 @@ use nalgebra::{UnitQuaternion, Vector3};
 /// rotation centre is placed on a pixel grid over the image region between the constant-velocity
 /// prediction and the last good pose — widened by a reach that grows with the frames it has been
 /// lost — at two depths (the sensor's there plus the centre's depth behind the surface on its ray,
-/// and the prediction's: the pixel may show an occluder), at several rotations (the prediction's
+/// and the prediction's: the pixel may show an occluder; with no visible point near the centre's
+/// ray, a third: the visible point nearest the centre at the sensor's depth at its own pixel), at
+/// several rotations (the prediction's
 /// and the last good pose's: a lost estimate's rotation drifts; and the prediction turned by
 /// ±`turn` about each camera axis). Every placement is scored by the detection loss with the points
 /// visible at the prediction's translation and the placement's rotation (one loss evaluation per
@@ -119,7 +121,8 @@ pub struct RedetectConfig {
     /// Radius in pixels about the centre's projection within which the visible points give the
     /// surface depth on the centre's ray: a placement puts the centre `c_z − median` behind the
     /// sensor's depth at its grid pixel (with the mean depth of all visible points when none
-    /// projects there). About the sensor window the grid reads (5 × 5 pixels).
+    /// projects there, and then the visible point nearest the centre anchors a further placement).
+    /// About the sensor window the grid reads (5 × 5 pixels).
     pub centre_px: f64,
 }
 
@@ -218,8 +221,7 @@ impl RedetectConfig {
     ///
     /// The level check since 2026-12-06: a lost estimate's own colour loss is high (0.87–0.99 for
     /// s62's large marker), so the first check alone let through any placement on the occluder
-    /// bar or a neighbour (0.51–0.58), where the marker read 0.16 while tracked; such placements
-    /// were what kept [`RedetectConfig::turn`] off.
+    /// bar or a neighbour (0.51–0.58), where the marker read 0.16 while tracked.
     pub(in crate::domains::pose::tracker) fn colour_accepts(
         &self,
         found: Option<f64>,

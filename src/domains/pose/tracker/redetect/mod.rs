@@ -74,8 +74,9 @@ impl PixelGrid {
 /// project within `radius_px` pixels of `c`'s projection. A placement puts the centre at the
 /// sensor's depth at a grid pixel plus this, and the sensor there reads the surface on the centre's
 /// ray. `None` without such points (an object with a hole at its centre, a banana or a clamp whose
-/// centre lies off its body, or a centre at or behind the camera plane): [`Tracker::placements`]
-/// then anchors on the visible point projecting nearest the centre ([`nearest_visible`]).
+/// centre lies off its body, or a centre at or behind the camera plane); [`Tracker::placements`]
+/// then also anchors on the visible point projecting nearest the centre ([`nearest_visible`]),
+/// where the centre lies in front of the camera.
 ///
 /// Until 2026-12-06 the mean depth always stood in: for a can seen from its side it lies nearer
 /// the centre than the wall on the centre's ray, at `r` (about `2r/π` in front for a wall seen
@@ -228,7 +229,11 @@ impl Tracker {
         maps: &FrameMaps,
     ) {
         let est = self.states[k].estimate;
-        let Some(c) = self.colour_loss(k, &est, frame, maps) else {
+        // A non-finite reading would stick in the level and refuse every later winner.
+        let Some(c) = self
+            .colour_loss(k, &est, frame, maps)
+            .filter(|c| c.is_finite())
+        else {
             return;
         };
         let level = &mut self.states[k].colour_level;
@@ -293,6 +298,7 @@ impl Tracker {
             let held = self.colour_loss(k, &est, frame, maps);
             (seen, held, self.states[k].colour_level)
         };
+        // The search already scores poses inside another object as infinite: a guard.
         if !rd.accepts_winner((found, loss, level), colours) || self.inside_another(k, &winner) {
             return Ok(false);
         }
@@ -453,9 +459,9 @@ impl Tracker {
     /// by `reach` metres, at the sensor's depth there (window median) plus the centre's depth
     /// behind the surface on its ray at the chart ([`depth_behind`]), and at the chart centre's
     /// own depth. Without visible points near the centre's ray the centre goes at the sensor's
-    /// depth plus the mean visible depth behind it, and so does an anchor: the visible point `a`
-    /// projecting nearest the centre ([`nearest_visible`]), at the grid pixel moved by `a`'s
-    /// image offset from the centre, at the sensor's depth there. The anchor since 2026-12-06:
+    /// depth plus the mean visible depth behind it; and an anchor, the visible point `a`
+    /// projecting nearest the centre ([`nearest_visible`]), goes at the grid pixel moved by `a`'s
+    /// image offset from the centre, at the sensor's depth there (nothing added behind it). The anchor since 2026-12-06:
     /// the sensor at the centre's pixel can read the background behind a banana's bend, and
     /// s82's banana was lost for 12 frames in plain sight. Returns the shifts of the centre
     /// (camera frame) and the grid step in metres.
