@@ -1454,10 +1454,11 @@ pub(crate) mod tests {
             assert!((angle - rd.turn).abs() < 1e-12, "{i}: {angle}");
             assert!((axis[i / 2].abs() - 1.0).abs() < 1e-12, "{i}: {axis:?}");
         }
-        assert_eq!(
-            RedetectConfig::default().rotations(&pred, &pred),
-            vec![pred]
-        );
+        let none = RedetectConfig {
+            turn: 0.0,
+            ..RedetectConfig::default()
+        };
+        assert_eq!(none.rotations(&pred, &pred), vec![pred]);
     }
 
     /// A box lost while it turned 45° about the viewing axis (and slid 1 cm) is found by a

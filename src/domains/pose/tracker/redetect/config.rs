@@ -87,13 +87,19 @@ pub struct RedetectConfig {
     /// Selection of the visible points whose depth places the search grid.
     pub visibility: VisibilityParams,
     /// Besides the prediction's and the last good pose's rotation, the search tries the prediction
-    /// turned by ± this angle (radians) about each camera axis (0, the default: not). A lost object
-    /// keeps moving while its estimate drifts: on the fast real-mesh sequence s52 (measured on
+    /// turned by ± this angle (radians) about each camera axis (0: not). A lost object keeps
+    /// moving while its estimate drifts: on the fast real-mesh sequence s52 (measured on
     /// 2026-12-04's version) the scissors were lost for 29 frames while fully visible, every
     /// search's best placement judging 0.44–0.79 against the 0.43 it needed, until ±20° turns found
-    /// them (ADD-S 17.0 → 2.6 mm). Off by default because the extra placements also let a barely
-    /// visible object's lenient acceptance take a wrong one: `bench pose` on real meshes, held out,
-    /// reads worse for five of seven cells with 20° (README, "Turned placements").
+    /// them (ADD-S 17.0 → 2.6 mm).
+    ///
+    /// 10° by default since 2026-12-06 (0 before). At 20° the extra placements let a barely
+    /// visible object's lenient acceptance take a wrong one (README, "Turned placements"); with the
+    /// colour level, the search filter and the anchor, 10° reads better than 0 and 20°: mean ADD-S
+    /// over 25 fast sequences (filter seeds 0–4, s62 apart) 1.70 mm at 0, 1.66 at 20°, 1.57 at
+    /// 10°, s62 21.3 / 10.3 / 10.9; and on five sequences generated after that choice (s91–s95)
+    /// 1.93 at 0 against 1.86 at 10°. It still re-finds s83's marker worse (README, "Turned
+    /// placements at 10°").
     pub turn: f64,
     /// A winner must also look like the object: its colour loss
     /// ([`crate::domains::pose::modality::FrameTerm::colour_loss`], with a modality that keeps
@@ -145,7 +151,7 @@ impl Default for RedetectConfig {
             accept: 0.8,
             found_ratio: 1.5,
             visibility: DepthParams::default().visibility,
-            turn: 0.0,
+            turn: 10f64.to_radians(),
             colour_margin: 0.1,
             colour_gain: 0.2,
             centre_px: 3.0,
