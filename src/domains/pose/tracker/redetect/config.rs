@@ -171,6 +171,12 @@ impl RedetectConfig {
         self.reach * (1.0 + lost as f64).min(self.max_growth.max(1.0))
     }
 
+    /// A running level after one more reading `x`: `x` for the first, then the exponential
+    /// moving average `level + smoothing · (x − level)` (the detection and the colour level).
+    pub(in crate::domains::pose::tracker) fn smoothed(&self, level: Option<f64>, x: f64) -> f64 {
+        level.map_or(x, |l| l + self.smoothing * (x - l))
+    }
+
     /// What a good frame's detection `loss` teaches the running level: at most
     /// `max_loss / found_ratio`, so that no level learned (even by an object lost during the
     /// warm-up) lets [`RedetectConfig::accepts`] pass a winner that would itself judge as lost.

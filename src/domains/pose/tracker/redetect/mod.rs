@@ -89,11 +89,8 @@ pub(super) fn depth_behind(
     cam: &Camera,
     radius_px: f64,
 ) -> Option<f64> {
-    let (cu, cv) = cam.project_xyz(c);
-    let near_ray = |p: &&SurfacePoint| {
-        let (u, v) = cam.project_xyz(&p.p.coords);
-        (u - cu).powi(2) + (v - cv).powi(2) <= radius_px * radius_px
-    };
+    let d2 = px_dist2(cam, c);
+    let near_ray = |p: &&SurfacePoint| d2(p) <= radius_px * radius_px;
     let mut on_ray: Vec<f64> = match c.z > 1e-3 {
         true => visible.iter().filter(near_ray).map(|p| p.p.z).collect(),
         false => Vec::new(),
@@ -111,13 +108,18 @@ pub(super) fn nearest_visible(
     if c.z <= 1e-3 {
         return None;
     }
-    let (cu, cv) = cam.project_xyz(c);
-    let d2 = |p: &SurfacePoint| {
-        let (u, v) = cam.project_xyz(&p.p.coords);
-        (u - cu).powi(2) + (v - cv).powi(2)
-    };
+    let d2 = px_dist2(cam, c);
     let nearest = visible.iter().min_by(|a, b| d2(a).total_cmp(&d2(b)));
     nearest.map(|p| p.p.coords)
+}
+
+/// The squared image distance (pixels²) of a point's projection from `c`'s.
+fn px_dist2<'a>(cam: &'a Camera, c: &Vector3<f64>) -> impl Fn(&SurfacePoint) -> f64 + 'a {
+    let (cu, cv) = cam.project_xyz(c);
+    move |p| {
+        let (u, v) = cam.project_xyz(&p.p.coords);
+        (u - cu).powi(2) + (v - cv).powi(2)
+    }
 }
 
 /// Median of the valid (positive) depths in the `(2r+1)²` window about pixel `(u, v)`.
@@ -237,7 +239,7 @@ impl Tracker {
             return;
         };
         let level = &mut self.states[k].colour_level;
-        *level = Some(level.map_or(c, |l| l + rd.smoothing * (c - l)));
+        *level = Some(rd.smoothed(*level, c));
     }
 
     /// Object `k`'s colour loss at `pose`: the mean over the modalities that keep a colour model
@@ -334,11 +336,8 @@ impl Tracker {
             _ => false,
         };
         if !lost {
-            let taught = rd.taught(loss);
-            st.level = Some(match st.level {
-                Some((level, n)) => (level + rd.smoothing * (taught - level), n + 1),
-                None => (taught, 1),
-            });
+            let (level, n) = st.level.map_or((None, 0), |(l, n)| (Some(l), n));
+            st.level = Some((rd.smoothed(level, rd.taught(loss)), n + 1));
             st.lost = 0;
             st.good = st.estimate;
         }
@@ -474,7 +473,7 @@ impl Tracker {
         rd: &RedetectConfig,
         frame: &RgbdFrame,
     ) -> Result<(Vec<Vector3<f64>>, f64)> {
-        let depth = frame.need_depth("re-detection")?;
+        let depth = &*frame.need_depth("re-detection")?;
         let cam = frame.camera;
         let obj = &self.objects[k];
         let c = chart.centre;
@@ -505,12 +504,11 @@ impl Tracker {
         let shifts = grid
             .pixels()
             .flat_map(|(u, v)| {
-                let sensed = anchors.iter().filter_map(|&(p, (du, dv), behind)| {
-                    let z = window_depth(&depth, (u + du, v + dv), 2)?;
+                let sensed = anchors.iter().filter_map(move |&(p, (du, dv), behind)| {
+                    let z = window_depth(depth, (u + du, v + dv), 2)?;
                     Some(cam.backproject(u + du, v + dv, z + behind).coords - p)
                 });
-                let own = cam.backproject(u, v, c.z).coords - c;
-                sensed.chain([own]).collect::<Vec<_>>()
+                sensed.chain([cam.backproject(u, v, c.z).coords - c])
             })
             .collect();
         Ok((shifts, grid.step / px_per_m))
