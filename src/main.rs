@@ -85,8 +85,9 @@ fn run(cli: Cli) -> hdpf::Result<()> {
     if let Some(dir) = cli.datasets {
         hdpf::core::datasets::set_root(dir);
     }
-    if let Some(limit) = &cli.max_memory {
-        hdpf::core::memory::set_limit(limit)?;
+    match &cli.max_memory {
+        Some(limit) => hdpf::core::memory::set_limit(limit).map(|_| ())?,
+        None => hdpf::core::memory::check_env()?,
     }
     match cli.command {
         Some(Command::Dataset {

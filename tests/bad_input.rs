@@ -12,9 +12,14 @@ use support::*;
 /// Runs `hdpf ARGS` and returns its exit code and output (stderr, then stdout), asserting it ended
 /// by itself without a panic.
 fn hdpf(args: &[&str]) -> (Option<i32>, String) {
+    hdpf_with_budget(args, "8G")
+}
+
+/// [`hdpf`] with `HDPF_MAX_MEMORY` set to `budget`.
+fn hdpf_with_budget(args: &[&str], budget: &str) -> (Option<i32>, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_hdpf"))
         .args(args)
-        .env("HDPF_MAX_MEMORY", "8G")
+        .env("HDPF_MAX_MEMORY", budget)
         .output()
         .unwrap();
     let code = out.status.code();
@@ -258,6 +263,15 @@ fn bad_flags_and_sizes_are_refused_naming_the_value() {
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         refused(&args, &needles);
     }
+    // A mistyped budget in the environment is refused, not read as no budget at all.
+    let args = with(&[]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let (code, err) = hdpf_with_budget(&args, "4GB");
+    assert!(matches!(code, Some(1 | 2)), "{err}");
+    assert!(
+        err.contains("HDPF_MAX_MEMORY") && err.contains("4GB"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -305,6 +319,10 @@ fn bad_launch_files_are_refused_naming_line_and_key() {
         (
             "[[tracker]]\nfilter = \"sir\"\n[sinks]\nkafka = \"x\"\n",
             vec!["kafka"],
+        ),
+        (
+            "[[tracker]]\nfilter = \"sir\"\n[control_loop]\nhz = 0.0\n",
+            vec!["[control_loop] hz", "0"],
         ),
     ];
     for (i, (tail, needles)) in cases.iter().enumerate() {

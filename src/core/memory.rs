@@ -35,14 +35,25 @@ static LIMIT: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
 /// Set the budget for the rest of the process (the `--max-memory` flag): `"4G"`, `"512M"`, bytes.
 /// Refuses a value that is not a size; false when a limit was already set.
 pub fn set_limit(value: &str) -> Result<bool> {
-    let bytes = parse_bytes(value).ok_or_else(|| {
-        Error::param(
-            "--max-memory",
-            value,
-            "expected bytes or a size like 512M, 4G",
-        )
-    })?;
+    let bytes = parse_limit("--max-memory", value)?;
     Ok(LIMIT.set(bytes).is_ok())
+}
+
+/// `value` as a budget in bytes, or an error naming `name` (the flag or the variable it came
+/// from) and the value.
+fn parse_limit(name: &str, value: &str) -> Result<u64> {
+    parse_bytes(value)
+        .ok_or_else(|| Error::param(name, value, "expected bytes or a size like 512M, 4G"))
+}
+
+/// Refuses an `HDPF_MAX_MEMORY` that is set but is not a size (`4GB`, say), so that a mistyped
+/// budget is an error at start rather than no budget at all. The command line checks it unless
+/// `--max-memory` overrides it; [`budget`] skips such a value.
+pub fn check_env() -> Result<()> {
+    match std::env::var(MAX_MEMORY_ENV) {
+        Ok(v) => parse_limit(MAX_MEMORY_ENV, &v).map(|_| ()),
+        Err(_) => Ok(()),
+    }
 }
 
 /// Whether the user set a budget (`--max-memory` or `HDPF_MAX_MEMORY`), as opposed to the
@@ -51,14 +62,15 @@ pub fn explicit_budget() -> bool {
     LIMIT.get().is_some() || std::env::var_os(MAX_MEMORY_ENV).is_some()
 }
 
-/// The budget in bytes: the `--max-memory` limit, else `HDPF_MAX_MEMORY`, else `MemAvailable`,
-/// else unknown.
+/// The budget in bytes: the `--max-memory` limit, else `HDPF_MAX_MEMORY` (when it is a size:
+/// [`check_env`]), else `MemAvailable`, else unknown.
 pub fn budget() -> Option<u64> {
     if let Some(&b) = LIMIT.get() {
         return Some(b);
     }
-    if let Ok(v) = std::env::var(MAX_MEMORY_ENV) {
-        return parse_bytes(&v);
+    let env = std::env::var(MAX_MEMORY_ENV).ok();
+    if let Some(b) = env.as_deref().and_then(parse_bytes) {
+        return Some(b);
     }
     let info = std::fs::read_to_string("/proc/meminfo").ok()?;
     let line = info.lines().find(|l| l.starts_with("MemAvailable:"))?;
@@ -137,6 +149,9 @@ mod tests {
         assert_eq!(parse_bytes("2g"), Some(2 << 30));
         assert_eq!(parse_bytes("1000"), Some(1000));
         assert_eq!(parse_bytes("lots"), None);
+        assert_eq!(parse_bytes("4GB"), None);
+        let e = parse_limit(MAX_MEMORY_ENV, "4GB").unwrap_err().to_string();
+        assert!(e.contains(MAX_MEMORY_ENV) && e.contains("4GB"), "{e}");
         assert_eq!(human(1536.0), "1.5 KiB");
         // 1e11 particles × 6 dimensions × 8 bytes is 4.4 TiB: more than any budget here.
         let e = check("particles", 100_000_000_000u64, &[100_000_000_000, 6], 8).unwrap_err();

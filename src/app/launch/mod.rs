@@ -207,6 +207,10 @@ fn default_loop_hz() -> f64 {
     500.0
 }
 
+/// The fastest control loop a launch file may ask for (Hz): a period of 1 µs, beyond which the
+/// loop's sleep would round to nothing.
+const MAX_LOOP_HZ: f64 = 1e6;
+
 // ---------------------------------------------------------------------------------------------
 // Loading: overrides, parsing, error locations
 
@@ -281,6 +285,12 @@ impl Launch {
             if !(st.get_ref().is_finite() && *st.get_ref() > 0.0 && *st.get_ref() < 1e9) {
                 let why = format!("stall_timeout_s = {} must be > 0 seconds", st.get_ref());
                 return Err(self.error_at(st, why));
+            }
+        }
+        if let Some(hz) = f.control_loop.as_ref().map(|c| c.hz) {
+            if !(hz > 0.0 && hz <= MAX_LOOP_HZ) {
+                let why = format!("[control_loop] hz = {hz} must be > 0 and at most {MAX_LOOP_HZ}");
+                return Err(Error::format(&self.path, why));
             }
         }
         let cap = f.pipeline.capacity;

@@ -296,6 +296,8 @@ mod tests {
             ("range.ply", &ASCII_QUAD.replace("4 0 1 2 3", "4 0 1 2 9"), "out of range"),
             ("nan.ply", &ASCII_QUAD.replace("1000 0 0 0 255 0", "1000 abc 0 0 255 0"), "malformed number"),
             ("nrm.ply", "ply\nformat ascii 1.0\nelement vertex 1\nproperty float x\nproperty float y\nproperty float z\nproperty float nx\nproperty float ny\nproperty float nz\nend_header\n0 0 0 nan 0 1\n", "non-finite normal"),
+            ("twice.ply", &ASCII_QUAD.replace("element edge 1", "element vertex 1"), "second vertex element"),
+            ("empty.ply", "ply\nformat ascii 1.0\nelement junk 18446744073709551615\nelement vertex 0\nproperty float x\nproperty float y\nproperty float z\nend_header\n", "no properties"),
         ];
         for (name, text, needle) in cases {
             let path = tmp(name);

@@ -421,7 +421,19 @@ impl Mesh {
         let mut faces = Vec::new();
         let (mut row, mut list) = (Vec::new(), Vec::new());
         for el in &header.elements {
+            if el.props.is_empty() && el.count > 0 {
+                // Rows of nothing: reading them would only count (to 2⁶⁴ for a hostile count).
+                let what = format!(
+                    "PLY element {} has {} rows but no properties",
+                    el.name, el.count
+                );
+                return Err(Error::format(path, what));
+            }
             match el.name.as_str() {
+                "vertex" if verts.is_some() => {
+                    // The faces read so far index the first vertex element.
+                    return Err(Error::format(path, "PLY file has a second vertex element"));
+                }
                 "vertex" => verts = Some(read_vertices(path, &mut body, el, scale)?),
                 "face" => {
                     let n = verts.as_ref().map_or(0, |v| v.positions.len());
