@@ -232,7 +232,7 @@ pub fn run(args: &ReplayArgs) -> Result<ReplayReport> {
     let scratch;
     let mcap = match args.from.is_dir() {
         true => {
-            scratch = ScratchDir::new("replay");
+            scratch = ScratchDir::create("replay")?;
             let file = scratch.join("scene.mcap");
             bop_to_mcap(&ConvertArgs::new(&args.from, &file))?;
             file
@@ -244,7 +244,7 @@ pub fn run(args: &ReplayArgs) -> Result<ReplayReport> {
     let mut r = Replayer::open(
         &endpoints,
         args.domain_id,
-        Duration::from_secs_f64(args.wait_s),
+        crate::core::duration::seconds(args.wait_s),
     )?;
     let report = r.run(
         topics.map(String::as_str),
@@ -264,7 +264,7 @@ pub(crate) fn lossless_floor(k: u64) -> u64 {
 
 /// Sleeps until frame `k` (from 0) of a stream paced at `rate` Hz from `start` is due.
 pub(crate) fn sleep_until_due(start: Instant, k: u64, rate: f64) {
-    let due = start + Duration::from_secs_f64(k as f64 / rate);
+    let due = start + crate::core::duration::seconds(k as f64 / rate);
     std::thread::sleep(due.saturating_duration_since(Instant::now()));
 }
 

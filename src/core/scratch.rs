@@ -2,6 +2,7 @@
 //! `hdpf-name-PID` folder in the system temp folder and removes it (with everything in it) when
 //! dropped, so runs leave nothing behind.
 
+use crate::core::error::{Error, Result};
 use std::ops::Deref;
 use std::path::{Path, PathBuf};
 
@@ -10,15 +11,20 @@ use std::path::{Path, PathBuf};
 pub struct ScratchDir(PathBuf);
 
 impl ScratchDir {
-    /// An empty `hdpf-<name>-<pid>` folder in the temp folder (an old one of that name is cleared).
-    ///
-    /// Panics when the folder cannot be created: a scratch folder is a test fixture, not user input.
-    pub fn new(name: &str) -> Self {
+    /// An empty `hdpf-<name>-<pid>` folder in the temp folder (an old one of that name is
+    /// cleared), or an error naming the folder when it cannot be created (the user's `TMPDIR`
+    /// missing or read-only, say).
+    pub fn create(name: &str) -> Result<Self> {
         let dir = std::env::temp_dir().join(format!("hdpf-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir)
-            .unwrap_or_else(|e| panic!("cannot create {}: {e}", dir.display()));
-        Self(dir)
+        std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+        Ok(Self(dir))
+    }
+
+    /// [`Self::create`] for tests, examples and benchmarks, where a scratch folder is a fixture:
+    /// panics when the folder cannot be created.
+    pub fn new(name: &str) -> Self {
+        Self::create(name).unwrap_or_else(|e| panic!("{e}"))
     }
 
     /// Its path.

@@ -155,12 +155,15 @@ pub fn run(args: &SoakArgs) -> Result<SoakReport> {
     built.pipeline.add_sink(Box::new(Probe(samples.clone())));
     let names = built.pipeline.tracker_names();
     let running = built.pipeline.spawn();
-    let (start, total) = (Instant::now(), Duration::from_secs_f64(args.minutes * 60.0));
+    let (start, total) = (
+        Instant::now(),
+        crate::core::duration::seconds(args.minutes * 60.0),
+    );
     let mut rows = Vec::new();
     let mut last = running.counters();
     while start.elapsed() < total && !running.is_finished() {
         let end = (rows.len() + 1) as f64 * args.interval_s;
-        let end = Duration::from_secs_f64(end).min(total);
+        let end = crate::core::duration::seconds(end).min(total);
         let (mut rss, mut heap) = (Vec::new(), Vec::new());
         let mib = |b: u64| b as f64 / (1 << 20) as f64;
         while start.elapsed() < end && !running.is_finished() {

@@ -57,7 +57,7 @@ pub fn build(launch: &Launch) -> Result<Built> {
             .pipeline
             .stall_timeout_s
             .as_ref()
-            .map(|s| std::time::Duration::from_secs_f64(*s.get_ref())),
+            .map(|s| crate::core::duration::seconds(*s.get_ref())),
     };
     let mut p = Pipeline::new(config, source);
     let meshes = Arc::new(meshes);

@@ -45,7 +45,7 @@ impl Clock {
 
     /// The instant `t` seconds after the start.
     pub fn instant(&self, t: f64) -> Instant {
-        self.start + std::time::Duration::from_secs_f64(t.max(0.0))
+        self.start + crate::core::duration::seconds(t)
     }
 
     /// Unix time (seconds) of clock time `t`.

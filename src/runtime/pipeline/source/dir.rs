@@ -50,7 +50,7 @@ impl SourcePlugin for DirSourceSpec {
 
     fn open(&self, _ctx: &SourceContext) -> Result<OpenedSource> {
         let dir = self.path.clone().unwrap_or_default();
-        let idle = Duration::from_secs_f64(self.idle_timeout_s.max(0.0));
+        let idle = crate::core::duration::seconds(self.idle_timeout_s);
         let (meshes, eval_points) = match &self.dataset {
             Some(root) => {
                 let ds = BopDataset::open(root)?;

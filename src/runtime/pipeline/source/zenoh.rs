@@ -232,7 +232,7 @@ impl ZenohSource {
             taken_pub,
             pairer: LivePairer::new(origin, names.map(String::clone), tolerance_ns),
             scene_id: spec.scene_id,
-            idle: Duration::from_secs_f64(*spec.idle_timeout_s.get_ref()),
+            idle: crate::core::duration::seconds(*spec.idle_timeout_s.get_ref()),
             last_sample: Instant::now(),
             last_count: Instant::now(),
             assembled: 0,
