@@ -6,13 +6,24 @@
 //!
 //! The first pair is checked as a recording is: depth registered to colour (same optical frame and
 //! size) and a camera_info without distortion of the images' size.
+//!
+//! At most [`WAITING`] messages of each kind wait (older ones are given up), and a stream that has
+//! given up [`GIVE_UP`] colour or depth messages without ever pairing is an error naming the topic
+//! that is silent: a misspelled topic holds bounded memory and says so, instead of growing until
+//! the process is killed.
 
 use super::images::ImageMsg;
 use super::mcap_read::{check_info, check_registration, image_size, PairedFrame};
 use super::ros_msgs::{BopFrame, CameraInfo};
-use crate::core::error::Result;
+use crate::core::error::{Error, Result};
 use std::collections::VecDeque;
 use std::path::PathBuf;
+
+/// Messages of one kind that wait for their partners, at most: about 2 s of a 30 Hz camera.
+pub const WAITING: usize = 64;
+
+/// Colour or depth messages given up before the first pair at which the stream is an error.
+pub const GIVE_UP: usize = 4 * WAITING;
 
 /// Live pairing state.
 #[derive(Debug)]
@@ -30,6 +41,8 @@ pub struct LivePairer {
     checked: bool,
     /// Colour messages given up.
     pub unpaired: usize,
+    /// Depth messages given up unread (more than [`WAITING`] waiting).
+    dropped_depths: usize,
 }
 
 impl LivePairer {
@@ -45,17 +58,18 @@ impl LivePairer {
             info: None,
             checked: false,
             unpaired: 0,
+            dropped_depths: 0,
         }
     }
 
-    /// A colour image arrived.
+    /// A colour image arrived (the oldest waiting one is given up beyond [`WAITING`]).
     pub fn color(&mut self, m: ImageMsg) {
-        self.colors.push_back(m);
+        self.unpaired += bounded_push(&mut self.colors, m);
     }
 
-    /// A depth image arrived.
+    /// A depth image arrived (the oldest waiting one is dropped beyond [`WAITING`]).
     pub fn depth(&mut self, m: ImageMsg) {
-        self.depths.push_back(m);
+        self.dropped_depths += bounded_push(&mut self.depths, m);
     }
 
     /// A camera_info arrived (the latest one is used).
@@ -65,12 +79,42 @@ impl LivePairer {
 
     /// Our BopFrame record arrived.
     pub fn bop(&mut self, m: BopFrame) {
-        self.bops.push_back(m);
+        bounded_push(&mut self.bops, m);
+    }
+
+    /// The error of a stream that gave up [`GIVE_UP`] colour or depth messages and never paired,
+    /// naming the topic that stays silent.
+    fn never_paired(&self) -> Option<Error> {
+        if self.checked || self.unpaired.max(self.dropped_depths) < GIVE_UP {
+            return None;
+        }
+        let [ct, dt, it] = self.topics.each_ref().map(String::as_str);
+        let why = match (
+            self.info.is_some(),
+            self.colors.is_empty(),
+            self.depths.is_empty(),
+        ) {
+            (false, _, _) => format!("nothing arrived on the camera_info topic {it}"),
+            (true, true, _) => format!("nothing arrived on the colour topic {ct}"),
+            (true, false, true) => format!("nothing arrived on the depth topic {dt}"),
+            (true, false, false) => format!(
+                "no depth message on {dt} within {} ms of a colour stamp on {ct}",
+                self.tolerance_ns as f64 / 1e6
+            ),
+        };
+        let msg = format!(
+            "no frame after {} colour and {} depth messages given up: {why}",
+            self.unpaired, self.dropped_depths
+        );
+        Some(Error::format(&self.origin, msg))
     }
 
     /// The next complete frame, if any; `ended`: no more messages will come, so a colour message
     /// still without depth is given up.
     pub fn next(&mut self, ended: bool) -> Result<Option<PairedFrame>> {
+        if let Some(e) = self.never_paired() {
+            return Err(e);
+        }
         while let Some(c) = self.colors.front() {
             let s = c.stamp_ns();
             let tol = self.tolerance_ns;
@@ -128,6 +172,16 @@ impl LivePairer {
             bop,
         })
     }
+}
+
+/// Push `m`, dropping the oldest beyond [`WAITING`]; returns how many were dropped (0 or 1).
+fn bounded_push<T>(queue: &mut VecDeque<T>, m: T) -> usize {
+    queue.push_back(m);
+    let over = queue.len() > WAITING;
+    if over {
+        queue.pop_front();
+    }
+    over as usize
 }
 
 #[cfg(test)]
@@ -194,5 +248,39 @@ mod tests {
         p.depth(d);
         let e = p.next(false).unwrap_err().to_string();
         assert!(e.contains("not registered"), "{e}");
+    }
+
+    /// A stream that never pairs holds at most [`WAITING`] messages of each kind and, once it has
+    /// given up [`GIVE_UP`] of them, is an error naming the silent topic: no camera_info (colour
+    /// and depth arriving in step), then no colour (depth alone).
+    #[test]
+    fn a_stream_that_never_pairs_is_bounded_and_names_the_silent_topic() {
+        let mut p = pairer();
+        let mut err = None;
+        for k in 0..2 * GIVE_UP as u64 {
+            p.color(img(100 * k, "rgb8"));
+            p.depth(img(100 * k, "16UC1"));
+            assert!(p.colors.len() <= WAITING && p.depths.len() <= WAITING);
+            if let Err(e) = p.next(false) {
+                err = Some((k, e.to_string()));
+                break;
+            }
+        }
+        let (k, e) = err.expect("no error after 2 GIVE_UP colour messages");
+        // The first WAITING messages wait; each later one gives up the oldest.
+        assert_eq!(k as usize + 1, WAITING + GIVE_UP, "{e}");
+        assert!(
+            e.contains("zenoh:test") && e.contains("camera_info topic i"),
+            "{e}"
+        );
+        let mut p = pairer();
+        p.info(CameraInfo::pinhole(Header::new(0, "cam"), 2, 2, [1.0; 9]));
+        for k in 0..(WAITING + GIVE_UP - 1) as u64 {
+            p.depth(img(100 * k, "16UC1"));
+            assert!(p.next(false).is_ok(), "{k}");
+        }
+        p.depth(img(0, "16UC1"));
+        let e = p.next(false).unwrap_err().to_string();
+        assert!(e.contains("colour topic c"), "{e}");
     }
 }
