@@ -56,10 +56,15 @@ pub fn check_env() -> Result<()> {
     }
 }
 
-/// Whether the user set a budget (`--max-memory` or `HDPF_MAX_MEMORY`), as opposed to the
-/// machine's available memory.
+/// Whether the user set a budget (`--max-memory` or a `HDPF_MAX_MEMORY` that is a size), as
+/// opposed to the machine's available memory.
 pub fn explicit_budget() -> bool {
-    LIMIT.get().is_some() || std::env::var_os(MAX_MEMORY_ENV).is_some()
+    LIMIT.get().is_some() || env_budget().is_some()
+}
+
+/// `HDPF_MAX_MEMORY` in bytes, when it is set and is a size ([`check_env`] refuses the rest).
+fn env_budget() -> Option<u64> {
+    parse_bytes(&std::env::var(MAX_MEMORY_ENV).ok()?)
 }
 
 /// The budget in bytes: the `--max-memory` limit, else `HDPF_MAX_MEMORY` (when it is a size:
@@ -68,8 +73,7 @@ pub fn budget() -> Option<u64> {
     if let Some(&b) = LIMIT.get() {
         return Some(b);
     }
-    let env = std::env::var(MAX_MEMORY_ENV).ok();
-    if let Some(b) = env.as_deref().and_then(parse_bytes) {
+    if let Some(b) = env_budget() {
         return Some(b);
     }
     let info = std::fs::read_to_string("/proc/meminfo").ok()?;
