@@ -150,10 +150,10 @@ impl Controller {
             connect: vec![endpoint.to_string()],
         };
         let node = hdpf::runtime::zenoh_node::RosNode::open("controller", 0, &endpoints).unwrap();
-        let (tx, rx) = crossbeam_channel::unbounded();
+        let (inbox, rx) = hdpf::runtime::zenoh_node::Inbox::bounded(1024);
         let topic = hdpf::domains::recording::ros_msgs::estimate_topic("rfpf", 1);
         let sub = node
-            .subscribe(&topic, PoseWithCovarianceStamped::NAME, 0, tx)
+            .subscribe(&topic, PoseWithCovarianceStamped::NAME, 0, inbox)
             .unwrap();
         // Let the subscription reach the tracker's session before any frame is sent.
         std::thread::sleep(Duration::from_millis(500));
@@ -307,6 +307,56 @@ fn zenoh_peers_that_vanish_lose_nothing() {
     assert_eq!(s["source_frames"], rows.len(), "{s}");
     assert_eq!(s["trackers"][0]["frames"], rows.len(), "{s}");
     assert_eq!(s["dropped_sinks"], serde_json::json!([]), "{s}");
+}
+
+/// A camera faster than its pipeline: samples that arrive while the source is not read wait in a
+/// queue of [`ARRIVING`]; the rest are dropped and counted, never held.
+#[test]
+fn an_unread_source_holds_a_bounded_queue_and_counts_the_rest() {
+    use hdpf::domains::recording::mcap_bop::COLOR_PNG_TOPIC;
+    use hdpf::domains::recording::ros_msgs::{CompressedImage, RosMessage};
+    use hdpf::runtime::pipeline::source::zenoh::{ZenohSource, ZenohSourceSpec, ARRIVING};
+    use hdpf::runtime::zenoh_node::{Endpoints, RosNode};
+    let endpoint = format!("tcp/127.0.0.1:{}", free_port());
+    let spec = format!("kind = \"zenoh\"\nlisten = \"{endpoint}\"\nidle_timeout_s = 5");
+    let spec: ZenohSourceSpec = toml::from_str(&spec).unwrap();
+    let source = ZenohSource::open(&spec).unwrap();
+    let camera = Endpoints {
+        listen: vec![],
+        connect: vec![endpoint],
+    };
+    let node = RosNode::open("camera", 0, &camera).unwrap();
+    let mut colour = node
+        .publisher(COLOR_PNG_TOPIC, CompressedImage::NAME)
+        .unwrap();
+    // The payload is never read (the source is not polled): any bytes do.
+    let mut sent = 0;
+    let mut send = || {
+        colour.publish(vec![0u8; 2000]).unwrap();
+        sent += 1;
+    };
+    // Samples published before the subscription is discovered are lost: probe until one is in.
+    let t = Instant::now();
+    while source.waiting() == 0 {
+        assert!(t.elapsed() < Duration::from_secs(20), "no sample arrived");
+        send();
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let extra = 50;
+    (0..ARRIVING + extra).for_each(|_| send());
+    let t = Instant::now();
+    while source.dropped() < extra as u64 && t.elapsed() < Duration::from_secs(20) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // Every sample past the first ARRIVING that got in is counted; probes lost to discovery are
+    // not, so the count lies between the extras and everything sent beyond ARRIVING.
+    assert_eq!(source.waiting(), ARRIVING);
+    let dropped = source.dropped() as usize;
+    assert!(
+        (extra..=sent - ARRIVING).contains(&dropped),
+        "{dropped} of {sent}"
+    );
+    node.close().unwrap();
 }
 
 #[test]

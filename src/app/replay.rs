@@ -19,11 +19,15 @@ use crate::domains::recording::mcap_bop::{bop_to_mcap, ConvertArgs, BOP_FRAME_TO
 use crate::domains::recording::mcap_read::{open_recording, PairedFrame, ReadOptions};
 use crate::domains::recording::ros_msgs::{BopFrame, CameraInfo, RosMessage, UInt64};
 use crate::runtime::zenoh_node::{
-    Endpoints, Received, RosNode, RosPublisher, END_TOPIC, LOSSLESS_WINDOW, TAKEN_TOPIC,
+    Endpoints, Inbox, Received, RosNode, RosPublisher, END_TOPIC, LOSSLESS_WINDOW, TAKEN_TOPIC,
 };
 use crossbeam_channel::Receiver;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
+
+/// Counts the receiver's reports may queue before the newest are dropped (it repeats its count
+/// every [`crate::runtime::zenoh_node::TAKEN_HEARTBEAT`], so a dropped one comes again).
+const COUNTS_WAITING: usize = 64;
 
 /// Arguments of `hdpf replay`.
 #[derive(clap::Args, Clone, Debug)]
@@ -87,8 +91,9 @@ impl Replayer {
     /// Opens a node `hdpf_replay` on `endpoints`; `wait`: longest wait for the receiver.
     pub fn open(endpoints: &Endpoints, domain_id: u32, wait: Duration) -> Result<Replayer> {
         let node = RosNode::open("hdpf_replay", domain_id, endpoints)?;
-        let (tx, counts) = crossbeam_channel::unbounded();
-        let sub = node.subscribe(TAKEN_TOPIC, UInt64::NAME, 0, tx)?;
+        // Counts are read as they come; the newest matters, so a short queue is plenty.
+        let (inbox, counts) = Inbox::bounded(COUNTS_WAITING);
+        let sub = node.subscribe(TAKEN_TOPIC, UInt64::NAME, 0, inbox)?;
         let end = node.publisher(END_TOPIC, UInt64::NAME)?;
         Ok(Replayer {
             node,
@@ -123,15 +128,30 @@ impl Replayer {
             let Ok(r) = self.counts.recv_timeout(left) else {
                 return Ok(false);
             };
-            let c = UInt64::from_cdr(&r.payload())
-                .map_err(|e| Error::Other(format!("{TAKEN_TOPIC}: {e}")))?;
-            if c.data > self.taken {
+            if self.note_count(&r)? {
                 deadline = Instant::now() + wait;
             }
             heard = true;
-            self.taken = self.taken.max(c.data);
         }
         Ok(true)
+    }
+
+    /// Reads the counts that have arrived without waiting (a paced replay does not wait for
+    /// them, and the queue is short).
+    fn read_counts(&mut self) -> Result<()> {
+        while let Ok(r) = self.counts.try_recv() {
+            self.note_count(&r)?;
+        }
+        Ok(())
+    }
+
+    /// Takes in one reported count; true when it is news.
+    fn note_count(&mut self, r: &Received) -> Result<bool> {
+        let c = UInt64::from_cdr(&r.payload())
+            .map_err(|e| Error::Other(format!("{TAKEN_TOPIC}: {e}")))?;
+        let news = c.data > self.taken;
+        self.taken = self.taken.max(c.data);
+        Ok(news)
     }
 
     /// Publishes frame `p` on the topics `[colour, depth, camera_info]`: every payload is encoded
@@ -176,6 +196,7 @@ impl Replayer {
                 return Err(self.stalled(k));
             }
             if !lossless {
+                self.read_counts()?;
                 sleep_until_due(start, k, rate);
             }
             self.send(topics, &p)?;
@@ -183,6 +204,7 @@ impl Replayer {
         }
         self.end.publish(UInt64 { data: n }.to_cdr())?;
         let seconds = start.elapsed().as_secs_f64();
+        self.read_counts()?;
         if lossless && !self.wait_for_count(n, self.wait)? {
             return Err(self.stalled(n));
         }

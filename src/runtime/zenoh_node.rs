@@ -13,9 +13,10 @@ use crate::core::error::{Error, Result};
 use crate::domains::recording::rmw_zenoh::{
     entity_gid, liveliness_keyexpr, topic_keyexpr, Attachment, EntityKind, NodeInfo,
 };
-use crossbeam_channel::Sender;
+use crossbeam_channel::{Receiver, Sender, TrySendError};
 use std::borrow::Cow;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use zenoh::bytes::ZBytes;
 use zenoh::liveliness::LivelinessToken;
 use zenoh::pubsub::{Publisher, Subscriber};
@@ -147,6 +148,41 @@ impl Received {
     }
 }
 
+/// Where subscriptions put their samples: a bounded queue and a count of the samples it refused.
+///
+/// Subscription callbacks run on zenoh's receive thread and must not block it (the link's other
+/// samples and keep-alives wait behind them), so a full queue drops the arriving sample and
+/// counts it instead of growing: a live camera faster than a lossless pipeline costs frames,
+/// reported at the end, never unbounded memory. `hdpf replay` paces itself by the receiver's
+/// count ([`LOSSLESS_WINDOW`] frames ahead), far below any capacity used here.
+#[derive(Clone, Debug)]
+pub struct Inbox {
+    tx: Sender<Received>,
+    dropped: Arc<AtomicU64>,
+}
+
+impl Inbox {
+    /// An inbox holding at most `capacity` samples, and its receiving end.
+    pub fn bounded(capacity: usize) -> (Inbox, Receiver<Received>) {
+        let (tx, rx) = crossbeam_channel::bounded(capacity);
+        let dropped = Arc::new(AtomicU64::new(0));
+        (Inbox { tx, dropped }, rx)
+    }
+
+    /// Queues `r`, or counts it dropped when the queue is full. A closed receiver means the
+    /// reader is gone: nothing is left to do with samples, and they are not counted.
+    pub fn offer(&self, r: Received) {
+        if let Err(TrySendError::Full(_)) = self.tx.try_send(r) {
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Samples dropped so far because the queue was full.
+    pub fn dropped(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
+    }
+}
+
 /// A live subscription (dropping it undeclares it).
 pub struct RosSubscription {
     _subscriber: Subscriber<()>,
@@ -221,13 +257,13 @@ impl RosNode {
         })
     }
 
-    /// Subscribes to `topic` of `ros_type`: every sample goes to `tx`, tagged `tag`.
+    /// Subscribes to `topic` of `ros_type`: every sample is offered to `inbox`, tagged `tag`.
     pub fn subscribe(
         &self,
         topic: &str,
         ros_type: &str,
         tag: usize,
-        tx: Sender<Received>,
+        inbox: Inbox,
     ) -> Result<RosSubscription> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let token_key = liveliness_keyexpr(
@@ -243,8 +279,7 @@ impl RosNode {
                 let received_ns = unix_ns();
                 let attachment =
                     (sample.attachment()).and_then(|a| Attachment::from_bytes(&a.to_bytes()).ok());
-                // A closed receiver means the source is gone: nothing left to do with samples.
-                let _ = tx.send(Received {
+                inbox.offer(Received {
                     tag,
                     // Not copied here: this runs on zenoh's receive thread, ahead of the
                     // link's next samples (a frame's colour image waits behind its depth's).
@@ -293,6 +328,36 @@ impl RosPublisher {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn sample(tag: usize) -> Received {
+        let bytes = ZBytes::from(vec![tag as u8; 3]);
+        let (attachment, received_ns) = (None, 0);
+        Received {
+            tag,
+            bytes,
+            attachment,
+            received_ns,
+        }
+    }
+
+    #[test]
+    fn a_full_inbox_keeps_the_oldest_samples_and_counts_the_rest() {
+        let (inbox, rx) = Inbox::bounded(3);
+        (0..5).for_each(|tag| inbox.offer(sample(tag)));
+        assert_eq!(inbox.dropped(), 2);
+        let kept: Vec<usize> = rx.try_iter().map(|r| r.tag).collect();
+        assert_eq!(kept, [0, 1, 2]);
+        // Room again once read; a clone counts into the same total.
+        inbox.clone().offer(sample(7));
+        assert_eq!(
+            (rx.try_recv().map(|r| r.tag).ok(), inbox.dropped()),
+            (Some(7), 2)
+        );
+        // A reader that is gone is not a drop.
+        drop(rx);
+        inbox.offer(sample(8));
+        assert_eq!(inbox.dropped(), 2);
+    }
 
     #[test]
     fn a_session_config_file_is_read_or_refused_by_name() {

@@ -29,7 +29,7 @@ use crate::runtime::pipeline::plugin::{
     load_all_meshes, load_meshes, OpenedSource, SourceContext, SourcePlugin, SpecError,
 };
 use crate::runtime::zenoh_node::{
-    image_type, Endpoints, Received, RosNode, RosPublisher, RosSubscription, END_TOPIC,
+    image_type, Endpoints, Inbox, Received, RosNode, RosPublisher, RosSubscription, END_TOPIC,
     TAKEN_HEARTBEAT, TAKEN_TOPIC,
 };
 use crossbeam_channel::{Receiver, RecvTimeoutError};
@@ -171,12 +171,20 @@ const DEPTH: usize = 1;
 const INFO: usize = 2;
 const BOP: usize = 3;
 const END: usize = 4;
+/// Samples (colour, depth, camera_info and `BopFrame`: four a frame) that may wait between zenoh
+/// and the source before arrivals are dropped ([`Inbox`]): 32 frames, about 1 s at 30 Hz and
+/// about 50 MB of raw 640×480 images. The pairer behind it holds its own bounded queues.
+pub const ARRIVING: usize = 128;
 
 /// Frames arriving over zenoh.
 pub struct ZenohSource {
     node: Option<RosNode>,
     _subs: Vec<RosSubscription>,
+    /// The image topics' samples; `dropped()` counts what arrived to a full queue.
+    inbox: Inbox,
     rx: Receiver<Received>,
+    /// The end-of-stream marker, apart so that a full image queue cannot drop it.
+    end_rx: Receiver<Received>,
     taken_pub: RosPublisher,
     pairer: LivePairer,
     scene_id: u32,
@@ -195,7 +203,8 @@ impl ZenohSource {
     /// Opens the session and subscribes to the topics of `spec`.
     pub fn open(spec: &ZenohSourceSpec) -> Result<ZenohSource> {
         let node = RosNode::open("hdpf_tracker", spec.domain_id, &spec.endpoints())?;
-        let (tx, rx) = crossbeam_channel::unbounded();
+        let (inbox, rx) = Inbox::bounded(ARRIVING);
+        let (end_inbox, end_rx) = Inbox::bounded(4);
         let topics = [
             (
                 COLOR,
@@ -209,11 +218,11 @@ impl ZenohSource {
             ),
             (INFO, spec.camera_info_topic.as_str(), CameraInfo::NAME),
             (BOP, spec.bop_topic.as_str(), BopFrame::NAME),
-            (END, END_TOPIC, UInt64::NAME),
         ];
-        let subs = (topics.iter())
-            .map(|(tag, topic, ty)| node.subscribe(topic, ty, *tag, tx.clone()))
+        let mut subs = (topics.iter())
+            .map(|(tag, topic, ty)| node.subscribe(topic, ty, *tag, inbox.clone()))
             .collect::<Result<Vec<_>>>()?;
+        subs.push(node.subscribe(END_TOPIC, UInt64::NAME, END, end_inbox)?);
         let taken_pub = node.publisher(TAKEN_TOPIC, UInt64::NAME)?;
         let ends = spec.endpoints();
         let all: Vec<&String> = ends.listen.iter().chain(&ends.connect).collect();
@@ -228,7 +237,9 @@ impl ZenohSource {
         let mut source = ZenohSource {
             node: Some(node),
             _subs: subs,
+            inbox,
             rx,
+            end_rx,
             taken_pub,
             pairer: LivePairer::new(origin, names.map(String::clone), tolerance_ns),
             scene_id: spec.scene_id,
@@ -255,6 +266,16 @@ impl ZenohSource {
     /// source timestamp (the zenoh hop), ns; empty when not recording.
     pub fn hop_ns(&self) -> &[i64] {
         self.hops.as_deref().unwrap_or_default()
+    }
+
+    /// Samples waiting between zenoh and the source (at most [`ARRIVING`]).
+    pub fn waiting(&self) -> usize {
+        self.rx.len()
+    }
+
+    /// Samples dropped on arrival so far because [`ARRIVING`] were waiting.
+    pub fn dropped(&self) -> u64 {
+        self.inbox.dropped()
     }
 
     /// Frames handed to the pipeline so far.
@@ -330,9 +351,12 @@ impl ZenohSource {
         let lost = self
             .announced
             .map(|n| n.saturating_sub(u64::from(self.assembled)));
-        if lost.is_some_and(|l| l > 0) || self.pairer.unpaired > 0 || self.announced.is_none() {
+        let dropped = self.inbox.dropped();
+        let short = lost.is_some_and(|l| l > 0) || self.announced.is_none();
+        if short || self.pairer.unpaired > 0 || dropped > 0 {
             eprintln!(
-                "zenoh source: {why}; {} frames received, {} announced, {} colour images unpaired",
+                "zenoh source: {why}; {} frames received, {} announced, {} colour images unpaired, \
+                 {dropped} samples dropped on arrival (a full queue of {ARRIVING})",
                 self.assembled,
                 self.announced.map_or("none".into(), |n| n.to_string()),
                 self.pairer.unpaired
@@ -362,10 +386,14 @@ impl Source for ZenohSource {
             if self.node.is_none() {
                 return Ok(Poll::End);
             }
+            if let (None, Ok(r)) = (self.announced, self.end_rx.try_recv()) {
+                self.file(r)?;
+            }
             let idle = self.last_sample.elapsed() > self.idle;
             if self.announced.is_some() || idle {
-                // Samples arrive in the order they were sent (one reliable link), so after the
-                // end-of-stream marker every frame it counts has arrived.
+                // Samples arrive in the order they were sent (one reliable link, one receive
+                // thread), so once the end-of-stream marker is in, every sample sent before it is
+                // in `rx` (or was dropped and counted).
                 while let Ok(r) = self.rx.try_recv() {
                     self.file(r)?;
                 }
