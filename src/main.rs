@@ -121,16 +121,16 @@ fn run(cli: Cli) -> hdpf::Result<()> {
 
 fn run_bench(command: BenchCommand) -> hdpf::Result<()> {
     match command {
-        BenchCommand::Localization(a) => println!("{}", bench::localization::run(&a)?),
-        BenchCommand::Tracking(a) => println!("{}", bench::tracking::run(&a)?),
-        BenchCommand::Step(a) => println!("{}", bench::step::run(&a)?),
+        BenchCommand::Localization(a) => hdpf::outln!("{}", bench::localization::run(&a)?),
+        BenchCommand::Tracking(a) => hdpf::outln!("{}", bench::tracking::run(&a)?),
+        BenchCommand::Step(a) => hdpf::outln!("{}", bench::step::run(&a)?),
         BenchCommand::Soak(a) => {
-            println!("{}", bench::soak::describe_report(&bench::soak::run(&a)?))
+            hdpf::outln!("{}", bench::soak::describe_report(&bench::soak::run(&a)?))
         }
         #[cfg(feature = "zenoh")]
         BenchCommand::Zenoh(a) => {
             let r = bench::zenoh::run(&a)?;
-            println!(
+            hdpf::outln!(
                 "{}",
                 serde_json::to_string(&r).map_err(|e| hdpf::Error::Other(e.to_string()))?
             )
@@ -138,7 +138,7 @@ fn run_bench(command: BenchCommand) -> hdpf::Result<()> {
         BenchCommand::Pose(args) => {
             // Printed before the files are written, so a failed write loses no result.
             let table = study::pose_study(&args.study)?;
-            println!("{table}");
+            hdpf::outln!("{table}");
             table.write(&args.out)?
         }
     }

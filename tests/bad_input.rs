@@ -373,3 +373,31 @@ fn broken_recordings_are_refused_naming_the_file() {
         &["absent.mcap"],
     );
 }
+
+/// `hdpf track … | head`: a reader that closes standard output early costs the printed summary,
+/// not the run. It used to panic in `println!` ("failed printing to stdout", exit 101).
+#[test]
+fn a_closed_standard_output_stops_nothing() {
+    let root = temp_dir("bad-closed-stdout");
+    let data = scene(&root, |_| {});
+    let out = root.join("r.csv");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_hdpf"))
+        .args(track(&data, &out, &[]))
+        .env("HDPF_MAX_MEMORY", "8G")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The reader is gone before the first line: every write to standard output fails (EPIPE).
+    drop(child.stdout.take());
+    let done = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&done.stderr);
+    assert_eq!(done.status.code(), Some(0), "{err}");
+    assert!(
+        !err.contains("panicked") && !err.contains("standard output"),
+        "{err}"
+    );
+    let rows = hdpf::domains::pose::bop::read_results(&out).unwrap();
+    let frames: std::collections::BTreeSet<u32> = rows.iter().map(|r| r.im_id).collect();
+    assert_eq!(frames.len(), 3, "every frame's result is written");
+}

@@ -92,7 +92,7 @@ pub fn run(args: &SynthArgs) -> Result<()> {
     bar.set_style(style.unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()));
     let summary = generate_with_progress(&cfg, &|| bar.inc(1));
     bar.finish_and_clear();
-    println!("{}", summary?);
+    crate::outln!("{}", summary?);
     Ok(())
 }
 

@@ -102,7 +102,7 @@ pub fn catalogue(name: &str, host: &str) -> Result<Dataset> {
 pub fn run(args: &FetchArgs) -> Result<PathBuf> {
     if args.name == "list" {
         for (n, _) in BOP {
-            println!(
+            crate::outln!(
                 "{n}: {}",
                 catalogue(n, BOP_HOST)?
                     .archives
@@ -129,7 +129,7 @@ pub fn run(args: &FetchArgs) -> Result<PathBuf> {
         .unwrap_or_else(crate::core::datasets::shared_root);
     fetch(&ds.archives, &dest, true)?;
     let out = dest.join(&ds.name);
-    println!("fetched {} into {}", ds.name, out.display());
+    crate::outln!("fetched {} into {}", ds.name, out.display());
     Ok(out)
 }
 

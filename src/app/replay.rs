@@ -274,7 +274,7 @@ pub fn run(args: &ReplayArgs) -> Result<ReplayReport> {
         args.rate,
     )?;
     r.close()?;
-    println!("{report}");
+    crate::outln!("{report}");
     Ok(report)
 }
 

@@ -405,17 +405,25 @@ fn summarize(t: &Tracked) -> Result<TrackReport> {
 
 /// Print the summary table of a tracking run.
 pub fn print_summary(r: &TrackReport, title: &str) {
-    println!("{title}");
+    crate::outln!("{title}");
     print_means(&r.all, &r.per_object);
-    println!(
+    crate::outln!(
         "{:>8} {:>8} {:>12} {:>12} {:>12} {:>12} {:>8}",
-        "object", "quality", "lost frames", "lost at end", "NEES/6 mean", "median", "in 95%"
+        "object",
+        "quality",
+        "lost frames",
+        "lost at end",
+        "NEES/6 mean",
+        "median",
+        "in 95%"
     );
     let row = |name: &str, held: [String; 3], e: &NeesSummary| {
         let [quality, lost, end] = held;
-        println!(
+        crate::outln!(
             "{name:>8} {quality:>8} {lost:>12} {end:>12} {:>12.2} {:>12.2} {:>8.2}",
-            e.mean_per_dof, e.median_per_dof, e.within_95
+            e.mean_per_dof,
+            e.median_per_dof,
+            e.within_95
         );
     };
     for (id, t) in &r.tracking {
@@ -428,13 +436,13 @@ pub fn print_summary(r: &TrackReport, title: &str) {
         row(&id.to_string(), held, &t.nees);
     }
     row("all", Default::default(), &r.nees);
-    println!(
+    crate::outln!(
         "NEES/6 of the published covariance (calibrated: mean 1, median 0.89, 95 % within the \
          chi-square bound); frames without a positive-definite covariance are left out"
     );
-    println!("{}", r.eval.points_line());
-    println!("{}", r.eval.summary);
-    println!(
+    crate::outln!("{}", r.eval.points_line());
+    crate::outln!("{}", r.eval.summary);
+    crate::outln!(
         "tracking latency per object per frame: p50 {:.2} ms, p99 {:.2} ms; image decode (excluded) p50 {:.2} ms/frame; skipped frames: {}",
         r.latency_p50 * 1e3,
         r.latency_p99 * 1e3,
@@ -442,7 +450,7 @@ pub fn print_summary(r: &TrackReport, title: &str) {
         r.skipped.len()
     );
     for (im, why) in &r.skipped {
-        println!("  skipped image {im}: {why}");
+        crate::outln!("  skipped image {im}: {why}");
     }
 }
 
@@ -451,28 +459,38 @@ pub fn run_eval(args: &EvalArgs) -> Result<EvalReport> {
     let dataset = BopDataset::open(&args.dataset)?;
     let report = evaluate(&dataset, &bop::read_results(&args.results)?)?;
     if args.json {
-        println!(
+        crate::outln!(
             "{}",
             serde_json::to_string_pretty(&report).map_err(|e| Error::Other(e.to_string()))?
         );
     } else {
         let (all, per) = mean_errors(&report);
         print_means(&all, &per);
-        println!("{report}");
+        crate::outln!("{report}");
     }
     Ok(report)
 }
 
 /// Print mean ADD / ADD-S / rotation / translation errors per object and pooled.
 pub fn print_means(all: &ErrorSummary, per_object: &BTreeMap<u32, ErrorSummary>) {
-    println!(
+    crate::outln!(
         "{:>8} {:>6} {:>9} {:>10} {:>9} {:>10}",
-        "object", "n", "ADD mm", "ADD-S mm", "rot deg", "trans mm"
+        "object",
+        "n",
+        "ADD mm",
+        "ADD-S mm",
+        "rot deg",
+        "trans mm"
     );
     let row = |name: &str, s: &ErrorSummary| {
-        println!(
+        crate::outln!(
             "{:>8} {:>6} {:>9.2} {:>10.2} {:>9.2} {:>10.2}",
-            name, s.count, s.add_mm, s.adds_mm, s.rot_deg, s.trans_mm
+            name,
+            s.count,
+            s.add_mm,
+            s.adds_mm,
+            s.rot_deg,
+            s.trans_mm
         )
     };
     for (id, s) in per_object {

@@ -22,6 +22,6 @@ pub fn localization_args(flags: &[String]) -> Result<LocalizationArgs> {
 /// Run the localization benchmark with command-line `flags` and print its table.
 pub fn localization(flags: &[String]) -> Result<()> {
     let report = localization::run(&localization_args(flags)?)?;
-    println!("{report}");
+    crate::outln!("{report}");
     Ok(())
 }

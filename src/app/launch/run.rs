@@ -167,7 +167,7 @@ pub(super) fn run_control_loop(launch: &Launch) -> Result<()> {
     report(launch, &outcome.summary)?;
     let line = stats.report(&outcome.summary);
     eprintln!("{}", stats.describe());
-    println!("{}", line.to_json());
+    crate::outln!("{}", line.to_json());
     outcome.into_result().map(drop)
 }
 

@@ -71,7 +71,7 @@ fn run_speed(args: &LearnArgs, n: usize) -> Result<LearnReport> {
         r.model_seconds / (n as f64 * r.sgd_seconds),
         r.wpf_batch_major_seconds / (n as f64 * r.sgd_seconds)
     );
-    print!("{table}");
+    crate::out!("{table}");
     std::fs::create_dir_all(&args.out).map_err(|e| Error::io(&args.out, e))?;
     let path = args.out.join("speed.json");
     let text = serde_json::to_string_pretty(&r).map_err(|e| Error::format(&path, e.to_string()))?;
@@ -122,7 +122,7 @@ pub fn load_data(args: &LearnArgs) -> Result<(data::Dataset, Source)> {
         Some(p) => p.clone(),
         None if default.exists() => default,
         None => {
-            println!(
+            crate::outln!(
                 "no digits file at {}: using the generated task family",
                 default.display()
             );
@@ -257,7 +257,7 @@ fn run_in_pool(args: &LearnArgs) -> Result<LearnReport> {
             s.name
         );
     }
-    print!("{table}");
+    crate::out!("{table}");
     let failures: Vec<(String, String)> = (failed_specs.iter())
         .map(|s| (s.name.clone(), failed[&(s.method, s.pf)].clone()))
         .collect();

@@ -164,7 +164,7 @@ pub fn run_convert(args: &ConvertArgs) -> Result<ConvertSummary> {
         bytes: disk_size(&args.to),
         seconds: start.elapsed().as_secs_f64(),
     };
-    println!("{summary}");
+    crate::outln!("{summary}");
     Ok(summary)
 }
 

@@ -96,13 +96,13 @@ pub fn mcap_info(path: impl AsRef<Path>) -> Result<McapInfo> {
 pub fn run_info(args: &InfoArgs) -> Result<McapInfo> {
     let info = mcap_info(&args.file)?;
     if args.json {
-        println!(
+        crate::outln!(
             "{}",
             serde_json::to_string(&info).map_err(|e| Error::Other(e.to_string()))?
         );
         return Ok(info);
     }
-    println!("{}", args.file.display());
+    crate::outln!("{}", args.file.display());
     let w = info
         .topics
         .iter()
@@ -110,19 +110,26 @@ pub fn run_info(args: &InfoArgs) -> Result<McapInfo> {
         .max()
         .unwrap_or(5)
         .max(5);
-    println!(
+    crate::outln!(
         "  {:<w$}  {:>8}  {:<8}  schema",
-        "topic", "messages", "encoding"
+        "topic",
+        "messages",
+        "encoding"
     );
     for t in &info.topics {
-        println!(
+        crate::outln!(
             "  {:<w$}  {:>8}  {:<8}  {}",
-            t.topic, t.messages, t.encoding, t.schema
+            t.topic,
+            t.messages,
+            t.encoding,
+            t.schema
         );
     }
     match (info.start_ns, info.end_ns) {
-        (Some(s), Some(e)) => println!("  time: {s} .. {e} ns ({:.3} s)", (e - s) as f64 / 1e9),
-        _ => println!("  no messages"),
+        (Some(s), Some(e)) => {
+            crate::outln!("  time: {s} .. {e} ns ({:.3} s)", (e - s) as f64 / 1e9)
+        }
+        _ => crate::outln!("  no messages"),
     }
     Ok(info)
 }
