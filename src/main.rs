@@ -45,6 +45,13 @@ enum Command {
     /// Publish a recording over zenoh as a ROS 2 camera would (rmw_zenoh conventions).
     #[cfg(feature = "zenoh")]
     Replay(hdpf::app::replay::ReplayArgs),
+    /// (Built without the `zenoh` feature: says how to get `hdpf replay`.)
+    #[cfg(not(feature = "zenoh"))]
+    #[command(hide = true)]
+    Replay {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
     /// Datasets: synthesize, convert (BOP scene <-> MCAP), inspect MCAP files, fetch.
     Dataset {
         #[command(subcommand)]
@@ -104,6 +111,10 @@ fn run(cli: Cli) -> hdpf::Result<()> {
         }) => fetch::run(&a).map(drop),
         #[cfg(feature = "zenoh")]
         Some(Command::Replay(args)) => hdpf::app::replay::run(&args).map(drop),
+        #[cfg(not(feature = "zenoh"))]
+        Some(Command::Replay { .. }) => Err(hdpf::Error::Other(format!(
+            "hdpf replay publishes over zenoh: {NEEDS_ZENOH}"
+        ))),
         Some(Command::Track(args)) => commands::run_track(&args).map(drop),
         Some(Command::Eval(args)) => commands::run_eval(&args).map(drop),
         Some(Command::Launch(args)) => launch::run(&args),
@@ -118,6 +129,11 @@ fn run(cli: Cli) -> hdpf::Result<()> {
         }
     }
 }
+
+/// How to get the commands that need the `zenoh` feature.
+#[cfg(not(feature = "zenoh"))]
+const NEEDS_ZENOH: &str =
+    "this binary was built without the `zenoh` feature (cargo build --release --features zenoh)";
 
 fn run_bench(command: BenchCommand) -> hdpf::Result<()> {
     match command {

@@ -401,3 +401,65 @@ fn a_closed_standard_output_stops_nothing() {
     let frames: std::collections::BTreeSet<u32> = rows.iter().map(|r| r.im_id).collect();
     assert_eq!(frames.len(), 3, "every frame's result is written");
 }
+
+/// A user finds a dataset by name under `--datasets`, is told which split holds a scene, is not
+/// made to track a scene before learning that `--out` cannot be written, and gets no perfect
+/// score for an empty results file.
+#[test]
+fn datasets_scenes_and_outputs_are_found_or_named() {
+    let root = temp_dir("bad-find");
+    let data = scene(&root, |_| {});
+    let parent = root.parent().unwrap().to_string_lossy().into_owned();
+    let name = root.file_name().unwrap().to_string_lossy().into_owned();
+    // By name under --datasets; --out in a folder that does not exist yet.
+    let out = root.join("new/folder/r.csv");
+    let mut args = track(&name, &out, &[]);
+    args.extend(["--datasets".to_string(), parent]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let (code, err) = hdpf(&args);
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(
+        hdpf::domains::pose::bop::read_results(&out).unwrap().len(),
+        3
+    );
+    // Not found anywhere: the message says where else it looked and how to point there.
+    refused(
+        &[
+            "track",
+            "--dataset",
+            "no-such-set",
+            "--scene",
+            "1",
+            "--out",
+            "x.csv",
+        ],
+        &["no-such-set", "datasets folder", "--datasets"],
+    );
+    // A scene the split lacks: the split's scenes and the split that has it.
+    std::fs::create_dir_all(root.join("val/000007")).unwrap();
+    let args = [
+        "track",
+        "--dataset",
+        &data,
+        "--scene",
+        "7",
+        "--out",
+        "x.csv",
+    ];
+    refused(&args, &["no scene 7 in split `test`", "[1]", "split val"]);
+    // An unwritable --out fails before any tracking.
+    let file = root.join("a-file");
+    write(file.clone(), "");
+    let bad_out = file.join("r.csv");
+    let args = track(&data, &bad_out, &[]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    refused(&args, &["a-file"]);
+    // A header-only results file is refused, not scored as ADD 0.
+    let empty = root.join("empty.csv");
+    write(empty.clone(), "scene_id,im_id,obj_id,score,R,t,time\n");
+    let e = empty.to_string_lossy();
+    refused(
+        &["eval", "--dataset", &data, "--results", &e],
+        &["empty.csv", "no result rows"],
+    );
+}

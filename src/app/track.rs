@@ -261,6 +261,7 @@ pub fn run_track(args: &TrackArgs) -> Result<TrackReport> {
         Some(path) => InitFrom::Results(path.clone()),
         None => InitFrom::GroundTruth,
     };
+    writable(&args.out)?;
     let t = match is_recording(&args.dataset) {
         true => track_recording(args, &cfg, &from)?,
         false => track_bop(args, &cfg, &from)?,
@@ -271,12 +272,11 @@ pub fn run_track(args: &TrackArgs) -> Result<TrackReport> {
     let params = (cfg.filter_params.iter())
         .map(|(k, v)| format!(", {k} = {v}"))
         .collect::<String>();
-    let title = format!(
-        "{} {mode} {} ({} particles{params})",
-        cfg.filter,
-        t.label,
-        cfg.particles_per_filter()
-    );
+    let size = match cfg.particles_per_filter() {
+        1 if cfg.particles != 1 => "one hypothesis: --particles does not apply".to_string(),
+        n => format!("{n} particles"),
+    };
+    let title = format!("{} {mode} {} ({size}{params})", cfg.filter, t.label);
     print_summary(&report, &title);
     Ok(report)
 }
@@ -350,6 +350,7 @@ fn track_recording(args: &TrackArgs, cfg: &TrackerConfig, from: &InitFrom) -> Re
 
 /// The dataset whose `models/` is `dir` (a models folder) or lies in `dir` (a dataset root).
 fn models_dataset(dir: &Path) -> Result<BopDataset> {
+    let dir = &crate::core::datasets::resolve(dir);
     if dir.join("models").is_dir() {
         return BopDataset::open(dir);
     }
@@ -454,10 +455,26 @@ pub fn print_summary(r: &TrackReport, title: &str) {
     }
 }
 
+/// Creates `out`'s folder and the file itself before any tracking, so that a path that cannot be
+/// written fails at once, not after the scene was tracked (the results are written at the end).
+fn writable(out: &Path) -> Result<()> {
+    if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    }
+    std::fs::File::create(out)
+        .map(drop)
+        .map_err(|e| Error::io(out, e))
+}
+
 /// `hdpf eval`: evaluate any BOP19 results file (AUC All / Average labelled, mean ADD / ADD-S).
 pub fn run_eval(args: &EvalArgs) -> Result<EvalReport> {
     let dataset = BopDataset::open(&args.dataset)?;
-    let report = evaluate(&dataset, &bop::read_results(&args.results)?)?;
+    let results = bop::read_results(&args.results)?;
+    if results.is_empty() {
+        let why = "no result rows: nothing to score (an ADD of 0 would look perfect)";
+        return Err(Error::format(&args.results, why));
+    }
+    let report = evaluate(&dataset, &results)?;
     if args.json {
         crate::outln!(
             "{}",
@@ -473,6 +490,7 @@ pub fn run_eval(args: &EvalArgs) -> Result<EvalReport> {
 
 /// Print mean ADD / ADD-S / rotation / translation errors per object and pooled.
 pub fn print_means(all: &ErrorSummary, per_object: &BTreeMap<u32, ErrorSummary>) {
+    crate::outln!("mean errors per object and pooled:");
     crate::outln!(
         "{:>8} {:>6} {:>9} {:>10} {:>9} {:>10}",
         "object",

@@ -3,8 +3,11 @@
 //! to the working directory (beside the repository when run from its root). Never copied into the
 //! repository; never the compile-time source folder — except for tests ([`shared_or_skip`]).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
+
+/// The datasets folder without `--datasets` or `HDPF_DATASETS`, relative to the working directory.
+pub const DEFAULT_ROOT: &str = "../shared/datasets";
 
 static ROOT: OnceLock<PathBuf> = OnceLock::new();
 
@@ -22,7 +25,7 @@ pub fn shared_root() -> PathBuf {
     }
     match std::env::var_os("HDPF_DATASETS") {
         Some(dir) => PathBuf::from(dir),
-        None => PathBuf::from("../shared/datasets"),
+        None => PathBuf::from(DEFAULT_ROOT),
     }
 }
 
@@ -31,12 +34,28 @@ pub fn shared(name: &str) -> PathBuf {
     shared_root().join(name)
 }
 
+/// Where a dataset path a user gave is found: as given when it exists; otherwise, for a relative
+/// path, under the datasets folder ([`shared_root`]) — `ycbv-mini` as well as a launch file's
+/// `../shared/datasets/ycbv-mini` (the default folder written out) then follow `--datasets` and
+/// `HDPF_DATASETS`. A path found nowhere is returned as given, for the error to name.
+pub fn resolve(path: &Path) -> PathBuf {
+    if path.exists() || path.is_absolute() {
+        return path.to_path_buf();
+    }
+    let root = shared_root();
+    let rest = path.strip_prefix(DEFAULT_ROOT).unwrap_or(path);
+    [root.join(path), root.join(rest)]
+        .into_iter()
+        .find(|p| p.exists())
+        .unwrap_or_else(|| path.to_path_buf())
+}
+
 /// For tests: the dataset's path if present (at run time as [`shared`] finds it, else beside the
 /// source tree the tests were compiled from); otherwise print why the test is skipped and return
 /// `None` — except under `CI=true`, where a missing dataset is a failure (CI always has it, so a
 /// silent skip there would hide a broken path).
 pub fn shared_or_skip(name: &str) -> Option<PathBuf> {
-    let compiled = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/datasets");
+    let compiled = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(DEFAULT_ROOT);
     let candidates = [shared(name), compiled.join(name)];
     if let Some(path) = candidates.iter().find(|p| p.exists()) {
         return Some(path.clone());

@@ -319,8 +319,12 @@ impl Launch {
 
     fn validate_run(&self) -> Result<()> {
         let f = &self.file;
-        let need =
-            |what: &str| Error::format(&self.path, format!("run = {:?} needs {what}", f.run));
+        let run = match f.run {
+            RunKind::Track => "track",
+            RunKind::ControlLoop => "control_loop",
+            RunKind::Localization => "localization",
+        };
+        let need = |what: &str| Error::format(&self.path, format!("run = \"{run}\" needs {what}"));
         match f.run {
             RunKind::Track | RunKind::ControlLoop if f.source.is_none() => {
                 Err(need("a [source] table"))

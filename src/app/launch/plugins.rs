@@ -37,17 +37,20 @@ pub const SOURCES: &[(&str, Parse<dyn SourcePlugin>)] = &[
     ),
 ];
 
-/// Sink kinds: the keys of `[sinks]` (besides `summary_json`, the run summary written at the end).
+/// Sink kinds: the keys of `[sinks]` (besides `summary_json`, the run summary written at the end),
+/// in the order they are opened: the network peers and viewers first, which can fail at start
+/// (no viewer on PATH, a port taken), so that such a failure leaves an earlier run's files as
+/// they were instead of truncated.
 pub const SINKS: &[(&str, Parse<dyn SinkPlugin>)] = &[
-    ("jsonl", boxed_sink::<JsonlSinkSpec>),
-    ("csv", boxed_sink::<CsvSinkSpec>),
-    ("mcap", boxed_sink::<McapSinkSpec>),
     #[cfg(feature = "zenoh")]
     (
         "zenoh",
         boxed_sink::<crate::runtime::pipeline::sink::ZenohSinkSpec>,
     ),
     ("rerun", boxed_sink::<RerunSpec>),
+    ("jsonl", boxed_sink::<JsonlSinkSpec>),
+    ("csv", boxed_sink::<CsvSinkSpec>),
+    ("mcap", boxed_sink::<McapSinkSpec>),
 ];
 
 fn boxed_source<T: SourcePlugin + DeserializeOwned + 'static>(
@@ -75,7 +78,11 @@ pub fn source(launch: &Launch) -> Result<Option<Box<dyn SourcePlugin>>> {
     let kind = head.kind.get_ref();
     let Some((_, parse)) = SOURCES.iter().find(|(k, _)| k == kind) else {
         let known: Vec<&str> = SOURCES.iter().map(|(k, _)| *k).collect();
-        let why = format!("unknown source kind `{kind}` (known: {})", known.join(", "));
+        let why = format!(
+            "unknown source kind `{kind}` (known: {}){}",
+            known.join(", "),
+            feature_hint(kind)
+        );
         return Err(launch.error_at(&head.kind, why));
     };
     let plugin = parse(launch, &["source"])?;
@@ -85,13 +92,29 @@ pub fn source(launch: &Launch) -> Result<Option<Box<dyn SourcePlugin>>> {
     Ok(Some(plugin))
 }
 
+/// For a source or sink that a cargo feature brings (`zenoh`, `rerun`) and this binary lacks:
+/// how to build one that has it; empty otherwise.
+fn feature_hint(kind: &str) -> String {
+    match kind {
+        "zenoh" | "rerun" => format!(
+            "; this binary was built without the `{kind}` feature (cargo build --release \
+             --features {kind})"
+        ),
+        _ => String::new(),
+    }
+}
+
 /// The `[sinks]` plug-ins of `launch` in the order of the registry, parsed and checked.
 pub fn sinks(launch: &Launch) -> Result<Vec<(&'static str, Box<dyn SinkPlugin>)>> {
     for (key, value) in &launch.file.sinks {
         if key != SUMMARY_KEY && !SINKS.iter().any(|(k, _)| k == key) {
             let mut known: Vec<&str> = SINKS.iter().map(|(k, _)| *k).collect();
             known.push(SUMMARY_KEY);
-            let why = format!("unknown sink `{key}` (known: {})", known.join(", "));
+            let why = format!(
+                "unknown sink `{key}` (known: {}){}",
+                known.join(", "),
+                feature_hint(key)
+            );
             return Err(launch.error_at(value, why));
         }
     }

@@ -412,15 +412,18 @@ pub fn evaluate_with(
 /// The one split of `dataset` holding `scene_id`, or an error naming the candidates.
 fn find_split(dataset: &BopDataset, scene_id: u32) -> Result<String> {
     let splits = dataset.splits_with_scene(scene_id)?;
+    let root = dataset.root.display();
     match splits.as_slice() {
         [one] => Ok(one.clone()),
+        [] => Err(Error::param(
+            "scene_id",
+            scene_id,
+            format!("no split of {root} holds this scene: are the results from another dataset?"),
+        )),
         _ => Err(Error::param(
             "scene_id",
             scene_id,
-            format!(
-                "found in splits {splits:?} of {}; give EvalOptions::split",
-                dataset.root.display()
-            ),
+            format!("splits {splits:?} of {root} all hold this scene: which one is ambiguous"),
         )),
     }
 }
@@ -521,7 +524,7 @@ impl fmt::Display for EvalReport {
         writeln!(
             f,
             "{:>6} {:>8} {:>6} {:>8} {:>9} {:>9} {:>9}",
-            "obj_id", "targets", "found", "AUC ADD", "AUC ADD-S", "rot deg", "t mm"
+            "obj_id", "targets", "found", "AUC ADD", "AUC ADD-S", "med rot°", "med t mm"
         )?;
         for o in &self.per_object {
             writeln!(
@@ -536,6 +539,12 @@ impl fmt::Display for EvalReport {
                 o.trans_err_mm_median
             )?;
         }
+        writeln!(
+            f,
+            "(AUC: area under the accuracy curve of thresholds 0..{:.0} mm in 1 mm steps; med: \
+             median errors)",
+            AUC_MAX_THRESHOLD_M * 1e3
+        )?;
         writeln!(f)?;
         writeln!(f, "{}", self.summary)?;
         write!(

@@ -69,7 +69,12 @@ impl TrackerProcessor {
         let wanted = |g: &&GtPose| self.objects.as_ref().is_none_or(|o| o.contains(&g.obj_id));
         let ids: Vec<u32> = gt.iter().filter(wanted).map(|g| g.obj_id).collect();
         if ids.is_empty() {
-            let msg = "the first frame of the scene has no ground truth for the tracked objects";
+            let present: Vec<u32> = gt.iter().map(|g| g.obj_id).collect();
+            let msg = format!(
+                "image {im_id} (the scene's first) has no ground truth for the tracked objects \
+                 {:?}; it has objects {present:?}",
+                self.objects.as_deref().unwrap_or_default()
+            );
             return Err(Error::param("scene", scene_id, msg));
         }
         let config = self.config.clone();

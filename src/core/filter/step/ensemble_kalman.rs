@@ -73,7 +73,8 @@ pub(super) fn set<M: Model + ?Sized>(
         Error::param(
             "filter",
             "enkf/etkf",
-            "needs a linear(ised) observation (Model::linear_observation), which this model does not give",
+            "needs a linear(ised) observation (Model::linear_observation), which this model does \
+             not give: choose a filter that needs only the loss and its gradient",
         )
     })?;
     obs.check(m)?;

@@ -145,18 +145,53 @@ pub struct PoseResult {
 // Dataset and scene
 
 impl BopDataset {
-    /// Opens a dataset directory (it must exist; files are read on demand).
+    /// Opens a dataset directory (it must exist; files are read on demand), found as given or
+    /// under the datasets folder ([`crate::core::datasets::resolve`]).
     pub fn open(root: impl AsRef<Path>) -> Result<BopDataset> {
-        let root = root.as_ref();
+        let given = root.as_ref();
+        let root = crate::core::datasets::resolve(given);
         if !root.is_dir() {
-            return Err(Error::io(
-                root,
-                std::io::Error::new(std::io::ErrorKind::NotFound, "dataset directory not found"),
-            ));
+            let why = match root.is_file() {
+                true => "is a file, not a BOP dataset directory".to_string(),
+                false => format!(
+                    "dataset directory not found (nor under the datasets folder {}: set it with \
+                     --datasets or HDPF_DATASETS)",
+                    crate::core::datasets::shared_root().display()
+                ),
+            };
+            return Err(Error::format(given, why));
         }
-        Ok(BopDataset {
-            root: root.to_path_buf(),
-        })
+        Ok(BopDataset { root })
+    }
+
+    /// The scene ids of `split` that have a folder, sorted (none for a missing split).
+    pub fn scene_ids(&self, split: &str) -> Vec<u32> {
+        let entries = std::fs::read_dir(self.root.join(split))
+            .into_iter()
+            .flatten();
+        let mut ids: Vec<u32> = (entries.filter_map(|e| e.ok()))
+            .filter(|e| e.path().is_dir())
+            .filter_map(|e| e.file_name().to_str()?.parse().ok())
+            .collect();
+        ids.sort_unstable();
+        ids
+    }
+
+    /// An error for a scene that `split` lacks, naming the splits that hold it and the split's
+    /// scenes.
+    fn no_scene(&self, split: &str, scene_id: u32) -> Error {
+        let elsewhere = self.splits_with_scene(scene_id).unwrap_or_default();
+        let hint = match elsewhere.is_empty() {
+            true => format!("no split has scene {scene_id}"),
+            false => format!("scene {scene_id} is in split {}", elsewhere.join(", ")),
+        };
+        Error::format(
+            self.root.join(split),
+            format!(
+                "no scene {scene_id} in split `{split}` (its scenes: {:?}); {hint}",
+                self.scene_ids(split)
+            ),
+        )
     }
 
     /// `<root>/<split>/<scene_id:06>`.
@@ -180,6 +215,9 @@ impl BopDataset {
     /// else from `<root>/camera.json`.
     pub fn scene(&self, split: &str, scene_id: u32) -> Result<Scene> {
         let dir = self.scene_dir(split, scene_id);
+        if !dir.is_dir() {
+            return Err(self.no_scene(split, scene_id));
+        }
         let cam_path = dir.join("scene_camera.json");
         let first = first_image_id(&cam_path)?;
         let (width, height) = self.image_size(&dir, first)?;

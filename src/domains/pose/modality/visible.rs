@@ -144,7 +144,8 @@ impl<'a> Silhouette<'a> {
         let projected: Vec<(usize, (f64, f64))> = (model.iter().enumerate())
             .filter_map(|(i, m)| {
                 let p = pose * m.p;
-                (p.z > 1e-3).then(|| (i, cam.project_xyz(&p.coords)))
+                let uv = (p.z > 1e-3).then(|| cam.project_xyz(&p.coords))?;
+                (uv.0.is_finite() && uv.1.is_finite()).then_some((i, uv))
             })
             .collect();
         if projected.is_empty() {
@@ -168,8 +169,14 @@ impl<'a> Silhouette<'a> {
         // k + 1 empty cells of margin on every side, so the flood fill reaches around the
         // closed silhouette.
         let margin = k + 1;
-        let cols = ((hi.0 - lo.0) / cell_px) as usize + 1 + 2 * margin;
-        let rows = ((hi.1 - lo.1) / cell_px) as usize + 1 + 2 * margin;
+        let span = ((hi.0 - lo.0) / cell_px, (hi.1 - lo.1) / cell_px);
+        // Checked as floats first: a pose far off (a user's absurd start noise) spans more cells
+        // than a `usize` product can count.
+        if !(span.0 <= 4e6 && span.1 <= 4e6) {
+            return None;
+        }
+        let cols = span.0 as usize + 1 + 2 * margin;
+        let rows = span.1 as usize + 1 + 2 * margin;
         if cols * rows > 4_000_000 {
             return None;
         }
@@ -188,7 +195,8 @@ impl<'a> Silhouette<'a> {
         for i in 0..sil.projected.len() {
             let (u, v) = sil.projected[i].1;
             let r2 = (u - cu).powi(2) + (v - cv).powi(2);
-            let c = sil.cell(u, v).unwrap_or(0);
+            // Every projection lies in the grid it spans.
+            let Some(c) = sil.cell(u, v) else { continue };
             let b = &mut sil.best[c];
             if b.is_none_or(|(d, _)| r2 > d) {
                 *b = Some((r2, i));
@@ -493,6 +501,28 @@ mod tests {
             let edge = p.p.x.abs().max(p.p.y.abs());
             assert!(edge > 0.045, "interior point {:?}", p.p);
         }
+    }
+
+    /// A pose absurdly far off (an unbounded start noise, a diverged estimate) gives no contour,
+    /// not an index past the grid: its projections are infinite or span more cells than exist.
+    #[test]
+    fn a_pose_far_off_has_no_contour_and_no_panic() {
+        let model: Vec<SurfacePoint> = (0..100)
+            .map(|i| SurfacePoint {
+                p: Point3::new(0.001 * i as f64, 0.0005 * i as f64, 0.0),
+                n: -Vector3::z(),
+            })
+            .collect();
+        for t in [1e308, 1e200, 1e12, f64::NAN] {
+            let pose = Isometry3::translation(t, -t, 1.0);
+            assert!(
+                contour_points(&model, &pose, &cam(), 3.0, 50).is_empty(),
+                "{t}"
+            );
+        }
+        // Near the axis at 1e12 m the points project finitely but span no cell: still none.
+        let pose = Isometry3::translation(0.0, 0.0, 1e12);
+        assert!(contour_points(&model, &pose, &cam(), 3.0, 50).len() <= 1);
     }
 
     #[test]

@@ -47,7 +47,8 @@ pub(super) fn load_models(cfg: &SynthConfig) -> Result<Vec<(ObjectSource, u32, M
         .collect()
 }
 
-/// `models_dir/obj_XXXXXX.ply`; an error when no model folder is configured.
+/// `models_dir/obj_XXXXXX.ply` (the folder as given, or under the datasets folder:
+/// [`crate::core::datasets::resolve`]); an error when no model folder is configured.
 pub(super) fn model_path(cfg: &SynthConfig, obj_id: u32) -> Result<PathBuf> {
     let dir = cfg.models_dir.as_ref().ok_or_else(|| {
         Error::param(
@@ -56,6 +57,7 @@ pub(super) fn model_path(cfg: &SynthConfig, obj_id: u32) -> Result<PathBuf> {
             "numeric object ids need a model folder (--models DIR)",
         )
     })?;
+    let dir = crate::core::datasets::resolve(dir);
     Ok(dir.join(format!("obj_{obj_id:06}.ply")))
 }
 

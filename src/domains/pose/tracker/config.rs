@@ -71,6 +71,10 @@ pub struct InitNoise {
     pub rotation: f64,
 }
 
+/// The largest start translation noise accepted (metres): farther off is a search for the
+/// object, not a start near it.
+pub const MAX_INIT_NOISE_M: f64 = 1.0;
+
 impl FromStr for InitNoise {
     type Err = Error;
     /// `20mm,10deg` (units `mm`/`m` and `deg`/`rad`; bare numbers are mm and degrees).
@@ -90,10 +94,21 @@ impl FromStr for InitNoise {
                 .then_some(v * scale)
                 .ok_or_else(|| bad("must be ≥ 0"))
         };
-        Ok(InitNoise {
-            translation: num(t, &[("mm", 1e-3), ("m", 1.0)])?,
-            rotation: num(r, &[("deg", std::f64::consts::PI / 180.0), ("rad", 1.0)])?,
-        })
+        let translation = num(t, &[("mm", 1e-3), ("m", 1.0)])?;
+        let rotation = num(r, &[("deg", std::f64::consts::PI / 180.0), ("rad", 1.0)])?;
+        match (
+            translation <= MAX_INIT_NOISE_M,
+            rotation <= std::f64::consts::PI,
+        ) {
+            (false, _) => Err(bad(
+                "the translation must be at most 1 m (a start, not a search)",
+            )),
+            (_, false) => Err(bad("the rotation must be at most 180 deg")),
+            _ => Ok(InitNoise {
+                translation,
+                rotation,
+            }),
+        }
     }
 }
 

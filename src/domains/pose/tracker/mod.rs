@@ -712,6 +712,14 @@ pub(crate) mod tests {
         assert!((n.rotation - 10f64.to_radians()).abs() < 1e-12);
         assert!("20mm".parse::<InitNoise>().is_err());
         assert!("x,1".parse::<InitNoise>().is_err());
+        // Absurd magnitudes are refused by name, not tracked into a panic.
+        for bad in ["1e308m,1", "2m,1", "20mm,1e300deg", "20mm,181"] {
+            let e = bad.parse::<InitNoise>().unwrap_err().to_string();
+            assert!(
+                e.contains("init-noise") && e.contains("at most"),
+                "{bad}: {e}"
+            );
+        }
         let names: Vec<&str> = (parse_modalities("depth,edge").unwrap().iter())
             .map(|m| m.spec().name())
             .collect();

@@ -24,8 +24,8 @@ pub struct BopSourceSpec {
     pub kind: String,
     /// Dataset root, also where meshes come from (`models/`).
     pub dataset: Option<PathBuf>,
-    /// Scenes as `"split/scene_id"`, e.g. `["test/49"]` (default with `[source.synth]`: every
-    /// scene of the rendered dataset).
+    /// Scenes as `"split/scene_id"`, e.g. `["test/49"]` (default: every scene of the dataset,
+    /// split by split in name order).
     #[serde(default)]
     pub scenes: Vec<Spanned<String>>,
     /// At most this many frames per scene.
@@ -42,9 +42,6 @@ impl SourcePlugin for BopSourceSpec {
         if self.dataset.is_none() {
             return Err(crate::runtime::pipeline::plugin::missing("bop", "dataset"));
         }
-        if self.scenes.is_empty() && self.synth.is_none() {
-            return Err(crate::runtime::pipeline::plugin::missing("bop", "scenes"));
-        }
         match &self.synth {
             Some(spec) => super::synth::synth_config(Path::new("."), spec, 0)
                 .map(drop)
@@ -54,7 +51,7 @@ impl SourcePlugin for BopSourceSpec {
     }
 
     fn open(&self, ctx: &SourceContext) -> Result<OpenedSource> {
-        let root = self.dataset.clone().unwrap_or_default();
+        let root = crate::core::datasets::resolve(&self.dataset.clone().unwrap_or_default());
         if let (Some(synth), false) = (&self.synth, root.exists()) {
             render_dataset(&root, synth, ctx.seed)?;
         }
@@ -88,7 +85,7 @@ pub(super) fn dataset_eval_points(
 }
 
 impl BopSourceSpec {
-    /// The scenes of the table, or every scene of a rendered synthetic dataset.
+    /// The scenes of the table, or every scene of the dataset.
     fn scene_list(&self, root: &Path) -> Result<Vec<(String, u32)>> {
         if !self.scenes.is_empty() {
             return (self.scenes.iter())

@@ -177,10 +177,26 @@ impl Source for DirectorySource {
                 }
             }
         }
-        Ok(if self.finished(!ids.is_empty()) {
-            Poll::End
-        } else {
-            Poll::Pending
-        })
+        if !self.finished(!ids.is_empty()) {
+            return Ok(Poll::Pending);
+        }
+        if self.emitted.is_none() {
+            // Ending with nothing is legitimate (a producer that never started) but never silent.
+            let found = match self.dir.join("rgb").is_dir() {
+                true => "has no complete frame (rgb/ and depth/ PNGs and scene_camera.json)",
+                false => "has no rgb/ folder",
+            };
+            let found = if self.dir.is_dir() {
+                found
+            } else {
+                "does not exist"
+            };
+            eprintln!(
+                "dir source: {} {found} after {:.1} s without progress; ending with no frames",
+                self.dir.display(),
+                self.idle_timeout.as_secs_f64()
+            );
+        }
+        Ok(Poll::End)
     }
 }

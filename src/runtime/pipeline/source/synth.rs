@@ -90,8 +90,13 @@ pub fn synth_config(root: &Path, spec: &SynthSpec, seed: u64) -> Result<SynthCon
             .collect::<Result<_>>()?;
     }
     cfg.frames = spec.frames;
-    cfg.motion = Motion::from_str(&spec.motion, true)
-        .map_err(|_| Error::param("source.synth.motion", &spec.motion, "expected slow or fast"))?;
+    cfg.motion = Motion::from_str(&spec.motion, true).map_err(|_| {
+        Error::param(
+            "source.synth.motion",
+            &spec.motion,
+            "expected slow, fast or extreme",
+        )
+    })?;
     cfg.seed = seed;
     if let Some([w, h]) = spec.resolution {
         cfg.camera = synth::ycbv_camera(w, h);
