@@ -9,7 +9,7 @@ use crate::domains::pose::calibration::{self, NeesSummary};
 use crate::domains::pose::driver::{
     first_image, object_models, Driver, InitFrom, Keep, Published, TrackRun,
 };
-use crate::domains::pose::metrics::{evaluate, EvalReport};
+use crate::domains::pose::metrics::{evaluate_with, EvalOptions, EvalReport};
 use crate::domains::pose::scoring::{gt_eval, mean_errors, ErrorSummary};
 use crate::domains::pose::tracker::{
     RedetectConfig, TrackerConfig, DEFAULT_ROUNDS, FAST_MOTION, PARTICLE_ROUNDS, SLOW_ROUNDS,
@@ -113,6 +113,10 @@ pub struct EvalArgs {
     /// BOP19 results CSV.
     #[arg(long)]
     pub results: PathBuf,
+    /// The split of the results' scenes (default: per scene, the one split holding it; needed
+    /// when several do).
+    #[arg(long)]
+    pub split: Option<String>,
     /// Print the report as JSON instead of a table.
     #[arg(long)]
     pub json: bool,
@@ -474,7 +478,11 @@ pub fn run_eval(args: &EvalArgs) -> Result<EvalReport> {
         let why = "no result rows: nothing to score (an ADD of 0 would look perfect)";
         return Err(Error::format(&args.results, why));
     }
-    let report = evaluate(&dataset, &results)?;
+    let options = EvalOptions {
+        split: args.split.clone(),
+        ..Default::default()
+    };
+    let report = evaluate_with(&dataset, &results, &options)?;
     if args.json {
         crate::outln!(
             "{}",

@@ -423,7 +423,7 @@ fn find_split(dataset: &BopDataset, scene_id: u32) -> Result<String> {
         _ => Err(Error::param(
             "scene_id",
             scene_id,
-            format!("splits {splits:?} of {root} all hold this scene: which one is ambiguous"),
+            format!("splits {splits:?} of {root} all hold this scene: choose one (eval --split)"),
         )),
     }
 }
