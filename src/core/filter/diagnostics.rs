@@ -5,7 +5,9 @@
 pub struct Diagnostics {
     /// Update count (1 for the first observation).
     pub step: usize,
-    /// Effective sample size after the update (`n` for unweighted filters).
+    /// Effective sample size `1/Σ w_i²` of the update's weights: just before the resampling when
+    /// the update resampled (after it every set has `n`), else after the update (`n` for
+    /// unweighted filters).
     pub ess: f64,
     /// Mean of the last losses the update evaluated.
     pub loss_mean: f64,

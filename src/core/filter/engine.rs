@@ -355,7 +355,9 @@ impl Filter {
             (diag.loss_mean, diag.loss_std) = mean_std(&self.last_losses);
         }
         diag.step = self.t;
-        diag.ess = self.particles.ess();
+        if !diag.resampled {
+            diag.ess = self.particles.ess();
+        }
         diag.seconds = start.elapsed().as_secs_f64();
         Ok(diag)
     }
@@ -616,6 +618,36 @@ mod tests {
                 assert!((c_hat[(k, l)] - cov[(k, l)]).abs() < 0.02, "cov {k}{l}");
             }
         }
+    }
+
+    /// A resampling update reports the ESS its weights had (after resampling every set has n):
+    /// the same bits as the update that kept those weights, from the same seed.
+    #[test]
+    fn a_resampling_update_reports_the_ess_of_its_weights() {
+        let model = LinearObs {
+            h: vec![vec![1.0, 0.5], vec![0.0, 1.0]],
+            y: vec![0.8, -0.4],
+            r: 0.5,
+            m: 2,
+        };
+        let update = |tau: f64| {
+            let mut spec = FilterSpec::new(FilterKind::Sir, 2000, 11);
+            spec.preset =
+                crate::core::filter::Preset::Sir(crate::core::filter::presets::SirParams {
+                    ess_threshold: tau,
+                    ..Default::default()
+                });
+            spec.build(&model).unwrap().update(&model).unwrap()
+        };
+        let (kept, resampled) = (update(0.0), update(1.0));
+        assert!(!kept.resampled && resampled.resampled);
+        assert_eq!(kept.ess, resampled.ess);
+        // About n/2 for this prior and likelihood (the test above): degenerate, and shown so.
+        assert!(
+            (600.0..1400.0).contains(&resampled.ess),
+            "{}",
+            resampled.ess
+        );
     }
 
     fn run_all_filters() -> Vec<Vec<f64>> {

@@ -52,6 +52,8 @@ impl ResampleConfig {
             return Ok(());
         }
         let key = ((cx.t as u64) << 8) | cx.k as u64;
+        // The update's ESS is the weights' before they are dropped (after, it is always n).
+        cx.diag.ess = cx.particles.ess();
         let w = cx.particles.weights();
         let idx = resample::resample(self.scheme, &w, n, &mut stream(cx.seed, key, u64::MAX))?;
         cx.guard.save(cx.particles);
