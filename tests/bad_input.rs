@@ -423,30 +423,27 @@ fn datasets_scenes_and_outputs_are_found_or_named() {
         3
     );
     // Not found anywhere: the message says where else it looked and how to point there.
-    refused(
-        &[
-            "track",
-            "--dataset",
-            "no-such-set",
-            "--scene",
-            "1",
-            "--out",
-            "x.csv",
-        ],
-        &["no-such-set", "datasets folder", "--datasets"],
-    );
-    // A scene the split lacks: the split's scenes and the split that has it.
-    std::fs::create_dir_all(root.join("val/000007")).unwrap();
+    // A failed run leaves an earlier run's results as they were.
+    let earlier = std::fs::read(&out).unwrap();
+    let o = out.to_string_lossy();
     let args = [
         "track",
         "--dataset",
-        &data,
+        "no-such-set",
         "--scene",
-        "7",
+        "1",
         "--out",
-        "x.csv",
+        &o,
     ];
+    refused(&args, &["no-such-set", "datasets folder", "--datasets"]);
+    assert_eq!(std::fs::read(&out).unwrap(), earlier);
+    // A scene the split lacks: the split's scenes and the split that has it; no file is left.
+    std::fs::create_dir_all(root.join("val/000007")).unwrap();
+    let fresh = root.join("fresh.csv");
+    let f = fresh.to_string_lossy();
+    let args = ["track", "--dataset", &data, "--scene", "7", "--out", &f];
     refused(&args, &["no scene 7 in split `test`", "[1]", "split val"]);
+    assert!(!fresh.exists());
     // An unwritable --out fails before any tracking.
     let file = root.join("a-file");
     write(file.clone(), "");

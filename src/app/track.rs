@@ -459,15 +459,24 @@ pub fn print_summary(r: &TrackReport, title: &str) {
     }
 }
 
-/// Creates `out`'s folder and the file itself before any tracking, so that a path that cannot be
-/// written fails at once, not after the scene was tracked (the results are written at the end).
+/// Creates `out`'s folder and checks that the file can be written before any tracking, so that
+/// a path that cannot be written fails at once, not after the scene was tracked (the results are
+/// written at the end). An existing file is opened without truncation and a new one removed
+/// again: a run that fails later leaves an earlier run's results as they were.
 fn writable(out: &Path) -> Result<()> {
     if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
     }
-    std::fs::File::create(out)
-        .map(drop)
-        .map_err(|e| Error::io(out, e))
+    let existed = out.exists();
+    let open = std::fs::OpenOptions::new()
+        .append(true)
+        .create(true)
+        .open(out);
+    open.map_err(|e| Error::io(out, e))?;
+    match existed {
+        true => Ok(()),
+        false => std::fs::remove_file(out).map_err(|e| Error::io(out, e)),
+    }
 }
 
 /// `hdpf eval`: evaluate any BOP19 results file (AUC All / Average labelled, mean ADD / ADD-S).
