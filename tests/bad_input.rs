@@ -259,7 +259,37 @@ fn bad_flags_and_sizes_are_refused_naming_the_value() {
             vec!["dims", "1000000", "memory"],
         ),
     ];
-    for (args, needles) in cases {
+    // Sizes and strengths of the other studies: refused before anything is allocated or trained
+    // (they aborted in the allocator, or failed mid-training blaming the learning rate).
+    let learn_out = root.join("learn").to_string_lossy().into_owned();
+    let learn = |extra: &[&str]| -> Vec<String> {
+        let head = ["learn", "--generated", "--orders", "1", "--out", &learn_out];
+        head.iter().chain(extra).map(|s| s.to_string()).collect()
+    };
+    let more: Vec<(Vec<String>, Vec<&str>)> = vec![
+        (
+            learn(&["--particles", "100000000", "--hidden", "8"]),
+            vec!["particles", "100000000", "memory"],
+        ),
+        (learn(&["--lwf-temp", "0"]), vec!["lwf-temp", "0"]),
+        (learn(&["--ewc-lambda", "nan"]), vec!["ewc-lambda", "NaN"]),
+        (learn(&["--speed", "0"]), vec!["speed", "0"]),
+        (
+            [
+                "bench",
+                "localization",
+                "--dims",
+                "100000",
+                "--particles",
+                "100000",
+            ]
+            .iter()
+            .map(|s| s.to_string())
+            .collect(),
+            vec!["particles", "100000", "memory"],
+        ),
+    ];
+    for (args, needles) in cases.into_iter().chain(more) {
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         refused(&args, &needles);
     }
@@ -372,6 +402,22 @@ fn broken_recordings_are_refused_naming_the_file() {
         ],
         &["absent.mcap"],
     );
+    // A conversion that fails half-way leaves an earlier recording as it was, and no short one.
+    let data = root.join("data");
+    let dir = write_dataset(&data, 3);
+    std::fs::remove_file(dir.join("depth/000002.png")).unwrap();
+    let keep = root.join("keep.mcap");
+    write(keep.clone(), "an earlier recording");
+    let (from, to) = (dir.to_string_lossy(), keep.to_string_lossy());
+    refused(
+        &["dataset", "convert", "--from", &from, "--to", &to],
+        &["000002.png"],
+    );
+    assert_eq!(
+        std::fs::read_to_string(&keep).unwrap(),
+        "an earlier recording"
+    );
+    assert!(!root.join("keep.mcap.partial").exists());
 }
 
 /// `hdpf track … | head`: a reader that closes standard output early costs the printed summary,

@@ -403,3 +403,19 @@ fn bench_zenoh_counts_every_frame_beside_its_tcp_baseline() {
         }
     }
 }
+
+/// `bench zenoh` refuses an image size its frames could not be held at, before allocating them.
+#[test]
+fn bench_zenoh_refuses_frames_too_large_for_memory() {
+    let out = Command::new(BIN)
+        .args(["--max-memory", "1G", "bench", "zenoh", "--frames", "2"])
+        .args(["--width", "100000", "--height", "100000"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("100000x100000") && err.contains("memory"),
+        "{err}"
+    );
+}

@@ -250,6 +250,10 @@ pub fn run(args: &LocalizationArgs) -> Result<LocalizationReport> {
     check_list("iters", &[args.iters], 1)?;
     let m = args.dims.iter().copied().max().unwrap_or(1);
     crate::core::memory::check("iters", args.iters, &[args.iters, m, args.trials], 8)?;
+    // A filter holds its particles about four times over (the set, the moves' gradients and
+    // proposals, the rollback copy).
+    let n = args.particles.iter().copied().max().unwrap_or(1);
+    crate::core::memory::check("particles", n, &[n, m, 4], 8)?;
     if args.methods.is_empty() {
         return Err(Error::param(
             "methods",

@@ -154,6 +154,11 @@ pub fn run(args: &ZenohBenchArgs) -> Result<ZenohBenchReport> {
         ));
     }
     let (w, h) = (args.width, args.height);
+    // 5 bytes a pixel (colour and 16-bit depth), each ring frame held decoded and encoded, and up
+    // to the zenoh source's queue of samples in flight.
+    let frames = 2 * args.frames.min(RING) + crate::runtime::pipeline::source::zenoh::ARRIVING;
+    let factors = [w as usize, h as usize, 5, frames];
+    crate::core::memory::check("width x height", format!("{w}x{h}"), &factors, 1)?;
     let ring: Vec<PairedFrame> = (0..args.frames.min(RING)).map(|k| frame(k, w, h)).collect();
     let cdr: Vec<[Vec<u8>; 2]> = ring.iter().map(payloads).collect();
     let tcp = super::tcp_hop::hops(&cdr, args.frames, args.rate)?;

@@ -109,7 +109,57 @@ fn validate(args: &LearnArgs) -> Result<()> {
     if !(args.temperature.is_finite() && args.temperature > 0.0) {
         return Err(Error::param("temperature", args.temperature, "must be > 0"));
     }
+    if args.speed == Some(0) {
+        return Err(Error::param(
+            "speed",
+            0,
+            "must be positive (particles to time)",
+        ));
+    }
+    validate_strengths(args)?;
+    // Every particle is a whole network, kept with its method's state (anchors, importances,
+    // gradients, the rollback copy): about six copies of its parameters.
+    let params = parameter_count(args)?;
+    let n = args.particles.max(args.speed.unwrap_or(0));
+    crate::core::memory::check("particles", n, &[n, params, 6], 8)
+}
+
+/// The method strengths: finite, the temperatures and SI's damping positive, the others ≥ 0
+/// (a bad one would otherwise surface mid-training as a non-finite loss).
+fn validate_strengths(args: &LearnArgs) -> Result<()> {
+    let gamma = args.pair_gamma.unwrap_or(0.0);
+    let strengths = [
+        ("ewc-lambda", args.ewc_lambda, false),
+        ("si-c", args.si_c, false),
+        ("si-xi", args.si_xi, true),
+        ("lwf-lambda", args.lwf_lambda, false),
+        ("lwf-temp", args.lwf_temp, true),
+        ("pair-gamma", gamma, false),
+    ];
+    for (name, v, positive) in strengths {
+        let ok = v.is_finite() && if positive { v > 0.0 } else { v >= 0.0 };
+        if !ok {
+            let why = if positive {
+                "must be finite and > 0"
+            } else {
+                "must be finite and ≥ 0"
+            };
+            return Err(Error::param(name, v, why));
+        }
+    }
     Ok(())
+}
+
+/// The network's parameter count `Σ (a + 1)·b` over its layers `a → b`, or an error naming
+/// `hidden` when it overflows.
+fn parameter_count(args: &LearnArgs) -> Result<usize> {
+    let mut sizes = vec![data::N_PIXELS];
+    sizes.extend(args.hidden.iter().copied().filter(|&h| h > 0));
+    sizes.push(args.scenario.n_outputs());
+    let layer = |w: &[usize]| w[0].checked_add(1)?.checked_mul(w[1]);
+    (sizes.windows(2))
+        .try_fold(0usize, |acc, w| acc.checked_add(layer(w)?))
+        .ok_or_else(|| Error::param("hidden", format!("{:?}", args.hidden), "too large to count"))
 }
 
 /// Load the digits, or the generated family when no file is found (or `--generated`).

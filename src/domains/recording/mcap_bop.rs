@@ -423,7 +423,13 @@ pub fn bop_to_mcap(args: &ConvertArgs) -> Result<usize> {
     } else {
         None
     };
-    let mut out = RosMcapWriter::create(&args.to, args.compression)?;
+    // Written beside the target and renamed over it once complete: a conversion that fails
+    // half-way (an unreadable image) leaves no valid-looking short recording, and an earlier file
+    // at `to` as it was.
+    let mut partial = args.to.clone().into_os_string();
+    partial.push(".partial");
+    let partial = Partial(PathBuf::from(partial));
+    let mut out = RosMcapWriter::create(&partial.0, args.compression)?;
     for &im_id in &scene.image_ids {
         let stamp = (im_id as f64 * 1e9 / args.fps).round() as u64;
         let header = Header::new(stamp, FRAME_ID);
@@ -499,7 +505,18 @@ pub fn bop_to_mcap(args: &ConvertArgs) -> Result<usize> {
         out.write(BOP_FRAME_TOPIC, stamp, &frame)?;
     }
     out.finish()?;
+    std::fs::rename(&partial.0, &args.to).map_err(|e| Error::io(&args.to, e))?;
     Ok(scene.image_ids.len())
+}
+
+/// A file being written that is removed unless it was renamed into place first.
+struct Partial(PathBuf);
+
+impl Drop for Partial {
+    fn drop(&mut self) {
+        // Gone already when it was renamed; any other failure leaves a `.partial` file behind.
+        let _ = std::fs::remove_file(&self.0);
+    }
 }
 
 // ---------------------------------------------------------------------------------------------

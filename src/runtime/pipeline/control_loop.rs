@@ -86,6 +86,8 @@ pub struct LoopStats {
     pub ticks: u64,
     /// Seconds the loop ran.
     pub seconds: f64,
+    /// Seconds from the first tick to the last.
+    pub last_tick: f64,
     /// |actual − scheduled| tick time (s).
     pub jitter: Vec<f64>,
     /// Tick time minus capture time of the estimate used (s).
@@ -127,7 +129,11 @@ impl LoopStats {
     pub fn report(&self, summary: &RunSummary) -> ControlLoopReport {
         let ms = |v: &[f64], q| percentile(v, q) * 1e3;
         ControlLoopReport {
-            loop_hz: self.ticks as f64 / self.seconds.max(1e-9),
+            // Intervals between ticks over their span: the tick at the start counts no interval.
+            loop_hz: match self.ticks {
+                0 | 1 => f64::NAN,
+                n => (n - 1) as f64 / self.last_tick.max(1e-9),
+            },
             jitter_p99_ms: ms(&self.jitter, 0.99),
             staleness_p50_ms: ms(&self.staleness, 0.5),
             staleness_p99_ms: ms(&self.staleness, 0.99),
@@ -171,8 +177,11 @@ pub fn run(
     let mut k = 0u64;
     while !finished() {
         let due = start + k as f64 * period;
-        sleep_until(&clock, due);
+        if !sleep_until(&clock, due, &finished) {
+            break;
+        }
         let t = clock.now();
+        stats.last_tick = t - start;
         stats.jitter.push((t - due).abs());
         tick(handle, truth, cfg.obj_id, t, &mut stats);
         stats.ticks += 1;
@@ -201,17 +210,56 @@ fn tick(
     }
 }
 
-fn sleep_until(clock: &crate::runtime::pipeline::message::Clock, t: f64) {
+/// The longest sleep between two looks at whether the pipeline has finished: a slow loop
+/// (`hz = 0.001`) must not outlive its pipeline by a period.
+const WAKE: std::time::Duration = std::time::Duration::from_millis(20);
+
+/// Sleeps until clock time `t`; false when `finished()` turned true first.
+fn sleep_until(
+    clock: &crate::runtime::pipeline::message::Clock,
+    t: f64,
+    finished: impl Fn() -> bool,
+) -> bool {
     let target = clock.instant(t);
-    let now = std::time::Instant::now();
-    if target > now {
-        std::thread::sleep(target - now);
+    loop {
+        let now = std::time::Instant::now();
+        if target <= now {
+            return true;
+        }
+        if finished() {
+            return false;
+        }
+        std::thread::sleep((target - now).min(WAKE));
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A slow loop ends with its pipeline, not a period later (at 0.001 Hz it waited 1000 s),
+    /// and its rate counts the intervals between ticks (the tick at the start is none).
+    #[test]
+    fn a_loop_ends_with_its_pipeline_and_counts_intervals() {
+        let handle = ControlHandle::new(crate::runtime::pipeline::message::Clock::new());
+        let start = std::time::Instant::now();
+        let done = |after: f64| move || start.elapsed().as_secs_f64() > after;
+        let slow = ControlLoopConfig {
+            hz: 0.001,
+            obj_id: None,
+        };
+        let stats = run(&handle, &GtTimeline::default(), &slow, done(0.1));
+        // Bounded by construction (the loop looks every 20 ms); 30 s leaves any machine room.
+        assert!(start.elapsed().as_secs_f64() < 30.0, "{stats:?}");
+        assert_eq!(stats.ticks, 1);
+        assert!(stats.report(&RunSummary::default()).loop_hz.is_nan());
+        let stats = LoopStats {
+            ticks: 11,
+            last_tick: 0.5,
+            ..Default::default()
+        };
+        assert_eq!(stats.report(&RunSummary::default()).loop_hz, 20.0);
+    }
 
     #[test]
     fn timeline_interpolates_between_frames() {
