@@ -422,3 +422,38 @@ fn tracker_params_set_the_filter_preset() {
         "{e}"
     );
 }
+
+/// One corrupt image in a recording costs that frame, skipped and reported (README, "Faults"),
+/// not the run: the `mcap` source used to end the pipeline at it.
+#[test]
+fn a_corrupt_frame_in_a_recording_is_skipped_and_the_run_goes_on() {
+    use hdpf::domains::recording::mcap_bop::{bop_to_mcap, ChunkCompression, ConvertArgs};
+    let root = support::temp_dir("launch-mcap-corrupt");
+    let scene = support::write_dataset(&root, 4);
+    let mcap = root.join("scene.mcap");
+    let mut args = ConvertArgs::new(&scene, &mcap);
+    args.compression = ChunkCompression::None;
+    bop_to_mcap(&args).unwrap();
+    // Uncompressed chunks hold the PNGs as they are: flip a byte inside frame 2's colour image
+    // (the second PNG: the default conversion keeps depth raw), which breaks its CRC.
+    let mut bytes = std::fs::read(&mcap).unwrap();
+    let magic = b"\x89PNG\r\n\x1a\n";
+    let starts: Vec<usize> = (0..bytes.len() - 8)
+        .filter(|&i| &bytes[i..i + 8] == magic)
+        .collect();
+    assert_eq!(starts.len(), 4, "one colour PNG a frame");
+    bytes[starts[1] + 40] ^= 0xff;
+    std::fs::write(&mcap, bytes).unwrap();
+    let text = format!(
+        "[source]\nkind = \"mcap\"\npath = \"{}\"\ndataset = \"{}\"\n[pipeline]\nrate_hz = 0.0\n\
+         progress = false\n[[tracker]]\nfilter = \"rfpf\"\nparticles = 10\n",
+        mcap.display(),
+        root.display()
+    );
+    let l = launch::load_str(Path::new("t.toml"), &text, &[]).unwrap();
+    let s = launch::run_track(&l).unwrap();
+    assert_eq!(s.tracker("rfpf").unwrap().frames, 3, "{s}");
+    let skipped = &s.skipped;
+    assert_eq!(skipped.len(), 1, "{s}");
+    assert_eq!(skipped[0].im_id, 2, "{s}");
+}

@@ -80,6 +80,10 @@ pub enum FrameData {
     Encoded(Arc<EncodedFrame>),
     /// Decoded images (sources that produce images in memory skip the decode work).
     Decoded(Arc<RgbdFrame>),
+    /// A frame its source could not decode (a corrupt image in a recording or a live stream),
+    /// with the reason: the decode stage skips and reports it like a frame it fails to decode
+    /// itself, and the run goes on.
+    Undecodable(Arc<str>),
 }
 
 /// One frame travelling through the pipeline.
@@ -104,7 +108,7 @@ impl FrameMsg {
     pub fn decoded(&self) -> Option<&Arc<RgbdFrame>> {
         match &self.data {
             FrameData::Decoded(f) => Some(f),
-            FrameData::Encoded(_) => None,
+            FrameData::Encoded(_) | FrameData::Undecodable(_) => None,
         }
     }
 }

@@ -173,6 +173,7 @@ pub fn decode(msg: &FrameMsg) -> Result<Arc<RgbdFrame>> {
             let paths = (e.rgb.as_path(), e.depth.as_path());
             Ok(Arc::new(decode_frame(msg.im_id, paths, &e.camera)?))
         }
+        FrameData::Undecodable(why) => Err(crate::core::error::Error::Other(why.to_string())),
     }
 }
 

@@ -142,7 +142,18 @@ impl Source for McapSource {
         }
         let i = self.next;
         self.next += 1;
-        let f = self.recording.frame(i)?;
+        let f = match self.recording.frame(i) {
+            Ok(f) => f,
+            // One corrupt frame is skipped and reported downstream; the recording goes on.
+            Err(e) => {
+                return Ok(Poll::Frame(SourceFrame {
+                    scene_id: self.scene_id,
+                    im_id: self.recording.im_id(i),
+                    gt: self.gt[i].clone(),
+                    data: FrameData::Undecodable(e.to_string().into()),
+                }))
+            }
+        };
         let scene_id = f.bop.as_ref().map_or(self.scene_id, |b| b.scene_id);
         Ok(Poll::Frame(SourceFrame {
             scene_id,

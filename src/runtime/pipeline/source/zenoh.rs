@@ -331,17 +331,26 @@ impl ZenohSource {
         while let Some(p) = self.pairer.next(ended)? {
             let im_id = p.bop.as_ref().map_or(self.assembled + 1, |b| b.im_id);
             let topics = self.pairer.topics.each_ref().map(String::as_str);
-            let f = decode_paired(&self.pairer.origin, topics, &p, im_id)?;
-            let gt = match &f.bop {
-                Some(b) => b.ground_truth(&self.pairer.origin)?,
-                None => Vec::new(),
-            };
+            let origin = &self.pairer.origin;
+            let decoded = decode_paired(origin, topics, &p, im_id).and_then(|f| {
+                let gt = match &f.bop {
+                    Some(b) => b.ground_truth(origin)?,
+                    None => Vec::new(),
+                };
+                Ok((f, gt))
+            });
             self.assembled += 1;
+            let scene_id = p.bop.as_ref().map_or(self.scene_id, |b| b.scene_id);
+            let (gt, data) = match decoded {
+                Ok((f, gt)) => (gt, FrameData::Decoded(Arc::new(f.frame))),
+                // One corrupt frame of a live stream is skipped and reported downstream.
+                Err(e) => (Vec::new(), FrameData::Undecodable(e.to_string().into())),
+            };
             self.ready.push_back(SourceFrame {
-                scene_id: f.bop.as_ref().map_or(self.scene_id, |b| b.scene_id),
+                scene_id,
                 im_id,
                 gt: Arc::new(gt),
-                data: FrameData::Decoded(Arc::new(f.frame)),
+                data,
             });
         }
         Ok(())
