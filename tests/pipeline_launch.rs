@@ -278,6 +278,19 @@ fn an_mcap_recording_tracks_as_its_bop_scene() {
     let c = run(recorded, "replayed");
     let (dt, dr) = hdpf::domains::pose::bop::pose_difference(&a, &c).unwrap();
     assert!(dt < 1e-9 && dr < 1e-9, "replayed: {dt} m, {dr} rad");
+    // Each pose is stamped as its input frame is (a ROS consumer pairs them by stamp).
+    let bytes = std::fs::read(root.join("bop.mcap")).unwrap();
+    let stamps = |topic: &str| -> Vec<u64> {
+        let messages = mcap::MessageStream::new(&bytes)
+            .unwrap()
+            .map(|m| m.unwrap());
+        (messages.filter(|m| m.channel.topic == topic))
+            .map(|m| m.log_time)
+            .collect()
+    };
+    let inputs = stamps("/hdpf/bop_frame");
+    assert_eq!(inputs.len(), 4);
+    assert_eq!(stamps("/hdpf/rfpf/obj_000001/pose"), inputs);
     // The estimates sink wrote one PoseWithCovarianceStamped per frame: the CSV's poses.
     let bytes = std::fs::read(root.join("mcap.mcap")).unwrap();
     let mut poses = Vec::new();

@@ -160,6 +160,9 @@ pub struct EstimateMsg {
     pub im_id: u32,
     /// Capture time of the frame (pipeline clock seconds).
     pub capture: f64,
+    /// The frame's own capture stamp from its source (a recording's or a camera's clock,
+    /// seconds), when it has one: the ROS sinks stamp the estimate with it, as its image is.
+    pub stamp: Option<f64>,
     /// Publish time of the estimates (pipeline clock seconds).
     pub publish: f64,
     /// Seconds the tracker spent on this frame.

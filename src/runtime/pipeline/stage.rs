@@ -268,6 +268,7 @@ fn process_one(proc: &mut dyn FrameProcessor, m: &FrameMsg, sh: &Shared) -> Resu
         scene_id: m.scene_id,
         im_id: m.im_id,
         capture: m.capture,
+        stamp: frame.stamp,
         publish,
         process_seconds: publish - start,
         objects,

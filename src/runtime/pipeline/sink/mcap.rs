@@ -1,8 +1,8 @@
 //! `[sinks.mcap]`: estimates as ROS 2 messages in an MCAP file (rosbag2's storage), readable by
 //! `ros2 bag play`, Foxglove and any MCAP tool: per tracker and object one
 //! `geometry_msgs/msg/PoseWithCovarianceStamped` on `/hdpf/<tracker>/obj_<id:06>/pose`
-//! ([`crate::domains::recording::ros_msgs::estimate_topic`]), stamped with the frame's capture time (Unix ns of the pipeline clock),
-//! covariance converted from hdpf's tangent `[ρ; φ]` to ROS's (x, y, z, rot x, y, z) convention.
+//! ([`crate::domains::recording::ros_msgs::estimate_topic`]), stamped as its input frame is
+//! ([`input_stamp_ns`], so that a pose and its image pair by `header.stamp`), covariance converted from hdpf's tangent `[ρ; φ]` to ROS's (x, y, z, rot x, y, z) convention.
 //! With `inputs = true` the decoded frames are recorded too (colour `rgb8`, depth `32FC1` metres,
 //! camera_info and our `/hdpf/bop_frame`, see [`FrameMessages`]), so that the file replays through
 //! `hdpf track --dataset FILE.mcap --models DIR` (or `source.kind = "mcap"`). With a lossless run

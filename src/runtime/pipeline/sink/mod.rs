@@ -69,8 +69,9 @@ pub(crate) fn default_frame_id() -> String {
     "camera_color_optical_frame".into()
 }
 
-/// The ROS messages of one estimate, as the MCAP and zenoh sinks write them: the frame's capture
-/// time in Unix nanoseconds of `clock`, and per object its topic ([`estimate_topic`]) with its
+/// The ROS messages of one estimate, as the MCAP and zenoh sinks write them: the stamp of its
+/// input frame ([`mcap::input_stamp_ns`]: the frame's own capture stamp, else the run's start
+/// plus its stream position at a nominal 30 Hz, Unix ns), and per object its topic ([`estimate_topic`]) with its
 /// `PoseWithCovarianceStamped` ([`estimate_message`]) in `frame_id`. A covariance with a
 /// non-finite entry is written as unknown (all zeros).
 pub fn ros_estimates(
@@ -78,7 +79,9 @@ pub fn ros_estimates(
     clock: &Clock,
     frame_id: &str,
 ) -> (u64, Vec<(String, PoseWithCovarianceStamped)>) {
-    let stamp_ns = clock.unix_ns(e.capture);
+    // The stamp its input frame gets (`inputs = true`, a camera's image): a ROS consumer pairs
+    // a pose with its image by `header.stamp`.
+    let stamp_ns = mcap::input_stamp_ns(e.stamp, e.seq, clock);
     let messages = e
         .objects
         .iter()

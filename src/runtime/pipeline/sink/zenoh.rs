@@ -1,7 +1,7 @@
 //! `[sinks.zenoh]` (feature `zenoh`): estimates published as ROS 2 messages over zenoh, as
 //! rmw_zenoh publishes them: per tracker and object one `geometry_msgs/msg/PoseWithCovarianceStamped`
 //! on `/hdpf/<tracker>/obj_<id:06>/pose` ([`crate::domains::recording::ros_msgs::estimate_topic`]), the same messages as
-//! [`super::mcap`] writes (stamp = the frame's capture time, covariance in ROS's convention). A
+//! [`super::mcap`] writes (stamped as its input frame, covariance in ROS's convention). A
 //! ROS 2 system sees them through its router: `ros2 topic echo /hdpf/rfpf/obj_000001/pose`.
 
 use super::{default_frame_id, ros_estimates, Sink, SinkFailure};
