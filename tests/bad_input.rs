@@ -275,6 +275,41 @@ fn bad_flags_and_sizes_are_refused_naming_the_value() {
         (learn(&["--ewc-lambda", "nan"]), vec!["ewc-lambda", "NaN"]),
         (learn(&["--speed", "0"]), vec!["speed", "0"]),
         (
+            learn(&["--methods", "sgd,sgd"]),
+            vec!["methods", "sgd", "twice"],
+        ),
+        (
+            ["bench", "localization", "--dims", "3", "--methods", "rfpf"]
+                .iter()
+                .chain(&[
+                    "--param",
+                    "rfpf.eta=-1",
+                    "--particles",
+                    "10",
+                    "--iters",
+                    "2",
+                ])
+                .map(|s| s.to_string())
+                .collect(),
+            vec!["eta", "-1"],
+        ),
+        (
+            ["dataset", "synth", "--frames", "2", "--split", "/abs"]
+                .iter()
+                .chain(&["--out", &root.join("s2").to_string_lossy()])
+                .map(|s| s.to_string())
+                .collect(),
+            vec!["split", "/abs", "folder name"],
+        ),
+        (
+            ["dataset", "synth", "--frames", "2", "--hide", "3,0.5,1-2"]
+                .iter()
+                .chain(&["--out", &root.join("s3").to_string_lossy()])
+                .map(|s| s.to_string())
+                .collect(),
+            vec!["hide = 3,0.5,1-2"],
+        ),
+        (
             [
                 "bench",
                 "localization",
@@ -363,6 +398,10 @@ fn bad_launch_files_are_refused_naming_line_and_key() {
         n.push(&f);
         refused(&["launch", &f], &n);
     }
+    let none = root.join("none.toml");
+    let text = "[source]\nkind = \"mcap\"\npath = \"a.mcap\"\nmax_frames = 0\n[[tracker]]\nfilter = \"sir\"\n";
+    write(none.clone(), text);
+    refused(&["launch", &none.to_string_lossy()], &["max_frames = 0"]);
     let capacity = root.join("cap.toml");
     let text = format!("{base}capacity = 100000000000000\n[[tracker]]\nfilter = \"sir\"\n");
     write(capacity.clone(), &text);
@@ -418,6 +457,15 @@ fn broken_recordings_are_refused_naming_the_file() {
         "an earlier recording"
     );
     assert!(!root.join("keep.mcap.partial").exists());
+    // Stamps that would overflow 64-bit nanoseconds are refused, not written as u64::MAX.
+    let whole = write_dataset(&root.join("whole"), 2)
+        .to_string_lossy()
+        .into_owned();
+    let to = root.join("slow.mcap").to_string_lossy().into_owned();
+    let args = [
+        "dataset", "convert", "--from", &whole, "--to", &to, "--fps", "1e-12",
+    ];
+    refused(&args, &["--fps", "overflow"]);
 }
 
 /// `hdpf track … | head`: a reader that closes standard output early costs the printed summary,

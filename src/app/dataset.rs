@@ -61,6 +61,12 @@ impl SynthArgs {
                 "must be positive",
             ));
         }
+        // A split is one folder name under --out: a path would write elsewhere (`/abs`).
+        let plain = std::path::Path::new(&self.split).components().count() == 1;
+        if !plain || matches!(self.split.as_str(), "" | "." | "..") || self.split.contains('/') {
+            let why = "must be one folder name under --out, e.g. test";
+            return Err(Error::param("split", &self.split, why));
+        }
         Ok(SynthConfig {
             objects: self.objects.clone(),
             models_dir: self.models.clone(),

@@ -246,9 +246,15 @@ pub fn run(args: &ReplayArgs) -> Result<ReplayReport> {
         listen: args.listen.iter().cloned().collect(),
         connect: args.connect.iter().cloned().collect(),
     };
-    endpoints
-        .check()
-        .map_err(|why| Error::param("--listen/--connect", "", why))?;
+    endpoints.check().map_err(|why| {
+        let given: Vec<&String> = endpoints.listen.iter().chain(&endpoints.connect).collect();
+        let given = given
+            .iter()
+            .map(|s| s.as_str())
+            .collect::<Vec<_>>()
+            .join(" ");
+        Error::param("--listen/--connect", given, why)
+    })?;
     // A scene folder is converted first (in a scratch folder), so a scene and its MCAP conversion
     // replay the same messages.
     let scratch;

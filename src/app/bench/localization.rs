@@ -261,6 +261,11 @@ pub fn run(args: &LocalizationArgs) -> Result<LocalizationReport> {
             "give at least one of rfpf, grad, sir, mcl",
         ));
     }
+    // A bad preset parameter is refused here, as `bench tracking` does, not left to fail (and be
+    // dropped from the tables) trial by trial.
+    for &method in &args.methods {
+        preset_with(method, &args.params)?.validate(m)?;
+    }
     if let (true, Some(&m)) = (
         args.methods.contains(&FilterKind::Rfpf),
         args.dims.iter().min(),

@@ -109,6 +109,10 @@ fn validate(args: &LearnArgs) -> Result<()> {
     if !(args.temperature.is_finite() && args.temperature > 0.0) {
         return Err(Error::param("temperature", args.temperature, "must be > 0"));
     }
+    let mut seen = std::collections::BTreeSet::new();
+    if let Some(twice) = args.methods.iter().find(|m| !seen.insert(m.as_str())) {
+        return Err(Error::param("methods", twice, "listed twice"));
+    }
     if args.speed == Some(0) {
         return Err(Error::param(
             "speed",

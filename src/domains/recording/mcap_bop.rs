@@ -415,6 +415,11 @@ pub fn bop_to_mcap(args: &ConvertArgs) -> Result<usize> {
     }
     let (root, split, scene_id) = split_scene_dir(&args.from)?;
     let scene = BopDataset::open(&root)?.scene(&split, scene_id)?;
+    let last = scene.image_ids.last().copied().unwrap_or(0);
+    if last as f64 * 1e9 / args.fps >= u64::MAX as f64 {
+        let why = format!("image {last}'s stamp would overflow 64-bit nanoseconds");
+        return Err(Error::param("--fps", args.fps, why));
+    }
     let cam_path = scene.dir.join("scene_camera.json");
     let gt_path = scene.dir.join("scene_gt.json");
     let cams = read_id_map(&cam_path)?;

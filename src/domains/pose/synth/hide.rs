@@ -53,7 +53,9 @@ impl Hide {
     /// An error naming `hide` unless the object is one of `objects`, the fraction lies in (0, 1]
     /// and `1 ≤ FIRST ≤ LAST ≤ frames`.
     pub fn validate(&self, objects: usize, frames: usize) -> Result<()> {
-        let bad = |why: String| Error::param("hide", format!("{self:?}"), why);
+        let (object, fraction, (first, last)) = (self.object, self.fraction, self.frames);
+        let text = format!("{object},{fraction},{first}-{last}");
+        let bad = |why: String| Error::param("hide", &text, why);
         if !(1..=objects).contains(&self.object) {
             return Err(bad(format!("the object must be 1..={objects}")));
         }

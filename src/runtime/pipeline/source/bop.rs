@@ -39,6 +39,7 @@ impl SourcePlugin for BopSourceSpec {
         for sc in &self.scenes {
             parse_scene(sc.get_ref()).map_err(|why| SpecError::at(sc, why))?;
         }
+        check_max_frames(self.max_frames)?;
         if self.dataset.is_none() {
             return Err(crate::runtime::pipeline::plugin::missing("bop", "dataset"));
         }
@@ -93,6 +94,16 @@ impl BopSourceSpec {
                 .collect();
         }
         scenes_of(root)
+    }
+}
+
+/// `max_frames`, when given, must be at least 1 (0 would run nothing and report NaN).
+pub(super) fn check_max_frames(max_frames: Option<usize>) -> std::result::Result<(), SpecError> {
+    match max_frames {
+        Some(0) => Err(SpecError::table(
+            "max_frames = 0 plays nothing: give at least 1 or leave it out",
+        )),
+        _ => Ok(()),
     }
 }
 

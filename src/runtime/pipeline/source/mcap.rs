@@ -63,6 +63,7 @@ impl SourcePlugin for McapSourceSpec {
         if self.path.is_none() {
             return Err(missing("mcap", "path"));
         }
+        super::bop::check_max_frames(self.max_frames)?;
         match &self.tolerance_ms {
             Some(t) if !(t.get_ref().is_finite() && *t.get_ref() >= 0.0 && *t.get_ref() < 1e6) => {
                 Err(SpecError::at(t, "tolerance_ms must be ≥ 0 and below 1e6"))
