@@ -419,3 +419,23 @@ fn bench_zenoh_refuses_frames_too_large_for_memory() {
         "{err}"
     );
 }
+
+/// A tracker that no peer ever reaches ends after its idle timeout and says so, naming where it
+/// listened (it ended with "0 frames received" and a NaN row, and no hint).
+#[test]
+fn a_source_no_peer_reaches_says_so() {
+    let root = support::temp_dir("zenoh-nobody");
+    support::write_dataset(&root, 2);
+    let endpoint = format!("tcp/127.0.0.1:{}", free_port());
+    let idle = ["--set".to_string(), "source.idle_timeout_s=1.0".to_string()];
+    let out = wait_bounded(
+        tracker(&root, "n", &endpoint, &idle),
+        Duration::from_secs(60),
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.code().is_some(), "{err}");
+    assert!(
+        err.contains("no sample arrived on any topic") && err.contains(&endpoint),
+        "{err}"
+    );
+}

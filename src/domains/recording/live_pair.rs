@@ -88,8 +88,20 @@ impl LivePairer {
         if self.checked || self.unpaired.max(self.dropped_depths) < GIVE_UP {
             return None;
         }
+        let msg = format!(
+            "no frame after {} colour and {} depth messages given up: {}",
+            self.unpaired,
+            self.dropped_depths,
+            self.silent_topic()
+        );
+        Some(Error::format(&self.origin, msg))
+    }
+
+    /// Which topic keeps frames from pairing, as far as what arrived tells: no camera_info, no
+    /// colour, no depth, or no depth near a colour stamp.
+    pub fn silent_topic(&self) -> String {
         let [ct, dt, it] = self.topics.each_ref().map(String::as_str);
-        let why = match (
+        match (
             self.info.is_some(),
             self.colors.is_empty(),
             self.depths.is_empty(),
@@ -101,12 +113,7 @@ impl LivePairer {
                 "no depth message on {dt} within {} ms of a colour stamp on {ct}",
                 self.tolerance_ns as f64 / 1e6
             ),
-        };
-        let msg = format!(
-            "no frame after {} colour and {} depth messages given up: {why}",
-            self.unpaired, self.dropped_depths
-        );
-        Some(Error::format(&self.origin, msg))
+        }
     }
 
     /// The next complete frame, if any; `ended`: no more messages will come, so a colour message

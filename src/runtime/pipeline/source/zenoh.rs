@@ -192,6 +192,8 @@ pub struct ZenohSource {
     last_sample: Instant,
     last_count: Instant,
     assembled: u32,
+    /// Samples filed so far (any topic).
+    samples: u64,
     taken: u64,
     announced: Option<u64>,
     ready: VecDeque<SourceFrame>,
@@ -247,6 +249,7 @@ impl ZenohSource {
             last_sample: Instant::now(),
             last_count: Instant::now(),
             assembled: 0,
+            samples: 0,
             taken: 0,
             announced: None,
             ready: VecDeque::new(),
@@ -291,6 +294,7 @@ impl ZenohSource {
 
     /// Files one sample with the pairer (or notes the end-of-stream marker).
     fn file(&mut self, r: Received) -> Result<()> {
+        self.samples += 1;
         let origin = self.pairer.origin.clone();
         let bad = |what: &str, e: crate::domains::recording::cdr::CdrError| {
             Error::format(&origin, format!("{what}: {e}"))
@@ -370,6 +374,20 @@ impl ZenohSource {
                 self.announced.map_or("none".into(), |n| n.to_string()),
                 self.pairer.unpaired
             );
+        }
+        if self.assembled == 0 {
+            // Nothing to track: say what was missing, never just "0 frames".
+            let why = match self.samples {
+                0 => format!(
+                    "no sample arrived on any topic: is a peer publishing, and reachable at {}?",
+                    self.pairer.origin.display()
+                ),
+                n => format!(
+                    "{n} samples arrived but no frame paired: {}",
+                    self.pairer.silent_topic()
+                ),
+            };
+            eprintln!("zenoh source: {why}");
         }
         if let Some(node) = self.node.take() {
             // Closing flushes the last count; a failure here loses nothing of the stream.
