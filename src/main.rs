@@ -113,7 +113,8 @@ fn run(cli: Cli) -> hdpf::Result<()> {
         Some(Command::Replay(args)) => hdpf::app::replay::run(&args).map(drop),
         #[cfg(not(feature = "zenoh"))]
         Some(Command::Replay { .. }) => Err(hdpf::Error::Other(format!(
-            "hdpf replay publishes over zenoh: {NEEDS_ZENOH}"
+            "hdpf replay publishes over zenoh: {}",
+            launch::plugins::missing_feature("zenoh")
         ))),
         Some(Command::Track(args)) => commands::run_track(&args).map(drop),
         Some(Command::Eval(args)) => commands::run_eval(&args).map(drop),
@@ -129,11 +130,6 @@ fn run(cli: Cli) -> hdpf::Result<()> {
         }
     }
 }
-
-/// How to get the commands that need the `zenoh` feature.
-#[cfg(not(feature = "zenoh"))]
-const NEEDS_ZENOH: &str =
-    "this binary was built without the `zenoh` feature (cargo build --release --features zenoh)";
 
 fn run_bench(command: BenchCommand) -> hdpf::Result<()> {
     match command {

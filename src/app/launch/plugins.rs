@@ -92,14 +92,19 @@ pub fn source(launch: &Launch) -> Result<Option<Box<dyn SourcePlugin>>> {
     Ok(Some(plugin))
 }
 
+/// That this binary lacks cargo feature `feature`, and how to build one that has it.
+pub fn missing_feature(feature: &str) -> String {
+    format!(
+        "this binary was built without the `{feature}` feature (cargo build --release --features \
+         {feature})"
+    )
+}
+
 /// For a source or sink that a cargo feature brings (`zenoh`, `rerun`) and this binary lacks:
-/// how to build one that has it; empty otherwise.
+/// [`missing_feature`] after a `; `; empty otherwise.
 fn feature_hint(kind: &str) -> String {
     match kind {
-        "zenoh" | "rerun" => format!(
-            "; this binary was built without the `{kind}` feature (cargo build --release \
-             --features {kind})"
-        ),
+        "zenoh" | "rerun" => format!("; {}", missing_feature(kind)),
         _ => String::new(),
     }
 }
