@@ -554,3 +554,30 @@ fn datasets_scenes_and_outputs_are_found_or_named() {
         &["empty.csv", "no result rows"],
     );
 }
+
+/// A control loop told to watch an object that is not tracked says so (it reported a null error
+/// and nothing else).
+#[test]
+fn a_control_loop_on_an_untracked_object_says_so() {
+    let root = temp_dir("bad-loop-object");
+    let launch = Path::new(env!("CARGO_MANIFEST_DIR")).join("launch/control_loop.toml");
+    let jsonl = format!("sinks.jsonl=\"{}\"", root.join("e.jsonl").display());
+    let args = [
+        "launch",
+        &launch.to_string_lossy(),
+        "--set",
+        "source.synth.frames=8",
+    ]
+    .into_iter()
+    .map(String::from)
+    .chain(["--set", "control_loop.obj_id=99", "--set"].map(String::from))
+    .chain([jsonl])
+    .collect::<Vec<_>>();
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let (code, out) = hdpf(&args);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(
+        out.contains("obj_id = 99 is not among the tracked objects [1]"),
+        "{out}"
+    );
+}

@@ -167,6 +167,12 @@ pub(super) fn run_control_loop(launch: &Launch) -> Result<()> {
     report(launch, &outcome.summary)?;
     let line = stats.report(&outcome.summary);
     eprintln!("{}", stats.describe());
+    if let (Some(id), Some(tracked)) = (spec.obj_id, &stats.obj_missing_from) {
+        eprintln!(
+            "control loop: [control_loop] obj_id = {id} is not among the tracked objects \
+             {tracked:?}: it measured no error"
+        );
+    }
     crate::outln!("{}", line.to_json());
     outcome.into_result().map(drop)
 }

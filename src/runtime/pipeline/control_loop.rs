@@ -96,6 +96,9 @@ pub struct LoopStats {
     pub error: Vec<f64>,
     /// Estimates published during the loop.
     pub estimates: u64,
+    /// The objects of an estimate that lacked the configured `obj_id`, when one did (a wrong id
+    /// measures nothing, and says so).
+    pub obj_missing_from: Option<Vec<u32>>,
 }
 
 /// The one-line JSON report of a control loop run (field order as printed).
@@ -205,6 +208,9 @@ fn tick(
     let Some(obj) = obj_id.or_else(|| p.objects.first().map(|o| o.obj_id)) else {
         return;
     };
+    if !p.objects.iter().any(|o| o.obj_id == obj) {
+        stats.obj_missing_from = Some(p.objects.iter().map(|o| o.obj_id).collect());
+    }
     if let (Some(est), Some(gt)) = (p.extrapolate(obj, t), truth.at(obj, t)) {
         stats.error.push(se3::translation_error(&est, &gt));
     }
