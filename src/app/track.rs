@@ -464,9 +464,7 @@ pub fn print_summary(r: &TrackReport, title: &str) {
 /// written at the end). An existing file is opened without truncation and a new one removed
 /// again: a run that fails later leaves an earlier run's results as they were.
 fn writable(out: &Path) -> Result<()> {
-    if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-    }
+    crate::runtime::pipeline::sink::create_parent(out)?;
     let existed = out.exists();
     let open = std::fs::OpenOptions::new()
         .append(true)

@@ -585,15 +585,20 @@ mod tests {
         }
     }
 
-    #[test]
-    fn sir_matches_the_exact_gaussian_posterior() {
-        // 2-D: prior N(0, I), y = Hx + N(0, r I). Exact posterior: Λ = I + HᵀH/r, μ = Λ⁻¹Hᵀy/r.
-        let model = LinearObs {
+    /// 2-D: prior N(0, I), y = Hx + N(0, r I) with H = [1 ½; 0 1], y = (0.8, −0.4), r = ½.
+    fn two_d_observation() -> LinearObs {
+        LinearObs {
             h: vec![vec![1.0, 0.5], vec![0.0, 1.0]],
             y: vec![0.8, -0.4],
             r: 0.5,
             m: 2,
-        };
+        }
+    }
+
+    #[test]
+    fn sir_matches_the_exact_gaussian_posterior() {
+        // Exact posterior: Λ = I + HᵀH/r, μ = Λ⁻¹Hᵀy/r.
+        let model = two_d_observation();
         let lambda = nalgebra::Matrix2::new(1.0 + 2.0, 1.0, 1.0, 1.0 + 2.5);
         let cov = lambda.try_inverse().unwrap();
         let mu = cov * nalgebra::Vector2::new(1.6, 0.0);
@@ -624,12 +629,7 @@ mod tests {
     /// the same bits as the update that kept those weights, from the same seed.
     #[test]
     fn a_resampling_update_reports_the_ess_of_its_weights() {
-        let model = LinearObs {
-            h: vec![vec![1.0, 0.5], vec![0.0, 1.0]],
-            y: vec![0.8, -0.4],
-            r: 0.5,
-            m: 2,
-        };
+        let model = two_d_observation();
         let update = |tau: f64| {
             let mut spec = FilterSpec::new(FilterKind::Sir, 2000, 11);
             spec.preset =
