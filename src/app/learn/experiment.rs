@@ -4,6 +4,7 @@
 pub use crate::app::learn::args::{
     evaluated_on, parse_method, LearnArgs, MethodSpec, MethodSummary, DIGITS,
 };
+use crate::app::learn::report;
 use crate::core::error::{Error, Result};
 use crate::core::filter::rng::stream;
 use crate::core::filter::PairConfig;
@@ -249,6 +250,8 @@ fn run_in_pool(args: &LearnArgs) -> Result<LearnReport> {
     // A method whose training fails (e.g. diverges to a non-finite loss) is dropped from later
     // orders and reported; the others run on and are written.
     let mut failed: BTreeMap<(Method, bool), String> = BTreeMap::new();
+    let write_runs = |runs: &BTreeMap<_, _>| report::write_runs(&args.out, &specs, runs);
+    write_runs(&runs)?;
     for o in 0..args.orders {
         let setup = order_setup(&net, args.seed, o);
         let ordered = |tasks: &[TaskData]| -> Vec<TaskData> {
@@ -276,18 +279,20 @@ fn run_in_pool(args: &LearnArgs) -> Result<LearnReport> {
                 Err(e) => {
                     eprintln!(
                         "{}: failed in order {}: {e}",
-                        crate::app::learn::report::run_name(method, pf),
+                        report::run_name(method, pf),
                         o + 1
                     );
                     failed.insert((method, pf), format!("order {}: {e}", o + 1));
                 }
             }
         }
+        write_runs(&runs)?;
         eprintln!(
-            "order {}/{} done (tasks {:?})",
+            "order {}/{} done (tasks {:?}); its runs are in {}",
             o + 1,
             args.orders,
-            setup.perm
+            setup.perm,
+            args.out.join("results.csv").display()
         );
     }
     runs.retain(|key, _| !failed.contains_key(key));
@@ -315,13 +320,13 @@ fn run_in_pool(args: &LearnArgs) -> Result<LearnReport> {
     let failures: Vec<(String, String)> = (failed_specs.iter())
         .map(|s| (s.name.clone(), failed[&(s.method, s.pf)].clone()))
         .collect();
-    let results = crate::app::learn::report::Results {
+    let results = report::Results {
         specs: &specs,
         runs: &runs,
         methods: &methods,
         failures: &failures,
     };
-    crate::app::learn::report::write_outputs(args, &source, &results, &table)?;
+    report::write_outputs(args, &source, &results, &table)?;
     if !failed_specs.is_empty() {
         let names: Vec<&str> = failed_specs.iter().map(|s| s.name.as_str()).collect();
         return Err(Error::Other(format!(

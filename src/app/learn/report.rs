@@ -48,7 +48,7 @@ pub fn write_outputs(
         failures,
     } = *results;
     let dir = &args.out;
-    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    write_runs(dir, specs, runs)?;
     let summary: serde_json::Map<String, serde_json::Value> = methods
         .iter()
         .map(|(n, s)| {
@@ -73,13 +73,25 @@ pub fn write_outputs(
         }),
     )?;
     write(&dir.join("table.txt"), table)?;
+    write(&dir.join("curve.csv"), &curve_csv(methods))?;
+    let panels = [accuracy_plot(args, methods), ess_plot(runs)];
+    save_panels_png(dir.join("accuracy.png"), &panels, 2)
+}
+
+/// Write the per-run tables (`results.csv`, `readouts.csv`, `acc_matrix.csv`, `ess.csv`) of the
+/// runs finished so far into `dir`, creating it. Called before the first order (to find an
+/// unwritable `--out` before any training) and after every order, so an interrupted study keeps
+/// its finished orders.
+pub fn write_runs(
+    dir: &Path,
+    specs: &[MethodSpec],
+    runs: &BTreeMap<(Method, bool), Vec<RunResult>>,
+) -> Result<()> {
+    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
     write(&dir.join("results.csv"), &results_csv(specs, runs))?;
     write(&dir.join("readouts.csv"), &readouts_csv(runs))?;
     write(&dir.join("acc_matrix.csv"), &matrix_csv(specs, runs))?;
-    write(&dir.join("curve.csv"), &curve_csv(methods))?;
-    write(&dir.join("ess.csv"), &ess_csv(runs))?;
-    let panels = [accuracy_plot(args, methods), ess_plot(runs)];
-    save_panels_png(dir.join("accuracy.png"), &panels, 2)
+    write(&dir.join("ess.csv"), &ess_csv(runs))
 }
 
 /// Average accuracy on the tasks seen so far after each task, per method, ± its std over orders.
@@ -129,7 +141,12 @@ fn results_csv(specs: &[MethodSpec], runs: &BTreeMap<(Method, bool), Vec<RunResu
     let mut t =
         String::from("method,readout,order,final_acc,forgetting,mean_ess,final_ess,seconds\n");
     for s in specs {
-        for (o, r) in runs[&(s.method, s.pf)].iter().enumerate() {
+        for (o, r) in runs
+            .get(&(s.method, s.pf))
+            .into_iter()
+            .flatten()
+            .enumerate()
+        {
             let m = r.matrix(s.readout);
             let _ = writeln!(
                 t,
@@ -171,7 +188,12 @@ fn readouts_csv(runs: &BTreeMap<(Method, bool), Vec<RunResult>>) -> String {
 fn matrix_csv(specs: &[MethodSpec], runs: &BTreeMap<(Method, bool), Vec<RunResult>>) -> String {
     let mut t = String::from("method,order,after_task,task,acc\n");
     for s in specs {
-        for (o, r) in runs[&(s.method, s.pf)].iter().enumerate() {
+        for (o, r) in runs
+            .get(&(s.method, s.pf))
+            .into_iter()
+            .flatten()
+            .enumerate()
+        {
             for (a, row) in r.matrix(s.readout).iter().enumerate() {
                 for (j, acc) in row.iter().enumerate() {
                     let _ = writeln!(t, "{},{o},{a},{j},{acc:.6}", s.name);
