@@ -34,6 +34,11 @@ fn hdpf_with_budget(args: &[&str], budget: &str) -> (Option<i32>, String) {
     (code, err)
 }
 
+/// The arguments as owned strings.
+fn owned(args: &[&str]) -> Vec<String> {
+    args.iter().map(|s| s.to_string()).collect()
+}
+
 /// `hdpf ARGS` fails (exit 1 or 2) and its message contains every needle.
 fn refused(args: &[&str], needles: &[&str]) {
     let (code, err) = hdpf(args);
@@ -54,7 +59,7 @@ fn scene(root: &Path, edit: impl FnOnce(&Path)) -> String {
 }
 
 fn track(root: &str, out: &Path, extra: &[&str]) -> Vec<String> {
-    let mut v: Vec<String> = [
+    let mut v: Vec<String> = owned(&[
         "track",
         "--dataset",
         root,
@@ -63,10 +68,7 @@ fn track(root: &str, out: &Path, extra: &[&str]) -> Vec<String> {
         "--scene",
         "1",
         "--out",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
+    ]);
     v.push(out.to_string_lossy().into_owned());
     if !extra.contains(&"--particles") {
         v.extend(["--particles".to_string(), "10".to_string()]);
@@ -236,7 +238,7 @@ fn bad_flags_and_sizes_are_refused_naming_the_value() {
             vec!["--max-memory", "lots"],
         ),
         (
-            [
+            owned(&[
                 "dataset",
                 "synth",
                 "--out",
@@ -245,17 +247,11 @@ fn bad_flags_and_sizes_are_refused_naming_the_value() {
                 "200000",
                 "--height",
                 "200000",
-            ]
-            .iter()
-            .map(|s| s.to_string())
-            .collect(),
+            ]),
             vec!["resolution", "200000x200000"],
         ),
         (
-            ["bench", "tracking", "--dims", "1000000", "--trials", "2"]
-                .iter()
-                .map(|s| s.to_string())
-                .collect(),
+            owned(&["bench", "tracking", "--dims", "1000000", "--trials", "2"]),
             vec!["dims", "1000000", "memory"],
         ),
     ];
@@ -310,18 +306,36 @@ fn bad_flags_and_sizes_are_refused_naming_the_value() {
             vec!["hide = 3,0.5,1-2"],
         ),
         (
-            [
+            owned(&[
                 "bench",
                 "localization",
                 "--dims",
                 "100000",
                 "--particles",
                 "100000",
-            ]
-            .iter()
-            .map(|s| s.to_string())
-            .collect(),
+            ]),
             vec!["particles", "100000", "memory"],
+        ),
+        (
+            owned(&["bench", "localization", "--iters", "1", "--dims", "3"]),
+            vec!["iters", "1", "≥ 2"],
+        ),
+        // A soak whose intervals hold no RSS sample (it wrote NaN and no plot), and a soak of a
+        // file that is not a tracking run (it soaked a control loop's pipeline without its loop).
+        (
+            owned(&[
+                "bench",
+                "soak",
+                "--interval-s",
+                "0.001",
+                "--minutes",
+                "0.01",
+            ]),
+            vec!["interval-s", "0.001", "at least 1 s"],
+        ),
+        (
+            owned(&["bench", "soak", "--launch", "launch/control_loop.toml"]),
+            vec!["control_loop.toml", "run = \"control_loop\""],
         ),
     ];
     for (args, needles) in cases.into_iter().chain(more) {
@@ -497,7 +511,7 @@ fn a_closed_standard_output_stops_nothing() {
 }
 
 /// A user finds a dataset by name under `--datasets`, is told which split holds a scene, is not
-/// made to track a scene before learning that `--out` cannot be written, and gets no perfect
+/// made to track a scene (or train) before learning that `--out` cannot be written, and gets no perfect
 /// score for an empty results file.
 #[test]
 fn datasets_scenes_and_outputs_are_found_or_named() {
@@ -545,6 +559,24 @@ fn datasets_scenes_and_outputs_are_found_or_named() {
     let args = track(&data, &bad_out, &[]);
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     refused(&args, &["a-file"]);
+    // So does learn's, before any order is trained (it used to learn that at the end).
+    let bad_learn = file.join("learn").to_string_lossy().into_owned();
+    let args = [
+        "learn",
+        "--generated",
+        "--orders",
+        "1",
+        "--hidden",
+        "8",
+        "--out",
+        &bad_learn,
+    ];
+    let (code, err) = hdpf(&args);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(
+        err.contains("a-file") && !err.contains("order 1/1"),
+        "{err}"
+    );
     // A header-only results file is refused, not scored as ADD 0.
     let empty = root.join("empty.csv");
     write(empty.clone(), "scene_id,im_id,obj_id,score,R,t,time\n");

@@ -299,6 +299,19 @@ fn encodings_decode_and_colour_pairs_with_the_nearest_depth() {
     let rec = open_recording(&p, &ReadOptions::default()).unwrap();
     // The second colour image's depth is 20 ms away: beyond the 10 ms tolerance.
     assert_eq!((rec.len(), rec.unpaired), (1, 1));
+    let note = rec.unpaired_note().unwrap_or_default();
+    assert!(
+        note.contains("1 of 2 colour images of '/c/image'"),
+        "{note}"
+    );
+    assert!(note.contains("'/d/image' within 10 ms"), "{note}");
+    // Converting it to a BOP folder says what it left out.
+    let back = p.with_extension("bop");
+    let s = mcap_bop::run_convert(&ConvertArgs::new(&p, &back)).unwrap();
+    assert_eq!((s.frames, s.unpaired), (1, 1));
+    assert!(s
+        .to_string()
+        .contains("1 colour images without a depth image were left out"));
     let f = rec.frame(0).unwrap();
     assert_eq!(f.rgb().get_pixel(1, 0).0, [200, 100, 1]); // bgr8 → rgb
     assert_eq!(f.depth().data[3], 1.5);

@@ -61,6 +61,19 @@ pub struct ReplayReport {
     pub taken: u64,
     /// Seconds from the first frame to the end-of-stream marker.
     pub seconds: f64,
+    /// Seconds from sending the first frame to sending the last.
+    pub span_s: f64,
+}
+
+impl ReplayReport {
+    /// Frames per second: the `frames − 1` intervals between the first frame and the last over
+    /// their span (at `--rate HZ` this is HZ; NaN with fewer than two frames).
+    pub fn fps(&self) -> f64 {
+        match self.frames {
+            0 | 1 => f64::NAN,
+            n => (n - 1) as f64 / self.span_s.max(1e-9),
+        }
+    }
 }
 
 impl std::fmt::Display for ReplayReport {
@@ -70,7 +83,7 @@ impl std::fmt::Display for ReplayReport {
             "replayed {} frames in {:.2} s ({:.1} fps); receiver took {}",
             self.frames,
             self.seconds,
-            self.frames as f64 / self.seconds.max(1e-9),
+            self.fps(),
             self.taken
         )
     }
@@ -189,7 +202,7 @@ impl Replayer {
             )));
         }
         let start = Instant::now();
-        let mut n = 0u64;
+        let (mut n, mut first, mut last) = (0u64, None, start);
         for (k, p) in frames.into_iter().enumerate() {
             let k = k as u64;
             if lossless && !self.wait_for_count(lossless_floor(k), self.wait)? {
@@ -199,8 +212,10 @@ impl Replayer {
                 self.read_counts()?;
                 sleep_until_due(start, k, rate);
             }
+            let sending = Instant::now();
+            first.get_or_insert(sending);
             self.send(topics, &p)?;
-            n += 1;
+            (n, last) = (n + 1, sending);
         }
         self.end.publish(UInt64 { data: n }.to_cdr())?;
         let seconds = start.elapsed().as_secs_f64();
@@ -212,6 +227,7 @@ impl Replayer {
             frames: n as usize,
             taken: self.taken,
             seconds,
+            span_s: last.duration_since(first.unwrap_or(start)).as_secs_f64(),
         })
     }
 
@@ -299,4 +315,23 @@ pub(crate) fn sleep_until_due(start: Instant, k: u64, rate: f64) {
 /// An image message on `topic`: the topic, its ROS type and its CDR payload.
 fn image<'a>(topic: &'a str, m: &ImageMsg) -> (&'a str, &'static str, Vec<u8>) {
     (topic, m.ros_type(), m.to_cdr())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ReplayReport;
+
+    /// Ten frames paced at 30 Hz span nine intervals, 0.3 s: 30 fps (it reported 10 / 0.3 s,
+    /// 33.3 fps, before).
+    #[test]
+    fn fps_counts_the_intervals_between_frames() {
+        let report = |frames, span_s| ReplayReport {
+            frames,
+            taken: frames as u64,
+            seconds: span_s + 0.01,
+            span_s,
+        };
+        assert!((report(10, 0.3).fps() - 30.0).abs() < 1e-9);
+        assert!(report(1, 0.0).fps().is_nan());
+    }
 }

@@ -76,7 +76,7 @@ impl Error {
     pub fn param(name: impl Into<String>, value: impl ToString, reason: impl Into<String>) -> Self {
         Error::InvalidParam {
             name: name.into(),
-            value: value.to_string(),
+            value: short_number(value.to_string()),
             reason: reason.into(),
         }
     }
@@ -95,5 +95,28 @@ impl Error {
             path: path.into(),
             msg: msg.into(),
         }
+    }
+}
+
+/// A number whose plain decimal form is long (`1e-300` prints 300 zeros) in scientific notation;
+/// any other text as it is.
+pub fn short_number(text: String) -> String {
+    match text.parse::<f64>() {
+        Ok(v) if text.len() > 24 => format!("{v:e}"),
+        _ => text,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_numbers_in_messages_are_written_short() {
+        let e = Error::param("--interval-s", 1e-300, "too small").to_string();
+        assert!(e.contains("1e-300") && e.len() < 80, "{e}");
+        let e = Error::param("--fps", 2.5, "r").to_string();
+        assert!(e.contains("2.5"), "{e}");
+        assert_eq!(short_number("abc".repeat(10)), "abc".repeat(10));
     }
 }

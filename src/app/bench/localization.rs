@@ -43,7 +43,8 @@ pub struct LocalizationArgs {
     /// Independent trials per (method, m, n).
     #[arg(long, default_value_t = 10)]
     pub trials: usize,
-    /// Observations per trial.
+    /// Observations per trial (≥ 2). The KL is logged before each update, as in the authors'
+    /// code, so the last logged point (`t = iters − 1`) follows `iters − 1` observations.
     #[arg(long, default_value_t = 50)]
     pub iters: usize,
     /// Filters to compare: rfpf, grad, sir, mcl (comma-separated).
@@ -247,7 +248,14 @@ pub fn run(args: &LocalizationArgs) -> Result<LocalizationReport> {
     check_list("dims", &args.dims, 1)?;
     check_list("particles", &args.particles, 1)?;
     check_list("trials", &[args.trials], 1)?;
-    check_list("iters", &[args.iters], 1)?;
+    if args.iters < 2 {
+        return Err(Error::param(
+            "iters",
+            args.iters,
+            "must be ≥ 2: the KL is logged before each update (the authors' protocol), so with \
+             one observation only the prior would be scored",
+        ));
+    }
     let m = args.dims.iter().copied().max().unwrap_or(1);
     crate::core::memory::check("iters", args.iters, &[args.iters, m, args.trials], 8)?;
     // A filter holds its particles about four times over (the set, the moves' gradients and

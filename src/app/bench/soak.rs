@@ -125,16 +125,39 @@ fn check(args: &SoakArgs) -> Result<()> {
     if !ok(args.minutes) {
         return Err(Error::param("--minutes", args.minutes, "must be > 0"));
     }
-    if !ok(args.interval_s) {
-        return Err(Error::param("--interval-s", args.interval_s, "must be > 0"));
+    if !(args.interval_s >= MIN_INTERVAL_S && args.interval_s.is_finite()) {
+        return Err(Error::param(
+            "--interval-s",
+            args.interval_s,
+            format!("must be at least {MIN_INTERVAL_S} s (RSS is sampled every 100 ms)"),
+        ));
     }
     Ok(())
+}
+
+/// Shortest report interval: ten RSS samples.
+pub const MIN_INTERVAL_S: f64 = 1.0;
+
+/// Refuses a launch file whose run is not a tracking pipeline.
+fn check_run(launch: &launch::Launch) -> Result<()> {
+    match launch.file.run {
+        launch::RunKind::Track => Ok(()),
+        other => Err(Error::format(
+            &launch.path,
+            format!(
+                "bench soak runs a `run = \"track\"` pipeline; this file is `run = \"{}\"` \
+                 (soak its pipeline by copying it with `run = \"track\"`)",
+                other.name()
+            ),
+        )),
+    }
 }
 
 /// Run the soak and write its files; returns the report.
 pub fn run(args: &SoakArgs) -> Result<SoakReport> {
     check(args)?;
     let first = launch::load(&args.launch, &args.set)?;
+    check_run(&first)?;
     let rate = *first.file.pipeline.rate_hz.get_ref();
     let mut overrides = args.set.clone();
     if first

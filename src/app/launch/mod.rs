@@ -50,6 +50,17 @@ pub enum RunKind {
     Localization,
 }
 
+impl RunKind {
+    /// The value of `run` in a launch file.
+    pub fn name(self) -> &'static str {
+        match self {
+            RunKind::Track => "track",
+            RunKind::ControlLoop => "control_loop",
+            RunKind::Localization => "localization",
+        }
+    }
+}
+
 /// A whole launch file.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -319,11 +330,7 @@ impl Launch {
 
     fn validate_run(&self) -> Result<()> {
         let f = &self.file;
-        let run = match f.run {
-            RunKind::Track => "track",
-            RunKind::ControlLoop => "control_loop",
-            RunKind::Localization => "localization",
-        };
+        let run = f.run.name();
         let need = |what: &str| Error::format(&self.path, format!("run = \"{run}\" needs {what}"));
         match f.run {
             RunKind::Track | RunKind::ControlLoop if f.source.is_none() => {

@@ -113,6 +113,9 @@ impl ConvertArgs {
 pub struct ConvertSummary {
     /// Frames written.
     pub frames: usize,
+    /// Colour images of an MCAP source left out because no depth image was within the pairing
+    /// tolerance (0 for a BOP source).
+    pub unpaired: usize,
     /// Source.
     pub from: PathBuf,
     /// Destination.
@@ -133,7 +136,15 @@ impl std::fmt::Display for ConvertSummary {
             self.to.display(),
             self.bytes as f64 / 1e6,
             self.seconds
-        )
+        )?;
+        if self.unpaired > 0 {
+            write!(
+                f,
+                "; {} colour images without a depth image were left out",
+                self.unpaired
+            )?;
+        }
+        Ok(())
     }
 }
 
@@ -146,8 +157,8 @@ fn is_mcap(p: &Path) -> bool {
 /// Runs `hdpf dataset convert`, printing the summary.
 pub fn run_convert(args: &ConvertArgs) -> Result<ConvertSummary> {
     let start = Instant::now();
-    let frames = match (is_mcap(&args.from), is_mcap(&args.to)) {
-        (false, true) => bop_to_mcap(args)?,
+    let (frames, unpaired) = match (is_mcap(&args.from), is_mcap(&args.to)) {
+        (false, true) => (bop_to_mcap(args)?, 0),
         (true, false) => mcap_to_bop(&args.from, &args.to)?,
         _ => {
             return Err(Error::param(
@@ -159,6 +170,7 @@ pub fn run_convert(args: &ConvertArgs) -> Result<ConvertSummary> {
     };
     let summary = ConvertSummary {
         frames,
+        unpaired,
         from: args.from.clone(),
         to: args.to.clone(),
         bytes: disk_size(&args.to),
@@ -559,10 +571,14 @@ fn write_raw_depth(path: &Path, w: u32, h: u32, raw: Vec<u16>) -> Result<()> {
 }
 
 /// Writes one BOP scene folder at `out` (rgb/, depth/, scene_camera.json, scene_gt.json when the
-/// recording has GT) from the MCAP file `mcap`; returns the frames written. Image ids and depth
-/// scale come from our topic when recorded, else the frame index and 1 mm.
-pub fn mcap_to_bop(mcap: &Path, out: &Path) -> Result<usize> {
+/// recording has GT) from the MCAP file `mcap`; returns the frames written and the colour images
+/// left out for want of a depth image within the default pairing tolerance (also said on stderr).
+/// Image ids and depth scale come from our topic when recorded, else the frame index and 1 mm.
+pub fn mcap_to_bop(mcap: &Path, out: &Path) -> Result<(usize, usize)> {
     let rec = open_recording(mcap, &ReadOptions::default())?;
+    if let Some(note) = rec.unpaired_note() {
+        eprintln!("{note}");
+    }
     for sub in ["rgb", "depth"] {
         let d = out.join(sub);
         std::fs::create_dir_all(&d).map_err(|e| Error::io(&d, e))?;
@@ -627,5 +643,5 @@ pub fn mcap_to_bop(mcap: &Path, out: &Path) -> Result<usize> {
     if !gts.is_empty() {
         write_id_map(&out.join("scene_gt.json"), &gts)?;
     }
-    Ok(rec.frames.len())
+    Ok((rec.frames.len(), rec.unpaired))
 }

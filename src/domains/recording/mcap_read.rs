@@ -75,6 +75,8 @@ pub struct Recording {
     pub camera_info_topic: String,
     /// Colour messages without a depth message within the tolerance (dropped).
     pub unpaired: usize,
+    /// The pairing tolerance used, nanoseconds.
+    pub tolerance_ns: u64,
     /// The frames, in colour-stamp order.
     pub frames: Vec<PairedFrame>,
 }
@@ -292,7 +294,7 @@ pub fn check_info(path: &Path, topic: &str, info: &CameraInfo, size: (u32, u32))
         return Err(Error::format(
             path,
             format!(
-                "topic '{topic}': distortion d[{i}] = {d} ({} model {:?}); hdpf does not undo lens \
+                "topic '{topic}': distortion d[{i}] = {d:?} ({} model {:?}); hdpf does not undo lens \
                  distortion: record rectified images (image_rect) with their camera_info",
                 info.distortion_model, info.d
             ),
@@ -405,6 +407,7 @@ pub fn open_recording(path: impl AsRef<Path>, opts: &ReadOptions) -> Result<Reco
         depth_topic: depth,
         camera_info_topic: info_topic,
         unpaired: 0,
+        tolerance_ns: opts.tolerance_ns,
         frames: Vec::new(),
     };
     pair(&mut rec, opts.tolerance_ns, colors, depths, infos, bops);
@@ -505,6 +508,22 @@ pub fn image_size(path: &Path, topic: &str, msg: &ImageMsg) -> Result<(u32, u32)
 }
 
 impl Recording {
+    /// What was skipped in pairing, for the user: `None` when every colour image found its depth.
+    pub fn unpaired_note(&self) -> Option<String> {
+        (self.unpaired > 0).then(|| {
+            format!(
+                "{}: {} of {} colour images of '{}' have no depth image of '{}' within {} ms and \
+                 are skipped",
+                self.path.display(),
+                self.unpaired,
+                self.unpaired + self.frames.len(),
+                self.color_topic,
+                self.depth_topic,
+                self.tolerance_ns as f64 / 1e6
+            )
+        })
+    }
+
     /// Number of paired frames.
     pub fn len(&self) -> usize {
         self.frames.len()

@@ -115,6 +115,9 @@ impl McapSource {
         max_frames: Option<usize>,
     ) -> Result<Self> {
         let recording = open_recording(&path, opts)?;
+        if let Some(note) = recording.unpaired_note() {
+            eprintln!("{note}");
+        }
         let end = recording.len().min(max_frames.unwrap_or(usize::MAX));
         let gt = (0..end)
             .map(|i| match &recording.frames[i].bop {
