@@ -262,6 +262,11 @@ fn bad_flags_and_sizes_are_refused_naming_the_value() {
         let head = ["learn", "--generated", "--orders", "1", "--out", &learn_out];
         head.iter().chain(extra).map(|s| s.to_string()).collect()
     };
+    let models_dir = root.join("only-one-model");
+    std::fs::create_dir_all(&models_dir).unwrap();
+    write(models_dir.join("obj_000001.ply"), "");
+    let models = models_dir.to_string_lossy().into_owned();
+    let synth_out = root.join("s4").to_string_lossy().into_owned();
     let more: Vec<(Vec<String>, Vec<&str>)> = vec![
         (
             learn(&["--particles", "100000000", "--hidden", "8"]),
@@ -319,6 +324,38 @@ fn bad_flags_and_sizes_are_refused_naming_the_value() {
         (
             owned(&["bench", "localization", "--iters", "1", "--dims", "3"]),
             vec!["iters", "1", "≥ 2"],
+        ),
+        // A models folder found nowhere, and an object it has no mesh for (the messages named
+        // only the unresolved file).
+        (
+            owned(&[
+                "dataset",
+                "synth",
+                "--models",
+                "no-such-models",
+                "--objects",
+                "1",
+                "--out",
+                &synth_out,
+            ]),
+            vec![
+                "no-such-models",
+                "models folder not found",
+                "datasets folder",
+            ],
+        ),
+        (
+            owned(&[
+                "dataset",
+                "synth",
+                "--models",
+                &models,
+                "--objects",
+                "2",
+                "--out",
+                &synth_out,
+            ]),
+            vec!["obj_000002.ply", "no mesh for object 2", "[1]"],
         ),
         // A soak whose intervals hold no RSS sample (it wrote NaN and no plot), and a soak of a
         // file that is not a tracking run (it soaked a control loop's pipeline without its loop).

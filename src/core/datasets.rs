@@ -50,6 +50,25 @@ pub fn resolve(path: &Path) -> PathBuf {
         .unwrap_or_else(|| path.to_path_buf())
 }
 
+/// [`resolve`] for a folder the user gave as `what` (e.g. "BOP dataset directory"): the folder
+/// found, or an error naming the path as given and, when it is found nowhere, the datasets folder
+/// also searched.
+pub fn resolve_dir(given: &Path, what: &str) -> crate::core::error::Result<PathBuf> {
+    let dir = resolve(given);
+    if dir.is_dir() {
+        return Ok(dir);
+    }
+    let why = match dir.is_file() {
+        true => format!("is a file, not a {what}"),
+        false => format!(
+            "{what} not found (nor under the datasets folder {}: set it with --datasets or \
+             HDPF_DATASETS)",
+            shared_root().display()
+        ),
+    };
+    Err(crate::core::error::Error::format(given, why))
+}
+
 /// For tests: the dataset's path if present (at run time as [`shared`] finds it, else beside the
 /// source tree the tests were compiled from); otherwise print why the test is skipped and return
 /// `None` — except under `CI=true`, where a missing dataset is a failure (CI always has it, so a

@@ -148,19 +148,7 @@ impl BopDataset {
     /// Opens a dataset directory (it must exist; files are read on demand), found as given or
     /// under the datasets folder ([`crate::core::datasets::resolve`]).
     pub fn open(root: impl AsRef<Path>) -> Result<BopDataset> {
-        let given = root.as_ref();
-        let root = crate::core::datasets::resolve(given);
-        if !root.is_dir() {
-            let why = match root.is_file() {
-                true => "is a file, not a BOP dataset directory".to_string(),
-                false => format!(
-                    "dataset directory not found (nor under the datasets folder {}: set it with \
-                     --datasets or HDPF_DATASETS)",
-                    crate::core::datasets::shared_root().display()
-                ),
-            };
-            return Err(Error::format(given, why));
-        }
+        let root = crate::core::datasets::resolve_dir(root.as_ref(), "BOP dataset directory")?;
         Ok(BopDataset { root })
     }
 
@@ -278,8 +266,32 @@ impl BopDataset {
 
     /// Loads the mesh of object `obj_id` (metres).
     pub fn model(&self, obj_id: u32) -> Result<Mesh> {
-        Mesh::load_ply(self.model_path(obj_id))
+        Mesh::load_ply(model_file(&self.root.join("models"), obj_id)?)
     }
+}
+
+/// `dir/obj_XXXXXX.ply`, the BOP mesh of object `obj_id`; when it is missing, an error naming it
+/// and the objects `dir` has.
+pub fn model_file(dir: &Path, obj_id: u32) -> Result<PathBuf> {
+    let path = dir.join(format!("obj_{obj_id:06}.ply"));
+    if path.is_file() {
+        return Ok(path);
+    }
+    let entries = std::fs::read_dir(dir).into_iter().flatten().flatten();
+    let mut ids: Vec<u32> = entries
+        .filter_map(|e| {
+            let name = e.file_name().into_string().ok()?;
+            name.strip_prefix("obj_")?
+                .strip_suffix(".ply")?
+                .parse()
+                .ok()
+        })
+        .collect();
+    ids.sort_unstable();
+    Err(Error::format(
+        &path,
+        format!("no mesh for object {obj_id} (the meshes in that folder: {ids:?})"),
+    ))
 }
 
 /// The smallest image id in `scene_camera.json`, cheaply (keys only).

@@ -57,8 +57,8 @@ pub(super) fn model_path(cfg: &SynthConfig, obj_id: u32) -> Result<PathBuf> {
             "numeric object ids need a model folder (--models DIR)",
         )
     })?;
-    let dir = crate::core::datasets::resolve(dir);
-    Ok(dir.join(format!("obj_{obj_id:06}.ply")))
+    let dir = crate::core::datasets::resolve_dir(dir, "models folder")?;
+    crate::domains::pose::bop::model_file(&dir, obj_id)
 }
 
 /// `models_info` entry of a mesh: bounding box, diameter and the symmetries of the primitives
