@@ -61,10 +61,17 @@ impl ParticleSet {
         if m == 0 {
             return Err(Error::param("dim", m, "need at least one dimension"));
         }
-        if data.len() != n * m {
+        let Some(len) = n.checked_mul(m) else {
             return Err(Error::Shape {
                 what: "particle buffer".into(),
-                expected: format!("{n}×{m} = {}", n * m),
+                expected: format!("{n}×{m} values, more than an address space holds"),
+                got: data.len().to_string(),
+            });
+        };
+        if data.len() != len {
+            return Err(Error::Shape {
+                what: "particle buffer".into(),
+                expected: format!("{n}×{m} = {len}"),
                 got: data.len().to_string(),
             });
         }
@@ -88,7 +95,7 @@ impl ParticleSet {
 
     /// Attach a payload of `width` numbers per particle (`n × width`, row-major), replacing any.
     pub fn set_payload(&mut self, width: usize, payload: Vec<f64>) -> Result<()> {
-        if payload.len() != self.n * width {
+        if Some(payload.len()) != self.n.checked_mul(width) {
             return Err(Error::Shape {
                 what: "particle payload".into(),
                 expected: format!("{}×{width} = {}", self.n, self.n * width),
@@ -155,14 +162,25 @@ impl ParticleSet {
         if n == 0 {
             return Err(Error::param("particles", n, "need at least one particle"));
         }
+        if m == 0 {
+            return Err(Error::param("dim", m, "the model's dimension must be ≥ 1"));
+        }
         // The engine keeps about four n×m buffers (particles, a spare for rollback, gradients,
         // moves): refuse a count whose buffers cannot fit before allocating any of them.
-        crate::core::memory::check("particles", n, &[n, m.max(1), BUFFERS], 8)?;
-        let mut set = Self::from_vec(n, m.max(1), vec![0.0; n * m.max(1)])?;
+        crate::core::memory::check("particles × dim", format!("{n} × {m}"), &[n, m, BUFFERS], 8)?;
+        let mut set = Self::from_vec(n, m, vec![0.0; n * m])?;
         set.data
             .par_chunks_mut(m)
             .enumerate()
             .for_each(|(i, row)| model.sample_prior(&mut rng::stream(seed, 0, i as u64), row));
+        if let Some(k) = set.data.iter().position(|v| !v.is_finite()) {
+            return Err(Error::NonFinite {
+                what: "prior sample (Model::sample_prior)".into(),
+                step: 0,
+                particle: k / m,
+                value: set.data[k],
+            });
+        }
         Ok(set)
     }
 
@@ -171,7 +189,8 @@ impl ParticleSet {
         self.n
     }
 
-    /// Always false: a particle set has at least one particle.
+    /// Always false: a particle set has at least one particle (its constructors and
+    /// [`ParticleSet::select`] refuse none).
     pub fn is_empty(&self) -> bool {
         self.n == 0
     }
@@ -311,12 +330,28 @@ impl ParticleSet {
     }
 
     /// Replace the particles by those at `indices` (after resampling), each with its payload row;
-    /// weights become uniform/absent.
-    pub fn select(&mut self, indices: &[usize]) {
+    /// weights become uniform/absent. An empty list or an index ≥ n is refused and changes
+    /// nothing.
+    pub fn select(&mut self, indices: &[usize]) -> Result<()> {
+        if indices.is_empty() {
+            return Err(Error::param(
+                "indices",
+                "[]",
+                "select at least one particle",
+            ));
+        }
+        if let Some(&j) = indices.iter().find(|&&j| j >= self.n) {
+            return Err(Error::param(
+                "indices",
+                j,
+                format!("the set has {} particles", self.n),
+            ));
+        }
         self.data = gather(&self.data, self.m, indices);
         self.payload = gather(&self.payload, self.width, indices);
         self.n = indices.len();
         self.log_w = None;
+        Ok(())
     }
 }
 
@@ -359,7 +394,7 @@ mod tests {
         let mut p = ParticleSet::from_vec(3, 1, vec![10.0, 20.0, 30.0]).unwrap();
         p.set_payload(2, vec![1.0, 1.5, 2.0, 2.5, 3.0, 3.5])
             .unwrap();
-        p.select(&[2, 2, 0]);
+        p.select(&[2, 2, 0]).unwrap();
         assert_eq!(p.as_slice(), &[30.0, 30.0, 10.0]);
         assert_eq!(p.payload_slice(), &[3.0, 3.5, 3.0, 3.5, 1.0, 1.5]);
         assert!(p.set_payload(2, vec![0.0; 5]).is_err());
@@ -371,5 +406,52 @@ mod tests {
         assert!(ParticleSet::from_vec(2, 3, vec![0.0; 5]).is_err());
         let e = ParticleSet::from_vec(2, 1, vec![0.0, f64::NAN]).unwrap_err();
         assert!(e.to_string().contains("particle 1"), "{e}");
+        // n·m past usize: refused (it wrapped to 0 and was accepted, then aborted in mean()).
+        let e = ParticleSet::from_vec(1 << 33, 1 << 33, vec![]).unwrap_err();
+        assert!(e.to_string().contains("address space"), "{e}");
+        assert!(ParticleSet::from_vec(3, usize::MAX / 3 + 1, vec![0.0; 2]).is_err());
+        let mut p = ParticleSet::from_vec(2, 1, vec![1.0, 2.0]).unwrap();
+        assert!(p.set_payload(usize::MAX, vec![]).is_err());
+        // select refuses no index and an index past n, and changes nothing then.
+        assert!(p.select(&[]).is_err() && p.select(&[0, 2]).is_err());
+        assert_eq!(p.as_slice(), &[1.0, 2.0]);
+    }
+
+    /// A prior of `dim` dimensions whose samples are `value`.
+    struct Prior {
+        dim: usize,
+        value: f64,
+    }
+
+    impl Model for Prior {
+        fn dim(&self) -> usize {
+            self.dim
+        }
+        fn sample_prior(&self, _rng: &mut dyn rand::RngCore, out: &mut [f64]) {
+            out.fill(self.value);
+        }
+        fn loss(&self, _x: &[f64]) -> f64 {
+            0.0
+        }
+    }
+
+    /// A model of dimension 0 or with non-finite prior samples is an error naming it, not a
+    /// panic ("chunk_size must not be zero") or a confusing failure at the first update.
+    #[test]
+    fn a_prior_of_no_dimension_or_non_finite_samples_is_refused() {
+        let e = ParticleSet::from_prior(&Prior { dim: 0, value: 0.0 }, 4, 0).unwrap_err();
+        assert!(e.to_string().contains("dim = 0"), "{e}");
+        let e = ParticleSet::from_prior(
+            &Prior {
+                dim: 2,
+                value: f64::NAN,
+            },
+            4,
+            0,
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("sample_prior"), "{e}");
+        let p = ParticleSet::from_prior(&Prior { dim: 2, value: 1.5 }, 4, 0).unwrap();
+        assert_eq!(p.as_slice(), &[1.5; 8]);
     }
 }

@@ -134,7 +134,8 @@ pub struct RgbdFrame {
     /// Colour, 8-bit RGB. The grey image is derived from it on first use and kept: set the
     /// colour before a modality reads the frame (or build a new frame), not after.
     pub rgb: Option<Arc<image::RgbImage>>,
-    /// Depth registered to the colour camera, metres (0 = missing).
+    /// Depth registered to the colour camera, metres (0 = missing; the tracker reads values
+    /// that are not finite or are negative as missing too: [`RgbdFrame::with_valid_depth`]).
     pub depth: Option<SharedImage>,
     grey: OnceLock<SharedImage>,
 }
@@ -167,8 +168,14 @@ impl RgbdFrame {
         self
     }
 
-    /// Error unless each image present is well formed and as large as the camera says.
+    /// Error unless the camera is a valid pinhole ([`Camera::from_k`]), the stamp (when given) is
+    /// finite, and each image present is well formed and as large as the camera says.
     pub fn check(&self) -> Result<()> {
+        let c = &self.camera;
+        Camera::from_k(&c.k_row_major(), c.width, c.height)?;
+        if let Some(t) = self.stamp.filter(|t| !t.is_finite()) {
+            return Err(Error::param("frame stamp", t, "must be finite (seconds)"));
+        }
         let (w, h) = (self.camera.width as usize, self.camera.height as usize);
         let size = |what: &str, (iw, ih): (usize, usize)| {
             if (iw, ih) == (w, h) {
@@ -185,6 +192,24 @@ impl RgbdFrame {
             size("rgb", (rgb.width() as usize, rgb.height() as usize))?;
         }
         Ok(())
+    }
+
+    /// The same frame with every depth value that is not finite, or is negative, set to 0
+    /// (missing): ROS REP 118 marks invalid pixels of a `32FC1` image NaN or ±∞. `None` when the
+    /// depth has no such value (or there is no depth).
+    pub fn with_valid_depth(&self) -> Option<RgbdFrame> {
+        let valid = |v: &f32| v.is_finite() && *v >= 0.0;
+        let depth = self.depth.as_ref().filter(|d| !d.data.iter().all(valid))?;
+        let mut clean = ImageF32::clone(depth);
+        clean
+            .data
+            .iter_mut()
+            .filter(|v| !valid(v))
+            .for_each(|v| *v = 0.0);
+        Some(RgbdFrame {
+            depth: Some(Arc::new(clean)),
+            ..self.clone()
+        })
     }
 
     /// The depth image, or an error naming the modality `who` that needs it.

@@ -107,12 +107,10 @@ impl FilterKind {
         matches!(self, FilterKind::Sir | FilterKind::Mcl | FilterKind::Wpf)
     }
 
-    /// The smallest state dimension the preset works in (RF-PF's kernel constant needs `m ≥ 3`).
+    /// The smallest state dimension the kind's default preset works in: 3 where it has the
+    /// RF-PF pair term (its kernel constant `C_m` has `m − 2` in the denominator), else 1.
     pub fn min_dim(self) -> usize {
-        match self {
-            FilterKind::Rfpf => 3,
-            _ => 1,
-        }
+        Preset::new(self).min_dim()
     }
 
     /// Whether the preset needs the model's Gauss–Newton curvature ([`Model::curvature`]).
@@ -281,11 +279,39 @@ impl Preset {
         }
     }
 
+    /// Whether the preset's move has the RF-PF pair term.
+    pub fn has_pair_term(&self) -> bool {
+        match self {
+            Preset::Rfpf(_) => true,
+            Preset::RfpfNewton(p) => p.pair,
+            Preset::Wpf(p) => p.pair.is_some(),
+            _ => false,
+        }
+    }
+
+    /// The smallest state dimension the preset works in: 3 with the RF-PF pair term (its kernel
+    /// constant `C_m` has `m − 2` in the denominator), else 1.
+    pub fn min_dim(&self) -> usize {
+        match self.has_pair_term() {
+            true => 3,
+            false => 1,
+        }
+    }
+
     /// Check the parameters for state dimension `dim` (steps check their own on build).
     pub fn validate(&self, dim: usize) -> Result<()> {
         let kind = self.kind();
-        if dim < kind.min_dim() {
-            return Err(Error::param("dim", dim, format!("{kind} needs dimension m ≥ {} (RF-PF's kernel constant C_m has m − 2 in the denominator)", kind.min_dim())));
+        if dim < self.min_dim() {
+            let why =
+                match self.has_pair_term() {
+                    true => format!(
+                    "{kind} with the RF-PF pair term needs dimension m ≥ 3 (its kernel constant \
+                     C_m has m − 2 in the denominator){}",
+                    if kind == FilterKind::RfpfNewton { "; or set pair = false" } else { "" }
+                ),
+                    false => format!("{kind} needs dimension m ≥ 1"),
+                };
+            return Err(Error::param("dim", dim, why));
         }
         let positive = |name: &str, v: Option<f64>| match v {
             Some(v) if !(v > 0.0 && v.is_finite()) => {
@@ -431,8 +457,40 @@ impl FilterSpec {
     /// Build the filter with particles drawn from the model's prior.
     pub fn build<M: Model + ?Sized>(&self, model: &M) -> Result<Filter> {
         self.validate(model.dim())?;
-        self.build_with(ParticleSet::from_prior(model, self.particles, self.seed)?)
+        let particles = ParticleSet::from_prior(model, self.particles, self.seed)?;
+        check_capabilities(self.kind(), model, particles.particle(0))?;
+        self.build_with(particles)
     }
+}
+
+/// Refuses, at build rather than at the first update, a model that lacks what `kind` needs: the
+/// Gauss–Newton curvature (or a linear observation) for `rfpf-newton` and `gn`, a linear
+/// observation for `enkf` and `etkf`. The curvature is asked at `x`, a prior sample.
+fn check_capabilities<M: Model + ?Sized>(kind: FilterKind, model: &M, x: &[f64]) -> Result<()> {
+    let m = x.len();
+    let linear = model.linear_observation();
+    if let Some(obs) = &linear {
+        obs.check(m)?;
+    }
+    let lacks = if kind.needs_linear_observation() && linear.is_none() {
+        "a linear(ised) observation (Model::linear_observation)"
+    } else if kind.needs_curvature()
+        && linear.is_none()
+        && !model.curvature(x, &mut vec![0.0; m * m])
+    {
+        "the model's Gauss–Newton curvature (Model::curvature) or a linear observation \
+         (Model::linear_observation)"
+    } else {
+        return Ok(());
+    };
+    Err(Error::param(
+        "filter",
+        kind,
+        format!(
+            "needs {lacks}, which this model does not give: choose a filter that needs only the \
+             loss and its gradient (rfpf, grad, sir, mcl, svgd)"
+        ),
+    ))
 }
 
 #[cfg(test)]
@@ -498,5 +556,139 @@ mod tests {
         let table = |text: &str| text.parse::<toml::Table>().unwrap();
         let sir = Preset::with_overrides(FilterKind::Sir, &table("ess_threshold = 5.0")).unwrap();
         assert!(sir.validate(6).is_err());
+    }
+
+    /// `L = Σ_k (h(x_k) − y_k)² / (2r²)` with `h(x) = x + 0.1x³`, `r = 0.3`, static, with its
+    /// Gauss–Newton curvature: a mild nonlinearity in `dim` dimensions.
+    struct Cubic {
+        y: Vec<f64>,
+    }
+
+    impl Cubic {
+        const R2: f64 = 0.09;
+        fn h(x: f64) -> f64 {
+            x + 0.1 * x * x * x
+        }
+        fn dh(x: f64) -> f64 {
+            1.0 + 0.3 * x * x
+        }
+    }
+
+    impl Model for Cubic {
+        fn dim(&self) -> usize {
+            self.y.len()
+        }
+        fn sample_prior(&self, rng: &mut dyn rand::RngCore, out: &mut [f64]) {
+            use rand_distr::{Distribution, StandardNormal};
+            out.iter_mut().for_each(|v| *v = StandardNormal.sample(rng));
+        }
+        fn loss(&self, x: &[f64]) -> f64 {
+            let r = x
+                .iter()
+                .zip(&self.y)
+                .map(|(&a, b)| (Self::h(a) - b).powi(2));
+            r.sum::<f64>() / (2.0 * Self::R2)
+        }
+        fn loss_grad(&self, x: &[f64], g: &mut [f64]) -> f64 {
+            for ((gk, &xk), yk) in g.iter_mut().zip(x).zip(&self.y) {
+                *gk = (Self::h(xk) - yk) * Self::dh(xk) / Self::R2;
+            }
+            self.loss(x)
+        }
+        fn curvature(&self, x: &[f64], out: &mut [f64]) -> bool {
+            let m = x.len();
+            out.fill(0.0);
+            for (k, &xk) in x.iter().enumerate() {
+                out[k * m + k] = Self::dh(xk).powi(2) / Self::R2;
+            }
+            true
+        }
+    }
+
+    /// A filter whose model lacks what it needs is refused when it is built, naming the filter
+    /// (it failed at the first update, and `gn` was called rfpf-newton there).
+    #[test]
+    fn a_model_without_what_the_filter_needs_is_refused_at_build() {
+        /// `L = |x|²` in 3-D, with no curvature and no linear observation.
+        struct Flat;
+        impl Model for Flat {
+            fn dim(&self) -> usize {
+                3
+            }
+            fn sample_prior(&self, _rng: &mut dyn rand::RngCore, out: &mut [f64]) {
+                out.copy_from_slice(&[0.1, -0.2, 0.3]);
+            }
+            fn loss(&self, x: &[f64]) -> f64 {
+                x.iter().map(|v| v * v).sum()
+            }
+        }
+        for (kind, needs) in [
+            (FilterKind::Gn, "curvature"),
+            (FilterKind::RfpfNewton, "curvature"),
+            (FilterKind::Enkf, "linear"),
+            (FilterKind::Etkf, "linear"),
+        ] {
+            let e = FilterSpec::new(kind, 5, 0)
+                .build(&Flat)
+                .unwrap_err()
+                .to_string();
+            assert!(
+                e.contains(&format!("filter = {kind}")) && e.contains(needs),
+                "{e}"
+            );
+        }
+        assert!(FilterSpec::new(FilterKind::Rfpf, 5, 0).build(&Flat).is_ok());
+    }
+
+    /// rfpf-newton's default has the pair term, so it needs m ≥ 3 at build (it was built at m = 2
+    /// and failed at the first update); without the pair term it runs in 1 and 2 dimensions.
+    #[test]
+    fn the_pair_term_sets_the_smallest_dimension() {
+        let plane = Cubic { y: vec![0.5, -0.2] };
+        let e = FilterSpec::new(FilterKind::RfpfNewton, 8, 0)
+            .build(&plane)
+            .unwrap_err();
+        assert!(e.to_string().contains("pair = false"), "{e}");
+        assert_eq!(FilterKind::RfpfNewton.min_dim(), 3);
+        let mut spec = FilterSpec::new(FilterKind::RfpfNewton, 8, 0);
+        spec.preset = Preset::RfpfNewton(NewtonParams {
+            pair: false,
+            ..NewtonParams::default()
+        });
+        spec.build(&plane).unwrap().update(&plane).unwrap();
+        let e = FilterSpec::new(FilterKind::Sir, 8, 0).build(&Cubic { y: vec![] });
+        let e = e.unwrap_err().to_string();
+        assert!(e.contains("dim = 0") && !e.contains("C_m"), "{e}");
+    }
+
+    /// On a mild nonlinearity (10-D cubic observation of a static state at 0.3, exact
+    /// observation) rfpf-newton's default backtracking keeps the updates from overshooting: after
+    /// 5 updates of 200 particles the mean is within 0.25 of the truth per coordinate (RMS; 0.17 measured), while
+    /// the undamped step (backtrack = 0) from the same seed ends far off (the library review saw
+    /// the mean thrown from 0 to −5.7 in one update; 9.9 here). Fixed seed; the bounds are printed
+    /// beside the values.
+    #[test]
+    fn rfpf_newton_backtracks_by_default_on_a_nonlinear_loss() {
+        let truth = 0.3;
+        let model = Cubic {
+            y: vec![Cubic::h(truth); 10],
+        };
+        let rms = |backtrack: usize| {
+            let mut spec = FilterSpec::new(FilterKind::RfpfNewton, 200, 11);
+            spec.preset = Preset::RfpfNewton(NewtonParams {
+                backtrack,
+                ..NewtonParams::default()
+            });
+            let mut f = spec.build(&model).unwrap();
+            for _ in 0..5 {
+                f.update(&model).unwrap();
+            }
+            let mu = f.particles().mean();
+            (mu.iter().map(|v| (v - truth).powi(2)).sum::<f64>() / 10.0).sqrt()
+        };
+        let (damped, undamped) = (rms(NewtonParams::default().backtrack), rms(0));
+        println!("RMS error: backtrack 3 {damped:.4}, backtrack 0 {undamped:.4}");
+        assert!(damped < 0.25, "{damped}");
+        assert!(undamped > 1.0, "{undamped}");
     }
 }

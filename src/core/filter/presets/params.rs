@@ -173,8 +173,11 @@ pub struct NewtonParams {
     /// Whether the RF-PF pair term is on (in the `P` metric).
     #[serde(default = "yes")]
     pub pair: bool,
-    /// Halvings of a step whose mean loss rises (0: none).
-    #[serde(default)]
+    /// Halvings of a step whose mean loss rises (0: none). Default 3, as `gn`: on a non-quadratic
+    /// loss an undamped step can overshoot without bound (a cubic observation in 10-D took the
+    /// mean from 0 to −5.7 in one update). Each check costs one loss evaluation per particle; the
+    /// pose tracker, which re-linearises every round, sets 0 unless told otherwise.
+    #[serde(default = "three")]
     pub backtrack: usize,
     /// Where the move is computed: `"auto"`, `"state"` or `"ensemble"` ([`Space`]).
     #[serde(default)]
@@ -203,7 +206,7 @@ impl Default for NewtonParams {
             inflation: c.inflation,
             floor: c.floor,
             pair: true,
-            backtrack: c.backtrack,
+            backtrack: three(),
             space: c.space,
         }
     }

@@ -281,7 +281,12 @@ impl Coordinates {
             });
         }
         ensemble_space::check_dense(m, why)?;
-        let j = curvature_at(model, cloud.mean.as_slice(), t, ("filter", "rfpf-newton"))?;
+        let j = curvature_at(
+            model,
+            cloud.mean.as_slice(),
+            t,
+            ("filter", "rfpf-newton / gn"),
+        )?;
         Ok(Self {
             space: None,
             cloud,

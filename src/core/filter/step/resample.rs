@@ -57,7 +57,7 @@ impl ResampleConfig {
         let w = cx.particles.weights();
         let idx = resample::resample(self.scheme, &w, n, &mut stream(cx.seed, key, u64::MAX))?;
         cx.guard.save(cx.particles);
-        cx.particles.select(&idx);
+        cx.particles.select(&idx)?;
         cx.diag.resampled = true;
         if self.jitter == 0.0 {
             return Ok(());

@@ -385,6 +385,69 @@ impl TrackerConfig {
         self.with_pace(slow_rounds, fast_motion_mm / 1e3)
     }
 
+    /// Error naming the first field out of range: the fields are public, and a configuration
+    /// built by hand (not through the `with_*` builders, which check their own) must not track
+    /// silently with `rounds = 0`, a negative noise or a NaN step. [`super::Tracker::new`] calls it.
+    pub fn validate(&self) -> Result<()> {
+        if self.particles == 0 {
+            return Err(Error::param("particles", 0, "need at least one particle"));
+        }
+        if self.modalities.is_empty() {
+            return Err(Error::param(
+                "modalities",
+                "[]",
+                "need at least one modality",
+            ));
+        }
+        Preset::with_overrides(self.filter, &self.filter_params)?.validate(6)?;
+        for (name, n) in [
+            ("rounds", self.rounds),
+            ("slow_rounds", self.slow_rounds),
+            ("particle_rounds", self.particle_rounds),
+        ] {
+            round_count(name, n)?;
+        }
+        let (ms, pn) = (self.motion_sigma, self.process_noise);
+        let positive = [
+            ("unit", self.unit),
+            ("motion_sigma (translation)", ms.0),
+            ("motion_sigma (rotation)", ms.1),
+            ("eta", self.eta),
+            ("coarse_scale", self.coarse_scale),
+        ];
+        let non_negative = [
+            ("process_noise (translation)", pn.0),
+            ("process_noise (rotation)", pn.1),
+            ("fast_motion", self.fast_motion),
+            ("round_tol", self.round_tol),
+            ("velocity_damping", self.velocity_damping),
+        ];
+        let bad = |v: f64, min_ok: bool| !(v.is_finite() && min_ok);
+        if let Some((name, v)) = positive.into_iter().find(|&(_, v)| bad(v, v > 0.0)) {
+            return Err(Error::param(name, v, "must be finite and > 0"));
+        }
+        if let Some((name, v)) = non_negative.into_iter().find(|&(_, v)| bad(v, v >= 0.0)) {
+            return Err(Error::param(name, v, "must be finite and ≥ 0"));
+        }
+        if bad(self.round_coarse, self.round_coarse >= 1.0) {
+            return Err(Error::param(
+                "round_coarse",
+                self.round_coarse,
+                "must be finite and ≥ 1",
+            ));
+        }
+        for (name, n) in [
+            ("init_updates", self.init_updates),
+            ("surface_samples", self.surface_samples),
+            ("hypotheses", self.hypotheses),
+        ] {
+            if n == 0 {
+                return Err(Error::param(name, n, "must be ≥ 1"));
+            }
+        }
+        Ok(())
+    }
+
     /// Rounds of a frame of the given pace: `rounds` when fast, else `min(slow_rounds, rounds)`.
     pub(super) fn rounds_for(&self, fast: bool) -> usize {
         match fast {

@@ -226,9 +226,7 @@ impl Tracker {
                 got: initial.len().to_string(),
             });
         }
-        if config.particles == 0 {
-            return Err(Error::param("particles", 0, "need at least one particle"));
-        }
+        config.validate()?;
         let finite = |p: &Isometry3<f64>| p.to_homogeneous().iter().all(|x| x.is_finite());
         if let Some((o, p)) = objects.iter().zip(&initial).find(|(_, p)| !finite(p)) {
             return Err(Error::param(
@@ -310,6 +308,8 @@ impl Tracker {
             lost: vec![false; n],
         };
         frame.check()?;
+        let cleaned = frame.with_valid_depth();
+        let frame = cleaned.as_ref().unwrap_or(frame);
         self.span = self.clock.advance(frame.stamp);
         let start = Instant::now();
         let maps = FrameMaps::prepare(&self.config, &self.memories, frame)?;
@@ -523,10 +523,15 @@ impl Tracker {
         {
             flow.eta = Some(c.eta);
         }
-        // Newton moves take the motion prior's variance as their floor (state units²), unless set.
+        // Newton moves take the motion prior's variance as their floor (state units²), unless set;
+        // rfpf-newton does not backtrack unless told to (every round re-linearises, and a check
+        // would cost a loss evaluation per particle per round).
         let floor = self.newton_floor(g);
         match &mut spec.preset {
-            Preset::RfpfNewton(p) => p.floor = p.floor.or(Some(floor)),
+            Preset::RfpfNewton(p) => {
+                p.floor = p.floor.or(Some(floor));
+                p.backtrack = if set("backtrack") { p.backtrack } else { 0 };
+            }
             Preset::Gn(p) if !set("floor") => p.floor = floor,
             _ => {}
         }
@@ -802,6 +807,68 @@ pub(crate) mod tests {
         let true_loss = at(&pose).unwrap();
         let away = at(&(Isometry3::translation(0.1, 0.0, 0.0) * pose)).unwrap();
         assert!(true_loss < 0.2 && away > 0.9, "{true_loss} {away}");
+    }
+
+    /// Invalid depth pixels as ROS marks them (NaN, ±∞; REP 118) read as missing: the box tracks
+    /// to the same poses as with those pixels at 0 (it failed with a non-finite Newton move). A
+    /// camera that is not a pinhole and a NaN stamp are errors naming them.
+    #[test]
+    fn invalid_depth_pixels_read_as_missing_and_bad_cameras_are_refused() {
+        let (frame, object, pose) = rendered_box();
+        let depth = frame.depth.clone().unwrap();
+        let (mut marked, mut zeroed) = (ImageF32::clone(&depth), ImageF32::clone(&depth));
+        for (i, (m, z)) in marked.data.iter_mut().zip(&mut zeroed.data).enumerate() {
+            if *m == 0.0 || i % 7 == 0 {
+                *m = [f32::NAN, f32::INFINITY, f32::NEG_INFINITY][i % 3];
+                *z = 0.0;
+            }
+        }
+        let tracker = || {
+            let config = depth_only(TrackerConfig::new(FilterKind::RfpfNewton, 20, 0));
+            Tracker::new(config, vec![object.clone()], vec![pose]).unwrap()
+        };
+        let track = |d: ImageF32| {
+            let f = RgbdFrame::new(1, frame.camera, None, Some(d));
+            tracker().step(&f).map(|o| o.poses)
+        };
+        assert_eq!(track(marked).unwrap(), track(zeroed).unwrap());
+        let mut bad = frame.clone();
+        bad.camera.fx = f64::NAN;
+        let e = tracker().step(&bad).unwrap_err().to_string();
+        assert!(e.contains("cam_K"), "{e}");
+        let e = tracker().step(&frame.clone().with_stamp(f64::NAN));
+        assert!(e.unwrap_err().to_string().contains("stamp"));
+    }
+
+    /// A configuration built field by field is checked when the tracker is made: each bad field
+    /// is named (`rounds = 0` used to track silently, a NaN step gave NaN poses).
+    #[test]
+    fn a_configuration_built_by_hand_is_checked() {
+        let (_, object, pose) = rendered_box();
+        type Edit = fn(&mut TrackerConfig);
+        let cases: [(Edit, &str); 7] = [
+            (|c| c.rounds = 0, "rounds = 0"),
+            (
+                |c| c.process_noise = (-1.0, 0.0),
+                "process_noise (translation) = -1",
+            ),
+            (|c| c.eta = f64::NAN, "eta = NaN"),
+            (|c| c.modalities.clear(), "modalities"),
+            (|c| c.unit = 0.0, "unit = 0"),
+            (
+                |c| c.motion_sigma = (0.0, 0.0),
+                "motion_sigma (translation) = 0",
+            ),
+            (|c| c.particles = 0, "particles = 0"),
+        ];
+        for (edit, needle) in cases {
+            let mut config = TrackerConfig::default();
+            edit(&mut config);
+            let e = Tracker::new(config, vec![object.clone()], vec![pose]).err();
+            let e = e.map(|e| e.to_string()).unwrap_or_default();
+            assert!(e.contains(needle), "{needle}: {e}");
+        }
+        assert!(TrackerConfig::default().validate().is_ok());
     }
 
     /// A depth-only tracker of [`rendered_box`] at its true pose, with the frame prepared.
