@@ -357,6 +357,18 @@ fn bad_flags_and_sizes_are_refused_naming_the_value() {
             ]),
             vec!["obj_000002.ply", "no mesh for object 2", "[1]"],
         ),
+        // A parameter for a filter the study does not run was silently unused.
+        (
+            owned(&[
+                "bench",
+                "tracking",
+                "--methods",
+                "rfpf",
+                "--param",
+                "rfpf-newton.eta=0.5",
+            ]),
+            vec!["rfpf-newton.eta", "not among the filters run (rfpf)"],
+        ),
         // A soak whose intervals hold no RSS sample (it wrote NaN and no plot), and a soak of a
         // file that is not a tracking run (it soaked a control loop's pipeline without its loop).
         (
@@ -567,6 +579,16 @@ fn datasets_scenes_and_outputs_are_found_or_named() {
         hdpf::domains::pose::bop::read_results(&out).unwrap().len(),
         3
     );
+    // eval --json carries the mean errors in mm that the text output leads with.
+    let o = out.to_string_lossy().into_owned();
+    let (code, text) = hdpf(&["eval", "--dataset", &data, "--results", &o, "--json"]);
+    assert_eq!(code, Some(0), "{text}");
+    let json: serde_json::Value = serde_json::from_str(&text[text.find('{').unwrap_or(0)..])
+        .unwrap_or_else(|e| panic!("{e}: {text}"));
+    assert_eq!(json["mean_errors"]["count"], 3, "{text}");
+    assert!(json["mean_errors"]["adds_mm"]
+        .as_f64()
+        .is_some_and(f64::is_finite));
     // Not found anywhere: the message says where else it looked and how to point there.
     // A failed run leaves an earlier run's results as they were.
     let earlier = std::fs::read(&out).unwrap();

@@ -75,6 +75,9 @@ pub struct LinePlot {
 }
 
 /// Line colours (Tableau 10), all readable on white.
+/// Series of at most this many points get a marker (and an error bar) at each point.
+const MARKED_POINTS: usize = 12;
+
 const PALETTE: [(u8, u8, u8); 10] = [
     (31, 119, 180),
     (214, 39, 40),
@@ -208,6 +211,22 @@ impl LinePlot {
                         color.mix(0.18).filled(),
                     )))
                     .map_err(plot_err)?;
+            }
+            // Few points (a study over one or two sizes) are marked, with their error as a bar:
+            // a line of one point draws nothing, and a band of one point has no area.
+            if s.points.len() <= MARKED_POINTS {
+                let dots = s
+                    .points
+                    .iter()
+                    .map(|&(x, y)| Circle::new(at(x, y), 4, color.filled()));
+                chart.draw_series(dots).map_err(plot_err)?;
+                let bars = (s.points.iter().zip(s.err.iter().flatten())).map(|(&(x, y), e)| {
+                    PathElement::new(
+                        vec![at(x, y - e.abs()), at(x, y + e.abs())],
+                        color.stroke_width(2),
+                    )
+                });
+                chart.draw_series(bars).map_err(plot_err)?;
             }
             let points = s.points.iter().map(|&(x, y)| at(x, y));
             let line = chart
@@ -501,6 +520,22 @@ mod tests {
         save_panels_png(&multi, &panels, 2).unwrap();
         let (w, h, _) = ink(&multi);
         assert_eq!((w, h), (2 * PANEL.0, 2 * PANEL.1));
+    }
+
+    /// A study over one size gives series of one point: each is drawn (a marker), where a line
+    /// of one point left the plot empty.
+    #[test]
+    fn a_series_of_one_point_is_drawn() {
+        let dir = crate::core::scratch::ScratchDir::new("plot-one");
+        let path = dir.join("one.png");
+        let mut p = LinePlot::new("one size", "particles", "RMSE");
+        p.series
+            .push(Series::new("rfpf", vec![(100.0, 1.2)]).with_err(vec![0.1]));
+        p.save_png(&path).unwrap();
+        let img = image::open(&path).unwrap().to_rgb8();
+        let (r, g, b) = PALETTE[0];
+        let hits = img.pixels().filter(|px| px.0 == [r, g, b]).count();
+        assert!(hits > 20, "{hits} pixels of the series' colour");
     }
 
     #[test]

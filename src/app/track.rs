@@ -490,13 +490,21 @@ pub fn run_eval(args: &EvalArgs) -> Result<EvalReport> {
         ..Default::default()
     };
     let report = evaluate_with(&dataset, &results, &options)?;
+    let (all, per) = mean_errors(&report);
     if args.json {
-        crate::outln!(
-            "{}",
-            serde_json::to_string_pretty(&report).map_err(|e| Error::Other(e.to_string()))?
-        );
+        // The report, with the mean errors in mm the text output leads with.
+        let json = |e: serde_json::Error| Error::Other(e.to_string());
+        let mut value = serde_json::to_value(&report).map_err(json)?;
+        if let Some(map) = value.as_object_mut() {
+            map.insert(
+                "mean_errors".into(),
+                serde_json::to_value(&all).map_err(json)?,
+            );
+            let per = serde_json::to_value(&per).map_err(json)?;
+            map.insert("mean_errors_per_object".into(), per);
+        }
+        crate::outln!("{}", serde_json::to_string_pretty(&value).map_err(json)?);
     } else {
-        let (all, per) = mean_errors(&report);
         print_means(&all, &per);
         crate::outln!("{report}");
     }

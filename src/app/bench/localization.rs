@@ -11,7 +11,7 @@
 //! Every (dimension, trial) has one problem (`u` and the directions), shared by all methods and
 //! particle counts, so comparisons are paired.
 
-use crate::app::bench::method::{parse_param, preset_with, PresetParam};
+use crate::app::bench::method::{check_params_used, parse_param, preset_with, PresetParam};
 use crate::app::bench::table::Table;
 use crate::app::bench::{
     check_list, group_by, parse_substeps, progress, sub_seed, write_csv, MeanSe,
@@ -47,7 +47,8 @@ pub struct LocalizationArgs {
     /// code, so the last logged point (`t = iters − 1`) follows `iters − 1` observations.
     #[arg(long, default_value_t = 50)]
     pub iters: usize,
-    /// Filters to compare: rfpf, grad, sir, mcl (comma-separated).
+    /// Filters to compare (comma-separated): rfpf, grad, sir, mcl by default; any filter whose needs
+    /// the model meets (rfpf-newton, svgd, enkf, etkf, gn, …).
     #[arg(long, value_delimiter = ',', default_values_t = FilterKind::TRACKING)]
     pub methods: Vec<FilterKind>,
     /// Seed of every problem and filter.
@@ -266,11 +267,12 @@ pub fn run(args: &LocalizationArgs) -> Result<LocalizationReport> {
         return Err(Error::param(
             "methods",
             "(empty)",
-            "give at least one of rfpf, grad, sir, mcl",
+            "give at least one filter, e.g. rfpf,grad,sir,mcl",
         ));
     }
     // A bad preset parameter is refused here, as `bench tracking` does, not left to fail (and be
     // dropped from the tables) trial by trial.
+    check_params_used(&args.params, &args.methods)?;
     for &method in &args.methods {
         preset_with(method, &args.params)?.validate(m)?;
     }
@@ -295,11 +297,11 @@ pub fn run(args: &LocalizationArgs) -> Result<LocalizationReport> {
         .par_iter()
         .map(|&(method, dim, n, trial)| {
             let r = run_trial(args, method, dim, n, trial);
-            bar.inc(1);
+            bar.inc();
             r
         })
         .collect();
-    bar.finish_and_clear();
+    bar.finish();
     let rows = keep_completed(results, &jobs)?;
     let finals = final_kl(&rows, args.iters - 1);
     let csv = args.out.join("localization.csv");

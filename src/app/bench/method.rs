@@ -2,7 +2,7 @@
 //! perturbed observations.
 
 use crate::core::error::{Error, Result};
-pub use crate::core::filter::presets::{parse_param, preset_with, PresetParam};
+pub use crate::core::filter::presets::{check_params_used, parse_param, preset_with, PresetParam};
 use crate::core::filter::FilterKind;
 use std::fmt;
 use std::str::FromStr;

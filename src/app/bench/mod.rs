@@ -104,8 +104,37 @@ pub fn parse_substeps(s: &str) -> std::result::Result<Substeps, String> {
     }
 }
 
-/// A progress bar on stderr (hidden when stderr is not a terminal).
-pub fn progress(len: usize, what: &str) -> ProgressBar {
+/// Progress of a study on stderr: a bar on a terminal; elsewhere (a log file, CI), where the bar
+/// is hidden, a line at every tenth of the work.
+pub struct Progress {
+    bar: ProgressBar,
+    what: String,
+    len: usize,
+    done: std::sync::atomic::AtomicUsize,
+    start: std::time::Instant,
+    plain: bool,
+}
+
+impl Progress {
+    /// One more of the `len` items done (from any thread).
+    pub fn inc(&self) {
+        self.bar.inc(1);
+        let k = 1 + (self.done).fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        if self.plain && k * 10 / self.len.max(1) > (k - 1) * 10 / self.len.max(1) {
+            let s = self.start.elapsed().as_secs_f64();
+            eprintln!("{}: {k}/{} done ({s:.0} s)", self.what, self.len);
+        }
+    }
+
+    /// Clear the bar.
+    pub fn finish(&self) {
+        self.bar.finish_and_clear();
+    }
+}
+
+/// A [`Progress`] over `len` items named `what`.
+pub fn progress(len: usize, what: &str) -> Progress {
+    use std::io::IsTerminal;
     let bar = ProgressBar::new(len as u64);
     if let Ok(style) =
         ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} ({elapsed}, eta {eta})")
@@ -113,7 +142,14 @@ pub fn progress(len: usize, what: &str) -> ProgressBar {
         bar.set_style(style.progress_chars("=> "));
     }
     bar.set_message(what.to_string());
-    bar
+    Progress {
+        bar,
+        what: what.to_string(),
+        len,
+        done: Default::default(),
+        start: std::time::Instant::now(),
+        plain: !std::io::stderr().is_terminal(),
+    }
 }
 
 /// Write `header` and `lines` (each already comma-joined) to a CSV file, creating its directory.

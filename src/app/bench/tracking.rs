@@ -32,7 +32,7 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 pub use crate::app::bench::method::Method;
-use crate::app::bench::method::{parse_param, preset_with, PresetParam};
+use crate::app::bench::method::{check_params_used, parse_param, preset_with, PresetParam};
 
 /// Ridge added to the projected particle covariance before inverting it for NEES.
 pub const NEES_RIDGE: f64 = 1e-6;
@@ -64,11 +64,13 @@ pub struct TrackingArgs {
     /// Observed dimensions as a fraction of m: k = ⌈frac·m⌉ (k < m scores the range of Hᵀ).
     #[arg(long, default_value_t = 1.0)]
     pub obs_frac: f64,
-    /// Methods: rfpf, rfpf-po, grad, sir, mcl (comma-separated).
+    /// Methods (comma-separated): any filter (rfpf, rfpf-newton, grad, sir, mcl, svgd, enkf, etkf,
+    /// gn, …) and `rfpf-po`, rfpf on a partially observed state.
     #[arg(long, value_delimiter = ',', default_values_t = [Method::Filter(FilterKind::Rfpf), Method::Filter(FilterKind::Grad), Method::Filter(FilterKind::Sir), Method::Filter(FilterKind::Mcl)])]
     pub methods: Vec<Method>,
     /// Also compare at equal wall-clock time: every other method gets the particle count that
-    /// matches the first method's ms per step.
+    /// matches the first method's ms per step. Those counts come from measured times, so these
+    /// columns differ between runs and machines (the others are the same for the same seed).
     #[arg(long)]
     pub equal_time: bool,
     /// A preset parameter, `KIND.KEY=VALUE` (repeatable), e.g. `--param rfpf-newton.shrinkage=0.5`.
@@ -405,6 +407,8 @@ pub fn run(args: &TrackingArgs) -> Result<TrackingReport> {
             "give at least one method",
         ));
     }
+    let kinds: Vec<FilterKind> = args.methods.iter().map(|m| m.kind()).collect();
+    check_params_used(&args.params, &kinds)?;
     for &method in &args.methods {
         preset_with(method.kind(), &args.params)?;
     }
@@ -451,7 +455,7 @@ pub fn run(args: &TrackingArgs) -> Result<TrackingReport> {
                         dim,
                         trial,
                     )?);
-                    bar.inc(1);
+                    bar.inc();
                 }
             }
         }
@@ -468,14 +472,14 @@ pub fn run(args: &TrackingArgs) -> Result<TrackingReport> {
                             dim,
                             trial,
                         )?);
-                        bar.inc(1);
+                        bar.inc();
                     }
                 }
             }
         }
         rows.extend(dim_rows);
     }
-    bar.finish_and_clear();
+    bar.finish();
     let summary = summarize(&rows);
     let csv = args.out.join("tracking.csv");
     write_csv(

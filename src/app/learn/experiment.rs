@@ -407,7 +407,7 @@ fn format_table(methods: &[(String, MethodSummary)], source: &Source, args: &Lea
     let mut t = String::new();
     let src = match source {
         Source::File(p) => format!("digits from {p}"),
-        Source::Generated => "GENERATED task family (no digits file)".into(),
+        Source::Generated => "GENERATED task family (not the digits)".into(),
     };
     let _ = writeln!(
         t,
@@ -425,7 +425,7 @@ fn format_table(methods: &[(String, MethodSummary)], source: &Source, args: &Lea
             t,
             "{:<10} {:<9} {:>8.1} ± {:<4.1} {:>10.2} {:>10.1} {:>9.1} {:>9.2}",
             name,
-            format!("{:?}", s.readout).to_lowercase(),
+            s.readout.name(),
             100.0 * s.mean_acc,
             100.0 * s.std_acc,
             1e4 * s.var_acc,

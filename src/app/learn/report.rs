@@ -150,9 +150,9 @@ fn results_csv(specs: &[MethodSpec], runs: &BTreeMap<(Method, bool), Vec<RunResu
             let m = r.matrix(s.readout);
             let _ = writeln!(
                 t,
-                "{},{:?},{o},{:.6},{:.6},{:.4},{:.4},{:.3}",
+                "{},{},{o},{:.6},{:.6},{:.4},{:.4},{:.3}",
                 s.name,
-                s.readout,
+                s.readout.name(),
                 final_accuracy(m),
                 forgetting(m),
                 mean(&r.ess),
@@ -173,8 +173,9 @@ fn readouts_csv(runs: &BTreeMap<(Method, bool), Vec<RunResult>>) -> String {
                 let m = r.matrix(readout);
                 let _ = writeln!(
                     t,
-                    "{},{o},{readout:?},{:.6},{:.6}",
+                    "{},{o},{},{:.6},{:.6}",
                     run_name(method, pf),
+                    readout.name(),
                     final_accuracy(m),
                     forgetting(m)
                 );

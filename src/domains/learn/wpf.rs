@@ -49,6 +49,15 @@ impl Readout {
     /// All readouts, in report order.
     pub const ALL: [Readout; 3] = [Readout::Weighted, Readout::Uniform, Readout::MaxWeight];
 
+    /// The name as the command line takes it (`--readout`): `weighted`, `uniform`, `max-weight`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Readout::Weighted => "weighted",
+            Readout::Uniform => "uniform",
+            Readout::MaxWeight => "max-weight",
+        }
+    }
+
     /// The combination coefficients `c_i` for normalised weights `w`.
     pub fn coefficients(self, w: &[f64]) -> Vec<f64> {
         match self {

@@ -379,6 +379,25 @@ impl PresetParam {
     }
 }
 
+/// Refuses a parameter for a filter that is not among `kinds` (it would be silently unused).
+pub fn check_params_used(params: &[PresetParam], kinds: &[FilterKind]) -> Result<()> {
+    match params.iter().find(|p| !kinds.contains(&p.kind)) {
+        None => Ok(()),
+        Some(p) => {
+            let names: Vec<&str> = kinds.iter().map(|k| k.name()).collect();
+            Err(Error::param(
+                "param",
+                format!("{}.{}", p.kind, p.key),
+                format!(
+                    "{} is not among the filters run ({})",
+                    p.kind,
+                    names.join(", ")
+                ),
+            ))
+        }
+    }
+}
+
 /// Parse a `--param` for clap.
 pub fn parse_param(s: &str) -> std::result::Result<PresetParam, String> {
     s.parse().map_err(|e: Error| e.to_string())
