@@ -454,9 +454,11 @@ fn earliest_failure(
 
 /// Mean and (population) standard deviation.
 fn mean_std(v: &[f64]) -> (f64, f64) {
-    let n = v.len() as f64;
-    let mean = v.iter().sum::<f64>() / n;
-    let var = v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / n;
+    // Over the finite losses: a particle of zero likelihood (+∞, weight 0) has no loss to average.
+    let finite: Vec<f64> = v.iter().copied().filter(|x| x.is_finite()).collect();
+    let n = finite.len() as f64;
+    let mean = finite.iter().sum::<f64>() / n;
+    let var = finite.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / n;
     (mean, var.sqrt())
 }
 
@@ -625,19 +627,27 @@ mod tests {
         }
     }
 
+    /// SIR of `n` particles from `seed`, resampling when the ESS falls below `tau · n`.
+    fn sir_spec(n: usize, seed: u64, tau: f64) -> FilterSpec {
+        let mut spec = FilterSpec::new(FilterKind::Sir, n, seed);
+        spec.preset = crate::core::filter::Preset::Sir(crate::core::filter::presets::SirParams {
+            ess_threshold: tau,
+            ..Default::default()
+        });
+        spec
+    }
+
     /// A resampling update reports the ESS its weights had (after resampling every set has n):
     /// the same bits as the update that kept those weights, from the same seed.
     #[test]
     fn a_resampling_update_reports_the_ess_of_its_weights() {
         let model = two_d_observation();
         let update = |tau: f64| {
-            let mut spec = FilterSpec::new(FilterKind::Sir, 2000, 11);
-            spec.preset =
-                crate::core::filter::Preset::Sir(crate::core::filter::presets::SirParams {
-                    ess_threshold: tau,
-                    ..Default::default()
-                });
-            spec.build(&model).unwrap().update(&model).unwrap()
+            sir_spec(2000, 11, tau)
+                .build(&model)
+                .unwrap()
+                .update(&model)
+                .unwrap()
         };
         let (kept, resampled) = (update(0.0), update(1.0));
         assert!(!kept.resampled && resampled.resampled);
@@ -648,6 +658,64 @@ mod tests {
             "{}",
             resampled.ess
         );
+    }
+
+    /// [`two_d_observation`] with a hard constraint: zero likelihood (`L = +∞`) where `x₀ > gate`.
+    struct Gated {
+        inner: LinearObs,
+        gate: f64,
+    }
+
+    impl Model for Gated {
+        fn dim(&self) -> usize {
+            2
+        }
+        fn sample_prior(&self, rng: &mut dyn rand::RngCore, out: &mut [f64]) {
+            self.inner.sample_prior(rng, out)
+        }
+        fn loss(&self, x: &[f64]) -> f64 {
+            match x[0] > self.gate {
+                true => f64::INFINITY,
+                false => self.inner.loss(x),
+            }
+        }
+    }
+
+    /// SIR and MCL take a zero likelihood as weight 0 (the whole update failed on the first
+    /// `+∞`): the gated particles weigh nothing, resampling keeps none of them, the loss
+    /// diagnostics average the finite losses; when every particle is gated the error says so.
+    #[test]
+    fn a_zero_likelihood_is_weight_zero() {
+        let gated = |gate| Gated {
+            inner: two_d_observation(),
+            gate,
+        };
+        let sir = |tau: f64| sir_spec(500, 3, tau).build(&gated(0.0)).unwrap();
+        let mut kept = sir(0.0);
+        let d = kept.update(&gated(0.0)).unwrap();
+        assert!(d.loss_mean.is_finite() && d.loss_std.is_finite(), "{d:?}");
+        let w = kept.particles().weights();
+        let open: f64 = (0..500)
+            .filter(|&i| kept.particles().particle(i)[0] <= 0.0)
+            .map(|i| w[i])
+            .sum();
+        assert!((open - 1.0).abs() < 1e-12, "{open}");
+        assert!(kept.particles().mean()[0] < 0.0);
+        let mut resampled = sir(1.0);
+        resampled.update(&gated(0.0)).unwrap();
+        let p = resampled.particles();
+        assert!((0..500).all(|i| p.particle(i)[0] <= 0.0));
+        let mut mcl = FilterSpec::new(FilterKind::Mcl, 200, 3)
+            .build(&gated(0.0))
+            .unwrap();
+        mcl.update(&gated(0.0)).unwrap();
+        let e = sir(1.0).update(&gated(-100.0)).unwrap_err().to_string();
+        assert!(e.contains("zero likelihood"), "{e}");
+        // A gradient move cannot take it: an error, as before.
+        let mut rfpf = FilterSpec::new(FilterKind::Grad, 50, 3)
+            .build(&gated(0.0))
+            .unwrap();
+        assert!(rfpf.update(&gated(0.0)).is_err());
     }
 
     fn run_all_filters() -> Vec<Vec<f64>> {

@@ -50,6 +50,29 @@ impl LinearObservation {
 /// A state-space model seen through its loss.
 ///
 /// Implementations must be `Sync`: filters evaluate particles in parallel.
+///
+/// # Writing a model
+///
+/// Three methods are required (`dim`, `sample_prior`, `loss`); the rest have defaults, and what a
+/// filter needs beyond them is checked when it is built ([`crate::core::filter::FilterSpec::build`]):
+///
+/// | filter | needs |
+/// |---|---|
+/// | `sir`, `mcl` | `loss` only (`+∞` is allowed: a zero likelihood, weight 0) |
+/// | `rfpf`, `grad`, `svgd`, `wpf`, `sgd` | `loss_grad` (default: central differences, `2m` losses per particle); `gradient_lipschitz` to split steps |
+/// | `rfpf-newton`, `gn` | `curvature` (or `linear_observation`) |
+/// | `enkf`, `etkf` | `linear_observation` (the loss must be its quadratic) |
+///
+/// **Step sizes.** Gradient moves take `p ← p − η ∇L(p)` with a fixed `η` (the presets' default
+/// 0.1 in the units of `x`). With `substeps = auto` a move is split into `K = ⌈η·Lip⌉` sub-moves
+/// when [`Model::gradient_lipschitz`] gives a bound; without one, `K = 1`, and a loss whose
+/// curvature exceeds `2/η` makes the move overshoot and grow without bound (an error only once a
+/// value is no longer finite). Give the bound, scale the loss, or set `eta` and `substeps`.
+/// Newton moves (`rfpf-newton`, `gn`) scale their step by the curvature and backtrack when the
+/// mean loss rises.
+///
+/// **Transitions.** [`Model::transition`] is applied by the filters that propagate (all but
+/// `wpf`, `sgd` and `gn`, which treat the state as static between updates).
 pub trait Model: Sync {
     /// State dimension `m`.
     fn dim(&self) -> usize;
@@ -65,7 +88,10 @@ pub trait Model: Sync {
     /// Propagate one particle in place, `x ← f(x) + w`, with process noise drawn from `rng`.
     fn transition(&self, _x: &mut [f64], _rng: &mut dyn RngCore) {}
 
-    /// Observation loss `L(x) = −log p(y | x)` (up to an additive constant).
+    /// Observation loss `L(x) = −log p(y | x)` (up to an additive constant). `+∞` states a zero
+    /// likelihood (a hard constraint, a gate): `sir` and `mcl` give the particle weight 0 (an error
+    /// when every particle has it); filters that move particles along `∇L` refuse it. NaN and `−∞`
+    /// are errors everywhere.
     fn loss(&self, x: &[f64]) -> f64;
 
     /// Loss and its gradient: returns `L(x)` and writes `∇L(x)` into `grad`.

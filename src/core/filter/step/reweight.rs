@@ -59,7 +59,12 @@ impl Reweight {
     ) -> Result<f64> {
         let after = match memo.after.take() {
             Some(a) => a,
-            None => row.finite_loss(model.particle_loss(row.x, row.state))?,
+            // A zero likelihood (`L = +∞`: a hard constraint, a gate) is weight 0 under the
+            // likelihood rule; NaN and −∞ are errors, as is +∞ under the trapezoid rule.
+            None => match (self, model.particle_loss(row.x, row.state)) {
+                (Reweight::Likelihood { .. }, f64::INFINITY) => f64::INFINITY,
+                (_, l) => row.finite_loss(l)?,
+            },
         };
         memo.last = after;
         match self {
@@ -74,8 +79,10 @@ impl Reweight {
     }
 }
 
-/// `ℓ_i − inc_i/T`, normalised by log-sum-exp (`ℓ = 0` for an unweighted set); an error names the
-/// first non-finite log-weight, so nothing is committed unless all are finite.
+/// `ℓ_i − inc_i/T`, normalised by log-sum-exp (`ℓ = 0` for an unweighted set). Under the
+/// likelihood rule a particle of zero likelihood (`inc = +∞`) gets `ℓ = −∞`, weight 0; an error
+/// names the first log-weight that is otherwise not finite, or says that every particle has
+/// weight 0, so nothing is committed then.
 pub(crate) fn reweighted(
     lw: Option<&[f64]>,
     increments: &[f64],
@@ -87,8 +94,18 @@ pub(crate) fn reweighted(
     lw.iter_mut()
         .zip(increments)
         .for_each(|(l, inc)| *l -= inc / temperature);
+    // Weight 0 is a zero likelihood under the likelihood rule; under the trapezoid rule (whose
+    // losses are finite) it is an overflow, an error.
+    let zero_ok = matches!(rw, Reweight::Likelihood { .. });
+    if zero_ok && lw.iter().all(|&v| v == f64::NEG_INFINITY) {
+        return Err(Error::Other(format!(
+            "update {t}: every particle has zero likelihood (loss = +inf): the filter has lost \
+             the state; widen the prior or the process noise"
+        )));
+    }
     normalize_log(&mut lw);
-    match lw.iter().position(|v| !v.is_finite()) {
+    let bad = |v: f64| v.is_nan() || v == f64::INFINITY || (!zero_ok && v.is_infinite());
+    match lw.iter().position(|&v| bad(v)) {
         None => Ok(lw),
         Some(i) => Err(Error::NonFinite {
             what: "log-weight".into(),
