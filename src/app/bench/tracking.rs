@@ -146,7 +146,7 @@ pub struct TrackRow {
     pub trial: usize,
     /// RMSE over the scored steps divided by the Kalman filter's (NaN if the filter failed).
     pub rmse_ratio: f64,
-    /// Mean normalised NEES over the scored steps.
+    /// Mean NEES divided by the dimension (NEES/d, ≈ 1 when consistent) over the scored steps.
     pub nees: f64,
     /// Wall-clock milliseconds per update.
     pub ms_per_step: f64,
@@ -484,7 +484,7 @@ pub fn run(args: &TrackingArgs) -> Result<TrackingReport> {
     let csv = args.out.join("tracking.csv");
     write_csv(
         &csv,
-        "method,dim,particles,trial,rmse_ratio,nees,ms_per_step,pair_to_grad,budget",
+        "method,dim,particles,trial,rmse_ratio,nees_per_dim,ms_per_step,pair_to_grad,budget",
         rows.iter().map(|r| {
             format!(
                 "{},{},{},{},{},{},{},{},{}",
@@ -711,7 +711,7 @@ mod tests {
             .skipped
             .contains(&(Method::Filter(FilterKind::Rfpf), 2)));
         let csv = std::fs::read_to_string(&report.csv).unwrap();
-        assert!(csv.starts_with("method,dim,particles,trial,rmse_ratio,nees,ms_per_step"));
+        assert!(csv.starts_with("method,dim,particles,trial,rmse_ratio,nees_per_dim,ms_per_step"));
         std::fs::remove_dir_all(&args.out).ok();
     }
 
