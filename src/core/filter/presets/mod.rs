@@ -322,6 +322,13 @@ impl Preset {
         let own = match self {
             Preset::Rfpf(f) | Preset::Grad(f) => {
                 positive("gamma", f.gamma)?;
+                if f.substeps == Substeps::Fixed(0) {
+                    return Err(Error::param(
+                        "substeps",
+                        0,
+                        "must be \"auto\" or a count ≥ 1",
+                    ));
+                }
                 positive("eta", f.eta)
             }
             Preset::Wpf(WpfParams { eta, .. }) | Preset::Sgd(SgdParams { eta }) => {
@@ -496,6 +503,30 @@ fn check_capabilities<M: Model + ?Sized>(kind: FilterKind, model: &M, x: &[f64])
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `substeps = 4` reads as a count (it was only `{ fixed = 4 }`), and 0 is refused naming the
+    /// forms (it became 1 silently, or a serde message about a map).
+    #[test]
+    fn substeps_read_as_auto_or_a_count() {
+        let with = |text: &str| Preset::with_overrides(FilterKind::Rfpf, &text.parse().unwrap());
+        for (text, want) in [
+            ("substeps = 4", Substeps::Fixed(4)),
+            ("substeps = \"auto\"", Substeps::Auto),
+            ("substeps = { fixed = 2 }", Substeps::Fixed(2)),
+        ] {
+            match with(text).unwrap() {
+                Preset::Rfpf(f) => assert_eq!(f.substeps, want, "{text}"),
+                other => panic!("{other:?}"),
+            }
+        }
+        let e = with("substeps = 0").unwrap_err().to_string();
+        assert!(e.contains("\"auto\" or a count ≥ 1"), "{e}");
+        let f = GradientFlow {
+            substeps: Substeps::Fixed(0),
+            ..GradientFlow::default()
+        };
+        assert!(Preset::Rfpf(f).validate(3).is_err());
+    }
 
     #[test]
     fn every_preset_round_trips_by_name_and_as_a_launch_table() {

@@ -48,15 +48,49 @@ impl StepSize {
     }
 }
 
-/// How many equal sub-moves a move of size `η` is split into.
+/// How many equal sub-moves a move of size `η` is split into. In a launch file or `--param`:
+/// `"auto"` or a count ≥ 1 (`substeps = 4`; the older `{ fixed = 4 }` is read too).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
+#[serde(try_from = "SubstepsText", into = "SubstepsText")]
 pub enum Substeps {
     /// `K = ⌈η·Lip⌉` from the model's gradient Lipschitz bound (1 when the model gives none), so that
     /// every explicit sub-step satisfies `(η/K)·Lip ≤ 1 < 2`. Where one step is stable, `K = 1`.
     Auto,
-    /// A fixed number of sub-moves.
+    /// A fixed number of sub-moves (≥ 1).
     Fixed(usize),
+}
+
+/// The forms [`Substeps`] is written in.
+#[derive(Serialize, Deserialize)]
+#[serde(untagged)]
+enum SubstepsText {
+    Count(u64),
+    Name(String),
+    Tagged { fixed: u64 },
+}
+
+impl TryFrom<SubstepsText> for Substeps {
+    type Error = String;
+    fn try_from(t: SubstepsText) -> std::result::Result<Self, String> {
+        match t {
+            SubstepsText::Name(n) if n == "auto" => Ok(Substeps::Auto),
+            SubstepsText::Count(k) | SubstepsText::Tagged { fixed: k } if k >= 1 => {
+                usize::try_from(k)
+                    .map(Substeps::Fixed)
+                    .map_err(|e| e.to_string())
+            }
+            _ => Err("substeps must be \"auto\" or a count ≥ 1".into()),
+        }
+    }
+}
+
+impl From<Substeps> for SubstepsText {
+    fn from(s: Substeps) -> Self {
+        match s {
+            Substeps::Auto => SubstepsText::Name("auto".into()),
+            Substeps::Fixed(k) => SubstepsText::Count(k as u64),
+        }
+    }
 }
 
 /// The RF-PF pair interaction (see [`crate::core::filter::interaction`]).
