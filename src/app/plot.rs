@@ -74,10 +74,10 @@ pub struct LinePlot {
     pub series: Vec<Series>,
 }
 
-/// Line colours (Tableau 10), all readable on white.
 /// Series of at most this many points get a marker (and an error bar) at each point.
 const MARKED_POINTS: usize = 12;
 
+/// Line colours (Tableau 10), all readable on white.
 const PALETTE: [(u8, u8, u8); 10] = [
     (31, 119, 180),
     (214, 39, 40),

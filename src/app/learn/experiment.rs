@@ -250,8 +250,7 @@ fn run_in_pool(args: &LearnArgs) -> Result<LearnReport> {
     // A method whose training fails (e.g. diverges to a non-finite loss) is dropped from later
     // orders and reported; the others run on and are written.
     let mut failed: BTreeMap<(Method, bool), String> = BTreeMap::new();
-    let write_runs = |runs: &BTreeMap<_, _>| report::write_runs(&args.out, &specs, runs);
-    write_runs(&runs)?;
+    report::check_writable(&args.out)?;
     for o in 0..args.orders {
         let setup = order_setup(&net, args.seed, o);
         let ordered = |tasks: &[TaskData]| -> Vec<TaskData> {
@@ -286,13 +285,13 @@ fn run_in_pool(args: &LearnArgs) -> Result<LearnReport> {
                 }
             }
         }
-        write_runs(&runs)?;
+        report::write_runs(&args.out, &specs, &runs, true)?;
         eprintln!(
-            "order {}/{} done (tasks {:?}); its runs are in {}",
+            "order {}/{} done (tasks {:?}); the finished orders are in {}",
             o + 1,
             args.orders,
             setup.perm,
-            args.out.join("results.csv").display()
+            args.out.join("results.partial.csv").display()
         );
     }
     runs.retain(|key, _| !failed.contains_key(key));

@@ -48,7 +48,8 @@ pub fn write_outputs(
         failures,
     } = *results;
     let dir = &args.out;
-    write_runs(dir, specs, runs)?;
+    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    write_runs(dir, specs, runs, false)?;
     let summary: serde_json::Map<String, serde_json::Value> = methods
         .iter()
         .map(|(n, s)| {
@@ -78,20 +79,47 @@ pub fn write_outputs(
     save_panels_png(dir.join("accuracy.png"), &panels, 2)
 }
 
+/// The per-run tables, by file stem.
+const RUN_TABLES: [&str; 4] = ["results", "readouts", "acc_matrix", "ess"];
+
+/// Creates `dir` and checks that a file can be written there (a probe, removed again), before any
+/// training, without touching an earlier study's files.
+pub fn check_writable(dir: &Path) -> Result<()> {
+    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    let probe = dir.join(".hdpf-write-check");
+    write(&probe, "")?;
+    std::fs::remove_file(&probe).map_err(|e| Error::io(&probe, e))
+}
+
 /// Write the per-run tables (`results.csv`, `readouts.csv`, `acc_matrix.csv`, `ess.csv`) of the
-/// runs finished so far into `dir`, creating it. Called before the first order (to find an
-/// unwritable `--out` before any training) and after every order, so an interrupted study keeps
-/// its finished orders.
+/// runs finished so far into `dir`. With `partial` they go to `STEM.partial.csv` (after every
+/// order, so an interrupted study keeps its finished orders and an earlier study's tables in the
+/// same folder stay as they were); without, to the final names, and the partial files are removed.
 pub fn write_runs(
     dir: &Path,
     specs: &[MethodSpec],
     runs: &BTreeMap<(Method, bool), Vec<RunResult>>,
+    partial: bool,
 ) -> Result<()> {
-    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-    write(&dir.join("results.csv"), &results_csv(specs, runs))?;
-    write(&dir.join("readouts.csv"), &readouts_csv(runs))?;
-    write(&dir.join("acc_matrix.csv"), &matrix_csv(specs, runs))?;
-    write(&dir.join("ess.csv"), &ess_csv(runs))
+    let tables = [
+        results_csv(specs, runs),
+        readouts_csv(runs),
+        matrix_csv(specs, runs),
+        ess_csv(runs),
+    ];
+    let name = |stem: &str, partial: bool| match partial {
+        true => dir.join(format!("{stem}.partial.csv")),
+        false => dir.join(format!("{stem}.csv")),
+    };
+    for (stem, text) in RUN_TABLES.iter().zip(&tables) {
+        write(&name(stem, partial), text)?;
+    }
+    if !partial {
+        for stem in RUN_TABLES {
+            let _ = std::fs::remove_file(name(stem, true));
+        }
+    }
+    Ok(())
 }
 
 /// Average accuracy on the tasks seen so far after each task, per method, ± its std over orders.

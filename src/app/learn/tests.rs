@@ -369,6 +369,8 @@ fn learn_runs_end_to_end_on_generated_data() {
     ] {
         assert!(out.join(f).exists(), "{f}");
     }
+    // The per-order partial tables are replaced by the final ones.
+    assert!(!out.join("results.partial.csv").exists());
 }
 
 /// EWC under SIR: each particle's anchor travels with it through resampling. After the first

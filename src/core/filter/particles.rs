@@ -98,7 +98,13 @@ impl ParticleSet {
         if Some(payload.len()) != self.n.checked_mul(width) {
             return Err(Error::Shape {
                 what: "particle payload".into(),
-                expected: format!("{}×{width} = {}", self.n, self.n * width),
+                expected: match self.n.checked_mul(width) {
+                    Some(len) => format!("{}×{width} = {len}", self.n),
+                    None => format!(
+                        "{}×{width} values, more than an address space holds",
+                        self.n
+                    ),
+                },
                 got: payload.len().to_string(),
             });
         }

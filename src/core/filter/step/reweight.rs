@@ -91,21 +91,25 @@ pub(crate) fn reweighted(
 ) -> Result<Vec<f64>> {
     let temperature = rw.temperature();
     let mut lw = lw.map_or_else(|| vec![0.0; increments.len()], <[f64]>::to_vec);
+    // Weight 0 is a zero likelihood (an increment of +∞, or a weight already 0) under the
+    // likelihood rule; a finite increment that overflows, or any −∞ under the trapezoid rule, is
+    // an error.
+    let zero_ok = matches!(rw, Reweight::Likelihood { .. });
+    let zeros: Vec<bool> = (lw.iter().zip(increments))
+        .map(|(&l, &inc)| zero_ok && (inc == f64::INFINITY || l == f64::NEG_INFINITY))
+        .collect();
     lw.iter_mut()
         .zip(increments)
         .for_each(|(l, inc)| *l -= inc / temperature);
-    // Weight 0 is a zero likelihood under the likelihood rule; under the trapezoid rule (whose
-    // losses are finite) it is an overflow, an error.
-    let zero_ok = matches!(rw, Reweight::Likelihood { .. });
-    if zero_ok && lw.iter().all(|&v| v == f64::NEG_INFINITY) {
+    if zeros.iter().all(|&z| z) {
         return Err(Error::Other(format!(
             "update {t}: every particle has zero likelihood (loss = +inf): the filter has lost \
              the state; widen the prior or the process noise"
         )));
     }
     normalize_log(&mut lw);
-    let bad = |v: f64| v.is_nan() || v == f64::INFINITY || (!zero_ok && v.is_infinite());
-    match lw.iter().position(|&v| bad(v)) {
+    let ok = |(v, zero): (&f64, &bool)| v.is_finite() || (*zero && *v == f64::NEG_INFINITY);
+    match lw.iter().zip(&zeros).position(|p| !ok(p)) {
         None => Ok(lw),
         Some(i) => Err(Error::NonFinite {
             what: "log-weight".into(),
@@ -113,5 +117,30 @@ pub(crate) fn reweighted(
             particle: i,
             value: lw[i],
         }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Weight 0 comes only from a zero likelihood (an increment of +∞) or a weight already 0,
+    /// under the likelihood rule; a finite loss whose increment overflows stays an error, and so
+    /// does +∞ under the trapezoid rule.
+    #[test]
+    fn only_a_zero_likelihood_gives_weight_zero() {
+        let likelihood = Reweight::Likelihood { temperature: 1.0 };
+        let lw = reweighted(None, &[1.0, f64::INFINITY], &likelihood, 1).unwrap();
+        assert_eq!((lw[0], lw[1]), (0.0, f64::NEG_INFINITY));
+        let again = reweighted(Some(&lw), &[2.0, 3.0], &likelihood, 2).unwrap();
+        assert_eq!((again[0], again[1]), (0.0, f64::NEG_INFINITY));
+        let cold = Reweight::Likelihood {
+            temperature: 1e-300,
+        };
+        assert!(reweighted(None, &[1.0, 1e10], &cold, 1).is_err());
+        let trapezoid = Reweight::Trapezoid { temperature: 1.0 };
+        assert!(reweighted(None, &[1.0, f64::INFINITY], &trapezoid, 1).is_err());
+        let e = reweighted(None, &[f64::INFINITY; 2], &likelihood, 3).unwrap_err();
+        assert!(e.to_string().contains("zero likelihood"), "{e}");
     }
 }

@@ -173,7 +173,7 @@ pub struct TrackerConfig {
     pub init_noise: Option<InitNoise>,
     /// RF-PF / grad step `η` (gradient-flow time per frame, state units).
     pub eta: f64,
-    /// Filter updates on the first frame.
+    /// Filter updates on the first frame (0 is read as 1).
     pub init_updates: usize,
     /// Spread (m) at which modality length scales start to widen.
     pub coarse_scale: f64,
@@ -437,7 +437,6 @@ impl TrackerConfig {
             ));
         }
         for (name, n) in [
-            ("init_updates", self.init_updates),
             ("surface_samples", self.surface_samples),
             ("hypotheses", self.hypotheses),
         ] {
