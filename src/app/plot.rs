@@ -70,6 +70,9 @@ pub struct LinePlot {
     pub log_x: bool,
     /// Logarithmic `y` axis (non-positive values are clipped to the axis minimum).
     pub log_y: bool,
+    /// The range the plotted quantity cannot leave (an accuracy in %, say): error bands and bars
+    /// are clipped to it.
+    pub y_bounds: Option<(f64, f64)>,
     /// The curves.
     pub series: Vec<Series>,
 }
@@ -107,8 +110,14 @@ impl LinePlot {
             y_label: y_label.into(),
             log_x: false,
             log_y: false,
+            y_bounds: None,
             series: Vec::new(),
         }
+    }
+
+    /// `y` within [`LinePlot::y_bounds`].
+    fn clip(&self, y: f64) -> f64 {
+        self.y_bounds.map_or(y, |(lo, hi)| y.clamp(lo, hi))
     }
 
     /// Write this chart alone as a PNG of 640×440 pixels.
@@ -125,7 +134,7 @@ impl LinePlot {
             for (k, &(x, y)) in s.points.iter().enumerate() {
                 let e = s.err.as_ref().map_or(0.0, |e| e[k].abs());
                 xs.push(x);
-                ys.extend([y - e, y + e]);
+                ys.extend([self.clip(y - e), self.clip(y + e)]);
             }
         }
         Ok((Axis::fit(&xs, self.log_x), Axis::fit(&ys, self.log_y)))
@@ -188,7 +197,7 @@ impl LinePlot {
             );
             area.draw(&frame).map_err(plot_err)?;
         }
-        let at = |x: f64, y: f64| (xa.coord(x), ya.coord(y));
+        let at = |x: f64, y: f64| (xa.coord(x), ya.coord(self.clip(y)));
         for (i, s) in self.series.iter().enumerate() {
             let (r, g, b) = PALETTE[i % PALETTE.len()];
             let color = RGBColor(r, g, b).to_rgba();
@@ -536,6 +545,21 @@ mod tests {
         let (r, g, b) = PALETTE[0];
         let hits = img.pixels().filter(|px| px.0 == [r, g, b]).count();
         assert!(hits > 20, "{hits} pixels of the series' colour");
+    }
+
+    /// An accuracy's ± std band stops at 100 % (it reached above it in learn's plot).
+    #[test]
+    fn bands_stay_within_the_bounds() {
+        let mut p = LinePlot::new("acc", "tasks", "%");
+        let points = vec![(1.0, 99.0), (2.0, 60.0)];
+        p.series
+            .push(Series::new("wpf", points).with_err(vec![10.0, 10.0]));
+        let top = |p: &LinePlot| p.axes().unwrap().1.range().end;
+        let free = top(&p);
+        p.y_bounds = Some((0.0, 100.0));
+        let bounded = top(&p);
+        // 50..109 padded by 5 % reaches 111.95; 50..100 reaches 102.5.
+        assert!(free > 111.0 && bounded < 103.0, "{free} {bounded}");
     }
 
     #[test]

@@ -129,6 +129,7 @@ fn accuracy_plot(args: &LearnArgs, methods: &[(String, MethodSummary)]) -> LineP
         "tasks trained",
         "accuracy on tasks seen (%)",
     );
+    plot.y_bounds = Some((0.0, 100.0));
     for (name, s) in methods {
         let points = (1..)
             .zip(&s.curve_mean)
