@@ -472,17 +472,20 @@ impl FilterSpec {
 
 /// Refuses, at build rather than at the first update, a model that lacks what `kind` needs: the
 /// Gauss–Newton curvature (or a linear observation) for `rfpf-newton` and `gn`, a linear
-/// observation for `enkf` and `etkf`. The curvature is asked at `x`, a prior sample.
+/// observation for `enkf` and `etkf`. The curvature is asked at `x`, a prior sample, once its
+/// `m × m` matrix is known to fit the memory budget (as the Newton move's own would have to).
 fn check_capabilities<M: Model + ?Sized>(kind: FilterKind, model: &M, x: &[f64]) -> Result<()> {
     let m = x.len();
     let linear = model.linear_observation();
     if let Some(obs) = &linear {
         obs.check(m)?;
     }
+    let dense = |m| check_dense(m, "the model gives no linear observation").map(|_| true);
     let lacks = if kind.needs_linear_observation() && linear.is_none() {
         "a linear(ised) observation (Model::linear_observation)"
     } else if kind.needs_curvature()
         && linear.is_none()
+        && dense(m)?
         && !model.curvature(x, &mut vec![0.0; m * m])
     {
         "the model's Gauss–Newton curvature (Model::curvature) or a linear observation \
@@ -669,6 +672,19 @@ mod tests {
             );
         }
         assert!(FilterSpec::new(FilterKind::Rfpf, 5, 0).build(&Flat).is_ok());
+    }
+
+    /// A state-space Newton move whose `m × m` curvature cannot fit in memory is refused at build,
+    /// before the curvature is asked for (m = 200 000: over 300 GB of matrices).
+    #[test]
+    fn a_dense_curvature_too_large_for_memory_is_refused_at_build() {
+        let huge = Cubic {
+            y: vec![0.0; 200_000],
+        };
+        let e = FilterSpec::new(FilterKind::Gn, 1, 0)
+            .build(&huge)
+            .unwrap_err();
+        assert!(e.to_string().contains("state space"), "{e}");
     }
 
     /// rfpf-newton's default has the pair term, so it needs m ≥ 3 at build (it was built at m = 2

@@ -45,7 +45,7 @@ const UNCHECKED_DENSE_BYTES: usize = 16 << 20;
 /// Refuses a move in the state space whose `m × m` matrices would not fit the memory budget;
 /// `why` says why the state space was chosen. Without a user-set budget, sizes under
 /// [`UNCHECKED_DENSE_BYTES`] pass without reading the machine's memory.
-pub(super) fn check_dense(m: usize, why: &str) -> Result<()> {
+pub(crate) fn check_dense(m: usize, why: &str) -> Result<()> {
     let small = (m.checked_mul(m)).and_then(|mm| mm.checked_mul(DENSE_MATRICES * 8));
     if small.is_some_and(|b| b <= UNCHECKED_DENSE_BYTES) && !crate::core::memory::explicit_budget()
     {

@@ -13,6 +13,7 @@
 
 mod ensemble_kalman;
 mod ensemble_space;
+pub(crate) use ensemble_space::check_dense;
 mod gradient_move;
 mod jitter;
 mod newton_move;
