@@ -410,18 +410,13 @@ pub fn run(args: &TrackingArgs) -> Result<TrackingReport> {
     }
     let kinds: Vec<FilterKind> = args.methods.iter().map(|m| m.kind()).collect();
     check_params_used(&args.params, &kinds)?;
-    for &method in &args.methods {
-        preset_with(method.kind(), &args.params)?;
-    }
-    // A preset with the RF-PF pair term (rfpf; rfpf-newton unless pair = false) needs m ≥ 3: its
+    // Every method's preset is built once here (a bad parameter is refused before any trial). A
+    // preset with the RF-PF pair term (rfpf; rfpf-newton unless pair = false) needs m ≥ 3: its
     // rows below that are skipped and said, not failed.
-    let min_dims: Vec<usize> = (args.methods.iter())
-        .map(|m| preset_with(m.kind(), &args.params).map(|p| p.min_dim()))
+    let min_dims: std::collections::HashMap<Method, usize> = (args.methods.iter())
+        .map(|&m| Ok((m, preset_with(m.kind(), &args.params)?.min_dim())))
         .collect::<Result<_>>()?;
-    let runnable = |method: Method, dim: usize| {
-        let i = args.methods.iter().position(|&m| m == method);
-        dim >= i.map_or(1, |i| min_dims[i])
-    };
+    let runnable = |method: Method, dim: usize| dim >= min_dims.get(&method).copied().unwrap_or(1);
     let mut rows = Vec::new();
     let mut kf_nees = Vec::new();
     let mut skipped = Vec::new();

@@ -455,10 +455,10 @@ fn earliest_failure(
 /// Mean and (population) standard deviation.
 fn mean_std(v: &[f64]) -> (f64, f64) {
     // Over the finite losses: a particle of zero likelihood (+∞, weight 0) has no loss to average.
-    let finite: Vec<f64> = v.iter().copied().filter(|x| x.is_finite()).collect();
-    let n = finite.len() as f64;
-    let mean = finite.iter().sum::<f64>() / n;
-    let var = finite.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / n;
+    let finite = || v.iter().filter(|x| x.is_finite());
+    let n = finite().count() as f64;
+    let mean = finite().sum::<f64>() / n;
+    let var = finite().map(|x| (x - mean).powi(2)).sum::<f64>() / n;
     (mean, var.sqrt())
 }
 

@@ -476,10 +476,7 @@ impl FilterSpec {
 /// `m × m` matrix is known to fit the memory budget (as the Newton move's own would have to).
 fn check_capabilities<M: Model + ?Sized>(kind: FilterKind, model: &M, x: &[f64]) -> Result<()> {
     let m = x.len();
-    let linear = model.linear_observation();
-    if let Some(obs) = &linear {
-        obs.check(m)?;
-    }
+    let linear = observation(model, m)?;
     let dense = |m| check_dense(m, "the model gives no linear observation").map(|_| true);
     let lacks = if kind.needs_linear_observation() && linear.is_none() {
         "a linear(ised) observation (Model::linear_observation)"

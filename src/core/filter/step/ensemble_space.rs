@@ -61,7 +61,7 @@ pub(crate) fn check_dense(m: usize, why: &str) -> Result<()> {
 
 /// The model's linear observation for a state of dimension `m`, checked (shapes, finite values);
 /// `None` when the model gives none.
-pub(super) fn observation<M: Model + ?Sized>(
+pub(crate) fn observation<M: Model + ?Sized>(
     model: &M,
     m: usize,
 ) -> Result<Option<LinearObservation>> {

@@ -13,7 +13,7 @@
 
 mod ensemble_kalman;
 mod ensemble_space;
-pub(crate) use ensemble_space::check_dense;
+pub(crate) use ensemble_space::{check_dense, observation};
 mod gradient_move;
 mod jitter;
 mod newton_move;
