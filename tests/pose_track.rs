@@ -81,6 +81,7 @@ fn track_args(root: &Path, out: &Path) -> TrackArgs {
         init_results: None,
         rounds: 1,
         particle_rounds: hdpf::domains::pose::tracker::PARTICLE_ROUNDS,
+        particle_stride: hdpf::domains::pose::tracker::PARTICLE_STRIDE,
         slow_rounds: 1,
         fast_motion_mm: 6.0,
         motion: "random_walk".into(),

@@ -12,7 +12,8 @@ use crate::domains::pose::driver::{
 use crate::domains::pose::metrics::{evaluate_with, EvalOptions, EvalReport};
 use crate::domains::pose::scoring::{gt_eval, mean_errors, ErrorSummary};
 use crate::domains::pose::tracker::{
-    RedetectConfig, TrackerConfig, DEFAULT_ROUNDS, FAST_MOTION, PARTICLE_ROUNDS, SLOW_ROUNDS,
+    RedetectConfig, TrackerConfig, DEFAULT_ROUNDS, FAST_MOTION, PARTICLE_ROUNDS, PARTICLE_STRIDE,
+    SLOW_ROUNDS,
 };
 use crate::domains::recording::mcap_read::{open_recording, ReadOptions};
 use std::collections::BTreeMap;
@@ -58,6 +59,12 @@ pub struct TrackArgs {
     /// in every round.
     #[arg(long, default_value_t = PARTICLE_ROUNDS)]
     pub particle_rounds: usize,
+    /// Particle moves read every Nth correspondence of each modality (1–20): each particle's
+    /// gradient is estimated from that subset, while the Newton curvature, the mean step and the
+    /// loss judgement read all (README, "Particle moves on a stride of the correspondences").
+    /// `gn` reads all.
+    #[arg(long, default_value_t = PARTICLE_STRIDE)]
+    pub particle_stride: usize,
     /// Correspondence rounds per slow frame (1–20; clamped to `--rounds`).
     #[arg(long, default_value_t = SLOW_ROUNDS)]
     pub slow_rounds: usize,
@@ -234,6 +241,7 @@ pub fn config_from_args(args: &TrackArgs) -> Result<TrackerConfig> {
         .with_init_noise(noise)
         .with_rounds(args.rounds)?
         .with_particle_rounds(args.particle_rounds)?
+        .with_particle_stride(args.particle_stride)?
         .with_pace_mm(args.slow_rounds, args.fast_motion_mm)?;
     c.joint = args.joint;
     c.uncertain_start |= args.init_results.is_some();

@@ -175,6 +175,9 @@ pub struct TrackerSpec {
     /// Rounds of a frame that move every particle (1–20, default
     /// [`crate::domains::pose::tracker::PARTICLE_ROUNDS`], 5), as `hdpf track --particle-rounds`.
     pub particle_rounds: Option<Spanned<usize>>,
+    /// Particle moves read every Nth correspondence (1–20, default
+    /// [`crate::domains::pose::tracker::PARTICLE_STRIDE`]), as `hdpf track --particle-stride`.
+    pub particle_stride: Option<Spanned<usize>>,
     /// Correspondence rounds per slow frame (1–20, default
     /// [`crate::domains::pose::tracker::SLOW_ROUNDS`], 2).
     pub slow_rounds: Option<Spanned<usize>>,
@@ -401,6 +404,9 @@ impl Launch {
         }
         if let Some(r) = &t.particle_rounds {
             c = (c.with_particle_rounds(*r.get_ref())).map_err(|e| self.error_at(r, e))?;
+        }
+        if let Some(r) = &t.particle_stride {
+            c = (c.with_particle_stride(*r.get_ref())).map_err(|e| self.error_at(r, e))?;
         }
         if let Some(r) = &t.slow_rounds {
             let fast_motion = c.fast_motion;

@@ -27,8 +27,8 @@ use super::spec::{FrameTerm, ModalitySpec, Needs};
 use super::visible::{visible_points, VisibilityParams};
 use super::RgbdFrame;
 use super::{
-    loss_grad_by, loss_scale, GradAccumulator, ImageF32, Modality, PoseChart, RigidMotion, Robust,
-    SharedImage,
+    loss_grad_by, loss_scale, thinned_scale, GradAccumulator, ImageF32, Modality, PoseChart,
+    RigidMotion, Robust, SharedImage,
 };
 use crate::core::error::Result;
 use crate::core::geometry::camera::Camera;
@@ -369,7 +369,7 @@ impl DepthModality {
     /// with `∂k/∂q = (d/q_z e_z − ∇_q d)/q_z` and `∇_q d = J_πᵀ(du, dv)`, and `∂r/∂n' = k q`, each
     /// scaled by `s = n_eff/(Nσ²)·ψ(r)` (0 for a point that is not a residual).
     #[inline(always)]
-    fn add_gradient(&self, l: &Lanes, psi: &Lane, acc: &mut GradAccumulator) {
+    fn add_gradient(&self, l: &Lanes, psi: &Lane, norm: f64, acc: &mut GradAccumulator) {
         let (fx, fy) = (self.cam.fx, self.cam.fy);
         // Per lane `g_q`, `rv × g_q` and `n' × g_n`, then summed in point order.
         let (mut g_q, mut m_q, mut m_n) = ([ZERO; 3], [ZERO; 3], [ZERO; 3]);
@@ -385,7 +385,7 @@ impl DepthModality {
                 0.0 * du + jy.0 * dv,
                 jx.1 * du + jy.1 * dv,
             );
-            let s = self.norm * psi[j];
+            let s = norm * psi[j];
             let dk = (Vector3::new(0.0, 0.0, l.d[j] * iz) - grad_d) * iz;
             let (k, a, res) = (l.k[j], l.a[j], l.residual[j]);
             // Selected after the products, so a non-finite motion adds no NaN.
@@ -406,19 +406,27 @@ impl DepthModality {
     /// `L(ξ)` and `∂L/∂ξ` (into `grad`) by the baseline build alone, never the AVX2 one: the
     /// same bits as [`Modality::loss_grad`], for a benchmark's same-process baseline.
     pub fn loss_grad_baseline(&self, xi: &Vector6<f64>, grad: &mut Vector6<f64>) -> f64 {
-        loss_grad_by(xi, grad, |motion, acc| self.evaluate_chunks(motion, acc))
+        loss_grad_by(xi, grad, |motion, acc| self.evaluate_chunks(motion, acc, 1))
     }
 
-    /// `L = n_eff/(Nσ²) Σ_i cost_i` and, when `grad` is given, its gradient added there.
+    /// `L = n_eff/(Nσ²) Σ_i cost_i` over every `stride`-th chunk (rescaled by [`thinned_scale`])
+    /// and, when `grad` is given, its gradient added there.
     #[inline(always)]
-    fn evaluate_chunks(&self, motion: &RigidMotion, mut grad: Option<&mut GradAccumulator>) -> f64 {
+    fn evaluate_chunks(
+        &self,
+        motion: &RigidMotion,
+        mut grad: Option<&mut GradAccumulator>,
+        stride: usize,
+    ) -> f64 {
+        let kept = self.points.iter().step_by(stride).map(|c| c.len).sum();
+        let norm = thinned_scale(self.norm, self.len(), kept);
         let mut total = 0.0;
         let (mut cost, mut rho, mut psi) = (ZERO, ZERO, ZERO);
         let robust = self.params.robust;
         // A loop rather than a closure taking each chunk: such a closure, not inlined, was a
         // function of its own and not compiled for AVX2 with its caller.
         let mut l = Lanes::default();
-        for chunk in &self.points {
+        for chunk in self.points.iter().step_by(stride) {
             self.load(motion, chunk, &mut l);
             robust.rho_psi_lanes(&l.r, &mut rho, &mut psi);
             for j in 0..CHUNK {
@@ -429,10 +437,10 @@ impl DepthModality {
                 total += c;
             }
             if let Some(acc) = grad.as_deref_mut() {
-                self.add_gradient(&l, &psi, acc);
+                self.add_gradient(&l, &psi, norm, acc);
             }
         }
-        total * self.norm
+        total * norm
     }
 
     /// [`DepthModality::evaluate_chunks`] compiled for AVX2.
@@ -445,8 +453,9 @@ impl DepthModality {
         &self,
         motion: &RigidMotion,
         grad: Option<&mut GradAccumulator>,
+        stride: usize,
     ) -> f64 {
-        self.evaluate_chunks(motion, grad)
+        self.evaluate_chunks(motion, grad, stride)
     }
 }
 
@@ -492,9 +501,20 @@ impl Modality for DepthModality {
     /// take four points per instruction instead of two. The two give the same bits (no fused
     /// multiply–add; every lane operation is the same IEEE operation).
     fn evaluate(&self, motion: &RigidMotion, grad: Option<&mut GradAccumulator>) -> f64 {
+        self.evaluate_thinned(motion, grad, 1)
+    }
+
+    /// Every `stride`-th chunk of 16 points (the lanes stay full).
+    fn evaluate_thinned(
+        &self,
+        motion: &RigidMotion,
+        grad: Option<&mut GradAccumulator>,
+        stride: usize,
+    ) -> f64 {
+        let stride = stride.max(1);
         avx2_or_baseline!(
-            self.evaluate_avx2(motion, grad),
-            self.evaluate_chunks(motion, grad)
+            self.evaluate_avx2(motion, grad, stride),
+            self.evaluate_chunks(motion, grad, stride)
         )
     }
 
@@ -595,12 +615,14 @@ mod tests {
         pts
     }
 
+    /// The reference pose of [`modality`].
+    fn m_reference() -> Isometry3<f64> {
+        Isometry3::translation(0.003, -0.002, 0.496)
+    }
+
     fn modality(params: DepthParams) -> DepthModality {
         let c = cam();
-        let chart = PoseChart::new(
-            Isometry3::translation(0.003, -0.002, 0.496),
-            &Vector3::zeros(),
-        );
+        let chart = PoseChart::new(m_reference(), &Vector3::zeros());
         DepthModality::prepare(Arc::new(surface_depth(&c)), c, &chart, &model(), params)
     }
 
@@ -650,6 +672,37 @@ mod tests {
         assert_eq!(got.as_ref().map(|g| g[0]), Some(None));
         let got = got.and_then(|g| g[1]).unwrap();
         assert!((got - fast[0]).abs() < 1e-9, "{got} vs {}", fast[0]);
+    }
+
+    /// A stride reads whole chunks of 16 points: stride 3 of the 121 grid points keeps chunks
+    /// 0, 3 and 6 (48 points), and estimates the loss as a modality prepared on those 48 points
+    /// alone computes it (`n_eff/(48σ²) Σ ρ`), to rounding. Every grid point faces the camera and
+    /// none hides another, so that modality sees exactly the kept points.
+    #[test]
+    fn a_stride_reads_every_nth_chunk_rescaled_to_all_points() {
+        let params = DepthParams {
+            robust: Robust::Cauchy(0.01),
+            ..Default::default()
+        };
+        let m = modality(params);
+        let kept: Vec<SurfacePoint> = (model().chunks(CHUNK).step_by(3).flatten())
+            .copied()
+            .collect();
+        assert_eq!((m.len(), kept.len()), (121, 48));
+        let c = cam();
+        let chart = PoseChart::new(m_reference(), &Vector3::zeros());
+        let alone = DepthModality::prepare(Arc::new(surface_depth(&c)), c, &chart, &kept, params);
+        for xi in [
+            Vector6::zeros(),
+            Vector6::new(0.001, -0.002, 0.0015, 0.01, -0.02, 0.015),
+        ] {
+            let thin = crate::domains::pose::modality::check_thinned(&m, &xi, 3);
+            let want = alone.loss(&xi);
+            assert!(
+                (thin - want).abs() <= 1e-12 * want.abs(),
+                "{thin} vs {want}"
+            );
+        }
     }
 
     #[test]
@@ -788,12 +841,16 @@ mod tests {
                 seen.iter_mut().zip(classes).for_each(|(s, n)| *s += n);
                 let mut builds: Vec<(&str, f64, GradAccumulator)> = Vec::new();
                 let mut acc = GradAccumulator::default();
-                builds.push(("baseline", m.evaluate_chunks(&motion, Some(&mut acc)), acc));
+                builds.push((
+                    "baseline",
+                    m.evaluate_chunks(&motion, Some(&mut acc), 1),
+                    acc,
+                ));
                 #[cfg(target_arch = "x86_64")]
                 if std::arch::is_x86_feature_detected!("avx2") {
                     let mut acc = GradAccumulator::default();
                     // SAFETY: the processor supports AVX2 (checked on the line above).
-                    let loss = unsafe { m.evaluate_avx2(&motion, Some(&mut acc)) };
+                    let loss = unsafe { m.evaluate_avx2(&motion, Some(&mut acc), 1) };
                     builds.push(("avx2", loss, acc));
                 }
                 for (build, loss, acc) in builds {

@@ -244,6 +244,15 @@ pub(crate) fn loss_grad_by(
     l
 }
 
+/// The loss scale `norm` of `n` correspondences rescaled for the `kept` of them a stride reads,
+/// `norm · n / kept` (`norm` itself, the same bits, when all are kept).
+pub(crate) fn thinned_scale(norm: f64, n: usize, kept: usize) -> f64 {
+    match kept >= n {
+        true => norm,
+        false => norm * (n as f64 / kept.max(1) as f64),
+    }
+}
+
 /// The loss scale `n_eff / (N σ²)` of `n_points` residuals of noise `sigma` treated as `n_eff`
 /// independent measurements (`N` at least 1).
 pub(crate) fn loss_scale(n_eff: f64, sigma: f64, n_points: usize) -> f64 {
@@ -312,6 +321,21 @@ pub trait Modality: Send + Sync {
     /// `L` at `motion`; when `grad` is given, adds the point gradients into it.
     fn evaluate(&self, motion: &RigidMotion, grad: Option<&mut GradAccumulator>) -> f64;
 
+    /// `L` estimated from every `stride`-th prepared correspondence `S` (from the first),
+    /// rescaled to the full count, `L̃ = (N/|S|)·n_eff/(Nσ²)·Σ_{i∈S} ρ(r_i)`, and (into `grad`) the
+    /// gradient of that estimate; stride 1 is [`Modality::evaluate`], bit for bit. The
+    /// correspondences come from i.i.d. surface samples in sampling order, so `S` is a uniform
+    /// random subset and `L̃` is unbiased in the samples' distribution. The default ignores the
+    /// stride (the full loss), for modalities whose evaluation is cheap against their preparation.
+    fn evaluate_thinned(
+        &self,
+        motion: &RigidMotion,
+        grad: Option<&mut GradAccumulator>,
+        _stride: usize,
+    ) -> f64 {
+        self.evaluate(motion, grad)
+    }
+
     /// Gauss–Newton curvature `Σ ψ'(0) JᵀJ` at `ξ = 0` (for step-size bounds).
     fn curvature(&self) -> Matrix6<f64>;
 
@@ -364,23 +388,30 @@ impl ObjectTerms {
 
     /// `L(x)` of this block (state units).
     pub fn loss(&self, x: &[f64]) -> f64 {
+        self.loss_thinned(x, 1)
+    }
+
+    /// `L(x)` with the modalities read over every `stride`-th correspondence
+    /// ([`Modality::evaluate_thinned`]); the motion prior is exact.
+    fn loss_thinned(&self, x: &[f64], stride: usize) -> f64 {
         let xi = self.tangent(x);
         let motion = RigidMotion::new(&xi);
         let data: f64 = self
             .modalities
             .iter()
-            .map(|(w, m)| w * m.evaluate(&motion, None))
+            .map(|(w, m)| w * m.evaluate_thinned(&motion, None, stride))
             .sum();
         data + self.prior(x, None)
     }
 
-    fn loss_grad(&self, x: &[f64], grad: &mut [f64]) -> f64 {
+    /// [`ObjectTerms::loss_thinned`] and its gradient (into `grad`).
+    fn loss_grad(&self, x: &[f64], grad: &mut [f64], stride: usize) -> f64 {
         let motion = RigidMotion::new(&self.tangent(x));
         let mut total = 0.0;
         let mut g = Vector6::zeros();
         for (w, m) in &self.modalities {
             let mut acc = GradAccumulator::default();
-            total += w * m.evaluate(&motion, Some(&mut acc));
+            total += w * m.evaluate_thinned(&motion, Some(&mut acc), stride);
             g += acc.finish(&motion) * *w;
         }
         for j in 0..6 {
@@ -438,6 +469,73 @@ impl ObservationModel {
     fn blocks<'a>(&'a self, x: &'a [f64]) -> impl Iterator<Item = (&'a ObjectTerms, &'a [f64])> {
         self.objects.iter().zip(x.chunks(6))
     }
+
+    /// This model with its modalities read over every `stride`-th correspondence
+    /// ([`ThinnedModel`]).
+    pub fn thinned(&self, stride: usize) -> ThinnedModel<'_> {
+        ThinnedModel {
+            model: self,
+            stride: stride.max(1),
+        }
+    }
+
+    fn thinned_loss(&self, x: &[f64], stride: usize) -> f64 {
+        self.blocks(x)
+            .map(|(o, xk)| o.loss_thinned(xk, stride))
+            .sum()
+    }
+
+    fn thinned_loss_grad(&self, x: &[f64], grad: &mut [f64], stride: usize) -> f64 {
+        (self.objects.iter().zip(x.chunks(6).zip(grad.chunks_mut(6))))
+            .map(|(o, (xk, gk))| o.loss_grad(xk, gk, stride))
+            .sum()
+    }
+}
+
+/// An [`ObservationModel`] whose loss and gradient read every `stride`-th correspondence of each
+/// modality ([`Modality::evaluate_thinned`]): an estimate of the full loss at about `1/stride`
+/// of the evaluation cost, as a minibatch estimates a dataset's loss. Its prior, transition,
+/// curvature and Lipschitz bound are the full model's, so a Newton move reading it takes the
+/// full model's metric `(Σ̂⁻¹ + J̄)⁻¹` with each particle's gradient estimated from the subset.
+pub struct ThinnedModel<'a> {
+    /// The full model.
+    pub model: &'a ObservationModel,
+    /// Every `stride`-th correspondence is read (≥ 1; 1 is the full model).
+    pub stride: usize,
+}
+
+impl Model for ThinnedModel<'_> {
+    fn dim(&self) -> usize {
+        self.model.dim()
+    }
+
+    fn sample_prior(&self, rng: &mut dyn RngCore, out: &mut [f64]) {
+        self.model.sample_prior(rng, out)
+    }
+
+    fn has_transition(&self) -> bool {
+        self.model.has_transition()
+    }
+
+    fn transition(&self, x: &mut [f64], rng: &mut dyn RngCore) {
+        self.model.transition(x, rng)
+    }
+
+    fn loss(&self, x: &[f64]) -> f64 {
+        self.model.thinned_loss(x, self.stride)
+    }
+
+    fn loss_grad(&self, x: &[f64], grad: &mut [f64]) -> f64 {
+        self.model.thinned_loss_grad(x, grad, self.stride)
+    }
+
+    fn curvature(&self, x: &[f64], out: &mut [f64]) -> bool {
+        self.model.curvature(x, out)
+    }
+
+    fn gradient_lipschitz(&self) -> Option<f64> {
+        self.model.gradient_lipschitz()
+    }
 }
 
 /// Adds `σ_j · N(0,1)` to coordinate `j` of a 6-block.
@@ -473,15 +571,11 @@ impl Model for ObservationModel {
     }
 
     fn loss(&self, x: &[f64]) -> f64 {
-        self.blocks(x).map(|(o, xk)| o.loss(xk)).sum()
+        self.thinned_loss(x, 1)
     }
 
     fn loss_grad(&self, x: &[f64], grad: &mut [f64]) -> f64 {
-        self.objects
-            .iter()
-            .zip(x.chunks(6).zip(grad.chunks_mut(6)))
-            .map(|(o, (xk, gk))| o.loss_grad(xk, gk))
-            .sum()
+        self.thinned_loss_grad(x, grad, 1)
     }
 
     /// Block-diagonal: object `k`'s block is [`ObjectTerms::curvature`] at its coordinates
@@ -507,6 +601,35 @@ impl Model for ObservationModel {
             .map(ObjectTerms::lipschitz)
             .reduce(f64::max)
     }
+}
+
+/// Test helper: the properties every [`Modality::evaluate_thinned`] must have at `xi`. Stride 1
+/// is [`Modality::evaluate`] bit for bit (loss and gradient); at `stride` the gradient is that of
+/// the thinned loss (central differences, step 1e-7: O(h²) plus rounding, within 1e-3 of the
+/// gradient's size, the tolerance of the modalities' own gradient tests). Returns the thinned
+/// loss, for the caller's check of what it estimates.
+#[cfg(test)]
+pub(crate) fn check_thinned(m: &dyn Modality, xi: &Vector6<f64>, stride: usize) -> f64 {
+    let motion = RigidMotion::new(xi);
+    let eval = |stride: usize| {
+        let mut acc = GradAccumulator::default();
+        let l = m.evaluate_thinned(&motion, Some(&mut acc), stride);
+        (l, acc.finish(&motion))
+    };
+    let mut acc = GradAccumulator::default();
+    let full = m.evaluate(&motion, Some(&mut acc));
+    let (one, g1) = eval(1);
+    assert_eq!((one.to_bits(), g1), (full.to_bits(), acc.finish(&motion)));
+    let (thin, g) = eval(stride);
+    let h = 1e-7;
+    for k in 0..6 {
+        let e = Vector6::from_fn(|i, _| if i == k { h } else { 0.0 });
+        let at = |x: Vector6<f64>| m.evaluate_thinned(&RigidMotion::new(&x), None, stride);
+        let fd = (at(xi + e) - at(xi - e)) / (2.0 * h);
+        let tol = 1e-3 * g.norm().max(1.0);
+        assert!((fd - g[k]).abs() <= tol, "coord {k}: fd {fd} vs {}", g[k]);
+    }
+    thin
 }
 
 #[cfg(test)]

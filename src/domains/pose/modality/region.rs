@@ -54,7 +54,8 @@
 
 use super::spec::{FrameTerm, Memory, ModalitySpec, Needs};
 use super::visible::{visible_points, Silhouette, VisibilityParams};
-use super::{GradAccumulator, Modality, PoseChart, RgbdFrame, RigidMotion, Robust, SharedImage};
+use super::{thinned_scale, GradAccumulator, Modality, PoseChart, RgbdFrame, RigidMotion};
+use super::{Robust, SharedImage};
 use crate::core::error::Result;
 use crate::core::geometry::camera::Camera;
 use crate::domains::pose::mesh::SurfacePoint;
@@ -636,20 +637,30 @@ impl Modality for RegionModality {
         "region"
     }
 
-    fn evaluate(&self, motion: &RigidMotion, mut grad: Option<&mut GradAccumulator>) -> f64 {
-        let robust = &self.params.robust;
+    fn evaluate(&self, motion: &RigidMotion, grad: Option<&mut GradAccumulator>) -> f64 {
+        self.evaluate_thinned(motion, grad, 1)
+    }
+
+    fn evaluate_thinned(
+        &self,
+        motion: &RigidMotion,
+        mut grad: Option<&mut GradAccumulator>,
+        stride: usize,
+    ) -> f64 {
+        let (robust, stride, n) = (&self.params.robust, stride.max(1), self.lines.len());
+        let norm = thinned_scale(self.norm, n, n.div_ceil(stride));
         let mut total = 0.0;
-        for l in &self.lines {
+        for l in self.lines.iter().step_by(stride) {
             let Some((r, rv, dq)) = self.residual(l, motion) else {
                 continue;
             };
             let (rho, psi) = robust.rho_psi(r);
             total += rho;
             if let Some(acc) = grad.as_deref_mut() {
-                acc.add_point(&rv, &(dq * (self.norm * psi)));
+                acc.add_point(&rv, &(dq * (norm * psi)));
             }
         }
-        total * self.norm
+        total * norm
     }
 
     /// [`Modality::curvature_at`] at `ξ = 0` with unit weights.
@@ -812,6 +823,26 @@ pub(crate) mod tests {
                 assert!(err < 1e-5, "{robust:?}: relative curvature error {err}");
             }
         }
+    }
+
+    /// A stride reads every Nth line rescaled to all lines ([`super::super::check_thinned`]):
+    /// stride 3 of the 50 lines reads lines 0, 3, …, 48 (17), each at the full model's scale
+    /// times 50/17, to rounding; a stride of at least the line count reads line 0 alone.
+    #[test]
+    fn a_stride_reads_every_nth_line_rescaled_to_all_lines() {
+        let term = term(RegionParams::default());
+        let m = modality(&term, offset([0.002, -0.001, 0.003, 0.03, -0.02, 0.01]));
+        let xi = Vector6::from_row_slice(&[0.0015, 0.001, -0.002, -0.02, 0.01, 0.03]);
+        let motion = RigidMotion::new(&xi);
+        let n = m.len();
+        let rho = |l: &Line| m.params.robust.rho(m.residual(l, &motion).unwrap().0);
+        for (stride, kept) in [(3, n.div_ceil(3)), (n, 1)] {
+            let sum: f64 = m.lines.iter().step_by(stride).map(rho).sum();
+            let want = m.norm * (n as f64 / kept as f64) * sum;
+            let got = super::super::check_thinned(&m, &xi, stride);
+            assert!((got - want).abs() <= 1e-12 * want.abs(), "{got} vs {want}");
+        }
+        assert!(n > 30, "{n} lines");
     }
 
     #[test]

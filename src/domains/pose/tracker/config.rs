@@ -222,6 +222,12 @@ pub struct TrackerConfig {
     /// instead of an update of every particle. A group's first frame, and one hypothesis, move
     /// in every round.
     pub particle_rounds: usize,
+    /// A cloud's particle moves read every `particle_stride`-th correspondence of each modality
+    /// (≥ 1; default [`PARTICLE_STRIDE`]; [`crate::domains::pose::modality::ThinnedModel`]): each
+    /// particle's gradient is estimated from that subset, as a minibatch would, while the Newton
+    /// metric's curvature, the mean step, the judgement and re-detection read them all. One
+    /// hypothesis (`gn`) always reads all.
+    pub particle_stride: usize,
 }
 
 /// The modalities unless configured: depth and region. On the real ycbv-mini clips region adds
@@ -254,6 +260,9 @@ pub const SLOW_ROUNDS: usize = 2;
 /// 1.62 → 1.61 mm at 0.85× the per-object p50; with 3, 1.69 mm at 0.69× (medians of per-run
 /// ratios; README, "Particle moves in the first rounds only").
 pub const PARTICLE_ROUNDS: usize = 5;
+
+/// The stride of the correspondences a particle move reads unless configured (1: all of them).
+pub const PARTICLE_STRIDE: usize = 1;
 
 /// The pace threshold unless configured: 6 mm of surface motion per frame. The real ycbv-mini
 /// clips move at most 2.2 mm per frame (ground truth), the fast sequences 11–46 mm (10th
@@ -299,6 +308,7 @@ impl Default for TrackerConfig {
             round_tol: 0.1,
             mean_step: true,
             particle_rounds: PARTICLE_ROUNDS,
+            particle_stride: PARTICLE_STRIDE,
         }
     }
 }
@@ -354,6 +364,13 @@ impl TrackerConfig {
         Ok(self)
     }
 
+    /// With particle moves reading every `particle_stride`-th correspondence
+    /// ([`Self::particle_stride`]); an error naming `particle_stride` unless it lies in 1..=20.
+    pub fn with_particle_stride(mut self, particle_stride: usize) -> Result<Self> {
+        self.particle_stride = round_count("particle_stride", particle_stride)?;
+        Ok(self)
+    }
+
     /// With `slow_rounds` rounds per slow frame and the pace threshold `fast_motion` (metres);
     /// an error naming the value unless `1 ≤ slow_rounds ≤ 20` and `fast_motion` is finite and
     /// `≥ 0`.
@@ -404,6 +421,7 @@ impl TrackerConfig {
             ("rounds", self.rounds),
             ("slow_rounds", self.slow_rounds),
             ("particle_rounds", self.particle_rounds),
+            ("particle_stride", self.particle_stride),
         ] {
             round_count(name, n)?;
         }
@@ -574,6 +592,14 @@ mod tests {
                 .with_particle_rounds(bad)
                 .unwrap_err();
             assert!(e.to_string().contains("particle_rounds"), "{e}");
+            let e = (TrackerConfig::default().with_particle_stride(bad)).unwrap_err();
+            assert!(e.to_string().contains("particle_stride"), "{e}");
+            let by_hand = TrackerConfig {
+                particle_stride: bad,
+                ..TrackerConfig::default()
+            };
+            let e = by_hand.validate().unwrap_err();
+            assert!(e.to_string().contains("particle_stride"), "{e}");
         }
     }
 
