@@ -118,7 +118,12 @@ impl ParticleSet {
     }
 
     /// The payload row of particle `i` (empty without a payload).
+    ///
+    /// # Panics
+    /// When `i ≥ len()`, as [`ParticleSet::particle`] does, also without a payload (whose rows
+    /// are empty slices that any index used to return).
     pub fn payload(&self, i: usize) -> &[f64] {
+        assert!(i < self.len(), "particle {i} of {}", self.len());
         &self.payload[i * self.width..(i + 1) * self.width]
     }
 
@@ -207,6 +212,9 @@ impl ParticleSet {
     }
 
     /// Particle `i` as a slice.
+    ///
+    /// # Panics
+    /// When `i ≥ len()`.
     pub fn particle(&self, i: usize) -> &[f64] {
         &self.data[i * self.m..(i + 1) * self.m]
     }
@@ -404,6 +412,26 @@ mod tests {
         assert_eq!(p.as_slice(), &[30.0, 30.0, 10.0]);
         assert_eq!(p.payload_slice(), &[3.0, 3.5, 3.0, 3.5, 1.0, 1.5]);
         assert!(p.set_payload(2, vec![0.0; 5]).is_err());
+    }
+
+    /// `payload(i)` and `particle(i)` refuse the same indices, with a payload or without one.
+    #[test]
+    fn payload_and_particle_rows_refuse_the_same_indices() {
+        let mut p = ParticleSet::from_vec(2, 1, vec![1.0, 2.0]).unwrap();
+        for width in [0, 2] {
+            p.set_payload(width, vec![0.5; 2 * width]).unwrap();
+            assert_eq!(p.payload(1).len(), width);
+            for i in [2, 7] {
+                let caught = |f: &dyn Fn() -> usize| {
+                    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).is_err()
+                };
+                assert!(caught(&|| p.particle(i).len()), "particle({i})");
+                assert!(
+                    caught(&|| p.payload(i).len()),
+                    "payload({i}), width {width}"
+                );
+            }
+        }
     }
 
     #[test]
