@@ -205,6 +205,7 @@ fn bad_flags_and_sizes_are_refused_naming_the_value() {
         (with(&["--rounds", "0"]), vec!["rounds"]),
         (with(&["--slow-rounds", "0"]), vec!["slow_rounds"]),
         (with(&["--particle-rounds", "0"]), vec!["particle_rounds"]),
+        (with(&["--particle-stride", "21"]), vec!["particle_stride"]),
         (
             with(&["--fast-motion-mm", "nan"]),
             vec!["fast_motion_mm", "NaN"],

@@ -323,10 +323,11 @@ pub trait Modality: Send + Sync {
 
     /// `L` estimated from every `stride`-th prepared correspondence `S` (from the first),
     /// rescaled to the full count, `L̃ = (N/|S|)·n_eff/(Nσ²)·Σ_{i∈S} ρ(r_i)`, and (into `grad`) the
-    /// gradient of that estimate; stride 1 is [`Modality::evaluate`], bit for bit. The
-    /// correspondences come from i.i.d. surface samples in sampling order, so `S` is a uniform
-    /// random subset and `L̃` is unbiased in the samples' distribution. The default ignores the
-    /// stride (the full loss), for modalities whose evaluation is cheap against their preparation.
+    /// gradient of that estimate; stride 1 is [`Modality::evaluate`], bit for bit. Depth's
+    /// points are i.i.d. surface samples in sampling order, so its `S` (whole chunks of 16) is a
+    /// uniform random subset and `L̃` unbiased over the samples' draw; region's lines follow the
+    /// contour in grid order, so every Nth is an even subsample of it. The default (edge,
+    /// depth-edge) ignores the stride and gives the full loss.
     fn evaluate_thinned(
         &self,
         motion: &RigidMotion,

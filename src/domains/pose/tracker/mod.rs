@@ -13,6 +13,8 @@
 //!    then moves or reweights). Newton moves (`rfpf-newton`, `gn`) read the model's Gauss–Newton
 //!    curvature [`ObservationModel`]'s `Model::curvature` and take the motion prior's variance
 //!    `s = mean_j (σ_motion,j/D_j)²` as their floor; `gn` keeps one hypothesis, started at `T̂_k`.
+//!    A cloud's update reads every [`TrackerConfig::particle_stride`]-th correspondence
+//!    ([`ObservationModel::thinned`]; 1 by default, all of them).
 //! 4. **Mean step** (when [`TrackerConfig::mean_step`] is on and the filter keeps a cloud): the
 //!    cloud is translated by one Gauss–Newton step of its mean on the round's loss, trusted within
 //!    its own covariance, `δ = −(Σ̂⁻¹ + J(x̄))⁻¹ ∇L(x̄)` ([`crate::core::filter::mean_step`]).
