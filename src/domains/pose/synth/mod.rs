@@ -108,7 +108,8 @@ pub enum Motion {
 /// Everything that defines a synthetic sequence.
 #[derive(Clone, Debug, PartialEq)]
 pub struct SynthConfig {
-    /// Output dataset directory (for [`generate`]).
+    /// Output dataset directory, read by [`generate`] alone ([`Synthesizer`] renders in memory);
+    /// empty in [`SynthConfig::in_memory`], which [`generate`] refuses.
     pub out: PathBuf,
     /// The objects, in GT order; the same source may appear more than once (instances).
     pub objects: Vec<ObjectSource>,
@@ -156,6 +157,12 @@ impl SynthConfig {
             split: "test".into(),
             scene_id: 1,
         }
+    }
+
+    /// [`SynthConfig::new`] without an output folder: for rendering in memory with
+    /// [`Synthesizer`]; [`generate`] refuses it until `out` is set.
+    pub fn in_memory() -> SynthConfig {
+        Self::new(PathBuf::new())
     }
 
     /// Whether the occluder bar is rendered.
@@ -606,6 +613,21 @@ mod tests {
             camera: ycbv_camera(160, 120),
             ..SynthConfig::new(out)
         }
+    }
+
+    /// A configuration without an output folder renders in memory; `generate` refuses it
+    /// rather than writing into the working directory.
+    #[test]
+    fn an_in_memory_config_renders_and_generate_refuses_it() {
+        let cfg = SynthConfig {
+            frames: 2,
+            camera: ycbv_camera(160, 120),
+            ..SynthConfig::in_memory()
+        };
+        let synth = Synthesizer::new(&cfg).unwrap();
+        assert_eq!(synth.frame(1).unwrap().im_id(), 2);
+        let e = generate(&cfg).unwrap_err().to_string();
+        assert!(e.contains("out") && e.contains("in_memory"), "{e}");
     }
 
     #[test]

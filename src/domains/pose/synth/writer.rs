@@ -58,6 +58,14 @@ pub fn generate_with_progress(
     cfg: &SynthConfig,
     progress: &(dyn Fn() + Sync),
 ) -> Result<SynthSummary> {
+    if cfg.out.as_os_str().is_empty() {
+        // An empty path would write the dataset into the working directory.
+        return Err(Error::param(
+            "out",
+            "\"\"",
+            "generate needs the folder to write the dataset to (SynthConfig::in_memory has none)",
+        ));
+    }
     let synth = Synthesizer::new(cfg)?;
     let scene_dir = cfg
         .out
