@@ -223,7 +223,7 @@ impl Sequence {
             Some(_) => TrackerConfig::default().seed,
             None => seed,
         };
-        let mut cfg = SynthConfig::new("in-memory");
+        let mut cfg = SynthConfig::in_memory();
         if let Some(dir) = &study.models {
             let &(a, b) = (study.pairs.get(index % study.pairs.len().max(1)))
                 .ok_or_else(|| Error::param("pairs", "", "need at least one pair A:B"))?;

@@ -59,10 +59,10 @@ pub struct TrackArgs {
     /// in every round.
     #[arg(long, default_value_t = PARTICLE_ROUNDS)]
     pub particle_rounds: usize,
-    /// Particle moves read every Nth depth chunk and region line (1–20): each particle's gradient
-    /// is estimated from that subset, while the Newton curvature, the mean step and the loss
-    /// judgement read all (README, "Particle moves on a stride of the correspondences"). `gn`,
-    /// and the edge and depth-edge modalities, read all.
+    /// A cloud's filter update reads every Nth depth chunk and about 1/N of the region lines
+    /// (1–20): each particle's loss and gradient are estimated from that subset, while the Newton
+    /// curvature, the mean step and the loss judgement read all (README, "Particle moves on a
+    /// stride of the correspondences"). `gn`, and the edge and depth-edge modalities, read all.
     #[arg(long, default_value_t = PARTICLE_STRIDE)]
     pub particle_stride: usize,
     /// Correspondence rounds per slow frame (1–20; clamped to `--rounds`).

@@ -253,6 +253,28 @@ pub(crate) fn thinned_scale(norm: f64, n: usize, kept: usize) -> f64 {
     }
 }
 
+/// Whether correspondence `i` is among those a `stride` reads when their order is not random
+/// (region's lines come in grid order, left and right contour cells alternating row by row, so
+/// every other line would read one side only): a Fibonacci hash of `i`, `⌊i·φ·2⁶⁴⌋ ≫ 32`,
+/// taken modulo `stride`, keeps about one in `stride` spread over the whole list; every `i` at
+/// stride 1.
+pub(crate) fn scattered(i: usize, stride: usize) -> bool {
+    stride <= 1
+        || ((i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 32).is_multiple_of(stride as u64)
+}
+
+/// The items of `items` a `stride` reads ([`scattered`]), in order, and how many they are.
+pub(crate) fn scattered_subset<T>(items: &[T], stride: usize) -> (usize, impl Iterator<Item = &T>) {
+    let kept = (0..items.len()).filter(|&i| scattered(i, stride)).count();
+    let subset = items.iter().enumerate();
+    (
+        kept,
+        subset
+            .filter(move |(i, _)| scattered(*i, stride))
+            .map(|(_, t)| t),
+    )
+}
+
 /// The loss scale `n_eff / (N σ²)` of `n_points` residuals of noise `sigma` treated as `n_eff`
 /// independent measurements (`N` at least 1).
 pub(crate) fn loss_scale(n_eff: f64, sigma: f64, n_points: usize) -> f64 {
@@ -325,9 +347,9 @@ pub trait Modality: Send + Sync {
     /// rescaled to the full count, `L̃ = (N/|S|)·n_eff/(Nσ²)·Σ_{i∈S} ρ(r_i)`, and (into `grad`) the
     /// gradient of that estimate; stride 1 is [`Modality::evaluate`], bit for bit. Depth's
     /// points are i.i.d. surface samples in sampling order, so its `S` (whole chunks of 16) is a
-    /// uniform random subset and `L̃` unbiased over the samples' draw; region's lines follow the
-    /// contour in grid order, so every Nth is an even subsample of it. The default (edge,
-    /// depth-edge) ignores the stride and gives the full loss.
+    /// uniform random subset and `L̃` unbiased over the samples' draw; region's lines come in
+    /// grid order, so it reads about `N/stride` of them scattered by a hash of their index. The
+    /// default (edge, depth-edge) ignores the stride and gives the full loss.
     fn evaluate_thinned(
         &self,
         motion: &RigidMotion,
@@ -498,6 +520,9 @@ impl ObservationModel {
 /// of the evaluation cost, as a minibatch estimates a dataset's loss. Its prior, transition,
 /// curvature and Lipschitz bound are the full model's, so a Newton move reading it takes the
 /// full model's metric `(Σ̂⁻¹ + J̄)⁻¹` with each particle's gradient estimated from the subset.
+/// The thinned loss's own curvature, `(N/|S|)·Σ_S JᵀJ`, can exceed the full one where the
+/// subset is uneven, so the Lipschitz bound a gradient move splits its step by is the full
+/// model's, not a bound on this loss.
 pub struct ThinnedModel<'a> {
     /// The full model.
     pub model: &'a ObservationModel,

@@ -222,11 +222,13 @@ pub struct TrackerConfig {
     /// instead of an update of every particle. A group's first frame, and one hypothesis, move
     /// in every round.
     pub particle_rounds: usize,
-    /// A cloud's particle moves read every `particle_stride`-th correspondence of each modality
-    /// (≥ 1; default [`PARTICLE_STRIDE`]; [`crate::domains::pose::modality::ThinnedModel`]): each
-    /// particle's gradient is estimated from that subset, as a minibatch would, while the Newton
-    /// metric's curvature, the mean step, the judgement and re-detection read them all. One
-    /// hypothesis (`gn`) always reads all.
+    /// A cloud's filter update reads every `particle_stride`-th depth chunk and a scattered
+    /// `1/particle_stride` of the region lines (≥ 1; default [`PARTICLE_STRIDE`];
+    /// [`crate::domains::pose::modality::ThinnedModel`]): each particle's loss and gradient are
+    /// estimated from that subset, as a minibatch would (also a Newton move's backtracking test,
+    /// SIR's and MCL's weights and the per-particle losses published), while the Newton metric's
+    /// curvature, the mean step, the judgement and re-detection read them all. One hypothesis
+    /// (`gn`) always reads all.
     pub particle_stride: usize,
 }
 
@@ -262,9 +264,10 @@ pub const SLOW_ROUNDS: usize = 2;
 pub const PARTICLE_ROUNDS: usize = 5;
 
 /// The stride of the correspondences a particle move reads unless configured: 1, all of them.
-/// Stride 3 runs at 0.72× the per-object p50 and is level on the twelve fast sequences it was
-/// tried on, but on nineteen others (filter seeds 0–2) mean ADD-S rises 1.61 → 1.73 mm with one
-/// run over 4 mm against none (README, "Particle moves on a stride of the correspondences").
+/// Stride 2 runs at 0.80× the per-object p50 and is level within noise on the fast sequences
+/// (twelve: 1.46 → 1.41 mm; nineteen held out: 1.61 → 1.65 mm) but mixed from ycbv-mini's noisy
+/// start; stride 3 loses objects held out (README, "Particle moves on a stride of the
+/// correspondences").
 pub const PARTICLE_STRIDE: usize = 1;
 
 /// The pace threshold unless configured: 6 mm of surface motion per frame. The real ycbv-mini
