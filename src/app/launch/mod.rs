@@ -175,7 +175,7 @@ pub struct TrackerSpec {
     /// Rounds of a frame that move every particle (1–20, default
     /// [`crate::domains::pose::tracker::PARTICLE_ROUNDS`], 5), as `hdpf track --particle-rounds`.
     pub particle_rounds: Option<Spanned<usize>>,
-    /// Particle moves read every Nth correspondence (1–20, default
+    /// A cloud's update reads about 1/N of the correspondences (1–20, default
     /// [`crate::domains::pose::tracker::PARTICLE_STRIDE`]), as `hdpf track --particle-stride`.
     pub particle_stride: Option<Spanned<usize>>,
     /// Correspondence rounds per slow frame (1–20, default

@@ -621,9 +621,22 @@ mod tests {
     }
 
     fn modality(params: DepthParams) -> DepthModality {
+        modality_of(params, &model())
+    }
+
+    /// [`modality`] prepared on `points` instead of the whole grid.
+    fn modality_of(params: DepthParams, points: &[SurfacePoint]) -> DepthModality {
         let c = cam();
         let chart = PoseChart::new(m_reference(), &Vector3::zeros());
-        DepthModality::prepare(Arc::new(surface_depth(&c)), c, &chart, &model(), params)
+        DepthModality::prepare(Arc::new(surface_depth(&c)), c, &chart, points, params)
+    }
+
+    /// The default parameters with a Cauchy kernel (smooth, so central differences apply).
+    fn cauchy() -> DepthParams {
+        DepthParams {
+            robust: Robust::Cauchy(0.01),
+            ..Default::default()
+        }
     }
 
     #[test]
@@ -680,20 +693,14 @@ mod tests {
     /// none hides another, so that modality sees exactly the kept points.
     #[test]
     fn a_stride_reads_every_nth_chunk_rescaled_to_all_points() {
-        let params = DepthParams {
-            robust: Robust::Cauchy(0.01),
-            ..Default::default()
-        };
-        let m = modality(params);
+        let m = modality(cauchy());
         let kept: Vec<SurfacePoint> = (model().chunks(CHUNK).step_by(3).flatten())
             .copied()
             .collect();
         assert_eq!((m.len(), kept.len()), (121, 48));
-        let c = cam();
-        let chart = PoseChart::new(m_reference(), &Vector3::zeros());
-        let alone = DepthModality::prepare(Arc::new(surface_depth(&c)), c, &chart, &kept, params);
+        let alone = modality_of(cauchy(), &kept);
         for xi in [
-            Vector6::zeros(),
+            Vector6::new(0.002, 0.001, -0.001, -0.02, 0.01, 0.0),
             Vector6::new(0.001, -0.002, 0.0015, 0.01, -0.02, 0.015),
         ] {
             let thin = crate::domains::pose::modality::check_thinned(&m, &xi, 3);
@@ -707,11 +714,7 @@ mod tests {
 
     #[test]
     fn gradient_matches_finite_differences() {
-        let params = DepthParams {
-            robust: Robust::Cauchy(0.01),
-            ..Default::default()
-        };
-        let m = modality(params);
+        let m = modality(cauchy());
         assert!(m.len() > 100);
         for xi in [
             Vector6::new(0.001, -0.002, 0.0015, 0.01, -0.02, 0.015),

@@ -343,7 +343,7 @@ pub trait Modality: Send + Sync {
     /// `L` at `motion`; when `grad` is given, adds the point gradients into it.
     fn evaluate(&self, motion: &RigidMotion, grad: Option<&mut GradAccumulator>) -> f64;
 
-    /// `L` estimated from every `stride`-th prepared correspondence `S` (from the first),
+    /// `L` estimated from a subset `S` of about 1/`stride` of the prepared correspondences,
     /// rescaled to the full count, `L̃ = (N/|S|)·n_eff/(Nσ²)·Σ_{i∈S} ρ(r_i)`, and (into `grad`) the
     /// gradient of that estimate; stride 1 is [`Modality::evaluate`], bit for bit. Depth's
     /// points are i.i.d. surface samples in sampling order, so its `S` (whole chunks of 16) is a
@@ -414,7 +414,7 @@ impl ObjectTerms {
         self.loss_thinned(x, 1)
     }
 
-    /// `L(x)` with the modalities read over every `stride`-th correspondence
+    /// `L(x)` with the modalities read over about 1/`stride` of their correspondences
     /// ([`Modality::evaluate_thinned`]); the motion prior is exact.
     fn loss_thinned(&self, x: &[f64], stride: usize) -> f64 {
         let xi = self.tangent(x);
@@ -493,7 +493,7 @@ impl ObservationModel {
         self.objects.iter().zip(x.chunks(6))
     }
 
-    /// This model with its modalities read over every `stride`-th correspondence
+    /// This model with its modalities read over about 1/`stride` of their correspondences
     /// ([`ThinnedModel`]).
     pub fn thinned(&self, stride: usize) -> ThinnedModel<'_> {
         ThinnedModel {
@@ -515,18 +515,18 @@ impl ObservationModel {
     }
 }
 
-/// An [`ObservationModel`] whose loss and gradient read every `stride`-th correspondence of each
-/// modality ([`Modality::evaluate_thinned`]): an estimate of the full loss at about `1/stride`
-/// of the evaluation cost, as a minibatch estimates a dataset's loss. Its prior, transition,
-/// curvature and Lipschitz bound are the full model's, so a Newton move reading it takes the
-/// full model's metric `(Σ̂⁻¹ + J̄)⁻¹` with each particle's gradient estimated from the subset.
-/// The thinned loss's own curvature, `(N/|S|)·Σ_S JᵀJ`, can exceed the full one where the
-/// subset is uneven, so the Lipschitz bound a gradient move splits its step by is the full
-/// model's, not a bound on this loss.
+/// An [`ObservationModel`] whose loss and gradient read about 1/`stride` of each modality's
+/// correspondences ([`Modality::evaluate_thinned`]): an estimate of the full loss at about
+/// `1/stride` of the evaluation cost, as a minibatch estimates a dataset's loss. Its prior,
+/// transition, curvature and Lipschitz bound are the full model's, so a Newton move reading it
+/// takes the full model's metric `(Σ̂⁻¹ + J̄)⁻¹` with each particle's gradient estimated from the
+/// subset. The thinned loss's own curvature, `(N/|S|)·Σ_S JᵀJ`, can exceed the full one where the
+/// subset is uneven, so the Lipschitz bound a gradient move splits its step by is the full model's,
+/// not a bound on this loss.
 pub struct ThinnedModel<'a> {
     /// The full model.
     pub model: &'a ObservationModel,
-    /// Every `stride`-th correspondence is read (≥ 1; 1 is the full model).
+    /// About 1/`stride` of the correspondences are read (≥ 1; 1 is the full model).
     pub stride: usize,
 }
 

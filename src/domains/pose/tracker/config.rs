@@ -370,7 +370,7 @@ impl TrackerConfig {
         Ok(self)
     }
 
-    /// With particle moves reading every `particle_stride`-th correspondence
+    /// With a cloud's update reading about 1/`particle_stride` of the correspondences
     /// ([`Self::particle_stride`]); an error naming `particle_stride` unless it lies in 1..=20.
     pub fn with_particle_stride(mut self, particle_stride: usize) -> Result<Self> {
         self.particle_stride = round_count("particle_stride", particle_stride)?;

@@ -435,7 +435,7 @@ impl Tracker {
             };
             let n = f.particles().len();
             if self.config.moves_particles(round, n, first) {
-                // A cloud's moves read every `particle_stride`-th correspondence.
+                // A cloud's update reads about 1/`particle_stride` of the correspondences.
                 let stride = if n > 1 {
                     self.config.particle_stride
                 } else {
