@@ -418,8 +418,14 @@ impl DepthModality {
         mut grad: Option<&mut GradAccumulator>,
         stride: usize,
     ) -> f64 {
-        let kept = self.points.iter().step_by(stride).map(|c| c.len).sum();
-        let norm = thinned_scale(self.norm, self.len(), kept);
+        // The full scale without a pass over the chunks: this runs once per particle and round.
+        let norm = match stride {
+            1 => self.norm,
+            _ => {
+                let kept = self.points.iter().step_by(stride).map(|c| c.len).sum();
+                thinned_scale(self.norm, self.len(), kept)
+            }
+        };
         let mut total = 0.0;
         let (mut cost, mut rho, mut psi) = (ZERO, ZERO, ZERO);
         let robust = self.params.robust;

@@ -265,7 +265,10 @@ pub(crate) fn scattered(i: usize, stride: usize) -> bool {
 
 /// The items of `items` a `stride` reads ([`scattered`]), in order, and how many they are.
 pub(crate) fn scattered_subset<T>(items: &[T], stride: usize) -> (usize, impl Iterator<Item = &T>) {
-    let kept = (0..items.len()).filter(|&i| scattered(i, stride)).count();
+    let kept = match stride {
+        0 | 1 => items.len(),
+        _ => (0..items.len()).filter(|&i| scattered(i, stride)).count(),
+    };
     let subset = items.iter().enumerate();
     (
         kept,

@@ -446,7 +446,7 @@ impl Tracker {
                     diag = f.update(&moves)?;
                 }
             }
-            if self.config.mean_step && f.particles().len() > 1 {
+            if self.config.mean_step && n > 1 {
                 mean_step(&model, f.particles_mut(), MEAN_STEP_HALVINGS)?;
             }
             let moved = self.estimate_round(members, &mut charts, (&mut f, &model), &diag, out);
