@@ -384,13 +384,16 @@ fn tracker_tables_take_rounds_redetect_and_the_newton_filters() {
     );
     let paced = text.replace(
         "rounds = 4",
-        "rounds = 4\nslow_rounds = 3\nfast_motion_mm = 10.0\nparticle_rounds = 2\nparticle_stride = 3",
+        "rounds = 4\nslow_rounds = 3\nfast_motion_mm = 10.0\nparticle_rounds = 2\nparticle_stride = 3\nviews = true",
     );
     let l = launch::load_str(Path::new("good.toml"), &paced, &[]).unwrap();
     let gn = l.tracker_config(&l.file.tracker[1]).unwrap();
     assert_eq!((gn.rounds, gn.slow_rounds, gn.fast_motion), (4, 3, 0.01));
     assert_eq!((plain.particle_rounds, gn.particle_rounds), (5, 2));
     assert_eq!((plain.particle_stride, gn.particle_stride), (1, 3));
+    assert_eq!((plain.views, gn.views), (false, true));
+    let e = err(&paced.replace("views = true", "views = 2"), &[]);
+    assert!(e.contains("views"), "{e}");
     let e = err(
         &paced.replace("particle_stride = 3", "particle_stride = 0"),
         &[],

@@ -88,6 +88,11 @@ pub struct TrackArgs {
     /// (README, "The mean step; rfpf-newton the default"); `gn` (one hypothesis) never takes it.
     #[arg(long, default_value = "on", value_parser = ["on", "off"])]
     pub mean_step: String,
+    /// Visible and contour points from each object's sparse viewpoint model (`on`: the nearest
+    /// of 2562 views rendered once, as ICG does) or computed at every prepared pose (`off`, the
+    /// default) (README, "The sparse viewpoint model").
+    #[arg(long, default_value = "off", value_parser = ["on", "off"])]
+    pub views: String,
     /// Particles per filter.
     #[arg(long, default_value_t = 100)]
     pub particles: usize,
@@ -248,6 +253,7 @@ pub fn config_from_args(args: &TrackArgs) -> Result<TrackerConfig> {
     c.motion = args.motion.parse()?;
     c.redetect = (args.redetect == "on").then(RedetectConfig::default);
     c.mean_step = args.mean_step == "on";
+    c.views = args.views == "on";
     Ok(c)
 }
 

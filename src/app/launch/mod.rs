@@ -169,6 +169,10 @@ pub struct TrackerSpec {
     /// The mean step after each correspondence round (default true, as `hdpf track --mean-step`).
     #[serde(default = "default_true")]
     pub mean_step: bool,
+    /// Visible and contour points from each object's sparse viewpoint model (default false, as
+    /// `hdpf track --views`).
+    #[serde(default)]
+    pub views: bool,
     /// Correspondence rounds per fast frame, at most (1–20, default
     /// [`crate::domains::pose::tracker::DEFAULT_ROUNDS`], 8).
     pub rounds: Option<Spanned<usize>>,
@@ -397,6 +401,7 @@ impl Launch {
         }
         c.redetect = t.redetect.then(RedetectConfig::default);
         c.mean_step = t.mean_step;
+        c.views = t.views;
         if let Some(r) = &t.rounds {
             c = c
                 .with_rounds(*r.get_ref())

@@ -24,7 +24,8 @@
 
 use super::lanes::{avx2_or_baseline, lane, place_lanes, rotate_lanes, Lane, CHUNK, ZERO};
 use super::spec::{FrameTerm, ModalitySpec, Needs};
-use super::visible::{visible_points, VisibilityParams};
+use super::views::Shape;
+use super::visible::VisibilityParams;
 use super::RgbdFrame;
 use super::{
     loss_grad_by, loss_scale, thinned_scale, GradAccumulator, ImageF32, Modality, PoseChart,
@@ -139,7 +140,7 @@ impl FrameTerm for DepthFrame {
         camera: &Camera,
         chart: &PoseChart,
         _object: usize,
-        points: &[SurfacePoint],
+        shape: &Shape,
         widen: f64,
     ) -> Box<dyn Modality> {
         let params = self.params.scaled(widen);
@@ -147,7 +148,7 @@ impl FrameTerm for DepthFrame {
             self.depth.clone(),
             *camera,
             chart,
-            points,
+            shape,
             params,
         ))
     }
@@ -162,9 +163,9 @@ impl FrameTerm for DepthFrame {
         &self,
         camera: &Camera,
         chart: &PoseChart,
-        points: &[SurfacePoint],
+        shape: &Shape,
     ) -> Option<Option<f64>> {
-        let losses = self.shifted_detection_losses(camera, chart, points, &[Vector3::zeros()])?;
+        let losses = self.shifted_detection_losses(camera, chart, shape, &[Vector3::zeros()])?;
         Some(losses.into_iter().next().flatten())
     }
 
@@ -176,7 +177,7 @@ impl FrameTerm for DepthFrame {
         &self,
         camera: &Camera,
         chart: &PoseChart,
-        points: &[SurfacePoint],
+        shape: &Shape,
         shifts: &[Vector3<f64>],
     ) -> Option<Vec<Option<f64>>> {
         use rayon::prelude::*;
@@ -184,14 +185,14 @@ impl FrameTerm for DepthFrame {
             missing_cost: 1.0,
             ..self.params
         };
-        let depth = DepthModality::prepare(self.depth.clone(), *camera, chart, points, *p);
+        let depth = DepthModality::prepare(self.depth.clone(), *camera, chart, shape, *p);
         if depth.is_empty() {
             // Nothing visible at the reference (off the image, say): the shifted poses may
             // still show the object, each to its own points (a zero shift is the reference).
             return match shifts.iter().all(|t| *t == Vector3::zeros()) {
                 true => Some(vec![None; shifts.len()]),
                 false => {
-                    super::spec::detection_losses_one_by_one(self, camera, chart, points, shifts)
+                    super::spec::detection_losses_one_by_one(self, camera, chart, shape, shifts)
                 }
             };
         }
@@ -272,10 +273,10 @@ impl DepthModality {
         depth: SharedImage,
         cam: Camera,
         chart: &PoseChart,
-        model: &[SurfacePoint],
+        model: &Shape,
         params: DepthParams,
     ) -> Self {
-        let visible = visible_points(model, &chart.reference, &cam, &params.visibility);
+        let visible = model.visible(&chart.reference, &cam, &params.visibility);
         let points = (visible.chunks(CHUNK))
             .map(|c| PointChunk::new(c, &chart.centre))
             .collect();
@@ -627,14 +628,20 @@ mod tests {
     }
 
     fn modality(params: DepthParams) -> DepthModality {
-        modality_of(params, &model())
+        modality_of(params, &Shape::from(model()))
     }
 
     /// [`modality`] prepared on `points` instead of the whole grid.
     fn modality_of(params: DepthParams, points: &[SurfacePoint]) -> DepthModality {
         let c = cam();
         let chart = PoseChart::new(m_reference(), &Vector3::zeros());
-        DepthModality::prepare(Arc::new(surface_depth(&c)), c, &chart, points, params)
+        DepthModality::prepare(
+            Arc::new(surface_depth(&c)),
+            c,
+            &chart,
+            &Shape::from(points.to_vec()),
+            params,
+        )
     }
 
     /// The default parameters with a Cauchy kernel (smooth, so central differences apply).
@@ -668,11 +675,11 @@ mod tests {
             Vector3::new(0.09, 0.0, 0.0),
         ];
         let fast = term
-            .shifted_detection_losses(&c, &chart, &model(), &shifts)
+            .shifted_detection_losses(&c, &chart, &Shape::from(model()), &shifts)
             .unwrap();
         let fast: Vec<f64> = fast.into_iter().map(Option::unwrap).collect();
         for (t, got) in shifts[..4].iter().zip(&fast) {
-            let want = (term.detection_loss(&c, &chart.translated(t), &model()))
+            let want = (term.detection_loss(&c, &chart.translated(t), &Shape::from(model())))
                 .unwrap()
                 .unwrap();
             assert!((got - want).abs() < 1e-9, "shift {t:?}: {got} vs {want}");
@@ -687,7 +694,7 @@ mod tests {
             &Vector3::zeros(),
         );
         let back = [Vector3::zeros(), Vector3::new(-0.5, 0.0, 0.0)];
-        let got = term.shifted_detection_losses(&c, &off, &model(), &back);
+        let got = term.shifted_detection_losses(&c, &off, &Shape::from(model()), &back);
         assert_eq!(got.as_ref().map(|g| g[0]), Some(None));
         let got = got.and_then(|g| g[1]).unwrap();
         assert!((got - fast[0]).abs() < 1e-9, "{got} vs {}", fast[0]);
@@ -837,7 +844,13 @@ mod tests {
                 missing_cost,
                 ..Default::default()
             };
-            let m = DepthModality::prepare(Arc::new(depth.clone()), c, &chart, &model(), params);
+            let m = DepthModality::prepare(
+                Arc::new(depth.clone()),
+                c,
+                &chart,
+                &Shape::from(model()),
+                params,
+            );
             for xi in [
                 Vector6::new(0.001, -0.002, 0.0015, 0.01, -0.02, 0.015),
                 Vector6::new(0.0, 0.0, 0.03, 0.1, 0.0, 0.0),
@@ -895,8 +908,13 @@ mod tests {
             data: vec![0.0; w * h],
         };
         let chart = PoseChart::new(Isometry3::translation(0.0, 0.0, 0.5), &Vector3::zeros());
-        let m0 =
-            DepthModality::prepare(Arc::new(empty), c, &chart, &model(), DepthParams::default());
+        let m0 = DepthModality::prepare(
+            Arc::new(empty),
+            c,
+            &chart,
+            &Shape::from(model()),
+            DepthParams::default(),
+        );
         assert_eq!(m0.loss(&Vector6::zeros()), 0.0);
     }
 

@@ -14,6 +14,7 @@
 //! with `DT` interpolated bilinearly (piecewise linear, so `L` is piecewise smooth).
 
 use super::spec::{FrameTerm, ModalitySpec, Needs};
+use super::views::Shape;
 use super::visible::{contour_points, visible_points, VisibilityParams};
 use super::RgbdFrame;
 use super::{
@@ -225,7 +226,7 @@ impl FrameTerm for EdgeFrame {
         camera: &Camera,
         chart: &PoseChart,
         _object: usize,
-        points: &[SurfacePoint],
+        points: &Shape,
         _widen: f64,
     ) -> Box<dyn Modality> {
         let dist = self.dist.clone();

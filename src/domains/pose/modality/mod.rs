@@ -34,6 +34,7 @@ mod lanes;
 pub mod region;
 pub mod registry;
 pub mod spec;
+pub mod views;
 pub mod visible;
 
 pub use crate::domains::pose::frame::{ImageF32, RgbdFrame, Sample, SharedImage};

@@ -53,7 +53,8 @@
 //! silhouette looks like the object learned so far.
 
 use super::spec::{FrameTerm, Memory, ModalitySpec, Needs};
-use super::visible::{visible_points, Silhouette, VisibilityParams};
+use super::views::Shape;
+use super::visible::{Silhouette, VisibilityParams};
 use super::{scattered_subset, thinned_scale, GradAccumulator, Modality, PoseChart, RgbdFrame};
 use super::{RigidMotion, Robust, SharedImage};
 use crate::core::error::Result;
@@ -319,24 +320,15 @@ fn hidden(depth: &SharedImage, z: f64, at: &Vector2<f64>, occlusion: f64) -> boo
 /// Where a line starts: contour point (camera frame), outward image normal, projected point.
 type LineSeed = (Vector3<f64>, Vector2<f64>, Vector2<f64>);
 
-/// Contour points of `points` posed by `pose`, with outward unit normals and their projections.
-fn lines_at<'a>(
-    params: &RegionParams,
-    camera: &Camera,
-    pose: &Isometry3<f64>,
-    points: &'a [SurfacePoint],
-) -> (Option<Silhouette<'a>>, Vec<LineSeed>) {
-    let Some(sil) = Silhouette::new(points, pose, camera, params.cell_px) else {
-        return (None, Vec::new());
-    };
-    let lines = (sil.contour_normals(camera, params.normal_reach, params.lines))
-        .into_iter()
+/// Line seeds from contour points with their outward unit image normals: the point, the normal
+/// and the point's projection.
+fn seeds(camera: &Camera, contour: Vec<(SurfacePoint, [f64; 2])>) -> Vec<LineSeed> {
+    (contour.into_iter())
         .map(|(pt, n)| {
             let (u, v) = camera.project_xyz(&pt.p.coords);
             (pt.p.coords, Vector2::new(n[0], n[1]), Vector2::new(u, v))
         })
-        .collect();
-    (Some(sil), lines)
+        .collect()
 }
 
 impl RegionFrame {
@@ -359,16 +351,13 @@ impl RegionFrame {
         (self.depth.as_ref()).is_some_and(|d| hidden(d, z, at, self.params.occlusion))
     }
 
-    /// The lines of `points` at `pose` ([`lines_at`]) without the occluded ones.
-    fn open_lines<'a>(
-        &self,
-        camera: &Camera,
-        pose: &Isometry3<f64>,
-        points: &'a [SurfacePoint],
-    ) -> (Option<Silhouette<'a>>, Vec<LineSeed>) {
-        let (sil, mut lines) = lines_at(&self.params, camera, pose, points);
+    /// The lines of `shape` at `pose` ([`Shape::contour`]) without the occluded ones.
+    fn open_lines(&self, camera: &Camera, pose: &Isometry3<f64>, shape: &Shape) -> Vec<LineSeed> {
+        let p = &self.params;
+        let contour = shape.contour(pose, camera, (p.cell_px, p.normal_reach), p.lines);
+        let mut lines = seeds(camera, contour);
         lines.retain(|(q, n, c)| !self.occluded(q, n, c));
-        (sil, lines)
+        lines
     }
 
     /// Pixel counts along the lines of the silhouette at `pose`: inside it (foreground) and
@@ -381,9 +370,12 @@ impl RegionFrame {
     ) -> (Vec<f64>, Vec<f64>) {
         let p = &self.params;
         let (mut fg, mut bg) = (vec![0.0; p.n_bins()], vec![0.0; p.n_bins()]);
-        let (Some(sil), lines) = self.open_lines(camera, pose, points) else {
+        // Learned once a frame, from the silhouette at the pose itself (never from a view).
+        let Some(sil) = Silhouette::new(points, pose, camera, p.cell_px) else {
             return (fg, bg);
         };
+        let mut lines = seeds(camera, sil.contour_normals(camera, p.normal_reach, p.lines));
+        lines.retain(|(q, n, c)| !self.occluded(q, n, c));
         let steps = p.learn_length.max(1.0) as usize;
         for (_, n, c) in &lines {
             for (sign, hist, want_inside) in [(-1.0, &mut fg, true), (1.0, &mut bg, false)] {
@@ -463,14 +455,14 @@ impl RegionFrame {
         camera: &Camera,
         chart: &PoseChart,
         model: &ColourModel,
-        points: &[SurfacePoint],
+        surface: &Shape,
         s: usize,
     ) -> RegionModality {
         let p = &self.params;
         let mut m = RegionModality::empty(camera, chart, p);
         let (shape, mut scratch) = (p.line_shape(), LineScratch::default());
         let sigma2 = (p.sigma * s as f64).powi(2) / shape.min_variance;
-        let (_, lines) = self.open_lines(camera, &chart.reference, points);
+        let lines = self.open_lines(camera, &chart.reference, surface);
         for (q, n, c) in lines {
             if let Some((mean, var)) = self.distribution(model, (&c, &n), s, (&shape, &mut scratch))
             {
@@ -501,14 +493,14 @@ impl FrameTerm for RegionFrame {
         camera: &Camera,
         chart: &PoseChart,
         object: usize,
-        points: &[SurfacePoint],
+        shape: &Shape,
         widen: f64,
     ) -> Box<dyn Modality> {
         let memory = (self.memory.objects.read()).unwrap_or_else(|e| e.into_inner());
         Box::new(match memory.get(object).and_then(Option::as_ref) {
             Some(model) => {
                 let s = self.params.segment_at(widen);
-                self.modality(camera, chart, model, points, s)
+                self.modality(camera, chart, model, shape, s)
             }
             None => RegionModality::empty(camera, chart, &self.params),
         })
@@ -522,16 +514,11 @@ impl FrameTerm for RegionFrame {
         camera: &Camera,
         chart: &PoseChart,
         object: usize,
-        points: &[SurfacePoint],
+        shape: &Shape,
     ) -> Option<f64> {
         let memory = (self.memory.objects.read()).unwrap_or_else(|e| e.into_inner());
         let model = memory.get(object).and_then(Option::as_ref)?;
-        let visible = visible_points(
-            points,
-            &chart.reference,
-            camera,
-            &VisibilityParams::default(),
-        );
+        let visible = shape.visible(&chart.reference, camera, &VisibilityParams::default());
         let (sum, n) = (visible.iter())
             .filter_map(|pt| {
                 let (u, v) = camera.project_xyz(&pt.p.coords);
@@ -548,14 +535,8 @@ impl FrameTerm for RegionFrame {
 
     /// Blend the colours along the lines of `pose` into object `object`'s histograms (the
     /// first time with rate 1).
-    fn learn(
-        &self,
-        camera: &Camera,
-        object: usize,
-        pose: &Isometry3<f64>,
-        points: &[SurfacePoint],
-    ) {
-        let (fg, bg) = self.count(camera, pose, points);
+    fn learn(&self, camera: &Camera, object: usize, pose: &Isometry3<f64>, shape: &Shape) {
+        let (fg, bg) = self.count(camera, pose, shape);
         let mut objects = self
             .memory
             .objects
@@ -758,7 +739,7 @@ pub(crate) mod tests {
             params,
             memory: Arc::new(ColourMemory::default()),
         };
-        term.learn(&cam(), 0, &truth(), &points());
+        term.learn(&cam(), 0, &truth(), &Shape::from(points()));
         term
     }
 
@@ -768,7 +749,7 @@ pub(crate) mod tests {
         let chart = PoseChart::new(reference, &Vector3::zeros());
         let memory = term.memory.objects.read().unwrap();
         let model = memory[0].as_ref().unwrap();
-        term.modality(&cam(), &chart, model, &points(), 2)
+        term.modality(&cam(), &chart, model, &Shape::from(points()), 2)
     }
 
     fn offset(xi: [f64; 6]) -> Isometry3<f64> {
@@ -919,10 +900,10 @@ pub(crate) mod tests {
         let open = term(params);
         let memory = params.memory().unwrap();
         let hidden = params.prepare_tracked(&f, &memory).unwrap();
-        hidden.learn(&cam(), 0, &truth(), &points());
+        hidden.learn(&cam(), 0, &truth(), &Shape::from(points()));
         let chart = PoseChart::new(truth(), &Vector3::zeros());
         let all = modality(&open, truth());
-        let kept = hidden.prepare(&cam(), &chart, 0, &points(), 1.0);
+        let kept = hidden.prepare(&cam(), &chart, 0, &Shape::from(points()), 1.0);
         let left = all.lines.iter().filter(|l| l.c.x < 80.0 - 4.0).count();
         assert!(left > 10, "{left} lines on the left");
         assert!(
@@ -940,9 +921,10 @@ pub(crate) mod tests {
         }));
         let memory = params.memory().unwrap();
         let t = params.prepare_tracked(&behind, &memory).unwrap();
-        t.learn(&cam(), 0, &truth(), &points());
+        t.learn(&cam(), 0, &truth(), &Shape::from(points()));
         assert_eq!(
-            t.prepare(&cam(), &chart, 0, &points(), 1.0).len(),
+            t.prepare(&cam(), &chart, 0, &Shape::from(points()), 1.0)
+                .len(),
             all.len()
         );
     }
@@ -955,7 +937,7 @@ pub(crate) mod tests {
         let t = term(params);
         let at = |t: &RegionFrame, pose: Isometry3<f64>, object: usize| {
             let chart = PoseChart::new(pose, &Vector3::zeros());
-            t.colour_loss(&cam(), &chart, object, &points())
+            t.colour_loss(&cam(), &chart, object, &Shape::from(points()))
         };
         let here = at(&t, truth(), 0).unwrap();
         // The learned posterior of the box's red is near 1 (blue never appears inside).
@@ -1054,8 +1036,14 @@ pub(crate) mod tests {
         let memory = params.memory().unwrap();
         let term = params.prepare_tracked(&frame(), &memory).unwrap();
         let chart = PoseChart::new(truth(), &Vector3::zeros());
-        assert!(term.prepare(&cam(), &chart, 0, &points(), 1.0).is_empty());
-        term.learn(&cam(), 0, &truth(), &points());
-        assert!(term.prepare(&cam(), &chart, 0, &points(), 1.0).len() > 30);
+        assert!(term
+            .prepare(&cam(), &chart, 0, &Shape::from(points()), 1.0)
+            .is_empty());
+        term.learn(&cam(), 0, &truth(), &Shape::from(points()));
+        assert!(
+            term.prepare(&cam(), &chart, 0, &Shape::from(points()), 1.0)
+                .len()
+                > 30
+        );
     }
 }

@@ -3,10 +3,10 @@
 //! optionally a detection score). The tracker sums the terms without knowing any modality by name;
 //! [`super::registry`] names them for the CLI and launch files.
 
+use super::views::Shape;
 use super::{Modality, PoseChart, RgbdFrame};
 use crate::core::error::Result;
 use crate::core::geometry::camera::Camera;
-use crate::domains::pose::mesh::SurfacePoint;
 use nalgebra::{Isometry3, Vector3};
 use std::any::Any;
 use std::fmt;
@@ -66,7 +66,7 @@ pub trait ModalitySpec: Send + Sync + fmt::Debug {
 
 /// A modality prepared for one frame.
 pub trait FrameTerm: Send + Sync {
-    /// Object `points`' term about `chart`, with length scales widened by `widen ≥ 1` where the
+    /// Object `shape`'s term about `chart`, with length scales widened by `widen ≥ 1` where the
     /// modality supports coarse-to-fine (loss, analytic gradient, Gauss–Newton curvature);
     /// `object` is the object's index in the tracker, for modalities with per-object memory.
     fn prepare(
@@ -74,7 +74,7 @@ pub trait FrameTerm: Send + Sync {
         camera: &Camera,
         chart: &PoseChart,
         object: usize,
-        points: &[SurfacePoint],
+        shape: &Shape,
         widen: f64,
     ) -> Box<dyn Modality>;
 
@@ -88,14 +88,7 @@ pub trait FrameTerm: Send + Sync {
     /// After the frame (and once at the tracker's first frame, before it): object `object`'s
     /// published estimate `pose`, for a modality that learns online from the frame (default:
     /// nothing).
-    fn learn(
-        &self,
-        _camera: &Camera,
-        _object: usize,
-        _pose: &Isometry3<f64>,
-        _points: &[SurfacePoint],
-    ) {
-    }
+    fn learn(&self, _camera: &Camera, _object: usize, _pose: &Isometry3<f64>, _shape: &Shape) {}
 
     /// The detection loss at `chart`'s reference pose, about the fraction of visible points that
     /// are outliers (0 for a perfect fit, ≈ 1 when nothing fits), if this modality judges
@@ -104,7 +97,7 @@ pub trait FrameTerm: Send + Sync {
         &self,
         _camera: &Camera,
         _chart: &PoseChart,
-        _points: &[SurfacePoint],
+        _shape: &Shape,
     ) -> Option<Option<f64>> {
         None
     }
@@ -122,7 +115,7 @@ pub trait FrameTerm: Send + Sync {
         _camera: &Camera,
         _chart: &PoseChart,
         _object: usize,
-        _points: &[SurfacePoint],
+        _shape: &Shape,
     ) -> Option<f64> {
         None
     }
@@ -136,10 +129,10 @@ pub trait FrameTerm: Send + Sync {
         &self,
         camera: &Camera,
         chart: &PoseChart,
-        points: &[SurfacePoint],
+        shape: &Shape,
         shifts: &[Vector3<f64>],
     ) -> Option<Vec<Option<f64>>> {
-        detection_losses_one_by_one(self, camera, chart, points, shifts)
+        detection_losses_one_by_one(self, camera, chart, shape, shifts)
     }
 }
 
@@ -150,11 +143,11 @@ pub fn detection_losses_one_by_one<T: FrameTerm + ?Sized>(
     term: &T,
     camera: &Camera,
     chart: &PoseChart,
-    points: &[SurfacePoint],
+    shape: &Shape,
     shifts: &[Vector3<f64>],
 ) -> Option<Vec<Option<f64>>> {
     (shifts.iter())
-        .map(|t| term.detection_loss(camera, &chart.translated(t), points))
+        .map(|t| term.detection_loss(camera, &chart.translated(t), shape))
         .collect()
 }
 

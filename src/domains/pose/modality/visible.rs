@@ -42,6 +42,17 @@ pub fn visible_points(
     cam: &Camera,
     params: &VisibilityParams,
 ) -> Vec<SurfacePoint> {
+    let kept = visible_indices(model, pose, cam, params);
+    subsample_by(&kept, params.max_points, |&i| posed(pose, &model[i]))
+}
+
+/// The indices into `model` of [`visible_points`] before the subsample, in model order.
+pub(crate) fn visible_indices(
+    model: &[SurfacePoint],
+    pose: &Isometry3<f64>,
+    cam: &Camera,
+    params: &VisibilityParams,
+) -> Vec<usize> {
     // The facing test runs in the model frame, before any point is posed: a point's ray from the
     // camera centre `o = −Rᵀt` is `p − o` there, of the same length and the same dot product with
     // the normal as in the camera frame (`R` preserves both), so a point facing away costs one
@@ -82,9 +93,7 @@ pub fn visible_points(
         *b = b.min(z);
     }
     candidates.retain(|&(_, z, cell)| z <= zbuf[at(cell)] + params.depth_tolerance);
-    subsample_by(&candidates, params.max_points, |&(i, _, _)| {
-        posed(pose, &model[i])
-    })
+    candidates.into_iter().map(|(i, _, _)| i).collect()
 }
 
 /// Points of `model` (posed by `pose`, camera frame) on the occluding contour of its projection
@@ -278,6 +287,19 @@ impl<'a> Silhouette<'a> {
         reach: usize,
         max_points: usize,
     ) -> Vec<(SurfacePoint, [f64; 2])> {
+        let with_normals = self.contour_normal_indices(cam, reach);
+        subsample_by(&with_normals, max_points, |&(i, n)| {
+            (posed(&self.pose, &self.model[i]), n)
+        })
+    }
+
+    /// [`Silhouette::contour_normals`] before the subsample, as indices into the model, in grid
+    /// order.
+    pub(crate) fn contour_normal_indices(
+        &self,
+        cam: &Camera,
+        reach: usize,
+    ) -> Vec<(usize, [f64; 2])> {
         let r = reach.max(1) as isize;
         let (cols, rows) = (self.cols as isize, self.rows as isize);
         let with_normals = self.contour_cells(cam).filter_map(|(c, i)| {
@@ -294,10 +316,9 @@ impl<'a> Silhouette<'a> {
                 }
             }
             let norm = (nx * nx + ny * ny).sqrt();
-            (norm > 1e-9).then_some((i, [nx / norm, ny / norm]))
+            (norm > 1e-9).then_some((self.projected[i].0, [nx / norm, ny / norm]))
         });
-        let with_normals: Vec<(usize, [f64; 2])> = with_normals.collect();
-        subsample_by(&with_normals, max_points, |&(i, n)| (self.point(i), n))
+        with_normals.collect()
     }
 
     /// Projected point `i`, posed (camera frame).
@@ -307,7 +328,7 @@ impl<'a> Silhouette<'a> {
 }
 
 /// `m` moved into the camera frame by `pose`.
-fn posed(pose: &Isometry3<f64>, m: &SurfacePoint) -> SurfacePoint {
+pub(crate) fn posed(pose: &Isometry3<f64>, m: &SurfacePoint) -> SurfacePoint {
     SurfacePoint {
         p: pose * m.p,
         n: pose.rotation * m.n,
@@ -343,7 +364,7 @@ fn or_into(dst: &mut [bool], src: &[bool]) {
 
 /// Every `⌈len/max⌉`-th element of `v`, mapped by `f`, so at most `max` remain (deterministic,
 /// spatially even for surface samples drawn in random order).
-fn subsample_by<T, U>(v: &[T], max: usize, f: impl Fn(&T) -> U) -> Vec<U> {
+pub(crate) fn subsample_by<T, U>(v: &[T], max: usize, f: impl Fn(&T) -> U) -> Vec<U> {
     if v.len() <= max {
         return v.iter().map(f).collect();
     }

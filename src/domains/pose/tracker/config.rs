@@ -230,6 +230,10 @@ pub struct TrackerConfig {
     /// curvature, the mean step, the judgement and re-detection read them all. One hypothesis
     /// (`gn`) always reads all.
     pub particle_stride: usize,
+    /// Visible and contour points from each object's sparse viewpoint model
+    /// ([`crate::domains::pose::modality::views`]: the nearest of 2562 precomputed views, as ICG
+    /// does) instead of a z-buffer and a silhouette at every prepared pose.
+    pub views: bool,
 }
 
 /// The modalities unless configured: depth and region. On the real ycbv-mini clips region adds
@@ -269,6 +273,9 @@ pub const PARTICLE_ROUNDS: usize = 5;
 /// start; stride 3 loses objects held out (README, "Particle moves on a stride of the
 /// correspondences").
 pub const PARTICLE_STRIDE: usize = 1;
+
+/// Whether [`TrackerConfig::views`] is on unless configured.
+pub const VIEWS: bool = false;
 
 /// The pace threshold unless configured: 6 mm of surface motion per frame. The real ycbv-mini
 /// clips move at most 2.2 mm per frame (ground truth), the fast sequences 11–46 mm (10th
@@ -315,6 +322,7 @@ impl Default for TrackerConfig {
             mean_step: true,
             particle_rounds: PARTICLE_ROUNDS,
             particle_stride: PARTICLE_STRIDE,
+            views: VIEWS,
         }
     }
 }

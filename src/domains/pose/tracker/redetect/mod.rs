@@ -8,6 +8,7 @@ use crate::core::error::Result;
 use crate::core::geometry::camera::Camera;
 use crate::core::stats::upper_median;
 use crate::domains::pose::mesh::SurfacePoint;
+use crate::domains::pose::modality::views::Shape;
 use crate::domains::pose::modality::visible::visible_points;
 use crate::domains::pose::modality::{ImageF32, PoseChart, RgbdFrame};
 use nalgebra::{Isometry3, Matrix6, Point3, Vector3, Vector6};
@@ -266,7 +267,10 @@ impl Tracker {
             return false;
         };
         let chart = PoseChart::new(Isometry3::identity(), &obj.centre);
-        (maps.terms.iter()).any(|m| m.detection_loss(&frame.camera, &chart, &[]).is_some())
+        (maps.terms.iter()).any(|m| {
+            m.detection_loss(&frame.camera, &chart, &Shape::default())
+                .is_some()
+        })
     }
 
     /// Re-detect object `k` (member `j` of group `g`), just judged lost by [`Tracker::judge`],

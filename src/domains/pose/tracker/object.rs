@@ -1,0 +1,58 @@
+//! A tracked object's geometry, a component of the tracker.
+
+use crate::core::error::{Error, Result};
+use crate::domains::pose::mesh::Mesh;
+use crate::domains::pose::modality::views::{Shape, ViewParams};
+use nalgebra::Vector3;
+
+/// A tracked object's geometry: oriented surface samples and the rotation centre (model frame).
+#[derive(Clone, Debug)]
+pub struct ObjectModel {
+    /// BOP object id.
+    pub obj_id: u32,
+    /// Surface samples with normals (metres), and their views when the tracker uses them
+    /// ([`super::TrackerConfig::views`]).
+    pub points: Shape,
+    /// Bounding-box centre (rotation centre of the chart).
+    pub centre: Vector3<f64>,
+    /// Largest distance of a sample from the centre.
+    pub radius: f64,
+    /// Half the bounding box's extent along each model axis (about `centre`).
+    pub half_extent: Vector3<f64>,
+}
+
+impl ObjectModel {
+    /// Sample `n` oriented points of `mesh` (deterministic in `seed`).
+    pub fn from_mesh(obj_id: u32, mesh: &Mesh, n: usize, seed: u64) -> Result<Self> {
+        let points = mesh.sample_surface(n, seed);
+        if points.is_empty() {
+            return Err(Error::param("mesh", obj_id, "object model has no surface"));
+        }
+        let (lo, hi) = mesh.bounding_box();
+        let centre = (lo.coords + hi.coords) / 2.0;
+        let radius = points
+            .iter()
+            .map(|p| (p.p.coords - centre).norm())
+            .fold(0.0, f64::max);
+        let half_extent = (hi.coords - lo.coords) / 2.0;
+        Ok(Self {
+            obj_id,
+            points: Shape::new(points),
+            centre,
+            radius,
+            half_extent,
+        })
+    }
+}
+
+impl ObjectModel {
+    /// With its sparse viewpoint model ([`crate::domains::pose::modality::views`], default
+    /// [`ViewParams`]) about its centre and radius.
+    pub fn with_views(mut self) -> Self {
+        let (centre, radius) = (self.centre, self.radius);
+        self.points = self
+            .points
+            .with_views(ViewParams::default(), centre, radius);
+        self
+    }
+}
