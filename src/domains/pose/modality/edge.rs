@@ -226,11 +226,11 @@ impl FrameTerm for EdgeFrame {
         camera: &Camera,
         chart: &PoseChart,
         _object: usize,
-        points: &Shape,
+        shape: &Shape,
         _widen: f64,
     ) -> Box<dyn Modality> {
         let dist = self.dist.clone();
-        let m = EdgeModality::prepare(dist, *camera, chart, points, self.params, self.select);
+        let m = EdgeModality::prepare(dist, *camera, chart, shape, self.params, self.select);
         Box::new(m)
     }
 }

@@ -9,7 +9,8 @@
 //! `p_f(y) = h_f(y) / (h_f(y) + h_b(y))`, `p_b = 1 − p_f` (½ where both are empty).
 //!
 //! # Correspondence lines (per object and round, about the round's reference pose)
-//! At `N` contour points `c_i` with outward image normal `n_i` ([`Silhouette::contour_normals`]),
+//! At `N` contour points `c_i` with outward image normal `n_i` ([`Shape::contour`]: the
+//! silhouette's at the pose, or the nearest view's, [`super::views`]),
 //! a line of `F + D − 1` segments of `s` pixels (`s` grows with the tracker's widening: coarse to
 //! fine) is centred on `π(c_i)`. Segment `j` has `P_f(j) ∝ Π_{pixels} p_f`, `P_b(j) ∝ Π p_b`
 //! (normalised to sum 1). With the smoothed step `h_f(x) = ½ − α tanh(x / 2β)`, `h_b = 1 − h_f`

@@ -229,10 +229,9 @@ impl Tracker {
         let memories = (config.modalities.iter())
             .map(|m| m.spec().memory())
             .collect();
-        let objects = match config.views {
-            true => objects.into_iter().map(ObjectModel::with_views).collect(),
-            false => objects,
-        };
+        let objects = (objects.into_iter())
+            .map(|o| o.with_views(config.views))
+            .collect();
         Ok(Self {
             config,
             objects,
@@ -985,6 +984,7 @@ pub(crate) mod tests {
             let mut config = depth_only(config.with_particle_stride(stride).unwrap());
             config.views = views;
             let mut tracker = Tracker::new(config, vec![object.clone()], vec![pose]).unwrap();
+            assert_eq!(tracker.objects()[0].points.has_views(), views);
             for _ in 0..6 {
                 let out = tracker.step(&frame).unwrap();
                 let err = (out.poses[0].translation.vector - pose.translation.vector).norm();

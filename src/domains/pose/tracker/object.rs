@@ -47,12 +47,12 @@ impl ObjectModel {
 
 impl ObjectModel {
     /// With its sparse viewpoint model ([`crate::domains::pose::modality::views`], default
-    /// [`ViewParams`]) about its centre and radius.
-    pub fn with_views(mut self) -> Self {
-        let (centre, radius) = (self.centre, self.radius);
-        self.points = self
-            .points
-            .with_views(ViewParams::default(), centre, radius);
+    /// [`ViewParams`]) about its centre, or without one: every selection at its pose.
+    pub fn with_views(mut self, views: bool) -> Self {
+        self.points = match views {
+            true => (self.points).with_views(ViewParams::default(), self.centre),
+            false => self.points.without_views(),
+        };
         self
     }
 }
