@@ -13,7 +13,7 @@ use crate::domains::pose::metrics::{evaluate_with, EvalOptions, EvalReport};
 use crate::domains::pose::scoring::{gt_eval, mean_errors, ErrorSummary};
 use crate::domains::pose::tracker::{
     RedetectConfig, TrackerConfig, DEFAULT_ROUNDS, FAST_MOTION, PARTICLE_ROUNDS, PARTICLE_STRIDE,
-    SLOW_ROUNDS,
+    SLOW_ROUNDS, VIEWS,
 };
 use crate::domains::recording::mcap_read::{open_recording, ReadOptions};
 use std::collections::BTreeMap;
@@ -88,10 +88,10 @@ pub struct TrackArgs {
     /// (README, "The mean step; rfpf-newton the default"); `gn` (one hypothesis) never takes it.
     #[arg(long, default_value = "on", value_parser = ["on", "off"])]
     pub mean_step: String,
-    /// Visible and contour points from each object's sparse viewpoint model (`on`: the nearest
-    /// of 2562 views rendered once, as ICG does) or computed at every prepared pose (`off`, the
-    /// default) (README, "The sparse viewpoint model").
-    #[arg(long, default_value = "off", value_parser = ["on", "off"])]
+    /// The depth and region modalities' visible and contour points from each object's sparse
+    /// viewpoint model (`on`: the nearest of 2562 views, each rendered once, as ICG does) or
+    /// computed at every prepared pose (`off`) (README, "The sparse viewpoint model").
+    #[arg(long, default_value = if VIEWS { "on" } else { "off" }, value_parser = ["on", "off"])]
     pub views: String,
     /// Particles per filter.
     #[arg(long, default_value_t = 100)]

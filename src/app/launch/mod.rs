@@ -135,6 +135,10 @@ fn default_true() -> bool {
     true
 }
 
+fn default_views() -> bool {
+    crate::domains::pose::tracker::VIEWS
+}
+
 /// `[[tracker]]`: one filter stage.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -169,9 +173,9 @@ pub struct TrackerSpec {
     /// The mean step after each correspondence round (default true, as `hdpf track --mean-step`).
     #[serde(default = "default_true")]
     pub mean_step: bool,
-    /// Visible and contour points from each object's sparse viewpoint model (default false, as
-    /// `hdpf track --views`).
-    #[serde(default)]
+    /// The depth and region modalities' visible and contour points from each object's sparse
+    /// viewpoint model (default [`crate::domains::pose::tracker::VIEWS`]), as `hdpf track --views`.
+    #[serde(default = "default_views")]
     pub views: bool,
     /// Correspondence rounds per fast frame, at most (1–20, default
     /// [`crate::domains::pose::tracker::DEFAULT_ROUNDS`], 8).
