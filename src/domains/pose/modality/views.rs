@@ -405,6 +405,29 @@ mod tests {
         (points, Vector3::zeros(), r)
     }
 
+    /// For each contour point of `a`, the image distance (px) to the nearest of `b` and the angle
+    /// (degrees) between their normals.
+    fn contour_gaps(
+        cam: &Camera,
+        a: &[(SurfacePoint, [f64; 2])],
+        b: &[(SurfacePoint, [f64; 2])],
+    ) -> Vec<(f64, f64)> {
+        let uv = |p: &SurfacePoint| {
+            let (u, v) = cam.project_xyz(&p.p.coords);
+            nalgebra::Vector2::new(u, v)
+        };
+        (a.iter())
+            .map(|(pa, na)| {
+                let (d, nb) = (b.iter())
+                    .map(|(pb, nb)| ((uv(pa) - uv(pb)).norm(), nb))
+                    .min_by(|x, y| x.0.total_cmp(&y.0))
+                    .unwrap();
+                let cos = (na[0] * nb[0] + na[1] * nb[1]).clamp(-1.0, 1.0);
+                (d, cos.acos().to_degrees())
+            })
+            .collect()
+    }
+
     /// A random rotation with the object's centre `z` metres in front of the camera, off the
     /// optical axis by up to 5 cm.
     fn random_pose(rng: &mut impl Rng, z: f64) -> Isometry3<f64> {
@@ -657,22 +680,9 @@ mod tests {
                 shape.contour(&pose, &cam, (3.0, 3), usize::MAX),
                 plain.contour(&pose, &cam, (3.0, 3), usize::MAX),
             );
-            let uv = |p: &SurfacePoint| {
-                let (u, v) = cam.project_xyz(&p.p.coords);
-                nalgebra::Vector2::new(u, v)
-            };
-            for (pa, na) in &a {
-                let (d, nb) = (b.iter())
-                    .map(|(pb, nb)| ((uv(pa) - uv(pb)).norm(), nb))
-                    .min_by(|x, y| x.0.total_cmp(&y.0))
-                    .unwrap();
+            for (d, angle) in contour_gaps(&cam, &a, &b) {
                 dists.push(d);
-                angles.push(
-                    (na[0] * nb[0] + na[1] * nb[1])
-                        .clamp(-1.0, 1.0)
-                        .acos()
-                        .to_degrees(),
-                );
+                angles.push(angle);
             }
         }
         let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
@@ -708,5 +718,56 @@ mod tests {
             copy.views.as_ref().unwrap()
         ));
         assert_eq!(copy.len(), 3000);
+    }
+
+    /// On real meshes (ycbv-mini models 2, 5, 19 and 20, the last two the thin, concave clamps),
+    /// at 40 random rotations 0.8 m in front of the YCB-V camera, the views keep at least 75 % of
+    /// the visible points the direct selection shows, on average over the rotations (measured
+    /// 78.0 % for the extra large clamp, 85.2 % for the large clamp, 88.0 and 92.1 % for the
+    /// others: relative to the object the view's z-buffer cells are coarser than the image's at
+    /// 0.8 m, where these objects' radii span more than the view's 100 px; at 200 px they keep
+    /// 93–98 %, but the sequences read no better, README "The sparse viewpoint model"), and their
+    /// contour points lie within 1.2 px of the direct ones with normals within 10° on average
+    /// (measured 0.6–0.9 px, 6.1–7.0°). Skipped without the dataset, except under `CI=true`.
+    #[test]
+    fn on_real_meshes_the_views_keep_what_the_image_shows() {
+        let Some(dir) = crate::core::datasets::shared_or_skip("ycbv-mini/models") else {
+            return;
+        };
+        let k = [1066.778, 0.0, 312.98, 0.0, 1067.487, 241.31, 0.0, 0.0, 1.0];
+        let cam = Camera::from_k(&k, 640, 480).unwrap();
+        let vis = VisibilityParams {
+            max_points: usize::MAX,
+            ..VisibilityParams::default()
+        };
+        for obj in [2, 5, 19, 20] {
+            let mesh = Mesh::load_ply(dir.join(format!("obj_{obj:06}.ply"))).unwrap();
+            let points = mesh.sample_surface(3000, 0);
+            let (lo, hi) = mesh.bounding_box();
+            let centre = (lo.coords + hi.coords) / 2.0;
+            let shape = Shape::new(points.clone()).with_views(ViewParams::default(), centre);
+            let plain = Shape::new(points);
+            let mut rng = rand::rngs::StdRng::seed_from_u64(1);
+            let (mut shared, mut dist, mut angle, mut n) = (0.0, 0.0, 0.0, 0);
+            for _ in 0..40 {
+                let axis = Vector3::from_fn(|_, _| rng.random_range(-1.0..1.0));
+                let rot = UnitQuaternion::new(axis * rng.random_range(0.0..std::f64::consts::PI));
+                let pose = Isometry3::from_parts((Vector3::z() * 0.8 - rot * centre).into(), rot);
+                let (a, b) = (
+                    shape.visible(&pose, &cam, &vis),
+                    plain.visible(&pose, &cam, &vis),
+                );
+                let both = a.iter().filter(|x| b.iter().any(|y| x.p == y.p)).count();
+                shared += both as f64 / b.len() as f64 / 40.0;
+                let c = shape.contour(&pose, &cam, (3.0, 3), 200);
+                let d = plain.contour(&pose, &cam, (3.0, 3), 200);
+                for (e, a) in contour_gaps(&cam, &c, &d) {
+                    (dist, angle, n) = (dist + e, angle + a, n + 1);
+                }
+            }
+            let (dist, angle) = (dist / n as f64, angle / n as f64);
+            println!("object {obj}: shared {shared:.3}, contour {dist:.2} px, {angle:.1}°");
+            assert!(shared >= 0.75 && dist < 1.2 && angle < 10.0, "object {obj}");
+        }
     }
 }
