@@ -355,7 +355,14 @@ impl RegionFrame {
     /// The lines of `shape` at `pose` ([`Shape::contour`]) without the occluded ones.
     fn open_lines(&self, camera: &Camera, pose: &Isometry3<f64>, shape: &Shape) -> Vec<LineSeed> {
         let p = &self.params;
-        let contour = shape.contour(pose, camera, (p.cell_px, p.normal_reach), p.lines);
+        self.unoccluded(
+            camera,
+            shape.contour(pose, camera, (p.cell_px, p.normal_reach), p.lines),
+        )
+    }
+
+    /// The line seeds of `contour` ([`seeds`]) without the occluded ones.
+    fn unoccluded(&self, camera: &Camera, contour: Vec<(SurfacePoint, [f64; 2])>) -> Vec<LineSeed> {
         let mut lines = seeds(camera, contour);
         lines.retain(|(q, n, c)| !self.occluded(q, n, c));
         lines
@@ -375,8 +382,7 @@ impl RegionFrame {
         let Some(sil) = Silhouette::new(points, pose, camera, p.cell_px) else {
             return (fg, bg);
         };
-        let mut lines = seeds(camera, sil.contour_normals(camera, p.normal_reach, p.lines));
-        lines.retain(|(q, n, c)| !self.occluded(q, n, c));
+        let lines = self.unoccluded(camera, sil.contour_normals(camera, p.normal_reach, p.lines));
         let steps = p.learn_length.max(1.0) as usize;
         for (_, n, c) in &lines {
             for (sign, hist, want_inside) in [(-1.0, &mut fg, true), (1.0, &mut bg, false)] {

@@ -282,8 +282,8 @@ impl ViewSet {
                         let (u, v) = cam.project_xyz(&q);
                         cam.covers(u, v)
                     });
-                let normal = image_normal(cam, &q, &(pose.rotation * n));
-                normal.filter(|_| shown).map(|g| (pt, g))
+                let normal = shown.then(|| image_normal(cam, &q, &(pose.rotation * n)));
+                normal.flatten().map(|g| (pt, g))
             })
             .collect();
         subsample_by(&seeds, max_points, |s| *s)
@@ -403,6 +403,14 @@ mod tests {
             .sample_surface(3000, 1);
         let r = (points.iter()).fold(0.0, |r: f64, p| r.max(p.p.coords.norm()));
         (points, Vector3::zeros(), r)
+    }
+
+    /// The default visibility without the subsample.
+    fn every_point() -> VisibilityParams {
+        VisibilityParams {
+            max_points: usize::MAX,
+            ..VisibilityParams::default()
+        }
     }
 
     /// For each contour point of `a`, the image distance (px) to the nearest of `b` and the angle
@@ -555,13 +563,7 @@ mod tests {
         let (points, centre, _) = samples();
         let shape = Shape::new(points.clone()).with_views(ViewParams::default(), centre);
         let plain = Shape::new(points);
-        let (cam, vis) = (
-            cam(),
-            VisibilityParams {
-                max_points: usize::MAX,
-                ..VisibilityParams::default()
-            },
-        );
+        let (cam, vis) = (cam(), every_point());
         let mut rng = rand::rngs::StdRng::seed_from_u64(5);
         for _ in 0..20 {
             let mut pose = random_pose(&mut rng, 0.5);
@@ -612,10 +614,7 @@ mod tests {
                 assert_eq!(a.p, b.p);
                 assert!((na[0] - nb[0]).abs() < 1e-9 && (na[1] - nb[1]).abs() < 1e-9);
             }
-            let vis = VisibilityParams {
-                max_points: usize::MAX,
-                ..VisibilityParams::default()
-            };
+            let vis = every_point();
             let got = set.visible_points(&points, &pose, &vcam, &vis);
             let direct = super::super::visible::visible_points(&points, &pose, &vcam, &vis);
             let shared = got
@@ -644,13 +643,7 @@ mod tests {
         let (points, centre, _) = samples();
         let shape = Shape::new(points.clone()).with_views(ViewParams::default(), centre);
         let plain = Shape::new(points.clone());
-        let (cam, vis) = (
-            cam(),
-            VisibilityParams {
-                max_points: usize::MAX,
-                ..VisibilityParams::default()
-            },
-        );
+        let (cam, vis) = (cam(), every_point());
         let mut rng = rand::rngs::StdRng::seed_from_u64(9);
         let (mut dists, mut angles) = (Vec::new(), Vec::new());
         for _ in 0..40 {
@@ -736,10 +729,7 @@ mod tests {
         };
         let k = [1066.778, 0.0, 312.98, 0.0, 1067.487, 241.31, 0.0, 0.0, 1.0];
         let cam = Camera::from_k(&k, 640, 480).unwrap();
-        let vis = VisibilityParams {
-            max_points: usize::MAX,
-            ..VisibilityParams::default()
-        };
+        let vis = every_point();
         for obj in [2, 5, 19, 20] {
             let mesh = Mesh::load_ply(dir.join(format!("obj_{obj:06}.ply"))).unwrap();
             let points = mesh.sample_surface(3000, 0);

@@ -1,6 +1,7 @@
-//! Per-frame selection of the model points visible from the reference pose: back-face culling plus
-//! a coarse point z-buffer, then an even subsample — done once per frame, so the per-particle cost
-//! is independent of the image size.
+//! Selection of the model points visible from a prepared modality's reference pose: back-face
+//! culling plus a coarse point z-buffer, then an even subsample — done once per prepared pose, so
+//! the per-particle cost is independent of the image size ([`super::views`] precomputes it per
+//! viewing direction instead).
 
 use crate::core::geometry::camera::Camera;
 use crate::domains::pose::mesh::SurfacePoint;

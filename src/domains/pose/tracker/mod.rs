@@ -6,7 +6,8 @@
 //!    `T̂_k = chart(T_{k−1}).pose(v)` with `v = chart(T_{k−2}).coords(T_{k−1})` (the random walk
 //!    until `T_{k−2}` exists: after an uncertain start, the start pose is no `T_{k−2}`). Particles
 //!    keep their offsets `x_i` relative to the reference.
-//! 2. **Observe**: prepare the modalities about `T̂_k` (visible points chosen once per frame), with
+//! 2. **Observe**: prepare the modalities about `T̂_k` (visible and contour points chosen at each round's reference pose, or taken from the object's
+//!    nearest view with [`TrackerConfig::views`]), with
 //!    length scales widened by `f = max(1, σ_pos / coarse_scale)` where `σ_pos` is the current particle
 //!    spread in metres at the object's surface (coarse-to-fine from an uncertain start).
 //! 3. **Filter**: one `Filter::update` (the filter propagates with the random-walk process noise,

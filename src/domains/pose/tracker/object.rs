@@ -43,15 +43,14 @@ impl ObjectModel {
             half_extent,
         })
     }
-}
 
-impl ObjectModel {
     /// With its sparse viewpoint model ([`crate::domains::pose::modality::views`], default
     /// [`ViewParams`]) about its centre, or without one: every selection at its pose.
     pub fn with_views(mut self, views: bool) -> Self {
-        self.points = match views {
-            true => (self.points).with_views(ViewParams::default(), self.centre),
-            false => self.points.without_views(),
+        self.points = if views {
+            (self.points).with_views(ViewParams::default(), self.centre)
+        } else {
+            self.points.without_views()
         };
         self
     }
