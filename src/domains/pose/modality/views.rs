@@ -28,7 +28,7 @@
 //!
 //! [`visible_points`]: super::visible::visible_points
 
-use super::visible::{posed, subsample_by, visible_indices, Silhouette, VisibilityParams};
+use super::visible::{posed, shown, subsample_by, visible_indices, Silhouette, VisibilityParams};
 use crate::core::geometry::camera::Camera;
 use crate::domains::pose::mesh::SurfacePoint;
 use nalgebra::{Isometry3, Matrix3, Rotation3, Translation3, UnitQuaternion, Vector3};
@@ -241,20 +241,11 @@ impl ViewSet {
     ) -> Vec<SurfacePoint> {
         let view = self.view(self.nearest(pose), points);
         let o = -(pose.rotation.inverse() * pose.translation.vector);
-        let facing = view.visible.iter().copied().filter(|&k| {
-            let m = &points[k];
-            let ray = m.p.coords - o;
-            let (d, len) = (m.n.dot(&ray), ray.norm());
-            d < -params.min_facing * len && d >= -params.max_facing * len
-        });
+        let facing = (view.visible.iter().copied()).filter(|&k| params.faces(&points[k], &o));
         let kept: Vec<usize> = match self.wholly_inside(pose, cam) {
             true => facing.collect(),
             false => facing
-                .filter(|&k| {
-                    let q = (pose * points[k].p).coords;
-                    let (u, v) = cam.project_xyz(&q);
-                    q.z > 1e-3 && cam.covers(u, v)
-                })
+                .filter(|&k| shown(cam, &(pose * points[k].p).coords))
                 .collect(),
         };
         subsample_by(&kept, params.max_points, |&k| posed(pose, &points[k]))
@@ -277,12 +268,8 @@ impl ViewSet {
             .filter_map(|&(k, n)| {
                 let pt = posed(pose, &points[k]);
                 let q = pt.p.coords;
-                let shown = inside
-                    || (q.z > 1e-3 && {
-                        let (u, v) = cam.project_xyz(&q);
-                        cam.covers(u, v)
-                    });
-                let normal = shown.then(|| image_normal(cam, &q, &(pose.rotation * n)));
+                let kept = inside || shown(cam, &q);
+                let normal = kept.then(|| image_normal(cam, &q, &(pose.rotation * n)));
                 normal.flatten().map(|g| (pt, g))
             })
             .collect();
@@ -656,9 +643,7 @@ mod tests {
             let shared = a.iter().filter(|x| b.iter().any(|y| x.p == y.p)).count() as f64;
             // The box is convex: every point facing the camera is visible.
             let o = -(pose.rotation.inverse() * pose.translation.vector);
-            let facing = (points.iter())
-                .filter(|m| m.n.dot(&(m.p.coords - o)) < -0.05 * (m.p.coords - o).norm())
-                .count() as f64;
+            let facing = points.iter().filter(|m| vis.faces(m, &o)).count() as f64;
             let ratios = (
                 shared / b.len() as f64,
                 a.len() as f64 / facing,

@@ -5,7 +5,7 @@
 
 use crate::core::geometry::camera::Camera;
 use crate::domains::pose::mesh::SurfacePoint;
-use nalgebra::Isometry3;
+use nalgebra::{Isometry3, Vector3};
 
 /// Which points to keep.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -32,6 +32,22 @@ impl Default for VisibilityParams {
             max_points: 500,
         }
     }
+}
+
+impl VisibilityParams {
+    /// Whether `m` faces a camera at `o` (model frame): `−max_facing ≤ n·raŷ < −min_facing` for
+    /// the ray `p − o`, as one subtraction and two dot products.
+    pub(crate) fn faces(&self, m: &SurfacePoint, o: &Vector3<f64>) -> bool {
+        let ray = m.p.coords - o;
+        let (d, len) = (m.n.dot(&ray), ray.norm());
+        d < -self.min_facing * len && d >= -self.max_facing * len
+    }
+}
+
+/// Whether camera-frame point `q` lies in front of the camera and projects into the image.
+pub(crate) fn shown(cam: &Camera, q: &Vector3<f64>) -> bool {
+    let (u, v) = cam.project_xyz(q);
+    q.z > 1e-3 && cam.covers(u, v)
 }
 
 /// Points of `model` (posed by `pose`, returned in the camera frame) that face the camera, lie in
@@ -69,9 +85,7 @@ pub(crate) fn visible_indices(
     let mut candidates: Vec<(usize, f64, (usize, usize))> = Vec::with_capacity(model.len());
     let (mut lo, mut hi) = ((usize::MAX, usize::MAX), (0, 0));
     for (i, m) in model.iter().enumerate() {
-        let ray = m.p.coords - o;
-        let (d, len) = (m.n.dot(&ray), ray.norm());
-        if !(d < -params.min_facing * len && d >= -params.max_facing * len) {
+        if !params.faces(m, &o) {
             continue;
         }
         let q = (pose * m.p).coords;
