@@ -391,9 +391,20 @@ fn tracker_tables_take_rounds_redetect_and_the_newton_filters() {
     assert_eq!((gn.rounds, gn.slow_rounds, gn.fast_motion), (4, 3, 0.01));
     assert_eq!((plain.particle_rounds, gn.particle_rounds), (5, 2));
     assert_eq!((plain.particle_stride, gn.particle_stride), (1, 3));
-    assert_eq!((plain.views, gn.views), (false, true));
-    let e = err(&paced.replace("views = true", "views = 2"), &[]);
-    assert!(e.contains("views"), "{e}");
+    use hdpf::domains::pose::tracker::Views;
+    assert_eq!((plain.views, gn.views), (Views::Off, Views::On));
+    for (key, views) in [("\"contour\"", Views::Contour), ("\"off\"", Views::Off)] {
+        let text = paced.replace("views = true", &format!("views = {key}"));
+        let l = launch::load_str(Path::new("good.toml"), &text, &[]).unwrap();
+        assert_eq!(l.tracker_config(&l.file.tracker[1]).unwrap().views, views);
+    }
+    for bad in ["2", "\"all\""] {
+        let e = err(
+            &paced.replace("views = true", &format!("views = {bad}")),
+            &[],
+        );
+        assert!(e.contains("views"), "{e}");
+    }
     let e = err(
         &paced.replace("particle_stride = 3", "particle_stride = 0"),
         &[],

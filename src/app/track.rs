@@ -88,10 +88,12 @@ pub struct TrackArgs {
     /// (README, "The mean step; rfpf-newton the default"); `gn` (one hypothesis) never takes it.
     #[arg(long, default_value = "on", value_parser = ["on", "off"])]
     pub mean_step: String,
-    /// The depth and region modalities' visible and contour points from each object's sparse
-    /// viewpoint model (`on`: the nearest of 2562 views, each rendered once, as ICG does) or
-    /// computed at every prepared pose (`off`) (README, "The sparse viewpoint model").
-    #[arg(long, default_value = if VIEWS { "on" } else { "off" }, value_parser = ["on", "off"])]
+    /// Which of the depth and region modalities' selections come from each object's sparse
+    /// viewpoint model (the nearest of 2562 views, each rendered once, as ICG does): `contour`
+    /// the region modality's contour points, `on` those and the depth term's visible points,
+    /// `off` none (every selection computed at its prepared pose) (README, "The sparse
+    /// viewpoint model").
+    #[arg(long, default_value = VIEWS.name(), value_parser = ["off", "contour", "on"])]
     pub views: String,
     /// Particles per filter.
     #[arg(long, default_value_t = 100)]
@@ -253,7 +255,7 @@ pub fn config_from_args(args: &TrackArgs) -> Result<TrackerConfig> {
     c.motion = args.motion.parse()?;
     c.redetect = (args.redetect == "on").then(RedetectConfig::default);
     c.mean_step = args.mean_step == "on";
-    c.views = args.views == "on";
+    c.views = args.views.parse()?;
     Ok(c)
 }
 

@@ -8,7 +8,9 @@
 use crate::core::error::{Error, Result};
 use crate::core::filter::particles::BUFFERS;
 use crate::core::filter::FilterKind;
-use crate::domains::pose::tracker::{parse_modalities, InitNoise, RedetectConfig, TrackerConfig};
+use crate::domains::pose::tracker::{
+    parse_modalities, InitNoise, RedetectConfig, TrackerConfig, Views,
+};
 use crate::runtime::pipeline::control_loop::{ControlLoopConfig, GtTimeline};
 use crate::runtime::pipeline::tracking::{MeshLibrary, TrackerProcessor};
 use crate::runtime::pipeline::{ModelPoints, Pipeline, PipelineConfig, QueuePolicy, RunSummary};
@@ -135,8 +137,26 @@ fn default_true() -> bool {
     true
 }
 
-fn default_views() -> bool {
+fn default_views() -> Views {
     crate::domains::pose::tracker::VIEWS
+}
+
+/// A launch file's `views`: `"off"`, `"contour"` or `"on"`, or a bool (`true` is `"on"`).
+fn views_key<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Views, D::Error> {
+    struct Key;
+    impl serde::de::Visitor<'_> for Key {
+        type Value = Views;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("views = \"off\", \"contour\" or \"on\" (or a bool)")
+        }
+        fn visit_bool<E: serde::de::Error>(self, v: bool) -> std::result::Result<Views, E> {
+            Ok(if v { Views::On } else { Views::Off })
+        }
+        fn visit_str<E: serde::de::Error>(self, v: &str) -> std::result::Result<Views, E> {
+            v.parse().map_err(E::custom)
+        }
+    }
+    d.deserialize_any(Key)
 }
 
 /// `[[tracker]]`: one filter stage.
@@ -173,10 +193,11 @@ pub struct TrackerSpec {
     /// The mean step after each correspondence round (default true, as `hdpf track --mean-step`).
     #[serde(default = "default_true")]
     pub mean_step: bool,
-    /// The depth and region modalities' visible and contour points from each object's sparse
-    /// viewpoint model (default [`crate::domains::pose::tracker::VIEWS`]), as `hdpf track --views`.
-    #[serde(default = "default_views")]
-    pub views: bool,
+    /// Which of the depth and region modalities' selections come from each object's sparse
+    /// viewpoint model: `"off"`, `"contour"` or `"on"` (`true` / `false` read as `"on"` /
+    /// `"off"`; default [`crate::domains::pose::tracker::VIEWS`]), as `hdpf track --views`.
+    #[serde(default = "default_views", deserialize_with = "views_key")]
+    pub views: Views,
     /// Correspondence rounds per fast frame, at most (1–20, default
     /// [`crate::domains::pose::tracker::DEFAULT_ROUNDS`], 8).
     pub rounds: Option<Spanned<usize>>,

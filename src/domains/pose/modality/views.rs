@@ -66,6 +66,47 @@ impl Default for ViewParams {
     }
 }
 
+/// Which selections of the depth and region modalities come from an object's views.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Views {
+    /// None: visible and contour points computed at every prepared pose.
+    #[default]
+    Off,
+    /// The contour points (the region modality's lines) from the nearest view; the visible
+    /// points (the depth term's) still from a z-buffer at the pose.
+    Contour,
+    /// Both the contour and the visible points from the nearest view.
+    On,
+}
+
+impl Views {
+    /// The name `hdpf track --views` and launch files use: `off`, `contour` or `on`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Views::Off => "off",
+            Views::Contour => "contour",
+            Views::On => "on",
+        }
+    }
+}
+
+impl std::str::FromStr for Views {
+    type Err = crate::core::error::Error;
+    /// `off`, `contour` or `on`.
+    fn from_str(s: &str) -> crate::core::error::Result<Self> {
+        match s {
+            "off" => Ok(Views::Off),
+            "contour" => Ok(Views::Contour),
+            "on" => Ok(Views::On),
+            other => Err(crate::core::error::Error::param(
+                "views",
+                other,
+                "expected off, contour or on",
+            )),
+        }
+    }
+}
+
 /// One view's selection: model indices of the visible points, and of the contour points with
 /// their outward normal in the model frame.
 #[derive(Default)]
@@ -295,6 +336,8 @@ fn image_normal(cam: &Camera, q: &Vector3<f64>, m: &Vector3<f64>) -> Option<[f64
 pub struct Shape {
     points: Vec<SurfacePoint>,
     views: Option<Arc<ViewSet>>,
+    /// Whether the visible points come from the views too (else the contour points alone do).
+    visible_from_views: bool,
 }
 
 impl Shape {
@@ -303,27 +346,38 @@ impl Shape {
         Self {
             points,
             views: None,
+            visible_from_views: false,
         }
     }
 
     /// With the views of `params` about `centre` (model frame), at the radius of the farthest
-    /// sample from it; a clone shares them.
-    pub fn with_views(mut self, params: ViewParams, centre: Vector3<f64>) -> Self {
+    /// sample from it, for the selections `which` names (none for [`Views::Off`]); a clone
+    /// shares them.
+    pub fn with_views(mut self, params: ViewParams, centre: Vector3<f64>, which: Views) -> Self {
+        if which == Views::Off {
+            return self.without_views();
+        }
         let radius =
             (self.points.iter()).fold(0.0, |r: f64, p| r.max((p.p.coords - centre).norm()));
         self.views = Some(Arc::new(ViewSet::new(params, centre, radius)));
+        self.visible_from_views = which == Views::On;
         self
     }
 
     /// Without views: every selection computed at its pose.
     pub fn without_views(mut self) -> Self {
         self.views = None;
+        self.visible_from_views = false;
         self
     }
 
-    /// Whether selections come from views.
-    pub fn has_views(&self) -> bool {
-        self.views.is_some()
+    /// Which selections come from views.
+    pub fn views(&self) -> Views {
+        match (&self.views, self.visible_from_views) {
+            (None, _) => Views::Off,
+            (Some(_), false) => Views::Contour,
+            (Some(_), true) => Views::On,
+        }
     }
 
     /// The visible points at `pose` ([`super::visible::visible_points`], or from the nearest
@@ -334,7 +388,7 @@ impl Shape {
         cam: &Camera,
         params: &VisibilityParams,
     ) -> Vec<SurfacePoint> {
-        match &self.views {
+        match self.views.as_ref().filter(|_| self.visible_from_views) {
             Some(v) => v.visible_points(&self.points, pose, cam, params),
             None => super::visible::visible_points(&self.points, pose, cam, params),
         }
@@ -548,7 +602,7 @@ mod tests {
     #[test]
     fn a_partly_shown_object_keeps_only_what_projects_into_the_image() {
         let (points, centre, _) = samples();
-        let shape = Shape::new(points.clone()).with_views(ViewParams::default(), centre);
+        let shape = Shape::new(points.clone()).with_views(ViewParams::default(), centre, Views::On);
         let plain = Shape::new(points);
         let (cam, vis) = (cam(), every_point());
         let mut rng = rand::rngs::StdRng::seed_from_u64(5);
@@ -628,7 +682,7 @@ mod tests {
     #[test]
     fn between_views_the_selection_is_nearly_the_direct_one() {
         let (points, centre, _) = samples();
-        let shape = Shape::new(points.clone()).with_views(ViewParams::default(), centre);
+        let shape = Shape::new(points.clone()).with_views(ViewParams::default(), centre, Views::On);
         let plain = Shape::new(points.clone());
         let (cam, vis) = (cam(), every_point());
         let mut rng = rand::rngs::StdRng::seed_from_u64(9);
@@ -688,14 +742,52 @@ mod tests {
             plain.contour(&pose, &cam, (3.0, 3), 200),
             sil.contour_normals(&cam, 3, 200)
         );
-        assert!(!plain.has_views());
-        let viewed = plain.with_views(ViewParams::default(), centre);
+        assert_eq!(plain.views(), Views::Off);
+        let viewed = plain
+            .clone()
+            .with_views(ViewParams::default(), centre, Views::On);
         let copy = viewed.clone();
         assert!(Arc::ptr_eq(
             viewed.views.as_ref().unwrap(),
             copy.views.as_ref().unwrap()
         ));
         assert_eq!(copy.len(), 3000);
+        assert_eq!(copy.clone().without_views().views(), Views::Off);
+        let off = plain
+            .clone()
+            .with_views(ViewParams::default(), centre, Views::Off);
+        assert_eq!(
+            (off.views(), off.visible(&pose, &cam, &vis)),
+            (Views::Off, direct)
+        );
+    }
+
+    /// With [`Views::Contour`] the contour points are the views' (those of [`Views::On`]) and the
+    /// visible points the direct selection's, bit for bit; the names parse back.
+    #[test]
+    fn contour_views_take_the_contour_from_the_views_and_the_visible_points_at_the_pose() {
+        let (points, centre, _) = samples();
+        let pose = Isometry3::new(Vector3::new(0.02, -0.01, 0.5), Vector3::new(0.4, 0.3, 0.1));
+        let (cam, vis) = (cam(), VisibilityParams::default());
+        let params = ViewParams::default();
+        let both = Shape::new(points.clone()).with_views(params, centre, Views::On);
+        let contour = Shape::new(points.clone()).with_views(params, centre, Views::Contour);
+        assert_eq!((both.views(), contour.views()), (Views::On, Views::Contour));
+        let direct = super::super::visible::visible_points(&points, &pose, &cam, &vis);
+        assert_eq!(contour.visible(&pose, &cam, &vis), direct);
+        assert_ne!(
+            both.visible(&pose, &cam, &vis),
+            direct,
+            "the views select otherwise"
+        );
+        let lines = contour.contour(&pose, &cam, (3.0, 3), 200);
+        assert!(!lines.is_empty());
+        assert_eq!(lines, both.contour(&pose, &cam, (3.0, 3), 200));
+        for v in [Views::Off, Views::Contour, Views::On] {
+            assert_eq!(v.name().parse::<Views>().unwrap(), v);
+        }
+        let e = "all".parse::<Views>().unwrap_err().to_string();
+        assert!(e.contains("views") && e.contains("all"), "{e}");
     }
 
     /// On real meshes (ycbv-mini models 2, 5, 19 and 20, the last two the thin, concave clamps),
@@ -720,7 +812,8 @@ mod tests {
             let points = mesh.sample_surface(3000, 0);
             let (lo, hi) = mesh.bounding_box();
             let centre = (lo.coords + hi.coords) / 2.0;
-            let shape = Shape::new(points.clone()).with_views(ViewParams::default(), centre);
+            let shape =
+                Shape::new(points.clone()).with_views(ViewParams::default(), centre, Views::On);
             let plain = Shape::new(points);
             let mut rng = rand::rngs::StdRng::seed_from_u64(1);
             let (mut shared, mut dist, mut angle, mut n) = (0.0, 0.0, 0.0, 0);

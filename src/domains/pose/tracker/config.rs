@@ -6,6 +6,7 @@ use crate::core::error::{Error, Result};
 use crate::core::filter::{FilterKind, Preset};
 use crate::domains::pose::modality::depth::DepthParams;
 use crate::domains::pose::modality::region::RegionParams;
+pub use crate::domains::pose::modality::views::Views;
 use crate::domains::pose::modality::{parse_modalities, ModalityConfig, Needs, PoseChart};
 use nalgebra::{Isometry3, Vector3, Vector6};
 use std::str::FromStr;
@@ -230,10 +231,11 @@ pub struct TrackerConfig {
     /// curvature, the mean step, the judgement and re-detection read them all. One hypothesis
     /// (`gn`) always reads all.
     pub particle_stride: usize,
-    /// Visible and contour points from each object's sparse viewpoint model
-    /// ([`crate::domains::pose::modality::views`]: the nearest of 2562 precomputed views, as ICG
-    /// does) instead of a z-buffer and a silhouette at every prepared pose.
-    pub views: bool,
+    /// Which of the depth and region modalities' selections come from each object's sparse
+    /// viewpoint model ([`crate::domains::pose::modality::views`]: the nearest of 2562
+    /// precomputed views, as ICG does) instead of a z-buffer and a silhouette at every prepared
+    /// pose: none, the contour points, or the contour and visible points (default [`VIEWS`]).
+    pub views: Views,
 }
 
 /// The modalities unless configured: depth and region. On the real ycbv-mini clips region adds
@@ -274,8 +276,8 @@ pub const PARTICLE_ROUNDS: usize = 5;
 /// correspondences").
 pub const PARTICLE_STRIDE: usize = 1;
 
-/// Whether [`TrackerConfig::views`] is on unless configured.
-pub const VIEWS: bool = false;
+/// Which selections come from the views ([`TrackerConfig::views`]) unless configured.
+pub const VIEWS: Views = Views::Off;
 
 /// The pace threshold unless configured: 6 mm of surface motion per frame. The real ycbv-mini
 /// clips move at most 2.2 mm per frame (ground truth), the fast sequences 11–46 mm (10th

@@ -50,7 +50,7 @@ mod pace;
 mod redetect;
 
 pub use crate::domains::pose::modality::{parse_modalities, RgbdFrame};
-pub use config::{InitNoise, MotionModel, TrackerConfig};
+pub use config::{InitNoise, MotionModel, TrackerConfig, Views};
 pub use config::{
     DEFAULT_ROUNDS, FAST_MOTION, PARTICLE_ROUNDS, PARTICLE_STRIDE, SLOW_ROUNDS, VIEWS,
 };
@@ -975,24 +975,24 @@ pub(crate) mod tests {
     fn newton_filters_hold_a_static_box() {
         let (frame, object, pose) = rendered_box();
         let runs = [
-            (FilterKind::Gn, 3, 1e-4, 1, false),
-            (FilterKind::RfpfNewton, 1, 3e-3, 1, false),
-            (FilterKind::RfpfNewton, 1, 3e-3, 3, false),
-            (FilterKind::RfpfNewton, 1, 3e-3, 1, true),
+            (FilterKind::Gn, 3, 1e-4, 1, Views::Off),
+            (FilterKind::RfpfNewton, 1, 3e-3, 1, Views::Off),
+            (FilterKind::RfpfNewton, 1, 3e-3, 3, Views::Off),
+            (FilterKind::RfpfNewton, 1, 3e-3, 1, Views::On),
         ];
         for (kind, rounds, bound, stride, views) in runs {
             let config = TrackerConfig::new(kind, 20, 1).with_rounds(rounds).unwrap();
             let mut config = depth_only(config.with_particle_stride(stride).unwrap());
             config.views = views;
             let mut tracker = Tracker::new(config, vec![object.clone()], vec![pose]).unwrap();
-            assert_eq!(tracker.objects()[0].points.has_views(), views);
+            assert_eq!(tracker.objects()[0].points.views(), views);
             for _ in 0..6 {
                 let out = tracker.step(&frame).unwrap();
                 let err = (out.poses[0].translation.vector - pose.translation.vector).norm();
-                println!("{kind} stride {stride}, views {views}: {err:e} m");
+                println!("{kind} stride {stride}, views {views:?}: {err:e} m");
                 assert!(
                     err < bound,
-                    "{kind} stride {stride}, views {views}: {err} m"
+                    "{kind} stride {stride}, views {views:?}: {err} m"
                 );
                 assert_eq!(
                     out.particles[0].len(),

@@ -2,7 +2,7 @@
 
 use crate::core::error::{Error, Result};
 use crate::domains::pose::mesh::Mesh;
-use crate::domains::pose::modality::views::{Shape, ViewParams};
+use crate::domains::pose::modality::views::{Shape, ViewParams, Views};
 use nalgebra::Vector3;
 
 /// A tracked object's geometry: oriented surface samples and the rotation centre (model frame).
@@ -45,13 +45,10 @@ impl ObjectModel {
     }
 
     /// With its sparse viewpoint model ([`crate::domains::pose::modality::views`], default
-    /// [`ViewParams`]) about its centre, or without one: every selection at its pose.
-    pub fn with_views(mut self, views: bool) -> Self {
-        self.points = if views {
-            (self.points).with_views(ViewParams::default(), self.centre)
-        } else {
-            self.points.without_views()
-        };
+    /// [`ViewParams`]) about its centre for the selections `views` names, or without one
+    /// ([`Views::Off`]): every selection at its pose.
+    pub fn with_views(mut self, views: Views) -> Self {
+        self.points = (self.points).with_views(ViewParams::default(), self.centre, views);
         self
     }
 }
