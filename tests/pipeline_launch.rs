@@ -390,9 +390,13 @@ fn tracker_tables_take_rounds_redetect_and_the_newton_filters() {
     let gn = l.tracker_config(&l.file.tracker[1]).unwrap();
     assert_eq!((gn.rounds, gn.slow_rounds, gn.fast_motion), (4, 3, 0.01));
     assert_eq!((plain.particle_rounds, gn.particle_rounds), (5, 2));
-    assert_eq!((plain.particle_stride, gn.particle_stride), (1, 3));
+    use hdpf::domains::pose::tracker::{PARTICLE_STRIDE, VIEWS};
+    assert_eq!(
+        (plain.particle_stride, gn.particle_stride),
+        (PARTICLE_STRIDE, 3)
+    );
     use hdpf::domains::pose::tracker::Views;
-    assert_eq!((plain.views, gn.views), (Views::Off, Views::On));
+    assert_eq!((plain.views, gn.views), (VIEWS, Views::On));
     for (key, views) in [("\"contour\"", Views::Contour), ("\"off\"", Views::Off)] {
         let text = paced.replace("views = true", &format!("views = {key}"));
         let l = launch::load_str(Path::new("good.toml"), &text, &[]).unwrap();

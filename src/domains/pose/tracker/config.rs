@@ -269,15 +269,19 @@ pub const SLOW_ROUNDS: usize = 2;
 /// ratios; README, "Particle moves in the first rounds only").
 pub const PARTICLE_ROUNDS: usize = 5;
 
-/// The stride of the correspondences a particle move reads unless configured: 1, all of them.
-/// Stride 2 runs at 0.80× the per-object p50 and is level within noise on the fast sequences
-/// (twelve: 1.46 → 1.41 mm; nineteen held out: 1.61 → 1.65 mm) but mixed from ycbv-mini's noisy
-/// start; stride 3 loses objects held out (README, "Particle moves on a stride of the
-/// correspondences").
-pub const PARTICLE_STRIDE: usize = 1;
+/// The stride of the correspondences a particle move reads unless configured: 2, every other
+/// depth chunk and a scattered half of the region lines. Chosen with [`VIEWS`] (contour): the two
+/// together run at 0.60–0.64× the per-object p50 of stride 1 without views and read level on the
+/// fast sequences (mean ADD-S over 162 runs on four sets 1.62 mm against 1.64) and from
+/// ycbv-mini's ground truth; stride 3 loses objects held out (README, "Contour views and
+/// stride 2: the default").
+pub const PARTICLE_STRIDE: usize = 2;
 
-/// Which selections come from the views ([`TrackerConfig::views`]) unless configured.
-pub const VIEWS: Views = Views::Off;
+/// Which selections come from the views ([`TrackerConfig::views`]) unless configured: the region
+/// lines' contour points. The silhouette they replace was most of a fast frame's preparation;
+/// views for the depth term's visible points too lose thin concave objects (the YCB clamps) more
+/// often (README, "Contour views and stride 2: the default").
+pub const VIEWS: Views = Views::Contour;
 
 /// The pace threshold unless configured: 6 mm of surface motion per frame. The real ycbv-mini
 /// clips move at most 2.2 mm per frame (ground truth), the fast sequences 11–46 mm (10th
