@@ -390,24 +390,30 @@ fn tracker_tables_take_rounds_redetect_and_the_newton_filters() {
     let gn = l.tracker_config(&l.file.tracker[1]).unwrap();
     assert_eq!((gn.rounds, gn.slow_rounds, gn.fast_motion), (4, 3, 0.01));
     assert_eq!((plain.particle_rounds, gn.particle_rounds), (5, 2));
-    use hdpf::domains::pose::tracker::{PARTICLE_STRIDE, VIEWS};
+    use hdpf::domains::pose::tracker::{Views, PARTICLE_STRIDE, VIEWS};
     assert_eq!(
         (plain.particle_stride, gn.particle_stride),
         (PARTICLE_STRIDE, 3)
     );
-    use hdpf::domains::pose::tracker::Views;
     assert_eq!((plain.views, gn.views), (VIEWS, Views::On));
     for (key, views) in [("\"contour\"", Views::Contour), ("\"off\"", Views::Off)] {
         let text = paced.replace("views = true", &format!("views = {key}"));
         let l = launch::load_str(Path::new("good.toml"), &text, &[]).unwrap();
         assert_eq!(l.tracker_config(&l.file.tracker[1]).unwrap().views, views);
     }
-    for bad in ["2", "\"all\""] {
+    let text = paced.replace("views = true", "views = false");
+    let l = launch::load_str(Path::new("good.toml"), &text, &[]).unwrap();
+    assert_eq!(
+        l.tracker_config(&l.file.tracker[1]).unwrap().views,
+        Views::Off
+    );
+    for (bad, named) in [("2", "integer"), ("\"all\"", "all")] {
         let e = err(
             &paced.replace("views = true", &format!("views = {bad}")),
             &[],
         );
-        assert!(e.contains("views"), "{e}");
+        assert!(e.contains("tracker[1].views") && e.contains(named), "{e}");
+        assert!(e.contains("contour"), "the error lists the names: {e}");
     }
     let e = err(
         &paced.replace("particle_stride = 3", "particle_stride = 0"),

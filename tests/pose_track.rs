@@ -87,7 +87,7 @@ fn track_args(root: &Path, out: &Path) -> TrackArgs {
         motion: "random_walk".into(),
         redetect: "off".into(),
         mean_step: "on".into(),
-        views: "off".into(),
+        views: hdpf::domains::pose::tracker::VIEWS.name().into(),
         joint: false,
         seed: 0,
         out: out.to_path_buf(),

@@ -16,7 +16,9 @@ use crate::domains::pose::modality::ModalityConfig;
 use crate::domains::pose::synth::{
     render_sequence, ycbv_camera, Motion, ObjectSource, SynthConfig, SynthFrame, Synthesizer,
 };
-use crate::domains::pose::tracker::{MotionModel, ObjectModel, RedetectConfig, TrackerConfig};
+use crate::domains::pose::tracker::{
+    MotionModel, ObjectModel, RedetectConfig, TrackerConfig, Views,
+};
 use nalgebra::Point3;
 use std::fmt;
 use std::fmt::Write as _;
@@ -198,9 +200,12 @@ pub fn fast_config(kind: FilterKind, particles: usize, joint: bool, seed: u64) -
             ModalityConfig::new(DepthEdgeParams::default()),
         ],
         redetect: Some(RedetectConfig::default()),
-        // The study's table was measured with one round per frame and without the mean step.
+        // The study's table was measured with one round per frame, without the mean step, and
+        // with every particle reading every correspondence, selected at its pose.
         rounds: 1,
         mean_step: false,
+        particle_stride: 1,
+        views: Views::Off,
         ..TrackerConfig::default()
     }
 }

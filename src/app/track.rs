@@ -12,8 +12,8 @@ use crate::domains::pose::driver::{
 use crate::domains::pose::metrics::{evaluate_with, EvalOptions, EvalReport};
 use crate::domains::pose::scoring::{gt_eval, mean_errors, ErrorSummary};
 use crate::domains::pose::tracker::{
-    RedetectConfig, TrackerConfig, DEFAULT_ROUNDS, FAST_MOTION, PARTICLE_ROUNDS, PARTICLE_STRIDE,
-    SLOW_ROUNDS, VIEWS,
+    RedetectConfig, TrackerConfig, Views, DEFAULT_ROUNDS, FAST_MOTION, PARTICLE_ROUNDS,
+    PARTICLE_STRIDE, SLOW_ROUNDS, VIEWS,
 };
 use crate::domains::recording::mcap_read::{open_recording, ReadOptions};
 use std::collections::BTreeMap;
@@ -62,7 +62,8 @@ pub struct TrackArgs {
     /// A cloud's filter update reads every Nth depth chunk and about 1/N of the region lines
     /// (1–20): each particle's loss and gradient are estimated from that subset, while the Newton
     /// curvature, the mean step and the loss judgement read all (README, "Particle moves on a
-    /// stride of the correspondences"). `gn`, and the edge and depth-edge modalities, read all.
+    /// stride of the correspondences" and "Contour views and stride 2: the default"). `gn`, and
+    /// the edge and depth-edge modalities, read all.
     #[arg(long, default_value_t = PARTICLE_STRIDE)]
     pub particle_stride: usize,
     /// Correspondence rounds per slow frame (1–20; clamped to `--rounds`).
@@ -92,8 +93,8 @@ pub struct TrackArgs {
     /// viewpoint model (the nearest of 2562 views, each rendered once, as ICG does): `contour`
     /// the region modality's contour points, `on` those and the depth term's visible points,
     /// `off` none (every selection computed at its prepared pose) (README, "The sparse
-    /// viewpoint model").
-    #[arg(long, default_value = VIEWS.name(), value_parser = ["off", "contour", "on"])]
+    /// viewpoint model" and "Contour views and stride 2: the default").
+    #[arg(long, default_value = VIEWS.name(), value_parser = Views::NAMES)]
     pub views: String,
     /// Particles per filter.
     #[arg(long, default_value_t = 100)]

@@ -5,8 +5,8 @@
 //! An object's views are `K` directions `d_i` on the unit sphere of its model frame (a Fibonacci
 //! lattice: `z_i = 1 − (2i + 1)/K`, azimuth `i·π(3 − √5)`). View `i` looks at the object's centre
 //! `c` from `c + D·d_i` with a virtual pinhole camera that shows the object's radius `r` as
-//! [`ViewParams::radius_px`] pixels; from there it keeps the points the z-buffer of
-//! `visible_indices` shows (facing `n·raŷ < −min_facing` with a slack, so that the pose's own
+//! [`ViewParams::radius_px`] pixels; from there it keeps (with [`Views::On`]) the points the
+//! z-buffer of `visible_indices` shows (facing `n·raŷ < −min_facing` with a slack, so that the pose's own
 //! facing test decides at the rim) and the contour points of the [`Silhouette`] with their
 //! outward image normals turned into the model frame, `n_m = R_vᵀ [n_u, n_v, 0]ᵀ`.
 //!
@@ -67,10 +67,9 @@ impl Default for ViewParams {
 }
 
 /// Which selections of the depth and region modalities come from an object's views.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Views {
     /// None: visible and contour points computed at every prepared pose.
-    #[default]
     Off,
     /// The contour points (the region modality's lines) from the nearest view; the visible
     /// points (the depth term's) still from a z-buffer at the pose.
@@ -80,6 +79,9 @@ pub enum Views {
 }
 
 impl Views {
+    /// The names of [`Views::Off`], [`Views::Contour`] and [`Views::On`], in that order.
+    pub const NAMES: [&'static str; 3] = ["off", "contour", "on"];
+
     /// The name `hdpf track --views` and launch files use: `off`, `contour` or `on`.
     pub fn name(self) -> &'static str {
         match self {
@@ -119,6 +121,8 @@ struct View {
 /// owns them (and only from those: a view holds indices into them).
 pub(crate) struct ViewSet {
     params: ViewParams,
+    /// Whether the views keep the visible points too ([`Views::On`]), or the contour alone.
+    visible: bool,
     centre: Vector3<f64>,
     radius: f64,
     directions: Vec<Vector3<f64>>,
@@ -142,7 +146,7 @@ impl ViewSet {
     /// every sample within `radius` of `centre`). The virtual camera stays at least 4 radii
     /// away, `D = max(distance, 4r)`, so that the object fills the virtual image and lies in
     /// front of it.
-    fn new(params: ViewParams, centre: Vector3<f64>, radius: f64) -> Self {
+    fn new(params: ViewParams, centre: Vector3<f64>, radius: f64, visible: bool) -> Self {
         let k = params.count.max(1);
         let golden = std::f64::consts::PI * (3.0 - 5f64.sqrt());
         let directions = (0..k)
@@ -159,6 +163,7 @@ impl ViewSet {
         };
         Self {
             params,
+            visible,
             centre,
             radius,
             directions,
@@ -241,7 +246,10 @@ impl ViewSet {
             depth_tolerance: p.zbuffer.1,
             max_points: usize::MAX,
         };
-        let visible = visible_indices(points, &pose, &cam, &vis);
+        let visible = match self.visible {
+            true => visible_indices(points, &pose, &cam, &vis),
+            false => Vec::new(),
+        };
         let back = pose.rotation.inverse();
         let contour = Silhouette::new(points, &pose, &cam, p.contour.0)
             .map(|s| s.contour_normal_indices(&cam, p.contour.1))
@@ -336,8 +344,6 @@ fn image_normal(cam: &Camera, q: &Vector3<f64>, m: &Vector3<f64>) -> Option<[f64
 pub struct Shape {
     points: Vec<SurfacePoint>,
     views: Option<Arc<ViewSet>>,
-    /// Whether the visible points come from the views too (else the contour points alone do).
-    visible_from_views: bool,
 }
 
 impl Shape {
@@ -346,7 +352,6 @@ impl Shape {
         Self {
             points,
             views: None,
-            visible_from_views: false,
         }
     }
 
@@ -359,36 +364,35 @@ impl Shape {
         }
         let radius =
             (self.points.iter()).fold(0.0, |r: f64, p| r.max((p.p.coords - centre).norm()));
-        self.views = Some(Arc::new(ViewSet::new(params, centre, radius)));
-        self.visible_from_views = which == Views::On;
+        let visible = which == Views::On;
+        self.views = Some(Arc::new(ViewSet::new(params, centre, radius, visible)));
         self
     }
 
     /// Without views: every selection computed at its pose.
     pub fn without_views(mut self) -> Self {
         self.views = None;
-        self.visible_from_views = false;
         self
     }
 
     /// Which selections come from views.
     pub fn views(&self) -> Views {
-        match (&self.views, self.visible_from_views) {
-            (None, _) => Views::Off,
-            (Some(_), false) => Views::Contour,
-            (Some(_), true) => Views::On,
+        match &self.views {
+            None => Views::Off,
+            Some(v) if v.visible => Views::On,
+            Some(_) => Views::Contour,
         }
     }
 
     /// The visible points at `pose` ([`super::visible::visible_points`], or from the nearest
-    /// view).
+    /// view with [`Views::On`]).
     pub fn visible(
         &self,
         pose: &Isometry3<f64>,
         cam: &Camera,
         params: &VisibilityParams,
     ) -> Vec<SurfacePoint> {
-        match self.views.as_ref().filter(|_| self.visible_from_views) {
+        match self.views.as_ref().filter(|v| v.visible) {
             Some(v) => v.visible_points(&self.points, pose, cam, params),
             None => super::visible::visible_points(&self.points, pose, cam, params),
         }
@@ -519,7 +523,7 @@ mod tests {
                 count,
                 ..ViewParams::default()
             };
-            let set = ViewSet::new(params, centre, 0.05);
+            let set = ViewSet::new(params, centre, 0.05, true);
             let mut poses: Vec<Isometry3<f64>> =
                 (0..2000).map(|_| random_pose(&mut rng, 0.6)).collect();
             let directions = set.directions.iter().chain(&grid);
@@ -549,7 +553,7 @@ mod tests {
     #[test]
     fn every_virtual_camera_looks_at_the_centre_from_its_direction() {
         let centre = Vector3::new(0.01, -0.02, 0.005);
-        let set = ViewSet::new(ViewParams::default(), centre, 0.05);
+        let set = ViewSet::new(ViewParams::default(), centre, 0.05, true);
         let near_y = set.directions.iter().filter(|d| d.y.abs() > 0.9).count();
         assert!(near_y > 10, "{near_y}");
         for i in 0..set.directions.len() {
@@ -641,7 +645,7 @@ mod tests {
     #[test]
     fn at_a_views_own_camera_the_selection_is_the_direct_one() {
         let (points, centre, r) = samples();
-        let set = ViewSet::new(ViewParams::default(), centre, r);
+        let set = ViewSet::new(ViewParams::default(), centre, r, true);
         let p = set.params;
         for i in [0, 700, 1281, 2561] {
             let (vcam, pose) = set.virtual_camera(i);
@@ -753,9 +757,7 @@ mod tests {
         ));
         assert_eq!(copy.len(), 3000);
         assert_eq!(copy.clone().without_views().views(), Views::Off);
-        let off = plain
-            .clone()
-            .with_views(ViewParams::default(), centre, Views::Off);
+        let off = viewed.with_views(ViewParams::default(), centre, Views::Off);
         assert_eq!(
             (off.views(), off.visible(&pose, &cam, &vis)),
             (Views::Off, direct)
@@ -763,7 +765,8 @@ mod tests {
     }
 
     /// With [`Views::Contour`] the contour points are the views' (those of [`Views::On`]) and the
-    /// visible points the direct selection's, bit for bit; the names parse back.
+    /// visible points the direct selection's, bit for bit, and the views keep no visible points;
+    /// the names parse back.
     #[test]
     fn contour_views_take_the_contour_from_the_views_and_the_visible_points_at_the_pose() {
         let (points, centre, _) = samples();
@@ -783,6 +786,12 @@ mod tests {
         let lines = contour.contour(&pose, &cam, (3.0, 3), 200);
         assert!(!lines.is_empty());
         assert_eq!(lines, both.contour(&pose, &cam, (3.0, 3), 200));
+        let sil = Silhouette::new(&points, &pose, &cam, 3.0).unwrap();
+        assert_ne!(lines, sil.contour_normals(&cam, 3, 200), "from the views");
+        // Contour views render no visible points.
+        let set = contour.views.as_ref().unwrap();
+        let view = set.view(set.nearest(&pose), &points);
+        assert!(view.visible.is_empty() && !view.contour.is_empty());
         for v in [Views::Off, Views::Contour, Views::On] {
             assert_eq!(v.name().parse::<Views>().unwrap(), v);
         }

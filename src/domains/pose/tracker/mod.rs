@@ -6,8 +6,9 @@
 //!    `T̂_k = chart(T_{k−1}).pose(v)` with `v = chart(T_{k−2}).coords(T_{k−1})` (the random walk
 //!    until `T_{k−2}` exists: after an uncertain start, the start pose is no `T_{k−2}`). Particles
 //!    keep their offsets `x_i` relative to the reference.
-//! 2. **Observe**: prepare the modalities about `T̂_k` (visible and contour points chosen at each round's reference pose, or taken from the object's
-//!    nearest view with [`TrackerConfig::views`]), with
+//! 2. **Observe**: prepare the modalities about `T̂_k` (by default the region lines' contour
+//!    points from the object's nearest view and the depth term's visible points from a z-buffer
+//!    at the round's reference pose; [`TrackerConfig::views`]), with
 //!    length scales widened by `f = max(1, σ_pos / coarse_scale)` where `σ_pos` is the current particle
 //!    spread in metres at the object's surface (coarse-to-fine from an uncertain start).
 //! 3. **Filter**: one `Filter::update` (the filter propagates with the random-walk process noise,
@@ -15,7 +16,7 @@
 //!    curvature [`ObservationModel`]'s `Model::curvature` and take the motion prior's variance
 //!    `s = mean_j (σ_motion,j/D_j)²` as their floor; `gn` keeps one hypothesis, started at `T̂_k`.
 //!    A cloud's update reads every [`TrackerConfig::particle_stride`]-th correspondence
-//!    ([`ObservationModel::thinned`]; 1 by default, all of them).
+//!    ([`ObservationModel::thinned`]; [`PARTICLE_STRIDE`], 2, by default; `gn` reads all).
 //! 4. **Mean step** (when [`TrackerConfig::mean_step`] is on and the filter keeps a cloud): the
 //!    cloud is translated by one Gauss–Newton step of its mean on the round's loss, trusted within
 //!    its own covariance, `δ = −(Σ̂⁻¹ + J(x̄))⁻¹ ∇L(x̄)` ([`crate::core::filter::mean_step`]).
