@@ -6,8 +6,8 @@
 //! lattice: `z_i = 1 − (2i + 1)/K`, azimuth `i·π(3 − √5)`). View `i` looks at the object's centre
 //! `c` from `c + D·d_i` with a virtual pinhole camera that shows the object's radius `r` as
 //! [`ViewParams::radius_px`] pixels; from there it keeps (with [`Views::On`]) the points the
-//! z-buffer of `visible_indices` shows (facing `n·raŷ < −min_facing` with a slack, so that the pose's own
-//! facing test decides at the rim) and the contour points of the [`Silhouette`] with their
+//! z-buffer of `visible_indices` shows (facing `n·raŷ < −min_facing` with a slack, so that the
+//! pose's own facing test decides at the rim) and the contour points of the [`Silhouette`] with their
 //! outward image normals turned into the model frame, `n_m = R_vᵀ [n_u, n_v, 0]ᵀ`.
 //!
 //! At a pose `T = (R, t)` the view nearest the direction from `c` to the camera centre
@@ -79,16 +79,15 @@ pub enum Views {
 }
 
 impl Views {
+    /// Every setting, in the order of [`Views::NAMES`].
+    pub const ALL: [Views; 3] = [Views::Off, Views::Contour, Views::On];
+
     /// The names of [`Views::Off`], [`Views::Contour`] and [`Views::On`], in that order.
     pub const NAMES: [&'static str; 3] = ["off", "contour", "on"];
 
     /// The name `hdpf track --views` and launch files use: `off`, `contour` or `on`.
     pub fn name(self) -> &'static str {
-        match self {
-            Views::Off => "off",
-            Views::Contour => "contour",
-            Views::On => "on",
-        }
+        Self::NAMES[self as usize]
     }
 }
 
@@ -96,16 +95,10 @@ impl std::str::FromStr for Views {
     type Err = crate::core::error::Error;
     /// `off`, `contour` or `on`.
     fn from_str(s: &str) -> crate::core::error::Result<Self> {
-        match s {
-            "off" => Ok(Views::Off),
-            "contour" => Ok(Views::Contour),
-            "on" => Ok(Views::On),
-            other => Err(crate::core::error::Error::param(
-                "views",
-                other,
-                "expected off, contour or on",
-            )),
-        }
+        let found = Self::ALL.into_iter().find(|v| v.name() == s);
+        found.ok_or_else(|| {
+            crate::core::error::Error::param("views", s, "expected off, contour or on")
+        })
     }
 }
 
@@ -792,9 +785,11 @@ mod tests {
         let set = contour.views.as_ref().unwrap();
         let view = set.view(set.nearest(&pose), &points);
         assert!(view.visible.is_empty() && !view.contour.is_empty());
-        for v in [Views::Off, Views::Contour, Views::On] {
+        for v in Views::ALL {
             assert_eq!(v.name().parse::<Views>().unwrap(), v);
         }
+        let names = [Views::Off, Views::Contour, Views::On].map(Views::name);
+        assert_eq!(names, ["off", "contour", "on"]);
         let e = "all".parse::<Views>().unwrap_err().to_string();
         assert!(e.contains("views") && e.contains("all"), "{e}");
     }
