@@ -390,10 +390,11 @@ fn tracker_tables_take_rounds_redetect_and_the_newton_filters() {
     let gn = l.tracker_config(&l.file.tracker[1]).unwrap();
     assert_eq!((gn.rounds, gn.slow_rounds, gn.fast_motion), (4, 3, 0.01));
     assert_eq!((plain.particle_rounds, gn.particle_rounds), (5, 2));
-    use hdpf::domains::pose::tracker::{Views, PARTICLE_STRIDE, VIEWS};
+    use hdpf::domains::pose::tracker::{Views, VIEWS};
     assert_eq!(
         (plain.particle_stride, gn.particle_stride),
-        (PARTICLE_STRIDE, 3)
+        (1, 3),
+        "rfpf reads every correspondence unless told"
     );
     assert_eq!((plain.views, gn.views), (VIEWS, Views::On));
     for (key, views) in [("\"contour\"", Views::Contour), ("\"off\"", Views::Off)] {

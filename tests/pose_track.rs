@@ -81,7 +81,7 @@ fn track_args(root: &Path, out: &Path) -> TrackArgs {
         init_results: None,
         rounds: 1,
         particle_rounds: hdpf::domains::pose::tracker::PARTICLE_ROUNDS,
-        particle_stride: hdpf::domains::pose::tracker::PARTICLE_STRIDE,
+        particle_stride: None,
         slow_rounds: 1,
         fast_motion_mm: 6.0,
         motion: "random_walk".into(),
@@ -339,4 +339,31 @@ fn starts_from_results_or_init_noise_are_uncertain_and_the_ground_truth_is_not()
     };
     let uncertain = |a: &TrackArgs| config_from_args(a).unwrap().uncertain_start;
     assert!(!uncertain(&gt) && uncertain(&results) && uncertain(&noisy));
+}
+
+/// `hdpf track` gives each filter its own particle stride unless `--particle-stride` is given:
+/// 2 for rfpf-newton, 1 for the paper's rfpf; a given stride holds for any filter.
+#[test]
+fn the_particle_stride_follows_the_filter_unless_given() {
+    let dir = std::env::temp_dir();
+    let base = track_args(&dir, &dir.join("x.csv"));
+    let stride = |filter: &str, given: Option<usize>| {
+        let args = TrackArgs {
+            filter: filter.into(),
+            particle_stride: given,
+            ..base.clone()
+        };
+        config_from_args(&args).unwrap().particle_stride
+    };
+    assert_eq!((stride("rfpf-newton", None), stride("rfpf", None)), (2, 1));
+    assert_eq!(
+        (stride("rfpf-newton", Some(1)), stride("rfpf", Some(3))),
+        (1, 3)
+    );
+    let refused = TrackArgs {
+        particle_stride: Some(0),
+        ..base.clone()
+    };
+    let e = config_from_args(&refused).unwrap_err().to_string();
+    assert!(e.contains("particle_stride"), "{e}");
 }

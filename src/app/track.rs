@@ -13,7 +13,7 @@ use crate::domains::pose::metrics::{evaluate_with, EvalOptions, EvalReport};
 use crate::domains::pose::scoring::{gt_eval, mean_errors, ErrorSummary};
 use crate::domains::pose::tracker::{
     RedetectConfig, TrackerConfig, Views, DEFAULT_ROUNDS, FAST_MOTION, PARTICLE_ROUNDS,
-    PARTICLE_STRIDE, SLOW_ROUNDS, VIEWS,
+    SLOW_ROUNDS, VIEWS,
 };
 use crate::domains::recording::mcap_read::{open_recording, ReadOptions};
 use std::collections::BTreeMap;
@@ -63,9 +63,10 @@ pub struct TrackArgs {
     /// (1–20): each particle's loss and gradient are estimated from that subset, while the Newton
     /// curvature, the mean step and the loss judgement read all (README, "Particle moves on a
     /// stride of the correspondences" and "Contour views and stride 2: the default"). `gn`, and
-    /// the edge and depth-edge modalities, read all.
-    #[arg(long, default_value_t = PARTICLE_STRIDE)]
-    pub particle_stride: usize,
+    /// the edge and depth-edge modalities, read all. Default: 2 for rfpf-newton, 1 for the other
+    /// filters.
+    #[arg(long)]
+    pub particle_stride: Option<usize>,
     /// Correspondence rounds per slow frame (1–20; clamped to `--rounds`).
     #[arg(long, default_value_t = SLOW_ROUNDS)]
     pub slow_rounds: usize,
@@ -249,8 +250,10 @@ pub fn config_from_args(args: &TrackArgs) -> Result<TrackerConfig> {
         .with_init_noise(noise)
         .with_rounds(args.rounds)?
         .with_particle_rounds(args.particle_rounds)?
-        .with_particle_stride(args.particle_stride)?
         .with_pace_mm(args.slow_rounds, args.fast_motion_mm)?;
+    if let Some(n) = args.particle_stride {
+        c = c.with_particle_stride(n)?;
+    }
     c.joint = args.joint;
     c.uncertain_start |= args.init_results.is_some();
     c.motion = args.motion.parse()?;

@@ -224,7 +224,8 @@ pub struct TrackerConfig {
     /// in every round.
     pub particle_rounds: usize,
     /// A cloud's filter update reads every `particle_stride`-th depth chunk and a scattered
-    /// `1/particle_stride` of the region lines (≥ 1; default [`PARTICLE_STRIDE`];
+    /// `1/particle_stride` of the region lines (≥ 1; default [`default_particle_stride`]:
+    /// [`PARTICLE_STRIDE`] for rfpf-newton, 1 for the others;
     /// [`crate::domains::pose::modality::ThinnedModel`]): each particle's loss and gradient are
     /// estimated from that subset, as a minibatch would (also a Newton move's backtracking test,
     /// SIR's and MCL's weights and the per-particle losses published), while the Newton metric's
@@ -269,13 +270,27 @@ pub const SLOW_ROUNDS: usize = 2;
 /// ratios; README, "Particle moves in the first rounds only").
 pub const PARTICLE_ROUNDS: usize = 5;
 
-/// The stride of the correspondences a particle move reads unless configured: 2, every other
-/// depth chunk and a scattered half of the region lines. Chosen with [`VIEWS`] (contour): the two
-/// together run at 0.60–0.64× the per-object p50 of stride 1 without views and read level on the
-/// fast sequences (mean ADD-S over 162 runs on four sets 1.62 mm against 1.64) and from
-/// ycbv-mini's ground truth; stride 3 loses objects held out (README, "Contour views and
-/// stride 2: the default").
+/// The stride of the correspondences rfpf-newton's particle moves read unless configured: 2,
+/// every other depth chunk and a scattered half of the region lines. Chosen with [`VIEWS`]
+/// (contour): the two together run at 0.60–0.64× the per-object p50 of stride 1 without views
+/// and read level on the fast sequences (mean ADD-S over 162 runs on four sets 1.62 mm against
+/// 1.64) and from ycbv-mini's ground truth; stride 3 loses objects held out (README, "Contour
+/// views and stride 2: the default"). The other filters read every correspondence unless
+/// configured ([`default_particle_stride`]).
 pub const PARTICLE_STRIDE: usize = 2;
+
+/// The stride of `filter`'s particle moves unless configured: [`PARTICLE_STRIDE`] for
+/// rfpf-newton, whose Newton metric reads every correspondence; 1 for the others. The gradient
+/// flows take their step from the thinned gradients alone, and rfpf lost accuracy at stride 2 on
+/// the fast sequences (twelve, filter seeds 0–2, contour views: mean ADD-S 2.23 → 2.78 mm, runs
+/// over 4 mm 2 → 5; grad level, 2.68 → 2.66 mm; README, "Contour views and stride 2: the
+/// default").
+pub fn default_particle_stride(filter: FilterKind) -> usize {
+    match filter {
+        FilterKind::RfpfNewton => PARTICLE_STRIDE,
+        _ => 1,
+    }
+}
 
 /// Which selections come from the views ([`TrackerConfig::views`]) unless configured: the region
 /// lines' contour points. The silhouette they replace was most of a fast frame's preparation;
@@ -335,12 +350,14 @@ impl Default for TrackerConfig {
 
 impl TrackerConfig {
     /// The default configuration with `filter`, `particles` per filter and `seed`: the start of
-    /// every configuration, whether from CLI flags, a launch table or a study.
+    /// every configuration, whether from CLI flags, a launch table or a study (with the
+    /// filter's own [`default_particle_stride`]).
     pub fn new(filter: FilterKind, particles: usize, seed: u64) -> Self {
         Self {
             filter,
             particles,
             seed,
+            particle_stride: default_particle_stride(filter),
             ..Self::default()
         }
     }
@@ -620,6 +637,29 @@ mod tests {
             };
             let e = by_hand.validate().unwrap_err();
             assert!(e.to_string().contains("particle_stride"), "{e}");
+        }
+    }
+
+    /// rfpf-newton's particle moves read the stride [`PARTICLE_STRIDE`] unless configured, every
+    /// other filter every correspondence; the default configuration is rfpf-newton's.
+    #[test]
+    fn each_filter_gets_its_own_particle_stride_unless_configured() {
+        assert_eq!(PARTICLE_STRIDE, 2);
+        assert_eq!(TrackerConfig::default().particle_stride, PARTICLE_STRIDE);
+        for kind in [
+            FilterKind::RfpfNewton,
+            FilterKind::Rfpf,
+            FilterKind::Grad,
+            FilterKind::Sir,
+        ] {
+            let c = TrackerConfig::new(kind, 10, 0);
+            let want = if kind == FilterKind::RfpfNewton { 2 } else { 1 };
+            assert_eq!(c.particle_stride, want, "{kind}");
+            assert_eq!(
+                c.with_particle_stride(3).unwrap().particle_stride,
+                3,
+                "{kind}"
+            );
         }
     }
 

@@ -51,7 +51,7 @@ mod pace;
 mod redetect;
 
 pub use crate::domains::pose::modality::{parse_modalities, RgbdFrame};
-pub use config::{InitNoise, MotionModel, TrackerConfig, Views};
+pub use config::{default_particle_stride, InitNoise, MotionModel, TrackerConfig, Views};
 pub use config::{
     DEFAULT_ROUNDS, FAST_MOTION, PARTICLE_ROUNDS, PARTICLE_STRIDE, SLOW_ROUNDS, VIEWS,
 };
