@@ -272,7 +272,7 @@ pub const PARTICLE_ROUNDS: usize = 5;
 
 /// The stride of the correspondences rfpf-newton's particle moves read unless configured: 2,
 /// every other depth chunk and a scattered half of the region lines. Chosen with [`VIEWS`]
-/// (contour): the two together run at 0.60–0.64× the per-object p50 of stride 1 without views
+/// (contour): the two together run at 0.60× the per-object p50 of stride 1 without views
 /// and read level on the fast sequences (mean ADD-S over 162 runs on four sets 1.62 mm against
 /// 1.64) and from ycbv-mini's ground truth; stride 3 loses objects held out (README, "Contour
 /// views and stride 2: the default"). The other filters read every correspondence unless
