@@ -170,8 +170,7 @@ impl ViewSet {
     /// `d`, which is below `b`, and `|Δz|` is at most the distance (test
     /// `the_nearest_view_is_the_closest_direction`).
     fn nearest(&self, pose: &Isometry3<f64>) -> usize {
-        let o = -(pose.rotation.inverse() * pose.translation.vector);
-        let d = o - self.centre;
+        let d = camera_centre(pose) - self.centre;
         let k = self.directions.len() as f64;
         let z = d.z / d.norm();
         let band = 2.0 * (4.0 * std::f64::consts::PI / k).sqrt();
@@ -282,7 +281,7 @@ impl ViewSet {
         params: &VisibilityParams,
     ) -> Vec<SurfacePoint> {
         let view = self.view(self.nearest(pose), points);
-        let o = -(pose.rotation.inverse() * pose.translation.vector);
+        let o = camera_centre(pose);
         let facing = (view.visible.iter().copied()).filter(|&k| params.faces(&points[k], &o));
         let kept: Vec<usize> = match self.wholly_inside(pose, cam) {
             true => facing.collect(),
@@ -317,6 +316,11 @@ impl ViewSet {
             .collect();
         subsample_by(&seeds, max_points, |s| *s)
     }
+}
+
+/// The camera centre of `pose` (camera ← model) in the model frame, `o = −Rᵀt`.
+fn camera_centre(pose: &Isometry3<f64>) -> Vector3<f64> {
+    -(pose.rotation.inverse() * pose.translation.vector)
 }
 
 /// The outward image normal at camera-frame point `q` (`q_z > 0`) of the camera-frame direction
@@ -523,7 +527,7 @@ mod tests {
             poses.extend(directions.map(|d| looking_from(&centre, d)));
             let mut worst: f64 = 0.0;
             for pose in &poses {
-                let o = -(pose.rotation.inverse() * pose.translation.vector) - set.centre;
+                let o = camera_centre(pose) - set.centre;
                 let all = (0..count).fold(0, |b, i| {
                     match set.directions[i].dot(&o) > set.directions[b].dot(&o) {
                         true => i,
@@ -693,7 +697,7 @@ mod tests {
             );
             let shared = a.iter().filter(|x| b.iter().any(|y| x.p == y.p)).count() as f64;
             // The box is convex: every point facing the camera is visible.
-            let o = -(pose.rotation.inverse() * pose.translation.vector);
+            let o = camera_centre(&pose);
             let facing = points.iter().filter(|m| vis.faces(m, &o)).count() as f64;
             let ratios = (
                 shared / b.len() as f64,
