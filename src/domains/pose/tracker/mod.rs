@@ -45,6 +45,7 @@
 mod clock;
 mod config;
 mod covariance;
+mod groups;
 mod hypotheses;
 mod object;
 mod pace;
@@ -133,7 +134,8 @@ struct Refined {
 pub struct FrameOutput {
     /// Estimated pose per object (tracker order).
     pub poses: Vec<Isometry3<f64>>,
-    /// Wall-clock seconds per object for this frame (group time / group size).
+    /// Wall-clock seconds per object for this frame: the frame's tracking time (decode
+    /// excluded; the groups refined side by side, module `groups`) over its objects.
     pub seconds: Vec<f64>,
     /// Particle spread per object before the frame (metres at the surface; what the frame's
     /// modalities are widened by, where they are).
@@ -171,6 +173,8 @@ pub struct Tracker {
     states: Vec<ObjectState>,
     groups: Vec<Group>,
     frames: usize,
+    /// The first frame's prior as a fraction of the init-noise prior: 1, or ¼ once the start
+    /// hypotheses have been searched (module `hypotheses`).
     init_shrink: f64,
     /// Capture stamps seen, and the span of the frame being tracked ([`clock`]).
     clock: clock::FrameClock,
@@ -283,83 +287,14 @@ impl Tracker {
         self.span = self.clock.advance(frame.stamp);
         let start = Instant::now();
         let maps = FrameMaps::prepare(&self.config, &self.memories, frame)?;
-        // Per-frame maps are shared by all objects: their time is split evenly.
-        let shared = start.elapsed().as_secs_f64() / n as f64;
-        for g in 0..self.groups.len() {
-            let start = Instant::now();
-            self.step_group(g, frame, &maps, &mut out)?;
-            let per = start.elapsed().as_secs_f64() / self.groups[g].members.len() as f64 + shared;
-            self.groups[g]
-                .members
-                .iter()
-                .for_each(|&k| out.seconds[k] = per);
-        }
+        let stepped = self.step_groups(frame, &maps, &mut out);
+        // The groups run side by side: the frame's time is split evenly between its objects.
+        let per = start.elapsed().as_secs_f64() / n as f64;
+        out.seconds.iter_mut().for_each(|s| *s = per);
+        stepped?;
         self.frames += 1;
         out.poses = self.estimates();
         Ok(out)
-    }
-
-    /// One frame of group `g`: its correspondence rounds at the frame's pace ([`pace`]; module
-    /// docs), then the loss check and re-detection of each member.
-    fn step_group(
-        &mut self,
-        g: usize,
-        frame: &RgbdFrame,
-        maps: &FrameMaps,
-        out: &mut FrameOutput,
-    ) -> Result<()> {
-        let members = self.groups[g].members.clone();
-        let first = self.groups[g].filter.is_none();
-        if first {
-            // Online statistics start from the initial poses.
-            members.iter().for_each(|&k| self.learn(k, frame, maps));
-        }
-        if first && self.config.init_noise.is_some() {
-            for &k in &members {
-                self.select_hypothesis(k, frame, maps)?;
-            }
-        }
-        let spreads: Vec<f64> = members
-            .iter()
-            .enumerate()
-            .map(|(j, &k)| self.spread(g, j, k))
-            .collect();
-        let base = self.groups[g].filter.take();
-        let input = (g, &members[..], &spreads[..], first);
-        let best = self.refine_paced(input, base, frame, maps, out)?;
-        let Refined {
-            predicted,
-            charts,
-            filter,
-        } = best;
-        self.groups[g].filter = filter;
-        for (j, &k) in members.iter().enumerate() {
-            let st = &mut self.states[k];
-            // An uncertain start's first correction is no motion: no velocity until frame 2. An
-            // exact start's (sub-mm) stays one (README, "No velocity from an uncertain start…").
-            let a_motion = !(first && self.config.uncertain_start);
-            st.previous = a_motion.then_some(st.estimate);
-            st.estimate = charts[j].reference;
-            out.spread[k] = spreads[j];
-        }
-        let rd = self.config.redetect;
-        for (j, &k) in members.iter().enumerate() {
-            let judge = rd.unwrap_or_default();
-            let lost = self.judge(k, &judge, frame, maps)?;
-            if let (true, Some(rd)) = (lost, rd) {
-                let centre = predicted[j].pose(&Vector6::zeros());
-                out.redetected[k] = self.redetect(g, j, k, &centre, &rd, frame, maps)?;
-                if out.redetected[k] {
-                    out.covariance[k] = self.config.restart_covariance();
-                }
-            }
-            out.lost[k] = lost && !out.redetected[k];
-            out.quality[k] = self.states[k].quality;
-            if !out.lost[k] {
-                self.learn(k, frame, maps);
-            }
-        }
-        Ok(())
     }
 
     /// The correspondence rounds of one frame for group `g` from the `predicted` charts
@@ -1243,10 +1178,11 @@ pub(crate) mod tests {
     }
 
     /// The same seed gives the same poses whatever the thread count. Every parallel section of
-    /// a frame runs: the hypothesis search of a noisy start, both predictions of fast frames
-    /// side by side, the particle moves, and the re-detection search after the box (sliding
-    /// 12 mm per frame) jumps 5 cm at frame 5; rfpf-newton with 30 particles in pools of 1, 2
-    /// and 3 threads, compared bit for bit.
+    /// a frame runs: two object groups side by side (the box tracked twice, from two starts,
+    /// one filter each), the hypothesis search of a noisy start, both predictions of fast
+    /// frames side by side, the particle moves, and the re-detection search after the box
+    /// (sliding 12 mm per frame) jumps 5 cm at frame 5; rfpf-newton with 30 particles in pools
+    /// of 1, 2 and 3 threads, compared bit for bit.
     #[test]
     fn the_same_seed_gives_the_same_poses_with_one_two_and_three_threads() {
         let at = |t: usize| Isometry3::translation(if t < 5 { 0.0 } else { 0.05 }, 0.0, 0.0);
@@ -1263,16 +1199,22 @@ pub(crate) mod tests {
             (config.fast_motion, config.rounds) = (0.0, 4);
             let mut start = sliding_box(0);
             start.translation.vector.x += 0.006;
-            let object = frames[0].1.clone();
-            let mut tracker = Tracker::new(config, vec![object], vec![start]).unwrap();
+            let mut other = sliding_box(0);
+            other.translation.vector.y -= 0.004;
+            let objects = vec![frames[0].1.clone(); 2];
+            let mut tracker = Tracker::new(config, objects, vec![start, other]).unwrap();
             (frames.iter())
-                .map(|(frame, _, _)| {
+                .flat_map(|(frame, _, _)| {
                     let out = tracker.step(frame).unwrap();
-                    (
-                        out.poses[0].to_homogeneous(),
-                        out.lost[0],
-                        out.redetected[0],
-                    )
+                    (0..2)
+                        .map(|k| {
+                            (
+                                out.poses[k].to_homogeneous(),
+                                out.lost[k],
+                                out.redetected[k],
+                            )
+                        })
+                        .collect::<Vec<_>>()
                 })
                 .collect::<Vec<_>>()
         };
