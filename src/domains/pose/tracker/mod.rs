@@ -1230,6 +1230,37 @@ pub(crate) mod tests {
         }
     }
 
+    /// An object's start search does not depend on the objects searched before it: object 1's
+    /// chosen start is the same, bit for bit, on its own and after object 0's search (the
+    /// search once shrank every later object's spread to a quarter), and nearer the truth than
+    /// its start.
+    #[test]
+    fn an_objects_start_search_does_not_depend_on_the_objects_before_it() {
+        let (frame, object, truth) = rendered_box();
+        let mut config = depth_only(TrackerConfig::new(FilterKind::RfpfNewton, 30, 7));
+        config.init_noise = Some(InitNoise {
+            translation: 0.01,
+            rotation: 0.05,
+        });
+        config.hypotheses = 300;
+        let mut start = truth;
+        start.translation.vector.x += 0.006;
+        let search = |after_another: bool| {
+            let objects = vec![object.clone(); 2];
+            let mut t = Tracker::new(config.clone(), objects, vec![start; 2]).unwrap();
+            let maps = FrameMaps::prepare(&t.config, &t.memories, &frame).unwrap();
+            if after_another {
+                t.select_hypothesis(0, &frame, &maps).unwrap();
+            }
+            t.select_hypothesis(1, &frame, &maps).unwrap();
+            t.states[1].estimate
+        };
+        let alone = search(false);
+        assert_eq!(alone.to_homogeneous(), search(true).to_homogeneous());
+        let off = |p: &Isometry3<f64>| (p.translation.vector - truth.translation.vector).norm();
+        assert!(off(&alone) < off(&start), "{} m", off(&alone));
+    }
+
     #[test]
     fn init_noise_has_the_requested_magnitude() {
         let pose = Isometry3::new(Vector3::new(0.0, 0.0, 0.8), Vector3::new(0.1, 0.2, 0.3));
