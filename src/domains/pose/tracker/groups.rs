@@ -2,21 +2,21 @@
 //!
 //! 1. **Plan**, group by group: a group's first frame learns the modalities' online statistics
 //!    at the start poses and, from an uncertain start, searches the start hypotheses; then each
-//!    member's particle spread, and the group's filter taken out for refinement.
+//!    member's particle spread. Once every group is planned, their filters are taken out.
 //! 2. **Refine**, all groups side by side: each group's correspondence rounds at the frame's pace
 //!    ([`super::pace`]), reading only its own members' states and filter and writing only its own
 //!    members' entries of a copy of the frame's output.
 //! 3. **Apply**, group by group in order: the refined estimates, the loss check and re-detection
 //!    of each member, and what the modalities learn from it.
 //!
-//! The groups share nothing that a refinement changes (each object's estimate, filter, random
-//! streams and learned statistics are its own), so the result is the group-by-group one, bit for
-//! bit, whatever the number of threads; with one filter per object (the default) a frame of
-//! several objects uses every core even where one object's rounds cannot.
+//! The groups share nothing that a refinement changes (each object's estimate and learned
+//! statistics, each group's filter and random streams are their own), so the result is the
+//! group-by-group one, bit for bit, whatever the number of threads; with one filter per object
+//! (the default) a frame of several objects uses every core even where one object's rounds
+//! cannot.
 
 use super::{FrameMaps, FrameOutput, Refined, RgbdFrame, Tracker};
 use crate::core::error::Result;
-use crate::core::filter::Filter;
 use nalgebra::Vector6;
 use rayon::prelude::*;
 
@@ -30,14 +30,15 @@ struct Plan {
     spreads: Vec<f64>,
     /// Whether this is the group's first frame.
     first: bool,
-    /// The group's filter (`None` before its first frame).
-    base: Option<Filter>,
 }
 
 impl Tracker {
-    /// One frame of every group (module docs). On an error the groups before the failing one
-    /// (tracker order) have their results applied; the failing group and those after it keep
-    /// their previous estimates.
+    /// One frame of every group (module docs). On an error every group that did not fail has
+    /// its result applied and the first error (tracker order) is returned. A group whose start
+    /// (phase 1) fails leaves every filter in place and no group refined; a group whose rounds
+    /// fail keeps its previous estimates and loses its filter (its next frame starts it afresh,
+    /// as a first one); a group whose loss check or re-detection fails keeps its refined
+    /// estimates.
     pub(super) fn step_groups(
         &mut self,
         frame: &RgbdFrame,
@@ -47,25 +48,32 @@ impl Tracker {
         let plans = (0..self.groups.len())
             .map(|g| self.plan_group(g, frame, maps))
             .collect::<Result<Vec<_>>>()?;
+        let plans: Vec<_> = (plans.into_iter())
+            .map(|plan| (self.groups[plan.g].filter.take(), plan))
+            .collect();
         let (this, snapshot) = (&*self, &*out);
         let refined: Vec<_> = (plans.into_par_iter())
-            .map(|plan| {
+            .map(|(base, plan)| {
                 let mut trial = snapshot.clone();
                 let input = (plan.g, &plan.members[..], &plan.spreads[..], plan.first);
-                let r = this.refine_paced(input, plan.base, frame, maps, &mut trial);
-                let (g, spreads, first) = (plan.g, plan.spreads, plan.first);
-                (g, spreads, first, r.map(|r| (r, trial)))
+                let r = this.refine_paced(input, base, frame, maps, &mut trial);
+                (plan, r.map(|r| (r, trial)))
             })
             .collect();
-        for (g, spreads, first, r) in refined {
-            let (best, trial) = r?;
-            out.take_members(trial, &self.groups[g].members);
-            self.apply_group(g, best, (&spreads, first), frame, maps, out)?;
+        let mut first_error = None;
+        for (plan, r) in refined {
+            let applied = r.and_then(|(best, trial)| {
+                out.take_members(trial, &plan.members);
+                self.apply_group(&plan, best, frame, maps, out)
+            });
+            if let Err(e) = applied {
+                first_error.get_or_insert(e);
+            }
         }
-        Ok(())
+        first_error.map_or(Ok(()), Err)
     }
 
-    /// Phase 1 of group `g` (module docs).
+    /// Phase 1 of group `g` (module docs); the group's filter stays in place.
     fn plan_group(&mut self, g: usize, frame: &RgbdFrame, maps: &FrameMaps) -> Result<Plan> {
         let members = self.groups[g].members.clone();
         let first = self.groups[g].filter.is_none();
@@ -86,29 +94,33 @@ impl Tracker {
             members,
             spreads,
             first,
-            base: self.groups[g].filter.take(),
         })
     }
 
-    /// Phase 3 of group `g` (module docs): its refinement `best` from the members' `spreads` (on
-    /// the group's `first` frame or not) becomes the members' estimates, then each member is
-    /// judged, re-detected when lost, and taught to the modalities when not.
+    /// Phase 3 of a group (module docs): its refinement `best` from `plan` becomes the members'
+    /// estimates, then each member is judged, re-detected when lost, and taught to the
+    /// modalities when not.
     fn apply_group(
         &mut self,
-        g: usize,
+        plan: &Plan,
         best: Refined,
-        (spreads, first): (&[f64], bool),
         frame: &RgbdFrame,
         maps: &FrameMaps,
         out: &mut FrameOutput,
     ) -> Result<()> {
+        let Plan {
+            g,
+            members,
+            spreads,
+            first,
+        } = plan;
+        let (g, first) = (*g, *first);
         let Refined {
             predicted,
             charts,
             filter,
         } = best;
         self.groups[g].filter = filter;
-        let members = self.groups[g].members.clone();
         for (j, &k) in members.iter().enumerate() {
             let st = &mut self.states[k];
             // An uncertain start's first correction is no motion: no velocity until frame 2. An

@@ -14,12 +14,16 @@ use nalgebra::{Isometry3, Vector6};
 /// "Object groups side by side").
 pub(super) const SEARCH_FRACTION: f64 = 0.25;
 
+/// The first frame's prior after the start search, as a fraction of the init-noise prior: the
+/// search placed the start to about a quarter of the noise.
+const SEARCHED_PRIOR_FRACTION: f64 = 0.25;
+
 impl Tracker {
     /// From an uncertain start, score `hypotheses` poses drawn from [`SEARCH_FRACTION`] of the
     /// init-noise prior (twice, the second round around the first winner at a quarter of that
     /// spread) and restart from the lowest loss: a search the local filter moves cannot do. Every
     /// object searches alike, whatever was searched before it; the first frame's prior and spread
-    /// then shrink to a quarter.
+    /// then shrink ([`Tracker::first_prior_fraction`]).
     pub(super) fn select_hypothesis(
         &mut self,
         k: usize,
@@ -32,8 +36,17 @@ impl Tracker {
         let centre = self.states[k].estimate;
         self.states[k].estimate =
             self.hypothesis_search(k, centre, sigma, n, &[1.0, 0.25], (seed, 0xB0), frame, maps)?;
-        self.init_shrink = 0.25;
         Ok(())
+    }
+
+    /// The first frame's prior as a fraction of `TrackerConfig::initial_prior`:
+    /// [`SEARCHED_PRIOR_FRACTION`] from an uncertain start (its objects' starts are searched
+    /// before the first frame's rounds), else 1.
+    pub(super) fn first_prior_fraction(&self) -> f64 {
+        match self.config.init_noise {
+            Some(_) => SEARCHED_PRIOR_FRACTION,
+            None => 1.0,
+        }
     }
 
     /// Score `n` poses of object `k` drawn about `centre` with per-axis σ `sigma` (state units),
