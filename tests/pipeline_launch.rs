@@ -392,22 +392,21 @@ fn tracker_tables_take_rounds_redetect_and_the_newton_filters() {
     assert_eq!((plain.particle_rounds, gn.particle_rounds), (5, 2));
     use hdpf::domains::pose::tracker::{Views, VIEWS};
     assert_eq!(
-        (plain.particle_stride, gn.particle_stride),
+        (plain.particle_stride(), gn.particle_stride()),
         (1, 3),
         "rfpf reads every correspondence unless told"
     );
     assert_eq!((plain.views, gn.views), (VIEWS, Views::On));
-    for (key, views) in [("\"contour\"", Views::Contour), ("\"off\"", Views::Off)] {
+    let keys = [
+        ("\"contour\"", Views::Contour),
+        ("\"off\"", Views::Off),
+        ("false", Views::Off),
+    ];
+    for (key, views) in keys {
         let text = paced.replace("views = true", &format!("views = {key}"));
         let l = launch::load_str(Path::new("good.toml"), &text, &[]).unwrap();
         assert_eq!(l.tracker_config(&l.file.tracker[1]).unwrap().views, views);
     }
-    let text = paced.replace("views = true", "views = false");
-    let l = launch::load_str(Path::new("good.toml"), &text, &[]).unwrap();
-    assert_eq!(
-        l.tracker_config(&l.file.tracker[1]).unwrap().views,
-        Views::Off
-    );
     for (bad, named) in [("2", "integer"), ("\"all\"", "all")] {
         let e = err(
             &paced.replace("views = true", &format!("views = {bad}")),

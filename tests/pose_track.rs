@@ -353,7 +353,7 @@ fn the_particle_stride_follows_the_filter_unless_given() {
             particle_stride: given,
             ..base.clone()
         };
-        config_from_args(&args).unwrap().particle_stride
+        config_from_args(&args).unwrap().particle_stride()
     };
     assert_eq!((stride("rfpf-newton", None), stride("rfpf", None)), (2, 1));
     assert_eq!(

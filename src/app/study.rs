@@ -204,7 +204,7 @@ pub fn fast_config(kind: FilterKind, particles: usize, joint: bool, seed: u64) -
         // with every particle reading every correspondence, selected at its pose.
         rounds: 1,
         mean_step: false,
-        particle_stride: 1,
+        particle_stride: Some(1),
         views: Views::Off,
         ..TrackerConfig::default()
     }

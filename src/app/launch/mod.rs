@@ -204,8 +204,9 @@ pub struct TrackerSpec {
     /// Rounds of a frame that move every particle (1–20, default
     /// [`crate::domains::pose::tracker::PARTICLE_ROUNDS`], 5), as `hdpf track --particle-rounds`.
     pub particle_rounds: Option<Spanned<usize>>,
-    /// A cloud's update reads about 1/N of the correspondences (1–20, default
-    /// [`crate::domains::pose::tracker::PARTICLE_STRIDE`]), as `hdpf track --particle-stride`.
+    /// A cloud's update reads about 1/N of the correspondences (1–20, default the filter's own,
+    /// [`crate::domains::pose::tracker::default_particle_stride`]), as `hdpf track
+    /// --particle-stride`.
     pub particle_stride: Option<Spanned<usize>>,
     /// Correspondence rounds per slow frame (1–20, default
     /// [`crate::domains::pose::tracker::SLOW_ROUNDS`], 2).

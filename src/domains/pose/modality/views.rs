@@ -97,7 +97,8 @@ impl std::str::FromStr for Views {
     fn from_str(s: &str) -> crate::core::error::Result<Self> {
         let found = Self::ALL.into_iter().find(|v| v.name() == s);
         found.ok_or_else(|| {
-            crate::core::error::Error::param("views", s, "expected off, contour or on")
+            let expected = format!("expected one of {}", Self::NAMES.join(", "));
+            crate::core::error::Error::param("views", s, expected)
         })
     }
 }
@@ -314,7 +315,10 @@ impl ViewSet {
                 normal.flatten().map(|g| (pt, g))
             })
             .collect();
-        subsample_by(&seeds, max_points, |s| *s)
+        match seeds.len() <= max_points {
+            true => seeds,
+            false => subsample_by(&seeds, max_points, |s| *s),
+        }
     }
 }
 
@@ -352,6 +356,11 @@ impl Shape {
         }
     }
 
+    /// The distance of the farthest sample from `centre` (model frame; 0 without samples).
+    pub fn radius_about(&self, centre: &Vector3<f64>) -> f64 {
+        (self.points.iter()).fold(0.0, |r: f64, p| r.max((p.p.coords - centre).norm()))
+    }
+
     /// With the views of `params` about `centre` (model frame), at the radius of the farthest
     /// sample from it, for the selections `which` names (none for [`Views::Off`]); a clone
     /// shares them.
@@ -359,8 +368,7 @@ impl Shape {
         if which == Views::Off {
             return self.without_views();
         }
-        let radius =
-            (self.points.iter()).fold(0.0, |r: f64, p| r.max((p.p.coords - centre).norm()));
+        let radius = self.radius_about(&centre);
         let visible = which == Views::On;
         self.views = Some(Arc::new(ViewSet::new(params, centre, radius, visible)));
         self
@@ -453,6 +461,11 @@ mod tests {
             max_points: usize::MAX,
             ..VisibilityParams::default()
         }
+    }
+
+    /// How many points of `a` are also points of `b` (the same model point).
+    fn shared(a: &[SurfacePoint], b: &[SurfacePoint]) -> usize {
+        a.iter().filter(|x| b.iter().any(|y| x.p == y.p)).count()
     }
 
     /// For each contour point of `a`, the image distance (px) to the nearest of `b` and the angle
@@ -619,7 +632,7 @@ mod tests {
                 plain.visible(&pose, &cam, &vis),
             );
             assert!(a.iter().all(shown) && !a.is_empty());
-            let shared = a.iter().filter(|x| b.iter().any(|y| x.p == y.p)).count() as f64;
+            let shared = shared(&a, &b) as f64;
             println!(
                 "partly shown: {} views, {} direct, {shared} shared",
                 a.len(),
@@ -695,7 +708,7 @@ mod tests {
                 shape.visible(&pose, &cam, &vis),
                 plain.visible(&pose, &cam, &vis),
             );
-            let shared = a.iter().filter(|x| b.iter().any(|y| x.p == y.p)).count() as f64;
+            let shared = shared(&a, &b) as f64;
             // The box is convex: every point facing the camera is visible.
             let o = camera_centre(&pose);
             let facing = points.iter().filter(|m| vis.faces(m, &o)).count() as f64;
@@ -833,7 +846,7 @@ mod tests {
                     shape.visible(&pose, &cam, &vis),
                     plain.visible(&pose, &cam, &vis),
                 );
-                let both = a.iter().filter(|x| b.iter().any(|y| x.p == y.p)).count();
+                let both = super::tests::shared(&a, &b);
                 shared += both as f64 / b.len() as f64 / 40.0;
                 let c = shape.contour(&pose, &cam, (3.0, 3), 200);
                 let d = plain.contour(&pose, &cam, (3.0, 3), 200);

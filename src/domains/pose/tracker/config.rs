@@ -224,14 +224,15 @@ pub struct TrackerConfig {
     /// in every round.
     pub particle_rounds: usize,
     /// A cloud's filter update reads every `particle_stride`-th depth chunk and a scattered
-    /// `1/particle_stride` of the region lines (≥ 1; default [`default_particle_stride`]:
-    /// [`PARTICLE_STRIDE`] for rfpf-newton, 1 for the others;
+    /// `1/particle_stride` of the region lines (≥ 1; `None`, the default: the filter's own
+    /// [`default_particle_stride`], [`PARTICLE_STRIDE`] for rfpf-newton, 1 for the others; read
+    /// through [`Self::particle_stride`];
     /// [`crate::domains::pose::modality::ThinnedModel`]): each particle's loss and gradient are
     /// estimated from that subset, as a minibatch would (also a Newton move's backtracking test,
     /// SIR's and MCL's weights and the per-particle losses published), while the Newton metric's
     /// curvature, the mean step, the judgement and re-detection read them all. One hypothesis
     /// (`gn`) always reads all.
-    pub particle_stride: usize,
+    pub particle_stride: Option<usize>,
     /// Which of the depth and region modalities' selections come from each object's sparse
     /// viewpoint model ([`crate::domains::pose::modality::views`]: the nearest of 2562
     /// precomputed views, as ICG does) instead of a z-buffer and a silhouette at every prepared
@@ -342,7 +343,7 @@ impl Default for TrackerConfig {
             round_tol: 0.1,
             mean_step: true,
             particle_rounds: PARTICLE_ROUNDS,
-            particle_stride: PARTICLE_STRIDE,
+            particle_stride: None,
             views: VIEWS,
         }
     }
@@ -350,16 +351,20 @@ impl Default for TrackerConfig {
 
 impl TrackerConfig {
     /// The default configuration with `filter`, `particles` per filter and `seed`: the start of
-    /// every configuration, whether from CLI flags, a launch table or a study (with the
-    /// filter's own [`default_particle_stride`]).
+    /// every configuration, whether from CLI flags, a launch table or a study.
     pub fn new(filter: FilterKind, particles: usize, seed: u64) -> Self {
         Self {
             filter,
             particles,
             seed,
-            particle_stride: default_particle_stride(filter),
             ..Self::default()
         }
+    }
+
+    /// The stride of a cloud's particle moves ([`Self::particle_stride`]): as configured, else
+    /// the filter's own [`default_particle_stride`].
+    pub fn particle_stride(&self) -> usize {
+        (self.particle_stride).unwrap_or_else(|| default_particle_stride(self.filter))
     }
 
     /// With the filter preset's parameters `params` ([`TrackerConfig::filter_params`]); an error
@@ -404,7 +409,7 @@ impl TrackerConfig {
     /// With a cloud's update reading about 1/`particle_stride` of the correspondences
     /// ([`Self::particle_stride`]); an error naming `particle_stride` unless it lies in 1..=20.
     pub fn with_particle_stride(mut self, particle_stride: usize) -> Result<Self> {
-        self.particle_stride = round_count("particle_stride", particle_stride)?;
+        self.particle_stride = Some(round_count("particle_stride", particle_stride)?);
         Ok(self)
     }
 
@@ -458,7 +463,7 @@ impl TrackerConfig {
             ("rounds", self.rounds),
             ("slow_rounds", self.slow_rounds),
             ("particle_rounds", self.particle_rounds),
-            ("particle_stride", self.particle_stride),
+            ("particle_stride", self.particle_stride()),
         ] {
             round_count(name, n)?;
         }
@@ -632,7 +637,7 @@ mod tests {
             let e = (TrackerConfig::default().with_particle_stride(bad)).unwrap_err();
             assert!(e.to_string().contains("particle_stride"), "{e}");
             let by_hand = TrackerConfig {
-                particle_stride: bad,
+                particle_stride: Some(bad),
                 ..TrackerConfig::default()
             };
             let e = by_hand.validate().unwrap_err();
@@ -645,7 +650,7 @@ mod tests {
     #[test]
     fn each_filter_gets_its_own_particle_stride_unless_configured() {
         assert_eq!(PARTICLE_STRIDE, 2);
-        assert_eq!(TrackerConfig::default().particle_stride, PARTICLE_STRIDE);
+        assert_eq!(TrackerConfig::default().particle_stride(), PARTICLE_STRIDE);
         for kind in [
             FilterKind::RfpfNewton,
             FilterKind::Rfpf,
@@ -654,9 +659,9 @@ mod tests {
         ] {
             let c = TrackerConfig::new(kind, 10, 0);
             let want = if kind == FilterKind::RfpfNewton { 2 } else { 1 };
-            assert_eq!(c.particle_stride, want, "{kind}");
+            assert_eq!(c.particle_stride(), want, "{kind}");
             assert_eq!(
-                c.with_particle_stride(3).unwrap().particle_stride,
+                c.with_particle_stride(3).unwrap().particle_stride(),
                 3,
                 "{kind}"
             );

@@ -30,14 +30,12 @@ impl ObjectModel {
         }
         let (lo, hi) = mesh.bounding_box();
         let centre = (lo.coords + hi.coords) / 2.0;
-        let radius = points
-            .iter()
-            .map(|p| (p.p.coords - centre).norm())
-            .fold(0.0, f64::max);
+        let points = Shape::new(points);
+        let radius = points.radius_about(&centre);
         let half_extent = (hi.coords - lo.coords) / 2.0;
         Ok(Self {
             obj_id,
-            points: Shape::new(points),
+            points,
             centre,
             radius,
             half_extent,
