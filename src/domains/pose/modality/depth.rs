@@ -22,7 +22,9 @@
 //! piecewise linear, so `L` is piecewise smooth):
 //! `∂r/∂q = k n' + (n'·q)(−∇_q d / q_z + d/q_z² e_z)` with `k = 1 − d/q_z`, `∂r/∂n' = k q`.
 
-use super::lanes::{avx2_or_baseline, lane, place_lanes, rotate_lanes, Lane, CHUNK, ZERO};
+use super::lanes::{
+    avx2_or_baseline, cell_lanes, lane, place_lanes, rotate_lanes, Lane, CHUNK, ZERO,
+};
 use super::spec::{FrameTerm, ModalitySpec, Needs};
 use super::views::Shape;
 use super::visible::VisibilityParams;
@@ -303,17 +305,15 @@ impl DepthModality {
     fn load(&self, motion: &RigidMotion, chunk: &PointChunk, l: &mut Lanes) {
         l.len = chunk.len;
         self.place(motion, chunk, l);
-        for j in 0..l.len {
-            let cell = match l.q[2][j] < MIN_Z {
-                true => None,
-                false => self.depth.cell(l.uv[0][j], l.uv[1][j]),
-            };
-            let (px, fa, fb) = cell.unwrap_or(([0.0; 4], 0.0, 0.0));
-            for (c, x) in px.iter().enumerate() {
-                l.px[c][j] = *x;
-            }
-            (l.frac[0][j], l.frac[1][j], l.inside[j]) = (fa, fb, cell.is_some());
-        }
+        let front = l.q[2].map(|z| z >= MIN_Z);
+        cell_lanes(
+            &self.depth,
+            &l.uv,
+            &front,
+            &mut l.px,
+            &mut l.frac,
+            &mut l.inside,
+        );
         self.classify(l);
     }
 

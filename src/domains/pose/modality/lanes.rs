@@ -9,6 +9,7 @@
 //! floating point, and AVX2 does not enable FMA): a lane is bitwise what the per-point code
 //! computed, and the AVX2 build is bitwise the baseline build.
 
+use super::ImageF32;
 use super::RigidMotion;
 use nalgebra::{Matrix3, Vector3};
 
@@ -56,6 +57,59 @@ pub(super) fn place_lanes(
     q
 }
 
+/// `⌊x⌋` for `0 ≤ x < 2⁵¹` by lane arithmetic (no call to `floor`, which baseline x86-64 does
+/// not inline): `x + 2⁵²` rounds `x` to the nearest integer `r` exactly, and `r − 1` where `r > x`.
+#[inline(always)]
+fn floor_small(x: f64) -> f64 {
+    const SHIFT: f64 = 4_503_599_627_370_496.0; // 2⁵²
+    let r = (x + SHIFT) - SHIFT;
+    if r > x {
+        r - 1.0
+    } else {
+        r
+    }
+}
+
+/// Lane by lane what [`ImageF32::cell`] gives at the projections `uv` — the four pixels around
+/// each and its fractions within the pixel cell — with zeros and `inside = false` where it gives
+/// `None` or where `front` is false (a point behind the camera). The cells' corners and fractions
+/// are found in lane arithmetic (the same values: `⌊u⌋` is exact, so `u − ⌊u⌋` is the bits of
+/// `u − (u as usize) as f64`); only the pixel reads go point by point, with nothing else between
+/// them.
+#[inline(always)]
+pub(super) fn cell_lanes(
+    img: &ImageF32,
+    uv: &[Lane; 2],
+    front: &[bool; CHUNK],
+    px: &mut [Lane; 4],
+    frac: &mut [Lane; 2],
+    inside: &mut [bool; CHUNK],
+) {
+    let w = img.width;
+    let (w1, h1) = ((w as f64) - 1.0, (img.height as f64) - 1.0);
+    let mut at = ZERO;
+    for j in 0..CHUNK {
+        let (u, v) = (uv[0][j], uv[1][j]);
+        // A NaN fails every comparison.
+        let ok = front[j] & (u >= 0.0) & (v >= 0.0) & (u < w1) & (v < h1);
+        let (u, v) = if ok { (u, v) } else { (0.0, 0.0) };
+        let (x0, y0) = (floor_small(u), floor_small(v));
+        (frac[0][j], frac[1][j], inside[j]) = (u - x0, v - y0, ok);
+        at[j] = y0 * w as f64 + x0;
+    }
+    for j in 0..CHUNK {
+        let i = at[j] as usize;
+        // One bounds check for the four pixels: the slice holds `w + 2` values.
+        let p = match img.data.get(i..i + w + 2) {
+            Some(p) if inside[j] => [p[0], p[1], p[w], p[w + 1]].map(f64::from),
+            _ => [0.0; 4],
+        };
+        for (c, x) in p.into_iter().enumerate() {
+            px[c][j] = x;
+        }
+    }
+}
+
 /// The value of `$baseline`, or — on x86-64 where the processor has AVX2 — of `$avx2`: a call
 /// of a method that the caller defines as `#[target_feature(enable = "avx2")] unsafe fn` around
 /// the same always-inlined code (only that call is meant to be unsafe: give no other unsafe
@@ -82,6 +136,56 @@ pub(super) use avx2_or_baseline;
 mod tests {
     use super::*;
     use nalgebra::Vector6;
+
+    /// The cells in lanes are [`ImageF32::cell`]'s, bit for bit, at pixel centres, just inside
+    /// and just outside each border, off the image, at a NaN or huge coordinate and behind the
+    /// camera.
+    #[test]
+    fn cells_in_lanes_are_the_per_point_cells() {
+        let img = ImageF32 {
+            width: 7,
+            height: 5,
+            data: (0..35).map(|i| 0.5 + 0.01 * i as f32).collect(),
+        };
+        let below = |x: f64| x - x * f64::EPSILON;
+        let coords = [
+            0.0,
+            0.25,
+            1.0,
+            below(4.0),
+            4.0,
+            5.5,
+            below(6.0),
+            6.0,
+            -1e-300,
+            f64::NAN,
+            1e300,
+            3.0 + 1e-12,
+        ];
+        for (k, &u) in coords.iter().enumerate() {
+            let uv = [
+                std::array::from_fn(|j| coords[(j + k) % coords.len()]),
+                [u; CHUNK],
+            ];
+            let front = std::array::from_fn(|j| j != 3);
+            let (mut px, mut frac, mut inside) = ([ZERO; 4], [ZERO; 2], [true; CHUNK]);
+            cell_lanes(&img, &uv, &front, &mut px, &mut frac, &mut inside);
+            for j in 0..CHUNK {
+                let want = match front[j] {
+                    true => img.cell(uv[0][j], uv[1][j]),
+                    false => None,
+                };
+                let (p, a, b) = want.unwrap_or(([0.0; 4], 0.0, 0.0));
+                let got = [
+                    px[0][j], px[1][j], px[2][j], px[3][j], frac[0][j], frac[1][j],
+                ];
+                let want_bits = [p[0], p[1], p[2], p[3], a, b].map(f64::to_bits);
+                let at = format!("(u, v) = ({}, {})", uv[0][j], uv[1][j]);
+                assert_eq!(got.map(f64::to_bits), want_bits, "{at}");
+                assert_eq!(inside[j], want.is_some(), "{at}");
+            }
+        }
+    }
 
     /// The lane helpers give the bits of the nalgebra expressions they replace.
     #[test]
