@@ -119,6 +119,19 @@ fn tracking_an_mcap_recording_gives_the_rows_of_its_bop_scene() {
     let (dt, dr) = hdpf::domains::pose::bop::pose_difference(&a, &b).unwrap();
     assert!(dt < 1e-9 && dr < 1e-9, "{dt} m, {dr} rad");
     assert_eq!(from_bop.all.add_mm, from_mcap.all.add_mm);
+    // ADD-S by visible fraction: every frame of the BOP scene falls in a band (its
+    // scene_gt_info.json gives each fraction), and the bands together hold the mean ADD-S; the
+    // recording carries no fractions.
+    let l = &from_bop.losses;
+    let (sum, n) = (l.bands.iter()).fold((0.0, 0), |a, b| (a.0 + b.0, a.1 + b.1));
+    assert_eq!((n, l.unknown_visibility), (4, 0), "{l:?}");
+    assert!(
+        (sum / 4.0 * 1e3 - from_bop.all.adds_mm).abs() < 1e-9,
+        "{l:?}"
+    );
+    let m = &from_mcap.losses;
+    assert!(!m.has_visibility() && m.unknown_visibility == 4, "{m:?}");
+    assert_eq!(m.longest_lost, l.longest_lost);
     // The published covariance is scored against the ground truth of either source: every
     // frame's (10 particles give a positive-definite covariance), with the same NEES.
     for (id, t) in &from_bop.tracking {

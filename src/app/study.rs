@@ -13,6 +13,7 @@ use crate::domains::pose::metrics::{add, adds};
 use crate::domains::pose::modality::depth::DepthParams;
 use crate::domains::pose::modality::depth_edge::DepthEdgeParams;
 use crate::domains::pose::modality::ModalityConfig;
+use crate::domains::pose::scoring::{LossTally, LOST_ADDS_M};
 use crate::domains::pose::synth::{
     render_sequence, ycbv_camera, Motion, ObjectSource, SynthConfig, SynthFrame, Synthesizer,
 };
@@ -120,7 +121,7 @@ pub struct StudyRow {
 }
 
 /// ADD-S (metres) under which an object-frame counts as tracked rather than lost.
-pub const TRACKED_ADDS: f64 = 0.02;
+pub const TRACKED_ADDS: f64 = LOST_ADDS_M;
 
 /// The study table.
 #[derive(Clone, Debug, PartialEq, serde::Serialize)]
@@ -263,29 +264,8 @@ struct Run {
     adds: f64,
     tracked: f64,
     latencies: Vec<f64>,
-    /// ADD-S sum (m) and count per visibility band ([`StudyRow::adds_by_visibility_mm`]).
-    bands: [(f64, usize); 3],
-    /// Longest runs of frames lost: any visibility, and while ≥ 0.9 visible.
-    longest: (usize, usize),
-}
-
-/// A visible fraction's band: 0 for ≥ 0.9, 1 for 0.5–0.9, 2 below.
-fn band(visible: f64) -> usize {
-    match visible {
-        v if v >= 0.9 => 0,
-        v if v >= 0.5 => 1,
-        _ => 2,
-    }
-}
-
-/// The longest run of consecutive `true`s.
-fn longest_run(flags: impl Iterator<Item = bool>) -> usize {
-    let (mut best, mut run) = (0, 0);
-    for f in flags {
-        run = if f { run + 1 } else { 0 };
-        best = best.max(run);
-    }
-    best
+    /// ADD-S by visibility band and the longest runs lost, the sequence's objects pooled.
+    losses: LossTally,
 }
 
 /// Track `seq` with `config` (its seed replaced by the sequence's tracker seed).
@@ -302,9 +282,7 @@ fn run_one(seq: &Sequence, mut config: TrackerConfig) -> Result<Run> {
         Keep::History,
     )?;
     let (mut sum_add, mut sum_adds, mut n, mut tracked) = (0.0, 0.0, 0usize, 0usize);
-    let mut bands = [(0.0, 0usize); 3];
-    // Per object, per frame: (lost, visible fraction).
-    let mut history = vec![Vec::new(); seq.objects.len()];
+    let mut per_object = vec![LossTally::default(); seq.objects.len()];
     for f in &seq.frames {
         let Some(out) = driver.frame(f.frame.im_id, Ok(&f.frame), 0.0)? else {
             continue;
@@ -317,26 +295,18 @@ fn run_one(seq: &Sequence, mut config: TrackerConfig) -> Result<Run> {
             tracked += usize::from(e < TRACKED_ADDS);
             n += 1;
             let visible = f.info.get(k).map_or(1.0, |i| i.visib_fract);
-            let b = &mut bands[band(visible)];
-            *b = (b.0 + e, b.1 + 1);
-            history[k].push((e >= TRACKED_ADDS, visible));
+            per_object[k].push(Some(e), Some(visible));
         }
     }
-    let longest = (history.iter())
-        .map(|h| {
-            let any = longest_run(h.iter().map(|&(lost, _)| lost));
-            let seen = longest_run(h.iter().map(|&(lost, v)| lost && v >= 0.9));
-            (any, seen)
-        })
-        .fold((0, 0), |a, b| (a.0.max(b.0), a.1.max(b.1)));
+    let mut losses = LossTally::default();
+    per_object.iter().for_each(|t| losses.merge(t));
     let n = n.max(1) as f64;
     Ok(Run {
         add: sum_add / n,
         adds: sum_adds / n,
         tracked: tracked as f64 / n,
         latencies: driver.run.latencies,
-        bands,
-        longest,
+        losses,
     })
 }
 
@@ -359,6 +329,8 @@ fn run_cell(seqs: &[Sequence], config: &TrackerConfig) -> Result<StudyRow> {
         .collect::<Result<Vec<_>>>()?;
     let field = |f: fn(&Run) -> f64| runs.iter().map(f).collect::<Vec<_>>();
     let (adds_mm, adds_se_mm) = mean_se(&field(|r| r.adds * 1e3));
+    let mut losses = LossTally::default();
+    runs.iter().for_each(|r| losses.merge(&r.losses));
     let latencies: Vec<f64> = runs
         .iter()
         .flat_map(|r| r.latencies.iter().copied())
@@ -373,13 +345,9 @@ fn run_cell(seqs: &[Sequence], config: &TrackerConfig) -> Result<StudyRow> {
         sequences: runs.len(),
         latency_ms: median(&latencies) * 1e3,
         tracked: mean_se(&field(|r| r.tracked)).0,
-        adds_by_visibility_mm: std::array::from_fn(|b| {
-            let (sum, count) =
-                (runs.iter()).fold((0.0, 0), |a, r| (a.0 + r.bands[b].0, a.1 + r.bands[b].1));
-            (count > 0).then(|| sum / count as f64 * 1e3)
-        }),
-        longest_lost_run: runs.iter().map(|r| r.longest.0).max().unwrap_or(0),
-        longest_lost_run_visible: runs.iter().map(|r| r.longest.1).max().unwrap_or(0),
+        adds_by_visibility_mm: losses.band_means_mm(),
+        longest_lost_run: losses.longest_lost,
+        longest_lost_run_visible: losses.longest_lost_visible,
     })
 }
 
@@ -578,17 +546,6 @@ mod cli_tests {
             2,
             "one curve per filter and mode"
         );
-    }
-
-    #[test]
-    fn bands_and_lost_runs_are_counted_as_documented() {
-        assert_eq!(
-            [band(1.0), band(0.9), band(0.89), band(0.5), band(0.49)],
-            [0, 0, 1, 1, 2]
-        );
-        let flags = [true, true, false, true, true, true, false];
-        assert_eq!(longest_run(flags.into_iter()), 3);
-        assert_eq!(longest_run(std::iter::empty()), 0);
     }
 
     /// Real meshes (`--models`): pairs rendered in turn and tracked with `hdpf track`'s defaults;

@@ -10,7 +10,9 @@ use crate::domains::pose::driver::{
     first_image, object_models, Driver, InitFrom, Keep, Published, TrackRun,
 };
 use crate::domains::pose::metrics::{evaluate_with, EvalOptions, EvalReport};
-use crate::domains::pose::scoring::{gt_eval, mean_errors, ErrorSummary};
+use crate::domains::pose::scoring::{
+    gt_eval, loss_tallies, mean_errors, ErrorSummary, LossTally, BAND_NAMES, LOST_ADDS_M,
+};
 use crate::domains::pose::tracker::{
     RedetectConfig, TrackerConfig, Views, DEFAULT_ROUNDS, FAST_MOTION, PARTICLE_ROUNDS,
     SLOW_ROUNDS, VIEWS,
@@ -159,6 +161,11 @@ pub struct TrackReport {
     pub tracking: BTreeMap<u32, TrackingSummary>,
     /// NEES of the published covariances over all objects and frames.
     pub nees: NeesSummary,
+    /// ADD-S by visibility band and the longest runs lost, all objects pooled (the bands where
+    /// the scene has `scene_gt_info.json`).
+    pub losses: LossTally,
+    /// The same per object id.
+    pub losses_per_object: BTreeMap<u32, LossTally>,
     /// The full evaluation (AUC All / Average, medians).
     pub eval: EvalReport,
 }
@@ -310,6 +317,8 @@ struct Tracked {
     dataset: BopDataset,
     scene_id: u32,
     gt: BTreeMap<u32, Vec<GtPose>>,
+    /// Visible fractions per image ([`bop::Scene::visibility`]; empty for a recording).
+    visibility: BTreeMap<u32, Vec<f64>>,
     run: TrackRun,
     label: String,
 }
@@ -337,6 +346,7 @@ fn track_bop(args: &TrackArgs, cfg: &TrackerConfig, from: &InitFrom) -> Result<T
         dataset,
         scene_id,
         gt: scene.gt,
+        visibility: scene.visibility,
         run: driver.run,
         label: format!("scene {scene_id}"),
     })
@@ -367,6 +377,7 @@ fn track_recording(args: &TrackArgs, cfg: &TrackerConfig, from: &InitFrom) -> Re
         dataset,
         scene_id,
         gt,
+        visibility: BTreeMap::new(),
         run: driver.run,
         label: format!("{}", path.display()),
     })
@@ -414,6 +425,9 @@ fn summarize(t: &Tracked) -> Result<TrackReport> {
     let eval = gt_eval(&t.dataset, t.scene_id, &t.gt, &run.results)?;
     let (all, per_object) = mean_errors(&eval);
     let (tracking, nees) = TrackingSummary::per_object(&run.tracking, &t.gt);
+    let (losses, losses_per_object) = loss_tallies(&eval, |im, obj| {
+        bop::visible_fraction(t.gt.get(&im)?, t.visibility.get(&im)?, obj)
+    });
     Ok(TrackReport {
         results: run.results.len(),
         skipped: run.skipped.clone(),
@@ -424,6 +438,8 @@ fn summarize(t: &Tracked) -> Result<TrackReport> {
         per_object,
         tracking,
         nees,
+        losses,
+        losses_per_object,
         eval,
     })
 }
@@ -465,6 +481,7 @@ pub fn print_summary(r: &TrackReport, title: &str) {
         "NEES/6 of the published covariance (calibrated: mean 1, median 0.89, 95 % within the \
          chi-square bound); frames without a positive-definite covariance are left out"
     );
+    print_losses(&r.losses, &r.losses_per_object);
     crate::outln!("{}", r.eval.points_line());
     crate::outln!("{}", r.eval.summary);
     crate::outln!(
@@ -476,6 +493,35 @@ pub fn print_summary(r: &TrackReport, title: &str) {
     );
     for (im, why) in &r.skipped {
         crate::outln!("  skipped image {im}: {why}");
+    }
+}
+
+/// Print ADD-S by visibility band and the longest runs lost, per object and pooled.
+fn print_losses(all: &LossTally, per_object: &BTreeMap<u32, LossTally>) {
+    let [hi, mid, lo] = BAND_NAMES;
+    crate::outln!(
+        "ADD-S mm by visible fraction, and the longest run of frames over {:.0} mm (in brackets: \
+         counting only frames ≥ 0.9 visible):",
+        LOST_ADDS_M * 1e3
+    );
+    crate::outln!(
+        "{:>8} {hi:>9} {mid:>9} {lo:>9} {:>14}",
+        "object",
+        "longest run"
+    );
+    let row = |name: &str, t: &LossTally| {
+        let [a, b, c] = (t.band_means_mm()).map(|m| m.map_or("-".into(), |x| format!("{x:.2}")));
+        let run = format!("{} ({})", t.longest_lost, t.longest_lost_visible);
+        crate::outln!("{name:>8} {a:>9} {b:>9} {c:>9} {run:>14}");
+    };
+    for (id, t) in per_object {
+        row(&id.to_string(), t);
+    }
+    row("all", all);
+    if !all.has_visibility() {
+        crate::outln!(
+            "  (visible fractions unknown: no scene_gt_info.json with one per GT instance)"
+        );
     }
 }
 

@@ -1,5 +1,6 @@
 //! Mean pose errors of tracking results against a BOP scene's ground truth (ADD, ADD-S, rotation,
-//! translation), pooled and per object.
+//! translation), pooled and per object, and how an object was lost: its ADD-S by visibility band
+//! and its longest run of frames over [`LOST_ADDS_M`] ([`LossTally`]).
 
 use crate::core::error::Result;
 use crate::domains::pose::bop::{BopDataset, GtPose, PoseResult, Scene};
@@ -79,4 +80,151 @@ pub fn gt_eval(
         ..EvalOptions::default()
     };
     evaluate_with(dataset, results, &options)
+}
+
+/// ADD-S (metres) above which an object-frame counts as lost: 20 mm.
+pub const LOST_ADDS_M: f64 = 0.02;
+
+/// The visibility bands' names, by index of [`band`].
+pub const BAND_NAMES: [&str; 3] = ["≥ 0.9", "0.5–0.9", "< 0.5"];
+
+/// A visible fraction's band: 0 for ≥ 0.9, 1 for 0.5–0.9, 2 below.
+pub fn band(visible: f64) -> usize {
+    match visible {
+        v if v >= 0.9 => 0,
+        v if v >= 0.5 => 1,
+        _ => 2,
+    }
+}
+
+/// One object's frames in order (or several objects' pooled by [`LossTally::merge`]): ADD-S
+/// summed per visibility band, and the longest run of consecutive frames with ADD-S above
+/// [`LOST_ADDS_M`], counting every frame and counting only frames at least 0.9 visible.
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize)]
+pub struct LossTally {
+    /// Per band ([`band`]): ADD-S sum (metres) and count.
+    pub bands: [(f64, usize); 3],
+    /// Frames whose visible fraction is not known (left out of the bands).
+    pub unknown_visibility: usize,
+    /// The longest run of lost frames.
+    pub longest_lost: usize,
+    /// The longest run of lost frames that were each at least 0.9 visible (a frame less visible,
+    /// of unknown visibility, or not lost ends a run).
+    pub longest_lost_visible: usize,
+    /// The current runs (any visibility, ≥ 0.9 visible).
+    #[serde(skip)]
+    runs: (usize, usize),
+}
+
+impl LossTally {
+    /// Add the next frame: its ADD-S (metres; `None` when the object has no estimate there,
+    /// counted as lost and left out of the bands) and its visible fraction, if known.
+    pub fn push(&mut self, adds_m: Option<f64>, visible: Option<f64>) {
+        // A NaN ADD-S is lost, not tracked.
+        let lost = adds_m.is_none_or(|e| e > LOST_ADDS_M || e.is_nan());
+        let seen = visible.is_some_and(|v| v >= 0.9);
+        match (adds_m, visible) {
+            (Some(e), Some(v)) => {
+                let b = &mut self.bands[band(v)];
+                *b = (b.0 + e, b.1 + 1);
+            }
+            (Some(_), None) => self.unknown_visibility += 1,
+            (None, _) => {}
+        }
+        self.runs.0 = if lost { self.runs.0 + 1 } else { 0 };
+        self.runs.1 = if lost && seen { self.runs.1 + 1 } else { 0 };
+        self.longest_lost = self.longest_lost.max(self.runs.0);
+        self.longest_lost_visible = self.longest_lost_visible.max(self.runs.1);
+    }
+
+    /// Pool `other` (another object's or sequence's frames) into this tally: band sums added,
+    /// the longest runs the longer of the two.
+    pub fn merge(&mut self, other: &Self) {
+        for (a, b) in self.bands.iter_mut().zip(&other.bands) {
+            *a = (a.0 + b.0, a.1 + b.1);
+        }
+        self.unknown_visibility += other.unknown_visibility;
+        self.longest_lost = self.longest_lost.max(other.longest_lost);
+        self.longest_lost_visible = self.longest_lost_visible.max(other.longest_lost_visible);
+    }
+
+    /// Mean ADD-S (mm) per band, `None` for an empty band.
+    pub fn band_means_mm(&self) -> [Option<f64>; 3] {
+        self.bands
+            .map(|(sum, n)| (n > 0).then(|| sum / n as f64 * 1e3))
+    }
+
+    /// Whether any frame's visible fraction was known.
+    pub fn has_visibility(&self) -> bool {
+        self.bands.iter().any(|b| b.1 > 0)
+    }
+}
+
+/// Per object id, the [`LossTally`] of an evaluation's targets in image order, each target's
+/// visible fraction given by `visible(im_id, obj_id)`; and all objects pooled.
+pub fn loss_tallies(
+    report: &EvalReport,
+    visible: impl Fn(u32, u32) -> Option<f64>,
+) -> (LossTally, BTreeMap<u32, LossTally>) {
+    let mut targets: Vec<_> = report.targets.iter().collect();
+    targets.sort_by_key(|t| (t.obj_id, t.scene_id, t.im_id));
+    let mut per = BTreeMap::<u32, LossTally>::new();
+    for t in targets {
+        let adds = t.found.then_some(t.adds_m);
+        (per.entry(t.obj_id).or_default()).push(adds, visible(t.im_id, t.obj_id));
+    }
+    let mut all = LossTally::default();
+    per.values().for_each(|t| all.merge(t));
+    (all, per)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Runs count consecutive lost frames, the visible ones only at ≥ 0.9 visibility; the bands
+    /// take each frame's ADD-S by its visible fraction; a frame without an estimate is lost and
+    /// left out of the bands; pooling adds the bands and keeps the longer runs.
+    #[test]
+    fn a_tally_counts_bands_and_the_longest_runs() {
+        assert_eq!(
+            [band(1.0), band(0.9), band(0.89), band(0.5), band(0.49)],
+            [0, 0, 1, 1, 2]
+        );
+        let mut t = LossTally::default();
+        let frames = [
+            (Some(0.001), Some(1.0)),
+            (Some(0.030), Some(0.95)),
+            (Some(0.025), Some(0.92)),
+            (None, Some(0.9)),
+            (Some(0.040), Some(0.6)),
+            (Some(0.050), None),
+            (Some(0.002), Some(0.3)),
+            (Some(0.021), Some(0.99)),
+        ];
+        for (adds, visible) in frames {
+            t.push(adds, visible);
+        }
+        assert_eq!(t.longest_lost, 5, "frames 1-5 lost");
+        assert_eq!(
+            t.longest_lost_visible, 3,
+            "frames 1-3 lost while ≥ 0.9 visible"
+        );
+        assert_eq!(t.bands[0].1, 4);
+        assert_eq!(t.unknown_visibility, 1);
+        let [hi, mid, lo] = t.band_means_mm();
+        let close = |a: Option<f64>, b: f64| (a.unwrap() - b).abs() < 1e-9;
+        assert!(close(hi, (1.0 + 30.0 + 25.0 + 21.0) / 4.0), "{hi:?}");
+        assert!(close(mid, 40.0) && close(lo, 2.0), "{mid:?} {lo:?}");
+        // A NaN ADD-S is lost, not tracked.
+        let mut nan = LossTally::default();
+        nan.push(Some(f64::NAN), Some(1.0));
+        assert_eq!(nan.longest_lost_visible, 1);
+        let mut all = LossTally::default();
+        all.merge(&t);
+        all.merge(&nan);
+        assert_eq!((all.longest_lost, all.longest_lost_visible), (5, 3));
+        assert_eq!(all.bands[0].1, 5);
+        assert!(!LossTally::default().has_visibility() && all.has_visibility());
+    }
 }

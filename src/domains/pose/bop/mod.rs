@@ -34,8 +34,9 @@ pub use points::{read_xyz, PointSource};
 pub use results::{pose_difference, read_results, write_results, ResultsWriter, RESULTS_HEADER};
 use scene_json::*;
 pub use scene_json::{
-    read_scene_camera, read_scene_gt, rotation_from_row_major, rotation_to_row_major,
-    write_camera_json, write_models_info, write_scene_camera, write_scene_gt,
+    read_scene_camera, read_scene_gt, read_scene_visibility, rotation_from_row_major,
+    rotation_to_row_major, write_camera_json, write_models_info, write_scene_camera,
+    write_scene_gt,
 };
 
 /// Metres per millimetre.
@@ -120,6 +121,9 @@ pub struct Scene {
     pub cameras: BTreeMap<u32, FrameCamera>,
     /// GT poses of each image (empty when the scene has no `scene_gt.json`).
     pub gt: BTreeMap<u32, Vec<GtPose>>,
+    /// The visible fraction of each GT instance per image (BOP `visib_fract`, in the order of
+    /// `gt`; empty when the scene has no `scene_gt_info.json`).
+    pub visibility: BTreeMap<u32, Vec<f64>>,
     /// World-to-camera pose of each image that has `cam_R_w2c`/`cam_t_w2c` (metres).
     pub cam_w2c: BTreeMap<u32, Isometry3<f64>>,
 }
@@ -216,6 +220,11 @@ impl BopDataset {
         } else {
             BTreeMap::new()
         };
+        let info_path = dir.join("scene_gt_info.json");
+        let visibility = match info_path.exists() && !gt.is_empty() {
+            true => read_scene_visibility(&info_path)?,
+            false => BTreeMap::new(),
+        };
         Ok(Scene {
             split: split.to_string(),
             scene_id,
@@ -223,6 +232,7 @@ impl BopDataset {
             dir,
             cameras,
             gt,
+            visibility,
             cam_w2c,
         })
     }
@@ -357,6 +367,18 @@ fn parse_model_info(path: &Path, v: &Value, what: &str) -> Result<ModelInfo> {
             .push(ContinuousSymmetry { axis, offset });
     }
     Ok(info)
+}
+
+/// The visible fraction of object `obj_id` in an image with GT instances `gt` and visible
+/// fractions `fractions` (one per instance, [`Scene::visibility`]), where the image holds exactly
+/// one instance of it (`None` otherwise: with several instances the fraction of the one an
+/// estimate is matched to is not known here).
+pub fn visible_fraction(gt: &[GtPose], fractions: &[f64], obj_id: u32) -> Option<f64> {
+    let mut of_obj = (gt.iter().zip(fractions)).filter(|(g, _)| g.obj_id == obj_id);
+    match (gt.len() == fractions.len(), of_obj.next(), of_obj.next()) {
+        (true, Some((_, &f)), None) => Some(f),
+        _ => None,
+    }
 }
 
 impl Scene {
@@ -544,6 +566,70 @@ mod tests {
         let e = scene.load_frame(4).unwrap_err().to_string();
         assert!(e.contains("16-bit"), "{e}");
         assert!(BopDataset::open(root.join("nope")).is_err());
+    }
+
+    /// `scene_gt_info.json` gives each GT instance's visible fraction; an object's is known
+    /// where the image holds one instance of it; a bad entry is an error naming the file, the
+    /// image and the field.
+    #[test]
+    fn visible_fractions_are_read_per_instance() {
+        let root = tmp_dir("visib");
+        write_scene(&root);
+        let info = root.join("test/000007/scene_gt_info.json");
+        let open = || BopDataset::open(&root).unwrap().scene("test", 7);
+        assert!(
+            open().unwrap().visibility.is_empty(),
+            "no file, no fractions"
+        );
+        let good = r#"{"3": [{"visib_fract": 0.95}, {"visib_fract": 0.4}],
+                       "4": [{"visib_fract": 1.0}]}"#;
+        std::fs::write(&info, good).unwrap();
+        let scene = open().unwrap();
+        let at = |im: u32, obj: u32| {
+            visible_fraction(scene.gt.get(&im)?, scene.visibility.get(&im)?, obj)
+        };
+        assert_eq!(
+            (at(3, 2), at(3, 5), at(3, 9)),
+            (Some(0.95), Some(0.4), None)
+        );
+        assert_eq!(
+            at(4, 2),
+            None,
+            "image 4 lists one fraction for two instances"
+        );
+        let twice = [
+            GtPose {
+                obj_id: 2,
+                pose: pose(0.0),
+            },
+            GtPose {
+                obj_id: 2,
+                pose: pose(1.0),
+            },
+        ];
+        assert_eq!(
+            visible_fraction(&twice, &[0.5, 0.6], 2),
+            None,
+            "two instances"
+        );
+        for (text, needle) in [
+            (
+                r#"{"3": [{"visib_fract": 1.5}]}"#,
+                "image 3, entry 0: visib_fract 1.5",
+            ),
+            (
+                r#"{"3": [{"px_count_all": 3}]}"#,
+                "missing field 'visib_fract'",
+            ),
+            (r#"{"3": {"visib_fract": 1}}"#, "image 3: expected a list"),
+        ] {
+            std::fs::write(&info, text).unwrap();
+            let e = open().unwrap_err().to_string();
+            assert!(
+                e.contains("scene_gt_info.json") && e.contains(needle),
+                "{text}: {e}"
+            );
+        }
     }
 
     #[test]

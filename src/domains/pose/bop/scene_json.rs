@@ -1,5 +1,5 @@
-//! Scene and model JSON files (`scene_camera.json`, `scene_gt.json`, `models_info.json`,
-//! `camera.json`): every read error names the file and the field; poses in mm on disk, metres here.
+//! Scene and model JSON files (`scene_camera.json`, `scene_gt.json`, `scene_gt_info.json`,
+//! `models_info.json`, `camera.json`): every read error names the file and the field; poses in mm on disk, metres here.
 
 use super::*;
 
@@ -191,33 +191,62 @@ pub fn write_scene_camera(
     )
 }
 
-/// Reads `scene_gt.json`: per image id, the list of `{obj_id, cam_R_m2c, cam_t_m2c (mm)}`.
-pub fn read_scene_gt(path: impl AsRef<Path>) -> Result<BTreeMap<u32, Vec<GtPose>>> {
-    let path = path.as_ref();
+/// Reads a per-image file of entry lists (`scene_gt.json`, `scene_gt_info.json`): per image id,
+/// `entry(obj, what)` of each entry object, `what` naming the image and entry for errors;
+/// `entries` names the lists (`GT poses`).
+fn read_per_image<T>(
+    path: &Path,
+    entries: &str,
+    entry: impl Fn(&Map<String, Value>, &str) -> Result<T>,
+) -> Result<BTreeMap<u32, Vec<T>>> {
     let json = read_json(path)?;
     let mut out = BTreeMap::new();
     for (key, v) in as_object(path, &json, "top level")? {
         let id = parse_id(path, key, "top level")?;
         let list = v.as_array().ok_or_else(|| {
-            Error::format(path, format!("image {key}: expected a list of GT poses"))
+            Error::format(path, format!("image {key}: expected a list of {entries}"))
         })?;
-        let mut poses = Vec::with_capacity(list.len());
-        for (i, entry) in list.iter().enumerate() {
-            let what = format!("image {key}, entry {i}");
-            let obj = as_object(path, entry, &what)?;
-            let obj_id = obj
-                .get("obj_id")
-                .and_then(Value::as_u64)
-                .and_then(|x| u32::try_from(x).ok())
-                .ok_or_else(|| {
-                    Error::format(path, format!("{what}: field 'obj_id' missing or not an id"))
-                })?;
-            let pose = get_pose(path, obj, "cam_R_m2c", "cam_t_m2c", &what)?;
-            poses.push(GtPose { obj_id, pose });
-        }
-        out.insert(id, poses);
+        let items = (list.iter().enumerate())
+            .map(|(i, e)| {
+                let what = format!("image {key}, entry {i}");
+                entry(as_object(path, e, &what)?, &what)
+            })
+            .collect::<Result<Vec<_>>>()?;
+        out.insert(id, items);
     }
     Ok(out)
+}
+
+/// Reads `scene_gt.json`: per image id, the list of `{obj_id, cam_R_m2c, cam_t_m2c (mm)}`.
+pub fn read_scene_gt(path: impl AsRef<Path>) -> Result<BTreeMap<u32, Vec<GtPose>>> {
+    let path = path.as_ref();
+    read_per_image(path, "GT poses", |obj, what| {
+        let obj_id = obj
+            .get("obj_id")
+            .and_then(Value::as_u64)
+            .and_then(|x| u32::try_from(x).ok())
+            .ok_or_else(|| {
+                Error::format(path, format!("{what}: field 'obj_id' missing or not an id"))
+            })?;
+        let pose = get_pose(path, obj, "cam_R_m2c", "cam_t_m2c", what)?;
+        Ok(GtPose { obj_id, pose })
+    })
+}
+
+/// Reads `scene_gt_info.json`: per image id, the visible fraction (`visib_fract`, in `[0, 1]`) of
+/// each GT instance, in the order of `scene_gt.json`.
+pub fn read_scene_visibility(path: impl AsRef<Path>) -> Result<BTreeMap<u32, Vec<f64>>> {
+    let path = path.as_ref();
+    read_per_image(path, "GT infos", |obj, what| {
+        let f = get_f64(path, obj, "visib_fract", what)?;
+        match (0.0..=1.0).contains(&f) {
+            true => Ok(f),
+            false => Err(Error::format(
+                path,
+                format!("{what}: visib_fract {f} is not a fraction in [0, 1]"),
+            )),
+        }
+    })
 }
 
 /// Writes `scene_gt.json` (translations in mm), readable by [`read_scene_gt`].
