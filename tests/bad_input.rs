@@ -580,7 +580,19 @@ fn datasets_scenes_and_outputs_are_found_or_named() {
         hdpf::domains::pose::bop::read_results(&out).unwrap().len(),
         3
     );
-    // eval --json carries the mean errors in mm that the text output leads with.
+    // eval --json carries the mean errors in mm that the text output leads with, and (with the
+    // scene's visible fractions written beside its GT) how the object was lost.
+    let gt_path = root.join("test/000001/scene_gt.json");
+    let gt: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&gt_path).unwrap()).unwrap();
+    let info: serde_json::Map<String, serde_json::Value> = (gt.as_object().unwrap().keys())
+        .map(|k| (k.clone(), serde_json::json!([{ "visib_fract": 0.95 }])))
+        .collect();
+    std::fs::write(
+        gt_path.with_file_name("scene_gt_info.json"),
+        serde_json::Value::Object(info).to_string(),
+    )
+    .unwrap();
     let o = out.to_string_lossy().into_owned();
     let (code, text) = hdpf(&["eval", "--dataset", &data, "--results", &o, "--json"]);
     assert_eq!(code, Some(0), "{text}");
@@ -590,6 +602,18 @@ fn datasets_scenes_and_outputs_are_found_or_named() {
     assert!(json["mean_errors"]["adds_mm"]
         .as_f64()
         .is_some_and(f64::is_finite));
+    let losses = &json["losses"];
+    assert_eq!(losses["bands"][0][1].as_u64(), Some(3), "{losses}");
+    assert!(
+        losses["longest_lost"].as_u64().is_some_and(|n| n <= 3),
+        "{losses}"
+    );
+    assert!(
+        json["losses_per_object"]
+            .as_object()
+            .is_some_and(|m| m.len() == 1),
+        "{text}"
+    );
     // Not found anywhere: the message says where else it looked and how to point there.
     // A failed run leaves an earlier run's results as they were.
     let earlier = std::fs::read(&out).unwrap();

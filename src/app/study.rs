@@ -9,7 +9,7 @@ use crate::core::error::{Error, Result};
 use crate::core::filter::FilterKind;
 use crate::core::stats::median;
 use crate::domains::pose::driver::{Driver, InitFrom, Keep};
-use crate::domains::pose::metrics::{add, adds};
+use crate::domains::pose::metrics::ModelPoints;
 use crate::domains::pose::modality::depth::DepthParams;
 use crate::domains::pose::modality::depth_edge::DepthEdgeParams;
 use crate::domains::pose::modality::ModalityConfig;
@@ -20,7 +20,6 @@ use crate::domains::pose::synth::{
 use crate::domains::pose::tracker::{
     MotionModel, ObjectModel, RedetectConfig, TrackerConfig, Views,
 };
-use nalgebra::Point3;
 use std::fmt;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -214,7 +213,9 @@ pub fn fast_config(kind: FilterKind, particles: usize, joint: bool, seed: u64) -
 /// One rendered sequence and the tracked objects' models (with ADD evaluation points).
 struct Sequence {
     frames: Vec<SynthFrame>,
-    objects: Vec<(ObjectModel, Vec<Point3<f64>>)>,
+    /// Each object's tracking model and its evaluation points: every mesh vertex, the points
+    /// `hdpf track` scores the written sequence on (a subsample inflates ADD-S by its spacing).
+    objects: Vec<(ObjectModel, ModelPoints)>,
     /// Seed of the trackers and of the models' surface samples.
     seed: u64,
 }
@@ -245,8 +246,7 @@ impl Sequence {
         let objects = synth
             .models()
             .map(|(_, id, mesh)| {
-                let step = (mesh.vertices.len() / 500).max(1);
-                let pts = mesh.vertices.iter().step_by(step).copied().collect();
+                let pts = ModelPoints::new(mesh.vertices.clone());
                 Ok((ObjectModel::from_mesh(id, mesh, 3000, tracker_seed)?, pts))
             })
             .collect::<Result<Vec<_>>>()?;
@@ -289,8 +289,8 @@ fn run_one(seq: &Sequence, mut config: TrackerConfig) -> Result<Run> {
         };
         let objects = out.poses.iter().zip(&f.gt).zip(&seq.objects);
         for (k, ((pose, gt), (_, pts))) in objects.enumerate() {
-            sum_add += add(pts, pose, &gt.pose);
-            let e = adds(pts, pose, &gt.pose);
+            sum_add += pts.add(pose, &gt.pose);
+            let e = pts.adds(pose, &gt.pose);
             sum_adds += e;
             tracked += usize::from(e < TRACKED_ADDS);
             n += 1;

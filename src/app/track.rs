@@ -9,7 +9,7 @@ use crate::domains::pose::calibration::{self, NeesSummary};
 use crate::domains::pose::driver::{
     first_image, object_models, Driver, InitFrom, Keep, Published, TrackRun,
 };
-use crate::domains::pose::metrics::{evaluate_with, EvalOptions, EvalReport};
+use crate::domains::pose::metrics::{evaluate_with, results_scene, EvalOptions, EvalReport};
 use crate::domains::pose::scoring::{
     gt_eval, loss_tallies, mean_errors, ErrorSummary, LossTally, BAND_NAMES, LOST_ADDS_M,
 };
@@ -425,7 +425,7 @@ fn summarize(t: &Tracked) -> Result<TrackReport> {
     let eval = gt_eval(&t.dataset, t.scene_id, &t.gt, &run.results)?;
     let (all, per_object) = mean_errors(&eval);
     let (tracking, nees) = TrackingSummary::per_object(&run.tracking, &t.gt);
-    let (losses, losses_per_object) = loss_tallies(&eval, |im, obj| {
+    let (losses, losses_per_object) = loss_tallies(&eval, |_, im, obj| {
         bop::visible_fraction(t.gt.get(&im)?, t.visibility.get(&im)?, obj)
     });
     Ok(TrackReport {
@@ -557,6 +557,15 @@ pub fn run_eval(args: &EvalArgs) -> Result<EvalReport> {
     };
     let report = evaluate_with(&dataset, &results, &options)?;
     let (all, per) = mean_errors(&report);
+    let scenes = (report.targets.iter().map(|t| t.scene_id))
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .map(|id| Ok((id, results_scene(&dataset, args.split.as_deref(), id)?)))
+        .collect::<Result<BTreeMap<_, _>>>()?;
+    let (losses, losses_per_object) = loss_tallies(&report, |scene, im, obj| {
+        let s = scenes.get(&scene)?;
+        bop::visible_fraction(s.gt.get(&im)?, s.visibility.get(&im)?, obj)
+    });
     if args.json {
         // The report, with the mean errors in mm the text output leads with.
         let json = |e: serde_json::Error| Error::Other(e.to_string());
@@ -568,10 +577,15 @@ pub fn run_eval(args: &EvalArgs) -> Result<EvalReport> {
             );
             let per = serde_json::to_value(&per).map_err(json)?;
             map.insert("mean_errors_per_object".into(), per);
+            let losses = serde_json::to_value(&losses).map_err(json)?;
+            map.insert("losses".into(), losses);
+            let per = serde_json::to_value(&losses_per_object).map_err(json)?;
+            map.insert("losses_per_object".into(), per);
         }
         crate::outln!("{}", serde_json::to_string_pretty(&value).map_err(json)?);
     } else {
         print_means(&all, &per);
+        print_losses(&losses, &losses_per_object);
         crate::outln!("{report}");
     }
     Ok(report)

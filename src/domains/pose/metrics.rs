@@ -4,7 +4,7 @@
 use crate::core::geometry::se3::{rotation_error_deg, translation_error};
 use crate::core::geometry::KdTree;
 use crate::core::stats::{self, Rank};
-use crate::domains::pose::bop::{BopDataset, GtPose, PointSource, PoseResult};
+use crate::domains::pose::bop::{BopDataset, GtPose, PointSource, PoseResult, Scene};
 use crate::{Error, Result};
 use nalgebra::{Isometry3, Point3};
 use serde::Serialize;
@@ -362,13 +362,7 @@ pub fn evaluate_with(
     for scene_id in scene_ids {
         let scene_gt = match &options.ground_truth {
             Some(gt) => gt.get(&scene_id).cloned().unwrap_or_default(),
-            None => {
-                let split = match &options.split {
-                    Some(s) => s.clone(),
-                    None => find_split(dataset, scene_id)?,
-                };
-                dataset.scene(&split, scene_id)?.gt
-            }
+            None => results_scene(dataset, options.split.as_deref(), scene_id)?.gt,
         };
         for (&im_id, gts) in &scene_gt {
             let mut by_obj: BTreeMap<u32, Vec<&GtPose>> = BTreeMap::new();
@@ -407,6 +401,15 @@ pub fn evaluate_with(
         n_unmatched_results: results.len() - n_matched,
         points,
     })
+}
+
+/// Scene `scene_id` of results: in `split`, or where `None` in the one split holding it.
+pub fn results_scene(dataset: &BopDataset, split: Option<&str>, scene_id: u32) -> Result<Scene> {
+    let split = match split {
+        Some(s) => s.to_string(),
+        None => find_split(dataset, scene_id)?,
+    };
+    dataset.scene(&split, scene_id)
 }
 
 /// The one split of `dataset` holding `scene_id`, or an error naming the candidates.

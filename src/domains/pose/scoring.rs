@@ -160,21 +160,26 @@ impl LossTally {
     }
 }
 
-/// Per object id, the [`LossTally`] of an evaluation's targets in image order, each target's
-/// visible fraction given by `visible(im_id, obj_id)`; and all objects pooled.
+/// Per object id, the [`LossTally`] of an evaluation's targets in image order, scene by scene
+/// (a run ends with its scene), each target's visible fraction given by
+/// `visible(scene_id, im_id, obj_id)`; and all objects pooled.
 pub fn loss_tallies(
     report: &EvalReport,
-    visible: impl Fn(u32, u32) -> Option<f64>,
+    visible: impl Fn(u32, u32, u32) -> Option<f64>,
 ) -> (LossTally, BTreeMap<u32, LossTally>) {
+    let mut per_scene = BTreeMap::<(u32, u32), LossTally>::new();
     let mut targets: Vec<_> = report.targets.iter().collect();
     targets.sort_by_key(|t| (t.obj_id, t.scene_id, t.im_id));
-    let mut per = BTreeMap::<u32, LossTally>::new();
     for t in targets {
         let adds = t.found.then_some(t.adds_m);
-        (per.entry(t.obj_id).or_default()).push(adds, visible(t.im_id, t.obj_id));
+        let v = visible(t.scene_id, t.im_id, t.obj_id);
+        (per_scene.entry((t.obj_id, t.scene_id)).or_default()).push(adds, v);
     }
-    let mut all = LossTally::default();
-    per.values().for_each(|t| all.merge(t));
+    let (mut all, mut per) = (LossTally::default(), BTreeMap::<u32, LossTally>::new());
+    for ((obj, _), t) in &per_scene {
+        per.entry(*obj).or_default().merge(t);
+        all.merge(t);
+    }
     (all, per)
 }
 
