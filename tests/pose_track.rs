@@ -129,6 +129,23 @@ fn tracking_an_mcap_recording_gives_the_rows_of_its_bop_scene() {
         (sum / 4.0 * 1e3 - from_bop.all.adds_mm).abs() < 1e-9,
         "{l:?}"
     );
+    // The picture beside the results: ADD-S per frame per object (clipped at 50 mm) with the
+    // loss line, and the visible fraction where known.
+    assert!(std::fs::metadata(bop.out.with_extension("png")).is_ok_and(|m| m.len() > 1000));
+    let [errors, health] =
+        hdpf::app::track_plot::track_panels(&from_bop.eval, &[], |_, _| Some(0.9));
+    let names: Vec<&str> = errors.series.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(names.len(), 2, "one object and the loss line: {names:?}");
+    assert_eq!(errors.series[0].points.len(), 4);
+    assert!(errors.series[0]
+        .points
+        .iter()
+        .all(|p| (0.0..=50.0).contains(&p.1)));
+    assert_eq!(errors.series[1].points[0].1, 20.0);
+    assert!(health
+        .series
+        .iter()
+        .any(|s| s.name.ends_with("visible") && s.points.len() == 4));
     let m = &from_mcap.losses;
     assert!(!m.has_visibility() && m.unknown_visibility == 4, "{m:?}");
     assert_eq!(m.longest_lost, l.longest_lost);

@@ -14,4 +14,5 @@ pub mod plot;
 pub mod replay;
 pub mod study;
 pub mod track;
+pub mod track_plot;
 pub mod viz;

@@ -1,5 +1,6 @@
 //! The `hdpf track` and `hdpf eval` commands: arguments, runs and summary tables.
 
+use crate::app::track_plot::save_track_plot;
 use crate::core::error::{Error, Result};
 use crate::core::filter::presets::{parse_param, PresetParam};
 use crate::core::filter::FilterKind;
@@ -299,6 +300,17 @@ pub fn run_track(args: &TrackArgs) -> Result<TrackReport> {
     };
     bop::write_results(&args.out, &t.run.results)?;
     let report = summarize(&t)?;
+    // The picture is an extra: the results are written, so failing to draw it only warns.
+    let png = args.out.with_extension("png");
+    match save_track_plot(&png, &report.eval, &t.run.tracking, |im, obj| {
+        t.visible(im, obj)
+    }) {
+        Ok(()) => crate::outln!(
+            "plot: {} (ADD-S, quality, visible fraction per frame)",
+            png.display()
+        ),
+        Err(e) => eprintln!("warning: no plot written: {e}"),
+    }
     let mode = if cfg.joint { "joint" } else { "per-object" };
     let params = (cfg.filter_params.iter())
         .map(|(k, v)| format!(", {k} = {v}"))
@@ -321,6 +333,13 @@ struct Tracked {
     visibility: BTreeMap<u32, Vec<f64>>,
     run: TrackRun,
     label: String,
+}
+
+impl Tracked {
+    /// Object `obj_id`'s visible fraction in image `im_id`, where known.
+    fn visible(&self, im_id: u32, obj_id: u32) -> Option<f64> {
+        bop::visible_fraction(self.gt.get(&im_id)?, self.visibility.get(&im_id)?, obj_id)
+    }
 }
 
 /// Whether `path` names an MCAP file.
@@ -425,9 +444,7 @@ fn summarize(t: &Tracked) -> Result<TrackReport> {
     let eval = gt_eval(&t.dataset, t.scene_id, &t.gt, &run.results)?;
     let (all, per_object) = mean_errors(&eval);
     let (tracking, nees) = TrackingSummary::per_object(&run.tracking, &t.gt);
-    let (losses, losses_per_object) = loss_tallies(&eval, |_, im, obj| {
-        bop::visible_fraction(t.gt.get(&im)?, t.visibility.get(&im)?, obj)
-    });
+    let (losses, losses_per_object) = loss_tallies(&eval, |_, im, obj| t.visible(im, obj));
     Ok(TrackReport {
         results: run.results.len(),
         skipped: run.skipped.clone(),
