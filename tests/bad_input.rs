@@ -585,8 +585,12 @@ fn datasets_scenes_and_outputs_are_found_or_named() {
     let gt_path = root.join("test/000001/scene_gt.json");
     let gt: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&gt_path).unwrap()).unwrap();
-    let info: serde_json::Map<String, serde_json::Value> = (gt.as_object().unwrap().keys())
-        .map(|k| (k.clone(), serde_json::json!([{ "visib_fract": 0.95 }])))
+    let info: serde_json::Map<String, serde_json::Value> = (gt.as_object().unwrap().iter())
+        .map(|(k, list)| {
+            let n = list.as_array().map_or(0, Vec::len);
+            let entries = vec![serde_json::json!({ "visib_fract": 0.95 }); n];
+            (k.clone(), serde_json::Value::Array(entries))
+        })
         .collect();
     std::fs::write(
         gt_path.with_file_name("scene_gt_info.json"),
@@ -604,10 +608,16 @@ fn datasets_scenes_and_outputs_are_found_or_named() {
         .is_some_and(f64::is_finite));
     let losses = &json["losses"];
     assert_eq!(losses["bands"][0][1].as_u64(), Some(3), "{losses}");
-    assert!(
-        losses["longest_lost"].as_u64().is_some_and(|n| n <= 3),
-        "{losses}"
-    );
+    // The longest run over 20 mm, counted here from the targets in image order.
+    let mut targets: Vec<&serde_json::Value> = json["targets"].as_array().unwrap().iter().collect();
+    targets.sort_by_key(|t| t["im_id"].as_u64());
+    let (mut run, mut longest) = (0, 0);
+    for t in targets {
+        let lost = t["adds_m"].as_f64().is_none_or(|e| e >= 0.02);
+        run = if lost { run + 1 } else { 0 };
+        longest = longest.max(run);
+    }
+    assert_eq!(losses["longest_lost"].as_u64(), Some(longest), "{losses}");
     assert!(
         json["losses_per_object"]
             .as_object()

@@ -132,8 +132,21 @@ fn tracking_an_mcap_recording_gives_the_rows_of_its_bop_scene() {
     // The picture beside the results: ADD-S per frame per object (clipped at 50 mm) with the
     // loss line, and the visible fraction where known.
     assert!(std::fs::metadata(bop.out.with_extension("png")).is_ok_and(|m| m.len() > 1000));
-    let [errors, health] =
-        hdpf::app::track_plot::track_panels(&from_bop.eval, &[], |_, _| Some(0.9));
+    let scene = BopDataset::open(&dir).unwrap().scene("test", 1).unwrap();
+    let obj = from_bop.eval.targets[0].obj_id;
+    let rows: Vec<hdpf::domains::pose::driver::Published> = (scene.image_ids.iter())
+        .map(|&im_id| hdpf::domains::pose::driver::Published {
+            im_id,
+            obj_id: obj,
+            pose: nalgebra::Isometry3::identity(),
+            covariance: nalgebra::Matrix6::identity(),
+            quality: 0.8,
+            lost: false,
+        })
+        .collect();
+    let [errors, health] = hdpf::app::track_plot::track_panels(&from_bop.eval, &rows, |im, o| {
+        scene.visible_fraction(im, o)
+    });
     let names: Vec<&str> = errors.series.iter().map(|s| s.name.as_str()).collect();
     assert_eq!(names.len(), 2, "one object and the loss line: {names:?}");
     assert_eq!(errors.series[0].points.len(), 4);
@@ -142,10 +155,19 @@ fn tracking_an_mcap_recording_gives_the_rows_of_its_bop_scene() {
         .iter()
         .all(|p| (0.0..=50.0).contains(&p.1)));
     assert_eq!(errors.series[1].points[0].1, 20.0);
-    assert!(health
-        .series
-        .iter()
-        .any(|s| s.name.ends_with("visible") && s.points.len() == 4));
+    let of = |suffix: &str| {
+        health
+            .series
+            .iter()
+            .find(|s| s.name.ends_with(suffix))
+            .unwrap()
+    };
+    assert!(of("quality").points.iter().all(|p| p.1 == 0.8));
+    let want: Vec<f64> = (scene.image_ids.iter())
+        .map(|&im| scene.visible_fraction(im, obj).unwrap())
+        .collect();
+    let got: Vec<f64> = of("visible").points.iter().map(|p| p.1).collect();
+    assert_eq!(got, want, "the scene's visible fractions");
     let m = &from_mcap.losses;
     assert!(!m.has_visibility() && m.unknown_visibility == 4, "{m:?}");
     assert_eq!(m.longest_lost, l.longest_lost);

@@ -580,8 +580,7 @@ pub fn run_eval(args: &EvalArgs) -> Result<EvalReport> {
         .map(|id| Ok((id, results_scene(&dataset, args.split.as_deref(), id)?)))
         .collect::<Result<BTreeMap<_, _>>>()?;
     let (losses, losses_per_object) = loss_tallies(&report, |scene, im, obj| {
-        let s = scenes.get(&scene)?;
-        bop::visible_fraction(s.gt.get(&im)?, s.visibility.get(&im)?, obj)
+        scenes.get(&scene)?.visible_fraction(im, obj)
     });
     if args.json {
         // The report, with the mean errors in mm the text output leads with.

@@ -16,7 +16,8 @@ pub const ADDS_CLIP_MM: f64 = 50.0;
 
 /// The two panels of a run: ADD-S per frame per object (`report`'s found targets, image order,
 /// clipped at [`ADDS_CLIP_MM`], the loss threshold as a flat line), and per object the quality
-/// of each judged frame (`rows`) and its visible fraction (`visible(im_id, obj_id)`, where known).
+/// of each judged frame (`rows`) and the visible fraction of every target
+/// (`visible(im_id, obj_id)`, where known).
 pub fn track_panels(
     report: &EvalReport,
     rows: &[Published],
@@ -24,12 +25,14 @@ pub fn track_panels(
 ) -> [LinePlot; 2] {
     let mut adds: BTreeMap<u32, Vec<(f64, f64)>> = BTreeMap::new();
     let mut seen: BTreeMap<u32, Vec<(f64, f64)>> = BTreeMap::new();
-    let mut targets: Vec<_> = report.targets.iter().filter(|t| t.found).collect();
+    let mut targets: Vec<_> = report.targets.iter().collect();
     targets.sort_by_key(|t| (t.obj_id, t.scene_id, t.im_id));
     for t in targets {
         let x = t.im_id as f64;
-        let e = (t.adds_m * 1e3).min(ADDS_CLIP_MM);
-        adds.entry(t.obj_id).or_default().push((x, e));
+        if t.found {
+            let e = (t.adds_m * 1e3).min(ADDS_CLIP_MM);
+            adds.entry(t.obj_id).or_default().push((x, e));
+        }
         if let Some(v) = visible(t.im_id, t.obj_id) {
             seen.entry(t.obj_id).or_default().push((x, v));
         }

@@ -104,7 +104,8 @@ pub fn band(visible: f64) -> usize {
 pub struct LossTally {
     /// Per band ([`band`]): ADD-S sum (metres) and count.
     pub bands: [(f64, usize); 3],
-    /// Frames whose visible fraction is not known (left out of the bands).
+    /// Frames whose visible fraction is not known (left out of the bands), with or without an
+    /// estimate.
     pub unknown_visibility: usize,
     /// The longest run of lost frames.
     pub longest_lost: usize,
@@ -117,19 +118,20 @@ pub struct LossTally {
 }
 
 impl LossTally {
-    /// Add the next frame: its ADD-S (metres; `None` when the object has no estimate there,
-    /// counted as lost and left out of the bands) and its visible fraction, if known.
+    /// Add the next frame: its ADD-S (metres; `None` when the object has no estimate there) and
+    /// its visible fraction, if known. A frame is lost unless its ADD-S is below
+    /// [`LOST_ADDS_M`] (no estimate, or a NaN, is lost); only a finite ADD-S enters a band.
     pub fn push(&mut self, adds_m: Option<f64>, visible: Option<f64>) {
-        // A NaN ADD-S is lost, not tracked.
-        let lost = adds_m.is_none_or(|e| e > LOST_ADDS_M || e.is_nan());
+        let adds_m = adds_m.filter(|e| e.is_finite());
+        let lost = adds_m.is_none_or(|e| e >= LOST_ADDS_M);
         let seen = visible.is_some_and(|v| v >= 0.9);
         match (adds_m, visible) {
             (Some(e), Some(v)) => {
                 let b = &mut self.bands[band(v)];
                 *b = (b.0 + e, b.1 + 1);
             }
-            (Some(_), None) => self.unknown_visibility += 1,
-            (None, _) => {}
+            (_, None) => self.unknown_visibility += 1,
+            (None, Some(_)) => {}
         }
         self.runs.0 = if lost { self.runs.0 + 1 } else { 0 };
         self.runs.1 = if lost && seen { self.runs.1 + 1 } else { 0 };
@@ -154,26 +156,37 @@ impl LossTally {
             .map(|(sum, n)| (n > 0).then(|| sum / n as f64 * 1e3))
     }
 
-    /// Whether any frame's visible fraction was known.
+    /// Whether any frame entered a band (a known visible fraction and a finite ADD-S).
     pub fn has_visibility(&self) -> bool {
         self.bands.iter().any(|b| b.1 > 0)
     }
 }
 
-/// Per object id, the [`LossTally`] of an evaluation's targets in image order, scene by scene
-/// (a run ends with its scene), each target's visible fraction given by
-/// `visible(scene_id, im_id, obj_id)`; and all objects pooled.
+/// All objects pooled and, per object id, the [`LossTally`] of an evaluation's targets in image
+/// order, scene by scene (a run ends with its scene). Each image is one frame: with several
+/// instances of an object there, the frame is lost if any instance is, and its ADD-S (the
+/// largest) enters no band; otherwise the visible fraction is `visible(scene_id, im_id, obj_id)`.
 pub fn loss_tallies(
     report: &EvalReport,
     visible: impl Fn(u32, u32, u32) -> Option<f64>,
 ) -> (LossTally, BTreeMap<u32, LossTally>) {
+    // Per (object, scene, image): the instances' ADD-S (`None` where one has no estimate).
+    let mut frames = BTreeMap::<(u32, u32, u32), Vec<Option<f64>>>::new();
+    for t in &report.targets {
+        let key = (t.obj_id, t.scene_id, t.im_id);
+        frames
+            .entry(key)
+            .or_default()
+            .push(t.found.then_some(t.adds_m));
+    }
     let mut per_scene = BTreeMap::<(u32, u32), LossTally>::new();
-    let mut targets: Vec<_> = report.targets.iter().collect();
-    targets.sort_by_key(|t| (t.obj_id, t.scene_id, t.im_id));
-    for t in targets {
-        let adds = t.found.then_some(t.adds_m);
-        let v = visible(t.scene_id, t.im_id, t.obj_id);
-        (per_scene.entry((t.obj_id, t.scene_id)).or_default()).push(adds, v);
+    for ((obj, scene, im), adds) in frames {
+        let worst = (adds.iter().copied()).try_fold(f64::NEG_INFINITY, |m, e| Some(m.max(e?)));
+        let v = match adds.len() {
+            1 => visible(scene, im, obj),
+            _ => None,
+        };
+        per_scene.entry((obj, scene)).or_default().push(worst, v);
     }
     let (mut all, mut per) = (LossTally::default(), BTreeMap::<u32, LossTally>::new());
     for ((obj, _), t) in &per_scene {
@@ -221,15 +234,18 @@ mod tests {
         let close = |a: Option<f64>, b: f64| (a.unwrap() - b).abs() < 1e-9;
         assert!(close(hi, (1.0 + 30.0 + 25.0 + 21.0) / 4.0), "{hi:?}");
         assert!(close(mid, 40.0) && close(lo, 2.0), "{mid:?} {lo:?}");
-        // A NaN ADD-S is lost, not tracked.
-        let mut nan = LossTally::default();
-        nan.push(Some(f64::NAN), Some(1.0));
-        assert_eq!(nan.longest_lost_visible, 1);
+        // A NaN ADD-S is lost, and stays out of the band; exactly 20 mm is lost.
+        let mut odd = LossTally::default();
+        odd.push(Some(f64::NAN), Some(1.0));
+        odd.push(Some(LOST_ADDS_M), Some(1.0));
+        assert_eq!((odd.longest_lost_visible, odd.bands[0].1), (2, 1));
         let mut all = LossTally::default();
         all.merge(&t);
-        all.merge(&nan);
+        all.merge(&odd);
         assert_eq!((all.longest_lost, all.longest_lost_visible), (5, 3));
         assert_eq!(all.bands[0].1, 5);
+        let want = (1.0 + 30.0 + 25.0 + 21.0 + 20.0) / 5.0;
+        assert!(close(all.band_means_mm()[0], want), "{all:?}");
         assert!(!LossTally::default().has_visibility() && all.has_visibility());
     }
 }

@@ -225,6 +225,16 @@ impl BopDataset {
             true => read_scene_visibility(&info_path)?,
             false => BTreeMap::new(),
         };
+        for (im, fractions) in &visibility {
+            let instances = gt.get(im).map_or(0, Vec::len);
+            if fractions.len() != instances {
+                let why = format!(
+                    "image {im}: {} entries for the {instances} GT instances of scene_gt.json",
+                    fractions.len()
+                );
+                return Err(Error::format(&info_path, why));
+            }
+        }
         Ok(Scene {
             split: split.to_string(),
             scene_id,
@@ -382,6 +392,11 @@ pub fn visible_fraction(gt: &[GtPose], fractions: &[f64], obj_id: u32) -> Option
 }
 
 impl Scene {
+    /// Object `obj_id`'s visible fraction in image `im_id` ([`visible_fraction`]).
+    pub fn visible_fraction(&self, im_id: u32, obj_id: u32) -> Option<f64> {
+        visible_fraction(self.gt.get(&im_id)?, self.visibility.get(&im_id)?, obj_id)
+    }
+
     /// Path of image `im_id` in sub-directory `sub` (`rgb`, `depth`, ...).
     pub fn image_path(&self, sub: &str, im_id: u32) -> PathBuf {
         self.dir.join(sub).join(format!("{im_id:06}.png"))
@@ -569,8 +584,8 @@ mod tests {
     }
 
     /// `scene_gt_info.json` gives each GT instance's visible fraction; an object's is known
-    /// where the image holds one instance of it; a bad entry is an error naming the file, the
-    /// image and the field.
+    /// where the image holds one instance of it; a bad entry, or a list whose length is not the
+    /// image's GT instances, is an error naming the file, the image and the field.
     #[test]
     fn visible_fractions_are_read_per_instance() {
         let root = tmp_dir("visib");
@@ -581,21 +596,13 @@ mod tests {
             open().unwrap().visibility.is_empty(),
             "no file, no fractions"
         );
-        let good = r#"{"3": [{"visib_fract": 0.95}, {"visib_fract": 0.4}],
-                       "4": [{"visib_fract": 1.0}]}"#;
+        let good = r#"{"3": [{"visib_fract": 0.95}, {"visib_fract": 0.4}]}"#;
         std::fs::write(&info, good).unwrap();
         let scene = open().unwrap();
-        let at = |im: u32, obj: u32| {
-            visible_fraction(scene.gt.get(&im)?, scene.visibility.get(&im)?, obj)
-        };
+        let at = |im: u32, obj: u32| scene.visible_fraction(im, obj);
         assert_eq!(
-            (at(3, 2), at(3, 5), at(3, 9)),
-            (Some(0.95), Some(0.4), None)
-        );
-        assert_eq!(
-            at(4, 2),
-            None,
-            "image 4 lists one fraction for two instances"
+            (at(3, 2), at(3, 5), at(3, 9), at(4, 2)),
+            (Some(0.95), Some(0.4), None, None)
         );
         let twice = [
             GtPose {
@@ -622,6 +629,10 @@ mod tests {
                 "missing field 'visib_fract'",
             ),
             (r#"{"3": {"visib_fract": 1}}"#, "image 3: expected a list"),
+            (
+                r#"{"4": [{"visib_fract": 1}]}"#,
+                "image 4: 1 entries for the 2 GT instances",
+            ),
         ] {
             std::fs::write(&info, text).unwrap();
             let e = open().unwrap_err().to_string();

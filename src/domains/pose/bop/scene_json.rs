@@ -1,5 +1,6 @@
 //! Scene and model JSON files (`scene_camera.json`, `scene_gt.json`, `scene_gt_info.json`,
-//! `models_info.json`, `camera.json`): every read error names the file and the field; poses in mm on disk, metres here.
+//! `models_info.json`, `camera.json`): every read error names the file and the field; poses in
+//! mm on disk, metres here.
 
 use super::*;
 

@@ -57,8 +57,10 @@ pub(super) fn place_lanes(
     q
 }
 
-/// `⌊x⌋` for `0 ≤ x < 2⁵¹` by lane arithmetic (no call to `floor`, which baseline x86-64 does
-/// not inline): `x + 2⁵²` rounds `x` to the nearest integer `r` exactly, and `r − 1` where `r > x`.
+/// `⌊x⌋` for `0 ≤ x < 2⁵²` by lane arithmetic (no call to `floor`, which baseline x86-64 does
+/// not inline): `(x + 2⁵²) − 2⁵²` rounds `x` to the nearest integer `r` exactly in IEEE double
+/// arithmetic (SSE / AVX, as every x86-64 and aarch64 build uses; not x87's extended precision),
+/// and `r − 1` where `r > x`.
 #[inline(always)]
 fn floor_small(x: f64) -> f64 {
     const SHIFT: f64 = 4_503_599_627_370_496.0; // 2⁵²
@@ -102,7 +104,11 @@ pub(super) fn cell_lanes(
         // One bounds check for the four pixels: the slice holds `w + 2` values.
         let p = match img.data.get(i..i + w + 2) {
             Some(p) if inside[j] => [p[0], p[1], p[w], p[w + 1]].map(f64::from),
-            _ => [0.0; 4],
+            // Off the image, or an image shorter than `width × height` (`cell` would panic).
+            _ => {
+                inside[j] = false;
+                [0.0; 4]
+            }
         };
         for (c, x) in p.into_iter().enumerate() {
             px[c][j] = x;
@@ -147,20 +153,20 @@ mod tests {
             height: 5,
             data: (0..35).map(|i| 0.5 + 0.01 * i as f32).collect(),
         };
-        let below = |x: f64| x - x * f64::EPSILON;
         let coords = [
             0.0,
+            -0.0,
             0.25,
             1.0,
-            below(4.0),
+            4f64.next_down(),
             4.0,
             5.5,
-            below(6.0),
+            6f64.next_down(),
             6.0,
             -1e-300,
             f64::NAN,
             1e300,
-            3.0 + 1e-12,
+            3f64.next_up(),
         ];
         for (k, &u) in coords.iter().enumerate() {
             let uv = [
@@ -168,7 +174,9 @@ mod tests {
                 [u; CHUNK],
             ];
             let front = std::array::from_fn(|j| j != 3);
-            let (mut px, mut frac, mut inside) = ([ZERO; 4], [ZERO; 2], [true; CHUNK]);
+            // Every lane starts as NaN, so that a lane left unwritten fails.
+            let nan = [f64::NAN; CHUNK];
+            let (mut px, mut frac, mut inside) = ([nan; 4], [nan; 2], [true; CHUNK]);
             cell_lanes(&img, &uv, &front, &mut px, &mut frac, &mut inside);
             for j in 0..CHUNK {
                 let want = match front[j] {
