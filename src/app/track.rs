@@ -568,17 +568,19 @@ pub fn run_eval(args: &EvalArgs) -> Result<EvalReport> {
         let why = "no result rows: nothing to score (an ADD of 0 would look perfect)";
         return Err(Error::format(&args.results, why));
     }
-    let options = EvalOptions {
-        split: args.split.clone(),
-        ..Default::default()
-    };
-    let report = evaluate_with(&dataset, &results, &options)?;
-    let (all, per) = mean_errors(&report);
-    let scenes = (report.targets.iter().map(|t| t.scene_id))
+    // Each results scene read once: its ground truth scores, its visible fractions band.
+    let scenes = (results.iter().map(|r| r.scene_id))
         .collect::<std::collections::BTreeSet<_>>()
         .into_iter()
         .map(|id| Ok((id, results_scene(&dataset, args.split.as_deref(), id)?)))
         .collect::<Result<BTreeMap<_, _>>>()?;
+    let options = EvalOptions {
+        split: args.split.clone(),
+        ground_truth: Some((scenes.iter()).map(|(&id, s)| (id, s.gt.clone())).collect()),
+        ..Default::default()
+    };
+    let report = evaluate_with(&dataset, &results, &options)?;
+    let (all, per) = mean_errors(&report);
     let (losses, losses_per_object) = loss_tallies(&report, |scene, im, obj| {
         scenes.get(&scene)?.visible_fraction(im, obj)
     });
