@@ -168,6 +168,13 @@ fn tracking_an_mcap_recording_gives_the_rows_of_its_bop_scene() {
         .collect();
     let got: Vec<f64> = of("visible").points.iter().map(|p| p.1).collect();
     assert_eq!(got, want, "the scene's visible fractions");
+    // The tracker's loss flags are scored on every frame it published.
+    let d = &from_bop.loss_detection;
+    let over = (from_bop.eval.targets.iter())
+        .filter(|t| t.adds_m >= 0.02)
+        .count();
+    assert_eq!((d.frames, d.over), (4, over), "{d:?}");
+    assert!(d.flagged_over <= d.over.min(d.flagged), "{d:?}");
     let m = &from_mcap.losses;
     assert!(!m.has_visibility() && m.unknown_visibility == 4, "{m:?}");
     assert_eq!(m.longest_lost, l.longest_lost);

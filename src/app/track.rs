@@ -12,7 +12,8 @@ use crate::domains::pose::driver::{
 };
 use crate::domains::pose::metrics::{evaluate_with, results_scene, EvalOptions, EvalReport};
 use crate::domains::pose::scoring::{
-    gt_eval, loss_tallies, mean_errors, ErrorSummary, LossTally, BAND_NAMES, LOST_ADDS_M,
+    gt_eval, loss_tallies, mean_errors, ErrorSummary, LossDetection, LossTally, BAND_NAMES,
+    LOST_ADDS_M,
 };
 use crate::domains::pose::tracker::{
     RedetectConfig, TrackerConfig, Views, DEFAULT_ROUNDS, FAST_MOTION, PARTICLE_ROUNDS,
@@ -167,6 +168,8 @@ pub struct TrackReport {
     pub losses: LossTally,
     /// The same per object id.
     pub losses_per_object: BTreeMap<u32, LossTally>,
+    /// How the tracker's `lost` flags matched the frames over 20 mm.
+    pub loss_detection: LossDetection,
     /// The full evaluation (AUC All / Average, medians).
     pub eval: EvalReport,
 }
@@ -445,6 +448,10 @@ fn summarize(t: &Tracked) -> Result<TrackReport> {
     let (all, per_object) = mean_errors(&eval);
     let (tracking, nees) = TrackingSummary::per_object(&run.tracking, &t.gt);
     let (losses, losses_per_object) = loss_tallies(&eval, |_, im, obj| t.visible(im, obj));
+    let flags: BTreeMap<(u32, u32), bool> = (run.tracking.iter())
+        .map(|r| ((r.im_id, r.obj_id), r.lost))
+        .collect();
+    let loss_detection = LossDetection::of(&eval.targets, |im, obj| flags.get(&(im, obj)).copied());
     Ok(TrackReport {
         results: run.results.len(),
         skipped: run.skipped.clone(),
@@ -457,6 +464,7 @@ fn summarize(t: &Tracked) -> Result<TrackReport> {
         nees,
         losses,
         losses_per_object,
+        loss_detection,
         eval,
     })
 }
@@ -499,6 +507,18 @@ pub fn print_summary(r: &TrackReport, title: &str) {
          chi-square bound); frames without a positive-definite covariance are left out"
     );
     print_losses(&r.losses, &r.losses_per_object);
+    let d = &r.loss_detection;
+    let share = |x: Option<f64>| x.map_or("-".into(), |v| format!("{:.0} %", v * 100.0));
+    crate::outln!(
+        "loss flags: {} of {} frames over 20 mm flagged lost (recall {}); {} flagged, {} of them \
+         over 20 mm (precision {})",
+        d.flagged_over,
+        d.over,
+        share(d.recall()),
+        d.flagged,
+        d.flagged_over,
+        share(d.precision())
+    );
     crate::outln!("{}", r.eval.points_line());
     crate::outln!("{}", r.eval.summary);
     crate::outln!(

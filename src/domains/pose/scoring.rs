@@ -4,7 +4,7 @@
 
 use crate::core::error::Result;
 use crate::domains::pose::bop::{BopDataset, GtPose, PoseResult, Scene};
-use crate::domains::pose::metrics::{evaluate_with, EvalOptions, EvalReport};
+use crate::domains::pose::metrics::{evaluate_with, EvalOptions, EvalReport, TargetError};
 use std::collections::BTreeMap;
 
 /// Mean pose errors of a set of results against the GT.
@@ -196,9 +196,91 @@ pub fn loss_tallies(
     (all, per)
 }
 
+/// How the tracker's own loss flags match the ground truth: over an evaluation's found
+/// targets, the frames over [`LOST_ADDS_M`] and the frames the tracker flagged lost.
+#[derive(Clone, Copy, Debug, Default, PartialEq, serde::Serialize)]
+pub struct LossDetection {
+    /// Frames with an estimate and a flag.
+    pub frames: usize,
+    /// Of those, frames whose ADD-S is at least [`LOST_ADDS_M`].
+    pub over: usize,
+    /// Frames the tracker flagged lost.
+    pub flagged: usize,
+    /// Frames both flagged and over.
+    pub flagged_over: usize,
+}
+
+impl LossDetection {
+    /// Count the found `targets` (an evaluation's), each with its flag `lost(im_id, obj_id)`
+    /// (targets without one are left out).
+    pub fn of<'a>(
+        targets: impl IntoIterator<Item = &'a TargetError>,
+        lost: impl Fn(u32, u32) -> Option<bool>,
+    ) -> Self {
+        let mut d = Self::default();
+        for t in targets.into_iter().filter(|t| t.found) {
+            let Some(flag) = lost(t.im_id, t.obj_id) else {
+                continue;
+            };
+            let over = t.adds_m >= LOST_ADDS_M || t.adds_m.is_nan();
+            d.frames += 1;
+            d.over += usize::from(over);
+            d.flagged += usize::from(flag);
+            d.flagged_over += usize::from(flag && over);
+        }
+        d
+    }
+
+    /// The fraction of frames over the threshold that were flagged (`None` without any).
+    pub fn recall(&self) -> Option<f64> {
+        (self.over > 0).then(|| self.flagged_over as f64 / self.over as f64)
+    }
+
+    /// The fraction of flagged frames that were over the threshold (`None` without any).
+    pub fn precision(&self) -> Option<f64> {
+        (self.flagged > 0).then(|| self.flagged_over as f64 / self.flagged as f64)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The loss flags are counted against the found targets' ADD-S: recall over the frames at
+    /// or over 20 mm, precision over the flagged ones; a target without a flag or an estimate
+    /// is left out.
+    #[test]
+    fn loss_flags_are_scored_against_the_frames_over_20_mm() {
+        let target = |im_id: u32, adds_m: f64, found: bool| TargetError {
+            scene_id: 1,
+            im_id,
+            obj_id: 3,
+            found,
+            add_m: adds_m,
+            adds_m,
+            rot_err_deg: 0.0,
+            trans_err_mm: 0.0,
+        };
+        let targets = [
+            target(1, 0.001, true),
+            target(2, 0.030, true),
+            target(3, 0.020, true),
+            target(4, 0.002, true),
+            target(5, 0.050, false),
+            target(6, 0.040, true),
+        ];
+        // Flags: frames 2 and 4 lost; frame 6 has none.
+        let d = LossDetection::of(&targets, |im, _| (im != 6).then_some(im == 2 || im == 4));
+        let want = LossDetection {
+            frames: 4,
+            over: 2,
+            flagged: 2,
+            flagged_over: 1,
+        };
+        assert_eq!(d, want);
+        assert_eq!((d.recall(), d.precision()), (Some(0.5), Some(0.5)));
+        assert_eq!(LossDetection::default().recall(), None);
+    }
 
     /// Runs count consecutive lost frames, the visible ones only at ≥ 0.9 visibility; the bands
     /// take each frame's ADD-S by its visible fraction; a frame without an estimate is lost and
