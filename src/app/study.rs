@@ -13,7 +13,7 @@ use crate::domains::pose::metrics::ModelPoints;
 use crate::domains::pose::modality::depth::DepthParams;
 use crate::domains::pose::modality::depth_edge::DepthEdgeParams;
 use crate::domains::pose::modality::ModalityConfig;
-use crate::domains::pose::scoring::{LossTally, LOST_ADDS_M};
+use crate::domains::pose::scoring::{is_lost, LossTally};
 use crate::domains::pose::synth::{
     render_sequence, ycbv_camera, Motion, ObjectSource, SynthConfig, SynthFrame, Synthesizer,
 };
@@ -106,21 +106,18 @@ pub struct StudyRow {
     pub sequences: usize,
     /// Median tracking latency per object per frame over all sequences (ms).
     pub latency_ms: f64,
-    /// Fraction of object-frames tracked: ADD-S below [`TRACKED_ADDS`].
+    /// Fraction of object-frames tracked: not lost ([`is_lost`]: ADD-S below 20 mm).
     pub tracked: f64,
     /// Mean ADD-S (mm) by visibility band — visible fraction (BOP `visib_fract`) ≥ 0.9,
     /// 0.5–0.9, < 0.5 — over the object-frames of all sequences; `None` for an empty band.
     pub adds_by_visibility_mm: [Option<f64>; 3],
-    /// The longest run of consecutive frames of one object with ADD-S above [`TRACKED_ADDS`],
+    /// The longest run of consecutive lost frames of one object ([`is_lost`]),
     /// over objects and sequences.
     pub longest_lost_run: usize,
     /// The same, counting only frames where the object is at least 0.9 visible (a frame below
     /// ends the run).
     pub longest_lost_run_visible: usize,
 }
-
-/// ADD-S (metres) under which an object-frame counts as tracked rather than lost.
-pub const TRACKED_ADDS: f64 = LOST_ADDS_M;
 
 /// The study table.
 #[derive(Clone, Debug, PartialEq, serde::Serialize)]
@@ -292,7 +289,7 @@ fn run_one(seq: &Sequence, mut config: TrackerConfig) -> Result<Run> {
             sum_add += pts.add(pose, &gt.pose);
             let e = pts.adds(pose, &gt.pose);
             sum_adds += e;
-            tracked += usize::from(e < TRACKED_ADDS);
+            tracked += usize::from(!is_lost(Some(e)));
             n += 1;
             let visible = f.info.get(k).map_or(1.0, |i| i.visib_fract);
             per_object[k].push(Some(e), Some(visible));

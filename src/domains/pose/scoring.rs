@@ -82,8 +82,14 @@ pub fn gt_eval(
     evaluate_with(dataset, results, &options)
 }
 
-/// ADD-S (metres) above which an object-frame counts as lost: 20 mm.
+/// ADD-S (metres) at or over which an object-frame counts as lost: 20 mm.
 pub const LOST_ADDS_M: f64 = 0.02;
+
+/// Whether a frame with ADD-S `adds_m` (metres; `None` without an estimate) is lost: unless its
+/// ADD-S is finite and below [`LOST_ADDS_M`].
+pub fn is_lost(adds_m: Option<f64>) -> bool {
+    adds_m.is_none_or(|e| !e.is_finite() || e >= LOST_ADDS_M)
+}
 
 /// The visibility bands' names, by index of [`band`].
 pub const BAND_NAMES: [&str; 3] = ["≥ 0.9", "0.5–0.9", "< 0.5"];
@@ -98,8 +104,8 @@ pub fn band(visible: f64) -> usize {
 }
 
 /// One object's frames in order (or several objects' pooled by [`LossTally::merge`]): ADD-S
-/// summed per visibility band, and the longest run of consecutive frames with ADD-S above
-/// [`LOST_ADDS_M`], counting every frame and counting only frames at least 0.9 visible.
+/// summed per visibility band, and the longest run of consecutive lost frames ([`is_lost`]),
+/// counting every frame and counting only frames at least 0.9 visible.
 #[derive(Clone, Debug, Default, PartialEq, serde::Serialize)]
 pub struct LossTally {
     /// Per band ([`band`]): ADD-S sum (metres) and count.
@@ -119,11 +125,11 @@ pub struct LossTally {
 
 impl LossTally {
     /// Add the next frame: its ADD-S (metres; `None` when the object has no estimate there) and
-    /// its visible fraction, if known. A frame is lost unless its ADD-S is below
-    /// [`LOST_ADDS_M`] (no estimate, or a NaN, is lost); only a finite ADD-S enters a band.
+    /// its visible fraction, if known; lost as [`is_lost`] says; only a finite ADD-S enters a
+    /// band.
     pub fn push(&mut self, adds_m: Option<f64>, visible: Option<f64>) {
+        let lost = is_lost(adds_m);
         let adds_m = adds_m.filter(|e| e.is_finite());
-        let lost = adds_m.is_none_or(|e| e >= LOST_ADDS_M);
         let seen = visible.is_some_and(|v| v >= 0.9);
         match (adds_m, visible) {
             (Some(e), Some(v)) => {
@@ -202,7 +208,7 @@ pub fn loss_tallies(
 pub struct LossDetection {
     /// Frames with an estimate and a flag.
     pub frames: usize,
-    /// Of those, frames whose ADD-S is at least [`LOST_ADDS_M`].
+    /// Of those, frames lost by their ADD-S ([`is_lost`]).
     pub over: usize,
     /// Frames the tracker flagged lost.
     pub flagged: usize,
@@ -222,7 +228,7 @@ impl LossDetection {
             let Some(flag) = lost(t.im_id, t.obj_id) else {
                 continue;
             };
-            let over = t.adds_m >= LOST_ADDS_M || t.adds_m.is_nan();
+            let over = is_lost(Some(t.adds_m));
             d.frames += 1;
             d.over += usize::from(over);
             d.flagged += usize::from(flag);
