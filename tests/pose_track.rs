@@ -141,6 +141,7 @@ fn tracking_an_mcap_recording_gives_the_rows_of_its_bop_scene() {
             pose: nalgebra::Isometry3::identity(),
             covariance: nalgebra::Matrix6::identity(),
             quality: 0.8,
+            held: false,
             lost: false,
         })
         .collect();

@@ -170,6 +170,9 @@ pub struct TrackReport {
     pub losses_per_object: BTreeMap<u32, LossTally>,
     /// How the tracker's `lost` flags matched the frames over 20 mm.
     pub loss_detection: LossDetection,
+    /// How its `held` flags (the loss trigger's, [`crate::domains::pose::tracker::FrameOutput::held`])
+    /// matched them.
+    pub held_detection: LossDetection,
     /// The full evaluation (AUC All / Average, medians).
     pub eval: EvalReport,
 }
@@ -182,7 +185,9 @@ pub struct TrackingSummary {
     /// model points that the depth does not explain, missing depth included; NaN when never
     /// judged).
     pub quality: f64,
-    /// Frames in which the object was judged lost (and not re-detected).
+    /// Frames in which its pose was held by the loss trigger (and not re-detected).
+    pub held_frames: usize,
+    /// Frames in which the object was judged lost.
     pub lost_frames: usize,
     /// The last frame's quality.
     pub last_quality: f64,
@@ -232,6 +237,7 @@ impl TrackingSummary {
                 0 => f64::NAN,
                 n => judged.iter().sum::<f64>() / n as f64,
             },
+            held_frames: rows.iter().filter(|r| r.held).count(),
             lost_frames: rows.iter().filter(|r| r.lost).count(),
             last_quality: last.map_or(f64::NAN, |r| r.quality),
             lost_at_end: last.is_some_and(|r| r.lost),
@@ -448,10 +454,15 @@ fn summarize(t: &Tracked) -> Result<TrackReport> {
     let (all, per_object) = mean_errors(&eval);
     let (tracking, nees) = TrackingSummary::per_object(&run.tracking, &t.gt);
     let (losses, losses_per_object) = loss_tallies(&eval, |_, im, obj| t.visible(im, obj));
-    let flags: BTreeMap<(u32, u32), bool> = (run.tracking.iter())
-        .map(|r| ((r.im_id, r.obj_id), r.lost))
+    let flags: BTreeMap<(u32, u32), &Published> = (run.tracking.iter())
+        .map(|r| ((r.im_id, r.obj_id), r))
         .collect();
-    let loss_detection = LossDetection::of(&eval.targets, |im, obj| flags.get(&(im, obj)).copied());
+    let scored = |flag: fn(&Published) -> bool| {
+        LossDetection::of(&eval.targets, |im, obj| {
+            flags.get(&(im, obj)).map(|r| flag(r))
+        })
+    };
+    let (loss_detection, held_detection) = (scored(|r| r.lost), scored(|r| r.held));
     Ok(TrackReport {
         results: run.results.len(),
         skipped: run.skipped.clone(),
@@ -465,6 +476,7 @@ fn summarize(t: &Tracked) -> Result<TrackReport> {
         losses,
         losses_per_object,
         loss_detection,
+        held_detection,
         eval,
     })
 }
@@ -474,19 +486,20 @@ pub fn print_summary(r: &TrackReport, title: &str) {
     crate::outln!("{title}");
     print_means(&r.all, &r.per_object);
     crate::outln!(
-        "{:>8} {:>8} {:>12} {:>12} {:>12} {:>12} {:>8}",
+        "{:>8} {:>8} {:>12} {:>12} {:>12} {:>12} {:>12} {:>8}",
         "object",
         "quality",
+        "held frames",
         "lost frames",
         "lost at end",
         "NEES/6 mean",
         "median",
         "in 95%"
     );
-    let row = |name: &str, held: [String; 3], e: &NeesSummary| {
-        let [quality, lost, end] = held;
+    let row = |name: &str, judged: [String; 4], e: &NeesSummary| {
+        let [quality, held, lost, end] = judged;
         crate::outln!(
-            "{name:>8} {quality:>8} {lost:>12} {end:>12} {:>12.2} {:>12.2} {:>8.2}",
+            "{name:>8} {quality:>8} {held:>12} {lost:>12} {end:>12} {:>12.2} {:>12.2} {:>8.2}",
             e.mean_per_dof,
             e.median_per_dof,
             e.within_95
@@ -494,12 +507,13 @@ pub fn print_summary(r: &TrackReport, title: &str) {
     };
     for (id, t) in &r.tracking {
         let end = if t.lost_at_end { "yes" } else { "no" };
-        let held = [
+        let judged = [
             format!("{:.3}", t.quality),
+            t.held_frames.to_string(),
             t.lost_frames.to_string(),
             end.into(),
         ];
-        row(&id.to_string(), held, &t.nees);
+        row(&id.to_string(), judged, &t.nees);
     }
     row("all", Default::default(), &r.nees);
     crate::outln!(
@@ -507,18 +521,8 @@ pub fn print_summary(r: &TrackReport, title: &str) {
          chi-square bound); frames without a positive-definite covariance are left out"
     );
     print_losses(&r.losses, &r.losses_per_object);
-    let d = &r.loss_detection;
-    let share = |x: Option<f64>| x.map_or("-".into(), |v| format!("{:.0} %", v * 100.0));
-    crate::outln!(
-        "loss flags: {} of {} frames over 20 mm flagged lost (recall {}); {} flagged, {} of them \
-         over 20 mm (precision {})",
-        d.flagged_over,
-        d.over,
-        share(d.recall()),
-        d.flagged,
-        d.flagged_over,
-        share(d.precision())
-    );
+    print_flags("lost", &r.loss_detection);
+    print_flags("held", &r.held_detection);
     crate::outln!("{}", r.eval.points_line());
     crate::outln!("{}", r.eval.summary);
     crate::outln!(
@@ -531,6 +535,21 @@ pub fn print_summary(r: &TrackReport, title: &str) {
     for (im, why) in &r.skipped {
         crate::outln!("  skipped image {im}: {why}");
     }
+}
+
+/// Print how the tracker's `name` flags matched the frames over 20 mm (recall, precision).
+fn print_flags(name: &str, d: &LossDetection) {
+    let share = |x: Option<f64>| x.map_or("-".into(), |v| format!("{:.0} %", v * 100.0));
+    crate::outln!(
+        "{name} flags: {} of {} frames over 20 mm flagged {name} (recall {}); {} flagged, {} of \
+         them over 20 mm (precision {})",
+        d.flagged_over,
+        d.over,
+        share(d.recall()),
+        d.flagged,
+        d.flagged_over,
+        share(d.precision())
+    );
 }
 
 /// Print ADD-S by visibility band and the longest runs lost, per object and pooled.

@@ -19,6 +19,13 @@ pub struct ObjectState {
     pub covariance: Matrix6<f64>,
     /// Twist `[v; ω]` per second, left convention (camera frame).
     pub velocity: Vector6<f64>,
+    /// Tracking quality in `[0, 1]` (NaN when not judged; see
+    /// [`crate::runtime::pipeline::message::ObjectEstimate::quality`]).
+    pub quality: f64,
+    /// The pose was held from the motion model this frame: trust it less.
+    pub held: bool,
+    /// The object is judged lost: do not act on its pose.
+    pub lost: bool,
 }
 
 /// The latest estimate of one tracker, as a controller sees it.
@@ -73,6 +80,9 @@ impl From<&EstimateMsg> for Published {
                     pose: o.pose,
                     covariance: o.covariance,
                     velocity: o.velocity,
+                    quality: o.quality,
+                    held: o.held,
+                    lost: o.lost,
                 })
                 .collect(),
         }

@@ -141,7 +141,11 @@ pub struct ObjectEstimate {
     /// Tracking quality in `[0, 1]` (1 − about the fraction of visible model points that the
     /// depth does not explain, missing depth included; NaN when not judged).
     pub quality: f64,
-    /// Whether the tracker judged the object lost this frame.
+    /// Whether the tracker held the pose from its motion model this frame (the fit turned far
+    /// worse than usual: a partial occlusion, a jerk or a loss; trust it less).
+    pub held: bool,
+    /// Whether the tracker judged the object lost this frame (held, and most of its visible
+    /// model unexplained).
     pub lost: bool,
     /// Diagnostics of the filter update.
     pub diagnostics: Diagnostics,

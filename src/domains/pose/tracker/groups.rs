@@ -141,9 +141,10 @@ impl Tracker {
                     out.covariance[k] = self.config.restart_covariance();
                 }
             }
-            out.lost[k] = lost && !out.redetected[k];
+            out.held[k] = lost && !out.redetected[k];
+            out.lost[k] = out.held[k] && judge.confirms_loss(self.states[k].detection);
             out.quality[k] = self.states[k].quality;
-            if !out.lost[k] {
+            if !out.held[k] {
                 self.learn(k, frame, maps);
             }
         }
@@ -166,6 +167,7 @@ impl FrameOutput {
             loss_std,
             redetected,
             quality,
+            held,
             lost,
         } = other;
         for &k in members {
@@ -178,6 +180,7 @@ impl FrameOutput {
             self.loss_std[k] = loss_std[k];
             self.redetected[k] = redetected[k];
             self.quality[k] = quality[k];
+            self.held[k] = held[k];
             self.lost[k] = lost[k];
         }
     }
