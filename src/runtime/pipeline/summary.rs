@@ -51,6 +51,9 @@ struct TrackerSamples {
     ess: RunningMean,
     nees_per_dof: LogHistogram,
     nees_within_95: RunningMean,
+    quality: RunningMean,
+    held: u64,
+    lost: u64,
 }
 
 /// One tracker's line of the summary.
@@ -83,6 +86,15 @@ pub struct TrackerSummary {
     /// Fraction of those estimates whose NEES lies within χ²₆'s 95 % bound (0.95 when
     /// calibrated).
     pub nees_within_95: f64,
+    /// Mean tracking quality over the object-frames that were judged
+    /// ([`crate::runtime::pipeline::message::ObjectEstimate::quality`]; NaN when none was).
+    pub quality_mean: f64,
+    /// Object-frames whose pose the tracker held from its motion model
+    /// ([`crate::runtime::pipeline::message::ObjectEstimate::held`]).
+    pub held: u64,
+    /// Object-frames the tracker judged lost
+    /// ([`crate::runtime::pipeline::message::ObjectEstimate::lost`]).
+    pub lost: u64,
 }
 
 /// Everything a run reports at the end.
@@ -151,7 +163,7 @@ impl fmt::Display for RunSummary {
         )?;
         writeln!(
             f,
-            "{:<10} {:>6} {:>10} {:>10} {:>10} {:>9} {:>8} {:>8} {:>7} {:>8} {:>7}",
+            "{:<10} {:>6} {:>10} {:>10} {:>10} {:>9} {:>8} {:>8} {:>7} {:>8} {:>7} {:>8} {:>6} {:>6}",
             "tracker",
             "frames",
             "lat50 ms",
@@ -162,12 +174,15 @@ impl fmt::Display for RunSummary {
             "ADD mm",
             "ESS",
             "NEES/6",
-            "in 95%"
+            "in 95%",
+            "quality",
+            "held",
+            "lost"
         )?;
         for t in &self.trackers {
             writeln!(
                 f,
-                "{:<10} {:>6} {:>10.2} {:>10.2} {:>10.2} {:>9.2} {:>8.2} {:>8.2} {:>7.1} {:>8.2} {:>7.2}",
+                "{:<10} {:>6} {:>10.2} {:>10.2} {:>10.2} {:>9.2} {:>8.2} {:>8.2} {:>7.1} {:>8.2} {:>7.2} {:>8.3} {:>6} {:>6}",
                 t.tracker,
                 t.frames,
                 t.latency_p50_ms,
@@ -178,7 +193,10 @@ impl fmt::Display for RunSummary {
                 t.add_mm,
                 t.ess_mean,
                 t.nees_p50_per_dof,
-                t.nees_within_95
+                t.nees_within_95,
+                t.quality_mean,
+                t.held,
+                t.lost
             )?;
         }
         for s in &self.skipped {
@@ -234,6 +252,10 @@ impl SummaryCollector {
         s.process_ms.push(m.process_seconds * 1e3);
         for o in &m.objects {
             s.ess.push(o.diagnostics.ess);
+            if o.quality.is_finite() {
+                s.quality.push(o.quality);
+            }
+            (s.held, s.lost) = (s.held + u64::from(o.held), s.lost + u64::from(o.lost));
             if let Some(gt) = GtPose::nearest(&m.gt, o.obj_id, &o.pose) {
                 s.trans_mm
                     .push(se3::translation_error(&o.pose, &gt.pose) * 1e3);
@@ -296,6 +318,9 @@ fn summarize(name: &str, s: &TrackerSamples) -> TrackerSummary {
         ess_mean: s.ess.mean(),
         nees_p50_per_dof: s.nees_per_dof.percentile(0.5),
         nees_within_95: s.nees_within_95.mean(),
+        quality_mean: s.quality.mean(),
+        held: s.held,
+        lost: s.lost,
     }
 }
 
@@ -310,5 +335,58 @@ mod tests {
         assert_eq!(percentile(&v, 0.99), 99.0);
         assert_eq!(percentile(&v, 1.0), 100.0);
         assert!(percentile(&[], 0.5).is_nan());
+    }
+
+    /// A tracker's line counts the object-frames it held and lost and averages the quality over
+    /// those it judged (NaN: not judged, left out).
+    #[test]
+    fn the_tracker_line_counts_held_and_lost_object_frames() {
+        use crate::runtime::pipeline::message::ObjectEstimate;
+        use nalgebra::{Isometry3, Matrix6, Vector6};
+        let object = |quality: f64, held: bool, lost: bool| ObjectEstimate {
+            obj_id: 1,
+            pose: Isometry3::identity(),
+            covariance: Matrix6::identity(),
+            velocity: Vector6::zeros(),
+            particles: None,
+            spread: 0.0,
+            quality,
+            held,
+            lost,
+            diagnostics: Default::default(),
+        };
+        let msg = |objects| EstimateMsg {
+            tracker: "t".into(),
+            seq: 0,
+            scene_id: 1,
+            im_id: 1,
+            capture: 0.0,
+            stamp: None,
+            publish: 0.01,
+            process_seconds: 0.01,
+            objects,
+            gt: Default::default(),
+        };
+        let mut c = SummaryCollector::default();
+        c.add_estimate(&msg(vec![
+            object(0.9, false, false),
+            object(0.4, true, false),
+        ]));
+        c.add_estimate(&msg(vec![
+            object(0.1, true, true),
+            object(f64::NAN, false, false),
+        ]));
+        let t = &c.tracker_summaries()[0];
+        assert_eq!((t.frames, t.held, t.lost), (2, 2, 1));
+        assert!((t.quality_mean - 1.4 / 3.0).abs() < 1e-12, "{t:?}");
+        let printed = RunSummary {
+            trackers: vec![t.clone()],
+            ..Default::default()
+        }
+        .to_string();
+        assert!(
+            printed.contains("quality") && printed.contains("0.467"),
+            "{printed}"
+        );
     }
 }
