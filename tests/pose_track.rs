@@ -176,6 +176,13 @@ fn tracking_an_mcap_recording_gives_the_rows_of_its_bop_scene() {
         .count();
     assert_eq!((d.frames, d.over), (4, over), "{d:?}");
     assert!(d.flagged_over <= d.over.min(d.flagged), "{d:?}");
+    // The held flags too: every lost frame is held.
+    let h = &from_bop.held_detection;
+    assert_eq!((h.frames, h.over), (4, over), "{h:?}");
+    assert!(
+        h.flagged >= d.flagged && h.flagged_over >= d.flagged_over,
+        "{h:?} {d:?}"
+    );
     let m = &from_mcap.losses;
     assert!(!m.has_visibility() && m.unknown_visibility == 4, "{m:?}");
     assert_eq!(m.longest_lost, l.longest_lost);

@@ -202,15 +202,15 @@ pub fn loss_tallies(
     (all, per)
 }
 
-/// How the tracker's own loss flags match the ground truth: over an evaluation's found
-/// targets, the frames over [`LOST_ADDS_M`] and the frames the tracker flagged lost.
+/// How one of the tracker's own loss flags (`held` or `lost`) matches the ground truth: over an
+/// evaluation's found targets, the frames over [`LOST_ADDS_M`] and the frames the tracker flagged.
 #[derive(Clone, Copy, Debug, Default, PartialEq, serde::Serialize)]
 pub struct LossDetection {
     /// Frames with an estimate and a flag.
     pub frames: usize,
     /// Of those, frames lost by their ADD-S ([`is_lost`]).
     pub over: usize,
-    /// Frames the tracker flagged lost.
+    /// Frames the tracker flagged.
     pub flagged: usize,
     /// Frames both flagged and over.
     pub flagged_over: usize,

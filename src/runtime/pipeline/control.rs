@@ -22,7 +22,7 @@ pub struct ObjectState {
     /// Tracking quality in `[0, 1]` (NaN when not judged; see
     /// [`crate::runtime::pipeline::message::ObjectEstimate::quality`]).
     pub quality: f64,
-    /// The pose was held from the motion model this frame: trust it less.
+    /// The tracker's loss trigger fired this frame: the estimate is suspect, trust it less.
     pub held: bool,
     /// The object is judged lost: do not act on its pose.
     pub lost: bool,
@@ -158,6 +158,17 @@ mod tests {
         let v = Vector6::new(0.1, 0.0, 0.0, 0.0, 0.0, 0.0);
         let p = extrapolate(&pose, &v, 0.5);
         assert!((p.translation.vector - Vector3::new(0.05, 0.0, 1.0)).norm() < 1e-12);
+    }
+
+    /// A controller sees each object's judgement as the tracker published it.
+    #[test]
+    fn the_handle_carries_quality_held_and_lost() {
+        use crate::runtime::pipeline::message::ObjectEstimate;
+        for (quality, held, lost) in [(0.15, true, true), (0.4, true, false), (0.9, false, false)] {
+            let msg = EstimateMsg::of(vec![ObjectEstimate::judged(quality, held, lost)]);
+            let o = Published::from(&msg).objects[0].clone();
+            assert_eq!((o.quality, o.held, o.lost), (quality, held, lost));
+        }
     }
 
     #[test]

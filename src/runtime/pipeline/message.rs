@@ -141,14 +141,53 @@ pub struct ObjectEstimate {
     /// Tracking quality in `[0, 1]` (1 − about the fraction of visible model points that the
     /// depth does not explain, missing depth included; NaN when not judged).
     pub quality: f64,
-    /// Whether the tracker held the pose from its motion model this frame (the fit turned far
-    /// worse than usual: a partial occlusion, a jerk or a loss; trust it less).
+    /// Whether the tracker's loss trigger fired this frame (the fit turned far worse than usual:
+    /// a partial occlusion, a jerk or a loss): the estimate is suspect, trust it less.
     pub held: bool,
     /// Whether the tracker judged the object lost this frame (held, and most of its visible
     /// model unexplained).
     pub lost: bool,
     /// Diagnostics of the filter update.
     pub diagnostics: Diagnostics,
+}
+
+#[cfg(test)]
+impl ObjectEstimate {
+    /// Object 1 at the identity pose with the tracker's judgement `quality`, `held`, `lost`.
+    pub(crate) fn judged(quality: f64, held: bool, lost: bool) -> Self {
+        Self {
+            obj_id: 1,
+            pose: Isometry3::identity(),
+            covariance: Matrix6::identity(),
+            velocity: Vector6::zeros(),
+            particles: None,
+            spread: 0.0,
+            quality,
+            held,
+            lost,
+            diagnostics: Diagnostics::default(),
+        }
+    }
+}
+
+#[cfg(test)]
+impl EstimateMsg {
+    /// Tracker `t`'s estimates `objects` of image 1 (scene 1), captured at 0 and published 10 ms
+    /// later, without ground truth.
+    pub(crate) fn of(objects: Vec<ObjectEstimate>) -> Self {
+        Self {
+            tracker: "t".into(),
+            seq: 0,
+            scene_id: 1,
+            im_id: 1,
+            capture: 0.0,
+            stamp: None,
+            publish: 0.01,
+            process_seconds: 0.01,
+            objects,
+            gt: Arc::default(),
+        }
+    }
 }
 
 /// The estimates one tracker published for one frame.

@@ -98,7 +98,7 @@ impl Tracker {
     }
 
     /// Phase 3 of a group (module docs): its refinement `best` from `plan` becomes the members'
-    /// estimates, then each member is judged, re-detected when lost, and taught to the
+    /// estimates, then each member is judged, re-detected when held, and taught to the
     /// modalities when not.
     fn apply_group(
         &mut self,

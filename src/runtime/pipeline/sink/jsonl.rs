@@ -173,6 +173,18 @@ impl SinkPlugin for JsonlSinkSpec {
 mod tests {
     use super::*;
 
+    /// An object's line carries the tracker's judgement as published.
+    #[test]
+    fn an_object_line_carries_quality_held_and_lost() {
+        let v = object_json(&ObjectEstimate::judged(0.3, true, false));
+        assert_eq!(
+            (v["quality"].as_f64(), &v["held"], &v["lost"]),
+            (Some(0.3), &Value::Bool(true), &Value::Bool(false))
+        );
+        let v = object_json(&ObjectEstimate::judged(0.1, true, true));
+        assert_eq!(v["lost"], Value::Bool(true));
+    }
+
     #[test]
     fn parses_targets() {
         assert_eq!("-".parse::<JsonTarget>().unwrap(), JsonTarget::Stdout);
