@@ -141,6 +141,7 @@ fn tracking_an_mcap_recording_gives_the_rows_of_its_bop_scene() {
             pose: nalgebra::Isometry3::identity(),
             covariance: nalgebra::Matrix6::identity(),
             quality: 0.8,
+            visible: 1.0,
             held: false,
             lost: false,
         })
@@ -164,10 +165,11 @@ fn tracking_an_mcap_recording_gives_the_rows_of_its_bop_scene() {
             .unwrap()
     };
     assert!(of("quality").points.iter().all(|p| p.1 == 0.8));
+    assert!(of("visible (tracker)").points.iter().all(|p| p.1 == 1.0));
     let want: Vec<f64> = (scene.image_ids.iter())
         .map(|&im| scene.visible_fraction(im, obj).unwrap())
         .collect();
-    let got: Vec<f64> = of("visible").points.iter().map(|p| p.1).collect();
+    let got: Vec<f64> = of("visible (scene)").points.iter().map(|p| p.1).collect();
     assert_eq!(got, want, "the scene's visible fractions");
     // The tracker's loss flags are scored on every frame it published.
     let d = &from_bop.loss_detection;
@@ -176,6 +178,11 @@ fn tracking_an_mcap_recording_gives_the_rows_of_its_bop_scene() {
         .count();
     assert_eq!((d.frames, d.over), (4, over), "{d:?}");
     assert!(d.flagged_over <= d.over.min(d.flagged), "{d:?}");
+    // The tracker's visible fractions are scored on every frame (the scene's fractions are
+    // known, and the depth judges each estimate).
+    let v = &from_bop.visible_agreement;
+    assert_eq!(v.frames, 4, "{v:?}");
+    assert!((0.0..=1.0).contains(&v.mean_abs_diff), "{v:?}");
     // The held flags too: every lost frame is held.
     let h = &from_bop.held_detection;
     assert_eq!((h.frames, h.over), (4, over), "{h:?}");

@@ -12,8 +12,8 @@ use crate::domains::pose::driver::{
 };
 use crate::domains::pose::metrics::{evaluate_with, results_scene, EvalOptions, EvalReport};
 use crate::domains::pose::scoring::{
-    gt_eval, loss_tallies, mean_errors, ErrorSummary, LossDetection, LossTally, BAND_NAMES,
-    LOST_ADDS_M,
+    gt_eval, loss_tallies, mean_errors, ErrorSummary, LossDetection, LossTally, VisibleAgreement,
+    BAND_NAMES, LOST_ADDS_M,
 };
 use crate::domains::pose::tracker::{
     RedetectConfig, TrackerConfig, Views, DEFAULT_ROUNDS, FAST_MOTION, PARTICLE_ROUNDS,
@@ -170,6 +170,8 @@ pub struct TrackReport {
     pub losses_per_object: BTreeMap<u32, LossTally>,
     /// How the tracker's `lost` flags matched the frames over 20 mm.
     pub loss_detection: LossDetection,
+    /// How the tracker's visible fractions ([`Published::visible`]) matched the scene's.
+    pub visible_agreement: VisibleAgreement,
     /// How its `held` flags (the loss trigger's, [`crate::domains::pose::tracker::FrameOutput::held`])
     /// matched them.
     pub held_detection: LossDetection,
@@ -463,6 +465,9 @@ fn summarize(t: &Tracked) -> Result<TrackReport> {
         })
     };
     let (loss_detection, held_detection) = (scored(|r| r.lost), scored(|r| r.held));
+    let scene_visible = |r: &Published| t.visible(r.im_id, r.obj_id).unwrap_or(f64::NAN);
+    let visible_agreement =
+        VisibleAgreement::of(run.tracking.iter().map(|r| (r.visible, scene_visible(r))));
     Ok(TrackReport {
         results: run.results.len(),
         skipped: run.skipped.clone(),
@@ -477,6 +482,7 @@ fn summarize(t: &Tracked) -> Result<TrackReport> {
         losses_per_object,
         loss_detection,
         held_detection,
+        visible_agreement,
         eval,
     })
 }
@@ -523,6 +529,13 @@ pub fn print_summary(r: &TrackReport, title: &str) {
     print_losses(&r.losses, &r.losses_per_object);
     print_flags("lost", &r.loss_detection);
     print_flags("held", &r.held_detection);
+    let v = &r.visible_agreement;
+    crate::outln!(
+        "visible fraction, the tracker's against scene_gt_info.json: mean |difference| {:.3} over {} \
+         object-frames",
+        v.mean_abs_diff,
+        v.frames
+    );
     crate::outln!("{}", r.eval.points_line());
     crate::outln!("{}", r.eval.summary);
     crate::outln!(

@@ -1,7 +1,7 @@
 //! The picture of a tracking run that `hdpf track` writes beside its results: per object, the
 //! ADD-S of every frame against the ground truth (with the 20 mm loss line), and the tracker's
-//! own quality judgement beside the visible fraction — where an object was lost, and whether the
-//! tracker knew.
+//! own quality judgement and visible fraction beside the scene's visible fraction — where an
+//! object was lost, and whether the tracker knew.
 
 use crate::app::plot::{save_panels_png, LinePlot, Series};
 use crate::core::error::Result;
@@ -16,8 +16,8 @@ pub const ADDS_CLIP_MM: f64 = 50.0;
 
 /// The two panels of a run: ADD-S per frame per object (`report`'s found targets, image order,
 /// clipped at [`ADDS_CLIP_MM`], the loss threshold as a flat line), and per object the quality
-/// of each judged frame (`rows`) and the visible fraction of every target
-/// (`visible(im_id, obj_id)`, where known).
+/// and the tracker's visible fraction of each judged frame (`rows`) beside the scene's visible
+/// fraction of every target (`visible(im_id, obj_id)`, where known).
 pub fn track_panels(
     report: &EvalReport,
     rows: &[Published],
@@ -48,19 +48,27 @@ pub fn track_panels(
         let line = vec![(first, LOST_ADDS_M * 1e3), (last, LOST_ADDS_M * 1e3)];
         errors.series.push(Series::new("lost above", line));
     }
-    let mut judged: BTreeMap<u32, Vec<(f64, f64)>> = BTreeMap::new();
-    for r in rows.iter().filter(|r| r.quality.is_finite()) {
-        (judged.entry(r.obj_id).or_default()).push((r.im_id as f64, r.quality));
-    }
+    let per_object = |value: fn(&Published) -> f64| {
+        let mut series: BTreeMap<u32, Vec<(f64, f64)>> = BTreeMap::new();
+        for r in rows.iter().filter(|r| value(r).is_finite()) {
+            (series.entry(r.obj_id).or_default()).push((r.im_id as f64, value(r)));
+        }
+        series
+    };
+    let judged = per_object(|r| r.quality);
+    let estimated = per_object(|r| r.visible);
     let mut health = LinePlot::new(
         "tracking quality and visible fraction",
         "image id",
         "fraction",
     );
     health.y_bounds = Some((0.0, 1.0));
-    health.series = (judged.into_iter())
-        .map(|(id, pts)| Series::new(format!("object {id} quality"), pts))
-        .chain((seen.into_iter()).map(|(id, pts)| Series::new(format!("object {id} visible"), pts)))
+    let named = |series: BTreeMap<u32, Vec<(f64, f64)>>, what: &'static str| {
+        (series.into_iter()).map(move |(id, pts)| Series::new(format!("object {id} {what}"), pts))
+    };
+    health.series = named(judged, "quality")
+        .chain(named(estimated, "visible (tracker)"))
+        .chain(named(seen, "visible (scene)"))
         .collect();
     [errors, health]
 }

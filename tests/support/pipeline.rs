@@ -140,6 +140,7 @@ impl FrameProcessor for EchoGt {
                 particles: self.particles.then(|| cloud(&g.pose)),
                 spread: 0.001,
                 quality: 1.0,
+                visible: 1.0,
                 held: false,
                 lost: false,
                 diagnostics: Diagnostics::default(),

@@ -121,6 +121,8 @@ pub struct Published {
     pub covariance: Matrix6<f64>,
     /// Tracking quality ([`FrameOutput::quality`]).
     pub quality: f64,
+    /// Its visible fraction as the tracker sees it ([`FrameOutput::visible`]).
+    pub visible: f64,
     /// Whether its pose was held by the loss trigger ([`FrameOutput::held`]).
     pub held: bool,
     /// Whether the object was judged lost ([`FrameOutput::lost`]).
@@ -210,6 +212,7 @@ impl Driver {
             pose: out.poses[k],
             covariance: out.covariance[k],
             quality: out.quality[k],
+            visible: out.visible[k],
             held: out.held[k],
             lost: out.lost[k],
         });

@@ -248,9 +248,45 @@ impl LossDetection {
     }
 }
 
+/// How the tracker's own visible fractions match the scene's (`scene_gt_info.json`): the mean
+/// absolute difference `(1/n) Σ |v̂ − v|` over the object-frames that have both.
+#[derive(Clone, Copy, Debug, Default, PartialEq, serde::Serialize)]
+pub struct VisibleAgreement {
+    /// Object-frames with both a finite estimate and the scene's fraction.
+    pub frames: usize,
+    /// Their mean absolute difference (NaN without any).
+    pub mean_abs_diff: f64,
+}
+
+impl VisibleAgreement {
+    /// Over `(estimate, scene)` pairs; pairs with a non-finite estimate are left out.
+    pub fn of(pairs: impl IntoIterator<Item = (f64, f64)>) -> Self {
+        let diffs: Vec<f64> = (pairs.into_iter())
+            .filter(|(e, v)| e.is_finite() && v.is_finite())
+            .map(|(e, v)| (e - v).abs())
+            .collect();
+        Self {
+            frames: diffs.len(),
+            mean_abs_diff: match diffs.len() {
+                0 => f64::NAN,
+                n => diffs.iter().sum::<f64>() / n as f64,
+            },
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The agreement averages the absolute differences of the pairs with both values.
+    #[test]
+    fn visible_agreement_is_the_mean_absolute_difference() {
+        let a = VisibleAgreement::of([(0.9, 1.0), (0.3, 0.5), (f64::NAN, 0.2), (0.4, f64::NAN)]);
+        assert_eq!(a.frames, 2);
+        assert!((a.mean_abs_diff - 0.15).abs() < 1e-12, "{a:?}");
+        assert!(VisibleAgreement::of([]).mean_abs_diff.is_nan());
+    }
 
     /// The loss flags are counted against the found targets' ADD-S: recall over the frames at
     /// or over 20 mm, precision over the flagged ones; a target without a flag or an estimate

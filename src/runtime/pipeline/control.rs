@@ -22,6 +22,9 @@ pub struct ObjectState {
     /// Tracking quality in `[0, 1]` (NaN when not judged; see
     /// [`crate::runtime::pipeline::message::ObjectEstimate::quality`]).
     pub quality: f64,
+    /// Visible fraction as the tracker sees it (NaN when not judged; see
+    /// [`crate::runtime::pipeline::message::ObjectEstimate::visible`]).
+    pub visible: f64,
     /// The tracker's loss trigger fired this frame: the estimate is suspect, trust it less.
     pub held: bool,
     /// The object is judged lost: do not act on its pose.
@@ -81,6 +84,7 @@ impl From<&EstimateMsg> for Published {
                     covariance: o.covariance,
                     velocity: o.velocity,
                     quality: o.quality,
+                    visible: o.visible,
                     held: o.held,
                     lost: o.lost,
                 })

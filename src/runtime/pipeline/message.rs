@@ -141,6 +141,10 @@ pub struct ObjectEstimate {
     /// Tracking quality in `[0, 1]` (1 − about the fraction of visible model points that the
     /// depth does not explain, missing depth included; NaN when not judged).
     pub quality: f64,
+    /// The object's visible fraction as the tracker's depth sees it at the estimate (of its
+    /// model points visible there with a reading, those nothing nearer hides; NaN when not
+    /// judged).
+    pub visible: f64,
     /// Whether the tracker's loss trigger fired this frame (the fit turned far worse than usual:
     /// a partial occlusion, a jerk or a loss): the estimate is suspect, trust it less.
     pub held: bool,
@@ -163,6 +167,7 @@ impl ObjectEstimate {
             particles: None,
             spread: 0.0,
             quality,
+            visible: f64::NAN,
             held,
             lost,
             diagnostics: Diagnostics::default(),

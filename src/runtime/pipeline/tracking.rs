@@ -128,6 +128,7 @@ fn estimates(active: &Active, out: &FrameOutput, capture: f64) -> Vec<ObjectEsti
             particles: Some(cloud(&out.particles[k])),
             spread: out.spread[k],
             quality: out.quality[k],
+            visible: out.visible[k],
             held: out.held[k],
             lost: out.lost[k],
             diagnostics: Diagnostics {

@@ -25,7 +25,7 @@
 use super::lanes::{
     avx2_or_baseline, cell_lanes, lane, place_lanes, rotate_lanes, Lane, CHUNK, ZERO,
 };
-use super::spec::{FrameTerm, ModalitySpec, Needs};
+use super::spec::{FrameTerm, ModalitySpec, Needs, PointCensus};
 use super::views::Shape;
 use super::visible::VisibilityParams;
 use super::RgbdFrame;
@@ -171,6 +171,21 @@ impl FrameTerm for DepthFrame {
         Some(losses.into_iter().next().flatten())
     }
 
+    /// [`FrameTerm::detection_loss`] and the visible points counted by class
+    /// ([`DepthModality::census`]; the missing cost does not change a point's class) from the
+    /// one preparation.
+    fn detection_census(
+        &self,
+        camera: &Camera,
+        chart: &PoseChart,
+        shape: &Shape,
+    ) -> Option<(Option<f64>, PointCensus)> {
+        let p = self.detection_params();
+        let depth = DepthModality::prepare(self.depth.clone(), *camera, chart, shape, p);
+        let loss = (!depth.is_empty()).then(|| depth.loss(&Vector6::zeros()) * detection_scale(&p));
+        Some((loss, depth.census()))
+    }
+
     /// The points visible at the reference, translated by each shift (the chart coordinates
     /// `ξ = [t; 0]`), scored in parallel. Points a shift moves off the image count as missing
     /// (one outlier each), where a modality prepared at the shifted pose would leave them out.
@@ -183,10 +198,7 @@ impl FrameTerm for DepthFrame {
         shifts: &[Vector3<f64>],
     ) -> Option<Vec<Option<f64>>> {
         use rayon::prelude::*;
-        let p = &DepthParams {
-            missing_cost: 1.0,
-            ..self.params
-        };
+        let p = &self.detection_params();
         let depth = DepthModality::prepare(self.depth.clone(), *camera, chart, shape, *p);
         if depth.is_empty() {
             // Nothing visible at the reference (off the image, say): the shifted poses may
@@ -198,10 +210,28 @@ impl FrameTerm for DepthFrame {
                 }
             };
         }
-        let scale = p.sigma * p.sigma / (p.n_eff * p.outlier_cost());
+        let scale = detection_scale(p);
         let at = |t: &Vector3<f64>| depth.loss(&Vector6::new(t.x, t.y, t.z, 0.0, 0.0, 0.0));
         Some(shifts.par_iter().map(|t| Some(at(t) * scale)).collect())
     }
+}
+
+impl DepthFrame {
+    /// The parameters a detection is judged with: the tracking ones, with points over missing
+    /// depth (or outside the image) counted as outliers.
+    fn detection_params(&self) -> DepthParams {
+        DepthParams {
+            missing_cost: 1.0,
+            ..self.params
+        }
+    }
+}
+
+/// The factor that turns the loss with parameters `p` into the detection loss: `σ²/(n_eff ·
+/// ρ(reject))`, so that the loss `n_eff/(Nσ²) Σ cost_i` becomes the mean cost in outlier
+/// constants (about the fraction of the visible points that are outliers).
+fn detection_scale(p: &DepthParams) -> f64 {
+    p.sigma * p.sigma / (p.n_eff * p.outlier_cost())
 }
 
 /// A prepared depth modality: centre-relative visible points and the frame's depth image.
@@ -339,31 +369,67 @@ impl DepthModality {
     /// the missing constant (0 by default: ignored); then free space, outlier, residual.
     #[inline(always)]
     fn classify(&self, l: &mut Lanes) {
-        let p = &self.params;
-        let free_cost = p.free_space_factor * self.outlier;
+        let free_cost = self.params.free_space_factor * self.outlier;
         for j in 0..CHUNK {
-            let px = [l.px[0][j], l.px[1][j], l.px[2][j], l.px[3][j]];
-            let (lo, hi) = px.iter().fold((f64::INFINITY, 0.0f64), |(lo, hi), &x| {
-                (lo.min(x), hi.max(x))
-            });
-            let (d, du, dv) = ImageF32::interpolate(&px, l.frac[0][j], l.frac[1][j]);
+            let (c, d, du, dv) = self.point_class(l, j);
+            // The first class that applies, in the order of `PointClass`, as selects from the last.
+            let cost = if c.outlier { self.outlier } else { 0.0 };
+            let cost = if c.free { free_cost } else { cost };
+            let cost = if c.disc { 0.0 } else { cost };
+            let cost = if c.missing { self.missing } else { cost };
+            l.constant[j] = if c.behind { 0.0 } else { cost };
+            l.residual[j] = !(c.behind | c.missing | c.disc | c.free | c.outlier);
             let qz = l.q[2][j];
-            let behind = qz < MIN_Z;
-            let missing = !l.inside[j] | (lo <= 0.0);
-            let disc = hi - lo >= p.discontinuity;
-            let free = d - qz > p.free_space;
-            let outlier = qz - d > p.reject;
-            // The first class that applies, in the order above, as selects from the last.
-            let c = if outlier { self.outlier } else { 0.0 };
-            let c = if free { free_cost } else { c };
-            let c = if disc { 0.0 } else { c };
-            let c = if missing { self.missing } else { c };
-            l.constant[j] = if behind { 0.0 } else { c };
-            l.residual[j] = !(behind | missing | disc | free | outlier);
             let k = 1.0 - d * l.iz[j];
             let a = l.nr[0][j] * l.q[0][j] + l.nr[1][j] * l.q[1][j] + l.nr[2][j] * qz;
             (l.r[j], l.k[j], l.a[j], l.d[j], l.du[j], l.dv[j]) = (a * k, k, a, d, du, dv);
         }
+    }
+
+    /// The tests a placed chunk's point `j` meets (every one, not only the first that applies)
+    /// and its interpolated depth `d` with its image gradient `(∂d/∂u, ∂d/∂v)`.
+    #[inline(always)]
+    fn point_class(&self, l: &Lanes, j: usize) -> (PointClass, f64, f64, f64) {
+        let p = &self.params;
+        let px = [l.px[0][j], l.px[1][j], l.px[2][j], l.px[3][j]];
+        let (lo, hi) = px.iter().fold((f64::INFINITY, 0.0f64), |(lo, hi), &x| {
+            (lo.min(x), hi.max(x))
+        });
+        let (d, du, dv) = ImageF32::interpolate(&px, l.frac[0][j], l.frac[1][j]);
+        let qz = l.q[2][j];
+        let class = PointClass {
+            behind: qz < MIN_Z,
+            missing: !l.inside[j] | (lo <= 0.0),
+            disc: hi - lo >= p.discontinuity,
+            free: d - qz > p.free_space,
+            outlier: qz - d > p.reject,
+        };
+        (class, d, du, dv)
+    }
+
+    /// The points at the reference pose counted by the class that decides each
+    /// ([`PointCensus`]; the order of `PointClass`): behind the camera or across a discontinuity
+    /// ignored, missing depth or off the image unread, then free space (contradicted), outlier
+    /// (hidden), fit.
+    pub fn census(&self) -> PointCensus {
+        let motion = RigidMotion::new(&Vector6::zeros());
+        let (mut census, mut l) = (PointCensus::default(), Lanes::default());
+        for chunk in &self.points {
+            self.load(&motion, chunk, &mut l);
+            for j in 0..l.len {
+                let c = self.point_class(&l, j).0;
+                let class = match () {
+                    _ if c.behind => &mut census.ignored,
+                    _ if c.missing => &mut census.unread,
+                    _ if c.disc => &mut census.ignored,
+                    _ if c.free => &mut census.contradicted,
+                    _ if c.outlier => &mut census.hidden,
+                    _ => &mut census.fit,
+                };
+                *class += 1;
+            }
+        }
+        census
     }
 
     /// Add a chunk's loss gradient to `acc`, point by point in order: `∂r/∂q = k n' + a·∂k/∂q`
@@ -493,6 +559,22 @@ impl PointChunk {
         }
         c
     }
+}
+
+/// The tests a placed point meets, in their order of precedence: the first that holds decides
+/// its cost ([`DepthModality::classify`]); a point that meets none is a residual.
+#[derive(Clone, Copy)]
+struct PointClass {
+    /// Nearer the camera plane than [`MIN_Z`], or behind it: ignored.
+    behind: bool,
+    /// Off the image or over a missing pixel: the missing constant.
+    missing: bool,
+    /// Its four pixels span a depth discontinuity: ignored.
+    disc: bool,
+    /// The sensor sees past it (`d − q_z > free_space`): a free-space violation.
+    free: bool,
+    /// Something nearer hides it, or it is far off (`q_z − d > reject`): an outlier.
+    outlier: bool,
 }
 
 /// Points nearer than this to the camera plane (metres), or behind it, are ignored.
@@ -629,6 +711,57 @@ mod tests {
 
     fn modality(params: DepthParams) -> DepthModality {
         modality_of(params, &Shape::from(model()))
+    }
+
+    /// The census counts each point by the class that decides its cost: the grid's 11 columns
+    /// project 3.2 px apart (u ≈ 66.3, 69.5, …, 98.5), and the depth image is pushed 5 cm nearer
+    /// left of pixel column 72 (two point columns hidden), erased over columns 74–77 (one
+    /// unread), pushed 5 cm farther from column 94 on (two seen through); the other six fit. No
+    /// point's four pixels straddle two bands, so none is ignored.
+    #[test]
+    fn the_census_counts_hidden_unread_contradicted_and_fitting_points() {
+        let c = cam();
+        let mut depth = surface_depth(&c);
+        for (i, d) in depth.data.iter_mut().enumerate() {
+            match i % depth.width {
+                0..=71 => *d -= 0.05,
+                74..=77 => *d = 0.0,
+                94.. => *d += 0.05,
+                _ => {}
+            }
+        }
+        let chart = PoseChart::new(m_reference(), &Vector3::zeros());
+        let params = DepthParams::default();
+        let depth = Arc::new(depth);
+        let m = DepthModality::prepare(depth.clone(), c, &chart, &Shape::from(model()), params);
+        let census = m.census();
+        // The frame term gives the same census with its detection loss, the one that
+        // `detection_loss` gives, from one preparation.
+        let term = DepthFrame { depth, params };
+        let shape = Shape::from(model());
+        let (loss, counted) = term.detection_census(&c, &chart, &shape).unwrap();
+        assert_eq!(counted, census);
+        assert_eq!(loss, term.detection_loss(&c, &chart, &shape).unwrap());
+        // Hidden, contradicted and unread points cost 1, 2 and 1 outlier constants; each fitting
+        // one less than one (the grid lies a few mm off the curved surface).
+        let least = (22.0 + 2.0 * 22.0 + 11.0) / 121.0;
+        assert!(
+            loss.is_some_and(|l| l >= least && l < least + 66.0 / 121.0),
+            "{loss:?}"
+        );
+        let want = PointCensus {
+            fit: 66,
+            hidden: 22,
+            contradicted: 22,
+            unread: 11,
+            ignored: 0,
+        };
+        assert_eq!(census, want);
+        assert_eq!(census.judged(), 110);
+        assert_eq!(census.unhidden_fraction(), Some(1.0 - 22.0 / 110.0));
+        // In its own surface's depth every point fits.
+        assert_eq!(modality(params).census().fit, 121);
+        assert_eq!(PointCensus::default().unhidden_fraction(), None);
     }
 
     /// [`modality`] prepared on `points` instead of the whole grid.

@@ -39,7 +39,7 @@ pub mod visible;
 
 pub use crate::domains::pose::frame::{ImageF32, RgbdFrame, Sample, SharedImage};
 pub use registry::parse_modalities;
-pub use spec::{FrameTerm, Memory, ModalityConfig, ModalitySpec, Needs};
+pub use spec::{FrameTerm, Memory, ModalityConfig, ModalitySpec, Needs, PointCensus};
 
 use crate::core::filter::Model;
 use crate::core::geometry::se3::left_jacobian;

@@ -134,6 +134,51 @@ pub trait FrameTerm: Send + Sync {
     ) -> Option<Vec<Option<f64>>> {
         detection_losses_one_by_one(self, camera, chart, shape, shifts)
     }
+
+    /// For a modality that judges detections and measures each point's range: from one
+    /// preparation at `chart`'s reference pose, the detection loss (as
+    /// [`FrameTerm::detection_loss`], `None` when nothing of the object is visible there) and how
+    /// the visible points meet the measurement ([`PointCensus`]). Default: `None`.
+    fn detection_census(
+        &self,
+        _camera: &Camera,
+        _chart: &PoseChart,
+        _shape: &Shape,
+    ) -> Option<(Option<f64>, PointCensus)> {
+        None
+    }
+}
+
+/// How an object's points visible at a pose (self-occlusion removed) meet a range measurement,
+/// counted by class: what tells a part hidden behind something nearer from a part that fits, and
+/// both from an estimate the sensor sees through.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PointCensus {
+    /// Points whose measured range fits (within the outlier and free-space bounds).
+    pub fit: usize,
+    /// Points with something measured nearer than them by more than the outlier bound.
+    pub hidden: usize,
+    /// Points the sensor sees past by more than the free-space bound.
+    pub contradicted: usize,
+    /// Points without a reading (missing depth or off the image).
+    pub unread: usize,
+    /// Points across a depth discontinuity or behind the camera (not judged).
+    pub ignored: usize,
+}
+
+impl PointCensus {
+    /// Points with a reading that judges them: `fit + hidden + contradicted`.
+    pub fn judged(&self) -> usize {
+        self.fit + self.hidden + self.contradicted
+    }
+
+    /// The fraction of judged points that nothing nearer hides, `1 − hidden / judged`: at a good
+    /// estimate, the object's visible fraction (BOP's `visib_fract`, counted over surface points
+    /// instead of pixels). `None` without judged points.
+    pub fn unhidden_fraction(&self) -> Option<f64> {
+        let n = self.judged();
+        (n > 0).then(|| 1.0 - self.hidden as f64 / n as f64)
+    }
 }
 
 /// [`FrameTerm::detection_loss`] of `term` at `chart`'s reference translated by each of `shifts`,

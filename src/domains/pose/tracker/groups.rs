@@ -144,6 +144,11 @@ impl Tracker {
             out.held[k] = lost && !out.redetected[k];
             out.lost[k] = out.held[k] && judge.confirms_loss(self.states[k].detection);
             out.quality[k] = self.states[k].quality;
+            if out.redetected[k] {
+                let est = self.states[k].estimate;
+                self.states[k].visible = self.judged_at(k, &est, frame, maps).1;
+            }
+            out.visible[k] = self.states[k].visible;
             if !out.held[k] {
                 self.learn(k, frame, maps);
             }
@@ -167,6 +172,7 @@ impl FrameOutput {
             loss_std,
             redetected,
             quality,
+            visible,
             held,
             lost,
         } = other;
@@ -180,6 +186,7 @@ impl FrameOutput {
             self.loss_std[k] = loss_std[k];
             self.redetected[k] = redetected[k];
             self.quality[k] = quality[k];
+            self.visible[k] = visible[k];
             self.held[k] = held[k];
             self.lost[k] = lost[k];
         }

@@ -94,6 +94,8 @@ struct ObjectState {
     detection: f64,
     /// The tracking quality of [`FrameOutput::quality`] this frame.
     quality: f64,
+    /// The visible fraction of [`FrameOutput::visible`] this frame.
+    visible: f64,
 }
 
 /// The frame as every modality of the tracker prepared it (config order), shared by all objects.
@@ -164,6 +166,11 @@ pub struct FrameOutput {
     /// [`RedetectConfig`]): 1 a perfect fit, 0 nothing fits or nothing of the object is visible;
     /// NaN when no configured modality judges detections.
     pub quality: Vec<f64>,
+    /// Per object: its visible fraction at the published estimate as the depth sees it — of its
+    /// model points visible there (self-occlusion removed) with a depth reading, the fraction
+    /// that nothing nearer hides (BOP's `visib_fract`, counted over surface points; NaN without
+    /// a depth modality or a reading).
+    pub visible: Vec<f64>,
     /// Per object: whether the loss trigger of [`RedetectConfig`] (its defaults when re-detection
     /// is off) fired this frame and no re-detection replaced the estimate: the detection loss
     /// jumped above its running level (a partial occlusion, a jerk, or a loss), so the estimate
@@ -237,6 +244,7 @@ impl Tracker {
                 good: estimate,
                 detection: 0.0,
                 quality: f64::NAN,
+                visible: f64::NAN,
             })
             .collect();
         let memories = (config.modalities.iter())
@@ -285,6 +293,7 @@ impl Tracker {
             loss_std: vec![f64::NAN; n],
             redetected: vec![false; n],
             quality: vec![f64::NAN; n],
+            visible: vec![f64::NAN; n],
             held: vec![false; n],
             lost: vec![false; n],
         };
@@ -1579,6 +1588,8 @@ pub(crate) mod tests {
             for _ in 0..4 {
                 let out = tracker.step(&frame).unwrap();
                 assert!(!out.held[0] && !out.lost[0], "{out:?}");
+                // In its own rendered depth nothing hides the box.
+                assert_eq!(out.visible[0], 1.0, "{out:?}");
             }
             tracker.step(&occluded(hidden)).unwrap()
         };
@@ -1590,9 +1601,13 @@ pub(crate) mod tests {
         assert!((0.2..0.5).contains(&q), "quality {q}");
         let off = (half.poses[0].translation.vector - pose.translation.vector).norm();
         assert!(off < 0.002, "{off} m");
+        // The tracker's visible fraction counts surface points, not pixels, and drops those over
+        // missing depth: 0.4 of the pixels unhidden reads within 0.1 of it.
+        let v = half.visible[0];
+        assert!((v - 0.4).abs() < 0.1, "visible {v}");
         let all = track(1.0);
         assert!(all.held[0] && all.lost[0], "{all:?}");
-        assert!(all.quality[0] <= 0.2, "{all:?}");
+        assert!(all.quality[0] <= 0.2 && all.visible[0] < 0.05, "{all:?}");
     }
 
     /// s52's scissors, frame 16: placed within 2 mm of the truth but judging 0.438 against the

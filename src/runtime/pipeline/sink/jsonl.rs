@@ -106,6 +106,7 @@ pub fn object_json(o: &ObjectEstimate) -> Value {
         "ess": o.diagnostics.ess,
         "loss_std": o.diagnostics.loss_std,
         "quality": o.quality,
+        "visible": o.visible,
         "held": o.held,
         "lost": o.lost,
     })

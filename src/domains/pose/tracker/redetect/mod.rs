@@ -123,6 +123,30 @@ fn px_dist2<'a>(cam: &'a Camera, c: &Vector3<f64>) -> impl Fn(&SurfacePoint) -> 
     }
 }
 
+/// The detection losses of several modalities (each one loss per pose of `n`) summed per pose:
+/// no judgement where one judging modality sees nothing, and a diverged pose (NaN) judged as the
+/// worst fit, never as a match.
+fn summed_losses(
+    per_term: impl IntoIterator<Item = Vec<Option<f64>>>,
+    n: usize,
+) -> Vec<Option<f64>> {
+    let mut total: Vec<Option<f64>> = vec![None; n];
+    let mut unseen = vec![false; n];
+    for losses in per_term {
+        for ((t, u), l) in total.iter_mut().zip(&mut unseen).zip(losses) {
+            match l {
+                None => *u = true,
+                Some(l) => *t = Some(t.unwrap_or(0.0) + l),
+            }
+        }
+    }
+    let judged = total.into_iter().zip(unseen).map(|(t, u)| match u {
+        true => None,
+        false => t.map(|t| if t.is_nan() { f64::INFINITY } else { t }),
+    });
+    judged.collect()
+}
+
 /// Median of the valid (positive) depths in the `(2r+1)²` window about pixel `(u, v)`.
 pub(super) fn window_depth(depth: &ImageF32, (u, v): (f64, f64), r: i64) -> Option<f64> {
     let (x0, y0) = (u.round() as i64, v.round() as i64);
@@ -166,27 +190,36 @@ impl Tracker {
         maps: &FrameMaps,
     ) -> Result<Vec<Option<f64>>> {
         let points = &self.objects[k].points;
-        let mut total: Vec<Option<f64>> = vec![None; shifts.len()];
-        let mut unseen = vec![false; shifts.len()];
+        let per_term = (maps.terms.iter())
+            .filter_map(|m| m.shifted_detection_losses(&frame.camera, chart, points, shifts));
+        Ok(summed_losses(per_term, shifts.len()))
+    }
+
+    /// Object `k` at `pose` judged by the frame's modalities, one preparation each: its detection
+    /// loss ([`Tracker::detection_loss`]) and its visible fraction as the depth sees it — of its
+    /// model points visible there with a reading, the fraction that nothing nearer hides
+    /// ([`crate::domains::pose::modality::PointCensus::unhidden_fraction`], from the first
+    /// modality that counts them; NaN without one or without judged points).
+    pub(super) fn judged_at(
+        &self,
+        k: usize,
+        pose: &Isometry3<f64>,
+        frame: &RgbdFrame,
+        maps: &FrameMaps,
+    ) -> (Option<f64>, f64) {
+        let chart = PoseChart::new(*pose, &self.objects[k].centre);
+        let (points, camera) = (&self.objects[k].points, &frame.camera);
+        let (mut losses, mut visible) = (Vec::new(), None);
         for m in &maps.terms {
-            let Some(losses) = m.shifted_detection_losses(&frame.camera, chart, points, shifts)
-            else {
-                continue;
-            };
-            for ((t, u), l) in total.iter_mut().zip(&mut unseen).zip(losses) {
-                match l {
-                    None => *u = true,
-                    Some(l) => *t = Some(t.unwrap_or(0.0) + l),
+            match m.detection_census(camera, &chart, points) {
+                Some((loss, census)) => {
+                    losses.push(vec![loss]);
+                    visible = visible.or(census.unhidden_fraction());
                 }
+                None => losses.extend(m.detection_loss(camera, &chart, points).map(|l| vec![l])),
             }
         }
-        // Nothing visible to one judging modality: no judgement. A diverged pose (NaN) judges
-        // as the worst fit, never as a match.
-        let judged = total.into_iter().zip(unseen).map(|(t, u)| match u {
-            true => None,
-            false => t.map(|t| if t.is_nan() { f64::INFINITY } else { t }),
-        });
-        Ok(judged.collect())
+        (summed_losses(losses, 1)[0], visible.unwrap_or(f64::NAN))
     }
 
     /// Judge object `k`'s estimate with the trigger of `rd`: its detection loss `ℓ` there (kept
@@ -202,7 +235,8 @@ impl Tracker {
     ) -> Result<bool> {
         let est = self.states[k].estimate;
         let judged = self.has_detection_judge(frame, maps);
-        let loss = self.detection_loss(k, &est, frame, maps)?;
+        let (loss, visible) = self.judged_at(k, &est, frame, maps);
+        self.states[k].visible = visible;
         self.states[k].quality = match (judged, loss) {
             (false, _) => f64::NAN,
             (true, None) => 0.0,
