@@ -182,7 +182,9 @@ fn tracking_an_mcap_recording_gives_the_rows_of_its_bop_scene() {
     // known, and the depth judges each estimate).
     let v = &from_bop.visible_agreement;
     assert_eq!(v.frames, 4, "{v:?}");
-    assert!((0.0..=1.0).contains(&v.mean_abs_diff), "{v:?}");
+    // The scene's objects are tracked from the ground truth for four slow frames: the depth's
+    // fraction reads as the scene's up to point-against-pixel counting and silhouette edges.
+    assert!(v.mean_abs_diff < 0.15, "{v:?}");
     // The held flags too: every lost frame is held.
     let h = &from_bop.held_detection;
     assert_eq!((h.frames, h.over), (4, over), "{h:?}");
@@ -351,6 +353,9 @@ fn displaced_errors(redetect: bool, shift: usize, hidden: usize) -> (Vec<f64>, V
         let out = tracker.step(&frame).unwrap();
         if out.redetected[0] {
             redetected.push(i);
+            // The visible fraction published is the winner's, judged where it now stands in
+            // plain sight, not that of the estimate it replaced.
+            assert!(out.visible[0] > 0.8, "frame {i}: {}", out.visible[0]);
         }
         errors.push(hdpf::domains::pose::metrics::adds(
             &mesh.vertices,

@@ -259,7 +259,7 @@ pub struct VisibleAgreement {
 }
 
 impl VisibleAgreement {
-    /// Over `(estimate, scene)` pairs; pairs with a non-finite estimate are left out.
+    /// Over `(estimate, scene)` pairs; pairs with a non-finite value on either side are left out.
     pub fn of(pairs: impl IntoIterator<Item = (f64, f64)>) -> Self {
         let diffs: Vec<f64> = (pairs.into_iter())
             .filter(|(e, v)| e.is_finite() && v.is_finite())

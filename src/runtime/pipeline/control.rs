@@ -166,12 +166,20 @@ mod tests {
 
     /// A controller sees each object's judgement as the tracker published it.
     #[test]
-    fn the_handle_carries_quality_held_and_lost() {
+    fn the_handle_carries_quality_visible_held_and_lost() {
         use crate::runtime::pipeline::message::ObjectEstimate;
-        for (quality, held, lost) in [(0.15, true, true), (0.4, true, false), (0.9, false, false)] {
-            let msg = EstimateMsg::of(vec![ObjectEstimate::judged(quality, held, lost)]);
+        let judged = [
+            (0.15, 0.1, true, true),
+            (0.4, 0.5, true, false),
+            (0.9, 1.0, false, false),
+        ];
+        for (quality, visible, held, lost) in judged {
+            let msg = EstimateMsg::of(vec![ObjectEstimate::judged(quality, visible, held, lost)]);
             let o = Published::from(&msg).objects[0].clone();
-            assert_eq!((o.quality, o.held, o.lost), (quality, held, lost));
+            assert_eq!(
+                (o.quality, o.visible, o.held, o.lost),
+                (quality, visible, held, lost)
+            );
         }
     }
 

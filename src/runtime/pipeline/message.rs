@@ -157,8 +157,9 @@ pub struct ObjectEstimate {
 
 #[cfg(test)]
 impl ObjectEstimate {
-    /// Object 1 at the identity pose with the tracker's judgement `quality`, `held`, `lost`.
-    pub(crate) fn judged(quality: f64, held: bool, lost: bool) -> Self {
+    /// Object 1 at the identity pose with the tracker's judgement `quality`, `visible`, `held`,
+    /// `lost`.
+    pub(crate) fn judged(quality: f64, visible: f64, held: bool, lost: bool) -> Self {
         Self {
             obj_id: 1,
             pose: Isometry3::identity(),
@@ -167,7 +168,7 @@ impl ObjectEstimate {
             particles: None,
             spread: 0.0,
             quality,
-            visible: f64::NAN,
+            visible,
             held,
             lost,
             diagnostics: Diagnostics::default(),

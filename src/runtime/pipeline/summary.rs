@@ -343,7 +343,7 @@ mod tests {
     #[test]
     fn the_tracker_line_counts_held_and_lost_object_frames() {
         use crate::runtime::pipeline::message::ObjectEstimate;
-        let object = ObjectEstimate::judged;
+        let object = |quality, held, lost| ObjectEstimate::judged(quality, 1.0, held, lost);
         let msg = EstimateMsg::of;
         let mut c = SummaryCollector::default();
         c.add_estimate(&msg(vec![

@@ -167,9 +167,9 @@ pub struct FrameOutput {
     /// NaN when no configured modality judges detections.
     pub quality: Vec<f64>,
     /// Per object: its visible fraction at the published estimate as the depth sees it — of its
-    /// model points visible there (self-occlusion removed) with a depth reading, the fraction
-    /// that nothing nearer hides (BOP's `visib_fract`, counted over surface points; NaN without
-    /// a depth modality or a reading).
+    /// model points visible there (self-occlusion removed) with a depth reading that judges them
+    /// (not across a depth discontinuity), the fraction that nothing nearer hides (BOP's
+    /// `visib_fract`, counted over surface points; NaN without a depth modality or such points).
     pub visible: Vec<f64>,
     /// Per object: whether the loss trigger of [`RedetectConfig`] (its defaults when re-detection
     /// is off) fired this frame and no re-detection replaced the estimate: the detection loss

@@ -176,14 +176,21 @@ mod tests {
 
     /// An object's line carries the tracker's judgement as published.
     #[test]
-    fn an_object_line_carries_quality_held_and_lost() {
-        let v = object_json(&ObjectEstimate::judged(0.3, true, false));
+    fn an_object_line_carries_quality_visible_held_and_lost() {
+        let v = object_json(&ObjectEstimate::judged(0.3, 0.6, true, false));
         assert_eq!(
-            (v["quality"].as_f64(), &v["held"], &v["lost"]),
-            (Some(0.3), &Value::Bool(true), &Value::Bool(false))
+            (v["quality"].as_f64(), v["visible"].as_f64()),
+            (Some(0.3), Some(0.6))
         );
-        let v = object_json(&ObjectEstimate::judged(0.1, true, true));
-        assert_eq!(v["lost"], Value::Bool(true));
+        assert_eq!(
+            (&v["held"], &v["lost"]),
+            (&Value::Bool(true), &Value::Bool(false))
+        );
+        let v = object_json(&ObjectEstimate::judged(0.1, f64::NAN, true, true));
+        assert_eq!(
+            (&v["visible"], &v["lost"]),
+            (&Value::Null, &Value::Bool(true))
+        );
     }
 
     #[test]
