@@ -45,6 +45,10 @@ fn logs_the_documented_entities_per_frame() {
         "/metrics/rfpf/latency_ms",
         "/metrics/rfpf/1/spread_mm",
         "/metrics/rfpf/1/add_mm",
+        "/metrics/rfpf/1/quality",
+        "/metrics/rfpf/1/visible",
+        "/metrics/rfpf/1/held",
+        "/metrics/rfpf/1/lost",
     ] {
         assert_eq!(n(e), 4, "{e}: {counts:?}");
     }

@@ -16,6 +16,10 @@
 //! metrics/<tracker>/<obj_id>/spread_mm    Scalars (particle spread)
 //! metrics/<tracker>/<obj_id>/ess          Scalars (effective sample size)
 //! metrics/<tracker>/<obj_id>/add_mm       Scalars (ADD against ground truth)
+//! metrics/<tracker>/<obj_id>/quality      Scalars (the tracker's quality judgement, when judged)
+//! metrics/<tracker>/<obj_id>/visible      Scalars (its visible fraction, when judged)
+//! metrics/<tracker>/<obj_id>/held         Scalars (1 when the loss trigger fired, else 0)
+//! metrics/<tracker>/<obj_id>/lost         Scalars (1 when judged lost, else 0)
 //! ```
 //! Timelines: `frame` (stream position) and `capture_time` (seconds on the pipeline clock).
 
@@ -314,7 +318,15 @@ mod imp {
 
         fn log_object_metrics(&self, m: &EstimateMsg, o: &ObjectEstimate) -> Result<()> {
             let base = format!("metrics/{}/{}", m.tracker, o.obj_id);
-            let mut series = vec![("spread_mm", o.spread * 1e3), ("ess", o.diagnostics.ess)];
+            let flag = |b: bool| f64::from(u8::from(b));
+            let mut series = vec![
+                ("spread_mm", o.spread * 1e3),
+                ("ess", o.diagnostics.ess),
+                ("quality", o.quality),
+                ("visible", o.visible),
+                ("held", flag(o.held)),
+                ("lost", flag(o.lost)),
+            ];
             let gt = m.gt.iter().find(|g| g.obj_id == o.obj_id);
             if let (Some(g), Some(pts)) = (gt, self.points.get(&o.obj_id)) {
                 series.push(("add_mm", add_error(pts, &o.pose, &g.pose) * 1e3));
