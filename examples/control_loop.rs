@@ -7,7 +7,7 @@
 //! particles) runs on its own threads; this thread polls the [`ControlHandle`] every 2 ms without
 //! blocking, extrapolates the latest estimate to "now" with the constant-velocity model and
 //! compares it with the ground truth at that instant. It ends with one JSON line:
-//! `{"loop_hz":…,"jitter_p99_ms":…,"staleness_p50_ms":…,"staleness_p99_ms":…,"error_mm_p50":…,"frames":…,"dropped":…}`.
+//! `{"loop_hz":…,"jitter_p99_ms":…,"staleness_p50_ms":…,"staleness_p99_ms":…,"error_mm_p50":…,"frames":…,"dropped":…,"held_ticks":…,"lost_ticks":…}`.
 
 use hdpf::app::launch;
 use hdpf::runtime::pipeline::control_loop::{self, ControlLoopConfig};

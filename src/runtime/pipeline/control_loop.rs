@@ -94,6 +94,12 @@ pub struct LoopStats {
     pub staleness: Vec<f64>,
     /// Translation error of the extrapolated pose against ground truth at the tick (m).
     pub error: Vec<f64>,
+    /// Ticks whose latest estimate of the controlled object was held by the tracker's loss
+    /// trigger (suspect: a controller should slow down).
+    pub held_ticks: u64,
+    /// Ticks whose latest estimate of the controlled object was judged lost (a controller
+    /// should not act on it).
+    pub lost_ticks: u64,
     /// Estimates published during the loop.
     pub estimates: u64,
     /// The objects of an estimate that lacked the configured `obj_id`, when one did (a wrong id
@@ -118,6 +124,10 @@ pub struct ControlLoopReport {
     pub frames: u64,
     /// Frames dropped by `latest` queues.
     pub dropped: u64,
+    /// Ticks at which the controlled object's latest estimate was held.
+    pub held_ticks: u64,
+    /// Ticks at which it was judged lost.
+    pub lost_ticks: u64,
 }
 
 impl ControlLoopReport {
@@ -146,6 +156,8 @@ impl LoopStats {
                 .first()
                 .map_or(self.estimates, |t| t.frames),
             dropped: summary.total_dropped(),
+            held_ticks: self.held_ticks,
+            lost_ticks: self.lost_ticks,
         }
     }
 
@@ -153,7 +165,7 @@ impl LoopStats {
     pub fn describe(&self) -> String {
         let ms = |v: &[f64], q| percentile(v, q) * 1e3;
         format!(
-            "control loop: {} ticks in {:.2} s, jitter p50 {:.3} ms p99 {:.3} ms, staleness p50 {:.1} ms p99 {:.1} ms, error p50 {:.2} mm p99 {:.2} mm",
+            "control loop: {} ticks in {:.2} s, jitter p50 {:.3} ms p99 {:.3} ms, staleness p50 {:.1} ms p99 {:.1} ms, error p50 {:.2} mm p99 {:.2} mm, on a held / lost estimate {} / {} ticks",
             self.ticks,
             self.seconds,
             ms(&self.jitter, 0.5),
@@ -162,6 +174,8 @@ impl LoopStats {
             ms(&self.staleness, 0.99),
             ms(&self.error, 0.5),
             ms(&self.error, 0.99),
+            self.held_ticks,
+            self.lost_ticks,
         )
     }
 }
@@ -208,8 +222,12 @@ fn tick(
     let Some(obj) = obj_id.or_else(|| p.objects.first().map(|o| o.obj_id)) else {
         return;
     };
-    if !p.objects.iter().any(|o| o.obj_id == obj) {
-        stats.obj_missing_from = Some(p.objects.iter().map(|o| o.obj_id).collect());
+    match p.object(obj) {
+        Some(o) => {
+            stats.held_ticks += u64::from(o.held);
+            stats.lost_ticks += u64::from(o.lost);
+        }
+        None => stats.obj_missing_from = Some(p.objects.iter().map(|o| o.obj_id).collect()),
     }
     if let (Some(est), Some(gt)) = (p.extrapolate(obj, t), truth.at(obj, t)) {
         stats.error.push(se3::translation_error(&est, &gt));
@@ -265,6 +283,34 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(stats.report(&RunSummary::default()).loop_hz, 20.0);
+    }
+
+    /// Every tick counts whether the controlled object's latest estimate was held or lost, and
+    /// the report carries the counts.
+    #[test]
+    fn ticks_on_held_and_lost_estimates_are_counted() {
+        use crate::runtime::pipeline::control::Published;
+        use crate::runtime::pipeline::message::{EstimateMsg, ObjectEstimate};
+        let handle = ControlHandle::new(crate::runtime::pipeline::message::Clock::new());
+        let publish = |held, lost| {
+            let msg = EstimateMsg::of(vec![ObjectEstimate::judged(0.5, 0.5, held, lost)]);
+            handle.publish(Published::from(&msg));
+        };
+        let mut stats = LoopStats::default();
+        let mut tick_at = |t| tick(&handle, &GtTimeline::default(), None, t, &mut stats);
+        publish(true, true);
+        tick_at(0.0);
+        tick_at(0.01);
+        publish(true, false);
+        tick_at(0.02);
+        publish(false, false);
+        tick_at(0.03);
+        assert_eq!((stats.held_ticks, stats.lost_ticks), (3, 2));
+        let json = stats.report(&RunSummary::default()).to_json();
+        assert!(
+            json.ends_with(r#""held_ticks":3,"lost_ticks":2}"#),
+            "{json}"
+        );
     }
 
     #[test]
