@@ -25,7 +25,7 @@
 
 use crate::core::error::Result;
 use crate::runtime::pipeline::plugin::{SinkContext, SinkPlugin, SpecError};
-use crate::runtime::pipeline::{MeshLibrary, ModelPoints, Sink};
+use crate::runtime::pipeline::{MeshLibrary, ModelPoints, ObjectEstimate, Sink};
 use serde::Deserialize;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -130,6 +130,50 @@ impl Default for RerunOptions {
 
 #[cfg(feature = "rerun")]
 pub use imp::{entity_counts, RerunSink};
+
+/// The scalars the rerun sink logs per object under `metrics/<tracker>/<obj_id>/` (module docs):
+/// name and value, flags as 0 or 1, the ADD (mm) where the ground truth gives one; a value that
+/// is not finite (not judged, no spread) is left out.
+pub fn object_scalars(o: &ObjectEstimate, add_mm: Option<f64>) -> Vec<(&'static str, f64)> {
+    let flag = |b: bool| f64::from(u8::from(b));
+    let series = [
+        ("spread_mm", o.spread * 1e3),
+        ("ess", o.diagnostics.ess),
+        ("quality", o.quality),
+        ("visible", o.visible),
+        ("held", flag(o.held)),
+        ("lost", flag(o.lost)),
+    ];
+    let add = add_mm.map(|a| ("add_mm", a));
+    (series.into_iter().chain(add))
+        .filter(|(_, v)| v.is_finite())
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The judgement goes out as logged: quality and visible where judged, each flag as 0 or 1
+    /// under its own name, the ADD where given.
+    #[test]
+    fn object_scalars_carry_the_judgement() {
+        let mut o = ObjectEstimate::judged(0.25, f64::NAN, true, false);
+        o.spread = 0.25;
+        o.diagnostics.ess = 100.0;
+        let s = object_scalars(&o, Some(1.5));
+        let want = [
+            ("spread_mm", 250.0),
+            ("ess", 100.0),
+            ("quality", 0.25),
+            ("held", 1.0),
+            ("lost", 0.0),
+            ("add_mm", 1.5),
+        ];
+        assert_eq!(s, want);
+        assert!(!object_scalars(&o, None).iter().any(|(n, _)| *n == "add_mm"));
+    }
+}
 
 #[cfg(feature = "rerun")]
 mod imp {
@@ -318,20 +362,12 @@ mod imp {
 
         fn log_object_metrics(&self, m: &EstimateMsg, o: &ObjectEstimate) -> Result<()> {
             let base = format!("metrics/{}/{}", m.tracker, o.obj_id);
-            let flag = |b: bool| f64::from(u8::from(b));
-            let mut series = vec![
-                ("spread_mm", o.spread * 1e3),
-                ("ess", o.diagnostics.ess),
-                ("quality", o.quality),
-                ("visible", o.visible),
-                ("held", flag(o.held)),
-                ("lost", flag(o.lost)),
-            ];
             let gt = m.gt.iter().find(|g| g.obj_id == o.obj_id);
-            if let (Some(g), Some(pts)) = (gt, self.points.get(&o.obj_id)) {
-                series.push(("add_mm", add_error(pts, &o.pose, &g.pose) * 1e3));
-            }
-            for (name, v) in series.into_iter().filter(|(_, v)| v.is_finite()) {
+            let add_mm = match (gt, self.points.get(&o.obj_id)) {
+                (Some(g), Some(pts)) => Some(add_error(pts, &o.pose, &g.pose) * 1e3),
+                _ => None,
+            };
+            for (name, v) in super::object_scalars(o, add_mm) {
                 self.rec
                     .log(format!("{base}/{name}"), &rerun::Scalars::single(v))
                     .map_err(err)?;

@@ -5,7 +5,7 @@
 use crate::core::error::Result;
 use crate::core::geometry::se3;
 use crate::domains::pose::bop::BopDataset;
-use crate::runtime::pipeline::control::ControlHandle;
+use crate::runtime::pipeline::control::{extrapolate, ControlHandle};
 use crate::runtime::pipeline::summary::{percentile, RunSummary};
 use nalgebra::Isometry3;
 use serde::Serialize;
@@ -118,7 +118,8 @@ pub struct ControlLoopReport {
     pub staleness_p50_ms: f64,
     /// 99th percentile staleness (ms).
     pub staleness_p99_ms: f64,
-    /// Median translation error at the control instant (mm).
+    /// Median translation error at the control instant (mm; every tick with ground truth, those
+    /// on held or lost estimates included).
     pub error_mm_p50: f64,
     /// Frames the tracker published estimates for.
     pub frames: u64,
@@ -222,14 +223,14 @@ fn tick(
     let Some(obj) = obj_id.or_else(|| p.objects.first().map(|o| o.obj_id)) else {
         return;
     };
-    match p.object(obj) {
-        Some(o) => {
-            stats.held_ticks += u64::from(o.held);
-            stats.lost_ticks += u64::from(o.lost);
-        }
-        None => stats.obj_missing_from = Some(p.objects.iter().map(|o| o.obj_id).collect()),
-    }
-    if let (Some(est), Some(gt)) = (p.extrapolate(obj, t), truth.at(obj, t)) {
+    let Some(o) = p.object(obj) else {
+        stats.obj_missing_from = Some(p.objects.iter().map(|o| o.obj_id).collect());
+        return;
+    };
+    stats.held_ticks += u64::from(o.held);
+    stats.lost_ticks += u64::from(o.lost);
+    if let Some(gt) = truth.at(obj, t) {
+        let est = extrapolate(&o.pose, &o.velocity, t - p.capture);
         stats.error.push(se3::translation_error(&est, &gt));
     }
 }
@@ -285,19 +286,23 @@ mod tests {
         assert_eq!(stats.report(&RunSummary::default()).loop_hz, 20.0);
     }
 
-    /// Every tick counts whether the controlled object's latest estimate was held or lost, and
-    /// the report carries the counts.
+    /// Every tick counts whether the controlled object's latest estimate was held or lost (not
+    /// another object's: object 2 is always both), and the report carries the counts.
     #[test]
     fn ticks_on_held_and_lost_estimates_are_counted() {
         use crate::runtime::pipeline::control::Published;
         use crate::runtime::pipeline::message::{EstimateMsg, ObjectEstimate};
         let handle = ControlHandle::new(crate::runtime::pipeline::message::Clock::new());
         let publish = |held, lost| {
-            let msg = EstimateMsg::of(vec![ObjectEstimate::judged(0.5, 0.5, held, lost)]);
+            let other = ObjectEstimate {
+                obj_id: 2,
+                ..ObjectEstimate::judged(0.0, 0.0, true, true)
+            };
+            let msg = EstimateMsg::of(vec![other, ObjectEstimate::judged(0.5, 0.5, held, lost)]);
             handle.publish(Published::from(&msg));
         };
         let mut stats = LoopStats::default();
-        let mut tick_at = |t| tick(&handle, &GtTimeline::default(), None, t, &mut stats);
+        let mut tick_at = |t| tick(&handle, &GtTimeline::default(), Some(1), t, &mut stats);
         publish(true, true);
         tick_at(0.0);
         tick_at(0.01);

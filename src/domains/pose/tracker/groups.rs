@@ -144,10 +144,6 @@ impl Tracker {
             out.held[k] = lost && !out.redetected[k];
             out.lost[k] = out.held[k] && judge.confirms_loss(self.states[k].detection);
             out.quality[k] = self.states[k].quality;
-            if out.redetected[k] {
-                let est = self.states[k].estimate;
-                self.states[k].visible = self.judged_at(k, &est, frame, maps).1;
-            }
             out.visible[k] = self.states[k].visible;
             if !out.held[k] {
                 self.learn(k, frame, maps);

@@ -34,9 +34,9 @@
 //!    later rounds skip step 3 and take the mean step alone.
 //! 7. **Judge** each object: its detection loss at the estimate gives the tracking quality, the
 //!    held flag (the loss jumped above its running level: the estimate is suspect, and with
-//!    re-detection on the next prediction holds it) and the lost flag (held, and most of the visible model unexplained)
-//!    ([`FrameOutput::quality`], [`FrameOutput::held`], [`FrameOutput::lost`]); a held object is
-//!    re-detected when [`TrackerConfig::redetect`] is on.
+//!    re-detection on the next prediction holds it) and the lost flag (held, and most of the
+//!    visible model unexplained) ([`FrameOutput::quality`], [`FrameOutput::held`],
+//!    [`FrameOutput::lost`]); a held object is re-detected when [`TrackerConfig::redetect`] is on.
 
 //!
 //! The tracker knows no modality by name: it prepares every configured modality once per frame
@@ -85,8 +85,8 @@ struct ObjectState {
     /// Running level of the colour loss at good estimates (with re-detection on and a modality
     /// that keeps a colour model).
     colour_level: Option<f64>,
-    /// Consecutive frames that triggered re-detection.
-    lost: usize,
+    /// Consecutive frames on which the loss trigger fired ([`FrameOutput::held`]).
+    held: usize,
     /// The last estimate that did not trigger re-detection.
     good: Isometry3<f64>,
     /// The detection loss at the estimate this frame (see [`RedetectConfig`]; 0 when nothing is
@@ -94,7 +94,8 @@ struct ObjectState {
     detection: f64,
     /// The tracking quality of [`FrameOutput::quality`] this frame.
     quality: f64,
-    /// The visible fraction of [`FrameOutput::visible`] this frame.
+    /// The visible fraction of [`FrameOutput::visible`] this frame (at a re-detection's winner
+    /// when one replaced the estimate).
     visible: f64,
 }
 
@@ -240,7 +241,7 @@ impl Tracker {
                 previous: None,
                 level: None,
                 colour_level: None,
-                lost: 0,
+                held: 0,
                 good: estimate,
                 detection: 0.0,
                 quality: f64::NAN,
@@ -1083,7 +1084,7 @@ pub(crate) mod tests {
         let at = |dz: f64| b * Isometry3::translation(0.0, 0.0, dz);
         let inside = [at(0.0), at(0.01), at(0.03), a].map(|p| tracker.inside_another(0, &p));
         assert_eq!(inside, [true, true, false, false]);
-        tracker.states[1].lost = 1;
+        tracker.states[1].held = 1;
         assert!(
             !tracker.inside_another(0, &at(0.0)),
             "a lost neighbour excludes nothing"
@@ -1117,7 +1118,7 @@ pub(crate) mod tests {
             !inside && off_b > 0.02,
             "placed {off_b} m from the tracked box"
         );
-        tracker.states[1].lost = 1;
+        tracker.states[1].held = 1;
         let (loss, off_b, _) = search(&tracker);
         // The refinement ends at the tracker's coarse scale: within 3 mm of the box, and
         // judging as a fit (outlier fraction below the trigger's floor).

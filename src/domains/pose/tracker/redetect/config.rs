@@ -140,9 +140,10 @@ pub struct RedetectConfig {
     /// 0.8 since 2026-12-07, chosen on the fast real-mesh sets 21–24 and 31–34 (filter seeds 0–4)
     /// and 113–124 (seeds 0–1), `hdpf track` defaults: of the 709 held frames 30 (4.2 %) were at
     /// or over 20 mm ADD-S, of the 228 also at loss ≥ 0.8 28 (12 %). On sets not used for the
-    /// choice (51–54 and 101–112, seeds 0–1): of 444 held frames 37 (8.3 %), of 166 lost 37 (22 %). Most frames over 20 mm are of an object hidden
-    /// behind the occluder whose held pose drifted (its visible points nearly all behind
-    /// something nearer), which no depth judgement can tell from a held pose that did not.
+    /// choice (51–54 and 101–112, seeds 0–1): of 444 held frames 37 (8.3 %), of 166 lost 37
+    /// (22 %). Most frames over 20 mm are of an object hidden behind the occluder whose held pose
+    /// drifted (its visible points nearly all behind something nearer), which no depth judgement
+    /// can tell from a held pose that did not.
     pub confirm_loss: f64,
 }
 

@@ -200,7 +200,7 @@ impl Tracker {
     /// model points visible there with a reading, the fraction that nothing nearer hides
     /// ([`crate::domains::pose::modality::PointCensus::unhidden_fraction`], from the first
     /// modality that counts them; NaN without one or without judged points).
-    pub(super) fn judged_at(
+    fn judged_at(
         &self,
         k: usize,
         pose: &Isometry3<f64>,
@@ -225,7 +225,7 @@ impl Tracker {
     /// Judge object `k`'s estimate with the trigger of `rd`: its detection loss `ℓ` there (kept
     /// as the state's `detection`, 0 when nothing of the object is visible, and as its quality
     /// `1 − min(1, ℓ)`, 0 when nothing is visible, NaN without a judging modality) fed to the
-    /// running level; true when it signals a loss (counted in the state's `lost`).
+    /// running level; true when it signals a loss (counted in the state's `held`).
     pub(super) fn judge(
         &mut self,
         k: usize,
@@ -247,7 +247,7 @@ impl Tracker {
         // level and the last good pose stay as they were).
         let lost = loss.is_some_and(|l| self.update_level(k, l, rd));
         if lost {
-            self.states[k].lost += 1;
+            self.states[k].held += 1;
         } else if loss.is_some() && self.config.redetect.is_some() {
             self.update_colour_level(k, rd, frame, maps);
         }
@@ -307,7 +307,7 @@ impl Tracker {
         })
     }
 
-    /// Re-detect object `k` (member `j` of group `g`), just judged lost by [`Tracker::judge`],
+    /// Re-detect object `k` (member `j` of group `g`), just held by [`Tracker::judge`],
     /// about `pred` (this frame's prediction); true when its estimate was replaced.
     #[allow(clippy::too_many_arguments)]
     pub(super) fn redetect(
@@ -322,7 +322,7 @@ impl Tracker {
     ) -> Result<bool> {
         let est = self.states[k].estimate;
         let loss = self.states[k].detection;
-        let lost = self.states[k].lost - 1;
+        let lost = self.states[k].held - 1;
         // Hold the estimate (no velocity) rather than let it run away.
         self.states[k].previous = Some(est);
         if !rd.searches_after(lost) {
@@ -344,15 +344,16 @@ impl Tracker {
         }
         self.restart_about(g, j, k, winner, salt);
         self.states[k].quality = (1.0 - found).clamp(0.0, 1.0);
+        self.states[k].visible = self.judged_at(k, &winner, frame, maps).1;
         Ok(true)
     }
 
     /// Whether `pose` puts object `k`'s centre inside the bounding box of another object tracked
-    /// (not lost) at its estimate: a thin object searched for can fit a neighbour's surface (s62,
+    /// (not held) at its estimate: a thin object searched for can fit a neighbour's surface (s62,
     /// README "Four fresh sequences": the large marker placed inside the bleach bottle).
     pub(super) fn inside_another(&self, k: usize, pose: &Isometry3<f64>) -> bool {
         let c = pose * Point3::from(self.objects[k].centre);
-        let others = (0..self.objects.len()).filter(|&j| j != k && self.states[j].lost == 0);
+        let others = (0..self.objects.len()).filter(|&j| j != k && self.states[j].held == 0);
         others.into_iter().any(|j| {
             let o = &self.objects[j];
             let q = self.states[j].estimate.inverse_transform_point(&c).coords - o.centre;
@@ -376,7 +377,7 @@ impl Tracker {
         if !lost {
             let (level, n) = st.level.map_or((None, 0), |(l, n)| (Some(l), n));
             st.level = Some((rd.smoothed(level, rd.taught(loss)), n + 1));
-            st.lost = 0;
+            st.held = 0;
             st.good = st.estimate;
         }
         lost
