@@ -261,16 +261,15 @@ pub struct VisibleAgreement {
 impl VisibleAgreement {
     /// Over `(estimate, scene)` pairs; pairs with a non-finite value on either side are left out.
     pub fn of(pairs: impl IntoIterator<Item = (f64, f64)>) -> Self {
-        let diffs: Vec<f64> = (pairs.into_iter())
-            .filter(|(e, v)| e.is_finite() && v.is_finite())
-            .map(|(e, v)| (e - v).abs())
-            .collect();
+        let mut diffs = crate::core::running::RunningMean::default();
+        for (e, v) in pairs.into_iter() {
+            if e.is_finite() && v.is_finite() {
+                diffs.push((e - v).abs());
+            }
+        }
         Self {
-            frames: diffs.len(),
-            mean_abs_diff: match diffs.len() {
-                0 => f64::NAN,
-                n => diffs.iter().sum::<f64>() / n as f64,
-            },
+            frames: diffs.count() as usize,
+            mean_abs_diff: diffs.mean(),
         }
     }
 }

@@ -256,7 +256,8 @@ impl SummaryCollector {
             if o.quality.is_finite() {
                 s.quality.push(o.quality);
             }
-            (s.held, s.lost) = (s.held + u64::from(o.held), s.lost + u64::from(o.lost));
+            s.held += u64::from(o.held);
+            s.lost += u64::from(o.lost);
             if let Some(gt) = GtPose::nearest(&m.gt, o.obj_id, &o.pose) {
                 s.trans_mm
                     .push(se3::translation_error(&o.pose, &gt.pose) * 1e3);
