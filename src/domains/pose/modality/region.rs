@@ -53,6 +53,7 @@
 //! depth image does not show hidden ([`FrameTerm::colour_loss`]): how little the object's
 //! silhouette looks like the object learned so far.
 
+use super::line_lanes::{Line, LineEval, LineLanes};
 use super::spec::{FrameTerm, Memory, ModalitySpec, Needs};
 use super::views::Shape;
 use super::visible::{Silhouette, VisibilityParams};
@@ -63,7 +64,7 @@ use crate::core::geometry::camera::Camera;
 use crate::domains::pose::mesh::SurfacePoint;
 use image::RgbImage;
 use nalgebra::{Isometry3, Matrix6, Vector2, Vector3, Vector6};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, OnceLock, RwLock};
 
 /// Parameters of the region modality (pixels unless said otherwise).
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -483,6 +484,7 @@ impl RegionFrame {
             }
         }
         m.norm = p.n_eff / m.lines.len().max(1) as f64;
+        m.lanes = LineLanes::new(&m.lines);
         m
     }
 }
@@ -563,22 +565,16 @@ impl FrameTerm for RegionFrame {
     }
 }
 
-/// One correspondence line: centre-relative contour point `v`, outward normal `n`, projected
-/// centre `c`, contour mean `μ s` (pixels along `n`) and σ_i.
-#[derive(Clone, Copy, Debug)]
-struct Line {
-    v: Vector3<f64>,
-    n: Vector2<f64>,
-    c: Vector2<f64>,
-    mu: f64,
-    sigma: f64,
-}
-
 /// A prepared region modality: the lines of one object and round.
 pub struct RegionModality {
     cam: Camera,
     centre: Vector3<f64>,
     lines: Vec<Line>,
+    /// `lines` in lanes, for the loss and gradient.
+    lanes: LineLanes,
+    /// The subset of `lines` a stride above 1 reads, in lanes: `(stride, kept, lanes)`, built by
+    /// the first evaluation at a stride (a cloud's particles then share it).
+    thinned: OnceLock<(usize, usize, LineLanes)>,
     params: RegionParams,
     norm: f64,
 }
@@ -590,6 +586,8 @@ impl RegionModality {
             cam: *camera,
             centre: chart.centre,
             lines: Vec::new(),
+            lanes: LineLanes::default(),
+            thinned: OnceLock::new(),
             params: *params,
             norm: 0.0,
         }
@@ -632,22 +630,31 @@ impl Modality for RegionModality {
     fn evaluate_thinned(
         &self,
         motion: &RigidMotion,
-        mut grad: Option<&mut GradAccumulator>,
+        grad: Option<&mut GradAccumulator>,
         stride: usize,
     ) -> f64 {
-        let (robust, (kept, lines)) = (&self.params.robust, scattered_subset(&self.lines, stride));
-        let (norm, mut total) = (thinned_scale(self.norm, self.lines.len(), kept), 0.0);
-        for l in lines {
-            let Some((r, rv, dq)) = self.residual(l, motion) else {
-                continue;
-            };
-            let (rho, psi) = robust.rho_psi(r);
-            total += rho;
-            if let Some(acc) = grad.as_deref_mut() {
-                acc.add_point(&rv, &(dq * (norm * psi)));
+        let thin = |stride| {
+            let (kept, lines) = scattered_subset(&self.lines, stride);
+            (stride, kept, LineLanes::new(lines))
+        };
+        let mut own = None;
+        let (kept, lanes) = match stride {
+            0 | 1 => (self.lines.len(), &self.lanes),
+            _ => {
+                let mut cached = self.thinned.get_or_init(|| thin(stride));
+                if cached.0 != stride {
+                    cached = own.insert(thin(stride));
+                }
+                (cached.1, &cached.2)
             }
-        }
-        total * norm
+        };
+        let e = LineEval {
+            cam: &self.cam,
+            centre: &self.centre,
+            robust: self.params.robust,
+            norm: thinned_scale(self.norm, self.lines.len(), kept),
+        };
+        lanes.evaluate(&e, motion, grad)
     }
 
     /// [`Modality::curvature_at`] at `ξ = 0` with unit weights.
@@ -808,6 +815,67 @@ pub(crate) mod tests {
                 let h_an = m.curvature_at(&motion);
                 let err = (h_an - h_fd).norm() / h_fd.norm();
                 assert!(err < 1e-5, "{robust:?}: relative curvature error {err}");
+            }
+        }
+    }
+
+    /// The lines in lanes give the loss and gradient of the line-by-line sum over
+    /// [`RegionModality::residual`] bit for bit, at strides 1–3 (the cached subset and another
+    /// stride after it), with every kernel, and with the camera plane cutting the box (lines
+    /// behind it are left out).
+    #[test]
+    fn lanes_give_the_line_by_line_bits() {
+        let m0 = modality(&term(RegionParams::default()), truth());
+        let by_line = |m: &RegionModality, motion: &RigidMotion, stride: usize| {
+            let (kept, lines) = super::super::scattered_subset(&m.lines, stride);
+            let norm = thinned_scale(m.norm, m.lines.len(), kept);
+            let (mut acc, mut total) = (GradAccumulator::default(), 0.0);
+            for l in lines {
+                let Some((r, rv, dq)) = m.residual(l, motion) else {
+                    continue;
+                };
+                let (rho, psi) = m.params.robust.rho_psi(r);
+                total += rho;
+                acc.add_point(&rv, &(dq * (norm * psi)));
+            }
+            (total * norm, acc.finish(motion))
+        };
+        let small = Vector6::new(0.0015, 0.001, -0.002, -0.02, 0.01, 0.03);
+        // The box's centre 1 mm in front of the camera plane: about half its lines behind it.
+        let cut = Vector6::new(0.0, 0.0, 1e-3 - 0.4, 0.0, 0.0, 0.0);
+        let behind = (m0.lines.iter())
+            .filter(|l| m0.residual(l, &RigidMotion::new(&cut)).is_none())
+            .count();
+        assert!(
+            behind > 0 && behind < m0.lines.len(),
+            "{behind} lines behind"
+        );
+        for robust in [
+            Robust::L2,
+            Robust::Huber(0.8),
+            Robust::Tukey(2.0),
+            Robust::Cauchy(1.5),
+        ] {
+            let m = RegionModality {
+                params: RegionParams {
+                    robust,
+                    ..m0.params
+                },
+                lanes: LineLanes::new(&m0.lines),
+                thinned: OnceLock::new(),
+                lines: m0.lines.clone(),
+                ..m0
+            };
+            for (xi, stride) in [(small, 1), (small, 2), (cut, 2), (small, 3), (cut, 1)] {
+                let motion = RigidMotion::new(&xi);
+                let mut acc = GradAccumulator::default();
+                let l = m.evaluate_thinned(&motion, Some(&mut acc), stride);
+                let (want_l, want_g) = by_line(&m, &motion, stride);
+                let at = format!("{robust:?}, stride {stride}, ξ = {xi:?}");
+                assert_eq!(l.to_bits(), want_l.to_bits(), "{at}");
+                let g = acc.finish(&motion);
+                assert_eq!(g.map(f64::to_bits), want_g.map(f64::to_bits), "{at}");
+                assert!(l > 0.0, "{at}");
             }
         }
     }
