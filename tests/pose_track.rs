@@ -140,10 +140,12 @@ fn tracking_an_mcap_recording_gives_the_rows_of_its_bop_scene() {
             obj_id: obj,
             pose: nalgebra::Isometry3::identity(),
             covariance: nalgebra::Matrix6::identity(),
-            quality: 0.8,
-            visible: 1.0,
-            held: false,
-            lost: false,
+            judgement: hdpf::domains::pose::tracker::Judgement {
+                quality: 0.8,
+                visible: 1.0,
+                held: false,
+                lost: false,
+            },
         })
         .collect();
     let [errors, health] = hdpf::app::track_plot::track_panels(&from_bop.eval, &rows, |im, o| {
@@ -355,7 +357,8 @@ fn displaced_errors(redetect: bool, shift: usize, hidden: usize) -> (Vec<f64>, V
             redetected.push(i);
             // The visible fraction published is the winner's, judged where it now stands in
             // plain sight, not that of the estimate it replaced.
-            assert!(out.visible[0] > 0.8, "frame {i}: {}", out.visible[0]);
+            let v = out.judgement[0].visible;
+            assert!(v > 0.8, "frame {i}: {v}");
         }
         errors.push(hdpf::domains::pose::metrics::adds(
             &mesh.vertices,

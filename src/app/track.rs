@@ -170,10 +170,12 @@ pub struct TrackReport {
     pub losses_per_object: BTreeMap<u32, LossTally>,
     /// How the tracker's `lost` flags matched the frames over 20 mm.
     pub loss_detection: LossDetection,
-    /// How the tracker's visible fractions ([`Published::visible`]) matched the scene's.
+    /// How the tracker's visible fractions
+    /// ([`Judgement::visible`](crate::domains::pose::tracker::Judgement::visible)) matched the
+    /// scene's.
     pub visible_agreement: VisibleAgreement,
-    /// How its `held` flags (the loss trigger's, [`crate::domains::pose::tracker::FrameOutput::held`])
-    /// matched them.
+    /// How its `held` flags (the loss trigger's,
+    /// [`Judgement::held`](crate::domains::pose::tracker::Judgement::held)) matched them.
     pub held_detection: LossDetection,
     /// The full evaluation (AUC All / Average, medians).
     pub eval: EvalReport,
@@ -230,7 +232,7 @@ impl TrackingSummary {
 
     /// The summary of one object's rows in frame order and the NEES of those with ground truth.
     fn of_object(rows: &[&Published], nees: &[Option<f64>]) -> Self {
-        let judged: Vec<f64> = (rows.iter().map(|r| r.quality))
+        let judged: Vec<f64> = (rows.iter().map(|r| r.judgement.quality))
             .filter(|q| q.is_finite())
             .collect();
         let last = rows.last();
@@ -239,10 +241,10 @@ impl TrackingSummary {
                 0 => f64::NAN,
                 n => judged.iter().sum::<f64>() / n as f64,
             },
-            held_frames: rows.iter().filter(|r| r.held).count(),
-            lost_frames: rows.iter().filter(|r| r.lost).count(),
-            last_quality: last.map_or(f64::NAN, |r| r.quality),
-            lost_at_end: last.is_some_and(|r| r.lost),
+            held_frames: rows.iter().filter(|r| r.judgement.held).count(),
+            lost_frames: rows.iter().filter(|r| r.judgement.lost).count(),
+            last_quality: last.map_or(f64::NAN, |r| r.judgement.quality),
+            lost_at_end: last.is_some_and(|r| r.judgement.lost),
             nees: NeesSummary::new(nees),
         }
     }
@@ -464,10 +466,14 @@ fn summarize(t: &Tracked) -> Result<TrackReport> {
             flags.get(&(im, obj)).map(|r| flag(r))
         })
     };
-    let (loss_detection, held_detection) = (scored(|r| r.lost), scored(|r| r.held));
+    let (loss_detection, held_detection) =
+        (scored(|r| r.judgement.lost), scored(|r| r.judgement.held));
     let scene_visible = |r: &Published| t.visible(r.im_id, r.obj_id).unwrap_or(f64::NAN);
-    let visible_agreement =
-        VisibleAgreement::of(run.tracking.iter().map(|r| (r.visible, scene_visible(r))));
+    let visible_agreement = VisibleAgreement::of(
+        run.tracking
+            .iter()
+            .map(|r| (r.judgement.visible, scene_visible(r))),
+    );
     Ok(TrackReport {
         results: run.results.len(),
         skipped: run.skipped.clone(),

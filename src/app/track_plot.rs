@@ -55,8 +55,8 @@ pub fn track_panels(
         }
         series
     };
-    let judged = per_object(|r| r.quality);
-    let estimated = per_object(|r| r.visible);
+    let judged = per_object(|r| r.judgement.quality);
+    let estimated = per_object(|r| r.judgement.visible);
     let mut health = LinePlot::new(
         "tracking quality and visible fraction",
         "image id",

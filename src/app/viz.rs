@@ -139,10 +139,10 @@ pub fn object_scalars(o: &ObjectEstimate, add_mm: Option<f64>) -> Vec<(&'static 
     let series = [
         ("spread_mm", o.spread * 1e3),
         ("ess", o.diagnostics.ess),
-        ("quality", o.quality),
-        ("visible", o.visible),
-        ("held", flag(o.held)),
-        ("lost", flag(o.lost)),
+        ("quality", o.judgement.quality),
+        ("visible", o.judgement.visible),
+        ("held", flag(o.judgement.held)),
+        ("lost", flag(o.judgement.lost)),
     ];
     let add = add_mm.map(|a| ("add_mm", a));
     (series.into_iter().chain(add))

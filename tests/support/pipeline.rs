@@ -139,10 +139,12 @@ impl FrameProcessor for EchoGt {
                 velocity: Vector6::zeros(),
                 particles: self.particles.then(|| cloud(&g.pose)),
                 spread: 0.001,
-                quality: 1.0,
-                visible: 1.0,
-                held: false,
-                lost: false,
+                judgement: hdpf::domains::pose::tracker::Judgement {
+                    quality: 1.0,
+                    visible: 1.0,
+                    held: false,
+                    lost: false,
+                },
                 diagnostics: Diagnostics::default(),
             })
             .collect())

@@ -7,7 +7,7 @@ use crate::core::error::{Error, Result};
 use crate::domains::pose::bop::{self, GtPose, PoseResult, Scene};
 use crate::domains::pose::frame::RgbdFrame;
 use crate::domains::pose::mesh::Mesh;
-use crate::domains::pose::tracker::{FrameOutput, ObjectModel, Tracker, TrackerConfig};
+use crate::domains::pose::tracker::{FrameOutput, Judgement, ObjectModel, Tracker, TrackerConfig};
 use nalgebra::{Isometry3, Matrix6};
 use std::path::PathBuf;
 use std::time::Instant;
@@ -119,14 +119,8 @@ pub struct Published {
     pub pose: Isometry3<f64>,
     /// Its tangent-space covariance ([`FrameOutput::covariance`]).
     pub covariance: Matrix6<f64>,
-    /// Tracking quality ([`FrameOutput::quality`]).
-    pub quality: f64,
-    /// Its visible fraction as the tracker sees it ([`FrameOutput::visible`]).
-    pub visible: f64,
-    /// Whether its pose was held by the loss trigger ([`FrameOutput::held`]).
-    pub held: bool,
-    /// Whether the object was judged lost ([`FrameOutput::lost`]).
-    pub lost: bool,
+    /// What the tracker judged of it ([`FrameOutput::judgement`]).
+    pub judgement: Judgement,
 }
 
 /// A tracker and what it has done so far.
@@ -211,10 +205,7 @@ impl Driver {
             obj_id: o.obj_id,
             pose: out.poses[k],
             covariance: out.covariance[k],
-            quality: out.quality[k],
-            visible: out.visible[k],
-            held: out.held[k],
-            lost: out.lost[k],
+            judgement: out.judgement[k],
         });
         self.run.tracking.extend(published);
         if self.keep == Keep::Results {

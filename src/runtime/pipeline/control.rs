@@ -2,7 +2,7 @@
 //! extrapolates it to its own clock with the constant-velocity model.
 
 use crate::core::geometry::se3;
-use crate::runtime::pipeline::message::{Clock, EstimateMsg};
+use crate::runtime::pipeline::message::{Clock, EstimateMsg, Judgement};
 use arc_swap::ArcSwapOption;
 use nalgebra::{Isometry3, Matrix6, Vector6};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -19,16 +19,9 @@ pub struct ObjectState {
     pub covariance: Matrix6<f64>,
     /// Twist `[v; ω]` per second, left convention (camera frame).
     pub velocity: Vector6<f64>,
-    /// Tracking quality in `[0, 1]` (NaN when not judged; see
-    /// [`crate::runtime::pipeline::message::ObjectEstimate::quality`]).
-    pub quality: f64,
-    /// Visible fraction as the tracker sees it (NaN when not judged; see
-    /// [`crate::runtime::pipeline::message::ObjectEstimate::visible`]).
-    pub visible: f64,
-    /// The tracker's loss trigger fired this frame: the estimate is suspect, trust it less.
-    pub held: bool,
-    /// The object is judged lost: do not act on its pose.
-    pub lost: bool,
+    /// What the tracker judged of the estimate ([`Judgement`]): its quality and visible
+    /// fraction; `held`, the estimate is suspect, trust it less; `lost`, do not act on its pose.
+    pub judgement: Judgement,
 }
 
 /// The latest estimate of one tracker, as a controller sees it.
@@ -83,10 +76,7 @@ impl From<&EstimateMsg> for Published {
                     pose: o.pose,
                     covariance: o.covariance,
                     velocity: o.velocity,
-                    quality: o.quality,
-                    visible: o.visible,
-                    held: o.held,
-                    lost: o.lost,
+                    judgement: o.judgement,
                 })
                 .collect(),
         }
@@ -176,8 +166,9 @@ mod tests {
         for (quality, visible, held, lost) in judged {
             let msg = EstimateMsg::of(vec![ObjectEstimate::judged(quality, visible, held, lost)]);
             let o = Published::from(&msg).objects[0].clone();
+            let j = o.judgement;
             assert_eq!(
-                (o.quality, o.visible, o.held, o.lost),
+                (j.quality, j.visible, j.held, j.lost),
                 (quality, visible, held, lost)
             );
         }

@@ -227,8 +227,8 @@ fn tick(
         stats.obj_missing_from = Some(p.objects.iter().map(|o| o.obj_id).collect());
         return;
     };
-    stats.held_ticks += u64::from(o.held);
-    stats.lost_ticks += u64::from(o.lost);
+    stats.held_ticks += u64::from(o.judgement.held);
+    stats.lost_ticks += u64::from(o.judgement.lost);
     if let Some(gt) = truth.at(obj, t) {
         let est = extrapolate(&o.pose, &o.velocity, t - p.capture);
         stats.error.push(se3::translation_error(&est, &gt));

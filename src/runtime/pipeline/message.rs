@@ -4,6 +4,7 @@
 use crate::core::filter::Diagnostics;
 use crate::domains::pose::bop::{FrameCamera, GtPose};
 use crate::domains::pose::frame::RgbdFrame;
+pub use crate::domains::pose::tracker::Judgement;
 use nalgebra::{Isometry3, Matrix6, Vector6};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -138,19 +139,9 @@ pub struct ObjectEstimate {
     pub particles: Option<ParticleCloud>,
     /// Particle spread (metres at the object surface; NaN when the tracker does not report it).
     pub spread: f64,
-    /// Tracking quality in `[0, 1]` (1 − about the fraction of visible model points that the
-    /// depth does not explain, missing depth included; NaN when not judged).
-    pub quality: f64,
-    /// The object's visible fraction as the tracker's depth sees it at the estimate (of its
-    /// model points visible there with a reading, those nothing nearer hides; NaN when not
-    /// judged).
-    pub visible: f64,
-    /// Whether the tracker's loss trigger fired this frame (the fit turned far worse than usual:
-    /// a partial occlusion, a jerk or a loss): the estimate is suspect, trust it less.
-    pub held: bool,
-    /// Whether the tracker judged the object lost this frame (held, and most of its visible
-    /// model unexplained).
-    pub lost: bool,
+    /// What the tracker judged of the estimate: quality, visible fraction, held, lost
+    /// ([`Judgement`]).
+    pub judgement: Judgement,
     /// Diagnostics of the filter update.
     pub diagnostics: Diagnostics,
 }
@@ -167,10 +158,12 @@ impl ObjectEstimate {
             velocity: Vector6::zeros(),
             particles: None,
             spread: 0.0,
-            quality,
-            visible,
-            held,
-            lost,
+            judgement: Judgement {
+                quality,
+                visible,
+                held,
+                lost,
+            },
             diagnostics: Diagnostics::default(),
         }
     }

@@ -88,13 +88,13 @@ pub struct TrackerSummary {
     /// calibrated).
     pub nees_within_95: f64,
     /// Mean tracking quality over the object-frames that were judged
-    /// ([`crate::runtime::pipeline::message::ObjectEstimate::quality`]; NaN when none was).
+    /// ([`crate::domains::pose::tracker::Judgement::quality`]; NaN when none was).
     pub quality_mean: f64,
     /// Object-frames on which the tracker's loss trigger fired
-    /// ([`crate::runtime::pipeline::message::ObjectEstimate::held`]).
+    /// ([`crate::domains::pose::tracker::Judgement::held`]).
     pub held: u64,
     /// Object-frames the tracker judged lost
-    /// ([`crate::runtime::pipeline::message::ObjectEstimate::lost`]).
+    /// ([`crate::domains::pose::tracker::Judgement::lost`]).
     pub lost: u64,
 }
 
@@ -253,11 +253,11 @@ impl SummaryCollector {
         s.process_ms.push(m.process_seconds * 1e3);
         for o in &m.objects {
             s.ess.push(o.diagnostics.ess);
-            if o.quality.is_finite() {
-                s.quality.push(o.quality);
+            if o.judgement.quality.is_finite() {
+                s.quality.push(o.judgement.quality);
             }
-            s.held += u64::from(o.held);
-            s.lost += u64::from(o.lost);
+            s.held += u64::from(o.judgement.held);
+            s.lost += u64::from(o.judgement.lost);
             if let Some(gt) = GtPose::nearest(&m.gt, o.obj_id, &o.pose) {
                 s.trans_mm
                     .push(se3::translation_error(&o.pose, &gt.pose) * 1e3);

@@ -127,10 +127,7 @@ fn estimates(active: &Active, out: &FrameOutput, capture: f64) -> Vec<ObjectEsti
             velocity: velocity(active.last.as_ref(), k, &out.poses[k], capture),
             particles: Some(cloud(&out.particles[k])),
             spread: out.spread[k],
-            quality: out.quality[k],
-            visible: out.visible[k],
-            held: out.held[k],
-            lost: out.lost[k],
+            judgement: out.judgement[k],
             diagnostics: Diagnostics {
                 ess: out.ess[k],
                 loss_std: out.loss_std[k],

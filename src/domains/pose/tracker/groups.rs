@@ -15,7 +15,7 @@
 //! (the default) a frame of several objects uses every core even where one object's rounds
 //! cannot.
 
-use super::{FrameMaps, FrameOutput, Refined, RgbdFrame, Tracker};
+use super::{FrameMaps, FrameOutput, Judgement, Refined, RgbdFrame, Tracker};
 use crate::core::error::Result;
 use nalgebra::Vector6;
 use rayon::prelude::*;
@@ -141,11 +141,14 @@ impl Tracker {
                     out.covariance[k] = self.config.restart_covariance();
                 }
             }
-            out.held[k] = lost && !out.redetected[k];
-            out.lost[k] = out.held[k] && judge.confirms_loss(self.states[k].detection);
-            out.quality[k] = self.states[k].quality;
-            out.visible[k] = self.states[k].visible;
-            if !out.held[k] {
+            let held = lost && !out.redetected[k];
+            out.judgement[k] = Judgement {
+                quality: self.states[k].quality,
+                visible: self.states[k].visible,
+                held,
+                lost: held && judge.confirms_loss(self.states[k].detection),
+            };
+            if !held {
                 self.learn(k, frame, maps);
             }
         }
@@ -167,10 +170,7 @@ impl FrameOutput {
             ess,
             loss_std,
             redetected,
-            quality,
-            visible,
-            held,
-            lost,
+            judgement,
         } = other;
         for &k in members {
             self.poses[k] = poses[k];
@@ -181,10 +181,7 @@ impl FrameOutput {
             self.ess[k] = ess[k];
             self.loss_std[k] = loss_std[k];
             self.redetected[k] = redetected[k];
-            self.quality[k] = quality[k];
-            self.visible[k] = visible[k];
-            self.held[k] = held[k];
-            self.lost[k] = lost[k];
+            self.judgement[k] = judgement[k];
         }
     }
 }

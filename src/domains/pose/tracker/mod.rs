@@ -35,8 +35,8 @@
 //! 7. **Judge** each object: its detection loss at the estimate gives the tracking quality, the
 //!    held flag (the loss jumped above its running level: the estimate is suspect, and with
 //!    re-detection on the next prediction holds it) and the lost flag (held, and most of the
-//!    visible model unexplained) ([`FrameOutput::quality`], [`FrameOutput::held`],
-//!    [`FrameOutput::lost`]); a held object is re-detected when [`TrackerConfig::redetect`] is on.
+//!    visible model unexplained) ([`Judgement::quality`], [`Judgement::held`],
+//!    [`Judgement::lost`]); a held object is re-detected when [`TrackerConfig::redetect`] is on.
 
 //!
 //! The tracker knows no modality by name: it prepares every configured modality once per frame
@@ -50,6 +50,7 @@ mod config;
 mod covariance;
 mod groups;
 mod hypotheses;
+mod judgement;
 mod object;
 mod pace;
 mod redetect;
@@ -59,6 +60,7 @@ pub use config::{default_particle_stride, InitNoise, MotionModel, TrackerConfig,
 pub use config::{
     DEFAULT_ROUNDS, FAST_MOTION, PARTICLE_ROUNDS, PARTICLE_STRIDE, SLOW_ROUNDS, VIEWS,
 };
+pub use judgement::Judgement;
 pub use object::ObjectModel;
 pub use redetect::RedetectConfig;
 
@@ -85,16 +87,16 @@ struct ObjectState {
     /// Running level of the colour loss at good estimates (with re-detection on and a modality
     /// that keeps a colour model).
     colour_level: Option<f64>,
-    /// Consecutive frames on which the loss trigger fired ([`FrameOutput::held`]).
+    /// Consecutive frames on which the loss trigger fired ([`Judgement::held`]).
     held: usize,
     /// The last estimate that did not trigger re-detection.
     good: Isometry3<f64>,
     /// The detection loss at the estimate this frame (see [`RedetectConfig`]; 0 when nothing is
     /// visible).
     detection: f64,
-    /// The tracking quality of [`FrameOutput::quality`] this frame.
+    /// The tracking quality of [`Judgement::quality`] this frame.
     quality: f64,
-    /// The visible fraction of [`FrameOutput::visible`] this frame (at a re-detection's winner
+    /// The visible fraction of [`Judgement::visible`] this frame (at a re-detection's winner
     /// when one replaced the estimate).
     visible: f64,
 }
@@ -161,27 +163,8 @@ pub struct FrameOutput {
     /// Per object: whether re-detection ([`TrackerConfig::redetect`]) replaced its estimate
     /// this frame.
     pub redetected: Vec<bool>,
-    /// Per object: tracking quality `q = 1 − min(1, ℓ)` with `ℓ` the detection loss at the
-    /// published estimate (about the fraction of visible model points that the depth does not
-    /// explain, missing depth included;
-    /// [`RedetectConfig`]): 1 a perfect fit, 0 nothing fits or nothing of the object is visible;
-    /// NaN when no configured modality judges detections.
-    pub quality: Vec<f64>,
-    /// Per object: its visible fraction at the published estimate as the depth sees it — of its
-    /// model points visible there (self-occlusion removed) with a depth reading that judges them
-    /// (not across a depth discontinuity), the fraction that nothing nearer hides (BOP's
-    /// `visib_fract`, counted over surface points; NaN without a depth modality or such points).
-    pub visible: Vec<f64>,
-    /// Per object: whether the loss trigger of [`RedetectConfig`] (its defaults when re-detection
-    /// is off) fired this frame and no re-detection replaced the estimate: the detection loss
-    /// jumped above its running level (a partial occlusion, a jerk, or a loss), so the estimate
-    /// is suspect. The frame teaches the modalities nothing and, with re-detection on, the object
-    /// is searched for and the next frame's prediction holds this estimate (no velocity).
-    pub held: Vec<bool>,
-    /// Per object: held, and most of the visible model unexplained
-    /// ([`RedetectConfig::confirm_loss`]: quality at most 0.2 by default): the estimate is not
-    /// where the object is seen, or nothing of it is seen where the estimate is.
-    pub lost: Vec<bool>,
+    /// Per object: what the tracker judged of its published estimate ([`Judgement`]).
+    pub judgement: Vec<Judgement>,
 }
 
 /// The tracker: objects, their filters and current estimates.
@@ -293,10 +276,7 @@ impl Tracker {
             ess: vec![f64::NAN; n],
             loss_std: vec![f64::NAN; n],
             redetected: vec![false; n],
-            quality: vec![f64::NAN; n],
-            visible: vec![f64::NAN; n],
-            held: vec![false; n],
-            lost: vec![false; n],
+            judgement: vec![Judgement::NONE; n],
         };
         frame.check()?;
         let cleaned = frame.with_valid_depth();
@@ -950,7 +930,10 @@ pub(crate) mod tests {
                     out.particles[0].len(),
                     if kind == FilterKind::Gn { 1 } else { 20 }
                 );
-                assert!(out.quality[0] > 0.9 && !out.lost[0], "{kind}: {out:?}");
+                assert!(
+                    out.judgement[0].quality > 0.9 && !out.judgement[0].lost,
+                    "{kind}: {out:?}"
+                );
                 // A covariance to publish, one hypothesis's too (its Laplace covariance): positive
                 // definite, narrower than a centimetre in translation where the depth sees (σ 3 mm
                 // over 50 points; the RF-PF cloud is the more cautious), and nowhere the 1e-16 m
@@ -1273,8 +1256,8 @@ pub(crate) mod tests {
                     .map(|k| {
                         (
                             out.poses[k].to_homogeneous(),
-                            out.held[k],
-                            out.lost[k],
+                            out.judgement[k].held,
+                            out.judgement[k].lost,
                             out.redetected[k],
                         )
                     })
@@ -1545,7 +1528,7 @@ pub(crate) mod tests {
         let blue = red_on_blue(&empty.camera, &mesh, gone);
         let empty = RgbdFrame::new(2, empty.camera, Some(blue), empty.depth.as_deref().cloned());
         let out = tracker.step(&empty).unwrap();
-        assert!(out.held[0] && out.lost[0], "{out:?}");
+        assert!(out.judgement[0].held && out.judgement[0].lost, "{out:?}");
         assert_eq!(tracker.states[0].colour_level, with);
     }
 
@@ -1588,27 +1571,33 @@ pub(crate) mod tests {
             let mut tracker = Tracker::new(config, vec![object.clone()], vec![pose]).unwrap();
             for _ in 0..4 {
                 let out = tracker.step(&frame).unwrap();
-                assert!(!out.held[0] && !out.lost[0], "{out:?}");
+                assert!(!out.judgement[0].held && !out.judgement[0].lost, "{out:?}");
                 // In its own rendered depth nothing hides the box.
-                assert_eq!(out.visible[0], 1.0, "{out:?}");
+                assert_eq!(out.judgement[0].visible, 1.0, "{out:?}");
             }
             tracker.step(&occluded(hidden)).unwrap()
         };
         let half = track(0.6);
         // Quality is 1 − the detection loss: the hidden points (and the few over missing depth
         // at the silhouette) unexplained.
-        let q = half.quality[0];
-        assert!(half.held[0] && !half.lost[0], "quality {q}: {half:?}");
+        let q = half.judgement[0].quality;
+        assert!(
+            half.judgement[0].held && !half.judgement[0].lost,
+            "quality {q}: {half:?}"
+        );
         assert!((0.2..0.5).contains(&q), "quality {q}");
         let off = (half.poses[0].translation.vector - pose.translation.vector).norm();
         assert!(off < 0.002, "{off} m");
         // The tracker's visible fraction counts surface points, not pixels, and drops those over
         // missing depth: 0.4 of the pixels unhidden reads within 0.1 of it.
-        let v = half.visible[0];
+        let v = half.judgement[0].visible;
         assert!((v - 0.4).abs() < 0.1, "visible {v}");
         let all = track(1.0);
-        assert!(all.held[0] && all.lost[0], "{all:?}");
-        assert!(all.quality[0] <= 0.2 && all.visible[0] < 0.05, "{all:?}");
+        assert!(all.judgement[0].held && all.judgement[0].lost, "{all:?}");
+        assert!(
+            all.judgement[0].quality <= 0.2 && all.judgement[0].visible < 0.05,
+            "{all:?}"
+        );
     }
 
     /// s52's scissors, frame 16: placed within 2 mm of the truth but judging 0.438 against the

@@ -105,10 +105,10 @@ pub fn object_json(o: &ObjectEstimate) -> Value {
         "velocity": o.velocity.as_slice(),
         "ess": o.diagnostics.ess,
         "loss_std": o.diagnostics.loss_std,
-        "quality": o.quality,
-        "visible": o.visible,
-        "held": o.held,
-        "lost": o.lost,
+        "quality": o.judgement.quality,
+        "visible": o.judgement.visible,
+        "held": o.judgement.held,
+        "lost": o.judgement.lost,
     })
 }
 

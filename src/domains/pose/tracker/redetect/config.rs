@@ -130,8 +130,8 @@ pub struct RedetectConfig {
     /// projects there, and then the visible point nearest the centre anchors a further placement).
     /// About the sensor window the grid reads (5 × 5 pixels).
     pub centre_px: f64,
-    /// An object held by the trigger ([`crate::domains::pose::tracker::FrameOutput::held`]) is
-    /// reported lost ([`crate::domains::pose::tracker::FrameOutput::lost`]) only while its
+    /// An object held by the trigger ([`crate::domains::pose::tracker::Judgement::held`]) is
+    /// reported lost ([`crate::domains::pose::tracker::Judgement::lost`]) only while its
     /// detection loss is at least this: most of its visible model unexplained (quality at most
     /// `1 − confirm_loss`), not merely worse than its running level. The trigger fires on a
     /// partial occlusion or a jerk too, where holding the pose is right but the estimate is
