@@ -1,5 +1,5 @@
-//! Vector lanes for the depth term's hot loop: the points of a prepared modality in chunks of
-//! [`CHUNK`], component by component (a structure of arrays), so that the arithmetic of a chunk
+//! Vector lanes for the hot loops of the depth term and the region lines: the points (lines) of a
+//! prepared modality in chunks of [`CHUNK`], component by component (a structure of arrays), so that the arithmetic of a chunk
 //! runs as loops over its lanes without branches, which the compiler turns into vector
 //! instructions, and [`avx2_or_baseline!`] runs such a loop compiled a second time for AVX2 where
 //! the processor has it.

@@ -152,3 +152,69 @@ impl LineLanes {
         total * e.norm
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use nalgebra::Vector6;
+
+    /// The baseline build and the AVX2 build (where the processor has it) give the same bits,
+    /// for 37 lines (a short last chunk), with some behind the camera plane, and both give NaN
+    /// at a NaN motion (which the line-by-line code, testing `q_z < 1 mm`, keeps in the sum).
+    /// The line-by-line reference itself is `region`'s test `lanes_give_the_line_by_line_bits`.
+    #[test]
+    fn every_build_gives_the_same_bits() {
+        let cam = Camera {
+            fx: 300.0,
+            fy: 310.0,
+            cx: 80.0,
+            cy: 60.0,
+            width: 160,
+            height: 120,
+        };
+        let lines: Vec<Line> = (0..37)
+            .map(|i| {
+                let t = i as f64;
+                let a = 0.7 * t;
+                Line {
+                    v: Vector3::new(0.03 * a.cos(), 0.02 * a.sin(), 0.01 * (t % 5.0 - 2.0)),
+                    n: Vector2::new(a.cos(), a.sin()),
+                    c: Vector2::new(80.0 + 20.0 * a.cos(), 60.0 + 15.0 * a.sin()),
+                    mu: 0.1 * (t % 3.0 - 1.0),
+                    sigma: 1.0 + 0.05 * t,
+                }
+            })
+            .collect();
+        let lanes = LineLanes::new(&lines);
+        let centre = Vector3::new(0.004, -0.003, 0.4);
+        let e = LineEval {
+            cam: &cam,
+            centre: &centre,
+            robust: Robust::Huber(0.8),
+            norm: 0.3,
+        };
+        let motions = [
+            Vector6::new(0.001, -0.002, 0.003, 0.02, -0.01, 0.03),
+            // The centre 1 mm in front of the camera plane: lines on both sides of it.
+            Vector6::new(0.0, 0.0, 1e-3 - 0.4, 0.0, 0.0, 0.0),
+        ];
+        for xi in motions {
+            let motion = RigidMotion::new(&xi);
+            let mut acc = GradAccumulator::default();
+            let base = lanes.evaluate_lanes(&e, &motion, Some(&mut acc));
+            let g = acc.finish(&motion).map(f64::to_bits);
+            assert!(base.is_finite() && base > 0.0, "{base}");
+            #[cfg(target_arch = "x86_64")]
+            if std::arch::is_x86_feature_detected!("avx2") {
+                let mut acc = GradAccumulator::default();
+                // SAFETY: the processor supports AVX2 (checked on the line above).
+                let avx2 = unsafe { lanes.evaluate_avx2(&e, &motion, Some(&mut acc)) };
+                assert_eq!(avx2.to_bits(), base.to_bits(), "ξ = {xi:?}");
+                assert_eq!(acc.finish(&motion).map(f64::to_bits), g, "ξ = {xi:?}");
+            }
+        }
+        let nan = RigidMotion::new(&Vector6::repeat(f64::NAN));
+        assert!(lanes.evaluate(&e, &nan, None).is_nan());
+        assert!(lanes.evaluate_lanes(&e, &nan, None).is_nan());
+    }
+}

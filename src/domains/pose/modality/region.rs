@@ -53,7 +53,7 @@
 //! depth image does not show hidden ([`FrameTerm::colour_loss`]): how little the object's
 //! silhouette looks like the object learned so far.
 
-use super::line_lanes::{Line, LineEval, LineLanes};
+use super::line_lanes::{Line, LineEval, LineLanes, MIN_Z};
 use super::spec::{FrameTerm, Memory, ModalitySpec, Needs};
 use super::views::Shape;
 use super::visible::{Silhouette, VisibilityParams};
@@ -602,7 +602,7 @@ impl RegionModality {
     ) -> Option<(f64, Vector3<f64>, Vector3<f64>)> {
         let rv = motion.rotate(&l.v);
         let q = motion.place(&self.centre, &rv);
-        if q.z < 1e-3 {
+        if q.z < MIN_Z {
             return None;
         }
         let (u, v) = self.cam.project_xyz(&q);
@@ -641,6 +641,8 @@ impl Modality for RegionModality {
         let (kept, lanes) = match stride {
             0 | 1 => (self.lines.len(), &self.lanes),
             _ => {
+                // The tracker reads one stride above 1 per prepared modality (the cloud's);
+                // another stride builds its subset for the call.
                 let mut cached = self.thinned.get_or_init(|| thin(stride));
                 if cached.0 != stride {
                     cached = own.insert(thin(stride));

@@ -3,13 +3,15 @@
 //! value, carried unchanged from the tracker's frame output to the driver's rows, the pipeline's
 //! estimates (JSON lines, rerun) and the control handle.
 
-/// The tracker's judgement of one object's estimate in one frame.
+/// The tracker's judgement of one object's estimate in one frame. Its equality is that of its
+/// fields, so a judgement with a NaN (as [`Judgement::NONE`]) equals no judgement.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Judgement {
     /// Tracking quality `q = 1 − min(1, ℓ)` with `ℓ` the detection loss at the published
     /// estimate (about the fraction of visible model points that the depth does not explain,
     /// missing depth included; [`super::RedetectConfig`]): 1 a perfect fit, 0 nothing fits or
-    /// nothing of the object is visible; NaN when no configured modality judges detections.
+    /// nothing of the object is visible; NaN when no configured modality judges detections, or
+    /// when not judged ([`Judgement::NONE`]).
     pub quality: f64,
     /// The visible fraction at the published estimate as the depth sees it — of the model points
     /// visible there (self-occlusion removed) with a depth reading that judges them (not across
