@@ -2,7 +2,8 @@
 //! points of the depth modality, the silhouette and contour normals of the region modality) and of
 //! one depth-modality loss+gradient evaluation (300 visible points; beside the build without AVX2,
 //! in the same process), a re-detection search's scoring with shared visible points against
-//! preparing every placement (ratio in one process), and ADD-S with bounded against unbounded
+//! preparing every placement (ratio in one process), a particle's region loss and gradient in
+//! lanes against line by line (ratio in one process), and ADD-S with bounded against unbounded
 //! nearest-neighbour queries (ratio in one process); then the machine's load average.
 use hdpf::domains::pose::modality::depth::{DepthModality, DepthParams};
 use hdpf::domains::pose::modality::spec::detection_losses_one_by_one;
@@ -103,11 +104,62 @@ fn main() {
     );
     let us = fastest_block(3000, |i| acc += m.loss(&xi(i)));
     println!("loss {us:.2} µs ({acc:.1})");
+    region_lanes_against_line_by_line(&cam);
     adds_bounded_against_unbounded(&obj.points, &pose);
     // The load the numbers were measured under (Linux; 1-, 5- and 15-minute averages).
     let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
     let load: Vec<&str> = load.split_whitespace().take(3).collect();
     println!("load average {}", load.join(" "));
+}
+
+/// A particle's region loss and gradient over 200 correspondence lines (a contour about 40 px
+/// across at 0.8 m), in lanes (`LineLanes`) against the line-by-line reference, in the same process
+/// (the same bits, asserted), at motions a cloud's spread apart.
+fn region_lanes_against_line_by_line(cam: &hdpf::core::geometry::camera::Camera) {
+    use hdpf::domains::pose::modality::line_lanes::{
+        evaluate_line_by_line, Line, LineEval, LineLanes,
+    };
+    use hdpf::domains::pose::modality::{GradAccumulator, RigidMotion, Robust};
+    use nalgebra::Vector2;
+    let lines: Vec<Line> = (0..200)
+        .map(|i| {
+            let a = std::f64::consts::TAU * i as f64 / 200.0;
+            Line {
+                v: Vector3::new(0.03 * a.cos(), 0.03 * a.sin(), 0.01 * (i % 5) as f64),
+                n: Vector2::new(a.cos(), a.sin()),
+                c: Vector2::new(320.0 + 40.0 * a.cos(), 240.0 + 40.0 * a.sin()),
+                mu: 0.1 * (i % 3) as f64 - 0.1,
+                sigma: 1.5,
+            }
+        })
+        .collect();
+    let lanes = LineLanes::new(&lines);
+    let centre = Vector3::new(0.0, 0.0, 0.8);
+    let e = LineEval {
+        cam,
+        centre: &centre,
+        robust: Robust::L2,
+        norm: 0.1,
+    };
+    let motions: Vec<RigidMotion> = (0..100)
+        .map(|i| {
+            let t = 1e-4 * i as f64;
+            RigidMotion::new(&Vector6::new(t, -t, 0.5 * t, 0.1 * t, 0.2 * t, -0.1 * t))
+        })
+        .collect();
+    let (mut a, mut b) = (0.0, 0.0);
+    let (mut ga, mut gb) = (GradAccumulator::default(), GradAccumulator::default());
+    let in_lanes = fastest_block(3000, |i| {
+        a += lanes.evaluate(&e, &motions[i % 100], Some(&mut ga));
+    });
+    let by_line = fastest_block(3000, |i| {
+        b += evaluate_line_by_line(&lines, &e, &motions[i % 100], Some(&mut gb));
+    });
+    assert_eq!(a.to_bits(), b.to_bits(), "the same bits");
+    println!(
+        "region loss+gradient, 200 lines: lanes {in_lanes:.2} µs, line by line {by_line:.2} µs, ratio {:.2}",
+        by_line / in_lanes
+    );
 }
 
 /// ADD-S of an estimate 1 mm and 1° (about the model origin) off, over the model's points: each

@@ -1,6 +1,6 @@
-//! The region modality's correspondence lines in lanes of [`CHUNK`] (a structure of arrays), so
+//! The region modality's correspondence lines in lanes of 16 (a structure of arrays), so
 //! that a particle's loss and gradient run as loops over lanes, compiled a second time for AVX2
-//! ([`avx2_or_baseline!`]), instead of line by line.
+//! (as the depth term is), instead of line by line.
 //!
 //! A line at `motion` places its point `q = (c + ρ) + R v`, projects it,
 //! `(u, v) = (f_x q_x / q_z + c_x, f_y q_y / q_z + c_y)`, and measures the whitened residual
@@ -16,17 +16,67 @@ use crate::core::geometry::camera::Camera;
 use nalgebra::{Vector2, Vector3};
 
 /// Points nearer the camera plane than this (metres), or behind it, are left out.
-pub(super) const MIN_Z: f64 = 1e-3;
+pub const MIN_Z: f64 = 1e-3;
 
 /// One correspondence line: centre-relative contour point `v`, outward normal `n`, projected
 /// centre `c`, contour mean `μ` (pixels along `n`) and its standard deviation `σ` (pixels).
 #[derive(Clone, Copy, Debug)]
-pub(super) struct Line {
+pub struct Line {
+    /// Contour point minus the chart's centre (camera frame at the reference, metres).
     pub v: Vector3<f64>,
+    /// Outward image normal (unit).
     pub n: Vector2<f64>,
+    /// Projected centre of the line (pixels).
     pub c: Vector2<f64>,
+    /// Contour mean along `n` (pixels).
     pub mu: f64,
+    /// Its standard deviation (pixels).
     pub sigma: f64,
+}
+
+impl Line {
+    /// This line at `motion` about `centre`: `(r, R v, J_πᵀ n / σ)` (whitened residual, rotated
+    /// point and the residual's gradient with respect to the point), `None` nearer the camera
+    /// plane than [`MIN_Z`] or behind it (module docs).
+    pub fn residual(
+        &self,
+        cam: &Camera,
+        centre: &Vector3<f64>,
+        motion: &RigidMotion,
+    ) -> Option<(f64, Vector3<f64>, Vector3<f64>)> {
+        let rv = motion.rotate(&self.v);
+        let q = motion.place(centre, &rv);
+        if q.z < MIN_Z {
+            return None;
+        }
+        let (u, v) = cam.project_xyz(&q);
+        let delta = self.n.dot(&(Vector2::new(u, v) - self.c));
+        let dq = cam.jacobian_xyz(&q).tr_mul(&self.n) / self.sigma;
+        Some(((delta - self.mu) / self.sigma, rv, dq))
+    }
+}
+
+/// `norm · Σ ρ(r_i)` over `lines` line by line ([`Line::residual`]), adding the gradient terms
+/// into `grad` when given: the form before the lanes, the reference [`LineLanes::evaluate`]
+/// matches bit for bit (tests; `cargo bench --bench pose_cost` times both).
+pub fn evaluate_line_by_line<'a>(
+    lines: impl IntoIterator<Item = &'a Line>,
+    e: &LineEval<'_>,
+    motion: &RigidMotion,
+    mut grad: Option<&mut GradAccumulator>,
+) -> f64 {
+    let mut total = 0.0;
+    for l in lines {
+        let Some((r, rv, dq)) = l.residual(e.cam, e.centre, motion) else {
+            continue;
+        };
+        let (rho, psi) = e.robust.rho_psi(r);
+        total += rho;
+        if let Some(acc) = grad.as_deref_mut() {
+            acc.add_point(&rv, &(dq * (e.norm * psi)));
+        }
+    }
+    total * e.norm
 }
 
 /// Up to [`CHUNK`] lines, component by component; the lanes after them hold `σ = 1` and zeros.
@@ -41,16 +91,20 @@ struct LineChunk {
 
 /// A set of lines in chunks (module docs).
 #[derive(Default)]
-pub(super) struct LineLanes {
+pub struct LineLanes {
     chunks: Vec<LineChunk>,
 }
 
 /// What a line's loss and gradient need besides its chunk: the camera, the chart's centre,
 /// the kernel and the loss scale.
-pub(super) struct LineEval<'a> {
+pub struct LineEval<'a> {
+    /// The camera.
     pub cam: &'a Camera,
+    /// The chart's centre (camera frame, metres).
     pub centre: &'a Vector3<f64>,
+    /// The robust kernel of the whitened residuals.
     pub robust: Robust,
+    /// The loss scale.
     pub norm: f64,
 }
 

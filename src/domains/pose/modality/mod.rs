@@ -31,7 +31,7 @@ pub mod depth;
 pub mod depth_edge;
 pub mod edge;
 mod lanes;
-mod line_lanes;
+pub mod line_lanes;
 pub mod region;
 pub mod registry;
 pub mod spec;

@@ -53,7 +53,7 @@
 //! depth image does not show hidden ([`FrameTerm::colour_loss`]): how little the object's
 //! silhouette looks like the object learned so far.
 
-use super::line_lanes::{Line, LineEval, LineLanes, MIN_Z};
+use super::line_lanes::{Line, LineEval, LineLanes};
 use super::spec::{FrameTerm, Memory, ModalitySpec, Needs};
 use super::views::Shape;
 use super::visible::{Silhouette, VisibilityParams};
@@ -593,22 +593,13 @@ impl RegionModality {
         }
     }
 
-    /// Line `l` at `motion`: `(r, R v, J_πᵀ n / σ)` (whitened residual, rotated point and the
-    /// residual's gradient with respect to the point), `None` behind the camera.
+    /// Line `l` at `motion` ([`Line::residual`] about this modality's centre).
     fn residual(
         &self,
         l: &Line,
         motion: &RigidMotion,
     ) -> Option<(f64, Vector3<f64>, Vector3<f64>)> {
-        let rv = motion.rotate(&l.v);
-        let q = motion.place(&self.centre, &rv);
-        if q.z < MIN_Z {
-            return None;
-        }
-        let (u, v) = self.cam.project_xyz(&q);
-        let delta = l.n.dot(&(Vector2::new(u, v) - l.c));
-        let dq = self.cam.jacobian_xyz(&q).tr_mul(&l.n) / l.sigma;
-        Some(((delta - l.mu) / l.sigma, rv, dq))
+        l.residual(&self.cam, &self.centre, motion)
     }
 }
 
@@ -830,17 +821,16 @@ pub(crate) mod tests {
         let m0 = modality(&term(RegionParams::default()), truth());
         let by_line = |m: &RegionModality, motion: &RigidMotion, stride: usize| {
             let (kept, lines) = super::super::scattered_subset(&m.lines, stride);
-            let norm = thinned_scale(m.norm, m.lines.len(), kept);
-            let (mut acc, mut total) = (GradAccumulator::default(), 0.0);
-            for l in lines {
-                let Some((r, rv, dq)) = m.residual(l, motion) else {
-                    continue;
-                };
-                let (rho, psi) = m.params.robust.rho_psi(r);
-                total += rho;
-                acc.add_point(&rv, &(dq * (norm * psi)));
-            }
-            (total * norm, acc.finish(motion))
+            let e = LineEval {
+                cam: &m.cam,
+                centre: &m.centre,
+                robust: m.params.robust,
+                norm: thinned_scale(m.norm, m.lines.len(), kept),
+            };
+            let mut acc = GradAccumulator::default();
+            let l =
+                super::super::line_lanes::evaluate_line_by_line(lines, &e, motion, Some(&mut acc));
+            (l, acc.finish(motion))
         };
         let small = Vector6::new(0.0015, 0.001, -0.002, -0.02, 0.01, 0.03);
         // The box's centre 1 mm in front of the camera plane: about half its lines behind it.
