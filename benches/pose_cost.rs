@@ -1,5 +1,6 @@
 //! Micro-benchmark (`cargo bench --bench pose_cost`): cost of the per-round preparation (visible
-//! points of the depth modality, the silhouette and contour normals of the region modality) and of
+//! points of the depth modality, the silhouette and contour normals of the region modality, the
+//! region modality's whole preparation with its lines' colour distributions) and of
 //! one depth-modality loss+gradient evaluation (300 visible points; beside the build without AVX2,
 //! in the same process), a re-detection search's scoring with shared visible points against
 //! preparing every placement (ratio in one process), a particle's region loss and gradient in
@@ -104,12 +105,57 @@ fn main() {
     );
     let us = fastest_block(3000, |i| acc += m.loss(&xi(i)));
     println!("loss {us:.2} µs ({acc:.1})");
+    region_preparation(&cam, &obj, &pose);
     region_lanes_against_line_by_line(&cam);
     adds_bounded_against_unbounded(&obj.points, &pose);
     // The load the numbers were measured under (Linux; 1-, 5- and 15-minute averages).
     let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
     let load: Vec<&str> = load.split_whitespace().take(3).collect();
     println!("load average {}", load.join(" "));
+}
+
+/// One round's region preparation of the box (its contour's 200 lines, each with the colour
+/// distribution along it) at the finest segments (2 px) and the coarsest (8 px), on a colour image
+/// red inside the box's image bounding box and blue outside, after learning the colours there.
+fn region_preparation(
+    cam: &hdpf::core::geometry::camera::Camera,
+    obj: &ObjectModel,
+    pose: &Isometry3<f64>,
+) {
+    use hdpf::domains::pose::modality::region::RegionParams;
+    let vis = DepthParams::default().visibility;
+    let uv: Vec<(f64, f64)> = visible_points(&obj.points, pose, cam, &vis)
+        .iter()
+        .map(|p| cam.project_xyz(&p.p.coords))
+        .collect();
+    let (lo, hi) = uv.iter().fold(
+        ((f64::MAX, f64::MAX), (0.0f64, 0.0f64)),
+        |(l, h), &(u, v)| ((l.0.min(u), l.1.min(v)), (h.0.max(u), h.1.max(v))),
+    );
+    let rgb = image::RgbImage::from_fn(cam.width, cam.height, |x, y| {
+        let (u, v) = (x as f64, y as f64);
+        let inside = u >= lo.0 && u <= hi.0 && v >= lo.1 && v <= hi.1;
+        // A little texture, so that neighbouring pixels fall in different colour bins.
+        let t = ((x * 7 + y * 13) % 32) as u8;
+        match inside {
+            true => image::Rgb([200 + t, 30 + t, 20]),
+            false => image::Rgb([20, 40 + t, 190 + t]),
+        }
+    });
+    let frame = RgbdFrame::new(0, *cam, Some(rgb), None);
+    let Ok(term) = RegionParams::default().prepare_frame(&frame) else {
+        println!("region preparation: the frame was refused");
+        return;
+    };
+    term.learn(cam, 0, pose, &obj.points);
+    let chart = PoseChart::new(*pose, &obj.centre);
+    for widen in [1.0, 4.0] {
+        let mut lines = 0;
+        let us = fastest_block(200, |_| {
+            lines = term.prepare(cam, &chart, 0, &obj.points, widen).len();
+        });
+        println!("region preparation, segments ×{widen}: {us:.1} µs ({lines} lines)");
+    }
 }
 
 /// A particle's region loss and gradient over 200 correspondence lines (a contour about 40 px
