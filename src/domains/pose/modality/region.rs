@@ -484,7 +484,6 @@ impl RegionFrame {
             }
         }
         m.norm = p.n_eff / m.lines.len().max(1) as f64;
-        m.lanes = LineLanes::new(&m.lines);
         m
     }
 }
@@ -570,8 +569,9 @@ pub struct RegionModality {
     cam: Camera,
     centre: Vector3<f64>,
     lines: Vec<Line>,
-    /// `lines` in lanes, for the loss and gradient.
-    lanes: LineLanes,
+    /// `lines` in lanes, for the loss and gradient: built from them by the first evaluation that
+    /// reads them all.
+    lanes: OnceLock<LineLanes>,
     /// The subset of `lines` a stride above 1 reads, in lanes: `(stride, kept, lanes)`, built by
     /// the first evaluation at a stride (a cloud's particles then share it).
     thinned: OnceLock<(usize, usize, LineLanes)>,
@@ -586,7 +586,7 @@ impl RegionModality {
             cam: *camera,
             centre: chart.centre,
             lines: Vec::new(),
-            lanes: LineLanes::default(),
+            lanes: OnceLock::new(),
             thinned: OnceLock::new(),
             params: *params,
             norm: 0.0,
@@ -600,6 +600,17 @@ impl RegionModality {
         motion: &RigidMotion,
     ) -> Option<(f64, Vector3<f64>, Vector3<f64>)> {
         l.residual(&self.cam, &self.centre, motion)
+    }
+
+    /// What the lines' loss needs besides them, with the loss scale rescaled for the `kept` of
+    /// them a stride reads ([`thinned_scale`]).
+    fn line_eval(&self, kept: usize) -> LineEval<'_> {
+        LineEval {
+            cam: &self.cam,
+            centre: &self.centre,
+            robust: self.params.robust,
+            norm: thinned_scale(self.norm, self.lines.len(), kept),
+        }
     }
 }
 
@@ -630,7 +641,10 @@ impl Modality for RegionModality {
         };
         let mut own = None;
         let (kept, lanes) = match stride {
-            0 | 1 => (self.lines.len(), &self.lanes),
+            0 | 1 => (
+                self.lines.len(),
+                self.lanes.get_or_init(|| LineLanes::new(&self.lines)),
+            ),
             _ => {
                 // The tracker reads one stride above 1 per prepared modality (the cloud's);
                 // another stride builds its subset for the call.
@@ -641,13 +655,7 @@ impl Modality for RegionModality {
                 (cached.1, &cached.2)
             }
         };
-        let e = LineEval {
-            cam: &self.cam,
-            centre: &self.centre,
-            robust: self.params.robust,
-            norm: thinned_scale(self.norm, self.lines.len(), kept),
-        };
-        lanes.evaluate(&e, motion, grad)
+        lanes.evaluate(&self.line_eval(kept), motion, grad)
     }
 
     /// [`Modality::curvature_at`] at `ξ = 0` with unit weights.
@@ -821,12 +829,7 @@ pub(crate) mod tests {
         let m0 = modality(&term(RegionParams::default()), truth());
         let by_line = |m: &RegionModality, motion: &RigidMotion, stride: usize| {
             let (kept, lines) = super::super::scattered_subset(&m.lines, stride);
-            let e = LineEval {
-                cam: &m.cam,
-                centre: &m.centre,
-                robust: m.params.robust,
-                norm: thinned_scale(m.norm, m.lines.len(), kept),
-            };
+            let e = m.line_eval(kept);
             let mut acc = GradAccumulator::default();
             let l =
                 super::super::line_lanes::evaluate_line_by_line(lines, &e, motion, Some(&mut acc));
@@ -853,7 +856,7 @@ pub(crate) mod tests {
                     robust,
                     ..m0.params
                 },
-                lanes: LineLanes::new(&m0.lines),
+                lanes: OnceLock::new(),
                 thinned: OnceLock::new(),
                 lines: m0.lines.clone(),
                 ..m0
