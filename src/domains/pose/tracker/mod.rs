@@ -1179,9 +1179,10 @@ pub(crate) mod tests {
     /// The same seed gives the same poses whatever the thread count. Every parallel section of
     /// a frame runs: two object groups side by side (the box tracked twice, from two starts,
     /// one filter each), the hypothesis search of a noisy start, both predictions of fast
-    /// frames side by side, the particle moves, and the re-detection search after the box
-    /// (sliding 12 mm per frame) jumps 5 cm at frame 5; rfpf-newton with 30 particles in pools
-    /// of 1, 2 and 3 threads, compared bit for bit.
+    /// frames side by side, the particle moves, and the re-detection search (its rotations'
+    /// placements and its candidates' refinements side by side) after the box (sliding 12 mm
+    /// per frame) jumps 5 cm at frame 5; rfpf-newton with 30 particles in pools of 1, 2 and 3
+    /// threads, compared bit for bit.
     #[test]
     fn the_same_seed_gives_the_same_poses_with_one_two_and_three_threads() {
         let frames = jumping_box_frames();

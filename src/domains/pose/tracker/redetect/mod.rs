@@ -11,10 +11,14 @@ use crate::domains::pose::mesh::SurfacePoint;
 use crate::domains::pose::modality::views::Shape;
 use crate::domains::pose::modality::visible::visible_points;
 use crate::domains::pose::modality::{ImageF32, PoseChart, RgbdFrame};
-use nalgebra::{Isometry3, Matrix6, Point3, Vector3, Vector6};
+use nalgebra::{Isometry3, Matrix6, Point3, UnitQuaternion, Vector3, Vector6};
+use rayon::prelude::*;
 
 mod config;
 pub use config::RedetectConfig;
+
+/// One rotation's placements of a search: their poses, detection losses and the grid step (m).
+type Placed = (Vec<Isometry3<f64>>, Vec<f64>, f64);
 
 /// A pixel grid over the image region spanned by two image points, widened by `margin` pixels
 /// and clipped to the image: `(u₀ + i·step, v₀ + j·step)`.
@@ -410,21 +414,18 @@ impl Tracker {
                 .detection_loss(k, pose, frame, maps)?
                 .unwrap_or(f64::INFINITY))
         };
+        // Each rotation's placements, and then each candidate's refinement, run side by side;
+        // their results are combined in order, so the search is the one-by-one search, bit for
+        // bit (and its first error in that order is the one returned).
         let rotations = rd.rotations(&pred.rotation, &good.rotation);
+        let placed: Vec<_> = (rotations.par_iter())
+            .map(|r| self.placed_at(k, (pred, r), good, reach, rd, frame, maps))
+            .collect();
         let (mut poses, mut scored, mut step) = (Vec::new(), Vec::new(), 0.0f64);
-        for rotation in rotations {
-            let at = Isometry3::from_parts(pred.translation, rotation);
-            let chart = PoseChart::new(at, &self.objects[k].centre);
-            let (shifts, s) = self.placements(k, &chart, good, reach, rd, frame)?;
-            let losses = self.shifted_detection_losses(k, &chart, &shifts, frame, maps)?;
-            let pose = |t: &Vector3<f64>| chart.pose(&Vector6::new(t.x, t.y, t.z, 0.0, 0.0, 0.0));
-            for (t, l) in shifts.iter().zip(losses) {
-                let p = pose(t);
-                let l = match self.inside_another(k, &p) {
-                    true => None,
-                    false => l,
-                };
-                scored.push((l.unwrap_or(f64::INFINITY), poses.len()));
+        for at in placed {
+            let (at_poses, losses, s) = at?;
+            for (p, l) in at_poses.into_iter().zip(losses) {
+                scored.push((l, poses.len()));
                 poses.push(p);
             }
             step = step.max(s);
@@ -433,22 +434,62 @@ impl Tracker {
         let coarse = self.config.coarse_scale;
         let schedule = [step, step, step / 2.0, coarse, coarse, coarse];
         let mut best = (score(pred)?, *pred);
-        for &(_, i) in scored.iter().take(rd.candidates) {
-            // The grid ranked the placements with the points visible at the prediction; the
-            // candidates are judged with their own.
-            let grid = score(&poses[i])?;
-            let refined = self.refine(k, poses[i], &schedule, frame, maps)?;
-            let l = score(&refined)?;
-            let (l, pose) = if l < grid {
-                (l, refined)
-            } else {
-                (grid, poses[i])
-            };
+        let candidates: Vec<_> = (scored.iter().take(rd.candidates))
+            .map(|&(_, i)| poses[i])
+            .collect();
+        let judged: Vec<_> = (candidates.par_iter())
+            .map(|placed| -> Result<(f64, Isometry3<f64>)> {
+                // The grid ranked the placements with the points visible at the prediction;
+                // the candidates are judged with their own.
+                let grid = score(placed)?;
+                let refined = self.refine(k, *placed, &schedule, frame, maps)?;
+                let l = score(&refined)?;
+                Ok(if l < grid {
+                    (l, refined)
+                } else {
+                    (grid, *placed)
+                })
+            })
+            .collect();
+        for candidate in judged {
+            let (l, pose) = candidate?;
             if l < best.0 {
                 best = (l, pose);
             }
         }
         Ok(best)
+    }
+
+    /// The placements of lost object `k` at the prediction's translation turned to `rotation`
+    /// ([`Tracker::placements`]), each with its detection loss (infinite where nothing of the
+    /// object is visible or where it lies inside another tracked object), and the grid step.
+    #[allow(clippy::too_many_arguments)]
+    fn placed_at(
+        &self,
+        k: usize,
+        (pred, rotation): (&Isometry3<f64>, &UnitQuaternion<f64>),
+        good: &Isometry3<f64>,
+        reach: f64,
+        rd: &RedetectConfig,
+        frame: &RgbdFrame,
+        maps: &FrameMaps,
+    ) -> Result<Placed> {
+        let at = Isometry3::from_parts(pred.translation, *rotation);
+        let chart = PoseChart::new(at, &self.objects[k].centre);
+        let (shifts, step) = self.placements(k, &chart, good, reach, rd, frame)?;
+        let losses = self.shifted_detection_losses(k, &chart, &shifts, frame, maps)?;
+        let pose = |t: &Vector3<f64>| chart.pose(&Vector6::new(t.x, t.y, t.z, 0.0, 0.0, 0.0));
+        let (poses, scores) = (shifts.iter().zip(losses))
+            .map(|(t, l)| {
+                let p = pose(t);
+                let l = match self.inside_another(k, &p) {
+                    true => None,
+                    false => l,
+                };
+                (p, l.unwrap_or(f64::INFINITY))
+            })
+            .unzip();
+        Ok((poses, scores, step))
     }
 
     /// Gauss–Newton refinement of object `k` from `pose`: one step per entry of `spreads`, each
