@@ -6,15 +6,21 @@
 //! 2. **Refine**, all groups side by side: each group's correspondence rounds at the frame's pace
 //!    ([`super::pace`]), reading only its own members' states and filter and writing only its own
 //!    members' entries of a copy of the frame's output.
-//! 3. **Apply**, group by group in order: the refined estimates, the loss check and re-detection
-//!    of each member, and what the modalities learn from it.
+//! 3. **Apply**: every refined member's reading at its new estimate (its detection loss, visible
+//!    fraction and colour loss), all side by side; then group by group in order the refined
+//!    estimates, the loss check of each member by its reading and the re-detection of a held
+//!    one; last, every member not held teaches the modalities, all side by side.
 //!
 //! The groups share nothing that a refinement changes (each object's estimate and learned
 //! statistics, each group's filter and random streams are their own), so the result is the
 //! group-by-group one, bit for bit, whatever the number of threads; with one filter per object
 //! (the default) a frame of several objects uses every core even where one object's rounds
-//! cannot.
+//! cannot. The same holds for phase 3: a reading depends on its own object's pose alone, what
+//! an object teaches goes to its own colour statistics, which no other object's judgement or
+//! search reads, and the searches, which do look at the other objects (a placement inside one
+//! is refused), still run one after another in group order.
 
+use super::redetect::Reading;
 use super::{FrameMaps, FrameOutput, Judgement, Refined, RgbdFrame, Tracker};
 use crate::core::error::Result;
 use nalgebra::Vector6;
@@ -60,17 +66,46 @@ impl Tracker {
                 (plan, r.map(|r| (r, trial)))
             })
             .collect();
-        let mut first_error = None;
-        for (plan, r) in refined {
+        let readings = self.read_refined(&refined, frame, maps);
+        let (mut first_error, mut teachers) = (None, Vec::new());
+        for ((plan, r), readings) in refined.into_iter().zip(readings) {
             let applied = r.and_then(|(best, trial)| {
                 out.take_members(trial, &plan.members);
-                self.apply_group(&plan, best, frame, maps, out)
+                let judged = (best, readings);
+                self.apply_group(&plan, judged, frame, maps, out, &mut teachers)
             });
             if let Err(e) = applied {
                 first_error.get_or_insert(e);
             }
         }
+        let this = &*self;
+        teachers
+            .par_iter()
+            .for_each(|&k| this.learn(k, frame, maps));
         first_error.map_or(Ok(()), Err)
+    }
+
+    /// Every refined member read at its refined estimate ([`Tracker::read_at`]), all side by side
+    /// (phase 3's readings, per group in member order; none for a group whose rounds failed).
+    fn read_refined<T>(
+        &self,
+        refined: &[(Plan, Result<(Refined, T)>)],
+        frame: &RgbdFrame,
+        maps: &FrameMaps,
+    ) -> Vec<Vec<Reading>> {
+        let at: Vec<Vec<_>> = (refined.iter())
+            .map(|(plan, r)| match r {
+                Ok((best, _)) => plan.members.iter().copied().zip(&best.charts).collect(),
+                Err(_) => Vec::new(),
+            })
+            .collect();
+        (at.par_iter())
+            .map(|members| {
+                (members.iter())
+                    .map(|&(k, chart)| self.read_at(k, &chart.reference, frame, maps))
+                    .collect()
+            })
+            .collect()
     }
 
     /// Phase 1 of group `g` (module docs); the group's filter stays in place.
@@ -98,15 +133,17 @@ impl Tracker {
     }
 
     /// Phase 3 of a group (module docs): its refinement `best` from `plan` becomes the members'
-    /// estimates, then each member is judged, re-detected when held, and taught to the
-    /// modalities when not.
+    /// estimates, then each member is judged by its reading there, re-detected when held, and
+    /// added to `teachers` (the objects the modalities learn from once every group is applied)
+    /// when not.
     fn apply_group(
         &mut self,
         plan: &Plan,
-        best: Refined,
+        (best, readings): (Refined, Vec<Reading>),
         frame: &RgbdFrame,
         maps: &FrameMaps,
         out: &mut FrameOutput,
+        teachers: &mut Vec<usize>,
     ) -> Result<()> {
         let Plan {
             g,
@@ -131,9 +168,9 @@ impl Tracker {
             out.spread[k] = spreads[j];
         }
         let rd = self.config.redetect;
-        for (j, &k) in members.iter().enumerate() {
+        for ((j, &k), reading) in members.iter().enumerate().zip(readings) {
             let judge = rd.unwrap_or_default();
-            let lost = self.judge(k, &judge, frame, maps)?;
+            let lost = self.judge(k, &judge, reading, frame, maps);
             if let (true, Some(rd)) = (lost, rd) {
                 let centre = predicted[j].pose(&Vector6::zeros());
                 out.redetected[k] = self.redetect(g, j, k, &centre, &rd, frame, maps)?;
@@ -149,7 +186,7 @@ impl Tracker {
                 lost: held && judge.confirms_loss(self.states[k].detection),
             };
             if !held {
-                self.learn(k, frame, maps);
+                teachers.push(k);
             }
         }
         Ok(())

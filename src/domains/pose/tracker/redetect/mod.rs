@@ -17,6 +17,17 @@ use rayon::prelude::*;
 mod config;
 pub use config::RedetectConfig;
 
+/// What judging an object reads from the frame at its estimate ([`Tracker::read_at`]).
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Reading {
+    /// Its detection loss there (`None`: nothing of it visible).
+    loss: Option<f64>,
+    /// Its visible fraction as the depth sees it (NaN when not judged).
+    visible: f64,
+    /// Its colour loss there, when re-detection is on and something of it is visible.
+    colour: Option<f64>,
+}
+
 /// One rotation's placements of a search: their poses, detection losses and the grid step (m).
 type Placed = (Vec<Isometry3<f64>>, Vec<f64>, f64);
 
@@ -226,20 +237,49 @@ impl Tracker {
         (summed_losses(losses, 1)[0], visible.unwrap_or(f64::NAN))
     }
 
-    /// Judge object `k`'s estimate with the trigger of `rd`: its detection loss `ℓ` there (kept
-    /// as the state's `detection`, 0 when nothing of the object is visible, and as its quality
-    /// `1 − min(1, ℓ)`, 0 when nothing is visible, NaN without a judging modality) fed to the
-    /// running level; true when it signals a loss (counted in the state's `held`).
+    /// What judging object `k` at `pose` (its refined estimate) reads from the frame: its
+    /// detection loss and visible fraction ([`Tracker::judged_at`]) and, with re-detection on and
+    /// something of it visible, its colour loss ([`Tracker::colour_loss`], which the running
+    /// colour level takes only when the judgement finds the estimate good). A function of object
+    /// `k`'s pose alone, so every object's reading can run side by side before any is judged.
+    pub(super) fn read_at(
+        &self,
+        k: usize,
+        pose: &Isometry3<f64>,
+        frame: &RgbdFrame,
+        maps: &FrameMaps,
+    ) -> Reading {
+        let (loss, visible) = self.judged_at(k, pose, frame, maps);
+        let colour = match (loss, self.config.redetect) {
+            (Some(_), Some(_)) => self.colour_loss(k, pose, frame, maps),
+            _ => None,
+        };
+        Reading {
+            loss,
+            visible,
+            colour,
+        }
+    }
+
+    /// Judge object `k`'s estimate, read there as `reading` ([`Tracker::read_at`]), with the
+    /// trigger of `rd`: its detection loss `ℓ` (kept as the state's `detection`, 0 when nothing
+    /// of the object is visible, and as its quality `1 − min(1, ℓ)`, 0 when nothing is visible,
+    /// NaN without a judging modality) fed to the running level; true when it signals a loss
+    /// (counted in the state's `held`).
     pub(super) fn judge(
         &mut self,
         k: usize,
         rd: &RedetectConfig,
+        reading: Reading,
         frame: &RgbdFrame,
         maps: &FrameMaps,
-    ) -> Result<bool> {
-        let est = self.states[k].estimate;
+    ) -> bool {
         let judged = self.has_detection_judge(frame, maps);
-        let (loss, visible) = self.judged_at(k, &est, frame, maps);
+        let Reading {
+            loss,
+            visible,
+            colour,
+        } = reading;
         self.states[k].visible = visible;
         self.states[k].quality = match (judged, loss) {
             (false, _) => f64::NAN,
@@ -253,28 +293,18 @@ impl Tracker {
         if lost {
             self.states[k].held += 1;
         } else if loss.is_some() && self.config.redetect.is_some() {
-            self.update_colour_level(k, rd, frame, maps);
+            self.update_colour_level(k, rd, colour);
         }
-        Ok(lost)
+        lost
     }
 
-    /// Feed the colour loss at object `k`'s good estimate ([`Tracker::colour_loss`]) to its
-    /// running colour level, with the detection level's smoothing; a search winner's colour must
-    /// stay near it ([`RedetectConfig::colour_accepts`]). Without a colour judgement the level
-    /// stays as it was.
-    fn update_colour_level(
-        &mut self,
-        k: usize,
-        rd: &RedetectConfig,
-        frame: &RgbdFrame,
-        maps: &FrameMaps,
-    ) {
-        let est = self.states[k].estimate;
+    /// Feed `colour`, the colour loss at object `k`'s good estimate ([`Tracker::colour_loss`]),
+    /// to its running colour level, with the detection level's smoothing; a search winner's
+    /// colour must stay near it ([`RedetectConfig::colour_accepts`]). Without a colour judgement
+    /// the level stays as it was.
+    fn update_colour_level(&mut self, k: usize, rd: &RedetectConfig, colour: Option<f64>) {
         // A non-finite reading would stick in the level and refuse every later winner.
-        let Some(c) = self
-            .colour_loss(k, &est, frame, maps)
-            .filter(|c| c.is_finite())
-        else {
+        let Some(c) = colour.filter(|c| c.is_finite()) else {
             return;
         };
         let level = &mut self.states[k].colour_level;
