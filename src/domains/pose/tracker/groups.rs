@@ -7,9 +7,10 @@
 //!    ([`super::pace`]), reading only its own members' states and filter and writing only its own
 //!    members' entries of a copy of the frame's output.
 //! 3. **Apply**: every refined member's reading at its new estimate (its detection loss, visible
-//!    fraction and colour loss), all side by side; then group by group in order the refined
-//!    estimates, the loss check of each member by its reading and the re-detection of a held
-//!    one; last, every member not held teaches the modalities, all side by side.
+//!    fraction and colour loss), the groups side by side (a group's members one after another);
+//!    then group by group in order the refined estimates, the loss check of each member by its
+//!    reading and the re-detection of a held one; last, every member not held teaches the
+//!    modalities, all side by side.
 //!
 //! The groups share nothing that a refinement changes (each object's estimate and learned
 //! statistics, each group's filter and random streams are their own), so the result is the
@@ -43,8 +44,8 @@ impl Tracker {
     /// its result applied and the first error (tracker order) is returned. A group whose start
     /// (phase 1) fails leaves every filter in place and no group refined; a group whose rounds
     /// fail keeps its previous estimates and loses its filter (its next frame starts it afresh,
-    /// as a first one); a group whose loss check or re-detection fails keeps its refined
-    /// estimates.
+    /// as a first one); a group whose re-detection fails keeps its refined estimates, and its
+    /// members before the failing one still teach the modalities.
     pub(super) fn step_groups(
         &mut self,
         frame: &RgbdFrame,
@@ -85,8 +86,9 @@ impl Tracker {
         first_error.map_or(Ok(()), Err)
     }
 
-    /// Every refined member read at its refined estimate ([`Tracker::read_at`]), all side by side
-    /// (phase 3's readings, per group in member order; none for a group whose rounds failed).
+    /// Every refined member read at its refined estimate ([`Tracker::read_at`]), the groups side
+    /// by side (phase 3's readings, per group in member order; none for a group whose rounds
+    /// failed).
     fn read_refined<T>(
         &self,
         refined: &[(Plan, Result<(Refined, T)>)],

@@ -240,8 +240,9 @@ impl Tracker {
     /// What judging object `k` at `pose` (its refined estimate) reads from the frame: its
     /// detection loss and visible fraction ([`Tracker::judged_at`]) and, with re-detection on and
     /// something of it visible, its colour loss ([`Tracker::colour_loss`], which the running
-    /// colour level takes only when the judgement finds the estimate good). A function of object
-    /// `k`'s pose alone, so every object's reading can run side by side before any is judged.
+    /// colour level takes only when the judgement finds the estimate good; for a held object it
+    /// goes unused). A function of object `k`'s pose and own colour statistics alone, so every
+    /// object's reading can run side by side before any is judged.
     pub(super) fn read_at(
         &self,
         k: usize,
