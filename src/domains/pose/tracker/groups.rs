@@ -7,10 +7,9 @@
 //!    ([`super::pace`]), reading only its own members' states and filter and writing only its own
 //!    members' entries of a copy of the frame's output.
 //! 3. **Apply**: every refined member's reading at its new estimate (its detection loss, visible
-//!    fraction and colour loss), the groups side by side (a group's members one after another);
-//!    then group by group in order the refined estimates, the loss check of each member by its
-//!    reading and the re-detection of a held one; last, every member not held teaches the
-//!    modalities, all side by side.
+//!    fraction and colour loss), all side by side; then group by group in order the refined
+//!    estimates, the loss check of each member by its reading and the re-detection of a held
+//!    one; last, every member not held teaches the modalities, all side by side.
 //!
 //! The groups share nothing that a refinement changes (each object's estimate and learned
 //! statistics, each group's filter and random streams are their own), so the result is the
@@ -22,7 +21,7 @@
 //! is refused), still run one after another in group order.
 
 use super::redetect::Reading;
-use super::{FrameMaps, FrameOutput, Judgement, Refined, RgbdFrame, Tracker};
+use super::{FrameMaps, FrameOutput, Judgement, PoseChart, Refined, RgbdFrame, Tracker};
 use crate::core::error::Result;
 use nalgebra::Vector6;
 use rayon::prelude::*;
@@ -86,8 +85,8 @@ impl Tracker {
         first_error.map_or(Ok(()), Err)
     }
 
-    /// Every refined member read at its refined estimate ([`Tracker::read_at`]), the groups side
-    /// by side (phase 3's readings, per group in member order; none for a group whose rounds
+    /// Every refined member read at its refined estimate ([`Tracker::read_at`]), all side by
+    /// side (phase 3's readings, per group in member order; none for a group whose rounds
     /// failed).
     fn read_refined<T>(
         &self,
@@ -95,19 +94,20 @@ impl Tracker {
         frame: &RgbdFrame,
         maps: &FrameMaps,
     ) -> Vec<Vec<Reading>> {
-        let at: Vec<Vec<_>> = (refined.iter())
-            .map(|(plan, r)| match r {
-                Ok((best, _)) => plan.members.iter().copied().zip(&best.charts).collect(),
-                Err(_) => Vec::new(),
+        let at: Vec<(usize, usize, &PoseChart)> = (refined.iter().enumerate())
+            .filter_map(|(i, (plan, r))| Some((i, plan, &r.as_ref().ok()?.0.charts)))
+            .flat_map(|(i, plan, charts)| {
+                (plan.members.iter().zip(charts)).map(move |(&k, c)| (i, k, c))
             })
             .collect();
-        (at.par_iter())
-            .map(|members| {
-                (members.iter())
-                    .map(|&(k, chart)| self.read_at(k, &chart.reference, frame, maps))
-                    .collect()
-            })
-            .collect()
+        let read: Vec<Reading> = (at.par_iter())
+            .map(|&(_, k, chart)| self.read_at(k, &chart.reference, frame, maps))
+            .collect();
+        let mut readings = vec![Vec::new(); refined.len()];
+        for (&(i, _, _), reading) in at.iter().zip(read) {
+            readings[i].push(reading);
+        }
+        readings
     }
 
     /// Phase 1 of group `g` (module docs); the group's filter stays in place.
