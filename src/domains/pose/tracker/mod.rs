@@ -349,9 +349,14 @@ impl Tracker {
             if self.config.mean_step && n > 1 {
                 mean_step(&model, f.particles_mut(), MEAN_STEP_HALVINGS)?;
             }
-            let moved = self.estimate_round(members, &mut charts, (&mut f, &model), &diag, out);
+            let settled =
+                |moved| self.config.may_stop_after(round) && moved < self.config.round_tol;
+            // Only the last round's estimate is published: the earlier rounds skip its spread.
+            let last = |moved| settled(moved) || round + 1 >= rounds.max(1);
+            let est = (&mut f, &model, &diag);
+            let moved = self.estimate_round(members, &mut charts, est, out, last);
             filter = Some(f);
-            if self.config.may_stop_after(round) && moved < self.config.round_tol {
+            if settled(moved) {
                 break;
             }
         }
@@ -371,37 +376,48 @@ impl Tracker {
         }
     }
 
-    /// The estimate of one round: each member's `T = chart(D x̄)` from the particle mean `x̄`
-    /// (its particles, covariance and diagnostics into `out`), then the particles re-centred on
-    /// it and `charts` moved to it. Returns `max |x̄|` (state units), how far the round moved.
+    /// The estimate of one round: each member's `T = chart(D x̄)` from the particle mean `x̄`,
+    /// then the particles re-centred on it and `charts` moved to it. When `last(max |x̄|)` says
+    /// this is the frame's last round, each member's particles, covariance and diagnostics are
+    /// published into `out` first. Returns `max |x̄|` (state units), how far the round moved.
     fn estimate_round(
         &self,
         members: &[usize],
         charts: &mut [PoseChart],
-        (filter, model): (&mut Filter, &ObservationModel),
-        diag: &crate::core::filter::Diagnostics,
+        (filter, model, diag): (
+            &mut Filter,
+            &ObservationModel,
+            &crate::core::filter::Diagnostics,
+        ),
         out: &mut FrameOutput,
+        last: impl Fn(f64) -> bool,
     ) -> f64 {
         let mean = filter.particles().mean();
+        let moved = mean.iter().fold(0.0f64, |a, v| a.max(v.abs()));
+        let publish = last(moved);
         for (j, &k) in members.iter().enumerate() {
             let scale = self.config.scale(self.objects[k].radius);
             let xbar = Vector6::from_fn(|i, _| mean[6 * j + i] * scale[i]);
             let est = charts[j].pose(&xbar);
-            let p = filter.particles();
-            let rows = (0..p.len()).map(|i| &p.particle(i)[6 * j..6 * j + 6]);
-            let chart = (&scale, &charts[j]);
-            let (weights, losses) = (p.weights(), filter.last_losses());
-            let (cloud, cov) = covariance::cloud_covariance(rows, &weights, losses, chart, &est);
-            // One hypothesis has no spread of its own: the Laplace covariance of its posterior.
-            let x = &mean.as_slice()[6 * j..6 * j + 6];
-            let laplace = || covariance::laplace_covariance(&model.objects[j], x, &charts[j], &est);
-            out.covariance[k] = match p.len() {
-                1 => laplace().unwrap_or(cov),
-                _ => cov,
-            };
-            out.particles[k] = cloud;
-            out.ess[k] = diag.ess;
-            out.loss_std[k] = diag.loss_std;
+            if publish {
+                let p = filter.particles();
+                let rows = (0..p.len()).map(|i| &p.particle(i)[6 * j..6 * j + 6]);
+                let chart = (&scale, &charts[j]);
+                let (weights, losses) = (p.weights(), filter.last_losses());
+                let (cloud, cov) =
+                    covariance::cloud_covariance(rows, &weights, losses, chart, &est);
+                // One hypothesis has no spread of its own: the Laplace covariance of its posterior.
+                let x = &mean.as_slice()[6 * j..6 * j + 6];
+                let laplace =
+                    || covariance::laplace_covariance(&model.objects[j], x, &charts[j], &est);
+                out.covariance[k] = match p.len() {
+                    1 => laplace().unwrap_or(cov),
+                    _ => cov,
+                };
+                out.particles[k] = cloud;
+                out.ess[k] = diag.ess;
+                out.loss_std[k] = diag.loss_std;
+            }
             let new_chart = PoseChart::new(est, &self.objects[k].centre);
             recentre(
                 filter.particles_mut().as_mut_slice(),
@@ -413,7 +429,7 @@ impl Tracker {
             );
             charts[j] = new_chart;
         }
-        mean.iter().fold(0.0, |a, v| a.max(v.abs()))
+        moved
     }
 
     /// Group `g`'s filter, with particles drawn from the first frame's prior.
