@@ -351,7 +351,8 @@ impl Tracker {
             }
             let settled =
                 |moved| self.config.may_stop_after(round) && moved < self.config.round_tol;
-            // Only the last round's estimate is published: the earlier rounds skip its spread.
+            // Only the last round's estimate is published: the earlier rounds skip publishing
+            // their cloud and covariance.
             let last = |moved| settled(moved) || round + 1 >= rounds.max(1);
             let est = (&mut f, &model, &diag);
             let moved = self.estimate_round(members, &mut charts, est, out, last);
