@@ -97,11 +97,9 @@ pub struct TrackArgs {
     /// Which of the depth and region modalities' selections come from each object's sparse
     /// viewpoint model (the nearest of 2562 views, each rendered once, as ICG does): `contour`
     /// the region modality's contour points, `on` those and the depth term's visible points,
-    /// `off` none (every selection computed at its prepared pose). `on` is also a little faster
-    /// and, from a noisy start on slow footage (`--init-noise`), held ycbv-mini's wood block on
-    /// every seed where `contour` loses it on two of six; on fast motion it loses thin, concave
-    /// objects more often (README, "The sparse viewpoint model", "Contour views and stride 2:
-    /// the default" and "The rest of the latency gap").
+    /// `off` none. `on` suits a noisy start on slow footage, but loses thin, concave objects
+    /// more often on fast motion (README, "The sparse viewpoint model", "Contour views and
+    /// stride 2: the default" and "The rest of the latency gap").
     #[arg(long, default_value = VIEWS.name(), value_parser = Views::NAMES)]
     pub views: String,
     /// Particles per filter.
