@@ -5,7 +5,9 @@
 //! in the same process), a re-detection search's scoring with shared visible points against
 //! preparing every placement (ratio in one process), a particle's region loss and gradient in
 //! lanes against line by line (ratio in one process), and ADD-S with bounded against unbounded
-//! nearest-neighbour queries (ratio in one process); then the machine's load average.
+//! nearest-neighbour queries (ratio in one process), and whole tracker frames (two boxes, one of
+//! them lost and searched for) in a pool of one thread against two, the same poses asserted
+//! (ratio in one process); then the machine's load average.
 use hdpf::domains::pose::modality::depth::{DepthModality, DepthParams};
 use hdpf::domains::pose::modality::spec::detection_losses_one_by_one;
 use hdpf::domains::pose::modality::visible::{visible_points, Silhouette};
@@ -108,6 +110,7 @@ fn main() {
     region_preparation(&cam, &obj, &pose);
     region_lanes_against_line_by_line(&cam);
     adds_bounded_against_unbounded(&obj.points, &pose);
+    tracker_frames_at_one_and_two_threads(&cam);
     // The load the numbers were measured under (Linux; 1-, 5- and 15-minute averages).
     let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
     let load: Vec<&str> = load.split_whitespace().take(3).collect();
@@ -249,4 +252,105 @@ fn fastest_block(calls: usize, mut f: impl FnMut(usize)) -> f64 {
             t0.elapsed().as_secs_f64() * 1e6 / calls as f64
         })
         .fold(f64::INFINITY, f64::min)
+}
+
+/// Whole tracker frames, `TrackerConfig::default()` (rfpf-newton, 100 particles, depth + region,
+/// re-detection on): two textured-background boxes sliding 12 mm per frame, the second jumping
+/// 5 cm at frame 12 (lost, searched for: the held object-frames are counted), 24 frames, in a
+/// pool of one thread and of two, each the best of three runs by its p50 frame time; the poses
+/// must be the same bits.
+fn tracker_frames_at_one_and_two_threads(cam: &hdpf::core::geometry::camera::Camera) {
+    use hdpf::domains::pose::render::{render, Background, RenderObject, RenderOptions};
+    use hdpf::domains::pose::tracker::{Tracker, TrackerConfig};
+    let meshes = [
+        hdpf::domains::pose::Mesh::cuboid(0.1, 0.07, 0.05).unwrap(),
+        hdpf::domains::pose::Mesh::cuboid(0.06, 0.09, 0.04).unwrap(),
+    ];
+    let at = |b: usize, t: usize| {
+        let jump = if b == 1 && t >= 12 { 0.05 } else { 0.0 };
+        let x = [-0.09, 0.09][b] + 0.012 * t as f64 + jump;
+        Isometry3::new(
+            Vector3::new(x - 0.12, 0.01, 0.8),
+            Vector3::new(0.4, 0.3 + b as f64, 0.2),
+        )
+    };
+    let options = RenderOptions {
+        background: Background::Texture { seed: 5 },
+        ..RenderOptions::default()
+    };
+    let frames: Vec<RgbdFrame> = (0..24)
+        .map(|t| {
+            let objects: Vec<_> = (0..2)
+                .map(|b| RenderObject {
+                    mesh: &meshes[b],
+                    pose: at(b, t),
+                    color: [[210, 60, 40], [40, 180, 90]][b],
+                })
+                .collect();
+            let r = render(cam, &objects, &options).unwrap();
+            let rgb = image::RgbImage::from_raw(cam.width, cam.height, r.rgb.concat()).unwrap();
+            let (w, h) = (cam.width as usize, cam.height as usize);
+            let depth = ImageF32 {
+                width: w,
+                height: h,
+                data: r.depth,
+            };
+            RgbdFrame::new(t as u32, *cam, Some(rgb), Some(depth))
+        })
+        .collect();
+    let models: Vec<_> = (0..2)
+        .map(|b| ObjectModel::from_mesh(b as u32 + 1, &meshes[b], 3000, 0).unwrap())
+        .collect();
+    let run = || {
+        let starts = (0..2).map(|b| at(b, 0)).collect();
+        let mut tracker = Tracker::new(TrackerConfig::default(), models.clone(), starts).unwrap();
+        let (mut times, mut poses, mut held) = (Vec::new(), Vec::new(), 0);
+        for frame in &frames {
+            let t0 = std::time::Instant::now();
+            let out = tracker.step(frame).unwrap();
+            times.push(t0.elapsed().as_secs_f64() * 1e3);
+            poses.extend(out.poses.iter().map(|p| p.to_homogeneous()));
+            held += out.judgement.iter().filter(|j| j.held).count();
+        }
+        times.sort_by(f64::total_cmp);
+        let pick = |q: f64| times[((times.len() - 1) as f64 * q).round() as usize];
+        ((pick(0.5), pick(0.95)), (poses, held))
+    };
+    let in_pool = |threads: usize| {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap();
+        let runs: Vec<_> = (0..3).map(|_| pool.install(run)).collect();
+        let poses = runs[0].1.clone();
+        assert!(
+            runs.iter().all(|r| r.1 == poses),
+            "{threads} threads: runs differ"
+        );
+        let best =
+            runs.iter().map(|r| r.0).fold(
+                (f64::INFINITY, 0.0),
+                |a, b| {
+                    if b.0 < a.0 {
+                        b
+                    } else {
+                        a
+                    }
+                },
+            );
+        (best, poses)
+    };
+    let ((one, one_tail), (poses_one, held)) = in_pool(1);
+    let ((two, two_tail), (poses_two, _)) = in_pool(2);
+    assert!(
+        poses_one == poses_two,
+        "one and two threads gave different poses"
+    );
+    println!(
+        "tracker frames (2 boxes, 24 frames, {held} object-frames held by the loss check): p50 / \
+         p95 per frame {one:.2} / {one_tail:.2} ms on one thread, {two:.2} / {two_tail:.2} ms on \
+         two ({:.2}× / {:.2}×), the same poses",
+        two / one,
+        two_tail / one_tail
+    );
 }
