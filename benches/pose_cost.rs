@@ -330,9 +330,7 @@ fn tracker_frames_at_one_and_two_threads(cam: &hdpf::core::geometry::camera::Cam
         for i in order {
             pair[i] = Some(pools[i].install(run));
         }
-        let [Some(one), Some(two)] = pair else {
-            unreachable!()
-        };
+        let [one, two] = pair.map(|p| p.expect("both pools ran"));
         assert!(one.1 == two.1, "one and two threads gave different poses");
         let first = first.get_or_insert_with(|| one.1.clone());
         assert!(one.1 == *first, "repetitions gave different poses");
