@@ -15,10 +15,10 @@
 //! statistics, each group's filter and random streams are their own), so the result is the
 //! group-by-group one, bit for bit, whatever the number of threads; with one filter per object
 //! (the default) a frame of several objects uses every core even where one object's rounds
-//! cannot. The same holds for phase 3: a reading depends on its own object's pose alone, what
-//! an object teaches goes to its own colour statistics, which no other object's judgement or
-//! search reads, and the searches, which do look at the other objects (a placement inside one
-//! is refused), still run one after another in group order.
+//! cannot. The same holds for phase 3: a reading depends on its own object's pose and colour
+//! statistics alone, what an object teaches goes to its own colour statistics, which no other
+//! object's judgement or search reads, and the searches, which do look at the other objects (a
+//! placement inside one is refused), still run one after another in group order.
 
 use super::redetect::Reading;
 use super::{FrameMaps, FrameOutput, Judgement, PoseChart, Refined, RgbdFrame, Tracker};
