@@ -5,7 +5,7 @@
 //! the random walk) is what slow real footage needs; more rounds and a second prediction there
 //! only re-use the frame's data and add noise. A fast frame gets up to
 //! [`rounds`](super::TrackerConfig::rounds) rounds coarse to fine and, with
-//! [`MotionModel::Auto`], both predictions ([`MotionModel::BestOf`]). A frame is
+//! [`MotionModel::Auto`], the damped constant-velocity prediction. A frame is
 //! fast for an object group when
 //!
 //! ```text
@@ -210,9 +210,10 @@ mod tests {
     /// A box at rest for three frames, then 15 mm sideways (16 px) and at rest again, `gn` on
     /// depth. Nothing in the past motion announces the jump, so its frame starts slow (2 rounds);
     /// the slow refinement has to move the estimate by more than the 6 mm threshold, so the frame
-    /// is refined again as fast (8 rounds, both predictions). Measured at the jump frame: 0.42 mm
-    /// paced, 5.6 mm never fast (a threshold of 1 m: the two slow rounds stop short). The
-    /// bounds (deterministic run) say "on the box" (< 1 mm) and "left behind" (> 3 mm).
+    /// is refined again as fast (8 rounds, the constant velocity: at rest, the last pose).
+    /// Measured at the jump frame: 0.42 mm paced, 5.6 mm never fast (a threshold of 1 m: the two
+    /// slow rounds stop short). The bounds (deterministic run) say "on the box" (< 1 mm) and
+    /// "left behind" (> 3 mm).
     #[test]
     fn a_jump_out_of_rest_is_refined_again_as_a_fast_frame() {
         let start = Isometry3::new(Vector3::new(0.0, 0.0, 0.45), Vector3::new(0.5, -0.6, 0.3));
