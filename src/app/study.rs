@@ -188,7 +188,7 @@ pub fn fast_config(kind: FilterKind, particles: usize, joint: bool, seed: u64) -
         joint,
         seed,
         motion: MotionModel::ConstantVelocity,
-        velocity_damping: 0.8,
+        velocity_damping: Some(0.8),
         motion_sigma: (0.015, 6f64.to_radians()),
         process_noise: (0.006, 2f64.to_radians()),
         unit: 0.008,

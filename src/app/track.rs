@@ -79,9 +79,10 @@ pub struct TrackArgs {
     /// than this (`0`: every frame is fast).
     #[arg(long, default_value_t = FAST_MOTION * 1e3)]
     pub fast_motion_mm: f64,
-    /// Motion prediction: `auto` (the random walk on slow frames, the constant velocity, damped
-    /// to 0.85 of the last increment, on fast ones), `random_walk`, `constant_velocity`, or
-    /// `best_of` (both, each refined by the rounds, the better data fit kept).
+    /// Motion prediction: `auto` (the random walk on slow frames; on fast ones the constant
+    /// velocity damped to 0.85 of the last increment for rfpf-newton, `best_of` for the other
+    /// filters), `random_walk`, `constant_velocity`, or `best_of` (both, each refined by the
+    /// rounds, the better data fit kept).
     #[arg(long, default_value = "auto")]
     pub motion: String,
     /// Re-detection after loss: `on` (the default) or `off`. An object whose depth fit turns far

@@ -181,8 +181,9 @@ pub struct TrackerSpec {
     /// One joint filter over all objects.
     #[serde(default)]
     pub joint: bool,
-    /// `auto` (the default: the random walk on slow frames, the damped constant velocity on fast
-    /// ones), `random_walk`, `constant_velocity` or `best_of`.
+    /// `auto` (the default: the random walk on slow frames; on fast ones the damped constant
+    /// velocity for rfpf-newton, both for the other filters), `random_walk`,
+    /// `constant_velocity` or `best_of`.
     pub motion: Option<Spanned<String>>,
     /// Object ids to track (default: every object with ground truth in the first frame).
     pub objects: Option<Vec<u32>>,

@@ -24,9 +24,9 @@ pub enum MotionModel {
     /// (random walk) alike.
     BestOf,
     /// The frame's pace decides ([`TrackerConfig::fast_motion`]): the random walk on a slow
-    /// frame, the (damped, [`VELOCITY_DAMPING`]) constant velocity on a fast one. The default:
-    /// on the fast sequences as accurate as [`MotionModel::BestOf`] on fast frames, at about
-    /// half its cost (README, "Damped constant velocity on fast frames: the default").
+    /// frame; on a fast one the (damped, [`VELOCITY_DAMPING`]) constant velocity for
+    /// `rfpf-newton`, both predictions ([`MotionModel::BestOf`]) for the other filters
+    /// ([`TrackerConfig::predictions`]). The default.
     Auto,
 }
 
@@ -35,7 +35,8 @@ impl MotionModel {
     /// [`MotionModel::BestOf`] once a previous frame's estimate exists (`has_previous`; after an
     /// uncertain start, from its second frame on); the constant velocity for
     /// [`MotionModel::ConstantVelocity`], and for [`MotionModel::Auto`] on a fast frame with a
-    /// previous estimate; else the random walk.
+    /// previous estimate (as `rfpf-newton` resolves it: [`TrackerConfig::predictions`]); else
+    /// the random walk.
     pub fn candidates(self, has_previous: bool, fast: bool) -> &'static [MotionModel] {
         match (self, has_previous, fast) {
             (MotionModel::BestOf, true, _) => {
@@ -165,8 +166,9 @@ pub struct TrackerConfig {
     pub motion: MotionModel,
     /// Constant-velocity prediction repeats this fraction of the last increment (1 = pure
     /// constant velocity; below 1 damps, so that a lost object's runaway estimate does not keep
-    /// accelerating and a jerk's overshoot decays); [`VELOCITY_DAMPING`] unless configured.
-    pub velocity_damping: f64,
+    /// accelerating and a jerk's overshoot decays); unless configured the filter's own
+    /// ([`default_velocity_damping`], read through [`TrackerConfig::velocity_damping`]).
+    pub velocity_damping: Option<f64>,
     /// One state unit `D`: `unit` metres of translation and `unit / radius` radians of rotation
     /// (so both move the object's surface by about `unit`, which conditions the gradient flow).
     pub unit: f64,
@@ -298,6 +300,18 @@ pub fn default_particle_stride(filter: FilterKind) -> usize {
     }
 }
 
+/// The fraction of the last increment `filter`'s constant-velocity prediction repeats unless
+/// configured: [`VELOCITY_DAMPING`] for rfpf-newton, whose fast frames refine that prediction
+/// alone ([`TrackerConfig::predictions`]); 1 for the others, which refine both predictions and
+/// lost accuracy with the damped one in `bench pose` (held out 31–34: rfpf 2.07 → 4.84 mm, `gn`
+/// 1.92 → 2.37, grad 3.35 → 5.14).
+pub fn default_velocity_damping(filter: FilterKind) -> f64 {
+    match filter {
+        FilterKind::RfpfNewton => VELOCITY_DAMPING,
+        _ => 1.0,
+    }
+}
+
 /// Which selections come from the views ([`TrackerConfig::views`]) unless configured: the region
 /// lines' contour points. The silhouette they replace was most of a fast frame's preparation;
 /// views for the depth term's visible points too lose thin concave objects (the YCB clamps) more
@@ -336,7 +350,7 @@ impl Default for TrackerConfig {
             modalities: default_modalities(),
             joint: false,
             motion: MotionModel::Auto,
-            velocity_damping: VELOCITY_DAMPING,
+            velocity_damping: None,
             unit: 0.004,
             motion_sigma: (0.005, 2f64.to_radians()),
             process_noise: (0.001, 0.3f64.to_radians()),
@@ -372,6 +386,27 @@ impl TrackerConfig {
             seed,
             ..Self::default()
         }
+    }
+
+    /// The predictions a frame of the given pace refines ([`MotionModel::candidates`]), with
+    /// [`MotionModel::Auto`]'s fast frames resolved for the filter: the damped constant velocity
+    /// alone for `rfpf-newton` (as accurate as both on the fast sequences at about half the
+    /// cost: README, "Damped constant velocity on fast frames: the default"), both predictions
+    /// for the other filters, which lost accuracy with it in `bench pose` (`grad` 1.59 → 3.03 mm,
+    /// `gn` 1.16 → 1.37 on 21–24, damped as rfpf-newton's).
+    pub fn predictions(&self, has_previous: bool, fast: bool) -> &'static [MotionModel] {
+        match self.motion {
+            MotionModel::Auto if fast && self.filter != FilterKind::RfpfNewton => {
+                MotionModel::BestOf.candidates(has_previous, fast)
+            }
+            m => m.candidates(has_previous, fast),
+        }
+    }
+
+    /// The constant-velocity prediction's damping ([`Self::velocity_damping`]): as configured,
+    /// else the filter's own [`default_velocity_damping`].
+    pub fn velocity_damping(&self) -> f64 {
+        (self.velocity_damping).unwrap_or_else(|| default_velocity_damping(self.filter))
     }
 
     /// The stride of a cloud's particle moves ([`Self::particle_stride`]): as configured, else
@@ -493,7 +528,7 @@ impl TrackerConfig {
             ("process_noise (rotation)", pn.1),
             ("fast_motion", self.fast_motion),
             ("round_tol", self.round_tol),
-            ("velocity_damping", self.velocity_damping),
+            ("velocity_damping", self.velocity_damping()),
         ];
         let bad = |v: f64, min_ok: bool| !(v.is_finite() && min_ok);
         if let Some((name, v)) = positive.into_iter().find(|&(_, v)| bad(v, v > 0.0)) {
@@ -706,6 +741,15 @@ mod tests {
         assert_eq!(Auto.candidates(false, true), &[RandomWalk]);
         assert_eq!("auto".parse::<MotionModel>().unwrap(), Auto);
         assert_eq!(TrackerConfig::default().motion, Auto);
+        // Resolved per filter: rfpf-newton the constant velocity, the others both.
+        let newton = TrackerConfig::new(FilterKind::RfpfNewton, 10, 0);
+        assert_eq!(newton.predictions(true, true), &[ConstantVelocity]);
+        for filter in [FilterKind::Gn, FilterKind::Rfpf, FilterKind::Sir] {
+            let c = TrackerConfig::new(filter, 10, 0);
+            assert_eq!(c.predictions(true, true), &[RandomWalk, ConstantVelocity]);
+            assert_eq!(c.predictions(true, false), &[RandomWalk]);
+            assert_eq!(c.predictions(false, true), &[RandomWalk]);
+        }
     }
 
     #[test]

@@ -5,7 +5,8 @@
 //! the random walk) is what slow real footage needs; more rounds and a second prediction there
 //! only re-use the frame's data and add noise. A fast frame gets up to
 //! [`rounds`](super::TrackerConfig::rounds) rounds coarse to fine and, with
-//! [`MotionModel::Auto`], the damped constant-velocity prediction. A frame is
+//! [`MotionModel::Auto`], the damped constant-velocity prediction (`rfpf-newton`) or both
+//! predictions (the other filters: [`super::TrackerConfig::predictions`]). A frame is
 //! fast for an object group when
 //!
 //! ```text
@@ -142,7 +143,7 @@ impl Tracker {
     ) -> Result<Refined> {
         let members = input.1;
         let has_previous = self.states[members[0]].previous.is_some();
-        let motions = self.config.motion.candidates(has_previous, fast);
+        let motions = self.config.predictions(has_previous, fast);
         let predict = |motion: MotionModel| -> Vec<PoseChart> {
             (members.iter())
                 .map(|&k| self.predicted_chart(k, motion))
