@@ -384,7 +384,7 @@ fn tracker_tables_take_rounds_redetect_and_the_newton_filters() {
     );
     let paced = text.replace(
         "rounds = 4",
-        "rounds = 4\nslow_rounds = 3\nfast_motion_mm = 10.0\nparticle_rounds = 2\nparticle_stride = 3\nviews = true",
+        "rounds = 4\nslow_rounds = 3\nfast_motion_mm = 10.0\nparticle_rounds = 2\nparticle_stride = 3\nviews = true\nvelocity_damping = 0.5",
     );
     let l = launch::load_str(Path::new("good.toml"), &paced, &[]).unwrap();
     let gn = l.tracker_config(&l.file.tracker[1]).unwrap();
@@ -397,6 +397,19 @@ fn tracker_tables_take_rounds_redetect_and_the_newton_filters() {
         "rfpf reads every correspondence unless told"
     );
     assert_eq!((plain.views, gn.views), (VIEWS, Views::On));
+    // The constant velocity's damping: the filter's own (1 for rfpf), or the key's.
+    assert_eq!(
+        (plain.velocity_damping(), gn.velocity_damping()),
+        (1.0, 0.5)
+    );
+    let e = err(
+        &paced.replace("velocity_damping = 0.5", "velocity_damping = -1.0"),
+        &[],
+    );
+    assert!(
+        e.contains("tracker[1].velocity_damping") && e.contains("-1"),
+        "{e}"
+    );
     let keys = [
         ("\"contour\"", Views::Contour),
         ("\"off\"", Views::Off),

@@ -85,6 +85,7 @@ fn track_args(root: &Path, out: &Path) -> TrackArgs {
         slow_rounds: 1,
         fast_motion_mm: 6.0,
         motion: "random_walk".into(),
+        velocity_damping: None,
         redetect: "off".into(),
         mean_step: "on".into(),
         views: hdpf::domains::pose::tracker::VIEWS.name().into(),

@@ -64,11 +64,9 @@ pub struct TrackArgs {
     #[arg(long, default_value_t = PARTICLE_ROUNDS)]
     pub particle_rounds: usize,
     /// A cloud's filter update reads every Nth depth chunk and about 1/N of the region lines
-    /// (1–20): each particle's loss and gradient are estimated from that subset, while the Newton
-    /// curvature, the mean step and the loss judgement read all (README, "Particle moves on a
-    /// stride of the correspondences" and "Contour views and stride 2: the default"). `gn`, and
-    /// the edge and depth-edge modalities, read all. Default: 2 for rfpf-newton, 1 for the other
-    /// filters.
+    /// (1–20); the Newton curvature, the mean step and the loss judgement read all, as do `gn`
+    /// and the edge modalities (README, "Particle moves on a stride of the correspondences").
+    /// Default: 2 for rfpf-newton, 1 for the other filters.
     #[arg(long)]
     pub particle_stride: Option<usize>,
     /// Correspondence rounds per slow frame (1–20; clamped to `--rounds`).
@@ -79,12 +77,15 @@ pub struct TrackArgs {
     /// than this (`0`: every frame is fast).
     #[arg(long, default_value_t = FAST_MOTION * 1e3)]
     pub fast_motion_mm: f64,
-    /// Motion prediction: `auto` (the random walk on slow frames; on fast ones the constant
-    /// velocity damped to 0.85 of the last increment for rfpf-newton, `best_of` for the other
-    /// filters), `random_walk`, `constant_velocity`, or `best_of` (both, each refined by the
-    /// rounds, the better data fit kept).
+    /// Motion prediction: `auto` (the random walk on slow frames; on fast ones the damped
+    /// constant velocity for rfpf-newton, `best_of` for the other filters), `random_walk`,
+    /// `constant_velocity`, or `best_of` (both, each refined by the rounds, the better fit kept).
     #[arg(long, default_value = "auto")]
     pub motion: String,
+    /// The fraction of the last increment a constant-velocity prediction repeats (≥ 0; default
+    /// 0.85 for rfpf-newton, 1 for the other filters; README, "Damped constant velocity").
+    #[arg(long)]
+    pub velocity_damping: Option<f64>,
     /// Re-detection after loss: `on` (the default) or `off`. An object whose depth fit turns far
     /// worse than its running level is searched for around its prediction and last good pose,
     /// and restarted where it fits as well as it did while tracked (README, "Re-detection").
@@ -254,12 +255,9 @@ impl TrackingSummary {
 
 /// Parse `3,6` into object ids.
 fn parse_ids(s: &str) -> Result<Vec<u32>> {
+    let bad = |_| Error::param("objects", s, "expected comma-separated ids");
     s.split(',')
-        .map(|x| {
-            x.trim()
-                .parse()
-                .map_err(|_| Error::param("objects", s, "expected comma-separated ids"))
-        })
+        .map(|x| x.trim().parse().map_err(bad))
         .collect()
 }
 
@@ -277,6 +275,7 @@ pub fn config_from_args(args: &TrackArgs) -> Result<TrackerConfig> {
     if let Some(n) = args.particle_stride {
         c = c.with_particle_stride(n)?;
     }
+    c = c.with_velocity_damping(args.velocity_damping)?;
     c.joint = args.joint;
     c.uncertain_start |= args.init_results.is_some();
     c.motion = args.motion.parse()?;

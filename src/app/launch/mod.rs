@@ -185,6 +185,10 @@ pub struct TrackerSpec {
     /// velocity for rfpf-newton, both for the other filters), `random_walk`,
     /// `constant_velocity` or `best_of`.
     pub motion: Option<Spanned<String>>,
+    /// The fraction of the last increment a constant-velocity prediction repeats (finite, ≥ 0;
+    /// default the filter's own, [`crate::domains::pose::tracker::default_velocity_damping`]), as
+    /// `hdpf track --velocity-damping`.
+    pub velocity_damping: Option<Spanned<f64>>,
     /// Object ids to track (default: every object with ground truth in the first frame).
     pub objects: Option<Vec<u32>>,
     /// Gradient step η of rfpf / grad (finite, > 0).
@@ -420,6 +424,9 @@ impl Launch {
         c.modalities = modalities;
         c.joint = t.joint;
         c.motion = motion;
+        if let Some(d) = &t.velocity_damping {
+            c = (c.with_velocity_damping(Some(*d.get_ref()))).map_err(|e| self.error_at(d, e))?;
+        }
         if let Some(eta) = &t.eta {
             if !(eta.get_ref().is_finite() && *eta.get_ref() > 0.0) {
                 let why = format!("eta = {} must be finite and > 0", eta.get_ref());

@@ -461,6 +461,21 @@ impl TrackerConfig {
         Ok(self)
     }
 
+    /// With the constant-velocity damping `damping` ([`Self::velocity_damping`]; `None`: the
+    /// filter's own); an error naming `velocity_damping` and the value unless it is finite and
+    /// `≥ 0`.
+    pub fn with_velocity_damping(mut self, damping: Option<f64>) -> Result<Self> {
+        if let Some(d) = damping.filter(|d| !(d.is_finite() && *d >= 0.0)) {
+            return Err(Error::param(
+                "velocity_damping",
+                d,
+                "must be finite and ≥ 0",
+            ));
+        }
+        self.velocity_damping = damping;
+        Ok(self)
+    }
+
     /// With `slow_rounds` rounds per slow frame and the pace threshold `fast_motion` (metres);
     /// an error naming the value unless `1 ≤ slow_rounds ≤ 20` and `fast_motion` is finite and
     /// `≥ 0`.
@@ -690,6 +705,26 @@ mod tests {
             };
             let e = by_hand.validate().unwrap_err();
             assert!(e.to_string().contains("particle_stride"), "{e}");
+        }
+    }
+
+    #[test]
+    fn the_velocity_damping_is_the_filters_own_unless_set_and_refuses_bad_values() {
+        let newton = TrackerConfig::new(FilterKind::RfpfNewton, 10, 0);
+        assert_eq!(newton.velocity_damping(), VELOCITY_DAMPING);
+        assert_eq!(
+            TrackerConfig::new(FilterKind::Sir, 10, 0).velocity_damping(),
+            1.0
+        );
+        let set = newton.clone().with_velocity_damping(Some(0.5)).unwrap();
+        assert_eq!(set.velocity_damping(), 0.5);
+        assert_eq!(
+            set.with_velocity_damping(None).unwrap().velocity_damping(),
+            0.85
+        );
+        for bad in [-0.1, f64::NAN, f64::INFINITY] {
+            let e = (newton.clone().with_velocity_damping(Some(bad))).unwrap_err();
+            assert!(e.to_string().contains("velocity_damping"), "{e}");
         }
     }
 
