@@ -219,6 +219,14 @@ fn bad_flags_and_sizes_are_refused_naming_the_value() {
             vec!["motion", "sometimes"],
         ),
         (
+            with(&["--velocity-damping=-1"]),
+            vec!["velocity_damping", "-1"],
+        ),
+        (
+            with(&["--velocity-damping", "nan"]),
+            vec!["velocity_damping", "NaN"],
+        ),
+        (
             with(&["--particles", "100000000000"]),
             vec!["particles", "100000000000", "memory"],
         ),

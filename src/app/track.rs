@@ -82,8 +82,8 @@ pub struct TrackArgs {
     /// `constant_velocity`, or `best_of` (both, each refined by the rounds, the better fit kept).
     #[arg(long, default_value = "auto")]
     pub motion: String,
-    /// The fraction of the last increment a constant-velocity prediction repeats (≥ 0; default
-    /// 0.85 for rfpf-newton, 1 for the other filters; README, "Damped constant velocity").
+    /// The fraction of the last increment a constant-velocity prediction repeats (finite, ≥ 0;
+    /// default 0.85 for rfpf-newton, 1 for the others; README, "Damped constant velocity …").
     #[arg(long)]
     pub velocity_damping: Option<f64>,
     /// Re-detection after loss: `on` (the default) or `off`. An object whose depth fit turns far

@@ -211,7 +211,7 @@ mod tests {
     /// A box at rest for three frames, then 15 mm sideways (16 px) and at rest again, `gn` on
     /// depth. Nothing in the past motion announces the jump, so its frame starts slow (2 rounds);
     /// the slow refinement has to move the estimate by more than the 6 mm threshold, so the frame
-    /// is refined again as fast (8 rounds, the constant velocity: at rest, the last pose).
+    /// is refined again as fast (8 rounds, both predictions for `gn`: at rest both the last pose).
     /// Measured at the jump frame: 0.42 mm paced, 5.6 mm never fast (a threshold of 1 m: the two
     /// slow rounds stop short). The bounds (deterministic run) say "on the box" (< 1 mm) and
     /// "left behind" (> 3 mm).
