@@ -388,7 +388,7 @@ impl TrackerConfig {
         }
     }
 
-    /// The predictions a frame of the given pace refines ([`MotionModel::candidates`]), with
+    /// The predictions a frame of the given pace refines (those [`Self::motion`] names), with
     /// [`MotionModel::Auto`]'s fast frames resolved for the filter: the damped constant velocity
     /// alone for `rfpf-newton` (as accurate as both on the fast sequences at about half the
     /// cost: README, "Damped constant velocity on fast frames: the default"), both predictions
