@@ -31,20 +31,17 @@ pub enum MotionModel {
 }
 
 impl MotionModel {
-    /// The predictions to refine on a frame of the given pace (`fast`): both for
-    /// [`MotionModel::BestOf`] once a previous frame's estimate exists (`has_previous`; after an
-    /// uncertain start, from its second frame on); the constant velocity for
-    /// [`MotionModel::ConstantVelocity`], and for [`MotionModel::Auto`] on a fast frame with a
-    /// previous estimate (as `rfpf-newton` resolves it); else the random walk. The tracker asks
-    /// [`TrackerConfig::predictions`], which resolves [`MotionModel::Auto`] per filter.
-    pub(super) fn candidates(self, has_previous: bool, fast: bool) -> &'static [MotionModel] {
-        match (self, has_previous, fast) {
-            (MotionModel::BestOf, true, _) => {
+    /// The predictions a model refines: both for [`MotionModel::BestOf`] once a previous
+    /// frame's estimate exists (`has_previous`; after an uncertain start, from its second frame
+    /// on), the constant velocity for [`MotionModel::ConstantVelocity`], else the random walk.
+    /// [`MotionModel::Auto`] stands for one of them per frame and filter: the tracker asks
+    /// [`TrackerConfig::predictions`], which resolves it first.
+    pub(super) fn candidates(self, has_previous: bool) -> &'static [MotionModel] {
+        match (self, has_previous) {
+            (MotionModel::BestOf, true) => {
                 &[MotionModel::RandomWalk, MotionModel::ConstantVelocity]
             }
-            (MotionModel::ConstantVelocity, _, _) | (MotionModel::Auto, true, true) => {
-                &[MotionModel::ConstantVelocity]
-            }
+            (MotionModel::ConstantVelocity, _) => &[MotionModel::ConstantVelocity],
             _ => &[MotionModel::RandomWalk],
         }
     }
@@ -395,12 +392,15 @@ impl TrackerConfig {
     /// for the other filters, which lost accuracy with it in `bench pose` (`grad` 1.59 → 3.03 mm,
     /// `gn` 1.16 → 1.37 on 21–24, damped as rfpf-newton's).
     pub fn predictions(&self, has_previous: bool, fast: bool) -> &'static [MotionModel] {
-        match self.motion {
-            MotionModel::Auto if fast && self.filter != FilterKind::RfpfNewton => {
-                MotionModel::BestOf.candidates(has_previous, fast)
+        let motion = match self.motion {
+            MotionModel::Auto if !fast => MotionModel::RandomWalk,
+            MotionModel::Auto if self.filter == FilterKind::RfpfNewton => {
+                MotionModel::ConstantVelocity
             }
-            m => m.candidates(has_previous, fast),
-        }
+            MotionModel::Auto => MotionModel::BestOf,
+            m => m,
+        };
+        motion.candidates(has_previous)
     }
 
     /// The constant-velocity prediction's damping ([`Self::velocity_damping`]): as configured,
@@ -752,14 +752,20 @@ mod tests {
     #[test]
     fn best_of_refines_both_predictions_once_there_is_a_velocity() {
         use MotionModel::*;
+        let c = |motion| TrackerConfig {
+            motion,
+            ..TrackerConfig::default()
+        };
         for fast in [false, true] {
+            let best_of = c(BestOf);
             assert_eq!(
-                BestOf.candidates(true, fast),
+                best_of.predictions(true, fast),
                 &[RandomWalk, ConstantVelocity]
             );
-            assert_eq!(BestOf.candidates(false, fast), &[RandomWalk]);
-            assert_eq!(ConstantVelocity.candidates(true, fast), &[ConstantVelocity]);
-            assert_eq!(RandomWalk.candidates(true, fast), &[RandomWalk]);
+            assert_eq!(best_of.predictions(false, fast), &[RandomWalk]);
+            let cv = c(ConstantVelocity).predictions(true, fast);
+            assert_eq!(cv, &[ConstantVelocity]);
+            assert_eq!(c(RandomWalk).predictions(true, fast), &[RandomWalk]);
         }
         assert_eq!("best_of".parse::<MotionModel>().unwrap(), BestOf);
         let e = "best".parse::<MotionModel>().unwrap_err().to_string();
@@ -769,14 +775,12 @@ mod tests {
     #[test]
     fn auto_predicts_constant_velocity_on_fast_frames_only() {
         use MotionModel::*;
-        assert_eq!(Auto.candidates(true, true), &[ConstantVelocity]);
-        assert_eq!(Auto.candidates(true, false), &[RandomWalk]);
-        assert_eq!(Auto.candidates(false, true), &[RandomWalk]);
         assert_eq!("auto".parse::<MotionModel>().unwrap(), Auto);
         assert_eq!(TrackerConfig::default().motion, Auto);
         // Resolved per filter: rfpf-newton the constant velocity, the others both.
         let newton = TrackerConfig::new(FilterKind::RfpfNewton, 10, 0);
         assert_eq!(newton.predictions(true, true), &[ConstantVelocity]);
+        assert_eq!(newton.predictions(true, false), &[RandomWalk]);
         for filter in [FilterKind::Gn, FilterKind::Rfpf, FilterKind::Sir] {
             let c = TrackerConfig::new(filter, 10, 0);
             assert_eq!(c.predictions(true, true), &[RandomWalk, ConstantVelocity]);
