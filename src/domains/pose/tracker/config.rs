@@ -337,6 +337,15 @@ fn round_count(name: &str, n: usize) -> Result<usize> {
     }
 }
 
+/// `v` if it is finite and `≥ 0`, else an error naming the parameter `name` and the value, with
+/// `why` ("must be finite and ≥ 0", perhaps with its unit).
+fn non_negative(name: &str, v: f64, why: &str) -> Result<f64> {
+    match v.is_finite() && v >= 0.0 {
+        true => Ok(v),
+        false => Err(Error::param(name, v, why)),
+    }
+}
+
 impl Default for TrackerConfig {
     fn default() -> Self {
         Self {
@@ -465,12 +474,8 @@ impl TrackerConfig {
     /// filter's own); an error naming `velocity_damping` and the value unless it is finite and
     /// `≥ 0`.
     pub fn with_velocity_damping(mut self, damping: Option<f64>) -> Result<Self> {
-        if let Some(d) = damping.filter(|d| !(d.is_finite() && *d >= 0.0)) {
-            return Err(Error::param(
-                "velocity_damping",
-                d,
-                "must be finite and ≥ 0",
-            ));
+        if let Some(d) = damping {
+            non_negative("velocity_damping", d, "must be finite and ≥ 0")?;
         }
         self.velocity_damping = damping;
         Ok(self)
@@ -481,13 +486,11 @@ impl TrackerConfig {
     /// `≥ 0`.
     pub fn with_pace(mut self, slow_rounds: usize, fast_motion: f64) -> Result<Self> {
         round_count("slow_rounds", slow_rounds)?;
-        if !(fast_motion.is_finite() && fast_motion >= 0.0) {
-            return Err(Error::param(
-                "fast_motion",
-                fast_motion,
-                "must be finite and ≥ 0 (metres per frame)",
-            ));
-        }
+        non_negative(
+            "fast_motion",
+            fast_motion,
+            "must be finite and ≥ 0 (metres per frame)",
+        )?;
         self.slow_rounds = slow_rounds;
         self.fast_motion = fast_motion;
         Ok(self)
@@ -538,7 +541,7 @@ impl TrackerConfig {
             ("eta", self.eta),
             ("coarse_scale", self.coarse_scale),
         ];
-        let non_negative = [
+        let non_negative_values = [
             ("process_noise (translation)", pn.0),
             ("process_noise (rotation)", pn.1),
             ("fast_motion", self.fast_motion),
@@ -549,8 +552,8 @@ impl TrackerConfig {
         if let Some((name, v)) = positive.into_iter().find(|&(_, v)| bad(v, v > 0.0)) {
             return Err(Error::param(name, v, "must be finite and > 0"));
         }
-        if let Some((name, v)) = non_negative.into_iter().find(|&(_, v)| bad(v, v >= 0.0)) {
-            return Err(Error::param(name, v, "must be finite and ≥ 0"));
+        for (name, v) in non_negative_values {
+            non_negative(name, v, "must be finite and ≥ 0")?;
         }
         if bad(self.round_coarse, self.round_coarse >= 1.0) {
             return Err(Error::param(
