@@ -384,7 +384,7 @@ fn tracker_tables_take_rounds_redetect_and_the_newton_filters() {
     );
     let paced = text.replace(
         "rounds = 4",
-        "rounds = 4\nslow_rounds = 3\nfast_motion_mm = 10.0\nparticle_rounds = 2\nparticle_stride = 3\nviews = true\nvelocity_damping = 0.5",
+        "rounds = 4\nslow_rounds = 3\nfast_motion_mm = 10.0\nparticle_rounds = 2\nparticle_stride = 3\nviews = true\nvelocity_damping = 0.5\nownership = false",
     );
     let l = launch::load_str(Path::new("good.toml"), &paced, &[]).unwrap();
     let gn = l.tracker_config(&l.file.tracker[1]).unwrap();
@@ -397,6 +397,8 @@ fn tracker_tables_take_rounds_redetect_and_the_newton_filters() {
         "rfpf reads every correspondence unless told"
     );
     assert_eq!((plain.views, gn.views), (VIEWS, Views::On));
+    // Depth ownership between objects: on unless the key turns it off.
+    assert_eq!((plain.ownership, gn.ownership), (true, false));
     // The constant velocity's damping: the filter's own (1 for rfpf), or the key's.
     assert_eq!(
         (plain.velocity_damping(), gn.velocity_damping()),

@@ -88,6 +88,7 @@ fn track_args(root: &Path, out: &Path) -> TrackArgs {
         velocity_damping: None,
         redetect: "off".into(),
         mean_step: "on".into(),
+        ownership: "on".into(),
         views: hdpf::domains::pose::tracker::VIEWS.name().into(),
         joint: false,
         seed: 0,
@@ -449,4 +450,17 @@ fn the_particle_stride_follows_the_filter_unless_given() {
     };
     let e = config_from_args(&refused).unwrap_err().to_string();
     assert!(e.contains("particle_stride"), "{e}");
+}
+
+/// `hdpf track` leaves other objects' readings out of each depth term unless `--ownership off`.
+#[test]
+fn depth_ownership_is_on_unless_turned_off() {
+    let dir = std::env::temp_dir();
+    let base = track_args(&dir, &dir.join("x.csv"));
+    let off = TrackArgs {
+        ownership: "off".into(),
+        ..base.clone()
+    };
+    assert!(config_from_args(&base).unwrap().ownership);
+    assert!(!config_from_args(&off).unwrap().ownership);
 }

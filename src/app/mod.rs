@@ -14,5 +14,6 @@ pub mod plot;
 pub mod replay;
 pub mod study;
 pub mod track;
+pub mod track_args;
 pub mod track_plot;
 pub mod viz;

@@ -199,6 +199,10 @@ pub struct TrackerSpec {
     /// The mean step after each correspondence round (default true, as `hdpf track --mean-step`).
     #[serde(default = "default_true")]
     pub mean_step: bool,
+    /// Whether each object's depth term leaves out the readings other tracked objects explain
+    /// (default true, as `hdpf track --ownership`).
+    #[serde(default = "default_true")]
+    pub ownership: bool,
     /// Which of the depth and region modalities' selections come from each object's sparse
     /// viewpoint model: `"off"`, `"contour"` or `"on"` (`true` / `false` read as `"on"` /
     /// `"off"`; default [`crate::domains::pose::tracker::VIEWS`]), as `hdpf track --views`.
@@ -436,6 +440,7 @@ impl Launch {
         }
         c.redetect = t.redetect.then(RedetectConfig::default);
         c.mean_step = t.mean_step;
+        c.ownership = t.ownership;
         c.views = t.views;
         if let Some(r) = &t.rounds {
             c = c

@@ -5,6 +5,7 @@
 
 use crate::core::error::{Error, Result};
 use crate::core::geometry::Camera;
+use crate::domains::pose::modality::ownership::DepthOwnership;
 use std::sync::{Arc, OnceLock};
 
 /// A single-channel `f32` image (row-major, `data[y·width + x]`), shared between modalities of a frame.
@@ -137,6 +138,10 @@ pub struct RgbdFrame {
     /// Depth registered to the colour camera, metres (0 = missing; the tracker reads values
     /// that are not finite or are negative as missing too: [`RgbdFrame::with_valid_depth`]).
     pub depth: Option<SharedImage>,
+    /// Set by a tracker of several objects for its depth term: per object, the depth without
+    /// the readings the other objects' estimates explain ([`DepthOwnership`]). `None` from the
+    /// readers, and then every object reads `depth`.
+    pub ownership: Option<Arc<DepthOwnership>>,
     grey: OnceLock<SharedImage>,
 }
 
@@ -158,6 +163,7 @@ impl RgbdFrame {
             camera,
             rgb: rgb.map(Arc::new),
             depth: depth.map(Arc::new),
+            ownership: None,
             grey: OnceLock::new(),
         }
     }
@@ -165,6 +171,12 @@ impl RgbdFrame {
     /// The same frame with capture stamp `seconds`.
     pub fn with_stamp(mut self, seconds: f64) -> Self {
         self.stamp = Some(seconds);
+        self
+    }
+
+    /// The same frame with the ownership of its depth readings among tracked objects.
+    pub fn with_ownership(mut self, ownership: DepthOwnership) -> Self {
+        self.ownership = Some(Arc::new(ownership));
         self
     }
 

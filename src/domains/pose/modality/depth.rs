@@ -25,6 +25,7 @@
 use super::lanes::{
     avx2_or_baseline, cell_lanes, lane, place_lanes, rotate_lanes, Lane, CHUNK, ZERO,
 };
+use super::ownership::{DepthOwnership, ForeignMask};
 use super::spec::{FrameTerm, ModalitySpec, Needs, PointCensus};
 use super::views::Shape;
 use super::visible::VisibilityParams;
@@ -120,6 +121,7 @@ impl ModalitySpec for DepthParams {
     fn prepare_frame(&self, frame: &RgbdFrame) -> Result<Arc<dyn FrameTerm>> {
         Ok(Arc::new(DepthFrame {
             depth: frame.need_depth(self.name())?,
+            ownership: frame.ownership.clone(),
             params: *self,
         }))
     }
@@ -132,6 +134,8 @@ impl ModalitySpec for DepthParams {
 /// The depth modality prepared for one frame.
 struct DepthFrame {
     depth: SharedImage,
+    /// Per object, the depth without the readings other tracked objects explain.
+    ownership: Option<Arc<DepthOwnership>>,
     params: DepthParams,
 }
 
@@ -141,18 +145,14 @@ impl FrameTerm for DepthFrame {
         &self,
         camera: &Camera,
         chart: &PoseChart,
-        _object: usize,
+        object: usize,
         shape: &Shape,
         widen: f64,
     ) -> Box<dyn Modality> {
         let params = self.params.scaled(widen);
-        Box::new(DepthModality::prepare(
-            self.depth.clone(),
-            *camera,
-            chart,
-            shape,
-            params,
-        ))
+        let foreign = (self.ownership.as_ref()).and_then(|o| o.mask_of(object));
+        let depth = DepthModality::prepare(self.depth.clone(), *camera, chart, shape, params);
+        Box::new(depth.with_foreign(foreign))
     }
 
     /// The loss at scale 1 divided by its outlier constant times `n_eff`, with points over
@@ -244,6 +244,8 @@ pub struct DepthModality {
     /// The cost of a missing point: `missing_cost` outlier constants, or 0 (ignored) unless
     /// `missing_cost > 0`.
     missing: f64,
+    /// The readings other tracked objects explain, read as missing.
+    foreign: Option<ForeignMask>,
 }
 
 /// The points of one chunk placed at a motion and classified, component by component (a
@@ -321,7 +323,15 @@ impl DepthModality {
                 true => params.missing_cost * params.outlier_cost(),
                 false => 0.0,
             },
+            foreign: None,
         }
+    }
+
+    /// The same, reading the pixels that `foreign` marks as another object's as missing
+    /// ([`super::ownership`]; `None`: every pixel as it is).
+    pub fn with_foreign(mut self, foreign: Option<ForeignMask>) -> Self {
+        self.foreign = foreign;
+        self
     }
 
     /// Place `chunk` at `motion` and classify its points into `l` ([`Lanes`]). A point's pixel
@@ -340,6 +350,9 @@ impl DepthModality {
             &mut l.frac,
             &mut l.inside,
         );
+        if let Some(mask) = &self.foreign {
+            mask.drop_foreign(&l.uv, &l.frac, &l.inside[..l.len], &mut l.px);
+        }
         self.classify(l);
     }
 
@@ -719,6 +732,52 @@ mod tests {
         modality_of(params, &Shape::from(model()))
     }
 
+    /// With another object's surface over part of the grid, the term with the ownership mask
+    /// gives the loss and gradient of the same term on the depth with those readings erased
+    /// (missing), bit for bit, at motions that carry the points across the mask's edge.
+    #[test]
+    fn foreign_readings_read_as_missing() {
+        use super::super::ownership::{DepthOwnership, OwnershipParams};
+        let c = cam();
+        let depth = surface_depth(&c);
+        // Object 1 lies on the observed surface right of pixel column 84 (rows 50–70).
+        let on_surface = (50..=70)
+            .flat_map(|v| (85..=110).map(move |u| (u as f64, v as f64)))
+            .map(|(u, v)| c.backproject(u, v, depth.data[v as usize * 160 + u as usize] as f64))
+            .collect();
+        let grid = model().iter().map(|p| m_reference() * p.p).collect();
+        let own = DepthOwnership::new(&depth, &c, &[grid, on_surface], &OwnershipParams::default());
+        let mask = own.mask_of(0).expect("object 1 is near object 0");
+        let mut erased = depth.clone();
+        for (i, d) in erased.data.iter_mut().enumerate() {
+            if mask.foreign(i % 160, i / 160) {
+                *d = 0.0;
+            }
+        }
+        assert!(erased.data.iter().filter(|d| **d == 0.0).count() > 300);
+        let chart = PoseChart::new(m_reference(), &Vector3::zeros());
+        let (shape, params) = (Shape::from(model()), DepthParams::default());
+        let masked = DepthModality::prepare(Arc::new(depth), c, &chart, &shape, params)
+            .with_foreign(Some(mask));
+        let plain = DepthModality::prepare(Arc::new(erased), c, &chart, &shape, params);
+        for k in 0..7 {
+            let xi = Vector6::new(
+                0.002 * k as f64,
+                -0.001,
+                0.0005,
+                0.01,
+                -0.02 * k as f64,
+                0.0,
+            );
+            let (mut ga, mut gb) = (Vector6::zeros(), Vector6::zeros());
+            let (a, b) = (
+                masked.loss_grad(&xi, &mut ga),
+                plain.loss_grad(&xi, &mut gb),
+            );
+            assert_eq!((a, ga), (b, gb), "at {xi:?}");
+        }
+    }
+
     /// The census counts each point by the class that decides its cost: the grid's 11 columns
     /// project 3.2 px apart (u ≈ 66.3, 69.5, …, 98.5), and the depth image is pushed 5 cm nearer
     /// left of pixel column 72 (two point columns hidden), erased over columns 74–77 (one
@@ -745,7 +804,11 @@ mod tests {
         let census = m.census();
         // The frame term gives the same census with its detection loss, the one that
         // `detection_loss` gives, from one preparation.
-        let term = DepthFrame { depth, params };
+        let term = DepthFrame {
+            depth,
+            ownership: None,
+            params,
+        };
         let shape = Shape::from(model());
         let (loss, counted) = term.detection_census(&c, &chart, &shape).unwrap();
         assert_eq!(counted, census);
@@ -800,6 +863,7 @@ mod tests {
         // fast path must equal scoring each shifted pose on its own.
         let c = cam();
         let term = DepthFrame {
+            ownership: None,
             depth: Arc::new(surface_depth(&c)),
             params: DepthParams::default(),
         };

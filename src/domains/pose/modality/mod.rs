@@ -32,6 +32,7 @@ pub mod depth_edge;
 pub mod edge;
 mod lanes;
 pub mod line_lanes;
+pub mod ownership;
 pub mod region;
 pub mod registry;
 pub mod spec;

@@ -356,6 +356,11 @@ impl Shape {
         }
     }
 
+    /// The oriented surface samples (model frame).
+    pub fn samples(&self) -> &[SurfacePoint] {
+        &self.points
+    }
+
     /// The distance of the farthest sample from `centre` (model frame; 0 without samples).
     pub fn radius_about(&self, centre: &Vector3<f64>) -> f64 {
         (self.points.iter()).fold(0.0, |r: f64, p| r.max((p.p.coords - centre).norm()))

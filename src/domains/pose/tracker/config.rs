@@ -221,6 +221,12 @@ pub struct TrackerConfig {
     /// default: on the fast real-mesh sequences 21–24 it takes rfpf-newton's mean ADD-S from 2.79
     /// to 1.46 mm (README, "The mean step; rfpf-newton the default").
     pub mean_step: bool,
+    /// Whether each object's depth term leaves out the readings that the other objects'
+    /// estimates explain ([`crate::domains::pose::modality::ownership`]; on by default: from
+    /// `--init-noise 20mm,10deg` on ycbv-mini it keeps YCB-V's wood block under the pudding box,
+    /// which otherwise tilts 18° onto the box on two seeds of 16; README, "Depth ownership
+    /// between objects").
+    pub ownership: bool,
     /// Rounds of a frame in which the filter moves its particles (≥ 1; default
     /// [`PARTICLE_ROUNDS`]). A later round of a cloud with [`Self::mean_step`] on re-prepares the
     /// modalities and takes the mean step alone: one loss, gradient and curvature at the mean
@@ -375,6 +381,7 @@ impl Default for TrackerConfig {
             round_levels: 3,
             round_tol: 0.1,
             mean_step: true,
+            ownership: true,
             particle_rounds: PARTICLE_ROUNDS,
             particle_stride: None,
             views: VIEWS,

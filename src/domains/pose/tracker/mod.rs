@@ -71,6 +71,7 @@ pub use redetect::RedetectConfig;
 use crate::core::error::{Error, Result};
 use crate::core::filter::mean_step::mean_step;
 use crate::core::filter::{Filter, FilterKind, FilterSpec, ParticleSet, Preset};
+use crate::domains::pose::modality::ownership::{DepthOwnership, OwnershipParams};
 use crate::domains::pose::modality::{FrameTerm, Memory, ObjectTerms, ObservationModel, PoseChart};
 use nalgebra::{Isometry3, Matrix6, Vector3, Vector6};
 use std::sync::Arc;
@@ -285,6 +286,8 @@ impl Tracker {
         frame.check()?;
         let cleaned = frame.with_valid_depth();
         let frame = cleaned.as_ref().unwrap_or(frame);
+        let owned = self.with_ownership(frame);
+        let frame = owned.as_ref().unwrap_or(frame);
         self.span = self.clock.advance(frame.stamp);
         let start = Instant::now();
         let maps = FrameMaps::prepare(&self.config, &self.memories, frame)?;
@@ -295,6 +298,24 @@ impl Tracker {
         self.frames += 1;
         out.poses = self.estimates();
         Ok(out)
+    }
+
+    /// `frame` with the ownership of its depth readings among the objects at their current
+    /// estimates ([`DepthOwnership`]), or `None` (the frame as it is) for a single object, a frame
+    /// without depth, or with [`TrackerConfig::ownership`] off.
+    fn with_ownership(&self, frame: &RgbdFrame) -> Option<RgbdFrame> {
+        let depth = frame.depth.as_ref()?;
+        if self.objects.len() < 2 || !self.config.ownership {
+            return None;
+        }
+        let posed = |(object, state): (&ObjectModel, &ObjectState)| {
+            let samples = object.points.samples().iter();
+            samples.map(|s| state.estimate * s.p).collect()
+        };
+        let samples: Vec<Vec<_>> = self.objects.iter().zip(&self.states).map(posed).collect();
+        let params = OwnershipParams::default();
+        let ownership = DepthOwnership::new(depth, &frame.camera, &samples, &params);
+        Some(frame.clone().with_ownership(ownership))
     }
 
     /// The correspondence rounds of one frame for group `g` from the `predicted` charts
@@ -1319,12 +1340,14 @@ pub(crate) mod tests {
     /// An object's poses do not depend on the objects tracked after it: the box tracked alone
     /// and first of two (the second from another start) gets the same poses, bit for bit, from
     /// the noisy start's search through the fast frames' rounds (re-detection off: a placement
-    /// checks the other objects on purpose).
+    /// checks the other objects on purpose; depth ownership off: it leaves out the readings the
+    /// other objects explain on purpose, and here the second is the same box).
     #[test]
     fn an_objects_poses_do_not_depend_on_the_objects_after_it() {
         let frames = jumping_box_frames();
         let config = TrackerConfig {
             redetect: None,
+            ownership: false,
             ..noisy_fast_config()
         };
         let alone = track_boxes(config.clone(), &frames, &[(0.006, 0.0)]);
