@@ -150,19 +150,26 @@ impl DepthOwnership {
         let windows: Vec<Option<PixelBox>> = (splats.iter())
             .map(|s| s.as_ref().map(|s| window(s.pixel_box(depth), depth)))
             .collect();
+        // Per object `j`, side by side: the readings it explains in the other objects' windows.
+        let claims: Vec<Vec<usize>> = (splats.par_iter().enumerate())
+            .map(|(j, splat)| match splat {
+                Some(splat) => claims(splat, depth, params.tolerance, &windows, j),
+                None => Vec::new(),
+            })
+            .collect();
         let mut owners = vec![0u8; depth.data.len()];
         let mut foreign: Vec<Option<PixelBox>> = vec![None; objects.len()];
-        for (j, splat) in splats.iter().enumerate() {
-            let Some(splat) = splat else { continue };
+        for (j, claimed) in claims.iter().enumerate() {
             let own = j as u8 + 1;
-            for (k, w) in windows.iter().enumerate().filter(|&(k, _)| k != j) {
-                let Some(w) = w else { continue };
-                splat.explained(depth, params.tolerance, *w, |i| {
-                    let m = &mut owners[i];
-                    *m = if *m == 0 || *m == own { own } else { SEVERAL };
-                    let (x, y) = (i % depth.width, i / depth.width);
-                    foreign[k] = Some(grow(foreign[k], x, y));
-                });
+            for &i in claimed {
+                let m = &mut owners[i];
+                *m = if *m == 0 || *m == own { own } else { SEVERAL };
+                let (x, y) = (i % depth.width, i / depth.width);
+                for (k, w) in windows.iter().enumerate().filter(|&(k, _)| k != j) {
+                    if w.is_some_and(|w| holds(w, x, y)) {
+                        foreign[k] = Some(grow(foreign[k], x, y));
+                    }
+                }
             }
         }
         Self {
@@ -191,6 +198,37 @@ fn window((x0, x1, y0, y1): PixelBox, depth: &ImageF32) -> PixelBox {
     let (x0, x1) = (x0.saturating_sub(grow), (x1 + grow).min(depth.width));
     let (y0, y1) = (y0.saturating_sub(grow), (y1 + grow).min(depth.height));
     (x0, x1, y0, y1)
+}
+
+/// The readings `splat` (object `j`'s) explains that lie in another object's window, as pixel
+/// indices in row order.
+fn claims(
+    splat: &Splat,
+    depth: &ImageF32,
+    tolerance: f64,
+    windows: &[Option<PixelBox>],
+    j: usize,
+) -> Vec<usize> {
+    let others: Vec<PixelBox> = (windows.iter().enumerate())
+        .filter_map(|(k, w)| (k != j).then_some(*w)?)
+        .collect();
+    let hull = |a: PixelBox, b: PixelBox| (a.0.min(b.0), a.1.max(b.1), a.2.min(b.2), a.3.max(b.3));
+    let Some(hull) = others.iter().copied().reduce(hull) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    splat.explained(depth, tolerance, hull, |i| {
+        let (x, y) = (i % depth.width, i / depth.width);
+        if others.iter().any(|w| holds(*w, x, y)) {
+            out.push(i);
+        }
+    });
+    out
+}
+
+/// Whether box `b` holds pixel `(x, y)`.
+fn holds((x0, x1, y0, y1): PixelBox, x: usize, y: usize) -> bool {
+    (x0..x1).contains(&x) && (y0..y1).contains(&y)
 }
 
 /// The box `b` grown to hold pixel `(x, y)` (just that pixel when `b` is `None`).
