@@ -150,26 +150,24 @@ impl DepthOwnership {
         let windows: Vec<Option<PixelBox>> = (splats.iter())
             .map(|s| s.as_ref().map(|s| window(s.pixel_box(depth), depth)))
             .collect();
-        // Per object `j`, side by side: the readings it explains in the other objects' windows.
-        let claims: Vec<Vec<usize>> = (splats.par_iter().enumerate())
+        // Per object `j`, side by side: the readings it explains in the other objects' windows,
+        // and for each other object the box of those in its window.
+        let claims: Vec<Claims> = (splats.par_iter().enumerate())
             .map(|(j, splat)| match splat {
                 Some(splat) => claims(splat, depth, params.tolerance, &windows, j),
-                None => Vec::new(),
+                None => (Vec::new(), vec![None; windows.len()]),
             })
             .collect();
         let mut owners = vec![0u8; depth.data.len()];
         let mut foreign: Vec<Option<PixelBox>> = vec![None; objects.len()];
-        for (j, claimed) in claims.iter().enumerate() {
+        for (j, (claimed, boxes)) in claims.iter().enumerate() {
             let own = j as u8 + 1;
             for &i in claimed {
                 let m = &mut owners[i];
                 *m = if *m == 0 || *m == own { own } else { SEVERAL };
-                let (x, y) = (i % depth.width, i / depth.width);
-                for (k, w) in windows.iter().enumerate().filter(|&(k, _)| k != j) {
-                    if w.is_some_and(|w| holds(w, x, y)) {
-                        foreign[k] = Some(grow(foreign[k], x, y));
-                    }
-                }
+            }
+            for (f, b) in foreign.iter_mut().zip(boxes) {
+                *f = union(*f, *b);
             }
         }
         Self {
@@ -200,30 +198,46 @@ fn window((x0, x1, y0, y1): PixelBox, depth: &ImageF32) -> PixelBox {
     (x0, x1, y0, y1)
 }
 
-/// The readings `splat` (object `j`'s) explains that lie in another object's window, as pixel
-/// indices in row order.
+/// The pixel indices (row order) of the readings one object explains in the other objects'
+/// windows, and per object the box of those in its window (`None` for the object itself).
+type Claims = (Vec<usize>, Vec<Option<PixelBox>>);
+
+/// The [`Claims`] of `splat`, object `j`'s.
 fn claims(
     splat: &Splat,
     depth: &ImageF32,
     tolerance: f64,
     windows: &[Option<PixelBox>],
     j: usize,
-) -> Vec<usize> {
-    let others: Vec<PixelBox> = (windows.iter().enumerate())
-        .filter_map(|(k, w)| (k != j).then_some(*w)?)
+) -> Claims {
+    let mut boxes = vec![None; windows.len()];
+    let others: Vec<(usize, PixelBox)> = (windows.iter().enumerate())
+        .filter_map(|(k, w)| (k != j).then_some((k, (*w)?)))
         .collect();
-    let hull = |a: PixelBox, b: PixelBox| (a.0.min(b.0), a.1.max(b.1), a.2.min(b.2), a.3.max(b.3));
-    let Some(hull) = others.iter().copied().reduce(hull) else {
-        return Vec::new();
+    let Some(hull) = others.iter().map(|&(_, w)| Some(w)).reduce(union).flatten() else {
+        return (Vec::new(), boxes);
     };
     let mut out = Vec::new();
     splat.explained(depth, tolerance, hull, |i| {
         let (x, y) = (i % depth.width, i / depth.width);
-        if others.iter().any(|w| holds(*w, x, y)) {
+        let mut any = false;
+        for &(k, _) in others.iter().filter(|(_, w)| holds(*w, x, y)) {
+            boxes[k] = Some(grow(boxes[k], x, y));
+            any = true;
+        }
+        if any {
             out.push(i);
         }
     });
-    out
+    (out, boxes)
+}
+
+/// The smallest box holding both (`None` when neither is given).
+fn union(a: Option<PixelBox>, b: Option<PixelBox>) -> Option<PixelBox> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some((a.0.min(b.0), a.1.max(b.1), a.2.min(b.2), a.3.max(b.3))),
+        (a, b) => a.or(b),
+    }
 }
 
 /// Whether box `b` holds pixel `(x, y)`.
