@@ -452,15 +452,28 @@ fn the_particle_stride_follows_the_filter_unless_given() {
     assert!(e.contains("particle_stride"), "{e}");
 }
 
-/// `hdpf track` leaves other objects' readings out of each depth term unless `--ownership off`.
+/// `hdpf track` leaves other objects' readings out of each depth term unless `--ownership off`
+/// (the arguments parsed as the command line parses them).
 #[test]
 fn depth_ownership_is_on_unless_turned_off() {
-    let dir = std::env::temp_dir();
-    let base = track_args(&dir, &dir.join("x.csv"));
-    let off = TrackArgs {
-        ownership: "off".into(),
-        ..base.clone()
+    #[derive(clap::Parser)]
+    struct Cli {
+        #[command(flatten)]
+        track: TrackArgs,
+    }
+    let parse = |extra: &[&str]| {
+        let argv = ["track", "--dataset=d", "--out=x.csv"].iter().chain(extra);
+        let args = <Cli as clap::Parser>::try_parse_from(argv).unwrap().track;
+        config_from_args(&args).unwrap().ownership
     };
-    assert!(config_from_args(&base).unwrap().ownership);
-    assert!(!config_from_args(&off).unwrap().ownership);
+    assert!(parse(&[]));
+    assert!(!parse(&["--ownership", "off"]));
+    assert!(parse(&["--ownership", "on"]));
+    assert!(<Cli as clap::Parser>::try_parse_from([
+        "track",
+        "--dataset=d",
+        "--out=x",
+        "--ownership=maybe"
+    ])
+    .is_err());
 }

@@ -138,10 +138,11 @@ pub struct RgbdFrame {
     /// Depth registered to the colour camera, metres (0 = missing; the tracker reads values
     /// that are not finite or are negative as missing too: [`RgbdFrame::with_valid_depth`]).
     pub depth: Option<SharedImage>,
-    /// Set by a tracker of several objects for its depth term: per object, the depth without
-    /// the readings the other objects' estimates explain ([`DepthOwnership`]). `None` from the
-    /// readers, and then every object reads `depth`.
-    pub ownership: Option<Arc<DepthOwnership>>,
+    /// Set by a tracker of several objects for its depth term alone: which tracked object's
+    /// estimate explains each reading near each object ([`DepthOwnership`]: the frame's owner
+    /// bytes and a box per object), which that object's depth term then reads as missing.
+    /// `None` from the readers, and then every object reads `depth` whole.
+    pub(crate) ownership: Option<Arc<DepthOwnership>>,
     grey: OnceLock<SharedImage>,
 }
 
@@ -175,7 +176,7 @@ impl RgbdFrame {
     }
 
     /// The same frame with the ownership of its depth readings among tracked objects.
-    pub fn with_ownership(mut self, ownership: DepthOwnership) -> Self {
+    pub(crate) fn with_ownership(mut self, ownership: DepthOwnership) -> Self {
         self.ownership = Some(Arc::new(ownership));
         self
     }

@@ -134,7 +134,7 @@ impl ModalitySpec for DepthParams {
 /// The depth modality prepared for one frame.
 struct DepthFrame {
     depth: SharedImage,
-    /// Per object, the depth without the readings other tracked objects explain.
+    /// Which tracked object explains each reading near each object, when the tracker gave it.
     ownership: Option<Arc<DepthOwnership>>,
     params: DepthParams,
 }
@@ -757,8 +757,10 @@ mod tests {
         assert!(erased.data.iter().filter(|d| **d == 0.0).count() > 300);
         let chart = PoseChart::new(m_reference(), &Vector3::zeros());
         let (shape, params) = (Shape::from(model()), DepthParams::default());
-        let masked = DepthModality::prepare(Arc::new(depth), c, &chart, &shape, params)
-            .with_foreign(Some(mask));
+        let depth = Arc::new(depth);
+        let whole = DepthModality::prepare(depth.clone(), c, &chart, &shape, params);
+        let masked =
+            DepthModality::prepare(depth, c, &chart, &shape, params).with_foreign(Some(mask));
         let plain = DepthModality::prepare(Arc::new(erased), c, &chart, &shape, params);
         for k in 0..7 {
             let xi = Vector6::new(
@@ -775,6 +777,8 @@ mod tests {
                 plain.loss_grad(&xi, &mut gb),
             );
             assert_eq!((a, ga), (b, gb), "at {xi:?}");
+            // The grid reaches the other object's readings: without the mask it reads them.
+            assert_ne!(a, whole.loss_grad(&xi, &mut ga), "at {xi:?}");
         }
     }
 

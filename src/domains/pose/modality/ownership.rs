@@ -11,8 +11,8 @@
 //!
 //! For each object `j` its samples, posed at its estimate, are splatted into a z-buffer of square
 //! cells of `cell_px` pixels, each sample widened to the cells within the expected gap between
-//! samples (`g = 2·√(A/N)` pixels for `N` samples over a projected box of area `A`), nearest
-//! wins. Pixel `p` is *explained by* `j` when
+//! samples (`g = 2·√(A/N)` pixels for the `N` samples in front of the camera over the box of
+//! those on the image, of area `A`), nearest wins. Pixel `p` is *explained by* `j` when
 //!
 //! ```text
 //!   D(p) > 0   and   |D(p) − z_j(cell(p))| < tolerance,
@@ -140,6 +140,10 @@ impl DepthOwnership {
         objects: &[Vec<Point3<f64>>],
         params: &OwnershipParams,
     ) -> Self {
+        if depth.data.len() < depth.width * depth.height {
+            // A malformed image (the frame's check refuses it first): nobody owns anything.
+            return Self::default();
+        }
         let splats: Vec<Option<Splat>> = (objects.par_iter())
             .enumerate()
             .map(|(j, samples)| match j < SEVERAL as usize - 1 {
@@ -161,7 +165,7 @@ impl DepthOwnership {
         let mut owners = vec![0u8; depth.data.len()];
         let mut foreign: Vec<Option<PixelBox>> = vec![None; objects.len()];
         for (j, (claimed, boxes)) in claims.iter().enumerate() {
-            let own = j as u8 + 1;
+            let own = own_byte(j);
             for &i in claimed {
                 let m = &mut owners[i];
                 *m = if *m == 0 || *m == own { own } else { SEVERAL };
@@ -183,10 +187,15 @@ impl DepthOwnership {
         Some(ForeignMask {
             owners: self.owners.clone(),
             width: self.width,
-            own: (k + 1).min(SEVERAL as usize) as u8,
+            own: own_byte(k),
             bounds: (*self.foreign.get(k)?)?,
         })
     }
+}
+
+/// Object `k`'s owner byte (objects from the 255th on, never splatted, share [`SEVERAL`]).
+fn own_byte(k: usize) -> u8 {
+    (k + 1).min(SEVERAL as usize) as u8
 }
 
 /// An object's window: its splat's box `b` widened on every side by a quarter of its larger
@@ -314,17 +323,20 @@ impl Splat {
     /// keeping the nearest.
     fn put(&mut self, cu: f64, cv: f64, z: f64, reach: usize) {
         let (r, o) = (reach as f64, self.origin);
+        // The cells within reach, clamped to the grid in floats first (a sample far off the
+        // grid, or not finite, gives no span, never a wrapped index).
         let span = |x: f64, o: usize, n: usize| {
-            let lo = (x - r).floor().max(o as f64) as usize;
-            let hi = ((x + r).floor().min((o + n) as f64 - 1.0)).max(-1.0);
-            (lo, hi as i64)
+            let (lo, hi) = (o as f64, (o + n) as f64 - 1.0);
+            let (a, b) = ((x - r).floor(), (x + r).floor());
+            (a <= hi && b >= lo).then(|| (a.max(lo) as usize - o, b.min(hi) as usize - o))
         };
-        let (u0, u1) = span(cu, o.0, self.cols);
-        let (v0, v1) = span(cv, o.1, self.rows);
-        for row in v0 as i64..=v1 {
-            for col in u0 as i64..=u1 {
-                let i = (row as usize - o.1) * self.cols + (col as usize - o.0);
-                self.z[i] = self.z[i].min(z);
+        let (Some((u0, u1)), Some((v0, v1))) = (span(cu, o.0, self.cols), span(cv, o.1, self.rows))
+        else {
+            return;
+        };
+        for row in v0..=v1 {
+            for cell in &mut self.z[row * self.cols + u0..=row * self.cols + u1] {
+                *cell = cell.min(z);
             }
         }
     }
@@ -434,7 +446,9 @@ mod tests {
 
     #[test]
     fn a_reading_on_another_objects_surface_is_foreign_and_its_own_is_not() {
-        let (depth, objects) = scene();
+        let (mut depth, objects) = scene();
+        // A hole in the depth on the card's face, inside the board's foreign box.
+        depth.data[60 * 160 + 110] = 0.0;
         let own = DepthOwnership::new(&depth, &cam(), &objects, &OwnershipParams::default());
         let (board, card) = (own.mask_of(0).unwrap(), own.mask_of(1).unwrap());
         // The card's face, in front of the board: the card's, foreign to the board.
@@ -443,8 +457,9 @@ mod tests {
         assert!(card.foreign(70, 60) && !board.foreign(70, 60));
         // The untracked occluder explains itself to nobody: both objects read it.
         assert!(!board.foreign(60, 60) && !card.foreign(60, 60));
-        // Missing depth is nobody's.
-        assert!(!board.foreign(0, 119) && !card.foreign(0, 119));
+        // Missing depth is nobody's, also where the card's surface is.
+        assert!(board.foreign(109, 60) && board.foreign(111, 60));
+        assert!(!board.foreign(110, 60) && !card.foreign(110, 60));
     }
 
     #[test]

@@ -68,7 +68,8 @@ pub trait ModalitySpec: Send + Sync + fmt::Debug {
 pub trait FrameTerm: Send + Sync {
     /// Object `shape`'s term about `chart`, with length scales widened by `widen ≥ 1` where the
     /// modality supports coarse-to-fine (loss, analytic gradient, Gauss–Newton curvature);
-    /// `object` is the object's index in the tracker, for modalities with per-object memory.
+    /// `object` is the object's index in the tracker, for modalities with per-object memory
+    /// and for the depth term's ownership of readings ([`super::ownership`]).
     fn prepare(
         &self,
         camera: &Camera,

@@ -302,10 +302,11 @@ impl Tracker {
 
     /// `frame` with the ownership of its depth readings among the objects at their current
     /// estimates ([`DepthOwnership`]), or `None` (the frame as it is) for a single object, a frame
-    /// without depth, or with [`TrackerConfig::ownership`] off.
+    /// without depth, a tracker without the depth term, or with [`TrackerConfig::ownership`] off.
     fn with_ownership(&self, frame: &RgbdFrame) -> Option<RgbdFrame> {
         let depth = frame.depth.as_ref()?;
-        if self.objects.len() < 2 || !self.config.ownership {
+        let reads_depth = (self.config.modalities.iter()).any(|m| m.spec().name() == "depth");
+        if self.objects.len() < 2 || !self.config.ownership || !reads_depth {
             return None;
         }
         let posed = |(object, state): (&ObjectModel, &ObjectState)| {
@@ -1884,5 +1885,61 @@ pub(crate) mod tests {
         };
         assert_eq!(window_depth(&image, (2.0, 2.0), 1), Some(2.0));
         assert_eq!(window_depth(&image, (4.0, 4.0), 0), None);
+    }
+
+    /// The tracker builds the owners of the depth readings from its objects' estimates, in
+    /// object order: of two boxes side by side in the rendered depth (the nearer one's edge over
+    /// the farther one's), each owns its readings and not the other's; with ownership off, one
+    /// object, or no depth term, it builds none.
+    #[test]
+    fn the_owners_come_from_the_objects_estimates_in_object_order() {
+        use crate::domains::pose::render::{render, RenderObject, RenderOptions};
+        let mesh = Mesh::cuboid(0.06, 0.04, 0.05).unwrap();
+        let k = [500.0, 0.0, 160.0, 0.0, 500.0, 120.0, 0.0, 0.0, 1.0];
+        let cam = Camera::from_k(&k, 320, 240).unwrap();
+        let poses = [
+            Isometry3::translation(-0.04, 0.0, 0.45),
+            Isometry3::translation(0.02, 0.0, 0.40),
+        ];
+        let object = |pose: &Isometry3<f64>| RenderObject {
+            mesh: &mesh,
+            pose: *pose,
+            color: [200; 3],
+        };
+        let objects: Vec<_> = poses.iter().map(object).collect();
+        let r = render(&cam, &objects, &RenderOptions::default()).unwrap();
+        let (width, height) = (320, 240);
+        let depth = ImageF32 {
+            width,
+            height,
+            data: r.depth,
+        };
+        let frame = RgbdFrame::new(0, cam, None, Some(depth));
+        let model = ObjectModel::from_mesh(1, &mesh, 2000, 0).unwrap();
+        let config = depth_only(TrackerConfig::new(FilterKind::Gn, 1, 0));
+        let tracker = |config: &TrackerConfig, n: usize| {
+            Tracker::new(config.clone(), vec![model.clone(); n], poses[..n].to_vec()).unwrap()
+        };
+        let owned = tracker(&config, 2).with_ownership(&frame).unwrap();
+        let own = owned.ownership.as_ref().unwrap();
+        let centre = |p: &Isometry3<f64>| {
+            let (u, v) = cam.project_xyz(&p.translation.vector);
+            (u.round() as usize, v.round() as usize)
+        };
+        let (a, b) = (centre(&poses[0]), centre(&poses[1]));
+        let (m0, m1) = (own.mask_of(0).unwrap(), own.mask_of(1).unwrap());
+        assert!(m0.foreign(b.0, b.1) && !m0.foreign(a.0, a.1));
+        assert!(m1.foreign(a.0, a.1) && !m1.foreign(b.0, b.1));
+        let off = TrackerConfig {
+            ownership: false,
+            ..config.clone()
+        };
+        assert!(tracker(&off, 2).with_ownership(&frame).is_none());
+        assert!(tracker(&config, 1).with_ownership(&frame).is_none());
+        let region = TrackerConfig {
+            modalities: parse_modalities("region").unwrap(),
+            ..config.clone()
+        };
+        assert!(tracker(&region, 2).with_ownership(&frame).is_none());
     }
 }
