@@ -30,6 +30,7 @@
 //! another reads the depth without a mask.
 
 use super::lanes::Lane;
+use super::visible::sample_gap;
 use super::ImageF32;
 use crate::core::geometry::camera::Camera;
 use nalgebra::Point3;
@@ -87,12 +88,8 @@ impl ForeignMask {
     /// window; outside it, never).
     #[inline]
     pub fn foreign(&self, x: usize, y: usize) -> bool {
-        let (x0, x1, y0, y1) = self.bounds;
-        if x < x0 || x >= x1 || y < y0 || y >= y1 {
-            return false;
-        }
-        let m = self.owners.get(y * self.width + x).copied().unwrap_or(0);
-        m != 0 && m != self.own
+        let m = || self.owners.get(y * self.width + x).copied().unwrap_or(0);
+        holds(self.bounds, x, y) && ![0, self.own].contains(&m())
     }
 
     /// Set to 0 (missing) the pixels of a chunk of bilinear reads that hold a reading another
@@ -107,11 +104,13 @@ impl ForeignMask {
         inside: &[bool],
         px: &mut [Lane; 4],
     ) {
+        // A cell touches the box when its corner lies in the box widened by one up and left.
         let (x0, x1, y0, y1) = self.bounds;
+        let reach = (x0.saturating_sub(1), x1, y0.saturating_sub(1), y1);
         for (j, _) in inside.iter().enumerate().filter(|(_, &i)| i) {
             let x = (uv[0][j] - frac[0][j]).round() as usize;
             let y = (uv[1][j] - frac[1][j]).round() as usize;
-            if x + 1 < x0 || x >= x1 || y + 1 < y0 || y >= y1 {
+            if !holds(reach, x, y) {
                 continue;
             }
             let corners = [(x, y), (x + 1, y), (x, y + 1), (x + 1, y + 1)];
@@ -299,7 +298,8 @@ impl Splat {
         if lo.0 > hi.0 {
             return None;
         }
-        let gap = 2.0 * ((hi.0 - lo.0 + 1.0) * (hi.1 - lo.1 + 1.0) / projected.len() as f64).sqrt();
+        let n = projected.len() as f64;
+        let gap = sample_gap(hi.0 - lo.0 + 1.0, hi.1 - lo.1 + 1.0, n);
         let reach = (gap / cell as f64).ceil() as usize;
         let c = cell as f64;
         let first = |x: f64| ((x / c) as usize).saturating_sub(reach);

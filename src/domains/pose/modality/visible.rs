@@ -44,6 +44,13 @@ impl VisibilityParams {
     }
 }
 
+/// The expected gap (pixels) between `count` random surface samples projected over a box of
+/// `width × height` pixels: `g = 2·√(A / N)`, the factor 2 for the uneven spacing of random
+/// samples ([`Silhouette`]'s closing, the depth owners' splat).
+pub(crate) fn sample_gap(width: f64, height: f64, count: f64) -> f64 {
+    2.0 * (width * height / count).sqrt()
+}
+
 /// Whether camera-frame point `q` lies in front of the camera and projects into the image.
 pub(crate) fn shown(cam: &Camera, q: &Vector3<f64>) -> bool {
     let (u, v) = cam.project_xyz(q);
@@ -188,7 +195,7 @@ impl<'a> Silhouette<'a> {
         }
         let count = projected.len() as f64;
         let (cu, cv) = (cu / count, cv / count);
-        let gap = 2.0 * ((hi.0 - lo.0) * (hi.1 - lo.1) / count).sqrt();
+        let gap = sample_gap(hi.0 - lo.0, hi.1 - lo.1, count);
         let k = ((gap / cell_px).ceil() as usize).min(MAX_CLOSING);
         // k + 1 empty cells of margin on every side, so the flood fill reaches around the
         // closed silhouette.
